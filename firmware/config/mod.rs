@@ -1,0 +1,109 @@
+//! Typed configuration of the box.
+//!
+//! The public interface is: [`Config`], [`SipConfig`], [`RtpConfig`], [`ExtensionConfig`],
+//! [`PortRange`], [`ConfigError`], [`load_file`], [`parse_str`].
+//!
+//! The file format (TOML) is documented in `docs/configuration.md`. A config that fails
+//! validation is refused whole: the box does not start half-way.
+
+mod load;
+
+pub use load::{load_file, parse_str, ConfigError};
+
+use std::net::IpAddr;
+
+/// Everything `hakoden run` needs to start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// SIP transports.
+    pub sip: SipConfig,
+    /// RTP relay ports.
+    pub rtp: RtpConfig,
+    /// Provisioned extensions. Empty means "use the demo set" (201-210).
+    pub extensions: Vec<ExtensionConfig>,
+}
+
+/// `[sip]`: where the box listens for SIP.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SipConfig {
+    /// Address the SIP (UDP+TCP) and RTP sockets bind to.
+    pub bind: IpAddr,
+    /// The SIP port, UDP and TCP.
+    pub port: u16,
+    /// Address written into Contact, Via and SDP. `None`: the bind address, or when that is
+    /// unspecified (0.0.0.0) the address of the interface that routes to the LAN.
+    pub advertise: Option<IpAddr>,
+    /// Seconds an unanswered call rings before the caller gets 408 (RFC 3261 Timer C role).
+    pub ring_timeout_s: u32,
+    /// Trust an INVITE without credentials when its source IP:port is a live registration of the
+    /// calling extension (phones that do not answer a 407). Digest is always accepted.
+    pub trust_registered_source: bool,
+}
+
+/// `[rtp]`: the port pool of the media relay.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RtpConfig {
+    /// Inclusive port range; RTP uses the even ports, RTCP the odd port above.
+    pub ports: PortRange,
+}
+
+/// An inclusive UDP port range, `LO-HI`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    /// Lowest port.
+    pub lo: u16,
+    /// Highest port.
+    pub hi: u16,
+}
+
+/// `[[extension]]`: one phone number of the office.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtensionConfig {
+    /// The number dialled to reach it, e.g. `201`; also the SIP auth user name.
+    pub number: String,
+    /// Display name.
+    pub name: String,
+    /// SIP digest password.
+    pub password: String,
+    /// When false, a second call while the phone is in a call gets 486 Busy Here.
+    pub call_waiting: bool,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            bind: IpAddr::from([0, 0, 0, 0]),
+            port: 5060,
+            advertise: None,
+            ring_timeout_s: 60,
+            trust_registered_source: true,
+        }
+    }
+}
+
+impl Default for RtpConfig {
+    fn default() -> Self {
+        RtpConfig { ports: PortRange { lo: 10000, hi: 20000 } }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { sip: SipConfig::default(), rtp: RtpConfig::default(), extensions: Vec::new() }
+    }
+}
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (lo, hi) = s
+            .split_once('-')
+            .ok_or_else(|| format!("`{s}` is not a port range LO-HI"))?;
+        let lo: u16 = lo.trim().parse().map_err(|_| format!("`{lo}` is not a port number"))?;
+        let hi: u16 = hi.trim().parse().map_err(|_| format!("`{hi}` is not a port number"))?;
+        if lo == 0 || hi < lo.saturating_add(3) {
+            return Err(format!("port range {lo}-{hi} must hold at least 4 ports and not start at 0"));
+        }
+        Ok(PortRange { lo, hi })
+    }
+}

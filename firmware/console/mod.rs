@@ -1,0 +1,1 @@
+//! Technician console over a local socket. Placeholder; filled in by the console work.

@@ -1,0 +1,1 @@
+//! `hakoden run`. Placeholder while the engine is written.

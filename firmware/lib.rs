@@ -1,0 +1,26 @@
+//! Hakoden (箱電), the firmware of an on-prem PBX appliance.
+//!
+//! Rooms (see `docs/design.md` and `../shared/ARCHITECTURE.md`):
+//! - [`config`]: typed configuration, defaults, validation.
+//! - [`store`]: the embedded KV store (fjall); the only code that knows it.
+//! - [`sip`]: SIP wire parsing and building, transactions, digest auth, transports.
+//! - [`media`]: SDP, RTP port pool and the RTP/RTCP relay.
+//! - [`engine`]: the sans-IO PBX core: registrar, calls (B2BUA), CDR events.
+//! - [`console`]: the technician console over a local socket.
+//! - [`daemon`]: `hakoden run`: wires the drivers (sockets, clock, store) to the engine.
+//!
+//! Logic rooms (`engine`, `sip`'s transaction code, `media::sdp`, `media::pool`) do no I/O and
+//! read no clock; clippy's `disallowed_methods` enforces the clock half of that rule.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod console;
+pub mod daemon;
+pub mod engine;
+pub mod logger;
+pub mod media;
+pub mod sip;
+pub mod store;
+
+/// The firmware version, stamped by `build.rs` (package version + git revision).
+pub const VERSION: &str = env!("HAKODEN_VERSION");

@@ -1,0 +1,1 @@
+//! RAM ring logger. Placeholder; filled in by the console work.

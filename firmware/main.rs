@@ -1,0 +1,4 @@
+//! The `hakoden` command line.
+fn main() {
+    println!("hakoden {}", hakoden::VERSION);
+}

@@ -1,0 +1,1 @@
+//! The RTP port pool (placeholder; filled in by the media work).

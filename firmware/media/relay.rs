@@ -1,0 +1,1 @@
+//! The RTP/RTCP relay driver (placeholder; filled in by the media work).

@@ -1,0 +1,1 @@
+//! SDP parsing and rendering (placeholder; filled in by the media work).

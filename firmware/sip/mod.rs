@@ -1,0 +1,1 @@
+//! SIP. Placeholder while the wire layer is written.

@@ -1,0 +1,1 @@
+//! The embedded store (fjall). Placeholder; filled in by the store work.
