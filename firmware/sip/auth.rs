@@ -101,10 +101,7 @@ impl Credentials {
             let (k, v) = part.split_once('=')?;
             let v = v.trim();
             let v = match v.strip_prefix('"') {
-                Some(q) => q
-                    .strip_suffix('"')?
-                    .replace("\\\"", "\"")
-                    .replace("\\\\", "\\"),
+                Some(q) => q.strip_suffix('"')?.replace("\\\"", "\"").replace("\\\\", "\\"),
                 None => v.to_string(),
             };
             fields.insert(k.trim().to_ascii_lowercase(), v);
@@ -201,10 +198,7 @@ impl NonceSource {
         if !constant_time_eq(mac.as_bytes(), self.mac(secs, realm).as_bytes()) {
             return NonceState::Invalid;
         }
-        let age = now
-            .saturating_duration_since(self.epoch)
-            .as_secs()
-            .saturating_sub(secs);
+        let age = now.saturating_duration_since(self.epoch).as_secs().saturating_sub(secs);
         if age > NONCE_LIFETIME_S {
             NonceState::Stale
         } else {
@@ -218,9 +212,7 @@ impl NonceSource {
 pub fn challenges(realm: &str, nonce: &str, stale: bool) -> [String; 2] {
     let stale = if stale { ", stale=true" } else { "" };
     [
-        format!(
-            "Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm=SHA-256, qop=\"auth\"{stale}"
-        ),
+        format!("Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm=SHA-256, qop=\"auth\"{stale}"),
         format!("Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\"{stale}"),
     ]
 }
@@ -245,21 +237,13 @@ pub struct AuthGuard {
 impl AuthGuard {
     /// True when `ip` is currently blocked.
     pub fn is_blocked(&self, ip: IpAddr, now: Instant) -> bool {
-        self.entries
-            .get(&ip)
-            .and_then(|e| e.blocked_until)
-            .is_some_and(|until| now < until)
+        self.entries.get(&ip).and_then(|e| e.blocked_until).is_some_and(|until| now < until)
     }
 
     /// Records a failure; returns true when this failure blocked the address.
     pub fn record_failure(&mut self, ip: IpAddr, now: Instant) -> bool {
         if !self.entries.contains_key(&ip) && self.entries.len() >= GUARD_MAX_TRACKED {
-            if let Some(oldest) = self
-                .entries
-                .iter()
-                .min_by_key(|(_, e)| e.last_seen)
-                .map(|(k, _)| *k)
-            {
+            if let Some(oldest) = self.entries.iter().min_by_key(|(_, e)| e.last_seen).map(|(k, _)| *k) {
                 self.entries.remove(&oldest);
             }
         }
@@ -309,10 +293,7 @@ mod tests {
         let ha1 = Algorithm::Md5.hash("201:hakoden:secret");
         let ha2 = Algorithm::Md5.hash("REGISTER:sip:127.0.0.1");
         let good = Algorithm::Md5.hash(&format!("{ha1}:abc:{ha2}"));
-        let c = Credentials {
-            response: good,
-            ..c
-        };
+        let c = Credentials { response: good, ..c };
         assert!(c.verify("REGISTER", "secret"));
         assert!(!c.verify("REGISTER", "wrong"));
     }
@@ -331,19 +312,10 @@ mod tests {
         let t0 = Instant::now();
         let src = NonceSource::new([7; 32], t0);
         let n = src.issue(t0, "r");
-        assert_eq!(
-            src.check(&n, t0 + Duration::from_secs(10), "r"),
-            NonceState::Fresh
-        );
-        assert_eq!(
-            src.check(&n, t0 + Duration::from_secs(NONCE_LIFETIME_S + 1), "r"),
-            NonceState::Stale
-        );
+        assert_eq!(src.check(&n, t0 + Duration::from_secs(10), "r"), NonceState::Fresh);
+        assert_eq!(src.check(&n, t0 + Duration::from_secs(NONCE_LIFETIME_S + 1), "r"), NonceState::Stale);
         assert_eq!(src.check(&n, t0, "other"), NonceState::Invalid);
-        assert_eq!(
-            NonceSource::new([8; 32], t0).check(&n, t0, "r"),
-            NonceState::Invalid
-        );
+        assert_eq!(NonceSource::new([8; 32], t0).check(&n, t0, "r"), NonceState::Invalid);
         assert_eq!(src.check("zz.zz", t0, "r"), NonceState::Invalid);
     }
 

@@ -203,9 +203,7 @@ impl Uri {
         let scheme = &s[..colon];
         if scheme.is_empty()
             || !scheme.as_bytes()[0].is_ascii_alphabetic()
-            || !scheme
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+            || !scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
         {
             return None;
         }
@@ -231,9 +229,7 @@ impl Uri {
         let hostpart = match rest.find('@') {
             Some(at) => {
                 let userinfo = &rest[..at];
-                let user = userinfo
-                    .split_once(':')
-                    .map_or(userinfo, |(u, _password)| u);
+                let user = userinfo.split_once(':').map_or(userinfo, |(u, _password)| u);
                 if user.is_empty() {
                     return None;
                 }
@@ -302,10 +298,7 @@ fn split_param(p: &str) -> Param {
 }
 
 fn find_param<'a>(params: &'a [Param], name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_deref().unwrap_or(""))
+    params.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_deref().unwrap_or(""))
 }
 
 /// Splits `host[:port]`, `[v6][:port]`; validates the host characters.
@@ -325,11 +318,7 @@ fn split_hostport(s: &str) -> Option<(String, Option<u16>)> {
             Some((h, p)) => (h, Some(p)),
             None => (s, None),
         };
-        if h.is_empty()
-            || !h
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        {
+        if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
             return None;
         }
         (h.to_string(), p)
@@ -367,10 +356,7 @@ impl NameAddr {
                 None
             } else if let Some(q) = display.strip_prefix('"') {
                 Some(unquote_rest(q)?)
-            } else if display
-                .bytes()
-                .all(|b| is_token_char(b) || b == b' ' || b == b'\t')
-            {
+            } else if display.bytes().all(|b| is_token_char(b) || b == b' ' || b == b'\t') {
                 Some(display.to_string())
             } else {
                 // An unquoted display name is tokens only (RFC 4475 baddn: a comma needs quotes).
@@ -385,11 +371,7 @@ impl NameAddr {
             }
             let uri = Uri::parse(inner)?;
             let params = parse_header_params(&rest[gt + 1..])?;
-            Some(NameAddr {
-                display,
-                uri,
-                params,
-            })
+            Some(NameAddr { display, uri, params })
         } else {
             // addr-spec: parameters after the URI belong to the header (RFC 3261 §20).
             if s.starts_with('"') {
@@ -404,11 +386,7 @@ impl NameAddr {
             }
             let uri = Uri::parse(u)?;
             let params = parse_header_params(p)?;
-            Some(NameAddr {
-                display: None,
-                uri,
-                params,
-            })
+            Some(NameAddr { display: None, uri, params })
         }
     }
 
@@ -530,11 +508,7 @@ impl Via {
         let mut proto = Vec::with_capacity(3);
         for i in 0..3 {
             rest = rest.trim_start();
-            let end = if i < 2 {
-                rest.find('/')?
-            } else {
-                rest.find(|c: char| c.is_ascii_whitespace())?
-            };
+            let end = if i < 2 { rest.find('/')? } else { rest.find(|c: char| c.is_ascii_whitespace())? };
             proto.push(rest[..end].trim());
             rest = &rest[end + usize::from(i < 2)..];
         }
@@ -553,19 +527,10 @@ impl Via {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
         };
-        let sent_by: String = sent_by
-            .chars()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect();
+        let sent_by: String = sent_by.chars().filter(|c| !c.is_ascii_whitespace()).collect();
         let (host, port) = split_hostport(&sent_by)?;
         let params = parse_header_params(params)?;
-        Some(Via {
-            raw: raw.to_string(),
-            transport: proto[2].to_ascii_uppercase(),
-            host,
-            port,
-            params,
-        })
+        Some(Via { raw: raw.to_string(), transport: proto[2].to_ascii_uppercase(), host, port, params })
     }
 
     /// The branch parameter.
@@ -595,10 +560,7 @@ impl CSeq {
         if seq >= 1 << 31 {
             return None;
         }
-        Some(CSeq {
-            seq: seq as u32,
-            method: Method::parse(m)?,
-        })
+        Some(CSeq { seq: seq as u32, method: Method::parse(m)? })
     }
 }
 
@@ -653,10 +615,7 @@ pub struct Frame<'a> {
 impl Frame<'_> {
     /// Values of every header with this (canonical) name.
     pub fn values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The first value of a header.
@@ -699,12 +658,7 @@ pub fn frame(data: &[u8]) -> Result<Frame<'_>, ParseError> {
         }
         headers.push((canonical_name(name), line[colon + 1..].trim().to_string()));
     }
-    let frame = Frame {
-        start_line,
-        headers,
-        body: &[],
-        length_error: false,
-    };
+    let frame = Frame { start_line, headers, body: &[], length_error: false };
     let declared = match frame.first("Content-Length") {
         Some(v) if v.is_empty() || v.len() > 9 || !v.bytes().all(|b| b.is_ascii_digit()) => Err(()),
         Some(v) => v.parse::<usize>().map(Some).map_err(|_| ()),
@@ -718,11 +672,7 @@ pub fn frame(data: &[u8]) -> Result<Frame<'_>, ParseError> {
         },
         Ok(None) => (body, false),
     };
-    Ok(Frame {
-        body,
-        length_error,
-        ..frame
-    })
+    Ok(Frame { body, length_error, ..frame })
 }
 
 /// Splits at the first empty line (CRLFCRLF, or bare LF LF from lenient peers).
@@ -735,11 +685,7 @@ fn split_head(data: &[u8]) -> Option<(&[u8], &[u8])> {
                 return Some((&data[..i], &data[i + 2..]));
             }
             if next == Some(b'\r') && data.get(i + 2) == Some(&b'\n') {
-                let head_end = if i > 0 && data[i - 1] == b'\r' {
-                    i - 1
-                } else {
-                    i
-                };
+                let head_end = if i > 0 && data[i - 1] == b'\r' { i - 1 } else { i };
                 return Some((&data[..head_end], &data[i + 3..]));
             }
         }
@@ -770,10 +716,7 @@ pub struct Common {
 impl Common {
     /// The first value of a header.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// Every value of a header, comma-separated lists split.
@@ -795,13 +738,7 @@ impl Common {
 
     /// The Content-Type, lower-cased without parameters.
     pub fn content_type(&self) -> Option<String> {
-        self.header("Content-Type").map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
+        self.header("Content-Type").map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
     }
 }
 
@@ -838,9 +775,7 @@ impl Request {
     pub fn expires(&self) -> Result<Option<u32>, ParseError> {
         match self.common.header("Expires") {
             None => Ok(None),
-            Some(v) => parse_delta_seconds(v)
-                .map(Some)
-                .ok_or(ParseError::BadValue("Expires")),
+            Some(v) => parse_delta_seconds(v).map(Some).ok_or(ParseError::BadValue("Expires")),
         }
     }
 }
@@ -910,19 +845,11 @@ pub fn parse(data: &[u8]) -> Result<Message, ParseFailure> {
             }
         }
         // Only answer when the top Via is readable: the answer goes back along it.
-        let top = frame
-            .first("Via")
-            .and_then(|v| split_unquoted(v, b',').first().copied())?;
+        let top = frame.first("Via").and_then(|v| split_unquoted(v, b',').first().copied())?;
         Via::parse(top)?;
-        Some(ReplyContext {
-            headers,
-            is_ack: frame.start_line.starts_with("ACK "),
-        })
+        Some(ReplyContext { headers, is_ack: frame.start_line.starts_with("ACK ") })
     };
-    let fail = |error: ParseError, frame: &Frame<'_>| ParseFailure {
-        error,
-        reply: reply_context(frame),
-    };
+    let fail = |error: ParseError, frame: &Frame<'_>| ParseFailure { error, reply: reply_context(frame) };
     if too_large {
         return Err(fail(ParseError::TooLarge, &frame));
     }
@@ -941,11 +868,7 @@ pub fn parse(data: &[u8]) -> Result<Message, ParseFailure> {
         };
         let method = Method::parse(m).ok_or_else(|| fail(ParseError::BadStartLine, &frame))?;
         if v != "SIP/2.0" {
-            let e = if v.starts_with("SIP/") {
-                ParseError::BadVersion
-            } else {
-                ParseError::BadStartLine
-            };
+            let e = if v.starts_with("SIP/") { ParseError::BadVersion } else { ParseError::BadStartLine };
             return Err(fail(e, &frame));
         }
         let uri = Uri::parse(u).ok_or_else(|| fail(ParseError::BadStartLine, &frame))?;
@@ -963,12 +886,7 @@ pub fn parse(data: &[u8]) -> Result<Message, ParseFailure> {
                 Some(n.ok_or_else(|| fail(ParseError::BadValue("Max-Forwards"), &frame))? as u8)
             }
         };
-        let req = Request {
-            method,
-            uri,
-            max_forwards,
-            common,
-        };
+        let req = Request { method, uri, max_forwards, common };
         if req.expires().is_err() {
             return Err(fail(ParseError::BadValue("Expires"), &frame));
         }
@@ -976,10 +894,7 @@ pub fn parse(data: &[u8]) -> Result<Message, ParseFailure> {
             return Err(fail(ParseError::BadValue("Contact"), &frame));
         }
         // RFC 3261 §20.17: a Date is always in GMT (RFC 4475 baddate).
-        if frame
-            .first("Date")
-            .is_some_and(|d| !d.trim_end().ends_with("GMT"))
-        {
+        if frame.first("Date").is_some_and(|d| !d.trim_end().ends_with("GMT")) {
             return Err(fail(ParseError::BadValue("Date"), &frame));
         }
         Ok(Message::Request(req))
@@ -994,17 +909,11 @@ pub fn parse(data: &[u8]) -> Result<Message, ParseFailure> {
         if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
             return Err(fail(ParseError::BadStartLine, &frame));
         }
-        let code: u16 = code
-            .parse()
-            .map_err(|_| fail(ParseError::BadStartLine, &frame))?;
+        let code: u16 = code.parse().map_err(|_| fail(ParseError::BadStartLine, &frame))?;
         if !(100..=699).contains(&code) {
             return Err(fail(ParseError::BadStartLine, &frame));
         }
-        Ok(Message::Response(Response {
-            code,
-            reason: reason.to_string(),
-            common,
-        }))
+        Ok(Message::Response(Response { code, reason: reason.to_string(), common }))
     }
 }
 
@@ -1042,11 +951,7 @@ fn parse_common(frame: &Frame<'_>) -> Result<Common, ParseError> {
         to,
         call_id: call_id.to_string(),
         cseq,
-        headers: frame
-            .headers
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.clone()))
-            .collect(),
+        headers: frame.headers.iter().map(|(n, v)| (n.to_string(), v.clone())).collect(),
         body: frame.body.to_vec(),
     })
 }
@@ -1089,8 +994,7 @@ mod tests {
 
     #[test]
     fn compact_and_folded_headers_are_understood() {
-        let m =
-            "OPTIONS sip:x@y SIP/2.0\r\nv: SIP/2.0/UDP h;branch=z9hG4bKa\r\nf: <sip:a@b>;tag=1\r\n\
+        let m = "OPTIONS sip:x@y SIP/2.0\r\nv: SIP/2.0/UDP h;branch=z9hG4bKa\r\nf: <sip:a@b>;tag=1\r\n\
                  t: <sip:x@y>\r\ni: abc\r\nCSeq: 2\r\n OPTIONS\r\nl: 0\r\n\r\n";
         let r = req(m);
         assert_eq!(r.common.cseq.method, Method::Options);
@@ -1108,19 +1012,13 @@ mod tests {
     #[test]
     fn cseq_method_must_match_the_request() {
         let m = INVITE.replace("CSeq: 1 INVITE", "CSeq: 1 BYE");
-        assert_eq!(
-            parse(m.as_bytes()).unwrap_err().error,
-            ParseError::CseqMismatch
-        );
+        assert_eq!(parse(m.as_bytes()).unwrap_err().error, ParseError::CseqMismatch);
     }
 
     #[test]
     fn an_oversized_message_is_refused_with_513() {
         let pad = "X-Pad: ".to_string() + &"a".repeat(MAX_SIP_MESSAGE) + "\r\n";
-        let m = INVITE.replace(
-            "Max-Forwards: 70\r\n",
-            &format!("Max-Forwards: 70\r\n{pad}"),
-        );
+        let m = INVITE.replace("Max-Forwards: 70\r\n", &format!("Max-Forwards: 70\r\n{pad}"));
         let e = parse(m.as_bytes()).unwrap_err();
         assert_eq!(e.error.status(), 513);
         assert!(e.reply.is_some());
@@ -1128,9 +1026,7 @@ mod tests {
 
     #[test]
     fn extension_methods_are_kept() {
-        let m = INVITE
-            .replace("INVITE sip", "FOO sip")
-            .replace("1 INVITE", "1 FOO");
+        let m = INVITE.replace("INVITE sip", "FOO sip").replace("1 INVITE", "1 FOO");
         assert_eq!(req(&m).method, Method::Other("FOO".into()));
     }
 
@@ -1151,10 +1047,7 @@ mod tests {
 
     #[test]
     fn ipv6_hosts_are_bracketed_and_checked() {
-        assert_eq!(
-            Uri::parse("sip:[2001:db8::10]:5070").map(|u| u.port),
-            Some(Some(5070))
-        );
+        assert_eq!(Uri::parse("sip:[2001:db8::10]:5070").map(|u| u.port), Some(Some(5070)));
         assert!(Uri::parse("sip:user@2001:db8::10").is_none());
         assert!(Uri::parse("sip:[2001:db8:::192.0.2.1]").is_none());
     }

@@ -100,11 +100,7 @@ fn server_key(req: &Request) -> (String, bool) {
         ),
     };
     let invite_like = matches!(req.method, Method::Invite | Method::Ack);
-    let method_part = if invite_like {
-        String::new()
-    } else {
-        req.method.as_str().to_string()
-    };
+    let method_part = if invite_like { String::new() } else { req.method.as_str().to_string() };
     (format!("{branch}|{method_part}"), invite_like)
 }
 
@@ -122,11 +118,7 @@ impl ServerTransactions {
                         // §17.2.1: ACK moves Completed to Confirmed; Timer I absorbs more ACKs.
                         t.state = ServerState::Confirmed;
                         t.retransmit_at = None;
-                        let wait = if peer.transport.is_reliable() {
-                            Duration::ZERO
-                        } else {
-                            T4
-                        };
+                        let wait = if peer.transport.is_reliable() { Duration::ZERO } else { T4 };
                         t.end_at = Some(now + wait);
                         self.wakeups.push(Reverse((now + wait, id)));
                         RequestMatch::AckAbsorbed
@@ -173,9 +165,7 @@ impl ServerTransactions {
 
     /// True while the transaction has not sent a final response.
     pub fn is_proceeding(&self, id: ServerTxnId) -> bool {
-        self.txns
-            .get(&id)
-            .is_some_and(|t| t.state == ServerState::Proceeding)
+        self.txns.get(&id).is_some_and(|t| t.state == ServerState::Proceeding)
     }
 
     /// Records a response and returns where to send it. Final responses move the state on and
@@ -206,11 +196,7 @@ impl ServerTransactions {
                 t.end_at = Some(now + TIMEOUT_64T1); // Timer H
             } else {
                 t.state = ServerState::Completed;
-                let j = if reliable {
-                    Duration::ZERO
-                } else {
-                    TIMEOUT_64T1
-                };
+                let j = if reliable { Duration::ZERO } else { TIMEOUT_64T1 };
                 t.end_at = Some(now + j);
             }
             if let Some(end) = t.end_at {
@@ -371,15 +357,18 @@ impl ClientTransactions {
         let Some(branch) = resp.common.top_via().branch() else {
             return ResponseMatch::Absorbed;
         };
-        let Some(id) = self.by_branch.get(branch).copied() else {
+        // A CANCEL shares its INVITE's branch (§9.1); its transaction is keyed `branch|CANCEL`.
+        let key = if resp.common.cseq.method == Method::Cancel {
+            std::borrow::Cow::Owned(format!("{branch}|CANCEL"))
+        } else {
+            std::borrow::Cow::Borrowed(branch)
+        };
+        let Some(id) = self.by_branch.get(key.as_ref()).copied() else {
             return ResponseMatch::Absorbed;
         };
         let Some(t) = self.txns.get_mut(&id) else {
             return ResponseMatch::Absorbed;
         };
-        if resp.common.cseq.method == Method::Cancel && t.is_invite {
-            return ResponseMatch::Absorbed; // CANCEL shares the branch; its own txn is keyed apart.
-        }
         let reliable = t.peer.transport.is_reliable();
         match (t.state, resp.code) {
             (ClientState::Calling | ClientState::Proceeding, 100..=199) => {
@@ -387,20 +376,14 @@ impl ClientTransactions {
                 if t.is_invite {
                     t.retransmit_at = None; // §17.1.1.2: a provisional stops Timer A.
                 }
-                ResponseMatch::Deliver {
-                    txn: id,
-                    owner: t.owner,
-                }
+                ResponseMatch::Deliver { txn: id, owner: t.owner }
             }
             (ClientState::Calling | ClientState::Proceeding, 200..=299) if t.is_invite => {
                 t.state = ClientState::Accepted;
                 t.retransmit_at = None;
                 t.end_at = now + TIMEOUT_64T1;
                 self.wakeups.push(Reverse((t.end_at, id)));
-                ResponseMatch::Deliver {
-                    txn: id,
-                    owner: t.owner,
-                }
+                ResponseMatch::Deliver { txn: id, owner: t.owner }
             }
             (ClientState::Calling | ClientState::Proceeding, _) => {
                 t.state = ClientState::Completed;
@@ -412,15 +395,9 @@ impl ClientTransactions {
                 };
                 t.end_at = now + wait;
                 self.wakeups.push(Reverse((t.end_at, id)));
-                ResponseMatch::Deliver {
-                    txn: id,
-                    owner: t.owner,
-                }
+                ResponseMatch::Deliver { txn: id, owner: t.owner }
             }
-            (ClientState::Accepted, 200..=299) => ResponseMatch::Deliver {
-                txn: id,
-                owner: t.owner,
-            },
+            (ClientState::Accepted, 200..=299) => ResponseMatch::Deliver { txn: id, owner: t.owner },
             (ClientState::Completed, 300..=699) if t.is_invite => match &t.ack {
                 Some(ack) => ResponseMatch::Resend(t.peer, ack.clone()),
                 None => ResponseMatch::Absorbed,
@@ -438,16 +415,17 @@ impl ClientTransactions {
 
     /// True while no final response has arrived.
     pub fn is_pending(&self, id: ClientTxnId) -> bool {
-        self.txns
-            .get(&id)
-            .is_some_and(|t| matches!(t.state, ClientState::Calling | ClientState::Proceeding))
+        self.txns.get(&id).is_some_and(|t| matches!(t.state, ClientState::Calling | ClientState::Proceeding))
     }
 
     /// True once a provisional has arrived (CANCEL may be sent, §9.1).
     pub fn is_proceeding(&self, id: ClientTxnId) -> bool {
-        self.txns
-            .get(&id)
-            .is_some_and(|t| t.state == ClientState::Proceeding)
+        self.txns.get(&id).is_some_and(|t| t.state == ClientState::Proceeding)
+    }
+
+    /// The branch (key) a transaction was started with.
+    pub fn branch_of(&self, id: ClientTxnId) -> Option<String> {
+        self.txns.get(&id).map(|t| t.branch.clone())
     }
 
     /// Forgets a transaction (its owner is gone).
@@ -480,10 +458,7 @@ impl ClientTransactions {
             };
             if t.end_at <= now {
                 if matches!(t.state, ClientState::Calling | ClientState::Proceeding) {
-                    timed_out.push(TimedOut {
-                        txn: id,
-                        owner: t.owner,
-                    });
+                    timed_out.push(TimedOut { txn: id, owner: t.owner });
                 }
                 let branch = t.branch.clone();
                 self.txns.remove(&id);
@@ -493,11 +468,7 @@ impl ClientTransactions {
             if t.retransmit_at.is_some_and(|r| r <= now) {
                 out.push((t.peer, t.request.clone()));
                 // Timer A doubles without cap; Timer E caps at T2 (§17.1.2.2).
-                t.interval = if t.is_invite {
-                    t.interval * 2
-                } else {
-                    (t.interval * 2).min(T2)
-                };
+                t.interval = if t.is_invite { t.interval * 2 } else { (t.interval * 2).min(T2) };
                 if !t.is_invite && t.state == ClientState::Proceeding {
                     t.interval = T2;
                 }

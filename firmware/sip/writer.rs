@@ -59,11 +59,7 @@ impl Writer {
     /// Finishes with a body of the given type.
     pub fn finish_with_body(self, content_type: &str, body: &[u8]) -> Vec<u8> {
         let mut head = self.head;
-        let _ = write!(
-            head,
-            "Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
+        let _ = write!(head, "Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n", body.len());
         let mut out = head.into_bytes();
         out.extend_from_slice(body);
         out
@@ -156,10 +152,7 @@ pub fn response_with_reason(
     let mut w = Writer::response(code, reason);
     for (i, via) in req.via.iter().enumerate() {
         if i == 0 {
-            let has_rport = via
-                .params
-                .iter()
-                .any(|(n, _)| n.eq_ignore_ascii_case("rport"));
+            let has_rport = via.params.iter().any(|(n, _)| n.eq_ignore_ascii_case("rport"));
             w = w.header("Via", stamped_top_via(&via.raw, &via.host, has_rport, src));
         } else {
             w = w.header("Via", &via.raw);
@@ -183,13 +176,8 @@ pub fn response_from_context(ctx: &ReplyContext, code: u16, warning: &str) -> Ve
     for (name, value) in &ctx.headers {
         w = w.header(name, value);
     }
-    let warning: String = warning
-        .chars()
-        .filter(|c| *c != '"' && *c != '\\')
-        .collect();
-    w.header("Warning", format_args!("399 hakoden \"{warning}\""))
-        .header("Server", SERVER)
-        .finish()
+    let warning: String = warning.chars().filter(|c| *c != '"' && *c != '\\').collect();
+    w.header("Warning", format_args!("399 hakoden \"{warning}\"")).header("Server", SERVER).finish()
 }
 
 #[cfg(test)]
@@ -199,15 +187,7 @@ mod tests {
     #[test]
     fn rport_is_filled_and_received_added_for_a_nat_source() {
         let src: SocketAddr = "203.0.113.9:40000".parse().unwrap();
-        let v = stamped_top_via(
-            "SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK1;rport",
-            "10.0.0.2",
-            true,
-            src,
-        );
-        assert_eq!(
-            v,
-            "SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK1;received=203.0.113.9;rport=40000"
-        );
+        let v = stamped_top_via("SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK1;rport", "10.0.0.2", true, src);
+        assert_eq!(v, "SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK1;received=203.0.113.9;rport=40000");
     }
 }

@@ -1,0 +1,1264 @@
+//! Calls: the B2BUA. A call is the caller's leg (A, where the box is UAS) and one fork per
+//! registered contact of the callee (B legs, where the box is UAC), bridged by one RTP relay.
+//!
+//! Media is always anchored: the caller sees the relay's A port in SDP, every callee fork the
+//! relay's B port. Payload type numbers are the caller's on both sides, so the relay forwards
+//! packets untouched.
+
+use super::cdr::{CdrRecord, Disposition, HangupSide, LegRecord};
+use super::{CallView, Engine, TimerKey};
+use crate::media::sdp::{self, Direction, Origin, PayloadFormat};
+use crate::media::{MediaCommand, RelayId, Side};
+use crate::sip::message::{NameAddr, Request, Response};
+use crate::sip::transaction::{ClientTxnId, ServerTxnId, T1, T2, TIMEOUT_64T1};
+use crate::sip::writer::{self, response_to, Writer};
+use crate::sip::Peer;
+use std::time::Instant;
+
+/// Why the box sent a client request; the answer is routed by this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Purpose {
+    /// The INVITE of a fork.
+    Fork { call: u64, fork: usize },
+    /// A BYE or CANCEL whose answer needs no action.
+    Fire { call: u64 },
+    /// A re-INVITE relayed from the other side; its answer goes back on `from`'s transaction.
+    ReInvite { call: u64, from: Side, txn: ServerTxnId, req: Box<Request>, peer: Peer },
+    /// An in-dialog request (INFO, UPDATE without SDP) relayed; the status goes back.
+    Relay { call: u64, txn: ServerTxnId, req: Box<Request>, peer: Peer },
+}
+
+impl Purpose {
+    pub(super) fn call(&self) -> u64 {
+        match self {
+            Purpose::Fork { call, .. }
+            | Purpose::Fire { call }
+            | Purpose::ReInvite { call, .. }
+            | Purpose::Relay { call, .. } => *call,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallState {
+    /// INVITE forwarded, no answer yet.
+    Proceeding,
+    /// 2xx sent to the caller, waiting for the ACK.
+    Answered,
+    /// ACK received: talking.
+    Confirmed,
+}
+
+/// A pending 2xx to an INVITE on the A leg or any leg's re-INVITE, retransmitted until ACKed
+/// (RFC 3261 §13.3.1.4: the UAS core, not the transaction, does this).
+#[derive(Debug, Clone)]
+struct PendingOk {
+    cseq: u32,
+    bytes: Vec<u8>,
+    interval: std::time::Duration,
+    next_at: Instant,
+    give_up_at: Instant,
+}
+
+/// One side of a confirmed (or early) dialog.
+#[derive(Debug, Clone)]
+struct Dialog {
+    peer: Peer,
+    call_id: String,
+    /// From (ours, with our tag) for requests we send on this leg.
+    local_party: String,
+    /// To (theirs, with their tag) for requests we send.
+    remote_party: String,
+    /// Request-URI for requests we send (their Contact).
+    remote_target: String,
+    local_cseq: u32,
+    /// Our SDP version on this leg.
+    sdp_version: u64,
+    /// 2xx waiting for ACK.
+    pending_ok: Option<PendingOk>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ForkState {
+    Trying,
+    Early,
+    Answered,
+    Failed,
+}
+
+#[derive(Debug, Clone)]
+struct Fork {
+    dialog: Dialog,
+    txn: ClientTxnId,
+    /// The INVITE's CSeq (the ACK for its 2xx reuses it).
+    invite_cseq: u32,
+    request_uri: String,
+    state: ForkState,
+    cancel_pending: bool,
+    /// Our ACK for its 2xx, re-sent when the 2xx is retransmitted.
+    ack: Option<Vec<u8>>,
+    remote_tag: Option<String>,
+    start: Instant,
+    ring: Option<Instant>,
+    answer: Option<Instant>,
+    end: Option<Instant>,
+    final_status: u16,
+}
+
+/// A call in progress.
+#[derive(Debug)]
+pub(super) struct Call {
+    id: u64,
+    from_ext: String,
+    to_ext: String,
+    state: CallState,
+    /// The caller's INVITE (responses are built from it).
+    invite: Box<Request>,
+    invite_txn: ServerTxnId,
+    a: Dialog,
+    a_tag: String,
+    a_ok_sent: bool,
+    forks: Vec<Fork>,
+    winner: Option<usize>,
+    a_port: u16,
+    b_port: u16,
+    /// The caller's supported formats (their PT numbers are used on both legs).
+    offered: Vec<PayloadFormat>,
+    /// The formats the callee chose.
+    answered: Vec<PayloadFormat>,
+    ptime: Option<u16>,
+    start: Instant,
+    ring: Option<Instant>,
+    answer: Option<Instant>,
+    ring_deadline: Option<Instant>,
+    reinvite_pending: bool,
+}
+
+impl Call {
+    pub(super) fn view(&self, now: Instant) -> CallView {
+        CallView {
+            id: self.id,
+            from: self.from_ext.clone(),
+            to: self.to_ext.clone(),
+            state: match (self.state, self.ring) {
+                (CallState::Proceeding, None) => "trying",
+                (CallState::Proceeding, Some(_)) => "ringing",
+                (CallState::Answered, _) => "answered",
+                (CallState::Confirmed, _) => "talking",
+            },
+            age_s: now.saturating_duration_since(self.start).as_secs(),
+            talk_s: self.answer.map(|a| now.saturating_duration_since(a).as_secs()),
+            caller_peer: self.a.peer,
+            rtp_ports: (self.a_port, self.b_port),
+        }
+    }
+
+    /// The Request-URI of the INVITE a purpose refers to (for the ACK of a failure).
+    pub(super) fn request_uri_of(&self, p: &Purpose) -> Option<String> {
+        match p {
+            Purpose::Fork { fork, .. } => self.forks.get(*fork).map(|f| f.request_uri.clone()),
+            Purpose::ReInvite { from, .. } => Some(self.dialog(from.other()).remote_target.clone()),
+            _ => None,
+        }
+    }
+
+    fn dialog(&self, side: Side) -> &Dialog {
+        match (side, self.winner) {
+            (Side::B, Some(w)) => self.forks.get(w).map(|f| &f.dialog).unwrap_or(&self.a),
+            _ => &self.a,
+        }
+    }
+
+    fn dialog_mut(&mut self, side: Side) -> &mut Dialog {
+        match (side, self.winner) {
+            (Side::B, Some(w)) if w < self.forks.len() => &mut self.forks[w].dialog,
+            _ => &mut self.a,
+        }
+    }
+
+    fn port(&self, side: Side) -> u16 {
+        match side {
+            Side::A => self.a_port,
+            Side::B => self.b_port,
+        }
+    }
+}
+
+trait OtherSide {
+    fn other(self) -> Side;
+}
+
+impl OtherSide for Side {
+    fn other(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+}
+
+fn disposition_for(status: u16, ringing: bool) -> Disposition {
+    match status {
+        200..=299 => Disposition::Answered,
+        486 | 600 => Disposition::Busy,
+        487 => Disposition::Cancelled,
+        408 | 480 if ringing => Disposition::NoAnswer,
+        _ => Disposition::Failed,
+    }
+}
+
+/// RFC 3261 §16.7 step 6, simplified for forks: a 6xx wins, then busy, then the lowest class.
+fn best_failure(codes: impl Iterator<Item = u16>) -> u16 {
+    let codes: Vec<u16> = codes.filter(|c| *c >= 300).collect();
+    if let Some(c) = codes.iter().find(|c| **c >= 600) {
+        return *c;
+    }
+    if codes.contains(&486) {
+        return 486;
+    }
+    codes
+        .iter()
+        .filter(|c| **c != 487 && **c != 408)
+        .min()
+        .copied()
+        .or_else(|| codes.iter().min().copied())
+        .unwrap_or(480)
+}
+
+impl Engine {
+    fn sdp_for(&self, call: &Call, side: Side, formats: &[PayloadFormat], direction: Direction) -> Vec<u8> {
+        let peer = call.dialog(side).peer;
+        let origin = Origin {
+            session_id: call.id * 2 + u64::from(side == Side::B),
+            version: call.dialog(side).sdp_version,
+            addr: self.local_ip_for(&peer),
+        };
+        sdp::render(&origin, call.port(side), formats, direction, call.ptime).into_bytes()
+    }
+
+    fn active_add(&mut self, ext: &str, delta: i32) {
+        let e = self.active_by_ext.entry(ext.to_string()).or_insert(0);
+        *e = e.saturating_add_signed(delta);
+        if *e == 0 {
+            self.active_by_ext.remove(ext);
+        }
+    }
+
+    // ---- a new call -------------------------------------------------------------------------
+
+    pub(super) fn handle_new_invite(&mut self, now: Instant, peer: Peer, txn: ServerTxnId, req: Request) {
+        let from_ext = req.common.from.uri.user_unescaped().unwrap_or_default();
+        let trusted = self.cfg.trust_registered_source && self.registrar.is_bound_from(&from_ext, peer, now);
+        if !trusted {
+            match self.authenticate(now, peer, &req, &from_ext) {
+                super::AuthOutcome::Ok => {}
+                super::AuthOutcome::Challenge { stale } => {
+                    return self.challenge(now, peer, txn, &req, stale, true)
+                }
+                super::AuthOutcome::Forbidden => return self.reply_status(txn, &req, peer, 403, &[], now),
+            }
+        }
+        let to_ext =
+            req.uri.user_unescaped().or_else(|| req.common.to.uri.user_unescaped()).unwrap_or_default();
+        let Some(callee) = self.extensions.get(&to_ext).cloned() else {
+            return self.reply_status(txn, &req, peer, 404, &[], now);
+        };
+        let contacts: Vec<(String, Peer)> =
+            self.registrar.contacts(&to_ext, now).iter().map(|b| (b.uri.clone(), b.peer)).collect();
+        if contacts.is_empty() {
+            return self.reply_status(txn, &req, peer, 480, &[], now);
+        }
+        if !callee.call_waiting && self.active_by_ext.get(&to_ext).copied().unwrap_or(0) > 0 {
+            return self.reply_status(txn, &req, peer, 486, &[], now);
+        }
+        if self.calls.len() >= super::MAX_CALLS {
+            return self.reply_status(txn, &req, peer, 503, &[("Retry-After", "5".into())], now);
+        }
+        // The offer. (Late offer — an INVITE without SDP — is not supported yet: 488.)
+        let ctype = req.common.content_type();
+        if req.common.body.is_empty() {
+            let w = [("Warning", "399 hakoden \"an SDP offer in the INVITE is required\"".to_string())];
+            return self.reply_status(txn, &req, peer, 488, &w, now);
+        }
+        if ctype.as_deref() != Some("application/sdp") {
+            return self.reply_status(txn, &req, peer, 415, &[("Accept", "application/sdp".into())], now);
+        }
+        let offer = match sdp::parse(&req.common.body) {
+            Ok(s) => s,
+            Err(e) => {
+                let w = [("Warning", format!("399 hakoden \"bad SDP: {e}\""))];
+                return self.reply_status(txn, &req, peer, 400, &w, now);
+            }
+        };
+        let Some(audio) = offer.audio.filter(|a| a.port != 0) else {
+            return self.reply_status(txn, &req, peer, 488, &[], now);
+        };
+        let offered = sdp::supported_formats(&audio.formats);
+        if !sdp::has_voice_codec(&offered) {
+            let w = [("Warning", "305 hakoden \"only PCMU and PCMA are supported\"".to_string())];
+            return self.reply_status(txn, &req, peer, 488, &w, now);
+        }
+        let (a_port, b_port) = match (self.pool.allocate(), self.pool.allocate()) {
+            (Some(a), Some(b)) => (a, b),
+            (a, b) => {
+                for p in [a, b].into_iter().flatten() {
+                    self.pool.release(p);
+                }
+                log::warn!("ALARM: RTP port pool exhausted");
+                return self.reply_status(txn, &req, peer, 503, &[("Retry-After", "5".into())], now);
+            }
+        };
+        let id = self.next_call_id;
+        self.next_call_id += 1;
+        self.counters.calls_started += 1;
+        let a_tag = self.token();
+        let caller_target = req
+            .contacts()
+            .ok()
+            .and_then(|c| match c {
+                crate::sip::message::Contacts::List(l) => l.into_iter().next(),
+                crate::sip::message::Contacts::Star => None,
+            })
+            .map(|c| c.uri.raw)
+            .unwrap_or_else(|| req.common.from.uri.raw.clone());
+        let a = Dialog {
+            peer,
+            call_id: req.common.call_id.clone(),
+            local_party: format!("{};tag={a_tag}", req.common.header("To").unwrap_or_default()),
+            remote_party: req.common.header("From").unwrap_or_default().to_string(),
+            remote_target: caller_target,
+            local_cseq: 0,
+            sdp_version: 1,
+            pending_ok: None,
+        };
+        // 100 Trying at once so the phone stops retransmitting (§8.2.6.1).
+        let trying = response_to(&req.common, peer.addr, 100, None).finish();
+        self.reply(txn, 100, trying, now);
+        let caller_tag = req.common.from.tag().unwrap_or_default().to_string();
+        self.a_index.insert((req.common.call_id.clone(), caller_tag), id);
+        self.invite_index.insert(txn, id);
+        self.out.push_back(super::Output::Media(MediaCommand::Open {
+            relay: RelayId(id),
+            a_port,
+            b_port,
+            a_remote: audio.rtp_addr(),
+            b_remote: None,
+        }));
+        let display = req.common.from.display.clone();
+        let call = Call {
+            id,
+            from_ext: from_ext.clone(),
+            to_ext: to_ext.clone(),
+            state: CallState::Proceeding,
+            invite: Box::new(req),
+            invite_txn: txn,
+            a,
+            a_tag,
+            a_ok_sent: false,
+            forks: Vec::new(),
+            winner: None,
+            a_port,
+            b_port,
+            offered,
+            answered: Vec::new(),
+            ptime: audio.ptime_ms,
+            start: now,
+            ring: None,
+            answer: None,
+            ring_deadline: Some(now + self.cfg.ring_timeout),
+            reinvite_pending: false,
+        };
+        self.calls.insert(id, call);
+        self.active_add(&from_ext, 1);
+        self.active_add(&to_ext, 1);
+        self.arm(now + self.cfg.ring_timeout, TimerKey::Call(id));
+        log::info!("call {id}: {from_ext} -> {to_ext} ({} contact(s))", contacts.len());
+        for (uri, contact_peer) in contacts {
+            self.start_fork(now, id, &uri, contact_peer, display.as_deref());
+        }
+    }
+
+    fn start_fork(&mut self, now: Instant, id: u64, uri: &str, peer: Peer, display: Option<&str>) {
+        let tag = self.token();
+        let call_id = format!("{}@hakoden", self.token());
+        let branch = self.branch();
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let (from_ext, to_ext) = (call.from_ext.clone(), call.to_ext.clone());
+        let host = self.host_for(&peer);
+        let display = display.map(|d| format!("\"{}\" ", d.replace(['"', '\\'], ""))).unwrap_or_default();
+        let local_party = format!("{display}<sip:{from_ext}@{host}>;tag={tag}");
+        let remote_party = format!("<sip:{to_ext}@{host}>");
+        let fork_index = call.forks.len();
+        let mut dialog = Dialog {
+            peer,
+            call_id: call_id.clone(),
+            local_party,
+            remote_party,
+            remote_target: uri.to_string(),
+            local_cseq: 1,
+            sdp_version: 1,
+            pending_ok: None,
+        };
+        let origin = Origin { session_id: id * 2 + 1, version: 1, addr: self.local_ip_for(&peer) };
+        let body = sdp::render(&origin, call.b_port, &call.offered, Direction::SendRecv, call.ptime);
+        let invite = Writer::request("INVITE", uri)
+            .header("Via", self.via_for(&peer, &branch))
+            .header("Max-Forwards", 70)
+            .header("From", &dialog.local_party)
+            .header("To", &dialog.remote_party)
+            .header("Call-ID", &call_id)
+            .header("CSeq", "1 INVITE")
+            .header("Contact", self.contact_for(&from_ext, &peer))
+            .header("Allow", writer::ALLOW)
+            .header("User-Agent", writer::SERVER)
+            .finish_with_body("application/sdp", body.as_bytes());
+        dialog.local_cseq = 1;
+        let txn = self.client.start(&branch, true, invite.clone(), peer, id, now);
+        self.purposes.insert(txn, Purpose::Fork { call: id, fork: fork_index });
+        self.b_index.insert(call_id, (id, fork_index));
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.forks.push(Fork {
+                dialog,
+                txn,
+                invite_cseq: 1,
+                request_uri: uri.to_string(),
+                state: ForkState::Trying,
+                cancel_pending: false,
+                ack: None,
+                remote_tag: None,
+                start: now,
+                ring: None,
+                answer: None,
+                end: None,
+                final_status: 0,
+            });
+        }
+        self.transmit(peer, invite);
+    }
+
+    // ---- answers from the callee's phones -------------------------------------------------
+
+    pub(super) fn on_client_response(
+        &mut self,
+        purpose: Purpose,
+        txn: ClientTxnId,
+        _owner: u64,
+        peer: Peer,
+        resp: &Response,
+        now: Instant,
+    ) {
+        match purpose {
+            Purpose::Fork { call, fork } => self.on_fork_response(now, call, fork, txn, peer, resp),
+            Purpose::Fire { .. } => {}
+            Purpose::ReInvite { call, from, txn: stxn, req, peer: from_peer } => {
+                self.on_reinvite_response(now, call, from, stxn, &req, from_peer, resp)
+            }
+            Purpose::Relay { txn: stxn, req, peer: from_peer, .. } => {
+                if resp.code >= 200 {
+                    let w = writer::response_with_reason(
+                        &req.common,
+                        from_peer.addr,
+                        resp.code,
+                        &resp.reason,
+                        None,
+                    );
+                    self.reply(stxn, resp.code, w.finish(), now);
+                }
+            }
+        }
+    }
+
+    fn on_fork_response(
+        &mut self,
+        now: Instant,
+        id: u64,
+        fork_ix: usize,
+        _txn: ClientTxnId,
+        peer: Peer,
+        resp: &Response,
+    ) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(fork) = call.forks.get_mut(fork_ix) else {
+            return;
+        };
+        if let Some(tag) = resp.common.to.tag() {
+            if fork.remote_tag.is_none() {
+                fork.remote_tag = Some(tag.to_string());
+                fork.dialog.remote_party = resp.common.header("To").unwrap_or_default().to_string();
+            }
+        }
+        if let Some(c) = resp.common.header("Contact").and_then(NameAddr::parse) {
+            fork.dialog.remote_target = c.uri.raw;
+        }
+        match resp.code {
+            100 => {}
+            101..=199 => {
+                if fork.state == ForkState::Trying {
+                    fork.state = ForkState::Early;
+                }
+                fork.ring.get_or_insert(now);
+                if fork.cancel_pending {
+                    fork.cancel_pending = false;
+                    self.send_cancel(now, id, fork_ix);
+                    return;
+                }
+                if call.state != CallState::Proceeding || !self.server.is_proceeding(call.invite_txn) {
+                    return;
+                }
+                call.ring.get_or_insert(now);
+                let early_sdp =
+                    (!resp.common.body.is_empty()).then(|| sdp::parse(&resp.common.body).ok()).flatten();
+                let code = if early_sdp.is_some() { 183 } else { 180 };
+                let mut body = None;
+                if let Some(audio) = early_sdp.and_then(|s| s.audio) {
+                    if let Some(addr) = audio.rtp_addr() {
+                        self.out.push_back(super::Output::Media(MediaCommand::SetRemote {
+                            relay: RelayId(id),
+                            side: Side::B,
+                            remote: addr,
+                        }));
+                    }
+                    let formats = self.answer_formats(id, &audio.formats);
+                    if let Some(call) = self.calls.get(&id) {
+                        body = Some(self.sdp_for(call, Side::A, &formats, audio.direction));
+                    }
+                }
+                self.send_a_provisional(now, id, code, body);
+            }
+            200..=299 => self.on_fork_answered(now, id, fork_ix, peer, resp),
+            _ => {
+                fork.state = ForkState::Failed;
+                fork.final_status = resp.code;
+                fork.end = Some(now);
+                self.check_all_forks_failed(now, id);
+            }
+        }
+    }
+
+    /// The callee's chosen formats mapped onto the caller's offer (same PT numbers).
+    fn answer_formats(&self, id: u64, answer: &[PayloadFormat]) -> Vec<PayloadFormat> {
+        let Some(call) = self.calls.get(&id) else {
+            return Vec::new();
+        };
+        let chosen: Vec<PayloadFormat> = call
+            .offered
+            .iter()
+            .filter(|o| answer.iter().any(|a| a.pt == o.pt || a.encoding == o.encoding))
+            .cloned()
+            .collect();
+        if chosen.is_empty() {
+            call.offered.clone()
+        } else {
+            chosen
+        }
+    }
+
+    fn send_a_provisional(&mut self, now: Instant, id: u64, code: u16, body: Option<Vec<u8>>) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let contact = self.contact_for(&call.to_ext, &call.a.peer);
+        let w = response_to(&call.invite.common, call.a.peer.addr, code, Some(&call.a_tag))
+            .header("Contact", contact);
+        let bytes = match body {
+            Some(b) => w.finish_with_body("application/sdp", &b),
+            None => w.finish(),
+        };
+        let txn = call.invite_txn;
+        self.reply(txn, code, bytes, now);
+    }
+
+    fn on_fork_answered(&mut self, now: Instant, id: u64, fork_ix: usize, peer: Peer, resp: &Response) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let winner = call.winner;
+        let Some(fork) = call.forks.get_mut(fork_ix) else {
+            return;
+        };
+        // A retransmitted 2xx: our ACK was lost.
+        if fork.state == ForkState::Answered {
+            if let Some(ack) = fork.ack.clone() {
+                self.transmit(peer, ack);
+            }
+            return;
+        }
+        fork.state = ForkState::Answered;
+        fork.answer = Some(now);
+        fork.final_status = resp.code;
+        let ack = self.build_in_dialog("ACK", id, Some(fork_ix), Some(resp.common.cseq.seq), None);
+        if let Some(call) = self.calls.get_mut(&id) {
+            if let Some(f) = call.forks.get_mut(fork_ix) {
+                f.ack = ack.clone();
+            }
+        }
+        if let Some(ack) = ack {
+            self.transmit(peer, ack);
+        }
+        if winner.is_some()
+            || !self
+                .server
+                .is_proceeding(self.calls.get(&id).map(|c| c.invite_txn).unwrap_or(super::ServerTxnId(0)))
+        {
+            // Another phone answered first (or the caller gave up): hang this one up.
+            self.send_bye(now, id, Some(fork_ix));
+            if let Some(f) = self.calls.get_mut(&id).and_then(|c| c.forks.get_mut(fork_ix)) {
+                f.state = ForkState::Failed;
+                f.end = Some(now);
+            }
+            return;
+        }
+        let answer = sdp::parse(&resp.common.body).ok().and_then(|s| s.audio);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.winner = Some(fork_ix);
+        call.answer = Some(now);
+        call.ring_deadline = None;
+        // Cancel the other phones (§16.7 step 10 behaviour for a forking element).
+        let others: Vec<usize> = (0..call.forks.len()).filter(|i| *i != fork_ix).collect();
+        for i in others {
+            self.cancel_fork(now, id, i);
+        }
+        let Some(audio) = answer.filter(|a| sdp::has_voice_codec(&sdp::supported_formats(&a.formats))) else {
+            // The callee answered without a usable codec: no media possible.
+            log::info!("call {id}: callee answered without a common codec");
+            self.send_bye(now, id, Some(fork_ix));
+            return self.finish_call(now, id, HangupSide::Callee, "no common codec", 488);
+        };
+        if let Some(addr) = audio.rtp_addr() {
+            self.out.push_back(super::Output::Media(MediaCommand::SetRemote {
+                relay: RelayId(id),
+                side: Side::B,
+                remote: addr,
+            }));
+        }
+        let formats = self.answer_formats(id, &audio.formats);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.answered = formats.clone();
+        call.state = CallState::Answered;
+        call.a.sdp_version += 1;
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let body = self.sdp_for(call, Side::A, &formats, audio.direction);
+        let contact = self.contact_for(&call.to_ext, &call.a.peer);
+        let ok = response_to(&call.invite.common, call.a.peer.addr, 200, Some(&call.a_tag))
+            .header("Contact", contact)
+            .header("Allow", writer::ALLOW)
+            .finish_with_body("application/sdp", &body);
+        let (txn, cseq, a_peer) = (call.invite_txn, call.invite.common.cseq.seq, call.a.peer);
+        self.reply(txn, 200, ok.clone(), now);
+        self.set_pending_ok(now, id, Side::A, cseq, ok, a_peer);
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.a_ok_sent = true;
+        }
+        log::info!("call {id}: answered");
+    }
+
+    /// Arms 2xx retransmission on a leg (UDP only; §13.3.1.4).
+    fn set_pending_ok(&mut self, now: Instant, id: u64, side: Side, cseq: u32, bytes: Vec<u8>, peer: Peer) {
+        if peer.transport.is_reliable() {
+            // Still give up if no ACK ever comes (§13.3.1.4: 64·T1).
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.dialog_mut(side).pending_ok =
+            Some(PendingOk { cseq, bytes, interval: T1, next_at: now + T1, give_up_at: now + TIMEOUT_64T1 });
+        self.arm(now + T1, TimerKey::Call(id));
+    }
+
+    fn check_all_forks_failed(&mut self, now: Instant, id: u64) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        if call.winner.is_some() || call.forks.iter().any(|f| f.state != ForkState::Failed) {
+            return;
+        }
+        let code = best_failure(call.forks.iter().map(|f| f.final_status));
+        self.finish_call(
+            now,
+            id,
+            HangupSide::Callee,
+            &format!("{code} {}", writer::reason_phrase(code)),
+            code,
+        );
+    }
+
+    fn cancel_fork(&mut self, now: Instant, id: u64, fork_ix: usize) {
+        let Some(fork) = self.calls.get_mut(&id).and_then(|c| c.forks.get_mut(fork_ix)) else {
+            return;
+        };
+        match fork.state {
+            ForkState::Early => self.send_cancel(now, id, fork_ix),
+            // §9.1: no CANCEL before a provisional; send it when one arrives.
+            ForkState::Trying => fork.cancel_pending = true,
+            ForkState::Answered | ForkState::Failed => {}
+        }
+    }
+
+    fn send_cancel(&mut self, now: Instant, id: u64, fork_ix: usize) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let Some(fork) = call.forks.get(fork_ix) else {
+            return;
+        };
+        if !self.client.is_pending(fork.txn) {
+            return;
+        }
+        // §9.1: CANCEL copies the INVITE's Request-URI, Call-ID, To, CSeq number and top Via.
+        let peer = fork.dialog.peer;
+        let Some(invite_via) = self.fork_invite_via(fork) else {
+            return;
+        };
+        let cancel = Writer::request("CANCEL", &fork.request_uri)
+            .header("Via", &invite_via)
+            .header("Max-Forwards", 70)
+            .header("From", &fork.dialog.local_party)
+            .header(
+                "To",
+                format_args!("{}", fork.dialog.remote_party.split(";tag=").next().unwrap_or_default()),
+            )
+            .header("Call-ID", &fork.dialog.call_id)
+            .header("CSeq", format_args!("{} CANCEL", fork.invite_cseq))
+            .header("User-Agent", writer::SERVER)
+            .finish();
+        let branch = invite_via
+            .split("branch=")
+            .nth(1)
+            .and_then(|b| b.split(';').next())
+            .unwrap_or_default()
+            .to_string();
+        // The CANCEL has the INVITE's branch; its own transaction is keyed by branch+method.
+        let cancel_key = format!("{branch}|CANCEL");
+        let txn = self.client.start(&cancel_key, false, cancel.clone(), peer, id, now);
+        self.purposes.insert(txn, Purpose::Fire { call: id });
+        self.transmit(peer, cancel);
+    }
+
+    fn fork_invite_via(&self, fork: &Fork) -> Option<String> {
+        // The INVITE's top Via is rebuilt from the same branch the transaction was started with.
+        self.client_branch(fork.txn).map(|b| self.via_for(&fork.dialog.peer, &b))
+    }
+
+    fn client_branch(&self, txn: ClientTxnId) -> Option<String> {
+        self.client.branch_of(txn)
+    }
+
+    /// Builds an in-dialog request on a leg (`fork` = None: the A leg). ACK reuses `cseq`.
+    fn build_in_dialog(
+        &mut self,
+        method: &str,
+        id: u64,
+        fork: Option<usize>,
+        cseq: Option<u32>,
+        body: Option<(&str, &[u8])>,
+    ) -> Option<Vec<u8>> {
+        let branch = self.branch();
+        let call = self.calls.get_mut(&id)?;
+        let dialog = match fork {
+            Some(i) => &mut call.forks.get_mut(i)?.dialog,
+            None => &mut call.a,
+        };
+        let seq = match cseq {
+            Some(s) => s,
+            None => {
+                dialog.local_cseq += 1;
+                dialog.local_cseq
+            }
+        };
+        let d = dialog.clone();
+        let contact_user = match fork {
+            Some(_) => call.from_ext.clone(),
+            None => call.to_ext.clone(),
+        };
+        let w = Writer::request(method, &d.remote_target)
+            .header("Via", self.via_for(&d.peer, &branch))
+            .header("Max-Forwards", 70)
+            .header("From", &d.local_party)
+            .header("To", &d.remote_party)
+            .header("Call-ID", &d.call_id)
+            .header("CSeq", format_args!("{seq} {method}"));
+        let w = if method == "INVITE" {
+            w.header("Contact", self.contact_for(&contact_user, &d.peer))
+        } else {
+            w
+        };
+        let w = w.header("User-Agent", writer::SERVER);
+        Some(match body {
+            Some((ct, b)) => w.finish_with_body(ct, b),
+            None => w.finish(),
+        })
+    }
+
+    /// Sends an in-dialog request with a client transaction.
+    fn send_in_dialog(
+        &mut self,
+        now: Instant,
+        id: u64,
+        fork: Option<usize>,
+        method: &str,
+        body: Option<(&str, &[u8])>,
+        purpose: Purpose,
+    ) -> bool {
+        let Some(bytes) = self.build_in_dialog(method, id, fork, None, body) else {
+            return false;
+        };
+        let Some(call) = self.calls.get(&id) else {
+            return false;
+        };
+        let peer = match fork {
+            Some(i) => match call.forks.get(i) {
+                Some(f) => f.dialog.peer,
+                None => return false,
+            },
+            None => call.a.peer,
+        };
+        let branch = match crate::sip::message::frame(&bytes).ok().and_then(|f| {
+            f.first("Via")
+                .and_then(|v| v.split("branch=").nth(1))
+                .map(|b| b.split(';').next().unwrap_or("").to_string())
+        }) {
+            Some(b) => b,
+            None => return false,
+        };
+        let txn = self.client.start(&branch, method == "INVITE", bytes.clone(), peer, id, now);
+        self.purposes.insert(txn, purpose);
+        self.transmit(peer, bytes);
+        true
+    }
+
+    fn send_bye(&mut self, now: Instant, id: u64, fork: Option<usize>) {
+        self.send_in_dialog(now, id, fork, "BYE", None, Purpose::Fire { call: id });
+    }
+
+    // ---- requests from the caller or a callee ---------------------------------------------
+
+    /// Finds the call and side of an in-dialog request.
+    fn locate(&self, req: &Request) -> Option<(u64, Side, Option<usize>)> {
+        let from_tag = req.common.from.tag().unwrap_or_default().to_string();
+        if let Some(id) = self.a_index.get(&(req.common.call_id.clone(), from_tag)) {
+            return Some((*id, Side::A, None));
+        }
+        let (id, fork) = self.b_index.get(&req.common.call_id).copied()?;
+        Some((id, Side::B, Some(fork)))
+    }
+
+    pub(super) fn handle_ack(&mut self, _now: Instant, _peer: Peer, req: &Request) {
+        let Some((id, side, fork)) = self.locate(req) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if side == Side::B && fork != call.winner {
+            return;
+        }
+        let dialog = call.dialog_mut(side);
+        if dialog.pending_ok.as_ref().is_some_and(|p| p.cseq == req.common.cseq.seq) {
+            dialog.pending_ok = None;
+        }
+        if side == Side::A && call.state == CallState::Answered {
+            call.state = CallState::Confirmed;
+        }
+    }
+
+    pub(super) fn handle_cancel(&mut self, now: Instant, peer: Peer, txn: ServerTxnId, req: &Request) {
+        let invite = self.server.find_invite(req);
+        let call = invite.and_then(|t| self.invite_index.get(&t).copied());
+        match (invite, call) {
+            (Some(inv), Some(id)) => {
+                self.reply_status(txn, req, peer, 200, &[], now);
+                if self.server.is_proceeding(inv) {
+                    log::info!("call {id}: cancelled by the caller");
+                    self.end_call(id, HangupSide::Caller, "CANCEL", 487, now);
+                }
+            }
+            // The INVITE got its final answer already: the CANCEL has no effect (§9.2).
+            (Some(_), None) => self.reply_status(txn, req, peer, 200, &[], now),
+            (None, _) => self.reply_status(txn, req, peer, 481, &[], now),
+        }
+    }
+
+    pub(super) fn handle_in_dialog(&mut self, now: Instant, peer: Peer, txn: ServerTxnId, req: Request) {
+        let Some((id, side, fork)) = self.locate(&req) else {
+            return self.reply_status(txn, &req, peer, 481, &[], now);
+        };
+        let Some(call) = self.calls.get(&id) else {
+            return self.reply_status(txn, &req, peer, 481, &[], now);
+        };
+        let is_winner = side == Side::A || fork == call.winner;
+        match req.method {
+            crate::sip::message::Method::Bye => {
+                self.reply_status(txn, &req, peer, 200, &[], now);
+                if is_winner {
+                    let hangup = if side == Side::A { HangupSide::Caller } else { HangupSide::Callee };
+                    log::info!(
+                        "call {id}: BYE from the {}",
+                        if side == Side::A { "caller" } else { "callee" }
+                    );
+                    self.end_call(id, hangup, "BYE", 200, now);
+                } else if let Some(f) = fork.and_then(|i| self.calls.get_mut(&id)?.forks.get_mut(i)) {
+                    f.state = ForkState::Failed;
+                    f.end = Some(now);
+                }
+            }
+            crate::sip::message::Method::Invite => {
+                self.handle_reinvite(now, peer, txn, req, id, side, is_winner)
+            }
+            _ => {
+                // INFO / UPDATE: relay to the other side once the call is up.
+                if !is_winner || call.winner.is_none() {
+                    return self.reply_status(txn, &req, peer, 481, &[], now);
+                }
+                if req.method == crate::sip::message::Method::Update && !req.common.body.is_empty() {
+                    // Mid-call offer by UPDATE would need its own offer/answer relay.
+                    return self.reply_status(txn, &req, peer, 488, &[], now);
+                }
+                let target_fork = if side == Side::A { call.winner } else { None };
+                let ctype = req.common.header("Content-Type").map(str::to_string);
+                let body = req.common.body.clone();
+                let method = req.method.as_str().to_string();
+                let purpose = Purpose::Relay { call: id, txn, req: Box::new(req.clone()), peer };
+                let b = ctype.as_deref().map(|ct| (ct, body.as_slice()));
+                if !self.send_in_dialog(now, id, target_fork, &method, b, purpose) {
+                    self.reply_status(txn, &req, peer, 481, &[], now);
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn handle_reinvite(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        txn: ServerTxnId,
+        req: Request,
+        id: u64,
+        side: Side,
+        is_winner: bool,
+    ) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        if !is_winner || call.state == CallState::Proceeding {
+            return self.reply_status(txn, &req, peer, 481, &[], now);
+        }
+        if call.reinvite_pending {
+            // §14.1: a re-INVITE while one is pending is answered 491.
+            return self.reply_status(txn, &req, peer, 491, &[], now);
+        }
+        // Track the remote CSeq-independent part only; a session refresh without SDP is answered
+        // with our current SDP, without bothering the other phone.
+        let formats = if call.answered.is_empty() { call.offered.clone() } else { call.answered.clone() };
+        if req.common.body.is_empty() {
+            let body = self.sdp_for(call, side, &formats, Direction::SendRecv);
+            return self.answer_reinvite(now, id, side, txn, &req, peer, &body);
+        }
+        let offer = match sdp::parse(&req.common.body).ok().and_then(|s| s.audio) {
+            Some(a) => a,
+            None => return self.reply_status(txn, &req, peer, 488, &[], now),
+        };
+        if !sdp::has_voice_codec(&sdp::supported_formats(&offer.formats)) {
+            return self.reply_status(txn, &req, peer, 488, &[], now);
+        }
+        if let Some(addr) = offer.rtp_addr() {
+            self.out.push_back(super::Output::Media(MediaCommand::SetRemote {
+                relay: RelayId(id),
+                side,
+                remote: addr,
+            }));
+        }
+        let trying = response_to(&req.common, peer.addr, 100, None).finish();
+        self.reply(txn, 100, trying, now);
+        let other = side.other();
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.reinvite_pending = true;
+        call.dialog_mut(other).sdp_version += 1;
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let body = self.sdp_for(call, other, &formats, offer.direction);
+        let target_fork = if other == Side::B { call.winner } else { None };
+        let purpose = Purpose::ReInvite { call: id, from: side, txn, req: Box::new(req.clone()), peer };
+        if !self.send_in_dialog(now, id, target_fork, "INVITE", Some(("application/sdp", &body)), purpose) {
+            if let Some(c) = self.calls.get_mut(&id) {
+                c.reinvite_pending = false;
+            }
+            self.reply_status(txn, &req, peer, 500, &[], now);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn answer_reinvite(
+        &mut self,
+        now: Instant,
+        id: u64,
+        side: Side,
+        txn: ServerTxnId,
+        req: &Request,
+        peer: Peer,
+        body: &[u8],
+    ) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let user = if side == Side::A { call.to_ext.clone() } else { call.from_ext.clone() };
+        let ok = response_to(&req.common, peer.addr, 200, None)
+            .header("Contact", self.contact_for(&user, &peer))
+            .header("Allow", writer::ALLOW)
+            .finish_with_body("application/sdp", body);
+        self.reply(txn, 200, ok.clone(), now);
+        self.set_pending_ok(now, id, side, req.common.cseq.seq, ok, peer);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_reinvite_response(
+        &mut self,
+        now: Instant,
+        id: u64,
+        from: Side,
+        stxn: ServerTxnId,
+        req: &Request,
+        from_peer: Peer,
+        resp: &Response,
+    ) {
+        if resp.code < 200 {
+            return;
+        }
+        let other = from.other();
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.reinvite_pending = false;
+        }
+        if resp.code >= 300 {
+            let w = writer::response_with_reason(&req.common, from_peer.addr, resp.code, &resp.reason, None);
+            return self.reply(stxn, resp.code, w.finish(), now);
+        }
+        // ACK the other side's 2xx (CSeq of the re-INVITE).
+        let fork = if other == Side::B { self.calls.get(&id).and_then(|c| c.winner) } else { None };
+        if let Some(ack) = self.build_in_dialog("ACK", id, fork, Some(resp.common.cseq.seq), None) {
+            if let Some(peer) = self.calls.get(&id).map(|c| c.dialog(other).peer) {
+                self.transmit(peer, ack);
+            }
+        }
+        let answer = sdp::parse(&resp.common.body).ok().and_then(|s| s.audio);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.dialog_mut(from).sdp_version += 1;
+        let (formats, direction) = match &answer {
+            Some(a) => {
+                if let Some(addr) = a.rtp_addr() {
+                    self.out.push_back(super::Output::Media(MediaCommand::SetRemote {
+                        relay: RelayId(id),
+                        side: other,
+                        remote: addr,
+                    }));
+                }
+                (self.answer_formats(id, &a.formats), a.direction)
+            }
+            None => (call.answered.clone(), Direction::SendRecv),
+        };
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let body = self.sdp_for(call, from, &formats, direction);
+        self.answer_reinvite(now, id, from, stxn, req, from_peer, &body);
+    }
+
+    // ---- timers -------------------------------------------------------------------------------
+
+    pub(super) fn on_call_timer(&mut self, id: u64, now: Instant) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.ring_deadline.is_some_and(|d| d <= now) {
+            call.ring_deadline = None;
+            log::info!("call {id}: no answer within the ring timeout");
+            return self.end_call(id, HangupSide::System, "ring timeout", 408, now);
+        }
+        let mut resend = Vec::new();
+        let mut give_up = false;
+        let mut next = Vec::new();
+        let winner = call.winner;
+        let mut dialogs: Vec<&mut Dialog> = vec![&mut call.a];
+        if let Some(w) = winner {
+            if let Some(f) = call.forks.get_mut(w) {
+                dialogs.push(&mut f.dialog);
+            }
+        }
+        for d in dialogs {
+            let Some(p) = d.pending_ok.as_mut() else {
+                continue;
+            };
+            if p.give_up_at <= now {
+                d.pending_ok = None;
+                give_up = true;
+                continue;
+            }
+            if p.next_at <= now {
+                if !d.peer.transport.is_reliable() {
+                    resend.push((d.peer, p.bytes.clone()));
+                }
+                p.interval = (p.interval * 2).min(T2);
+                p.next_at = now + p.interval;
+            }
+            next.push(p.next_at.min(p.give_up_at));
+        }
+        for (peer, bytes) in resend {
+            self.transmit(peer, bytes);
+        }
+        for at in next {
+            self.arm(at, TimerKey::Call(id));
+        }
+        if give_up {
+            // §13.3.1.4: no ACK for the 2xx within 64·T1: end the session with BYE.
+            log::info!("call {id}: no ACK for 2xx; hanging up");
+            self.end_call(id, HangupSide::System, "no ACK", 408, now);
+        }
+    }
+
+    pub(super) fn on_client_timeout(&mut self, purpose: Purpose, now: Instant) {
+        match purpose {
+            Purpose::Fork { call, fork } => {
+                if let Some(f) = self.calls.get_mut(&call).and_then(|c| c.forks.get_mut(fork)) {
+                    if matches!(f.state, ForkState::Trying | ForkState::Early) {
+                        f.state = ForkState::Failed;
+                        f.final_status = 408;
+                        f.end = Some(now);
+                    }
+                }
+                self.check_all_forks_failed(now, call);
+            }
+            Purpose::ReInvite { call, txn, req, peer, .. } => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.reinvite_pending = false;
+                }
+                let w = response_to(&req.common, peer.addr, 408, None);
+                self.reply(txn, 408, w.finish(), now);
+            }
+            Purpose::Relay { txn, req, peer, .. } => {
+                let w = response_to(&req.common, peer.addr, 408, None);
+                self.reply(txn, 408, w.finish(), now);
+            }
+            Purpose::Fire { .. } => {}
+        }
+    }
+
+    // ---- ending -------------------------------------------------------------------------------
+
+    /// Ends a call from any state: answers or hangs up every leg that is still up, then
+    /// [`Engine::finish_call`].
+    pub(super) fn end_call(&mut self, id: u64, side: HangupSide, cause: &str, status: u16, now: Instant) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let winner = call.winner;
+        let a_open = self.server.is_proceeding(call.invite_txn);
+        let a_answered = call.a_ok_sent;
+        let forks = call.forks.len();
+        for i in 0..forks {
+            if Some(i) == winner {
+                if side != HangupSide::Callee {
+                    self.send_bye(now, id, Some(i));
+                }
+            } else {
+                self.cancel_fork(now, id, i);
+            }
+        }
+        if a_answered && side != HangupSide::Caller {
+            self.send_bye(now, id, None);
+        }
+        let _ = a_open;
+        self.finish_call(now, id, side, cause, status);
+    }
+
+    /// Sends the caller its final answer when it has none, then releases everything and emits the
+    /// CDR.
+    pub(super) fn finish_call(&mut self, now: Instant, id: u64, side: HangupSide, cause: &str, status: u16) {
+        if let Some(call) = self.calls.get(&id) {
+            if self.server.is_proceeding(call.invite_txn) && status >= 300 {
+                let w = response_to(&call.invite.common, call.a.peer.addr, status, Some(&call.a_tag));
+                let txn = call.invite_txn;
+                self.reply(txn, status, w.finish(), now);
+            }
+        }
+        let Some(call) = self.calls.remove(&id) else {
+            return;
+        };
+        self.out.push_back(super::Output::Media(MediaCommand::Close { relay: RelayId(id) }));
+        self.pool.release(call.a_port);
+        self.pool.release(call.b_port);
+        self.a_index
+            .remove(&(call.a.call_id.clone(), call.invite.common.from.tag().unwrap_or_default().to_string()));
+        for f in &call.forks {
+            self.b_index.remove(&f.dialog.call_id);
+        }
+        self.invite_index.remove(&call.invite_txn);
+        self.active_add(&call.from_ext, -1);
+        self.active_add(&call.to_ext, -1);
+        let answered = call.answer.is_some();
+        let final_status = if answered { 200 } else { status };
+        let disposition =
+            if answered { Disposition::Answered } else { disposition_for(status, call.ring.is_some()) };
+        let end_ms = self.wall_ms(now);
+        let legs = std::iter::once(LegRecord {
+            leg: "a".into(),
+            sip_call_id: call.a.call_id.clone(),
+            peer: call.a.peer.to_string(),
+            start_ms: self.wall_ms(call.start),
+            ring_ms: call.ring.map(|t| self.wall_ms(t)),
+            answer_ms: call.answer.map(|t| self.wall_ms(t)),
+            end_ms,
+            final_status,
+            disposition,
+        })
+        .chain(call.forks.iter().enumerate().map(|(i, f)| LegRecord {
+            leg: format!("b{}", i + 1),
+            sip_call_id: f.dialog.call_id.clone(),
+            peer: f.dialog.peer.to_string(),
+            start_ms: self.wall_ms(f.start),
+            ring_ms: f.ring.map(|t| self.wall_ms(t)),
+            answer_ms: f.answer.map(|t| self.wall_ms(t)),
+            end_ms: self.wall_ms(f.end.unwrap_or(now)),
+            final_status: if f.final_status == 0 { 487 } else { f.final_status },
+            disposition: if f.answer.is_some() {
+                Disposition::Answered
+            } else {
+                disposition_for(if f.final_status == 0 { 487 } else { f.final_status }, f.ring.is_some())
+            },
+        }))
+        .collect();
+        let ms = |d: std::time::Duration| d.as_millis() as u64;
+        let rec = CdrRecord {
+            call_id: id,
+            from: call.from_ext.clone(),
+            to: call.to_ext.clone(),
+            start_ms: self.wall_ms(call.start),
+            ring_ms: call.ring.map(|t| self.wall_ms(t)),
+            answer_ms: call.answer.map(|t| self.wall_ms(t)),
+            end_ms,
+            disposition,
+            ring_duration_ms: ms(call.answer.unwrap_or(now).saturating_duration_since(call.start)),
+            talk_duration_ms: call.answer.map(|a| ms(now.saturating_duration_since(a))).unwrap_or(0),
+            total_duration_ms: ms(now.saturating_duration_since(call.start)),
+            hangup_side: side,
+            cause: cause.to_string(),
+            final_status,
+            legs,
+        };
+        log::info!("call {id}: ended ({:?}, {cause})", rec.disposition);
+        self.out.push_back(super::Output::Cdr(Box::new(rec)));
+    }
+}
