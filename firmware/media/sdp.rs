@@ -288,12 +288,15 @@ enum Section {
 struct AudioBuilder {
     addr: Option<IpAddr>,
     port: u16,
-    /// `(pt, rtpmap, fmtp)` per format, in `m=` order.
-    formats: Vec<(u8, Option<(Encoding, u32)>, Option<String>)>,
+    /// One entry per format, in `m=` order.
+    formats: Vec<FormatBuilder>,
     direction: Option<Direction>,
     ptime_ms: Option<u16>,
     rtcp_port: Option<u16>,
 }
+
+/// `(pt, rtpmap (encoding, clock rate), fmtp)` of one format while its attributes arrive.
+type FormatBuilder = (u8, Option<(Encoding, u32)>, Option<String>);
 
 /// Parses an SDP body. Never panics.
 pub fn parse(body: &[u8]) -> Result<Sdp, SdpError> {
@@ -310,7 +313,7 @@ pub fn parse(body: &[u8]) -> Result<Sdp, SdpError> {
         return Err(SdpError::Empty);
     };
     match split_line(first) {
-        Some((b'v', value)) if value == "0" => {}
+        Some((b'v', "0")) => {}
         Some((b'v', _)) => return Err(SdpError::UnsupportedVersion),
         Some(_) => return Err(SdpError::MissingVersion),
         None => return Err(SdpError::MalformedLine { line: first_no }),
