@@ -8,10 +8,17 @@
 //!   call, latching to the first packet's source (symmetric RTP) for NAT.
 //!
 //! The engine never touches a socket: it emits [`MediaCommand`]s that the relay executes.
+//!
+//! The public interface is: [`RelayId`], [`Side`], [`MediaCommand`], [`PortPool`],
+//! [`RelayManager`], [`RelayStats`], [`RelayError`], and the [`sdp`] module (parse, render and
+//! codec selection). Measured relay cost: `docs/PERFORMANCE.md`, "RTP relay".
 
 pub mod pool;
 pub mod relay;
 pub mod sdp;
+
+pub use pool::PortPool;
+pub use relay::{RelayError, RelayManager, RelayStats};
 
 use std::net::SocketAddr;
 

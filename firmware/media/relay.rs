@@ -1,1 +1,409 @@
-//! The RTP/RTCP relay driver (placeholder; filled in by the media work).
+//! The RTP/RTCP relay driver: executes the engine's [`MediaCommand`]s with tokio UDP sockets.
+//!
+//! One relay = four sockets (RTP and RTCP facing the caller, side A; RTP and RTCP facing the
+//! callee, side B) and one tokio task. A datagram that arrives on side A's RTP socket leaves
+//! through side B's RTP socket towards B's remote, and vice versa; RTCP likewise on port + 1.
+//!
+//! Symmetric RTP (RFC 4961, and what every PBX does for phones behind NAT): each side *latches*
+//! its remote to the source of the first valid packet received on that side's socket. Until then
+//! it sends to the address from SDP. After the latch, packets from any other source are dropped
+//! (they are either stale packets of an older call or injection attempts). `SetRemote` (a
+//! re-INVITE) replaces the SDP address and allows one new latch. RTCP latches on its own; before
+//! it does, RTCP goes to the RTP remote's port + 1 (`a=rtcp` is not carried by the command).
+//!
+//! Bounded by construction: one receive buffer per relay (the task reads its four sockets in
+//! turn), no queues. A datagram that cannot be sent at once (socket buffer full) is dropped,
+//! which is what a router would do to real-time media.
+//!
+//! Counting: every datagram received counts in `a_rx_*`/`b_rx_*` and then in exactly one of
+//! `forwarded` or `dropped`, so `a_rx_packets + b_rx_packets == forwarded + dropped`.
+//!
+//! Close is synchronous: the sockets are dropped (ports re-bindable) before `execute` returns.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+
+use tokio::io::ReadBuf;
+use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
+
+use super::{MediaCommand, RelayId, Side};
+
+/// Largest datagram relayed. Voice RTP is far smaller (G.711 20 ms = 172 bytes); anything
+/// beyond an Ethernet MTU would have been fragmented and is not media we expect. The receive
+/// buffer is one byte longer so that an oversized (truncated) datagram is detected and dropped.
+pub const MAX_DATAGRAM_BYTES: usize = 1500;
+
+/// Datagrams handled per task wakeup before yielding to the runtime, so that one flooded relay
+/// cannot starve the others on the same worker thread.
+pub const MAX_DATAGRAMS_PER_WAKEUP: usize = 32;
+
+/// Smallest RTCP packet: a receiver report without report blocks (RFC 3550 §6.4.2).
+const MIN_RTCP_BYTES: usize = 8;
+
+/// The RTP/RTCP version we accept (RFC 3550 §5.1), in the top two bits of the first byte.
+const RTP_VERSION: u8 = 2;
+
+/// Socket slots of a relay: side A RTP, side A RTCP, side B RTP, side B RTCP.
+const SOCKETS_PER_RELAY: usize = 4;
+
+/// Counters and remotes of one relay, as seen by [`RelayManager::stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelayStats {
+    /// Datagrams received on side A's sockets (RTP and RTCP).
+    pub a_rx_packets: u64,
+    /// Bytes received on side A's sockets.
+    pub a_rx_bytes: u64,
+    /// Datagrams received on side B's sockets (RTP and RTCP).
+    pub b_rx_packets: u64,
+    /// Bytes received on side B's sockets.
+    pub b_rx_bytes: u64,
+    /// Datagrams sent on to the other side.
+    pub forwarded: u64,
+    /// Datagrams not sent on: not RTP/RTCP v2, from a non-latched source, oversized, no remote
+    /// known for the other side, or the send failed.
+    pub dropped: u64,
+    /// Where side A's RTP goes (latched, else from SDP).
+    pub a_remote: Option<SocketAddr>,
+    /// Where side B's RTP goes (latched, else from SDP).
+    pub b_remote: Option<SocketAddr>,
+}
+
+/// Why a [`MediaCommand`] failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RelayError {
+    /// A local port could not be bound (in use, no permission, or not a usable RTP port).
+    Bind {
+        /// The port.
+        port: u16,
+        /// The OS error or the reason the port is unusable.
+        reason: String,
+    },
+    /// `SetRemote` or `Close` for a relay that is not open.
+    UnknownRelay(RelayId),
+    /// `Open` for a relay id that is already open.
+    AlreadyOpen(RelayId),
+    /// `Open` was executed outside a tokio runtime.
+    NoRuntime,
+}
+
+impl fmt::Display for RelayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RelayError::Bind { port, reason } => write!(f, "cannot bind RTP port {port}: {reason}"),
+            RelayError::UnknownRelay(id) => write!(f, "relay {} is not open", id.0),
+            RelayError::AlreadyOpen(id) => write!(f, "relay {} is already open", id.0),
+            RelayError::NoRuntime => write!(f, "the RTP relay needs a tokio runtime"),
+        }
+    }
+}
+
+impl std::error::Error for RelayError {}
+
+/// Opens, re-targets and closes relays. Cloning is cheap and shares the same relays; when the
+/// last clone is dropped, every relay is closed.
+#[derive(Clone)]
+pub struct RelayManager {
+    inner: Arc<Manager>,
+}
+
+impl fmt::Debug for RelayManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RelayManager")
+            .field("bind", &self.inner.bind)
+            .field("active", &self.active())
+            .finish()
+    }
+}
+
+struct Manager {
+    bind: IpAddr,
+    relays: Mutex<HashMap<RelayId, Entry>>,
+}
+
+struct Entry {
+    relay: Arc<Mutex<RelayState>>,
+    task: JoinHandle<()>,
+}
+
+impl RelayManager {
+    /// A manager whose relays bind their sockets to `bind` (e.g. `0.0.0.0` or the LAN address).
+    pub fn new(bind: IpAddr) -> RelayManager {
+        RelayManager { inner: Arc::new(Manager { bind, relays: Mutex::new(HashMap::new()) }) }
+    }
+
+    /// Executes one command. `Open` binds all four sockets before returning, so a bind error is
+    /// reported here, then spawns the relay's task; it must run inside a tokio runtime. `Close`
+    /// drops the sockets before returning.
+    pub fn execute(&self, cmd: MediaCommand) -> Result<(), RelayError> {
+        match cmd {
+            MediaCommand::Open { relay, a_port, b_port, a_remote, b_remote } => {
+                self.open(relay, a_port, b_port, a_remote, b_remote)
+            }
+            MediaCommand::SetRemote { relay, side, remote } => {
+                let relays = self.relays();
+                let entry = relays.get(&relay).ok_or(RelayError::UnknownRelay(relay))?;
+                let mut state = lock(&entry.relay);
+                // A new SDP address: forget the old latch so the next packet may latch anew.
+                state.peers[side_index(side)] = Peer::from_sdp(Some(remote));
+                Ok(())
+            }
+            MediaCommand::Close { relay } => {
+                let entry = self.relays().remove(&relay).ok_or(RelayError::UnknownRelay(relay))?;
+                close(entry);
+                log::debug!("relay {} closed", relay.0);
+                Ok(())
+            }
+        }
+    }
+
+    /// Counters and remotes of an open relay.
+    pub fn stats(&self, relay: RelayId) -> Option<RelayStats> {
+        let relays = self.relays();
+        let state = lock(&relays.get(&relay)?.relay);
+        let mut stats = state.stats;
+        stats.a_remote = state.peers[0].rtp;
+        stats.b_remote = state.peers[1].rtp;
+        Some(stats)
+    }
+
+    /// How many relays are open.
+    pub fn active(&self) -> usize {
+        self.relays().len()
+    }
+
+    /// Closes every relay (shutdown).
+    pub fn close_all(&self) {
+        self.inner.close_all();
+    }
+
+    fn relays(&self) -> MutexGuard<'_, HashMap<RelayId, Entry>> {
+        lock(&self.inner.relays)
+    }
+
+    fn open(
+        &self,
+        relay: RelayId,
+        a_port: u16,
+        b_port: u16,
+        a_remote: Option<SocketAddr>,
+        b_remote: Option<SocketAddr>,
+    ) -> Result<(), RelayError> {
+        if self.relays().contains_key(&relay) {
+            return Err(RelayError::AlreadyOpen(relay));
+        }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| RelayError::NoRuntime)?;
+        let _in_runtime = runtime.enter();
+        let bind = self.inner.bind;
+        let sockets = [
+            bind_udp(bind, a_port, 0)?,
+            bind_udp(bind, a_port, 1)?,
+            bind_udp(bind, b_port, 0)?,
+            bind_udp(bind, b_port, 1)?,
+        ];
+        let state = Arc::new(Mutex::new(RelayState {
+            sockets: Some(sockets),
+            peers: [Peer::from_sdp(a_remote), Peer::from_sdp(b_remote)],
+            stats: RelayStats::default(),
+        }));
+        let mut relays = self.relays();
+        if relays.contains_key(&relay) {
+            // Another thread opened the same id meanwhile; our sockets drop here.
+            return Err(RelayError::AlreadyOpen(relay));
+        }
+        let task = runtime.spawn(run_relay(Arc::clone(&state)));
+        relays.insert(relay, Entry { relay: state, task });
+        log::debug!("relay {} open on ports {a_port}/{b_port}", relay.0);
+        Ok(())
+    }
+}
+
+impl Manager {
+    fn close_all(&self) {
+        let entries: Vec<Entry> = lock(&self.relays).drain().map(|(_, e)| e).collect();
+        entries.into_iter().for_each(close);
+    }
+}
+
+impl Drop for Manager {
+    fn drop(&mut self) {
+        self.close_all();
+    }
+}
+
+/// Drops the sockets now (so the ports are free when this returns) and stops the task.
+fn close(entry: Entry) {
+    let sockets = lock(&entry.relay).sockets.take();
+    drop(sockets);
+    entry.task.abort();
+}
+
+/// Binds `port + offset` (offset 1 = the RTCP port). The port must be an even, non-zero RTP
+/// port with room for RTCP above it.
+fn bind_udp(bind: IpAddr, port: u16, offset: u16) -> Result<UdpSocket, RelayError> {
+    let unusable = |reason: &str| RelayError::Bind { port, reason: reason.to_owned() };
+    if port == 0 {
+        return Err(unusable("port 0 is not an RTP port"));
+    }
+    let actual = port.checked_add(offset).ok_or_else(|| unusable("no room for the RTCP port"))?;
+    let err = |e: std::io::Error| RelayError::Bind { port: actual, reason: e.to_string() };
+    let socket = std::net::UdpSocket::bind(SocketAddr::new(bind, actual)).map_err(err)?;
+    socket.set_nonblocking(true).map_err(err)?;
+    UdpSocket::from_std(socket).map_err(err)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded data stays consistent even if a holder panicked (plain counters and
+    // addresses), so a poisoned lock is used as is.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn side_index(side: Side) -> usize {
+    match side {
+        Side::A => 0,
+        Side::B => 1,
+    }
+}
+
+/// Where one side's packets go, and whether that was learnt from a packet.
+#[derive(Debug, Clone, Copy, Default)]
+struct Peer {
+    rtp: Option<SocketAddr>,
+    rtp_latched: bool,
+    rtcp: Option<SocketAddr>,
+    rtcp_latched: bool,
+}
+
+impl Peer {
+    fn from_sdp(rtp: Option<SocketAddr>) -> Peer {
+        Peer { rtp, ..Peer::default() }
+    }
+
+    /// RTCP destination: the latched RTCP source, else RTP port + 1 (RFC 3550 §11).
+    fn rtcp_target(&self) -> Option<SocketAddr> {
+        if self.rtcp_latched {
+            return self.rtcp;
+        }
+        let rtp = self.rtp?;
+        Some(SocketAddr::new(rtp.ip(), rtp.port().checked_add(1)?))
+    }
+}
+
+struct RelayState {
+    /// `None` once closed; the task ends when it sees that.
+    sockets: Option<[UdpSocket; SOCKETS_PER_RELAY]>,
+    /// Index 0 = side A, 1 = side B.
+    peers: [Peer; 2],
+    stats: RelayStats,
+}
+
+async fn run_relay(state: Arc<Mutex<RelayState>>) {
+    let mut buf = [0u8; MAX_DATAGRAM_BYTES + 1];
+    std::future::poll_fn(|cx| poll_relay(&state, cx, &mut buf)).await;
+}
+
+/// Reads the four sockets in turn and relays what arrived, until all are empty or the
+/// per-wakeup budget is spent.
+fn poll_relay(state: &Mutex<RelayState>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<()> {
+    let mut guard = lock(state);
+    let RelayState { sockets, peers, stats } = &mut *guard;
+    let Some(sockets) = sockets.as_ref() else {
+        return Poll::Ready(());
+    };
+    let mut handled = 0usize;
+    loop {
+        let mut progress = false;
+        for slot in 0..SOCKETS_PER_RELAY {
+            let Some(socket) = sockets.get(slot) else {
+                continue;
+            };
+            let mut read = ReadBuf::new(buf);
+            match socket.poll_recv_from(cx, &mut read) {
+                Poll::Pending => {}
+                Poll::Ready(Err(e)) => {
+                    // E.g. ECONNREFUSED left by an ICMP error; the socket stays usable.
+                    log::trace!("relay recv error: {e}");
+                    progress = true;
+                    handled += 1;
+                }
+                Poll::Ready(Ok(source)) => {
+                    progress = true;
+                    handled += 1;
+                    let forwarded = relay_datagram(sockets, peers, stats, cx, slot, source, read.filled());
+                    if forwarded {
+                        stats.forwarded += 1;
+                    } else {
+                        stats.dropped += 1;
+                    }
+                }
+            }
+        }
+        if !progress {
+            return Poll::Pending;
+        }
+        if handled >= MAX_DATAGRAMS_PER_WAKEUP {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+    }
+}
+
+/// Handles one datagram received on socket `slot`; true if it was sent on.
+fn relay_datagram(
+    sockets: &[UdpSocket; SOCKETS_PER_RELAY],
+    peers: &mut [Peer; 2],
+    stats: &mut RelayStats,
+    cx: &mut Context<'_>,
+    slot: usize,
+    source: SocketAddr,
+    data: &[u8],
+) -> bool {
+    let side = slot / 2;
+    let rtcp = slot % 2 == 1;
+    let len = data.len() as u64;
+    if side == 0 {
+        stats.a_rx_packets += 1;
+        stats.a_rx_bytes += len;
+    } else {
+        stats.b_rx_packets += 1;
+        stats.b_rx_bytes += len;
+    }
+    if data.len() > MAX_DATAGRAM_BYTES || !is_valid(data, rtcp) {
+        return false;
+    }
+    let Some(peer) = peers.get_mut(side) else {
+        return false;
+    };
+    let (remote, latched) =
+        if rtcp { (&mut peer.rtcp, &mut peer.rtcp_latched) } else { (&mut peer.rtp, &mut peer.rtp_latched) };
+    if !*latched {
+        *remote = Some(source);
+        *latched = true;
+    } else if *remote != Some(source) {
+        return false;
+    }
+    let other = 1 - side;
+    let Some(to_peer) = peers.get(other) else {
+        return false;
+    };
+    let target = if rtcp { to_peer.rtcp_target() } else { to_peer.rtp };
+    let (Some(target), Some(out)) = (target, sockets.get(other * 2 + usize::from(rtcp))) else {
+        return false;
+    };
+    // A full socket buffer (Pending) drops the datagram: late media is useless media.
+    matches!(out.poll_send_to(cx, data, target), Poll::Ready(Ok(n)) if n == data.len())
+}
+
+/// RTP: a well-formed v2 header (checked by `rtp-rs`). RTCP: version 2 and at least a header.
+fn is_valid(data: &[u8], rtcp: bool) -> bool {
+    if rtcp {
+        data.len() >= MIN_RTCP_BYTES && data.first().is_some_and(|b| b >> 6 == RTP_VERSION)
+    } else {
+        // `RtpReader::new` checks version 2 and that CSRCs, extension and padding fit.
+        rtp_rs::RtpReader::new(data).is_ok()
+    }
+}
