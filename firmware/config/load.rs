@@ -1,6 +1,43 @@
-//! Loading and validating the TOML file. (Placeholder: filled in by the config work.)
-use super::Config;
+//! Loading and validating the TOML file.
+//!
+//! Two stages, like every parser in the firmware: serde reads the text into `Raw*` structs whose
+//! fields keep their byte spans (`toml::Spanned`), then [`validate`] checks every value and builds
+//! the typed [`Config`]. Any failure becomes one [`ConfigError`] naming the file, the 1-based line
+//! and the field path (`sip.port`, `extension[3].password`; extension indices count the
+//! `[[extension]]` blocks from 1, as a technician reads the file).
+//!
+//! The format is documented for installers in `docs/configuration.md`.
+use super::{Config, ExtensionConfig, PortRange, RtpConfig, SipConfig};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::IpAddr;
+use std::ops::Range;
 use std::path::Path;
+use toml::Spanned;
+
+/// Largest config file read. A hand-written file for a 500-extension office is ~60 KiB; the cap
+/// keeps a wrong path (a log, a disk image) from being read into RAM.
+pub(crate) const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Most `[[extension]]` blocks accepted. The box is sized for a small office and its call center;
+/// registrations, dial plan and the web admin lists are dimensioned for this many phones.
+pub(crate) const MAX_EXTENSIONS: usize = 500;
+
+/// Shortest and longest extension number, in digits. Single digits are kept for IVR choices;
+/// more than 8 collides with outside (trunk) numbers.
+const EXTENSION_DIGITS: std::ops::RangeInclusive<usize> = 2..=8;
+
+/// Display-name length in characters: it travels in From/Contact headers and phone screens.
+const NAME_CHARS: std::ops::RangeInclusive<usize> = 1..=64;
+
+/// SIP digest password length in bytes: below 8 is guessable over the LAN, above 64 some phones
+/// truncate the field silently.
+const PASSWORD_BYTES: std::ops::RangeInclusive<usize> = 8..=64;
+
+/// Seconds a call may ring (`sip.ring_timeout`): under 5 nobody can pick up, over 10 minutes a
+/// stuck call holds a port pair and a phone for nothing.
+const RING_TIMEOUT_S: std::ops::RangeInclusive<i64> = 5..=600;
 
 /// Why a configuration was refused: names the file, line and field.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,16 +69,365 @@ impl std::error::Error for ConfigError {}
 
 /// Reads and validates a config file.
 pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: path.display().to_string(),
+    let file = path.display().to_string();
+    let refuse = |message: String| ConfigError {
+        file: file.clone(),
         line: None,
         field: None,
-        message: format!("cannot read: {e}"),
+        message,
+    };
+    let f = std::fs::File::open(path).map_err(|e| refuse(format!("cannot read: {e}")))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| refuse(format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(refuse(format!(
+            "larger than {MAX_CONFIG_BYTES} bytes: is this the config file?"
+        )));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| ConfigError {
+        file: file.clone(),
+        line: Some(line_of(e.as_bytes(), e.utf8_error().valid_up_to())),
+        field: None,
+        message: "not valid UTF-8".into(),
     })?;
-    parse_str(&text, &path.display().to_string())
+    parse_str(&text, &file)
 }
 
 /// Parses and validates config text; `file` names it in errors.
-pub fn parse_str(_text: &str, _file: &str) -> Result<Config, ConfigError> {
-    Ok(Config::default())
+pub fn parse_str(text: &str, file: &str) -> Result<Config, ConfigError> {
+    let raw: RawFile = toml::from_str(text).map_err(|e| from_toml_error(text, file, &e))?;
+    validate(raw).map_err(|invalid| ConfigError {
+        file: file.to_string(),
+        line: Some(line_of(text.as_bytes(), invalid.span.start)),
+        field: Some(invalid.field),
+        message: invalid.message,
+    })
+}
+
+/// The whole file as serde sees it. Every leaf keeps its span so validation can point at it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    sip: Option<RawSip>,
+    rtp: Option<RawRtp>,
+    #[serde(default)]
+    extension: Vec<Spanned<RawExtension>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSip {
+    bind: Option<Spanned<String>>,
+    // Integers are read wide and range-checked here, so an out-of-range value gets our message
+    // ("1..=65535") rather than serde's.
+    port: Option<Spanned<i64>>,
+    advertise: Option<Spanned<String>>,
+    ring_timeout: Option<Spanned<i64>>,
+    trust_registered_source: Option<Spanned<bool>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRtp {
+    ports: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExtension {
+    number: Spanned<String>,
+    name: Spanned<String>,
+    password: Spanned<String>,
+    call_waiting: Option<Spanned<bool>>,
+}
+
+/// A validation failure before the file name and line are attached.
+struct Invalid {
+    span: Range<usize>,
+    field: String,
+    message: String,
+}
+
+fn invalid<T>(value: &Spanned<T>, field: impl Into<String>, message: impl Into<String>) -> Invalid {
+    Invalid {
+        span: value.span(),
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+fn validate(raw: RawFile) -> Result<Config, Invalid> {
+    let mut config = Config::default();
+    if let Some(sip) = raw.sip {
+        validate_sip(sip, &mut config.sip)?;
+    }
+    let mut rtp_span = None;
+    if let Some(RawRtp { ports: Some(ports) }) = raw.rtp {
+        config.rtp = RtpConfig {
+            ports: ports
+                .get_ref()
+                .parse::<PortRange>()
+                .map_err(|e| invalid(&ports, "rtp.ports", e))?,
+        };
+        rtp_span = Some(ports);
+    }
+    let PortRange { lo, hi } = config.rtp.ports;
+    if (lo..=hi).contains(&config.sip.port) {
+        // SIP and RTP bind the same address: the relay would fight the SIP socket for the port.
+        let message = format!("the range {lo}-{hi} holds the SIP port {}", config.sip.port);
+        return Err(match rtp_span {
+            Some(ports) => invalid(&ports, "rtp.ports", message),
+            None => Invalid {
+                span: 0..0,
+                field: "rtp.ports".into(),
+                message,
+            },
+        });
+    }
+    if raw.extension.len() > MAX_EXTENSIONS {
+        let last = raw
+            .extension
+            .get(MAX_EXTENSIONS)
+            .map(|e| e.span())
+            .unwrap_or(0..0);
+        return Err(Invalid {
+            span: last,
+            field: format!("extension[{}]", MAX_EXTENSIONS + 1),
+            message: format!("at most {MAX_EXTENSIONS} extensions"),
+        });
+    }
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, ext) in raw.extension.into_iter().enumerate() {
+        let index = i + 1;
+        let ext = validate_extension(ext.into_inner(), index)?;
+        if let Some(first) = seen.insert(ext.config.number.clone(), index) {
+            return Err(Invalid {
+                span: ext.number_span,
+                field: format!("extension[{index}].number"),
+                message: format!(
+                    "number {} is already used by extension[{first}]",
+                    ext.config.number
+                ),
+            });
+        }
+        config.extensions.push(ext.config);
+    }
+    Ok(config)
+}
+
+fn validate_sip(sip: RawSip, out: &mut SipConfig) -> Result<(), Invalid> {
+    if let Some(bind) = sip.bind {
+        out.bind = parse_ip(&bind, "sip.bind")?;
+    }
+    if let Some(port) = sip.port {
+        out.port = u16::try_from(*port.get_ref())
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| {
+                invalid(
+                    &port,
+                    "sip.port",
+                    format!("{} is not a port in 1..=65535", port.get_ref()),
+                )
+            })?;
+    }
+    if let Some(advertise) = sip.advertise {
+        let ip = parse_ip(&advertise, "sip.advertise")?;
+        if ip.is_unspecified() {
+            return Err(invalid(
+                &advertise,
+                "sip.advertise",
+                "phones cannot reach an unspecified address; give the box's LAN address",
+            ));
+        }
+        out.advertise = Some(ip);
+    }
+    if let Some(timeout) = sip.ring_timeout {
+        let s = *timeout.get_ref();
+        if !RING_TIMEOUT_S.contains(&s) {
+            return Err(invalid(
+                &timeout,
+                "sip.ring_timeout",
+                format!(
+                    "{s} s is outside {}..={} seconds",
+                    RING_TIMEOUT_S.start(),
+                    RING_TIMEOUT_S.end()
+                ),
+            ));
+        }
+        out.ring_timeout_s = u32::try_from(s).unwrap_or(out.ring_timeout_s);
+    }
+    if let Some(trust) = sip.trust_registered_source {
+        out.trust_registered_source = trust.into_inner();
+    }
+    Ok(())
+}
+
+fn parse_ip(value: &Spanned<String>, field: &str) -> Result<IpAddr, Invalid> {
+    value.get_ref().trim().parse::<IpAddr>().map_err(|_| {
+        invalid(
+            value,
+            field,
+            format!("`{}` is not an IP address", value.get_ref()),
+        )
+    })
+}
+
+struct CheckedExtension {
+    config: ExtensionConfig,
+    number_span: Range<usize>,
+}
+
+fn validate_extension(ext: RawExtension, index: usize) -> Result<CheckedExtension, Invalid> {
+    let field = |name: &str| format!("extension[{index}].{name}");
+    let number = ext.number.get_ref();
+    if !EXTENSION_DIGITS.contains(&number.len()) || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(
+            &ext.number,
+            field("number"),
+            format!(
+                "`{number}` is not a number of {}-{} digits",
+                EXTENSION_DIGITS.start(),
+                EXTENSION_DIGITS.end()
+            ),
+        ));
+    }
+    let name = ext.name.get_ref();
+    let chars = name.chars().count();
+    if !NAME_CHARS.contains(&chars) || name.chars().any(char::is_control) {
+        return Err(invalid(
+            &ext.name,
+            field("name"),
+            format!(
+                "must be {}-{} characters without control characters",
+                NAME_CHARS.start(),
+                NAME_CHARS.end()
+            ),
+        ));
+    }
+    let password = ext.password.get_ref();
+    if !PASSWORD_BYTES.contains(&password.len()) {
+        // The password itself is never echoed: error messages end up in logs.
+        return Err(invalid(
+            &ext.password,
+            field("password"),
+            format!(
+                "must be {}-{} characters long",
+                PASSWORD_BYTES.start(),
+                PASSWORD_BYTES.end()
+            ),
+        ));
+    }
+    if !password.bytes().all(password_byte_ok) {
+        return Err(invalid(
+            &ext.password,
+            field("password"),
+            "must be printable ASCII without spaces, quotes or backslashes (it goes into SIP digest)",
+        ));
+    }
+    Ok(CheckedExtension {
+        number_span: ext.number.span(),
+        config: ExtensionConfig {
+            number: ext.number.into_inner(),
+            name: ext.name.into_inner(),
+            password: ext.password.into_inner(),
+            call_waiting: ext.call_waiting.map(Spanned::into_inner).unwrap_or(true),
+        },
+    })
+}
+
+/// Printable ASCII minus the characters that break a digest `quoted-string` or a phone's
+/// provisioning file: space, `"`, `'` and `\`.
+fn password_byte_ok(b: u8) -> bool {
+    b.is_ascii_graphic() && !matches!(b, b'"' | b'\'' | b'\\')
+}
+
+/// 1-based line of a byte offset; an offset past the end counts as the last line.
+fn line_of(text: &[u8], offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.get(..end)
+        .map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count())
+        + 1
+}
+
+fn from_toml_error(text: &str, file: &str, e: &toml::de::Error) -> ConfigError {
+    let span = e.span();
+    ConfigError {
+        file: file.to_string(),
+        line: span.as_ref().map(|s| line_of(text.as_bytes(), s.start)),
+        field: span.and_then(|s| field_at(text, s.start)),
+        message: e.message().trim().to_string(),
+    }
+}
+
+/// The field path whose key or value covers byte `offset`, found by re-reading the text into
+/// toml's spanned tree (serde's own error keeps its key path private).
+fn field_at(text: &str, offset: usize) -> Option<String> {
+    let doc = toml::de::DeTable::parse(text).ok()?;
+    path_in_table(doc.get_ref(), offset, "")
+}
+
+fn path_in_table(table: &toml::de::DeTable<'_>, offset: usize, prefix: &str) -> Option<String> {
+    for (key, value) in table {
+        let name = if prefix.is_empty() {
+            key.get_ref().to_string()
+        } else {
+            format!("{prefix}.{}", key.get_ref())
+        };
+        if let Some(found) = path_in_value(value, offset, &name) {
+            return Some(found);
+        }
+        if key.span().contains(&offset) {
+            return Some(name);
+        }
+    }
+    None
+}
+
+fn path_in_value(
+    value: &Spanned<toml::de::DeValue<'_>>,
+    offset: usize,
+    name: &str,
+) -> Option<String> {
+    if let Some(table) = value.get_ref().as_table() {
+        if let Some(found) = path_in_table(table, offset, name) {
+            return Some(found);
+        }
+    }
+    if let Some(array) = value.get_ref().as_array() {
+        for (i, item) in array.iter().enumerate() {
+            if let Some(found) = path_in_value(item, offset, &format!("{name}[{}]", i + 1)) {
+                return Some(found);
+            }
+        }
+    }
+    value.span().contains(&offset).then(|| name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_of_counts_from_one() {
+        assert_eq!(line_of(b"a\nb\nc", 0), 1);
+        assert_eq!(line_of(b"a\nb\nc", 2), 2);
+        assert_eq!(line_of(b"a\nb\nc", 99), 3);
+    }
+
+    #[test]
+    fn password_refuses_space_quote_and_backslash() {
+        assert!(password_byte_ok(b'a'));
+        assert!(password_byte_ok(b'-'));
+        for b in [b' ', b'"', b'\'', b'\\', b'\t', 0x7f] {
+            assert!(!password_byte_ok(b), "{b}");
+        }
+    }
+
+    #[test]
+    fn empty_text_gives_the_defaults() {
+        assert_eq!(parse_str("", "x").ok(), Some(Config::default()));
+    }
 }

@@ -1,1 +1,130 @@
-//! Technician console over a local socket. Placeholder; filled in by the console work.
+//! The technician console: a line protocol over a local Unix socket.
+//!
+//! The public interface is: [`ConsoleCommand`], [`parse_command`], [`help_text`],
+//! [`ConsoleRequest`], [`serve`], [`run_client`], and the limits [`MAX_LINE_BYTES`],
+//! [`MAX_CONNECTIONS`], [`DEFAULT_LOG_TAIL`], [`MAX_LOG_TAIL`].
+//!
+//! Layers:
+//! - this file: the command language ([`parse_command`]), pure and unit-tested;
+//! - `server`: [`serve`], the socket driver in `hakoden run`. It parses each request and hands
+//!   a [`ConsoleRequest`] to whoever owns the state (the daemon), so the console never reads
+//!   engine state itself;
+//! - `client`: [`run_client`], the blocking client behind `hakoden console`.
+//!
+//! # Wire protocol
+//!
+//! One request per connection. The client sends one UTF-8 line (at most [`MAX_LINE_BYTES`]
+//! bytes, `\n`-terminated; `\r\n` is accepted). The server answers with zero or more text lines,
+//! then a line holding a single `.`, then closes. A reply line that itself starts with `.` is
+//! sent with one more `.` in front (dot-stuffing, as in SMTP); the client removes it. A reply
+//! whose first line starts with `error: ` is a refusal (unknown command, timeout, box busy).
+//!
+//! ```text
+//! > sh ver
+//! < hakoden 0.1.0 (abc1234)
+//! < .
+//! ```
+//!
+//! The socket is created with mode 0600: only the login that runs the firmware (the serial or
+//! SSH technician login lands there) can use it.
+
+mod client;
+mod server;
+
+pub use client::run_client;
+pub use server::{serve, MAX_CONNECTIONS, MAX_LINE_BYTES};
+
+/// `log tail` without a count.
+pub const DEFAULT_LOG_TAIL: usize = 50;
+
+/// Largest `log tail` count: the whole RAM ring.
+pub const MAX_LOG_TAIL: usize = crate::logger::RING_LINES;
+
+/// What the technician asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleCommand {
+    /// `show registrations`: phones registered now.
+    ShowRegistrations,
+    /// `show calls`: calls in progress.
+    ShowCalls,
+    /// `show extensions`: provisioned extensions.
+    ShowExtensions,
+    /// `show version`: firmware version.
+    ShowVersion,
+    /// `log tail [N]`: the last N lines of the RAM log.
+    LogTail(usize),
+    /// `help`: the command list ([`help_text`]).
+    Help,
+}
+
+/// One parsed request for the state owner; it answers through `reply` with the reply text
+/// (lines separated by `\n`; start it with `error: ` for a refusal).
+#[derive(Debug)]
+pub struct ConsoleRequest {
+    /// The command.
+    pub command: ConsoleCommand,
+    /// Where the answer goes.
+    pub reply: tokio::sync::oneshot::Sender<String>,
+}
+
+/// The answer to [`ConsoleCommand::Help`].
+pub fn help_text() -> String {
+    format!(
+        "show registrations   phones registered now (sh reg)\n\
+         show calls           calls in progress (sh c)\n\
+         show extensions      provisioned extensions (sh ext)\n\
+         show version         firmware version (sh ver)\n\
+         log tail [N]         last N log lines, default {DEFAULT_LOG_TAIL}, max {MAX_LOG_TAIL} (lo t 100)\n\
+         help                 this list\n\
+         quit, exit           leave the console"
+    )
+}
+
+/// Parses one console line. Words may be abbreviated (`sh reg`, `lo t 20`) and any case.
+pub fn parse_command(line: &str) -> Result<ConsoleCommand, String> {
+    let lower = line.trim().to_lowercase();
+    let words: Vec<&str> = lower.split_whitespace().collect();
+    match words.as_slice() {
+        [] => Err("empty command; type `help` for the list".into()),
+        ["?"] => Ok(ConsoleCommand::Help),
+        [w] if abbreviates(w, "help", 1) => Ok(ConsoleCommand::Help),
+        [w, rest @ ..] if abbreviates(w, "show", 2) => parse_show(rest),
+        [w, rest @ ..] if abbreviates(w, "log", 2) => parse_log(rest),
+        _ => Err(format!(
+            "unknown command `{}`; type `help` for the list",
+            line.trim()
+        )),
+    }
+}
+
+/// `word` is `full` or a prefix of it at least `min` characters long.
+fn abbreviates(word: &str, full: &str, min: usize) -> bool {
+    word.len() >= min && full.starts_with(word)
+}
+
+fn parse_show(rest: &[&str]) -> Result<ConsoleCommand, String> {
+    const WHAT: &str = "registrations, calls, extensions or version";
+    match rest {
+        [] => Err(format!("show what? {WHAT}")),
+        [w] if abbreviates(w, "registrations", 1) => Ok(ConsoleCommand::ShowRegistrations),
+        [w] if abbreviates(w, "calls", 1) => Ok(ConsoleCommand::ShowCalls),
+        [w] if abbreviates(w, "extensions", 1) => Ok(ConsoleCommand::ShowExtensions),
+        [w] if abbreviates(w, "version", 1) => Ok(ConsoleCommand::ShowVersion),
+        _ => Err(format!("cannot show `{}`; try {WHAT}", rest.join(" "))),
+    }
+}
+
+fn parse_log(rest: &[&str]) -> Result<ConsoleCommand, String> {
+    let usage = || format!("usage: log tail [N], N from 1 to {MAX_LOG_TAIL}");
+    match rest {
+        [t] if abbreviates(t, "tail", 1) => Ok(ConsoleCommand::LogTail(DEFAULT_LOG_TAIL)),
+        [t, n] if abbreviates(t, "tail", 1) => match n.parse::<usize>() {
+            Ok(n) if (1..=MAX_LOG_TAIL).contains(&n) => Ok(ConsoleCommand::LogTail(n)),
+            _ => Err(format!("`{n}` is not a line count; {}", usage())),
+        },
+        _ => Err(usage()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,301 @@
+use super::client::{decode_reply, request, ClientError};
+use super::server::encode_reply;
+use super::*;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+// Tests for the command language.
+
+#[test]
+fn full_and_abbreviated_commands_parse() {
+    use ConsoleCommand::*;
+    for (line, want) in [
+        ("show registrations", ShowRegistrations),
+        ("sh reg", ShowRegistrations),
+        ("SHOW R", ShowRegistrations),
+        ("show calls", ShowCalls),
+        ("sh c", ShowCalls),
+        ("  show   extensions  ", ShowExtensions),
+        ("sh ext", ShowExtensions),
+        ("show version", ShowVersion),
+        ("sh ver", ShowVersion),
+        ("log tail", LogTail(DEFAULT_LOG_TAIL)),
+        ("log tail 7", LogTail(7)),
+        ("lo t 2000", LogTail(2000)),
+        ("help", Help),
+        ("h", Help),
+        ("?", Help),
+    ] {
+        assert_eq!(parse_command(line), Ok(want), "{line}");
+    }
+}
+
+#[test]
+fn unknown_or_malformed_commands_are_refused_with_a_hint() {
+    for line in [
+        "",
+        "   ",
+        "reboot",
+        "s reg",
+        "show",
+        "show bananas",
+        "sh reg now",
+        "log",
+        "log head",
+    ] {
+        let e = parse_command(line).unwrap_err();
+        assert!(!e.is_empty(), "{line}");
+    }
+    assert!(parse_command("reboot").unwrap_err().contains("help"));
+    assert!(parse_command("show").unwrap_err().contains("registrations"));
+    for n in ["0", "2001", "-1", "many", "99999999999999999999999"] {
+        let e = parse_command(&format!("log tail {n}")).unwrap_err();
+        assert!(e.contains("2000"), "{e}");
+    }
+}
+
+#[test]
+fn help_lists_every_command() {
+    let help = help_text();
+    for word in [
+        "show registrations",
+        "show calls",
+        "show extensions",
+        "show version",
+        "log tail",
+        "help",
+    ] {
+        assert!(help.contains(word), "{word}");
+    }
+}
+
+// Tests for the framing.
+
+#[test]
+fn dot_stuffing_round_trips_every_line() {
+    let reply = ".\n.hidden\n..two\nplain\n\n.";
+    let wire = encode_reply(reply);
+    assert_eq!(wire, "..\n..hidden\n...two\nplain\n\n..\n.\n");
+    let lines = decode_reply(&wire).unwrap();
+    assert_eq!(lines, [".", ".hidden", "..two", "plain", "", "."]);
+    assert_eq!(encode_reply(""), ".\n");
+    assert!(decode_reply("").unwrap_err_is_reply());
+    assert!(decode_reply("half a reply\n").unwrap_err_is_reply());
+}
+
+trait ReplyErr {
+    fn unwrap_err_is_reply(self) -> bool;
+}
+
+impl ReplyErr for Result<Vec<String>, ClientError> {
+    fn unwrap_err_is_reply(self) -> bool {
+        matches!(self, Err(ClientError::Reply(_)))
+    }
+}
+
+// Tests over a real socket, with a fake state owner.
+
+/// Starts `serve` at a fresh socket and a responder answering like a tiny daemon.
+async fn start(dir: &Path) -> PathBuf {
+    let path = dir.join("console.sock");
+    let (tx, mut rx) = mpsc::channel::<ConsoleRequest>(4);
+    tokio::spawn(serve(path.clone(), tx));
+    tokio::spawn(async move {
+        while let Some(req) = rx.recv().await {
+            let answer = match req.command {
+                ConsoleCommand::ShowVersion => "hakoden test".to_string(),
+                ConsoleCommand::LogTail(n) => (0..n)
+                    .map(|i| format!(".line {i}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                ConsoleCommand::Help => help_text(),
+                // Never answers: the server must time out on its own.
+                ConsoleCommand::ShowCalls => {
+                    std::mem::forget(req.reply);
+                    continue;
+                }
+                ConsoleCommand::ShowRegistrations => {
+                    drop(req.reply);
+                    continue;
+                }
+                ConsoleCommand::ShowExtensions => "error: no extensions here".to_string(),
+            };
+            let _ = req.reply.send(answer);
+        }
+    });
+    wait_for(&path).await;
+    path
+}
+
+async fn wait_for(path: &Path) {
+    for _ in 0..200 {
+        if tokio::net::UnixStream::connect(path).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("console socket never came up at {}", path.display());
+}
+
+async fn ask(path: &Path, line: &str) -> Result<Vec<String>, ClientError> {
+    let (path, line) = (path.to_path_buf(), line.to_string());
+    tokio::task::spawn_blocking(move || request(&path, &line))
+        .await
+        .unwrap()
+}
+
+async fn raw(path: &Path, bytes: &[u8]) -> String {
+    let mut s = tokio::net::UnixStream::connect(path).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test]
+async fn a_command_goes_to_the_owner_and_its_answer_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = start(dir.path()).await;
+    assert_eq!(ask(&path, "sh ver").await.unwrap(), ["hakoden test"]);
+    assert_eq!(
+        ask(&path, "log tail 3").await.unwrap(),
+        [".line 0", ".line 1", ".line 2"]
+    );
+    assert_eq!(raw(&path, b"log tail 1\r\n").await, "..line 0\n.\n");
+    assert_eq!(
+        ask(&path, "help").await.unwrap().len(),
+        help_text().lines().count()
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_get_an_error_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = start(dir.path()).await;
+    let reply = ask(&path, "reboot").await.unwrap();
+    assert!(
+        reply[0].starts_with("error: unknown command `reboot`"),
+        "{reply:?}"
+    );
+    let long = "x".repeat(MAX_LINE_BYTES + 10);
+    let reply = raw(&path, format!("{long}\n").as_bytes()).await;
+    assert!(reply.starts_with("error: command longer than"), "{reply}");
+    assert!(reply.ends_with("\n.\n"));
+    let reply = raw(&path, b"\xff\xfe\n").await;
+    assert!(
+        reply.starts_with("error: the command is not UTF-8"),
+        "{reply}"
+    );
+    // A line of exactly the limit is read whole (and then refused as unknown).
+    let reply = raw(
+        &path,
+        format!("{}\n", "y".repeat(MAX_LINE_BYTES)).as_bytes(),
+    )
+    .await;
+    assert!(reply.starts_with("error: unknown command"), "{reply}");
+}
+
+#[tokio::test]
+async fn an_owner_that_drops_or_ignores_the_request_still_yields_one_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = start(dir.path()).await;
+    let reply = ask(&path, "sh reg").await.unwrap();
+    assert_eq!(reply, ["error: the box dropped the request"]);
+    let reply = ask(&path, "sh calls").await.unwrap();
+    assert!(
+        reply[0].starts_with("error: the box did not answer"),
+        "{reply:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_stopped_owner_means_shutting_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.sock");
+    let (tx, rx) = mpsc::channel::<ConsoleRequest>(1);
+    drop(rx);
+    tokio::spawn(serve(path.clone(), tx));
+    wait_for(&path).await;
+    assert_eq!(
+        ask(&path, "sh ver").await.unwrap(),
+        ["error: the box is shutting down"]
+    );
+}
+
+#[tokio::test]
+async fn the_socket_is_private_and_a_stale_one_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("console.sock");
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists(), "stale socket file left behind");
+    let path = start(dir.path()).await;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(ask(&path, "sh ver").await.unwrap(), ["hakoden test"]);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+}
+
+#[tokio::test]
+async fn serve_refuses_a_regular_file_and_a_live_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, "keep me").unwrap();
+    let (tx, _rx) = mpsc::channel(1);
+    assert!(serve(file.clone(), tx.clone()).await.is_err());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+
+    let path = start(dir.path()).await;
+    let e = serve(path.clone(), tx).await.unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
+    assert_eq!(ask(&path, "sh ver").await.unwrap(), ["hakoden test"]);
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_are_refused_not_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = start(dir.path()).await;
+    let mut idle = Vec::new();
+    for _ in 0..MAX_CONNECTIONS {
+        idle.push(tokio::net::UnixStream::connect(&path).await.unwrap());
+    }
+    // Let the accept loop take all of them before the extra one.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let reply = raw(&path, b"sh ver\n").await;
+    assert!(reply.starts_with("error: the console is busy"), "{reply}");
+    drop(idle);
+    let mut answered = false;
+    for _ in 0..100 {
+        if ask(&path, "sh ver").await.unwrap() == ["hakoden test"] {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(answered, "slots never came back");
+}
+
+#[tokio::test]
+async fn run_client_exit_codes_tell_ok_refused_and_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = start(dir.path()).await;
+    let code = |cmd: &str, path: PathBuf| {
+        let cmd = cmd.to_string();
+        tokio::task::spawn_blocking(move || run_client(&path, Some(cmd)))
+    };
+    assert_eq!(code("sh ver", path.clone()).await.unwrap(), 0);
+    assert_eq!(code("reboot", path.clone()).await.unwrap(), 1);
+    assert_eq!(code("sh ext", path.clone()).await.unwrap(), 1);
+    assert_eq!(
+        code("sh ver", dir.path().join("nobody.sock"))
+            .await
+            .unwrap(),
+        2
+    );
+}
