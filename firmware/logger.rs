@@ -34,10 +34,7 @@ const NOISY_TARGETS: &[&str] = &["rsipstack", "rsip", "fjall", "lsm_tree", "toki
 /// The environment variable read by [`init`].
 const ENV_VAR: &str = "HAKODEN_LOG";
 
-static LOGGER: RingLogger = RingLogger {
-    filter: OnceLock::new(),
-    ring: Mutex::new(Ring::new()),
-};
+static LOGGER: RingLogger = RingLogger { filter: OnceLock::new(), ring: Mutex::new(Ring::new()) };
 
 /// Installs the logger; later calls do nothing.
 pub fn init() {
@@ -79,9 +76,7 @@ impl RingLogger {
 
 impl Log for RingLogger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        self.filter
-            .get()
-            .is_some_and(|f| metadata.level() <= f.level_for(metadata.target()))
+        self.filter.get().is_some_and(|f| metadata.level() <= f.level_for(metadata.target()))
     }
 
     fn log(&self, record: &Record<'_>) {
@@ -141,12 +136,8 @@ fn push_utc(out: &mut String, unix_ms: u64) {
     let days = unix_ms / MS_PER_DAY;
     let ms_of_day = unix_ms % MS_PER_DAY;
     let (y, m, d) = civil_from_days(days);
-    let (h, min, s, ms) = (
-        ms_of_day / 3_600_000,
-        ms_of_day / 60_000 % 60,
-        ms_of_day / 1000 % 60,
-        ms_of_day % 1000,
-    );
+    let (h, min, s, ms) =
+        (ms_of_day / 3_600_000, ms_of_day / 60_000 % 60, ms_of_day / 1000 % 60, ms_of_day % 1000);
     let _ = write!(out, "{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{ms:03}Z");
 }
 
@@ -171,9 +162,7 @@ struct Ring {
 
 impl Ring {
     const fn new() -> Ring {
-        Ring {
-            lines: VecDeque::new(),
-        }
+        Ring { lines: VecDeque::new() }
     }
 
     fn push(&mut self, line: String) {
@@ -184,11 +173,7 @@ impl Ring {
     }
 
     fn tail(&self, n: usize) -> Vec<String> {
-        self.lines
-            .iter()
-            .skip(self.lines.len().saturating_sub(n))
-            .cloned()
-            .collect()
+        self.lines.iter().skip(self.lines.len().saturating_sub(n)).cloned().collect()
     }
 }
 
@@ -204,10 +189,7 @@ impl Default for Filter {
     fn default() -> Self {
         Filter {
             default: LevelFilter::Info,
-            rules: NOISY_TARGETS
-                .iter()
-                .map(|t| (t.to_string(), LevelFilter::Warn))
-                .collect(),
+            rules: NOISY_TARGETS.iter().map(|t| (t.to_string(), LevelFilter::Warn)).collect(),
         }
     }
 }
@@ -218,20 +200,12 @@ const MAX_FILTER_RULES: usize = 32;
 impl Filter {
     fn parse(spec: &str) -> Result<Filter, String> {
         let mut filter = Filter::default();
-        for (i, part) in spec
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .enumerate()
-        {
+        for (i, part) in spec.split(',').map(str::trim).filter(|p| !p.is_empty()).enumerate() {
             if i >= MAX_FILTER_RULES {
                 return Err(format!("more than {MAX_FILTER_RULES} rules"));
             }
-            let level = |s: &str| {
-                s.trim()
-                    .parse::<LevelFilter>()
-                    .map_err(|_| format!("`{s}` is not a log level"))
-            };
+            let level =
+                |s: &str| s.trim().parse::<LevelFilter>().map_err(|_| format!("`{s}` is not a log level"));
             match part.split_once('=') {
                 None => filter.default = level(part)?,
                 Some((target, lvl)) if !target.trim().is_empty() => {
@@ -248,9 +222,7 @@ impl Filter {
         for (prefix, level) in &self.rules {
             let matches = target == prefix
                 || (target.starts_with(prefix.as_str())
-                    && target
-                        .get(prefix.len()..)
-                        .is_some_and(|rest| rest.starts_with("::")));
+                    && target.get(prefix.len()..).is_some_and(|rest| rest.starts_with("::")));
             if matches && best.is_none_or(|(len, _)| prefix.len() >= len) {
                 best = Some((prefix.len(), *level));
             }
@@ -259,10 +231,7 @@ impl Filter {
     }
 
     fn max_level(&self) -> LevelFilter {
-        self.rules
-            .iter()
-            .map(|(_, l)| *l)
-            .fold(self.default, std::cmp::max)
+        self.rules.iter().map(|(_, l)| *l).fold(self.default, std::cmp::max)
     }
 }
 
@@ -293,11 +262,7 @@ mod tests {
             let next_day = (y, m, d) == (prev.0, prev.1, prev.2 + 1);
             let next_month = (y, m, d) == (prev.0, prev.1 + 1, 1);
             let next_year = (y, m, d) == (prev.0 + 1, 1, 1) && prev.1 == 12 && prev.2 == 31;
-            assert!(
-                next_day || next_month || next_year,
-                "{prev:?} -> {:?}",
-                (y, m, d)
-            );
+            assert!(next_day || next_month || next_year, "{prev:?} -> {:?}", (y, m, d));
             prev = (y, m, d);
         }
     }
@@ -305,11 +270,7 @@ mod tests {
     #[test]
     fn a_line_has_time_level_target_and_message() {
         let args = format_args!("phone {} registered\nsecond line", 201);
-        let record = Record::builder()
-            .args(args)
-            .level(log::Level::Info)
-            .target("hakoden::sip")
-            .build();
+        let record = Record::builder().args(args).level(log::Level::Info).target("hakoden::sip").build();
         assert_eq!(
             format_line(1_795_305_599_123, &record),
             "2026-11-21T23:59:59.123Z INFO hakoden::sip: phone 201 registered\\nsecond line"
@@ -331,10 +292,7 @@ mod tests {
             ring.push(i.to_string());
         }
         assert_eq!(ring.lines.len(), RING_LINES);
-        assert_eq!(
-            ring.tail(2),
-            [(RING_LINES + 3).to_string(), (RING_LINES + 4).to_string()]
-        );
+        assert_eq!(ring.tail(2), [(RING_LINES + 3).to_string(), (RING_LINES + 4).to_string()]);
         assert_eq!(ring.tail(usize::MAX).first().map(String::as_str), Some("5"));
     }
 
@@ -368,12 +326,7 @@ mod tests {
         log::info!(target: "hakoden::logger_test", "marker {}", 42);
         log::debug!(target: "hakoden::logger_test", "hidden at info");
         let lines = tail(RING_LINES);
-        assert!(
-            lines
-                .iter()
-                .any(|l| l.ends_with(" INFO hakoden::logger_test: marker 42")),
-            "{lines:?}"
-        );
+        assert!(lines.iter().any(|l| l.ends_with(" INFO hakoden::logger_test: marker 42")), "{lines:?}");
         if std::env::var_os(ENV_VAR).is_none() {
             assert!(!lines.iter().any(|l| l.contains("hidden at info")));
         }

@@ -58,10 +58,7 @@ fn assert_refused(text: &str, line: usize, field: &str) -> ConfigError {
     assert_eq!(e.field.as_deref(), Some(field), "{e}");
     assert!(!e.message.is_empty());
     let shown = e.to_string();
-    assert!(
-        shown.starts_with(&format!("{FILE}:{line}: field `{field}`: ")),
-        "{shown}"
-    );
+    assert!(shown.starts_with(&format!("{FILE}:{line}: field `{field}`: ")), "{shown}");
     e
 }
 
@@ -73,20 +70,11 @@ fn the_documented_example_loads_into_the_typed_config() {
     assert_eq!(c.sip.advertise, Some(IpAddr::from([192, 168, 1, 10])));
     assert_eq!(c.sip.ring_timeout_s, 60);
     assert!(c.sip.trust_registered_source);
-    assert_eq!(
-        c.rtp.ports,
-        PortRange {
-            lo: 10000,
-            hi: 20000
-        }
-    );
+    assert_eq!(c.rtp.ports, PortRange { lo: 10000, hi: 20000 });
     assert_eq!(c.extensions.len(), 3);
     assert_eq!(c.extensions[0].number, "201");
     assert_eq!(c.extensions[0].password, "s3cret-Pass");
-    assert!(
-        c.extensions[0].call_waiting,
-        "call_waiting defaults to true"
-    );
+    assert!(c.extensions[0].call_waiting, "call_waiting defaults to true");
     assert!(!c.extensions[1].call_waiting);
     assert_eq!(c.extensions[2].name, "電話番");
 }
@@ -94,10 +82,7 @@ fn the_documented_example_loads_into_the_typed_config() {
 #[test]
 fn every_section_is_optional() {
     assert_eq!(parse_str("", FILE).unwrap(), Config::default());
-    assert_eq!(
-        parse_str("# nothing but a comment\n", FILE).unwrap(),
-        Config::default()
-    );
+    assert_eq!(parse_str("# nothing but a comment\n", FILE).unwrap(), Config::default());
     let c = parse_str("[sip]\nport = 5070\n", FILE).unwrap();
     assert_eq!(c.sip.port, 5070);
     assert_eq!(c.rtp, Config::default().rtp);
@@ -125,11 +110,7 @@ fn duplicate_key_is_a_syntax_error_on_its_line() {
 fn unknown_key_is_refused() {
     let e = assert_refused(&with_line(5, "ring_timout = 60"), 5, "sip.ring_timout");
     assert!(e.message.contains("ring_timout"), "{e}");
-    assert_refused(
-        &with_line(20, "voicemail = true"),
-        20,
-        "extension[2].voicemail",
-    );
+    assert_refused(&with_line(20, "voicemail = true"), 20, "extension[2].voicemail");
 }
 
 #[test]
@@ -142,17 +123,9 @@ fn unknown_section_is_refused() {
 #[test]
 fn wrong_type_is_refused() {
     assert_refused(&with_line(3, "port = \"5060\""), 3, "sip.port");
-    assert_refused(
-        &with_line(6, "trust_registered_source = 1"),
-        6,
-        "sip.trust_registered_source",
-    );
+    assert_refused(&with_line(6, "trust_registered_source = 1"), 6, "sip.trust_registered_source");
     assert_refused(&with_line(17, "number = 202"), 17, "extension[2].number");
-    assert_refused(
-        &with_line(20, "call_waiting = \"no\""),
-        20,
-        "extension[2].call_waiting",
-    );
+    assert_refused(&with_line(20, "call_waiting = \"no\""), 20, "extension[2].call_waiting");
     assert_refused(&with_line(9, "ports = [10000, 20000]"), 9, "rtp.ports");
 }
 
@@ -164,11 +137,7 @@ fn out_of_range_values_are_refused() {
     assert_refused(&with_line(5, "ring_timeout = 4"), 5, "sip.ring_timeout");
     assert_refused(&with_line(5, "ring_timeout = 601"), 5, "sip.ring_timeout");
     assert_refused(&with_line(2, "bind = \"192.168.1.300\""), 2, "sip.bind");
-    assert_refused(
-        &with_line(4, "advertise = \"pbx.local\""),
-        4,
-        "sip.advertise",
-    );
+    assert_refused(&with_line(4, "advertise = \"pbx.local\""), 4, "sip.advertise");
     assert_refused(&with_line(4, "advertise = \"0.0.0.0\""), 4, "sip.advertise");
     assert_refused(&with_line(9, "ports = \"20000-10000\""), 9, "rtp.ports");
     assert_refused(&with_line(9, "ports = \"10000\""), 9, "rtp.ports");
@@ -177,37 +146,14 @@ fn out_of_range_values_are_refused() {
 
 #[test]
 fn ring_timeout_bounds_are_inclusive() {
-    assert_eq!(
-        parse_str(&with_line(5, "ring_timeout = 5"), FILE)
-            .unwrap()
-            .sip
-            .ring_timeout_s,
-        5
-    );
-    assert_eq!(
-        parse_str(&with_line(5, "ring_timeout = 600"), FILE)
-            .unwrap()
-            .sip
-            .ring_timeout_s,
-        600
-    );
+    assert_eq!(parse_str(&with_line(5, "ring_timeout = 5"), FILE).unwrap().sip.ring_timeout_s, 5);
+    assert_eq!(parse_str(&with_line(5, "ring_timeout = 600"), FILE).unwrap().sip.ring_timeout_s, 600);
 }
 
 #[test]
 fn bad_extension_numbers_are_refused() {
-    for bad in [
-        "\"2\"",
-        "\"123456789\"",
-        "\"20a\"",
-        "\"\"",
-        "\" 201\"",
-        "\"２０１\"",
-    ] {
-        assert_refused(
-            &with_line(23, &format!("number = {bad}")),
-            23,
-            "extension[3].number",
-        );
+    for bad in ["\"2\"", "\"123456789\"", "\"20a\"", "\"\"", "\" 201\"", "\"２０１\""] {
+        assert_refused(&with_line(23, &format!("number = {bad}")), 23, "extension[3].number");
     }
     parse_str(&with_line(23, "number = \"12345678\""), FILE).unwrap();
     parse_str(&with_line(23, "number = \"20\""), FILE).unwrap();
@@ -215,49 +161,23 @@ fn bad_extension_numbers_are_refused() {
 
 #[test]
 fn duplicate_extension_number_points_at_the_second_one() {
-    let e = assert_refused(
-        &with_line(23, "number = \"201\""),
-        23,
-        "extension[3].number",
-    );
+    let e = assert_refused(&with_line(23, "number = \"201\""), 23, "extension[3].number");
     assert!(e.message.contains("extension[1]"), "{e}");
 }
 
 #[test]
 fn bad_names_are_refused() {
     assert_refused(&with_line(13, "name = \"\""), 13, "extension[1].name");
-    assert_refused(
-        &with_line(13, &format!("name = \"{}\"", "x".repeat(65))),
-        13,
-        "extension[1].name",
-    );
-    assert_refused(
-        &with_line(13, "name = \"tab\\there\""),
-        13,
-        "extension[1].name",
-    );
-    parse_str(
-        &with_line(13, &format!("name = \"{}\"", "受".repeat(64))),
-        FILE,
-    )
-    .unwrap();
+    assert_refused(&with_line(13, &format!("name = \"{}\"", "x".repeat(65))), 13, "extension[1].name");
+    assert_refused(&with_line(13, "name = \"tab\\there\""), 13, "extension[1].name");
+    parse_str(&with_line(13, &format!("name = \"{}\"", "受".repeat(64))), FILE).unwrap();
 }
 
 #[test]
 fn weak_or_unsafe_passwords_are_refused_without_echoing_them() {
-    for bad in [
-        "short7!",
-        "has space1",
-        "quo\\\"te1234",
-        "back\\\\slash12",
-        "single'quote",
-        "ünïcödé-pass",
-    ] {
-        let e = assert_refused(
-            &with_line(14, &format!("password = \"{bad}\"")),
-            14,
-            "extension[1].password",
-        );
+    for bad in ["short7!", "has space1", "quo\\\"te1234", "back\\\\slash12", "single'quote", "ünïcödé-pass"]
+    {
+        let e = assert_refused(&with_line(14, &format!("password = \"{bad}\"")), 14, "extension[1].password");
         assert!(!e.message.contains(bad), "{e}");
     }
     assert_refused(
@@ -265,22 +185,14 @@ fn weak_or_unsafe_passwords_are_refused_without_echoing_them() {
         14,
         "extension[1].password",
     );
-    parse_str(
-        &with_line(14, &format!("password = \"{}\"", "a".repeat(64))),
-        FILE,
-    )
-    .unwrap();
+    parse_str(&with_line(14, &format!("password = \"{}\"", "a".repeat(64))), FILE).unwrap();
     parse_str(&with_line(14, "password = \"8chars!!\""), FILE).unwrap();
 }
 
 #[test]
 fn missing_required_extension_field_is_refused() {
     let e = refused(&with_line(19, "# password removed"));
-    assert_eq!(
-        e.field.as_deref().map(|f| f.starts_with("extension[2]")),
-        Some(true),
-        "{e}"
-    );
+    assert_eq!(e.field.as_deref().map(|f| f.starts_with("extension[2]")), Some(true), "{e}");
     assert!(e.message.contains("password"), "{e}");
     let line = e.line.unwrap();
     assert!((16..=20).contains(&line), "{e}");
@@ -290,10 +202,8 @@ fn missing_required_extension_field_is_refused() {
 fn too_many_extensions_are_refused() {
     let mut text = String::new();
     for i in 0..=MAX_EXTENSIONS {
-        text += &format!(
-            "[[extension]]\nnumber = \"{}\"\nname = \"n\"\npassword = \"password1\"\n",
-            1000 + i
-        );
+        text +=
+            &format!("[[extension]]\nnumber = \"{}\"\nname = \"n\"\npassword = \"password1\"\n", 1000 + i);
     }
     let e = refused(&text);
     assert_eq!(e.field, Some(format!("extension[{}]", MAX_EXTENSIONS + 1)));

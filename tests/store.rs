@@ -67,9 +67,7 @@ fn open_on_a_file_names_the_directory() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, "x").unwrap();
-    let e = Store::open(&file.join("sub"))
-        .err()
-        .expect("opened under a file");
+    let e = Store::open(&file.join("sub")).err().expect("opened under a file");
     assert!(e.to_string().contains("not-a-dir"), "{e}");
 }
 
@@ -78,17 +76,12 @@ fn reopen_after_drop_keeps_extensions_meta_and_cdrs() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = Store::open(dir.path()).unwrap();
-        store
-            .put_extensions(&[ext("202", "Sales"), ext("201", "Reception")])
-            .unwrap();
+        store.put_extensions(&[ext("202", "Sales"), ext("201", "Reception")]).unwrap();
         store.meta_put("schema", "1").unwrap();
         store.append_cdrs(&[cdr(1), cdr(2), cdr(3)]).unwrap();
     }
     let store = Store::open(dir.path()).unwrap();
-    assert_eq!(
-        store.extensions().unwrap(),
-        vec![ext("201", "Reception"), ext("202", "Sales")]
-    );
+    assert_eq!(store.extensions().unwrap(), vec![ext("201", "Reception"), ext("202", "Sales")]);
     assert_eq!(store.meta_get("schema").unwrap().as_deref(), Some("1"));
     assert_eq!(store.cdr_count().unwrap(), 3);
     assert_eq!(store.last_call_id().unwrap(), 3);
@@ -99,12 +92,8 @@ fn reopen_after_drop_keeps_extensions_meta_and_cdrs() {
 fn put_extensions_replaces_the_whole_set_sorted_by_number() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    store
-        .put_extensions(&[ext("201", "a"), ext("202", "b"), ext("203", "c")])
-        .unwrap();
-    store
-        .put_extensions(&[ext("1000", "big"), ext("203", "c2"), ext("30", "short")])
-        .unwrap();
+    store.put_extensions(&[ext("201", "a"), ext("202", "b"), ext("203", "c")]).unwrap();
+    store.put_extensions(&[ext("1000", "big"), ext("203", "c2"), ext("30", "short")]).unwrap();
     let got = store.extensions().unwrap();
     let numbers: Vec<&str> = got.iter().map(|e| e.number.as_str()).collect();
     assert_eq!(numbers, ["30", "203", "1000"]);
@@ -119,9 +108,7 @@ fn put_extensions_refuses_duplicates_and_keeps_the_old_set() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     store.put_extensions(&[ext("201", "a")]).unwrap();
-    let e = store
-        .put_extensions(&[ext("202", "b"), ext("202", "c")])
-        .unwrap_err();
+    let e = store.put_extensions(&[ext("202", "b"), ext("202", "c")]).unwrap_err();
     assert!(e.to_string().contains("202"), "{e}");
     assert_eq!(store.extensions().unwrap(), vec![ext("201", "a")]);
 }
@@ -133,10 +120,7 @@ fn cdrs_come_back_newest_first_in_call_id_order() {
     // Ids that sort wrongly as text or as little-endian bytes.
     store.append_cdrs(&[cdr(256), cdr(9), cdr(1)]).unwrap();
     store.append_cdrs(&[cdr(10), cdr(70_000)]).unwrap();
-    assert_eq!(
-        ids(&store.recent_cdrs(100).unwrap()),
-        [70_000, 256, 10, 9, 1]
-    );
+    assert_eq!(ids(&store.recent_cdrs(100).unwrap()), [70_000, 256, 10, 9, 1]);
     assert_eq!(ids(&store.recent_cdrs(2).unwrap()), [70_000, 256]);
     assert!(store.recent_cdrs(0).unwrap().is_empty());
     assert_eq!(store.last_call_id().unwrap(), 70_000);
@@ -159,20 +143,14 @@ fn rewriting_a_call_id_replaces_it_and_counts_once() {
 fn retention_deletes_the_oldest_beyond_the_cap_in_the_same_batch() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_with_cap(dir.path(), 5).unwrap();
-    store
-        .append_cdrs(&(1..=4).map(cdr).collect::<Vec<_>>())
-        .unwrap();
+    store.append_cdrs(&(1..=4).map(cdr).collect::<Vec<_>>()).unwrap();
     assert_eq!(store.cdr_count().unwrap(), 4);
-    store
-        .append_cdrs(&(5..=7).map(cdr).collect::<Vec<_>>())
-        .unwrap();
+    store.append_cdrs(&(5..=7).map(cdr).collect::<Vec<_>>()).unwrap();
     assert_eq!(store.cdr_count().unwrap(), 5);
     assert_eq!(ids(&store.recent_cdrs(100).unwrap()), [7, 6, 5, 4, 3]);
 
     // A batch larger than the cap keeps only its newest.
-    store
-        .append_cdrs(&(8..=20).map(cdr).collect::<Vec<_>>())
-        .unwrap();
+    store.append_cdrs(&(8..=20).map(cdr).collect::<Vec<_>>()).unwrap();
     assert_eq!(ids(&store.recent_cdrs(100).unwrap()), [20, 19, 18, 17, 16]);
     assert_eq!(store.cdr_count().unwrap(), 5);
     drop(store);
@@ -209,9 +187,7 @@ fn clones_share_the_database() {
 fn logical_bytes_per_cdr_are_counted() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    store
-        .append_cdrs(&(1..=10).map(cdr).collect::<Vec<_>>())
-        .unwrap();
+    store.append_cdrs(&(1..=10).map(cdr).collect::<Vec<_>>()).unwrap();
     let (commits, bytes) = store.cdr_write_stats();
     assert_eq!(commits, 1);
     let per_call = bytes / 10;
@@ -229,17 +205,11 @@ async fn writer_batches_a_burst_into_few_commits() {
         assert!(sink.push(cdr(id)));
     }
     drop(sink);
-    tokio::time::timeout(Duration::from_secs(30), handle)
-        .await
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), handle).await.unwrap().unwrap();
     assert_eq!(store.cdr_count().unwrap(), n as usize);
     let (commits, _) = store.cdr_write_stats();
     let min = n.div_ceil(BATCH_MAX_RECORDS as u64);
-    assert!(
-        (min..=min + 2).contains(&commits),
-        "{commits} commits for {n} records"
-    );
+    assert!((min..=min + 2).contains(&commits), "{commits} commits for {n} records");
     assert_eq!(store.last_call_id().unwrap(), n);
 }
 
@@ -250,11 +220,7 @@ async fn a_lone_record_waits_for_the_batch_delay_then_is_committed() {
     let (sink, handle) = spawn_cdr_writer(store.clone());
     assert!(sink.push(cdr(1)));
     tokio::time::sleep(BATCH_MAX_DELAY / 5).await;
-    assert_eq!(
-        store.cdr_count().unwrap(),
-        0,
-        "committed before the batch delay"
-    );
+    assert_eq!(store.cdr_count().unwrap(), 0, "committed before the batch delay");
     let mut waited = Duration::ZERO;
     while store.cdr_count().unwrap() == 0 {
         assert!(waited < Duration::from_secs(10), "never committed");
@@ -262,15 +228,9 @@ async fn a_lone_record_waits_for_the_batch_delay_then_is_committed() {
         waited += Duration::from_millis(20);
     }
     assert_eq!(store.cdr_write_stats().0, 1);
-    assert!(
-        !handle.is_finished(),
-        "the writer stops only when every sink is gone"
-    );
+    assert!(!handle.is_finished(), "the writer stops only when every sink is gone");
     drop(sink);
-    tokio::time::timeout(Duration::from_secs(10), handle)
-        .await
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), handle).await.unwrap().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,10 +246,7 @@ async fn dropping_every_sink_drains_the_queue_before_the_writer_ends() {
     assert!(other.push(cdr(3)));
     assert_eq!(other.dropped(), 0);
     drop(other);
-    tokio::time::timeout(Duration::from_secs(10), handle)
-        .await
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), handle).await.unwrap().unwrap();
     assert_eq!(ids(&store.recent_cdrs(10).unwrap()), [3, 2, 1]);
     drop(store);
     assert_eq!(Store::open(dir.path()).unwrap().cdr_count().unwrap(), 3);
@@ -301,10 +258,7 @@ fn a_full_queue_refuses_and_counts_without_blocking() {
     let store = Store::open(dir.path()).unwrap();
     // A current-thread runtime that is never driven: the writer task cannot run, so the
     // queue fills up exactly at its capacity.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (sink, handle) = rt.block_on(async { spawn_cdr_writer(store.clone()) });
     let cap = hakoden::store::CDR_QUEUE_RECORDS as u64;
     for id in 1..=cap {
@@ -316,10 +270,7 @@ fn a_full_queue_refuses_and_counts_without_blocking() {
     // Driving the runtime now drains everything that was accepted.
     drop(sink);
     rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(30), handle)
-            .await
-            .unwrap()
-            .unwrap();
+        tokio::time::timeout(Duration::from_secs(30), handle).await.unwrap().unwrap();
     });
     assert_eq!(store.cdr_count().unwrap(), cap as usize);
 }

@@ -70,21 +70,12 @@ impl std::error::Error for ConfigError {}
 /// Reads and validates a config file.
 pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
-    let refuse = |message: String| ConfigError {
-        file: file.clone(),
-        line: None,
-        field: None,
-        message,
-    };
+    let refuse = |message: String| ConfigError { file: file.clone(), line: None, field: None, message };
     let f = std::fs::File::open(path).map_err(|e| refuse(format!("cannot read: {e}")))?;
     let mut bytes = Vec::new();
-    f.take(MAX_CONFIG_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| refuse(format!("cannot read: {e}")))?;
+    f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes).map_err(|e| refuse(format!("cannot read: {e}")))?;
     if bytes.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(refuse(format!(
-            "larger than {MAX_CONFIG_BYTES} bytes: is this the config file?"
-        )));
+        return Err(refuse(format!("larger than {MAX_CONFIG_BYTES} bytes: is this the config file?")));
     }
     let text = String::from_utf8(bytes).map_err(|e| ConfigError {
         file: file.clone(),
@@ -151,11 +142,7 @@ struct Invalid {
 }
 
 fn invalid<T>(value: &Spanned<T>, field: impl Into<String>, message: impl Into<String>) -> Invalid {
-    Invalid {
-        span: value.span(),
-        field: field.into(),
-        message: message.into(),
-    }
+    Invalid { span: value.span(), field: field.into(), message: message.into() }
 }
 
 fn validate(raw: RawFile) -> Result<Config, Invalid> {
@@ -166,10 +153,7 @@ fn validate(raw: RawFile) -> Result<Config, Invalid> {
     let mut rtp_span = None;
     if let Some(RawRtp { ports: Some(ports) }) = raw.rtp {
         config.rtp = RtpConfig {
-            ports: ports
-                .get_ref()
-                .parse::<PortRange>()
-                .map_err(|e| invalid(&ports, "rtp.ports", e))?,
+            ports: ports.get_ref().parse::<PortRange>().map_err(|e| invalid(&ports, "rtp.ports", e))?,
         };
         rtp_span = Some(ports);
     }
@@ -179,19 +163,11 @@ fn validate(raw: RawFile) -> Result<Config, Invalid> {
         let message = format!("the range {lo}-{hi} holds the SIP port {}", config.sip.port);
         return Err(match rtp_span {
             Some(ports) => invalid(&ports, "rtp.ports", message),
-            None => Invalid {
-                span: 0..0,
-                field: "rtp.ports".into(),
-                message,
-            },
+            None => Invalid { span: 0..0, field: "rtp.ports".into(), message },
         });
     }
     if raw.extension.len() > MAX_EXTENSIONS {
-        let last = raw
-            .extension
-            .get(MAX_EXTENSIONS)
-            .map(|e| e.span())
-            .unwrap_or(0..0);
+        let last = raw.extension.get(MAX_EXTENSIONS).map(|e| e.span()).unwrap_or(0..0);
         return Err(Invalid {
             span: last,
             field: format!("extension[{}]", MAX_EXTENSIONS + 1),
@@ -206,10 +182,7 @@ fn validate(raw: RawFile) -> Result<Config, Invalid> {
             return Err(Invalid {
                 span: ext.number_span,
                 field: format!("extension[{index}].number"),
-                message: format!(
-                    "number {} is already used by extension[{first}]",
-                    ext.config.number
-                ),
+                message: format!("number {} is already used by extension[{first}]", ext.config.number),
             });
         }
         config.extensions.push(ext.config);
@@ -222,16 +195,9 @@ fn validate_sip(sip: RawSip, out: &mut SipConfig) -> Result<(), Invalid> {
         out.bind = parse_ip(&bind, "sip.bind")?;
     }
     if let Some(port) = sip.port {
-        out.port = u16::try_from(*port.get_ref())
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| {
-                invalid(
-                    &port,
-                    "sip.port",
-                    format!("{} is not a port in 1..=65535", port.get_ref()),
-                )
-            })?;
+        out.port = u16::try_from(*port.get_ref()).ok().filter(|p| *p != 0).ok_or_else(|| {
+            invalid(&port, "sip.port", format!("{} is not a port in 1..=65535", port.get_ref()))
+        })?;
     }
     if let Some(advertise) = sip.advertise {
         let ip = parse_ip(&advertise, "sip.advertise")?;
@@ -250,11 +216,7 @@ fn validate_sip(sip: RawSip, out: &mut SipConfig) -> Result<(), Invalid> {
             return Err(invalid(
                 &timeout,
                 "sip.ring_timeout",
-                format!(
-                    "{s} s is outside {}..={} seconds",
-                    RING_TIMEOUT_S.start(),
-                    RING_TIMEOUT_S.end()
-                ),
+                format!("{s} s is outside {}..={} seconds", RING_TIMEOUT_S.start(), RING_TIMEOUT_S.end()),
             ));
         }
         out.ring_timeout_s = u32::try_from(s).unwrap_or(out.ring_timeout_s);
@@ -266,13 +228,11 @@ fn validate_sip(sip: RawSip, out: &mut SipConfig) -> Result<(), Invalid> {
 }
 
 fn parse_ip(value: &Spanned<String>, field: &str) -> Result<IpAddr, Invalid> {
-    value.get_ref().trim().parse::<IpAddr>().map_err(|_| {
-        invalid(
-            value,
-            field,
-            format!("`{}` is not an IP address", value.get_ref()),
-        )
-    })
+    value
+        .get_ref()
+        .trim()
+        .parse::<IpAddr>()
+        .map_err(|_| invalid(value, field, format!("`{}` is not an IP address", value.get_ref())))
 }
 
 struct CheckedExtension {
@@ -313,11 +273,7 @@ fn validate_extension(ext: RawExtension, index: usize) -> Result<CheckedExtensio
         return Err(invalid(
             &ext.password,
             field("password"),
-            format!(
-                "must be {}-{} characters long",
-                PASSWORD_BYTES.start(),
-                PASSWORD_BYTES.end()
-            ),
+            format!("must be {}-{} characters long", PASSWORD_BYTES.start(), PASSWORD_BYTES.end()),
         ));
     }
     if !password.bytes().all(password_byte_ok) {
@@ -347,9 +303,7 @@ fn password_byte_ok(b: u8) -> bool {
 /// 1-based line of a byte offset; an offset past the end counts as the last line.
 fn line_of(text: &[u8], offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.get(..end)
-        .map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count())
-        + 1
+    text.get(..end).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count()) + 1
 }
 
 fn from_toml_error(text: &str, file: &str, e: &toml::de::Error) -> ConfigError {
@@ -371,11 +325,8 @@ fn field_at(text: &str, offset: usize) -> Option<String> {
 
 fn path_in_table(table: &toml::de::DeTable<'_>, offset: usize, prefix: &str) -> Option<String> {
     for (key, value) in table {
-        let name = if prefix.is_empty() {
-            key.get_ref().to_string()
-        } else {
-            format!("{prefix}.{}", key.get_ref())
-        };
+        let name =
+            if prefix.is_empty() { key.get_ref().to_string() } else { format!("{prefix}.{}", key.get_ref()) };
         if let Some(found) = path_in_value(value, offset, &name) {
             return Some(found);
         }
@@ -386,11 +337,7 @@ fn path_in_table(table: &toml::de::DeTable<'_>, offset: usize, prefix: &str) -> 
     None
 }
 
-fn path_in_value(
-    value: &Spanned<toml::de::DeValue<'_>>,
-    offset: usize,
-    name: &str,
-) -> Option<String> {
+fn path_in_value(value: &Spanned<toml::de::DeValue<'_>>, offset: usize, name: &str) -> Option<String> {
     if let Some(table) = value.get_ref().as_table() {
         if let Some(found) = path_in_table(table, offset, name) {
             return Some(found);

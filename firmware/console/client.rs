@@ -24,22 +24,13 @@ pub(super) enum ClientError {
 pub(super) fn request(path: &Path, line: &str) -> Result<Vec<String>, ClientError> {
     let mut stream = UnixStream::connect(path).map_err(|_| ClientError::Connect)?;
     let broken = |e: io::Error| ClientError::Reply(e.to_string());
-    stream
-        .set_read_timeout(Some(CLIENT_TIMEOUT))
-        .map_err(broken)?;
-    stream
-        .set_write_timeout(Some(CLIENT_TIMEOUT))
-        .map_err(broken)?;
-    stream
-        .write_all(format!("{line}\n").as_bytes())
-        .map_err(broken)?;
+    stream.set_read_timeout(Some(CLIENT_TIMEOUT)).map_err(broken)?;
+    stream.set_write_timeout(Some(CLIENT_TIMEOUT)).map_err(broken)?;
+    stream.write_all(format!("{line}\n").as_bytes()).map_err(broken)?;
     // One request per connection: telling the server lets it close without waiting.
     stream.shutdown(std::net::Shutdown::Write).map_err(broken)?;
     let mut raw = Vec::new();
-    stream
-        .take(MAX_REPLY_BYTES)
-        .read_to_end(&mut raw)
-        .map_err(broken)?;
+    stream.take(MAX_REPLY_BYTES).read_to_end(&mut raw).map_err(broken)?;
     decode_reply(&String::from_utf8_lossy(&raw))
 }
 
@@ -52,9 +43,7 @@ pub(super) fn decode_reply(raw: &str) -> Result<Vec<String>, ClientError> {
         }
         lines.push(line.strip_prefix('.').unwrap_or(line).to_string());
     }
-    Err(ClientError::Reply(
-        "the box closed the connection before the end of the reply".into(),
-    ))
+    Err(ClientError::Reply("the box closed the connection before the end of the reply".into()))
 }
 
 /// Runs `hakoden console`. With `command`, runs it once, prints the answer and returns the exit
@@ -127,10 +116,7 @@ fn print_lines(lines: &[String]) {
 fn report(path: &Path, e: &ClientError) -> i32 {
     match e {
         ClientError::Connect => {
-            eprintln!(
-                "cannot reach the box at {}: is `hakoden run` running?",
-                path.display()
-            );
+            eprintln!("cannot reach the box at {}: is `hakoden run` running?", path.display());
             2
         }
         ClientError::Reply(why) => {

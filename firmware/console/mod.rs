@@ -90,10 +90,7 @@ pub fn parse_command(line: &str) -> Result<ConsoleCommand, String> {
         [w] if abbreviates(w, "help", 1) => Ok(ConsoleCommand::Help),
         [w, rest @ ..] if abbreviates(w, "show", 2) => parse_show(rest),
         [w, rest @ ..] if abbreviates(w, "log", 2) => parse_log(rest),
-        _ => Err(format!(
-            "unknown command `{}`; type `help` for the list",
-            line.trim()
-        )),
+        _ => Err(format!("unknown command `{}`; type `help` for the list", line.trim())),
     }
 }
 

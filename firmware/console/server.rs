@@ -106,10 +106,7 @@ fn remove_stale(path: &Path) -> io::Result<()> {
         Err(e) => Err(e),
         Ok(meta) if !meta.file_type().is_socket() => Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
-            format!(
-                "{} exists and is not a socket; not replacing it",
-                path.display()
-            ),
+            format!("{} exists and is not a socket; not replacing it", path.display()),
         )),
         Ok(_) => {
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
@@ -135,10 +132,7 @@ async fn handle(stream: UnixStream, tx: mpsc::Sender<ConsoleRequest>) {
         },
     };
     let rd = reader.into_inner().into_inner();
-    if timeout(WRITE_TIMEOUT + DRAIN_TIMEOUT, finish(rd, wr, &reply))
-        .await
-        .is_err()
-    {
+    if timeout(WRITE_TIMEOUT + DRAIN_TIMEOUT, finish(rd, wr, &reply)).await.is_err() {
         log::debug!("console: client too slow to read the reply");
     }
 }
@@ -151,11 +145,7 @@ async fn finish(mut rd: OwnedReadHalf, mut wr: OwnedWriteHalf, reply: &str) {
     }
     let _ = wr.shutdown().await;
     let mut sink = tokio::io::sink();
-    let _ = timeout(
-        DRAIN_TIMEOUT,
-        tokio::io::copy(&mut (&mut rd).take(DRAIN_MAX_BYTES), &mut sink),
-    )
-    .await;
+    let _ = timeout(DRAIN_TIMEOUT, tokio::io::copy(&mut (&mut rd).take(DRAIN_MAX_BYTES), &mut sink)).await;
 }
 
 /// Reads the request line, or returns the `error:` reply for a bad one.
@@ -183,19 +173,11 @@ async fn ask(tx: &mpsc::Sender<ConsoleRequest>, command: super::ConsoleCommand) 
         if tx.send(ConsoleRequest { command, reply }).await.is_err() {
             return "error: the box is shutting down".to_string();
         }
-        answer
-            .await
-            .unwrap_or_else(|_| "error: the box dropped the request".to_string())
+        answer.await.unwrap_or_else(|_| "error: the box dropped the request".to_string())
     };
     timeout(REPLY_TIMEOUT, exchange).await.unwrap_or_else(|_| {
-        log::warn!(
-            "console: no answer to {command:?} within {} s",
-            REPLY_TIMEOUT.as_secs()
-        );
-        format!(
-            "error: the box did not answer within {} s",
-            REPLY_TIMEOUT.as_secs()
-        )
+        log::warn!("console: no answer to {command:?} within {} s", REPLY_TIMEOUT.as_secs());
+        format!("error: the box did not answer within {} s", REPLY_TIMEOUT.as_secs())
     })
 }
 

@@ -35,17 +35,7 @@ fn full_and_abbreviated_commands_parse() {
 
 #[test]
 fn unknown_or_malformed_commands_are_refused_with_a_hint() {
-    for line in [
-        "",
-        "   ",
-        "reboot",
-        "s reg",
-        "show",
-        "show bananas",
-        "sh reg now",
-        "log",
-        "log head",
-    ] {
+    for line in ["", "   ", "reboot", "s reg", "show", "show bananas", "sh reg now", "log", "log head"] {
         let e = parse_command(line).unwrap_err();
         assert!(!e.is_empty(), "{line}");
     }
@@ -60,14 +50,7 @@ fn unknown_or_malformed_commands_are_refused_with_a_hint() {
 #[test]
 fn help_lists_every_command() {
     let help = help_text();
-    for word in [
-        "show registrations",
-        "show calls",
-        "show extensions",
-        "show version",
-        "log tail",
-        "help",
-    ] {
+    for word in ["show registrations", "show calls", "show extensions", "show version", "log tail", "help"] {
         assert!(help.contains(word), "{word}");
     }
 }
@@ -107,10 +90,9 @@ async fn start(dir: &Path) -> PathBuf {
         while let Some(req) = rx.recv().await {
             let answer = match req.command {
                 ConsoleCommand::ShowVersion => "hakoden test".to_string(),
-                ConsoleCommand::LogTail(n) => (0..n)
-                    .map(|i| format!(".line {i}"))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
+                ConsoleCommand::LogTail(n) => {
+                    (0..n).map(|i| format!(".line {i}")).collect::<Vec<_>>().join("\n")
+                }
                 ConsoleCommand::Help => help_text(),
                 // Never answers: the server must time out on its own.
                 ConsoleCommand::ShowCalls => {
@@ -142,9 +124,7 @@ async fn wait_for(path: &Path) {
 
 async fn ask(path: &Path, line: &str) -> Result<Vec<String>, ClientError> {
     let (path, line) = (path.to_path_buf(), line.to_string());
-    tokio::task::spawn_blocking(move || request(&path, &line))
-        .await
-        .unwrap()
+    tokio::task::spawn_blocking(move || request(&path, &line)).await.unwrap()
 }
 
 async fn raw(path: &Path, bytes: &[u8]) -> String {
@@ -160,15 +140,9 @@ async fn a_command_goes_to_the_owner_and_its_answer_comes_back() {
     let dir = tempfile::tempdir().unwrap();
     let path = start(dir.path()).await;
     assert_eq!(ask(&path, "sh ver").await.unwrap(), ["hakoden test"]);
-    assert_eq!(
-        ask(&path, "log tail 3").await.unwrap(),
-        [".line 0", ".line 1", ".line 2"]
-    );
+    assert_eq!(ask(&path, "log tail 3").await.unwrap(), [".line 0", ".line 1", ".line 2"]);
     assert_eq!(raw(&path, b"log tail 1\r\n").await, "..line 0\n.\n");
-    assert_eq!(
-        ask(&path, "help").await.unwrap().len(),
-        help_text().lines().count()
-    );
+    assert_eq!(ask(&path, "help").await.unwrap().len(), help_text().lines().count());
 }
 
 #[tokio::test]
@@ -176,25 +150,15 @@ async fn bad_requests_get_an_error_reply() {
     let dir = tempfile::tempdir().unwrap();
     let path = start(dir.path()).await;
     let reply = ask(&path, "reboot").await.unwrap();
-    assert!(
-        reply[0].starts_with("error: unknown command `reboot`"),
-        "{reply:?}"
-    );
+    assert!(reply[0].starts_with("error: unknown command `reboot`"), "{reply:?}");
     let long = "x".repeat(MAX_LINE_BYTES + 10);
     let reply = raw(&path, format!("{long}\n").as_bytes()).await;
     assert!(reply.starts_with("error: command longer than"), "{reply}");
     assert!(reply.ends_with("\n.\n"));
     let reply = raw(&path, b"\xff\xfe\n").await;
-    assert!(
-        reply.starts_with("error: the command is not UTF-8"),
-        "{reply}"
-    );
+    assert!(reply.starts_with("error: the command is not UTF-8"), "{reply}");
     // A line of exactly the limit is read whole (and then refused as unknown).
-    let reply = raw(
-        &path,
-        format!("{}\n", "y".repeat(MAX_LINE_BYTES)).as_bytes(),
-    )
-    .await;
+    let reply = raw(&path, format!("{}\n", "y".repeat(MAX_LINE_BYTES)).as_bytes()).await;
     assert!(reply.starts_with("error: unknown command"), "{reply}");
 }
 
@@ -205,10 +169,7 @@ async fn an_owner_that_drops_or_ignores_the_request_still_yields_one_answer() {
     let reply = ask(&path, "sh reg").await.unwrap();
     assert_eq!(reply, ["error: the box dropped the request"]);
     let reply = ask(&path, "sh calls").await.unwrap();
-    assert!(
-        reply[0].starts_with("error: the box did not answer"),
-        "{reply:?}"
-    );
+    assert!(reply[0].starts_with("error: the box did not answer"), "{reply:?}");
 }
 
 #[tokio::test]
@@ -219,10 +180,7 @@ async fn a_stopped_owner_means_shutting_down() {
     drop(rx);
     tokio::spawn(serve(path.clone(), tx));
     wait_for(&path).await;
-    assert_eq!(
-        ask(&path, "sh ver").await.unwrap(),
-        ["error: the box is shutting down"]
-    );
+    assert_eq!(ask(&path, "sh ver").await.unwrap(), ["error: the box is shutting down"]);
 }
 
 #[tokio::test]
@@ -235,10 +193,7 @@ async fn the_socket_is_private_and_a_stale_one_is_replaced() {
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     assert_eq!(ask(&path, "sh ver").await.unwrap(), ["hakoden test"]);
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers.len(), 1, "{leftovers:?}");
 }
 
@@ -292,10 +247,5 @@ async fn run_client_exit_codes_tell_ok_refused_and_unreachable() {
     assert_eq!(code("sh ver", path.clone()).await.unwrap(), 0);
     assert_eq!(code("reboot", path.clone()).await.unwrap(), 1);
     assert_eq!(code("sh ext", path.clone()).await.unwrap(), 1);
-    assert_eq!(
-        code("sh ver", dir.path().join("nobody.sock"))
-            .await
-            .unwrap(),
-        2
-    );
+    assert_eq!(code("sh ver", dir.path().join("nobody.sock")).await.unwrap(), 2);
 }

@@ -20,9 +20,7 @@
 
 mod writer;
 
-pub use writer::{
-    spawn_cdr_writer, CdrSink, BATCH_MAX_DELAY, BATCH_MAX_RECORDS, CDR_QUEUE_RECORDS,
-};
+pub use writer::{spawn_cdr_writer, CdrSink, BATCH_MAX_DELAY, BATCH_MAX_RECORDS, CDR_QUEUE_RECORDS};
 
 use crate::config::ExtensionConfig;
 use crate::engine::cdr::CdrRecord;
@@ -98,11 +96,7 @@ impl std::fmt::Display for StoreError {
                 write!(f, "cannot open the store at {}: {reason}", dir.display())
             }
             StoreError::Engine { op, reason } => write!(f, "store {op} failed: {reason}"),
-            StoreError::Corrupt {
-                keyspace,
-                key,
-                reason,
-            } => {
+            StoreError::Corrupt { keyspace, key, reason } => {
                 write!(f, "corrupt entry {key} in keyspace `{keyspace}`: {reason}")
             }
             StoreError::Invalid { op, reason } => write!(f, "store {op} refused: {reason}"),
@@ -113,10 +107,7 @@ impl std::fmt::Display for StoreError {
 impl std::error::Error for StoreError {}
 
 fn engine(op: &'static str) -> impl Fn(fjall::Error) -> StoreError {
-    move |e| StoreError::Engine {
-        op,
-        reason: e.to_string(),
-    }
+    move |e| StoreError::Engine { op, reason: e.to_string() }
 }
 
 /// The firmware's database. Clones share it.
@@ -165,10 +156,7 @@ impl Store {
     /// [`Store::open`] with another CDR retention cap, for tests of the trimming.
     #[doc(hidden)]
     pub fn open_with_cap(dir: &Path, cap: usize) -> Result<Store, StoreError> {
-        let open_err = |reason: String| StoreError::Open {
-            dir: dir.to_path_buf(),
-            reason,
-        };
+        let open_err = |reason: String| StoreError::Open { dir: dir.to_path_buf(), reason };
         std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
         let db = Database::builder(dir)
             .cache_size(CACHE_BYTES)
@@ -184,9 +172,7 @@ impl Store {
         let meta = keyspace("meta")?;
         let events = keyspace("events")?;
         // One scan at boot; afterwards the count is kept in RAM under the append lock.
-        let count = cdr
-            .len()
-            .map_err(|e| open_err(format!("counting CDRs: {e}")))?;
+        let count = cdr.len().map_err(|e| open_err(format!("counting CDRs: {e}")))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 db,
@@ -241,25 +227,16 @@ impl Store {
                 password: ext.password.clone(),
                 call_waiting: ext.call_waiting,
             };
-            let value = serde_json::to_vec(&stored).map_err(|e| StoreError::Invalid {
-                op: "put_extensions",
-                reason: e.to_string(),
-            })?;
-            if new
-                .insert(format!("{EXT_PREFIX}{}", ext.number), value)
-                .is_some()
-            {
+            let value = serde_json::to_vec(&stored)
+                .map_err(|e| StoreError::Invalid { op: "put_extensions", reason: e.to_string() })?;
+            if new.insert(format!("{EXT_PREFIX}{}", ext.number), value).is_some() {
                 return Err(StoreError::Invalid {
                     op: "put_extensions",
                     reason: format!("extension {} appears twice", ext.number),
                 });
             }
         }
-        let mut batch = self
-            .inner
-            .db
-            .batch()
-            .durability(Some(PersistMode::SyncData));
+        let mut batch = self.inner.db.batch().durability(Some(PersistMode::SyncData));
         for guard in self.inner.config.prefix(EXT_PREFIX) {
             let key = guard.key().map_err(engine("put_extensions"))?;
             let stale = std::str::from_utf8(&key).map_or(true, |k| !new.contains_key(k));
@@ -273,10 +250,7 @@ impl Store {
             batch.insert(&self.inner.config, key, value);
         }
         batch.commit().map_err(engine("put_extensions"))?;
-        log::debug!(
-            "store: extensions replaced ({} extensions, {bytes} bytes)",
-            exts.len()
-        );
+        log::debug!("store: extensions replaced ({} extensions, {bytes} bytes)", exts.len());
         Ok(())
     }
 
@@ -285,13 +259,11 @@ impl Store {
         let Some(value) = self.inner.meta.get(key).map_err(engine("meta_get"))? else {
             return Ok(None);
         };
-        String::from_utf8(value.to_vec())
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt {
-                keyspace: "meta",
-                key: key.to_string(),
-                reason: e.to_string(),
-            })
+        String::from_utf8(value.to_vec()).map(Some).map_err(|e| StoreError::Corrupt {
+            keyspace: "meta",
+            key: key.to_string(),
+            reason: e.to_string(),
+        })
     }
 
     /// Writes a `meta` value durably.
@@ -308,11 +280,7 @@ impl Store {
                 reason: format!("value of `{key}` exceeds {MAX_META_VALUE_BYTES} bytes"),
             });
         }
-        let mut batch = self
-            .inner
-            .db
-            .batch()
-            .durability(Some(PersistMode::SyncData));
+        let mut batch = self.inner.db.batch().durability(Some(PersistMode::SyncData));
         batch.insert(&self.inner.meta, key, value);
         batch.commit().map_err(engine("meta_put"))
     }
@@ -336,26 +304,15 @@ impl Store {
         }
         let mut added = 0;
         for id in new.keys() {
-            if !cdr
-                .contains_key(id.to_be_bytes())
-                .map_err(engine("append_cdrs"))?
-            {
+            if !cdr.contains_key(id.to_be_bytes()).map_err(engine("append_cdrs"))? {
                 added += 1;
             }
         }
         let total = state.count + added;
         let excess = total.saturating_sub(self.inner.cdr_cap);
-        let doomed = if excess > 0 {
-            self.oldest_cdr_ids(&new, excess)?
-        } else {
-            Vec::new()
-        };
+        let doomed = if excess > 0 { self.oldest_cdr_ids(&new, excess)? } else { Vec::new() };
 
-        let mut batch = self
-            .inner
-            .db
-            .batch()
-            .durability(Some(PersistMode::SyncData));
+        let mut batch = self.inner.db.batch().durability(Some(PersistMode::SyncData));
         let mut bytes = 0;
         for id in &doomed {
             // A doomed id of this very batch is simply not written.
@@ -371,14 +328,8 @@ impl Store {
         batch.commit().map_err(engine("append_cdrs"))?;
         state.count = total - doomed.len();
         self.inner.cdr_commits.fetch_add(1, Ordering::Relaxed);
-        self.inner
-            .cdr_bytes
-            .fetch_add(bytes as u64, Ordering::Relaxed);
-        log::debug!(
-            "store: {} CDRs committed, {bytes} bytes written, {} trimmed",
-            recs.len(),
-            doomed.len()
-        );
+        self.inner.cdr_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        log::debug!("store: {} CDRs committed, {bytes} bytes written, {} trimmed", recs.len(), doomed.len());
         if let (Some(first), Some(last)) = (doomed.first(), doomed.last()) {
             log::warn!(
                 "alarm: CDR retention cap {} reached: deleted {} oldest records (calls {first}..={last})",
@@ -390,11 +341,7 @@ impl Store {
     }
 
     /// The `n` smallest call ids among the stored records and `new`, ascending.
-    fn oldest_cdr_ids(
-        &self,
-        new: &BTreeMap<u64, Vec<u8>>,
-        n: usize,
-    ) -> Result<Vec<u64>, StoreError> {
+    fn oldest_cdr_ids(&self, new: &BTreeMap<u64, Vec<u8>>, n: usize) -> Result<Vec<u64>, StoreError> {
         let mut stored = Vec::with_capacity(n);
         for guard in self.inner.cdr.iter() {
             if stored.len() == n {
@@ -445,30 +392,22 @@ impl Store {
     /// (keys + JSON values), before fjall's journal framing and compression.
     #[doc(hidden)]
     pub fn cdr_write_stats(&self) -> (u64, u64) {
-        (
-            self.inner.cdr_commits.load(Ordering::Relaxed),
-            self.inner.cdr_bytes.load(Ordering::Relaxed),
-        )
+        (self.inner.cdr_commits.load(Ordering::Relaxed), self.inner.cdr_bytes.load(Ordering::Relaxed))
     }
 
     fn cdr_state(&self) -> MutexGuard<'_, CdrState> {
         // A panic while holding the lock cannot leave the count half-updated: it is assigned
         // only after a successful commit. So the poisoned value is still right.
-        self.inner
-            .cdr_state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.cdr_state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
 fn cdr_id(key: &[u8]) -> Result<u64, StoreError> {
-    <[u8; 8]>::try_from(key)
-        .map(u64::from_be_bytes)
-        .map_err(|_| StoreError::Corrupt {
-            keyspace: "cdr",
-            key: format!("{key:02x?}"),
-            reason: "key is not 8 bytes".into(),
-        })
+    <[u8; 8]>::try_from(key).map(u64::from_be_bytes).map_err(|_| StoreError::Corrupt {
+        keyspace: "cdr",
+        key: format!("{key:02x?}"),
+        reason: "key is not 8 bytes".into(),
+    })
 }
 
 #[cfg(test)]
@@ -477,23 +416,14 @@ mod tests {
 
     #[test]
     fn cdr_keys_sort_in_call_order() {
-        let keys: Vec<[u8; 8]> = [1u64, 255, 256, 70_000]
-            .iter()
-            .map(|i| i.to_be_bytes())
-            .collect();
+        let keys: Vec<[u8; 8]> = [1u64, 255, 256, 70_000].iter().map(|i| i.to_be_bytes()).collect();
         assert!(keys.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(cdr_id(&keys[2]).ok(), Some(256));
     }
 
     #[test]
     fn a_short_cdr_key_is_reported_as_corrupt() {
-        assert!(matches!(
-            cdr_id(&[1, 2, 3]),
-            Err(StoreError::Corrupt {
-                keyspace: "cdr",
-                ..
-            })
-        ));
+        assert!(matches!(cdr_id(&[1, 2, 3]), Err(StoreError::Corrupt { keyspace: "cdr", .. })));
     }
 
     #[test]
@@ -501,12 +431,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         assert!(store.meta_put("", "x").is_err());
-        assert!(store
-            .meta_put(&"k".repeat(MAX_META_KEY_BYTES + 1), "x")
-            .is_err());
-        assert!(store
-            .meta_put("k", &"v".repeat(MAX_META_VALUE_BYTES + 1))
-            .is_err());
+        assert!(store.meta_put(&"k".repeat(MAX_META_KEY_BYTES + 1), "x").is_err());
+        assert!(store.meta_put("k", &"v".repeat(MAX_META_VALUE_BYTES + 1)).is_err());
         store.meta_put("k", "v").unwrap();
         assert_eq!(store.meta_get("k").unwrap().as_deref(), Some("v"));
         assert_eq!(store.meta_get("missing").unwrap(), None);
