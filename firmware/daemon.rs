@@ -1,1 +1,385 @@
-//! `hakoden run`. Placeholder while the engine is written.
+//! `hakoden run`: opens the store, provisions extensions, binds the sockets and runs the engine.
+//!
+//! This is the only place that reads the clock for the engine: one task owns the [`Engine`],
+//! feeds it inbound messages, console questions and timer wake-ups, and carries out its outputs.
+
+use crate::config::{Config, ExtensionConfig, PortRange};
+use crate::console::{ConsoleCommand, ConsoleRequest};
+use crate::engine::{Engine, EngineConfig, Output};
+use crate::media::relay::RelayManager;
+use crate::media::{MediaCommand, RelayId};
+use crate::sip::transport::{Inbound, SipSockets};
+use crate::store::{spawn_cdr_writer, CdrSink, Store};
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// Messages waiting for the engine; beyond this UDP datagrams are dropped (overload) and TCP
+/// readers wait (back-pressure).
+const INBOX_CAPACITY: usize = 16_384;
+/// Inputs handled per wake-up before outputs are flushed: keeps latency bounded under load.
+const INPUTS_PER_WAKEUP: usize = 64;
+/// Console requests queued.
+const CONSOLE_QUEUE: usize = 16;
+/// The number of demo extensions and the first number.
+const DEMO_FIRST: u32 = 201;
+const DEMO_COUNT: u32 = 10;
+
+/// Everything `hakoden run` was told.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Data directory (store, console socket).
+    pub data_dir: PathBuf,
+    /// The parsed config file, if one was given.
+    pub config: Option<Config>,
+    /// `--sip-port`
+    pub sip_port: Option<u16>,
+    /// `--rtp-ports`
+    pub rtp_ports: Option<PortRange>,
+    /// `--bind`
+    pub bind: Option<IpAddr>,
+}
+
+/// Why the box could not start.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// The console socket path inside a data directory.
+pub fn console_socket(data_dir: &Path) -> PathBuf {
+    data_dir.join("console.sock")
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    if getrandom::fill(&mut b).is_err() {
+        log::error!("no OS randomness; falling back to a time-derived seed");
+        b.iter_mut().enumerate().for_each(|(i, x)| *x = (wall_ms() >> (i % 8)) as u8 ^ i as u8);
+    }
+    b
+}
+
+/// A SIP password for a demo extension: 12 characters without look-alikes (0/O, 1/l/I).
+fn generate_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    random_bytes::<12>().iter().map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect()
+}
+
+#[allow(clippy::disallowed_methods)] // driver: reads the wall clock for the CDR anchor
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[allow(clippy::disallowed_methods)] // driver: reads the clock for the engine
+fn now() -> Instant {
+    Instant::now()
+}
+
+/// Decides which extensions the box serves: the config file's (stored), else the stored ones,
+/// else a fresh demo set 201-210 whose generated passwords are printed once.
+fn provision(store: &Store, config: &Config) -> Result<Vec<ExtensionConfig>, StartError> {
+    let err = |e: crate::store::StoreError| StartError(format!("store: {e}"));
+    if !config.extensions.is_empty() {
+        store.put_extensions(&config.extensions).map_err(err)?;
+        return Ok(config.extensions.clone());
+    }
+    let stored = store.extensions().map_err(err)?;
+    if !stored.is_empty() {
+        return Ok(stored);
+    }
+    let demo: Vec<ExtensionConfig> = (DEMO_FIRST..DEMO_FIRST + DEMO_COUNT)
+        .map(|n| ExtensionConfig {
+            number: n.to_string(),
+            name: format!("Demo {n}"),
+            password: generate_password(),
+            call_waiting: true,
+        })
+        .collect();
+    store.put_extensions(&demo).map_err(err)?;
+    println!("First start: demo extensions created (shown again by `hakoden console show extensions`):");
+    for e in &demo {
+        println!("  extension {}  password {}", e.number, e.password);
+    }
+    Ok(demo)
+}
+
+/// The address phones should use: the configured one, the bind address, or the first
+/// non-loopback IPv4 interface address.
+fn advertise_address(config: &Config) -> IpAddr {
+    if let Some(a) = config.sip.advertise {
+        return a;
+    }
+    if !config.sip.bind.is_unspecified() {
+        return config.sip.bind;
+    }
+    if_addrs::get_if_addrs()
+        .ok()
+        .and_then(|ifs| {
+            ifs.into_iter()
+                .map(|i| i.ip())
+                .find(|ip| ip.is_ipv4() && !ip.is_loopback() && !ip.is_unspecified())
+        })
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+}
+
+/// Runs the box until SIGINT/SIGTERM.
+pub async fn run(opts: RunOptions) -> Result<(), StartError> {
+    let mut config = opts.config.clone().unwrap_or_default();
+    if let Some(p) = opts.sip_port {
+        config.sip.port = p;
+    }
+    if let Some(r) = opts.rtp_ports {
+        config.rtp.ports = r;
+    }
+    if let Some(b) = opts.bind {
+        config.sip.bind = b;
+    }
+    std::fs::create_dir_all(&opts.data_dir)
+        .map_err(|e| StartError(format!("cannot create data directory {}: {e}", opts.data_dir.display())))?;
+    let store = Store::open(&opts.data_dir.join("store"))
+        .map_err(|e| StartError(format!("cannot open the store in {}: {e}", opts.data_dir.display())))?;
+    let extensions = provision(&store, &config)?;
+    let first_call_id = store.last_call_id().map_err(|e| StartError(format!("store: {e}")))? + 1;
+    let advertise = advertise_address(&config);
+
+    let (inbox_tx, mut inbox) = mpsc::channel::<Inbound>(INBOX_CAPACITY);
+    let sip_addr = SocketAddr::new(config.sip.bind, config.sip.port);
+    let sockets = SipSockets::bind(sip_addr, inbox_tx)
+        .await
+        .map_err(|e| StartError(format!("cannot bind SIP on {sip_addr} (udp+tcp): {e}")))?;
+    let relay = RelayManager::new(config.sip.bind);
+    let (cdr_sink, cdr_writer) = spawn_cdr_writer(store.clone());
+    let (console_tx, mut console_rx) = mpsc::channel::<ConsoleRequest>(CONSOLE_QUEUE);
+    let socket_path = console_socket(&opts.data_dir);
+    {
+        let path = socket_path.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::console::serve(path.clone(), console_tx).await {
+                log::error!("console socket {} failed: {e}", path.display());
+            }
+        });
+    }
+
+    let start = now();
+    let engine_cfg = EngineConfig {
+        realm: "hakoden".into(),
+        sip_port: config.sip.port,
+        advertise,
+        ring_timeout: std::time::Duration::from_secs(u64::from(config.sip.ring_timeout_s)),
+        trust_registered_source: config.sip.trust_registered_source,
+        secret: random_bytes::<32>(),
+        rtp_ports: config.rtp.ports,
+        wall_anchor: (start, wall_ms()),
+        first_call_id,
+    };
+    let mut engine = Engine::new(engine_cfg, &extensions);
+
+    let shown = if config.sip.bind.is_unspecified() { advertise } else { config.sip.bind };
+    println!(
+        "hakoden: ready sip={} udp+tcp rtp={}-{} data={}",
+        SocketAddr::new(shown, config.sip.port),
+        config.rtp.ports.lo,
+        config.rtp.ports.hi,
+        opts.data_dir.display()
+    );
+    println!(
+        "Point SIP phones at {shown}:{} (UDP or TCP), user = extension number, realm hakoden.",
+        config.sip.port
+    );
+    println!("Technician console: hakoden console --data {}", opts.data_dir.display());
+    log::info!("Hakoden {} started with {} extension(s)", crate::VERSION, extensions.len());
+
+    let mut shutdown = Box::pin(shutdown_signal());
+    loop {
+        let deadline = engine.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            msg = inbox.recv() => {
+                let Some(msg) = msg else { break };
+                let t = now();
+                engine.handle_datagram(t, msg.peer, &msg.data);
+                // Take more of what is already waiting before flushing (bounded).
+                for _ in 1..INPUTS_PER_WAKEUP {
+                    match inbox.try_recv() {
+                        Ok(m) => engine.handle_datagram(t, m.peer, &m.data),
+                        Err(_) => break,
+                    }
+                }
+            }
+            req = console_rx.recv() => {
+                if let Some(req) = req {
+                    let text = answer_console(&engine, &relay, &cdr_sink, req.command, now());
+                    let _ = req.reply.send(text);
+                }
+            }
+            _ = sleep_until(deadline) => engine.handle_timeout(now()),
+        }
+        flush(&mut engine, &sockets, &relay, &cdr_sink).await;
+    }
+    log::info!("shutting down");
+    relay.close_all();
+    drop(cdr_sink);
+    drop(engine);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), cdr_writer).await;
+    let _ = std::fs::remove_file(&socket_path);
+    Ok(())
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return ctrl_c.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await.unwrap_or(());
+}
+
+/// Carries out everything the engine asked for.
+async fn flush(engine: &mut Engine, sockets: &SipSockets, relay: &RelayManager, cdr: &CdrSink) {
+    while let Some(out) = engine.poll_output() {
+        match out {
+            Output::Transmit { peer, data } => sockets.send(peer, data).await,
+            Output::Media(cmd) => {
+                let relay_id = match &cmd {
+                    MediaCommand::Open { relay, .. }
+                    | MediaCommand::SetRemote { relay, .. }
+                    | MediaCommand::Close { relay } => *relay,
+                };
+                let opening = matches!(cmd, MediaCommand::Open { .. });
+                if let Err(e) = relay.execute(cmd) {
+                    log::warn!("relay {}: {e}", relay_id.0);
+                    if opening {
+                        engine.media_failed(RelayId(relay_id.0), now());
+                    }
+                }
+            }
+            Output::Cdr(rec) => {
+                cdr.push(*rec);
+            }
+        }
+    }
+}
+
+fn answer_console(
+    engine: &Engine,
+    relay: &RelayManager,
+    cdr: &CdrSink,
+    cmd: ConsoleCommand,
+    now: Instant,
+) -> String {
+    let mut s = String::new();
+    match cmd {
+        ConsoleCommand::ShowRegistrations => {
+            let regs = engine.registrations(now);
+            let _ = writeln!(s, "{} registration(s)", regs.len());
+            let _ =
+                writeln!(s, "{:<8} {:<26} {:<44} {:>7}  user-agent", "ext", "source", "contact", "expires");
+            for r in regs {
+                let _ = writeln!(
+                    s,
+                    "{:<8} {:<26} {:<44} {:>6}s  {}",
+                    r.extension,
+                    r.peer.to_string(),
+                    r.contact,
+                    r.expires_in_s,
+                    r.user_agent.unwrap_or_default()
+                );
+            }
+        }
+        ConsoleCommand::ShowCalls => {
+            let calls = engine.calls(now);
+            let _ = writeln!(s, "{} call(s) in progress", calls.len());
+            let _ = writeln!(
+                s,
+                "{:<8} {:<8} {:<8} {:<9} {:>6} {:>6}  {:<13} caller",
+                "id", "from", "to", "state", "age", "talk", "rtp a/b"
+            );
+            for c in calls {
+                let stats = relay.stats(RelayId(c.id));
+                let _ = writeln!(
+                    s,
+                    "{:<8} {:<8} {:<8} {:<9} {:>5}s {:>5}s  {:<13} {}{}",
+                    c.id,
+                    c.from,
+                    c.to,
+                    c.state,
+                    c.age_s,
+                    c.talk_s.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+                    format!("{}/{}", c.rtp_ports.0, c.rtp_ports.1),
+                    c.caller_peer,
+                    stats
+                        .map(|st| format!(" pkts a->{} b->{}", st.a_rx_packets, st.b_rx_packets))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        ConsoleCommand::ShowExtensions => {
+            let regs = engine.registrations(now);
+            let _ =
+                writeln!(s, "{:<8} {:<24} {:<16} {:<12} registered", "ext", "name", "password", "call-wait");
+            for e in engine.extensions() {
+                let n = regs.iter().filter(|r| r.extension == e.number).count();
+                let _ = writeln!(
+                    s,
+                    "{:<8} {:<24} {:<16} {:<12} {}",
+                    e.number,
+                    e.name,
+                    e.password,
+                    if e.call_waiting { "on" } else { "off" },
+                    if n > 0 { format!("yes ({n})") } else { "no".into() }
+                );
+            }
+        }
+        ConsoleCommand::ShowVersion => {
+            let c = engine.counters();
+            let (used, total) = engine.rtp_ports_in_use();
+            let _ = writeln!(s, "Hakoden {}", crate::VERSION);
+            let _ = writeln!(
+                s,
+                "requests {} responses {} parse-errors {} calls {} auth-failures {}",
+                c.requests, c.responses, c.parse_errors, c.calls_started, c.auth_failures
+            );
+            let _ = writeln!(
+                s,
+                "rtp ports {used}/{total} in use, relays {}, cdr dropped {}",
+                relay.active(),
+                cdr.dropped()
+            );
+        }
+        ConsoleCommand::LogTail(n) => {
+            for line in crate::logger::tail(n) {
+                let _ = writeln!(s, "{line}");
+            }
+        }
+        ConsoleCommand::Help => s = crate::console::help_text(),
+    }
+    s.trim_end().to_string()
+}

@@ -13,7 +13,7 @@ pub use load::{load_file, parse_str, ConfigError};
 use std::net::IpAddr;
 
 /// Everything `hakoden run` needs to start.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Config {
     /// SIP transports.
     pub sip: SipConfig,
@@ -84,12 +84,6 @@ impl Default for SipConfig {
 impl Default for RtpConfig {
     fn default() -> Self {
         RtpConfig { ports: PortRange { lo: 10000, hi: 20000 } }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config { sip: SipConfig::default(), rtp: RtpConfig::default(), extensions: Vec::new() }
     }
 }
 
