@@ -83,13 +83,22 @@ impl Default for SipConfig {
 
 impl Default for RtpConfig {
     fn default() -> Self {
-        RtpConfig { ports: PortRange { lo: 10000, hi: 20000 } }
+        RtpConfig {
+            ports: PortRange {
+                lo: 10000,
+                hi: 20000,
+            },
+        }
     }
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { sip: SipConfig::default(), rtp: RtpConfig::default(), extensions: Vec::new() }
+        Config {
+            sip: SipConfig::default(),
+            rtp: RtpConfig::default(),
+            extensions: Vec::new(),
+        }
     }
 }
 
@@ -99,10 +108,18 @@ impl std::str::FromStr for PortRange {
         let (lo, hi) = s
             .split_once('-')
             .ok_or_else(|| format!("`{s}` is not a port range LO-HI"))?;
-        let lo: u16 = lo.trim().parse().map_err(|_| format!("`{lo}` is not a port number"))?;
-        let hi: u16 = hi.trim().parse().map_err(|_| format!("`{hi}` is not a port number"))?;
+        let lo: u16 = lo
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{lo}` is not a port number"))?;
+        let hi: u16 = hi
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{hi}` is not a port number"))?;
         if lo == 0 || hi < lo.saturating_add(3) {
-            return Err(format!("port range {lo}-{hi} must hold at least 4 ports and not start at 0"));
+            return Err(format!(
+                "port range {lo}-{hi} must hold at least 4 ports and not start at 0"
+            ));
         }
         Ok(PortRange { lo, hi })
     }
