@@ -1,0 +1,1 @@
+//! SIP socket drivers (written with the engine).
