@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Hakoden's one test entry point: installs the external peers (SIPp, baresip, sox) when
+# missing, then runs fmt, clippy and every test. CI runs it as `bash .ci/run` with CI=true,
+# as root on a fresh Debian machine, with no stdin.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+declare -a TIMING_NAMES=()
+declare -a TIMING_SECS=()
+# Wall time of each step, printed at the end (and on failure) so slow steps are visible.
+step() {
+    local name="$1"
+    shift
+    local start=$SECONDS
+    echo "==> ${name}"
+    local rc=0
+    "$@" || rc=$?
+    TIMING_NAMES+=("${name}")
+    TIMING_SECS+=("$((SECONDS - start))")
+    if [ "$rc" -ne 0 ]; then
+        echo "==> ${name} FAILED (exit ${rc})"
+        summary
+        exit "$rc"
+    fi
+}
+
+summary() {
+    echo "==> timing summary"
+    local i
+    for i in "${!TIMING_NAMES[@]}"; do
+        printf '    %-28s %5ss\n' "${TIMING_NAMES[$i]}" "${TIMING_SECS[$i]}"
+    done
+    printf '    %-28s %5ss\n' "total" "$SECONDS"
+}
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo -n "$@"
+    else
+        return 1
+    fi
+}
+
+APT_UPDATED=0
+# One package at a time: a package missing from the mirror must not block the others.
+apt_install() {
+    local pkg="$1"
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "    no apt-get: cannot install ${pkg}"
+        return 0
+    fi
+    if [ "$APT_UPDATED" -eq 0 ]; then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq || echo "    apt-get update failed"
+        APT_UPDATED=1
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$pkg" \
+        || echo "    apt-get install ${pkg} failed"
+}
+
+install_tools() {
+    if ! command -v sipp >/dev/null 2>&1; then
+        apt_install sip-tester
+    fi
+    if ! command -v baresip >/dev/null 2>&1; then
+        # baresip-core holds the binary and the modules the tests load (g711, aufile,
+        # sndfile); the `baresip` metapackage would also pull GTK, GStreamer and FFmpeg.
+        apt_install baresip-core
+        command -v baresip >/dev/null 2>&1 || apt_install baresip
+    fi
+    if ! command -v sox >/dev/null 2>&1; then
+        apt_install sox
+    fi
+    if command -v rustup >/dev/null 2>&1; then
+        local comp
+        for comp in clippy rustfmt; do
+            if ! rustup component list --installed 2>/dev/null | grep -q "^${comp}"; then
+                rustup component add "$comp" || echo "    rustup component add ${comp} failed"
+            fi
+        done
+    fi
+    local tool
+    for tool in sipp baresip sox cargo-clippy rustfmt; do
+        if command -v "$tool" >/dev/null 2>&1; then
+            echo "    ${tool}: $(command -v "$tool")"
+        else
+            echo "    ${tool}: MISSING"
+        fi
+    done
+}
+
+run_tests() {
+    if command -v cargo-nextest >/dev/null 2>&1; then
+        # nextest runs each test in its own process; the harness picks ports per process.
+        cargo nextest run --no-fail-fast "$@"
+        # nextest does not run doctests.
+        cargo test --doc
+    else
+        cargo test --no-fail-fast "$@"
+    fi
+}
+
+step "install tools" install_tools
+step "cargo fmt --check" cargo fmt --all -- --check
+step "cargo clippy" cargo clippy --all-targets -- -D warnings
+step "cargo build --tests" cargo test --no-run
+step "tests" run_tests "$@"
+summary
