@@ -111,11 +111,7 @@ fn read_wav(bytes: &[u8]) -> Option<(u32, Vec<i16>)> {
                 return None;
             }
         } else if id == b"data" {
-            let end = if len == 0 || body_start + len > bytes.len() {
-                bytes.len()
-            } else {
-                body_start + len
-            };
+            let end = if len == 0 || body_start + len > bytes.len() { bytes.len() } else { body_start + len };
             let data = bytes.get(body_start..end)?;
             let step = usize::from(channels.max(1)) * 2;
             let samples = data
@@ -152,10 +148,8 @@ fn tone_blocks(rate: u32, samples: &[i16], hz: f64) -> usize {
             let x: Vec<f64> = chunk.iter().map(|&s| f64::from(s)).collect();
             let rms = (x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64).sqrt();
             let on = goertzel(&x, rate, hz);
-            let off = NEIGHBOUR_HZ
-                .iter()
-                .map(|&n| goertzel(&x, rate, n + (hz - TONE_HZ)))
-                .fold(0.0, f64::max);
+            let off =
+                NEIGHBOUR_HZ.iter().map(|&n| goertzel(&x, rate, n + (hz - TONE_HZ))).fold(0.0, f64::max);
             rms >= MIN_RMS && on > DOMINANCE * off
         })
         .count()
@@ -257,11 +251,7 @@ impl Phone {
             .stderr(err)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start baresip: {e}"));
-        Phone {
-            name,
-            child: Some(child),
-            dir,
-        }
+        Phone { name, child: Some(child), dir }
     }
 
     fn log(&self) -> String {
@@ -322,10 +312,7 @@ fn baresip_call_carries_a_tone_from_caller_to_callee() {
     let tone_wav = media.join("tone-1khz.wav");
     write_wav(&tone_wav, &tone(TONE_HZ, TONE_SECONDS, TONE_AMPLITUDE));
     let silence_wav = media.join("silence.wav");
-    write_wav(
-        &silence_wav,
-        &vec![0; (SAMPLE_RATE * SILENCE_SECONDS) as usize],
-    );
+    write_wav(&silence_wav, &vec![0; (SAMPLE_RATE * SILENCE_SECONDS) as usize]);
 
     let mut bob = Phone::start(&tb, BOB, "202", &silence_wav, &[], CALLEE_SECONDS);
     assert!(
@@ -334,14 +321,8 @@ fn baresip_call_carries_a_tone_from_caller_to_callee() {
         bob.report(),
         tb.stderr_tail(60)
     );
-    let mut alice = Phone::start(
-        &tb,
-        ALICE,
-        "201",
-        &tone_wav,
-        &[&format!("/dial {}", BOB.0)],
-        CALLER_SECONDS,
-    );
+    let mut alice =
+        Phone::start(&tb, ALICE, "201", &tone_wav, &[&format!("/dial {}", BOB.0)], CALLER_SECONDS);
     alice.wait_exit(Duration::from_secs(u64::from(CALLER_SECONDS) + 5));
     // The caller's BYE ends the callee's call, which closes its recording.
     bob.wait_for("terminated", HANGUP_TIMEOUT);
@@ -351,23 +332,13 @@ fn baresip_call_carries_a_tone_from_caller_to_callee() {
         c.wait()
     }));
 
-    let context = || {
-        format!(
-            "{}\n{}\n--- box ---\n{}",
-            alice.report(),
-            bob.report(),
-            tb.stderr_tail(80)
-        )
-    };
-    let rec = bob.recording().unwrap_or_else(|| {
-        panic!(
-            "the callee recorded nothing (no call audio?)\n{}",
-            context()
-        )
-    });
+    let context = || format!("{}\n{}\n--- box ---\n{}", alice.report(), bob.report(), tb.stderr_tail(80));
+    let rec = bob
+        .recording()
+        .unwrap_or_else(|| panic!("the callee recorded nothing (no call audio?)\n{}", context()));
     let bytes = std::fs::read(&rec).expect("read recording");
-    let (rate, samples) = read_wav(&bytes)
-        .unwrap_or_else(|| panic!("{} is not a 16-bit WAV\n{}", rec.display(), context()));
+    let (rate, samples) =
+        read_wav(&bytes).unwrap_or_else(|| panic!("{} is not a 16-bit WAV\n{}", rec.display(), context()));
     let blocks = tone_blocks(rate, &samples, TONE_HZ);
     assert!(
         blocks >= MIN_TONE_BLOCKS,

@@ -20,11 +20,9 @@ fn udp_port_bound(port: u16) -> bool {
     ["/proc/net/udp", "/proc/net/udp6"].iter().any(|f| {
         std::fs::read_to_string(f)
             .map(|t| {
-                t.lines().skip(1).any(|l| {
-                    l.split_whitespace()
-                        .nth(1)
-                        .is_some_and(|a| a.ends_with(needle.trim_end()))
-                })
+                t.lines()
+                    .skip(1)
+                    .any(|l| l.split_whitespace().nth(1).is_some_and(|a| a.ends_with(needle.trim_end())))
             })
             .unwrap_or(false)
     })
@@ -83,9 +81,7 @@ fn callee(tb: &TestBox, scenario: &str, port: u16, rtp_port: u16) -> common::Sip
 /// The port of an `m=audio PORT` value logged by a scenario.
 fn logged_media_port(run: &SippRun, key: &str) -> u16 {
     let values = run.logged(key);
-    let value = values
-        .first()
-        .unwrap_or_else(|| panic!("no `{key}` logged\n{}", run.report()));
+    let value = values.first().unwrap_or_else(|| panic!("no `{key}` logged\n{}", run.report()));
     value
         .trim_start_matches("m=audio ")
         .trim()
@@ -144,10 +140,7 @@ fn register_with_wrong_password_is_forbidden() {
         .run();
     run.assert_ok("REGISTER with a wrong password must get 403");
     let regs = tb.console("show registrations");
-    assert!(
-        !regs.contains(&format!(":{port}")),
-        "a refused REGISTER left a binding:\n{regs}"
-    );
+    assert!(!regs.contains(&format!(":{port}")), "a refused REGISTER left a binding:\n{regs}");
 }
 
 #[test]
@@ -162,19 +155,14 @@ fn call_between_extensions_relays_rtp_through_the_box() {
 
     let sink = RtpSink::bind(tb.port());
     let bob = callee(&tb, "uas_answer.xml", bob_port, sink.port());
-    let alice = caller(&tb, "uac_call.xml", ALICE, alice_port, BOB.0)
-        .key("pcap", g711a_pcap().display())
-        .run();
+    let alice =
+        caller(&tb, "uac_call.xml", ALICE, alice_port, BOB.0).key("pcap", g711a_pcap().display()).run();
     let bob = bob.wait();
     let rtp = sink.finish();
 
     alice.assert_ok("caller 201 -> 202");
     bob.assert_ok("callee 202");
-    assert_in_box_range(
-        &tb,
-        logged_media_port(&alice, "answer_sdp"),
-        "answer to 201",
-    );
+    assert_in_box_range(&tb, logged_media_port(&alice, "answer_sdp"), "answer to 201");
     assert_in_box_range(&tb, logged_media_port(&bob, "offer_sdp"), "offer to 202");
     assert!(
         rtp.packets >= MIN_RELAYED_PACKETS,

@@ -106,10 +106,7 @@ impl PortBlock {
                 }
                 set.insert(base);
             }
-            let block = PortBlock {
-                base,
-                next: AtomicU64::new(0),
-            };
+            let block = PortBlock { base, next: AtomicU64::new(0) };
             let sip = block.sip_port();
             let (lo, hi) = block.rtp_range();
             let all_free = (base..base + ENDPOINT_SPAN).all(udp_free)
@@ -140,11 +137,7 @@ impl PortBlock {
     pub fn port(&self) -> u16 {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let offset = u16::try_from(n * 4).unwrap_or(u16::MAX);
-        assert!(
-            offset + 4 <= ENDPOINT_SPAN,
-            "test used more than {} endpoint ports",
-            ENDPOINT_SPAN / 4
-        );
+        assert!(offset + 4 <= ENDPOINT_SPAN, "test used more than {} endpoint ports", ENDPOINT_SPAN / 4);
         self.base + offset
     }
 }
@@ -292,13 +285,7 @@ impl TestBox {
             }
         });
         match rx.recv_timeout(READY_TIMEOUT) {
-            Ok(ready_line) => Ok(TestBox {
-                child,
-                dir,
-                ports,
-                stderr_path,
-                ready_line,
-            }),
+            Ok(ready_line) => Ok(TestBox { child, dir, ports, stderr_path, ready_line }),
             Err(e) => {
                 let _ = child.kill();
                 let status = child.wait();
@@ -351,11 +338,7 @@ impl TestBox {
     /// box's log tail) when it fails.
     pub fn console(&self, cmd: &str) -> String {
         let mut command = Command::new(env!("CARGO_BIN_EXE_hakoden"));
-        command
-            .arg("console")
-            .arg("--data")
-            .arg(self.data_dir())
-            .args(cmd.split_whitespace());
+        command.arg("console").arg("--data").arg(self.data_dir()).args(cmd.split_whitespace());
         let out = run_bounded(&mut command, self.dir.path(), "console", CONSOLE_TIMEOUT);
         if out.code != Some(0) {
             panic!(
@@ -394,10 +377,7 @@ impl Drop for TestBox {
                 let kept = self.dir.path().to_path_buf();
                 eprintln!("keeping {}", kept.display());
                 // Leak the directory on purpose so a developer can inspect it.
-                let dir = std::mem::replace(
-                    &mut self.dir,
-                    tempfile::tempdir().expect("replacement tempdir"),
-                );
+                let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("replacement tempdir"));
                 let _ = dir.keep();
             }
         }
@@ -417,9 +397,7 @@ fn config_toml(extensions: &[(&str, &str)]) -> String {
 
 /// Absolute path of a scenario in `tests/sipp/`.
 pub fn sipp_scenario(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/sipp")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp").join(name)
 }
 
 /// Where distributions put SIPp's bundled G.711 A-law capture.
@@ -432,13 +410,9 @@ const G711A_PCAP_PLACES: &[&str] = &[
 
 /// SIPp's bundled G.711 A-law RTP capture (236 packets, 20 ms each).
 pub fn g711a_pcap() -> PathBuf {
-    G711A_PCAP_PLACES
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("SIPp's g711a.pcap not found in {G711A_PCAP_PLACES:?} (dpkg -L sip-tester)")
-        })
+    G711A_PCAP_PLACES.iter().map(PathBuf::from).find(|p| p.is_file()).unwrap_or_else(|| {
+        panic!("SIPp's g711a.pcap not found in {G711A_PCAP_PLACES:?} (dpkg -L sip-tester)")
+    })
 }
 
 /// Default bound for one SIPp run; each scenario takes a few seconds at most.
@@ -457,10 +431,7 @@ impl Sipp {
     pub fn new(scenario: &str, dir: &Path) -> Sipp {
         let name = scenario.trim_end_matches(".xml").to_string();
         let path = sipp_scenario(scenario);
-        let dir = dir.join(format!(
-            "{name}-{}",
-            RUN_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
+        let dir = dir.join(format!("{name}-{}", RUN_COUNTER.fetch_add(1, Ordering::Relaxed)));
         std::fs::create_dir_all(&dir).expect("create sipp dir");
         let p = |f: &str| dir.join(f).display().to_string();
         let args = vec![
@@ -486,12 +457,7 @@ impl Sipp {
             "-stf".into(),
             p("stat.csv"),
         ];
-        Sipp {
-            name,
-            dir,
-            args,
-            timeout: SIPP_TIMEOUT,
-        }
+        Sipp { name, dir, args, timeout: SIPP_TIMEOUT }
     }
 
     /// Any extra argument(s).
@@ -657,10 +623,7 @@ impl SippRun {
 
     /// A cumulative counter from the stat file, e.g. `SuccessfulCall(C)`; 0 when absent.
     pub fn stat(&self, column: &str) -> u64 {
-        self.stats
-            .get(column)
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
+        self.stats.get(column).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
     }
 
     pub fn successful_calls(&self) -> u64 {
@@ -762,11 +725,9 @@ const MAX_DATAGRAM: usize = 2048;
 
 impl RtpSink {
     pub fn bind(port: u16) -> RtpSink {
-        let socket = UdpSocket::bind(("127.0.0.1", port))
-            .unwrap_or_else(|e| panic!("bind RTP sink on {port}: {e}"));
-        socket
-            .set_read_timeout(Some(Duration::from_millis(50)))
-            .expect("set_read_timeout");
+        let socket =
+            UdpSocket::bind(("127.0.0.1", port)).unwrap_or_else(|e| panic!("bind RTP sink on {port}: {e}"));
+        socket.set_read_timeout(Some(Duration::from_millis(50))).expect("set_read_timeout");
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let thread = std::thread::spawn(move || {
@@ -794,11 +755,7 @@ impl RtpSink {
             }
             count
         });
-        RtpSink {
-            port,
-            stop,
-            thread: Some(thread),
-        }
+        RtpSink { port, stop, thread: Some(thread) }
     }
 
     pub fn port(&self) -> u16 {
@@ -808,10 +765,7 @@ impl RtpSink {
     /// Stops listening and returns the counts.
     pub fn finish(mut self) -> RtpCount {
         self.stop.store(true, Ordering::Relaxed);
-        self.thread
-            .take()
-            .and_then(|t| t.join().ok())
-            .unwrap_or_default()
+        self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default()
     }
 }
 
