@@ -28,17 +28,6 @@ pub(super) enum Purpose {
     Relay { call: u64, txn: ServerTxnId, req: Box<Request>, peer: Peer },
 }
 
-impl Purpose {
-    pub(super) fn call(&self) -> u64 {
-        match self {
-            Purpose::Fork { call, .. }
-            | Purpose::Fire { call }
-            | Purpose::ReInvite { call, .. }
-            | Purpose::Relay { call, .. } => *call,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CallState {
     /// INVITE forwarded, no answer yet.
@@ -150,15 +139,6 @@ impl Call {
             talk_s: self.answer.map(|a| now.saturating_duration_since(a).as_secs()),
             caller_peer: self.a.peer,
             rtp_ports: (self.a_port, self.b_port),
-        }
-    }
-
-    /// The Request-URI of the INVITE a purpose refers to (for the ACK of a failure).
-    pub(super) fn request_uri_of(&self, p: &Purpose) -> Option<String> {
-        match p {
-            Purpose::Fork { fork, .. } => self.forks.get(*fork).map(|f| f.request_uri.clone()),
-            Purpose::ReInvite { from, .. } => Some(self.dialog(from.other()).remote_target.clone()),
-            _ => None,
         }
     }
 

@@ -634,11 +634,9 @@ impl Engine {
         txn: ClientTxnId,
         purpose: &Option<Purpose>,
     ) -> Option<Vec<u8>> {
-        let request_uri = match purpose {
-            Some(p) => self.calls.get(&p.call()).and_then(|c| c.request_uri_of(p))?,
-            None => return None,
-        };
-        let _ = txn;
+        // From the transaction's own request: the call may already be gone (CANCEL race).
+        let _ = purpose;
+        let request_uri = self.client.request_uri(txn)?;
         let via = resp.common.top_via();
         Some(
             Writer::request("ACK", &request_uri)

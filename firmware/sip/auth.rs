@@ -207,13 +207,16 @@ impl NonceSource {
     }
 }
 
-/// The `WWW-Authenticate` / `Proxy-Authenticate` values: SHA-256 first, then MD5 (RFC 8760 §2.4:
-/// the preferred algorithm first; phones take the first one they support).
+/// The `WWW-Authenticate` / `Proxy-Authenticate` values: MD5 first, then SHA-256.
+///
+/// RFC 8760 §2.4 would put the preferred (SHA-256) first, but many desk phones and SIPp read only
+/// the first challenge and speak only MD5; a SHA-256 capable phone still finds its challenge and
+/// its SHA-256 credentials are verified. See `docs/security.md`.
 pub fn challenges(realm: &str, nonce: &str, stale: bool) -> [String; 2] {
     let stale = if stale { ", stale=true" } else { "" };
     [
-        format!("Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm=SHA-256, qop=\"auth\"{stale}"),
         format!("Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\"{stale}"),
+        format!("Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm=SHA-256, qop=\"auth\"{stale}"),
     ]
 }
 

@@ -428,6 +428,14 @@ impl ClientTransactions {
         self.txns.get(&id).map(|t| t.branch.clone())
     }
 
+    /// The Request-URI of the transaction's request (for the ACK of a non-2xx final).
+    pub fn request_uri(&self, id: ClientTxnId) -> Option<String> {
+        let t = self.txns.get(&id)?;
+        let line_end = t.request.iter().position(|b| *b == b'\r')?;
+        let line = std::str::from_utf8(&t.request[..line_end]).ok()?;
+        line.split(' ').nth(1).map(str::to_string)
+    }
+
     /// Forgets a transaction (its owner is gone).
     pub fn remove(&mut self, id: ClientTxnId) {
         if let Some(t) = self.txns.remove(&id) {
