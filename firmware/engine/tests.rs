@@ -1,1 +1,563 @@
-//! Engine tests with a virtual clock.
+//! Whole calls through the engine with a virtual clock: phones are strings, time is jumped.
+
+use super::*;
+use crate::config::ExtensionConfig;
+use crate::media::MediaCommand;
+use crate::sip::message::{parse, Message};
+use md5::{Digest, Md5};
+
+const BOX_PORT: u16 = 5060;
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn md5(s: &str) -> String {
+    hex(&Md5::digest(s.as_bytes()))
+}
+
+struct Harness {
+    engine: Engine,
+    now: Instant,
+    /// Everything the box sent, in order, not yet looked at.
+    sent: Vec<(Peer, String)>,
+    media: Vec<MediaCommand>,
+    cdrs: Vec<CdrRecord>,
+}
+
+fn phone(port: u16) -> Peer {
+    Peer { transport: Transport::Udp, addr: format!("127.0.0.1:{port}").parse().unwrap() }
+}
+
+fn ext(n: &str, call_waiting: bool) -> ExtensionConfig {
+    ExtensionConfig {
+        number: n.into(),
+        name: format!("Ext {n}"),
+        password: format!("pw-{n}-secret"),
+        call_waiting,
+    }
+}
+
+impl Harness {
+    fn new() -> Harness {
+        Harness::with(vec![ext("201", true), ext("202", true), ext("203", false)], 60)
+    }
+
+    fn with(exts: Vec<ExtensionConfig>, ring_timeout_s: u64) -> Harness {
+        let now = Instant::now();
+        let cfg = EngineConfig {
+            realm: "hakoden".into(),
+            sip_port: BOX_PORT,
+            advertise: "192.0.2.1".parse().unwrap(),
+            ring_timeout: Duration::from_secs(ring_timeout_s),
+            trust_registered_source: true,
+            secret: [42; 32],
+            rtp_ports: crate::config::PortRange { lo: 20000, hi: 20099 },
+            wall_anchor: (now, 1_700_000_000_000),
+            first_call_id: 1,
+        };
+        Harness { engine: Engine::new(cfg, &exts), now, sent: vec![], media: vec![], cdrs: vec![] }
+    }
+
+    fn drain(&mut self) {
+        while let Some(o) = self.engine.poll_output() {
+            match o {
+                Output::Transmit { peer, data } => self.sent.push((peer, String::from_utf8(data).unwrap())),
+                Output::Media(m) => self.media.push(m),
+                Output::Cdr(c) => self.cdrs.push(*c),
+            }
+        }
+    }
+
+    fn send(&mut self, from: Peer, msg: &str) {
+        let msg = with_length(msg);
+        self.engine.handle_datagram(self.now, from, msg.as_bytes());
+        self.drain();
+    }
+
+    /// Jumps the virtual clock, firing every timer on the way (bounded against livelock).
+    fn advance(&mut self, d: Duration) {
+        let target = self.now + d;
+        for _ in 0..100_000 {
+            match self.engine.poll_timeout() {
+                Some(t) if t <= target => {
+                    self.now = t.max(self.now);
+                    self.engine.handle_timeout(self.now);
+                    self.drain();
+                }
+                _ => break,
+            }
+        }
+        self.now = target;
+    }
+
+    /// Messages sent to `peer` since the last call, as (first line, text).
+    fn take_for(&mut self, peer: Peer) -> Vec<String> {
+        let (mine, rest): (Vec<_>, Vec<_>) = self.sent.drain(..).partition(|(p, _)| *p == peer);
+        self.sent = rest;
+        mine.into_iter().map(|(_, m)| m).collect()
+    }
+
+    fn register(&mut self, ext: &str, port: u16) {
+        let p = phone(port);
+        let reg = |auth: &str| {
+            format!(
+                "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKr{port}{}\r\n\
+                 From: <sip:{ext}@127.0.0.1>;tag=r{port}\r\nTo: <sip:{ext}@127.0.0.1>\r\nCall-ID: reg-{port}\r\n\
+                 CSeq: {} REGISTER\r\nContact: <sip:{ext}@127.0.0.1:{port}>\r\nExpires: 600\r\n{auth}\r\n",
+                auth.len(),
+                if auth.is_empty() { 1 } else { 2 }
+            )
+        };
+        self.send(p, &reg(""));
+        let challenge = self.take_for(p).pop().unwrap();
+        assert!(challenge.starts_with("SIP/2.0 401"), "{challenge}");
+        let nonce = challenge.split("nonce=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+        let auth = authorization("REGISTER", ext, &format!("pw-{ext}-secret"), &nonce, "sip:127.0.0.1");
+        self.send(p, &reg(&format!("Authorization: {auth}\r\n")));
+        let ok = self.take_for(p).pop().unwrap();
+        assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    }
+}
+
+fn authorization(method: &str, user: &str, password: &str, nonce: &str, uri: &str) -> String {
+    let ha1 = md5(&format!("{user}:hakoden:{password}"));
+    let ha2 = md5(&format!("{method}:{uri}"));
+    let resp = md5(&format!("{ha1}:{nonce}:00000001:c0ffee:auth:{ha2}"));
+    format!(
+        "Digest username=\"{user}\", realm=\"hakoden\", nonce=\"{nonce}\", uri=\"{uri}\", \
+         response=\"{resp}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"c0ffee\""
+    )
+}
+
+/// Fills in Content-Length and the blank line for a message written without them.
+fn with_length(msg: &str) -> String {
+    let (head, body) = match msg.split_once("\r\n\r\n") {
+        Some((h, b)) => (h.to_string(), b.to_string()),
+        None => (msg.trim_end_matches("\r\n").to_string(), String::new()),
+    };
+    format!("{head}\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+}
+
+fn sdp(port: u16, pts: &str) -> String {
+    let mut s = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP {pts}\r\n"
+    );
+    for pt in pts.split(' ') {
+        match pt {
+            "0" => s.push_str("a=rtpmap:0 PCMU/8000\r\n"),
+            "8" => s.push_str("a=rtpmap:8 PCMA/8000\r\n"),
+            "18" => s.push_str("a=rtpmap:18 G729/8000\r\n"),
+            "101" => s.push_str("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n"),
+            _ => {}
+        }
+    }
+    s
+}
+
+fn invite(from: &str, to: &str, port: u16, call: &str, sdp_body: &str) -> String {
+    format!(
+        "INVITE sip:{to}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKi{call}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:{from}@127.0.0.1>;tag=f{call}\r\nTo: <sip:{to}@127.0.0.1>\r\n\
+         Call-ID: {call}\r\nCSeq: 1 INVITE\r\nContact: <sip:{from}@127.0.0.1:{port}>\r\n\
+         Content-Type: application/sdp\r\n\r\n{sdp_body}"
+    )
+}
+
+fn parsed(msg: &str) -> Message {
+    parse(msg.as_bytes()).unwrap_or_else(|e| panic!("box sent an unparsable message {e:?}:\n{msg}"))
+}
+
+fn status(msg: &str) -> u16 {
+    match parsed(msg) {
+        Message::Response(r) => r.code,
+        Message::Request(r) => panic!("expected a response, got {}", r.method),
+    }
+}
+
+/// A response from the callee phone to a request the box sent it.
+fn answer(req: &str, code: u16, to_tag: &str, body: Option<&str>, contact_port: u16) -> String {
+    let Message::Request(r) = parsed(req) else { panic!("not a request") };
+    let mut s = format!("SIP/2.0 {code} X\r\n");
+    for v in &r.common.via {
+        s.push_str(&format!("Via: {}\r\n", v.raw));
+    }
+    let to = r.common.header("To").unwrap();
+    let to = if to.contains("tag=") { to.to_string() } else { format!("{to};tag={to_tag}") };
+    s.push_str(&format!(
+        "From: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {} {}\r\nContact: <sip:x@127.0.0.1:{contact_port}>\r\n",
+        r.common.header("From").unwrap(),
+        r.common.call_id,
+        r.common.cseq.seq,
+        r.common.cseq.method
+    ));
+    match body {
+        Some(b) => s.push_str(&format!("Content-Type: application/sdp\r\n\r\n{b}")),
+        None => s.push_str("\r\n"),
+    }
+    s
+}
+
+fn first_line(m: &str) -> &str {
+    m.lines().next().unwrap_or("")
+}
+
+/// 201 on port 7001 calls 202 on port 7002, which answers; returns the callee's INVITE.
+fn answered_call(h: &mut Harness) -> String {
+    h.register("201", 7001);
+    h.register("202", 7002);
+    h.send(phone(7001), &invite("201", "202", 7001, "c1", &sdp(4000, "0 8 101")));
+    let a = h.take_for(phone(7001));
+    assert_eq!(status(&a[0]), 100);
+    let b = h.take_for(phone(7002));
+    assert_eq!(b.len(), 1, "one INVITE to the callee");
+    let inv = b[0].clone();
+    assert!(inv.starts_with("INVITE sip:202@127.0.0.1:7002 SIP/2.0"), "{inv}");
+    h.send(phone(7002), &answer(&inv, 180, "callee", None, 7002));
+    assert_eq!(status(&h.take_for(phone(7001))[0]), 180);
+    h.send(phone(7002), &answer(&inv, 200, "callee", Some(&sdp(5000, "0 101")), 7002));
+    inv
+}
+
+// Tests for the registrar.
+
+#[test]
+fn register_is_challenged_then_accepted_and_listed() {
+    let mut h = Harness::new();
+    h.register("201", 7001);
+    let regs = h.engine.registrations(h.now);
+    assert_eq!(regs.len(), 1);
+    assert_eq!(regs[0].extension, "201");
+    assert_eq!(regs[0].peer, phone(7001));
+}
+
+#[test]
+fn registrations_lapse_after_their_expiry() {
+    let mut h = Harness::new();
+    h.register("201", 7001);
+    h.advance(Duration::from_secs(601));
+    assert!(h.engine.registrations(h.now).is_empty());
+}
+
+#[test]
+fn wrong_password_is_forbidden_and_repeated_failures_block_the_source() {
+    let mut h = Harness::new();
+    let p = phone(7009);
+    for i in 0..12 {
+        let auth = authorization("REGISTER", "201", "wrong", "0.bad", "sip:127.0.0.1");
+        h.send(
+            p,
+            &format!(
+                "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7009;branch=z9hG4bKw{i}\r\n\
+                 From: <sip:201@127.0.0.1>;tag=w\r\nTo: <sip:201@127.0.0.1>\r\nCall-ID: w\r\nCSeq: {i} REGISTER\r\n\
+                 Contact: <sip:201@127.0.0.1:7009>\r\nAuthorization: {auth}\r\n\r\n"
+            ),
+        );
+        assert_eq!(status(&h.take_for(p)[0]), 403);
+    }
+    assert_eq!(h.engine.counters().auth_failures, crate::sip::auth::GUARD_MAX_FAILURES as u64);
+    assert!(h.engine.registrations(h.now).is_empty());
+}
+
+#[test]
+fn the_challenge_round_does_not_count_as_a_failure() {
+    let mut h = Harness::new();
+    for port in 7001..7028 {
+        let ext = ["201", "202", "203"][usize::from(port % 3)];
+        h.register(ext, port);
+    }
+    assert_eq!(h.engine.counters().auth_failures, 0);
+}
+
+#[test]
+fn a_too_short_expiry_gets_423_with_min_expires() {
+    let mut h = Harness::new();
+    h.register("201", 7001);
+    let p = phone(7001);
+    h.send(
+        p,
+        "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7001;branch=z9hG4bKs1\r\n\
+         From: <sip:201@127.0.0.1>;tag=s\r\nTo: <sip:201@127.0.0.1>\r\nCall-ID: s\r\nCSeq: 1 REGISTER\r\n\
+         Contact: <sip:201@127.0.0.1:7001>;expires=10\r\n\r\n",
+    );
+    // Without credentials this is challenged first: the registrar never reveals more.
+    assert_eq!(status(&h.take_for(p)[0]), 401);
+}
+
+// Tests for calls.
+
+#[test]
+fn a_call_is_answered_bridged_and_recorded() {
+    let mut h = Harness::new();
+    let inv = answered_call(&mut h);
+    // The box ACKs the callee's 2xx itself and answers the caller with its own SDP.
+    let to_callee = h.take_for(phone(7002));
+    assert!(first_line(&to_callee[0]).starts_with("ACK "), "{to_callee:?}");
+    let ok = h.take_for(phone(7001)).pop().unwrap();
+    assert_eq!(status(&ok), 200);
+    assert!(ok.contains("m=audio 20000 RTP/AVP 0 101"), "caller sees the relay's A port:\n{ok}");
+    assert!(inv.contains("m=audio 20002 RTP/AVP 0 8 101"), "callee sees the relay's B port:\n{inv}");
+    assert!(matches!(h.media[0], MediaCommand::Open { a_port: 20000, b_port: 20002, .. }));
+    assert!(h.media.iter().any(|m| matches!(m, MediaCommand::SetRemote { side: crate::media::Side::B, .. })));
+    // Caller ACKs, talks for 30 s, hangs up.
+    let to_tag = ok.split("To: ").nth(1).unwrap().lines().next().unwrap().to_string();
+    h.send(
+        phone(7001),
+        &format!(
+            "ACK sip:202@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7001;branch=z9hG4bKack1\r\n\
+             From: <sip:201@127.0.0.1>;tag=fc1\r\nTo: {to_tag}\r\nCall-ID: c1\r\nCSeq: 1 ACK\r\n\r\n"
+        ),
+    );
+    assert_eq!(h.engine.calls(h.now)[0].state, "talking");
+    h.advance(Duration::from_secs(30));
+    assert!(h.take_for(phone(7001)).is_empty(), "no 2xx retransmission after the ACK");
+    h.send(
+        phone(7001),
+        &format!(
+            "BYE sip:202@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7001;branch=z9hG4bKbye1\r\n\
+             From: <sip:201@127.0.0.1>;tag=fc1\r\nTo: {to_tag}\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\n\r\n"
+        ),
+    );
+    assert_eq!(status(&h.take_for(phone(7001))[0]), 200);
+    let bye = h.take_for(phone(7002));
+    assert!(first_line(&bye[0]).starts_with("BYE "), "{bye:?}");
+    assert!(matches!(h.media.last(), Some(MediaCommand::Close { .. })));
+    let cdr = &h.cdrs[0];
+    assert_eq!(cdr.disposition, cdr::Disposition::Answered);
+    assert_eq!(cdr.hangup_side, cdr::HangupSide::Caller);
+    assert_eq!(cdr.talk_duration_ms, 30_000);
+    assert_eq!((cdr.from.as_str(), cdr.to.as_str()), ("201", "202"));
+    assert_eq!(cdr.legs.len(), 2);
+    assert!(h.engine.calls(h.now).is_empty());
+    assert_eq!(h.engine.rtp_ports_in_use().0, 0, "ports go back to the pool");
+}
+
+#[test]
+fn the_2xx_is_retransmitted_until_acked_and_the_call_ends_without_an_ack() {
+    let mut h = Harness::new();
+    answered_call(&mut h);
+    h.take_for(phone(7001));
+    h.take_for(phone(7002));
+    h.advance(Duration::from_millis(3600));
+    // T1=0.5 s doubling: retransmissions at 0.5, 1.5, 3.5 s.
+    let resent = h.take_for(phone(7001));
+    assert_eq!(resent.len(), 3, "{resent:?}");
+    assert!(resent.iter().all(|m| status(m) == 200));
+    h.advance(Duration::from_secs(40));
+    let to_callee = h.take_for(phone(7002));
+    assert!(to_callee.iter().any(|m| first_line(m).starts_with("BYE ")), "callee hung up: {to_callee:?}");
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].hangup_side, cdr::HangupSide::System);
+}
+
+#[test]
+fn invite_retransmissions_are_absorbed() {
+    let mut h = Harness::new();
+    h.register("201", 7001);
+    h.register("202", 7002);
+    let inv = invite("201", "202", 7001, "c2", &sdp(4000, "0"));
+    h.send(phone(7001), &inv);
+    h.send(phone(7001), &inv);
+    h.send(phone(7001), &inv);
+    assert_eq!(h.take_for(phone(7002)).len(), 1, "one fork only");
+    assert_eq!(h.engine.calls(h.now).len(), 1);
+    assert!(h.take_for(phone(7001)).iter().all(|m| status(m) == 100));
+}
+
+#[test]
+fn cancel_before_answer_gives_200_and_487_and_cancels_the_callee() {
+    let mut h = Harness::new();
+    h.register("201", 7001);
+    h.register("202", 7002);
+    h.send(phone(7001), &invite("201", "202", 7001, "c3", &sdp(4000, "0")));
+    let inv = h.take_for(phone(7002)).pop().unwrap();
+    h.send(phone(7002), &answer(&inv, 180, "t", None, 7002));
+    h.take_for(phone(7001));
+    h.send(
+        phone(7001),
+        "CANCEL sip:202@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7001;branch=z9hG4bKic3\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:201@127.0.0.1>;tag=fc3\r\nTo: <sip:202@127.0.0.1>\r\nCall-ID: c3\r\n\
+         CSeq: 1 CANCEL\r\n\r\n",
+    );
+    let to_caller: Vec<u16> = h.take_for(phone(7001)).iter().map(|m| status(m)).collect();
+    assert_eq!(to_caller, vec![200, 487]);
+    let cancel = h.take_for(phone(7002)).pop().unwrap();
+    assert!(first_line(&cancel).starts_with("CANCEL "), "{cancel}");
+    // The callee's 487 is ACKed by the box even though the call is gone.
+    h.send(phone(7002), &answer(&inv, 487, "t", None, 7002));
+    let ack = h.take_for(phone(7002)).pop().unwrap();
+    assert!(first_line(&ack).starts_with("ACK sip:202@127.0.0.1:7002"), "{ack}");
+    assert_eq!(h.cdrs[0].disposition, cdr::Disposition::Cancelled);
+}
+
+#[test]
+fn busy_from_the_callee_is_relayed() {
+    let mut h = Harness::new();
+    h.register("201", 7001);
+    h.register("202", 7002);
+    h.send(phone(7001), &invite("201", "202", 7001, "c4", &sdp(4000, "0")));
+    let inv = h.take_for(phone(7002)).pop().unwrap();
+    h.send(phone(7002), &answer(&inv, 486, "t", None, 7002));
+    let last = h.take_for(phone(7001)).pop().unwrap();
+    assert_eq!(status(&last), 486);
+    assert_eq!(h.cdrs[0].disposition, cdr::Disposition::Busy);
+    assert_eq!(h.cdrs[0].hangup_side, cdr::HangupSide::Callee);
+}
+
+#[test]
+fn without_call_waiting_a_second_call_gets_486() {
+    let mut h = Harness::new();
+    h.register("201", 7001);
+    h.register("202", 7002);
+    h.register("203", 7003);
+    h.send(phone(7001), &invite("201", "203", 7001, "c5", &sdp(4000, "0")));
+    h.send(phone(7002), &invite("202", "203", 7002, "c6", &sdp(4002, "0")));
+    assert_eq!(status(h.take_for(phone(7002)).last().unwrap()), 486);
+}
+
+#[test]
+fn unknown_numbers_get_404_and_unregistered_ones_480() {
+    let mut h = Harness::new();
+    h.register("201", 7001);
+    h.send(phone(7001), &invite("201", "999", 7001, "c7", &sdp(4000, "0")));
+    assert_eq!(status(h.take_for(phone(7001)).last().unwrap()), 404);
+    h.send(phone(7001), &invite("201", "202", 7001, "c8", &sdp(4000, "0")));
+    assert_eq!(status(h.take_for(phone(7001)).last().unwrap()), 480);
+}
+
+#[test]
+fn an_offer_without_g711_gets_488() {
+    let mut h = Harness::new();
+    h.register("201", 7001);
+    h.register("202", 7002);
+    h.send(phone(7001), &invite("201", "202", 7001, "c9", &sdp(4000, "18")));
+    assert_eq!(status(h.take_for(phone(7001)).last().unwrap()), 488);
+    assert!(h.take_for(phone(7002)).is_empty());
+}
+
+#[test]
+fn an_unregistered_caller_is_challenged_with_407() {
+    let mut h = Harness::new();
+    h.register("202", 7002);
+    h.send(phone(7001), &invite("201", "202", 7001, "c10", &sdp(4000, "0")));
+    assert_eq!(status(h.take_for(phone(7001)).last().unwrap()), 407);
+    assert!(h.take_for(phone(7002)).is_empty());
+}
+
+#[test]
+fn no_answer_within_the_ring_timeout_gives_408_and_cancels() {
+    let mut h = Harness::with(vec![ext("201", true), ext("202", true)], 20);
+    h.register("201", 7001);
+    h.register("202", 7002);
+    h.send(phone(7001), &invite("201", "202", 7001, "c11", &sdp(4000, "0")));
+    let inv = h.take_for(phone(7002)).pop().unwrap();
+    h.send(phone(7002), &answer(&inv, 180, "t", None, 7002));
+    h.take_for(phone(7001));
+    h.advance(Duration::from_secs(21));
+    assert_eq!(status(h.take_for(phone(7001)).last().unwrap()), 408);
+    assert!(h.take_for(phone(7002)).iter().any(|m| first_line(m).starts_with("CANCEL ")));
+    assert_eq!(h.cdrs[0].disposition, cdr::Disposition::NoAnswer);
+}
+
+#[test]
+fn a_silent_callee_times_out_with_408_after_timer_b() {
+    let mut h = Harness::new();
+    h.register("201", 7001);
+    h.register("202", 7002);
+    h.send(phone(7001), &invite("201", "202", 7001, "c12", &sdp(4000, "0")));
+    h.advance(Duration::from_secs(33));
+    // Timer A retransmitted the INVITE: 1 + 6 sends within 32 s.
+    let to_callee = h.take_for(phone(7002));
+    assert!(to_callee.len() >= 6, "{}", to_callee.len());
+    assert_eq!(status(h.take_for(phone(7001)).last().unwrap()), 408);
+}
+
+#[test]
+fn every_contact_rings_and_the_first_answer_wins() {
+    let mut h = Harness::new();
+    h.register("201", 7001);
+    h.register("202", 7002);
+    h.register("202", 7012);
+    h.send(phone(7001), &invite("201", "202", 7001, "c13", &sdp(4000, "0")));
+    let inv1 = h.take_for(phone(7002)).pop().unwrap();
+    let inv2 = h.take_for(phone(7012)).pop().unwrap();
+    h.send(phone(7012), &answer(&inv2, 180, "t2", None, 7012));
+    h.send(phone(7002), &answer(&inv1, 180, "t1", None, 7002));
+    h.send(phone(7012), &answer(&inv2, 200, "t2", Some(&sdp(5000, "0")), 7012));
+    assert!(h.take_for(phone(7002)).iter().any(|m| first_line(m).starts_with("CANCEL ")), "loser cancelled");
+    assert_eq!(status(h.take_for(phone(7001)).last().unwrap()), 200);
+}
+
+#[test]
+fn a_hold_reinvite_is_relayed_to_the_other_phone() {
+    let mut h = Harness::new();
+    answered_call(&mut h);
+    let ok = h.take_for(phone(7001)).pop().unwrap();
+    h.take_for(phone(7002));
+    let to_tag = ok.split("To: ").nth(1).unwrap().lines().next().unwrap().to_string();
+    h.send(
+        phone(7001),
+        &format!(
+            "ACK sip:202@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7001;branch=z9hG4bKack\r\n\
+             From: <sip:201@127.0.0.1>;tag=fc1\r\nTo: {to_tag}\r\nCall-ID: c1\r\nCSeq: 1 ACK\r\n\r\n"
+        ),
+    );
+    let hold = sdp(4000, "0") + "a=sendonly\r\n";
+    h.send(
+        phone(7001),
+        &format!(
+            "INVITE sip:202@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7001;branch=z9hG4bKre1\r\n\
+             From: <sip:201@127.0.0.1>;tag=fc1\r\nTo: {to_tag}\r\nCall-ID: c1\r\nCSeq: 2 INVITE\r\n\
+             Contact: <sip:201@127.0.0.1:7001>\r\nContent-Type: application/sdp\r\n\r\n{hold}"
+        ),
+    );
+    let reinv = h.take_for(phone(7002)).pop().unwrap();
+    assert!(first_line(&reinv).starts_with("INVITE "), "{reinv}");
+    assert!(reinv.contains("a=sendonly"), "{reinv}");
+    h.send(phone(7002), &answer(&reinv, 200, "callee", Some(&(sdp(5000, "0") + "a=recvonly\r\n")), 7002));
+    assert!(h.take_for(phone(7002)).iter().any(|m| first_line(m).starts_with("ACK ")));
+    let ok2 = h.take_for(phone(7001)).pop().unwrap();
+    assert_eq!(status(&ok2), 200);
+    assert!(ok2.contains("a=recvonly"), "{ok2}");
+}
+
+#[test]
+fn a_bye_from_the_callee_ends_the_call() {
+    let mut h = Harness::new();
+    let inv = answered_call(&mut h);
+    h.take_for(phone(7001));
+    h.take_for(phone(7002));
+    let Message::Request(r) = parsed(&inv) else { panic!() };
+    h.send(
+        phone(7002),
+        &format!(
+            "BYE sip:201@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7002;branch=z9hG4bKcb\r\n\
+             From: {};tag=callee\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 5 BYE\r\n\r\n",
+            r.common.header("To").unwrap(),
+            r.common.header("From").unwrap(),
+            r.common.call_id
+        ),
+    );
+    assert_eq!(status(&h.take_for(phone(7002))[0]), 200);
+    assert!(first_line(&h.take_for(phone(7001))[0]).starts_with("BYE "));
+    assert_eq!(h.cdrs[0].hangup_side, cdr::HangupSide::Callee);
+}
+
+// Tests for bad input.
+
+#[test]
+fn garbage_never_panics_and_bad_requests_get_400() {
+    let mut h = Harness::new();
+    let p = phone(7050);
+    h.send(p, "INVITE sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKg\r\nCSeq: 1 INVITE\r\n\r\n");
+    // The answer copies what it can; it lacks From like the request did.
+    assert!(h.take_for(p)[0].starts_with("SIP/2.0 400 Bad Request\r\n"));
+    for junk in [&b"\x00\xff\xfe"[..], b"SIP/2.0 200\r\n\r\n", b"\r\n\r\n", b"INVITE", b""] {
+        h.engine.handle_datagram(h.now, p, junk);
+        h.drain();
+    }
+    h.send(p, "FOO sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKf\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: f\r\nCSeq: 1 FOO\r\n\r\n");
+    assert_eq!(status(&h.take_for(p)[0]), 501);
+    h.send(p, "OPTIONS sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKo\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: o\r\nCSeq: 1 OPTIONS\r\n\r\n");
+    assert_eq!(status(&h.take_for(p)[0]), 200);
+}
