@@ -4,7 +4,7 @@
 //!
 //! Flash is precious, so logs live in RAM: the technician console reads the ring with
 //! `log tail`, and stderr goes wherever the init system sends it (a serial console, a RAM
-//! journal). rsipstack logs through `tracing`, whose `log` feature forwards its events here.
+//! journal).
 //!
 //! Level selection: `HAKODEN_LOG` holds a default level and optional `target=level` rules,
 //! e.g. `debug` or `info,hakoden::sip=trace,rsipstack=debug`. The longest matching target
