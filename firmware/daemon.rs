@@ -221,7 +221,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
             }
             req = console_rx.recv() => {
                 if let Some(req) = req {
-                    let text = answer_console(&engine, &relay, &cdr_sink, req.command, now());
+                    let text = answer_console(&engine, &relay, &cdr_sink, &store, req.command, now());
                     let _ = req.reply.send(text);
                 }
             }
@@ -292,6 +292,7 @@ fn answer_console(
     engine: &Engine,
     relay: &RelayManager,
     cdr: &CdrSink,
+    store: &Store,
     cmd: ConsoleCommand,
     now: Instant,
 ) -> String {
@@ -379,6 +380,38 @@ fn answer_console(
                 let _ = writeln!(s, "{line}");
             }
         }
+        ConsoleCommand::ShowCdr(n) => match store.recent_cdrs(n) {
+            Ok(recs) => {
+                let _ = writeln!(s, "{} stored call record(s), newest first", store.cdr_count().unwrap_or(0));
+                let _ = writeln!(
+                    s,
+                    "{:<8} {:<8} {:<8} {:<10} {:>6} {:>8} {:>8}  {:<7} cause",
+                    "id", "from", "to", "result", "status", "ring", "talk", "hangup"
+                );
+                for r in recs {
+                    let _ = writeln!(
+                        s,
+                        "{:<8} {:<8} {:<8} {:<10} {:>6} {:>7}s {:>7}s  {:<7} {}",
+                        r.call_id,
+                        r.from,
+                        r.to,
+                        serde_json::to_string(&r.disposition)
+                            .unwrap_or_default()
+                            .trim_matches('"')
+                            .to_string(),
+                        r.final_status,
+                        r.ring_duration_ms / 1000,
+                        r.talk_duration_ms / 1000,
+                        serde_json::to_string(&r.hangup_side)
+                            .unwrap_or_default()
+                            .trim_matches('"')
+                            .to_string(),
+                        r.cause
+                    );
+                }
+            }
+            Err(e) => s = format!("error: cannot read call records: {e}"),
+        },
         ConsoleCommand::Help => s = crate::console::help_text(),
     }
     s.trim_end().to_string()

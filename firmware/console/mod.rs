@@ -37,6 +37,9 @@ pub use server::{serve, MAX_CONNECTIONS, MAX_LINE_BYTES};
 /// `log tail` without a count.
 pub const DEFAULT_LOG_TAIL: usize = 50;
 
+/// Most call records `show cdr` prints.
+pub const MAX_CDR_SHOW: usize = 500;
+
 /// Largest `log tail` count: the whole RAM ring.
 pub const MAX_LOG_TAIL: usize = crate::logger::RING_LINES;
 
@@ -51,6 +54,8 @@ pub enum ConsoleCommand {
     ShowExtensions,
     /// `show version`: firmware version.
     ShowVersion,
+    /// `show cdr [N]`: the N most recent call records (default 20, max [`MAX_CDR_SHOW`]).
+    ShowCdr(usize),
     /// `log tail [N]`: the last N lines of the RAM log.
     LogTail(usize),
     /// `help`: the command list ([`help_text`]).
@@ -74,6 +79,7 @@ pub fn help_text() -> String {
          show calls           calls in progress (sh c)\n\
          show extensions      provisioned extensions (sh ext)\n\
          show version         firmware version (sh ver)\n\
+         show cdr [N]         the N most recent call records, default 20 (sh cdr 5)\n\
          log tail [N]         last N log lines, default {DEFAULT_LOG_TAIL}, max {MAX_LOG_TAIL} (lo t 100)\n\
          help                 this list\n\
          quit, exit           leave the console"
@@ -100,9 +106,14 @@ fn abbreviates(word: &str, full: &str, min: usize) -> bool {
 }
 
 fn parse_show(rest: &[&str]) -> Result<ConsoleCommand, String> {
-    const WHAT: &str = "registrations, calls, extensions or version";
+    const WHAT: &str = "registrations, calls, extensions, version or cdr";
     match rest {
         [] => Err(format!("show what? {WHAT}")),
+        [w] if *w == "cdr" || *w == "cdrs" => Ok(ConsoleCommand::ShowCdr(20)),
+        [w, n] if *w == "cdr" || *w == "cdrs" => match n.parse::<usize>() {
+            Ok(n) if (1..=MAX_CDR_SHOW).contains(&n) => Ok(ConsoleCommand::ShowCdr(n)),
+            _ => Err(format!("`{n}` is not a record count from 1 to {MAX_CDR_SHOW}")),
+        },
         [w] if abbreviates(w, "registrations", 1) => Ok(ConsoleCommand::ShowRegistrations),
         [w] if abbreviates(w, "calls", 1) => Ok(ConsoleCommand::ShowCalls),
         [w] if abbreviates(w, "extensions", 1) => Ok(ConsoleCommand::ShowExtensions),
