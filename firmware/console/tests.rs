@@ -94,6 +94,7 @@ async fn start(dir: &Path) -> PathBuf {
                     (0..n).map(|i| format!(".line {i}")).collect::<Vec<_>>().join("\n")
                 }
                 ConsoleCommand::Help => help_text(),
+                ConsoleCommand::ShowCdr(n) => format!("{n} records"),
                 // Never answers: the server must time out on its own.
                 ConsoleCommand::ShowCalls => {
                     std::mem::forget(req.reply);
