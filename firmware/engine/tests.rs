@@ -561,3 +561,72 @@ fn garbage_never_panics_and_bad_requests_get_400() {
     h.send(p, "OPTIONS sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKo\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: o\r\nCSeq: 1 OPTIONS\r\n\r\n");
     assert_eq!(status(&h.take_for(p)[0]), 200);
 }
+
+#[test]
+fn un_register_with_expires_zero_removes_the_binding() {
+    let mut h = Harness::new();
+    h.register("201", 7001);
+    let p = phone(7001);
+    let unreg = |auth: &str, cseq: u32| {
+        format!(
+            "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7001;branch=z9hG4bKu{cseq}\r\n\
+             From: <sip:201@127.0.0.1>;tag=u\r\nTo: <sip:201@127.0.0.1>\r\nCall-ID: u\r\nCSeq: {cseq} REGISTER\r\n\
+             Contact: *\r\nExpires: 0\r\n{auth}\r\n"
+        )
+    };
+    h.send(p, &unreg("", 1));
+    let challenge = h.take_for(p).pop().unwrap();
+    let nonce = challenge.split("nonce=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let auth = authorization("REGISTER", "201", "pw-201-secret", &nonce, "sip:127.0.0.1");
+    h.send(p, &unreg(&format!("Authorization: {auth}\r\n"), 2));
+    assert_eq!(status(&h.take_for(p)[0]), 200);
+    assert!(h.engine.registrations(h.now).is_empty());
+}
+
+#[test]
+fn sha256_credentials_are_accepted() {
+    use sha2::Sha256;
+    let sha = |s: &str| hex(&Sha256::digest(s.as_bytes()));
+    let mut h = Harness::new();
+    let p = phone(7001);
+    let reg = |auth: &str, cseq: u32| {
+        format!(
+            "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7001;branch=z9hG4bKs{cseq}\r\n\
+             From: <sip:201@127.0.0.1>;tag=s\r\nTo: <sip:201@127.0.0.1>\r\nCall-ID: s\r\nCSeq: {cseq} REGISTER\r\n\
+             Contact: <sip:201@127.0.0.1:7001>\r\n{auth}\r\n"
+        )
+    };
+    h.send(p, &reg("", 1));
+    let challenge = h.take_for(p).pop().unwrap();
+    assert!(challenge.contains("algorithm=SHA-256"), "{challenge}");
+    let nonce = challenge.split("nonce=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let ha1 = sha("201:hakoden:pw-201-secret");
+    let ha2 = sha("REGISTER:sip:127.0.0.1");
+    let resp = sha(&format!("{ha1}:{nonce}:00000001:abc:auth:{ha2}"));
+    let auth = format!(
+        "Authorization: Digest username=\"201\", realm=\"hakoden\", nonce=\"{nonce}\", uri=\"sip:127.0.0.1\", \
+         response=\"{resp}\", algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"abc\"\r\n"
+    );
+    h.send(p, &reg(&auth, 2));
+    assert_eq!(status(&h.take_for(p)[0]), 200);
+}
+
+#[test]
+fn a_stale_nonce_with_the_right_password_is_rechallenged_not_refused() {
+    let mut h = Harness::new();
+    let p = phone(7001);
+    let auth =
+        authorization("REGISTER", "201", "pw-201-secret", "1.0123456789abcdef01234567", "sip:127.0.0.1");
+    h.send(
+        p,
+        &format!(
+            "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7001;branch=z9hG4bKst\r\n\
+             From: <sip:201@127.0.0.1>;tag=s\r\nTo: <sip:201@127.0.0.1>\r\nCall-ID: st\r\nCSeq: 1 REGISTER\r\n\
+             Contact: <sip:201@127.0.0.1:7001>\r\nAuthorization: {auth}\r\n\r\n"
+        ),
+    );
+    let m = h.take_for(p).pop().unwrap();
+    assert_eq!(status(&m), 401);
+    assert!(m.contains("stale=true"), "{m}");
+    assert_eq!(h.engine.counters().auth_failures, 0);
+}
