@@ -116,6 +116,8 @@ pub(super) struct Call {
     /// The formats the callee chose.
     answered: Vec<PayloadFormat>,
     ptime: Option<u16>,
+    /// The m= lines of the caller's offer, mirrored in our answers.
+    a_offer_shape: sdp::Sdp,
     start: Instant,
     ring: Option<Instant>,
     answer: Option<Instant>,
@@ -213,7 +215,10 @@ impl Engine {
             version: call.dialog(side).sdp_version,
             addr: self.local_ip_for(&peer),
         };
-        sdp::render(&origin, call.port(side), formats, direction, call.ptime).into_bytes()
+        // The caller's answers mirror its offer's m= lines (RFC 3264 §6); the callee was offered
+        // audio alone.
+        let shape = (side == Side::A).then_some(&call.a_offer_shape);
+        sdp::render_answer(&origin, shape, call.port(side), formats, direction, call.ptime).into_bytes()
     }
 
     fn active_add(&mut self, ext: &str, delta: i32) {
@@ -270,6 +275,7 @@ impl Engine {
                 return self.reply_status(txn, &req, peer, 400, &w, now);
             }
         };
+        let a_offer_shape = sdp::Sdp { audio: None, ..offer.clone() };
         let Some(audio) = offer.audio.filter(|a| a.port != 0) else {
             return self.reply_status(txn, &req, peer, 488, &[], now);
         };
@@ -342,6 +348,7 @@ impl Engine {
             offered,
             answered: Vec::new(),
             ptime: audio.ptime_ms,
+            a_offer_shape,
             start: now,
             ring: None,
             answer: None,

@@ -630,3 +630,19 @@ fn a_stale_nonce_with_the_right_password_is_rechallenged_not_refused() {
     assert!(m.contains("stale=true"), "{m}");
     assert_eq!(h.engine.counters().auth_failures, 0);
 }
+
+#[test]
+fn an_offer_with_video_is_answered_with_the_video_stream_rejected() {
+    let mut h = Harness::new();
+    h.register("201", 7001);
+    h.register("202", 7002);
+    let offer = sdp(4000, "0") + "m=video 4002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n";
+    h.send(phone(7001), &invite("201", "202", 7001, "cv", &offer));
+    let inv = h.take_for(phone(7002)).pop().unwrap();
+    assert!(!inv.contains("m=video"), "the callee is offered audio only:\n{inv}");
+    h.send(phone(7002), &answer(&inv, 200, "t", Some(&sdp(5000, "0")), 7002));
+    let ok = h.take_for(phone(7001)).pop().unwrap();
+    assert_eq!(status(&ok), 200);
+    let m_lines: Vec<&str> = ok.lines().filter(|l| l.starts_with("m=")).collect();
+    assert_eq!(m_lines, vec!["m=audio 20000 RTP/AVP 0", "m=video 0 RTP/AVP 96"], "{ok}");
+}
