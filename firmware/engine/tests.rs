@@ -51,6 +51,10 @@ impl Harness {
             advertise: "192.0.2.1".parse().unwrap(),
             ring_timeout: Duration::from_secs(ring_timeout_s),
             trust_registered_source: true,
+            auth_algorithms: vec![
+                crate::config::DigestAlgorithm::Md5,
+                crate::config::DigestAlgorithm::Sha256,
+            ],
             secret: [42; 32],
             rtp_ports: crate::config::PortRange { lo: 20000, hi: 20099 },
             wall_anchor: (now, 1_700_000_000_000),
