@@ -441,7 +441,8 @@ fn every_response_vector_must_leave_the_box_silent() {
     let dir = vectors_dir();
     let mut responses = 0;
     for entry in load_table().vector {
-        let data = std::fs::read(dir.join(&entry.file)).unwrap_or_else(|e| panic!("read {}: {e}", entry.file));
+        let data =
+            std::fs::read(dir.join(&entry.file)).unwrap_or_else(|e| panic!("read {}: {e}", entry.file));
         if !data.starts_with(b"SIP/") {
             continue;
         }
