@@ -151,6 +151,7 @@ fn engine_config(now: Instant) -> EngineConfig {
         advertise: IpAddr::V4(Ipv4Addr::LOCALHOST),
         ring_timeout: Duration::from_secs(20),
         trust_registered_source: true,
+        auth_algorithms: vec![hakoden::config::DigestAlgorithm::Md5],
         secret: [9; 32],
         rtp_ports: PortRange { lo: 40_000, hi: 40_199 },
         wall_anchor: (now, 1_700_000_000_000),

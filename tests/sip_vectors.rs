@@ -144,6 +144,7 @@ fn engine(extensions: &[String], now: Instant) -> Engine {
         advertise: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
         ring_timeout: Duration::from_secs(20),
         trust_registered_source: true,
+        auth_algorithms: vec![hakoden::config::DigestAlgorithm::Md5],
         secret: [7; 32],
         rtp_ports: PortRange { lo: 40_000, hi: 40_199 },
         wall_anchor: (now, 1_700_000_000_000),
