@@ -263,6 +263,16 @@ impl Engine {
         }
         // The offer. Without one (late offer, RFC 3261 §13.2.1) the callee makes the offer in its
         // 2xx, we offer the caller in ours, and the caller's answer comes in its ACK.
+        // RFC 3261 §21.4.7: a caller that does not accept SDP cannot get our answer (RFC 4475 sdp01).
+        let accept = req.common.header_list("Accept");
+        let accepts_sdp = accept.is_empty()
+            || accept.iter().any(|a| {
+                let t = a.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                t == "application/sdp" || t == "application/*" || t == "*/*"
+            });
+        if !accepts_sdp {
+            return self.reply_status(txn, &req, peer, 406, &[("Accept", "application/sdp".into())], now);
+        }
         let late_offer = req.common.body.is_empty();
         let ctype = req.common.content_type();
         if !late_offer && ctype.as_deref() != Some("application/sdp") {

@@ -38,6 +38,9 @@ pub const MAX_CALLS: usize = 4096;
 /// Pending outputs before the engine refuses new work (the driver drains after each input, so
 /// this is only reached by a bug or a stalled driver).
 pub const MAX_PENDING_OUTPUTS: usize = 65_536;
+/// Every branch the box generates starts so (RFC 3261 magic cookie + our mark): responses to
+/// anything else are not ours.
+const BRANCH_PREFIX: &str = "z9hG4bK-hk";
 /// How often lapsed registrations are swept.
 const REGISTRAR_SWEEP: Duration = Duration::from_secs(30);
 
@@ -344,7 +347,7 @@ impl Engine {
     }
 
     fn branch(&mut self) -> String {
-        format!("z9hG4bK-hk{}", self.token())
+        format!("{BRANCH_PREFIX}{}", self.token())
     }
 
     /// The address to advertise to this peer (loopback peers get loopback).
@@ -591,6 +594,13 @@ impl Engine {
     // ---- responses --------------------------------------------------------------------------
 
     fn handle_response(&mut self, now: Instant, peer: Peer, resp: Response) {
+        // RFC 3261 §18.1.2: a response whose top Via is not ours is discarded silently; answering
+        // it (ACK/BYE) would let a spoofed datagram aim the box at a third party.
+        let ours = resp.common.top_via().branch().is_some_and(|b| b.starts_with(BRANCH_PREFIX));
+        if !ours {
+            log::debug!("discarding a response to a request we did not send, from {peer}");
+            return;
+        }
         match self.client.on_response(&resp, now) {
             ResponseMatch::Deliver { txn, owner } => {
                 let purpose = if resp.code >= 200

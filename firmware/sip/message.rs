@@ -659,6 +659,10 @@ pub fn frame(data: &[u8]) -> Result<Frame<'_>, ParseError> {
         headers.push((canonical_name(name), line[colon + 1..].trim().to_string()));
     }
     let frame = Frame { start_line, headers, body: &[], length_error: false };
+    // Content-Length is single-valued (RFC 4475 mcl01): two of them make the framing ambiguous.
+    if frame.values("Content-Length").nth(1).is_some() {
+        return Ok(Frame { body, length_error: true, ..frame });
+    }
     let declared = match frame.first("Content-Length") {
         Some(v) if v.is_empty() || v.len() > 9 || !v.bytes().all(|b| b.is_ascii_digit()) => Err(()),
         Some(v) => v.parse::<usize>().map(Some).map_err(|_| ()),
