@@ -18,6 +18,7 @@
 //! - `meta`: small UTF-8 strings (schema version, counters) by name.
 //! - `events`: created empty; the call-model event log of later work.
 
+pub mod recordings;
 mod writer;
 
 pub use writer::{spawn_cdr_writer, CdrSink, BATCH_MAX_DELAY, BATCH_MAX_RECORDS, CDR_QUEUE_RECORDS};
