@@ -7,7 +7,7 @@ use std::time::Duration;
 
 const ALICE: (&str, &str) = ("201", "secret-201");
 const BOB: (&str, &str) = ("202", "secret-202");
-/// Packets SIPp's capture sends in the caller's 2 s of talk (20 ms each is 100); a loose
+/// SIPp's capture holds 67 packets in the caller's first 2 s of talk; a loose
 /// floor so a slow CI machine still passes while a dead relay does not.
 const MIN_RELAYED_PACKETS: u64 = 40;
 /// Time a background SIPp gets to bind its port.
