@@ -179,6 +179,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         advertise,
         ring_timeout: std::time::Duration::from_secs(u64::from(config.sip.ring_timeout_s)),
         trust_registered_source: config.sip.trust_registered_source,
+        auth_algorithms: config.sip.auth_algorithms.clone(),
         secret: random_bytes::<32>(),
         rtp_ports: config.rtp.ports,
         wall_anchor: (start, wall_ms()),

@@ -8,7 +8,7 @@
 //!
 //! Level selection: `HAKODEN_LOG` holds a default level and optional `target=level` rules,
 //! e.g. `debug` or `info,hakoden::sip=trace,rsipstack=debug`. The longest matching target
-//! prefix wins. Without a rule of their own, the chatty dependencies in [`NOISY_TARGETS`] log
+//! prefix wins. Without a rule of their own, the chatty dependencies (`rsipstack`, `rsip`, `fjall`, `lsm_tree`, `tokio`, `mio`) log
 //! at `warn` only. Unset or unreadable: `info` (an unreadable value is reported once).
 //!
 //! Line format: `2026-11-21T23:59:59.123Z INFO target: message`, UTC, one record per line

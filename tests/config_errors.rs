@@ -239,3 +239,16 @@ fn load_file_refuses_missing_binary_and_huge_files() {
     std::fs::write(&huge, vec![b'#'; MAX_CONFIG_BYTES + 1]).unwrap();
     assert!(load_file(&huge).unwrap_err().message.contains("larger"));
 }
+
+#[test]
+fn digest_algorithms_are_configurable_and_unknown_ones_refused() {
+    use hakoden::config::DigestAlgorithm;
+    let c = parse_str("[sip]\nauth_algorithms = [\"SHA-256\", \"md5\"]\n", FILE).expect("valid");
+    assert_eq!(c.sip.auth_algorithms, vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5]);
+    assert_eq!(Config::default().sip.auth_algorithms, vec![DigestAlgorithm::Md5]);
+    let e = refused("[sip]\n\nauth_algorithms = [\"SHA-512\"]\n");
+    assert_eq!(e.line, Some(3));
+    assert_eq!(e.field.as_deref(), Some("sip.auth_algorithms"));
+    assert!(e.message.contains("SHA-512"), "{e}");
+    assert_eq!(refused("[sip]\nauth_algorithms = []\n").field.as_deref(), Some("sip.auth_algorithms"));
+}

@@ -7,6 +7,7 @@
 //! `[[extension]]` blocks from 1, as a technician reads the file).
 //!
 //! The format is documented for installers in `docs/configuration.md`.
+use super::DigestAlgorithm;
 use super::{Config, ExtensionConfig, PortRange, RtpConfig, SipConfig};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -117,6 +118,7 @@ struct RawSip {
     advertise: Option<Spanned<String>>,
     ring_timeout: Option<Spanned<i64>>,
     trust_registered_source: Option<Spanned<bool>>,
+    auth_algorithms: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -223,6 +225,29 @@ fn validate_sip(sip: RawSip, out: &mut SipConfig) -> Result<(), Invalid> {
     }
     if let Some(trust) = sip.trust_registered_source {
         out.trust_registered_source = trust.into_inner();
+    }
+    if let Some(algs) = sip.auth_algorithms {
+        let mut parsed = Vec::new();
+        for a in algs.get_ref() {
+            let alg = match a.to_ascii_uppercase().as_str() {
+                "MD5" => DigestAlgorithm::Md5,
+                "SHA-256" => DigestAlgorithm::Sha256,
+                other => {
+                    return Err(invalid(
+                        &algs,
+                        "sip.auth_algorithms",
+                        format!("`{other}` is not a digest algorithm; use \"MD5\" and/or \"SHA-256\""),
+                    ))
+                }
+            };
+            if !parsed.contains(&alg) {
+                parsed.push(alg);
+            }
+        }
+        if parsed.is_empty() {
+            return Err(invalid(&algs, "sip.auth_algorithms", "name at least one algorithm"));
+        }
+        out.auth_algorithms = parsed;
     }
     Ok(())
 }

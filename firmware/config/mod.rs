@@ -1,6 +1,6 @@
 //! Typed configuration of the box.
 //!
-//! The public interface is: [`Config`], [`SipConfig`], [`RtpConfig`], [`ExtensionConfig`],
+//! The public interface is: [`Config`], [`SipConfig`], [`DigestAlgorithm`], [`RtpConfig`], [`ExtensionConfig`],
 //! [`PortRange`], [`ConfigError`], [`load_file`], [`parse_str`].
 //!
 //! The file format (TOML) is documented in `docs/configuration.md`. A config that fails
@@ -38,6 +38,19 @@ pub struct SipConfig {
     /// Trust an INVITE without credentials when its source IP:port is a live registration of the
     /// calling extension (phones that do not answer a 407). Digest is always accepted.
     pub trust_registered_source: bool,
+    /// Digest algorithms offered in challenges, in order (`[sip] auth_algorithms`). Default MD5
+    /// only: several SIP stacks (baresip 1.0's libre among them) fail on a challenge list that
+    /// includes an algorithm they do not know. Credentials in either algorithm are always checked.
+    pub auth_algorithms: Vec<DigestAlgorithm>,
+}
+
+/// A digest algorithm the box can offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestAlgorithm {
+    /// MD5 (RFC 2617).
+    Md5,
+    /// SHA-256 (RFC 7616, RFC 8760).
+    Sha256,
 }
 
 /// `[rtp]`: the port pool of the media relay.
@@ -77,6 +90,7 @@ impl Default for SipConfig {
             advertise: None,
             ring_timeout_s: 60,
             trust_registered_source: true,
+            auth_algorithms: vec![DigestAlgorithm::Md5],
         }
     }
 }

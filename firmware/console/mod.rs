@@ -14,10 +14,14 @@
 //! # Wire protocol
 //!
 //! One request per connection. The client sends one UTF-8 line (at most [`MAX_LINE_BYTES`]
-//! bytes, `\n`-terminated; `\r\n` is accepted). The server answers with zero or more text lines,
+//! bytes, `\n`-terminated; `\r\n` is accepted) and may then half-close its side. The server
+//! answers with zero or more text lines,
 //! then a line holding a single `.`, then closes. A reply line that itself starts with `.` is
 //! sent with one more `.` in front (dot-stuffing, as in SMTP); the client removes it. A reply
 //! whose first line starts with `error: ` is a refusal (unknown command, timeout, box busy).
+//! After the terminator the server drains (briefly, boundedly) what the client still sends
+//! before closing, because closing a Unix socket with unread input resets it and the client
+//! would lose the reply.
 //!
 //! ```text
 //! > sh ver

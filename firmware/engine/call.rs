@@ -116,6 +116,10 @@ pub(super) struct Call {
     /// The formats the callee chose.
     answered: Vec<PayloadFormat>,
     ptime: Option<u16>,
+    /// The caller sent no SDP: the callee's 2xx holds the offer, the caller's ACK the answer.
+    late_offer: bool,
+    /// The m= lines of the caller's offer, mirrored in our answers.
+    a_offer_shape: sdp::Sdp,
     start: Instant,
     ring: Option<Instant>,
     answer: Option<Instant>,
@@ -213,7 +217,10 @@ impl Engine {
             version: call.dialog(side).sdp_version,
             addr: self.local_ip_for(&peer),
         };
-        sdp::render(&origin, call.port(side), formats, direction, call.ptime).into_bytes()
+        // The caller's answers mirror its offer's m= lines (RFC 3264 §6); the callee was offered
+        // audio alone.
+        let shape = (side == Side::A).then_some(&call.a_offer_shape);
+        sdp::render_answer(&origin, shape, call.port(side), formats, direction, call.ptime).into_bytes()
     }
 
     fn active_add(&mut self, ext: &str, delta: i32) {
@@ -254,30 +261,44 @@ impl Engine {
         if self.calls.len() >= super::MAX_CALLS {
             return self.reply_status(txn, &req, peer, 503, &[("Retry-After", "5".into())], now);
         }
-        // The offer. (Late offer — an INVITE without SDP — is not supported yet: 488.)
+        // The offer. Without one (late offer, RFC 3261 §13.2.1) the callee makes the offer in its
+        // 2xx, we offer the caller in ours, and the caller's answer comes in its ACK.
+        let late_offer = req.common.body.is_empty();
         let ctype = req.common.content_type();
-        if req.common.body.is_empty() {
-            let w = [("Warning", "399 hakoden \"an SDP offer in the INVITE is required\"".to_string())];
-            return self.reply_status(txn, &req, peer, 488, &w, now);
-        }
-        if ctype.as_deref() != Some("application/sdp") {
+        if !late_offer && ctype.as_deref() != Some("application/sdp") {
             return self.reply_status(txn, &req, peer, 415, &[("Accept", "application/sdp".into())], now);
         }
-        let offer = match sdp::parse(&req.common.body) {
-            Ok(s) => s,
-            Err(e) => {
-                let w = [("Warning", format!("399 hakoden \"bad SDP: {e}\""))];
-                return self.reply_status(txn, &req, peer, 400, &w, now);
+        let offer = if late_offer {
+            sdp::Sdp {
+                session_addr: None,
+                audio: None,
+                media_count: 0,
+                media_lines: vec![],
+                audio_index: None,
+            }
+        } else {
+            match sdp::parse(&req.common.body) {
+                Ok(s) => s,
+                Err(e) => {
+                    let w = [("Warning", format!("399 hakoden \"bad SDP: {e}\""))];
+                    return self.reply_status(txn, &req, peer, 400, &w, now);
+                }
             }
         };
-        let Some(audio) = offer.audio.filter(|a| a.port != 0) else {
-            return self.reply_status(txn, &req, peer, 488, &[], now);
+        let a_offer_shape = sdp::Sdp { audio: None, ..offer.clone() };
+        let (offered, a_remote, ptime) = if late_offer {
+            (Vec::new(), None, None)
+        } else {
+            let Some(audio) = offer.audio.filter(|a| a.port != 0) else {
+                return self.reply_status(txn, &req, peer, 488, &[], now);
+            };
+            let offered = sdp::supported_formats(&audio.formats);
+            if !sdp::has_voice_codec(&offered) {
+                let w = [("Warning", "305 hakoden \"only PCMU and PCMA are supported\"".to_string())];
+                return self.reply_status(txn, &req, peer, 488, &w, now);
+            }
+            (offered, audio.rtp_addr(), audio.ptime_ms)
         };
-        let offered = sdp::supported_formats(&audio.formats);
-        if !sdp::has_voice_codec(&offered) {
-            let w = [("Warning", "305 hakoden \"only PCMU and PCMA are supported\"".to_string())];
-            return self.reply_status(txn, &req, peer, 488, &w, now);
-        }
         let (a_port, b_port) = match (self.pool.allocate(), self.pool.allocate()) {
             (Some(a), Some(b)) => (a, b),
             (a, b) => {
@@ -321,7 +342,7 @@ impl Engine {
             relay: RelayId(id),
             a_port,
             b_port,
-            a_remote: audio.rtp_addr(),
+            a_remote,
             b_remote: None,
         }));
         let display = req.common.from.display.clone();
@@ -341,7 +362,9 @@ impl Engine {
             b_port,
             offered,
             answered: Vec::new(),
-            ptime: audio.ptime_ms,
+            ptime,
+            late_offer,
+            a_offer_shape,
             start: now,
             ring: None,
             answer: None,
@@ -382,7 +405,11 @@ impl Engine {
             pending_ok: None,
         };
         let origin = Origin { session_id: id * 2 + 1, version: 1, addr: self.local_ip_for(&peer) };
-        let body = sdp::render(&origin, call.b_port, &call.offered, Direction::SendRecv, call.ptime);
+        let body = if call.late_offer {
+            String::new()
+        } else {
+            sdp::render(&origin, call.b_port, &call.offered, Direction::SendRecv, call.ptime)
+        };
         let invite = Writer::request("INVITE", uri)
             .header("Via", self.via_for(&peer, &branch))
             .header("Max-Forwards", 70)
@@ -392,8 +419,12 @@ impl Engine {
             .header("CSeq", "1 INVITE")
             .header("Contact", self.contact_for(&from_ext, &peer))
             .header("Allow", writer::ALLOW)
-            .header("User-Agent", writer::SERVER)
-            .finish_with_body("application/sdp", body.as_bytes());
+            .header("User-Agent", writer::SERVER);
+        let invite = if body.is_empty() {
+            invite.finish()
+        } else {
+            invite.finish_with_body("application/sdp", body.as_bytes())
+        };
         dialog.local_cseq = 1;
         let txn = self.client.start(&branch, true, invite.clone(), peer, id, now);
         self.purposes.insert(txn, Purpose::Fork { call: id, fork: fork_index });
@@ -570,20 +601,21 @@ impl Engine {
         fork.state = ForkState::Answered;
         fork.answer = Some(now);
         fork.final_status = resp.code;
-        let ack = self.build_in_dialog("ACK", id, Some(fork_ix), Some(resp.common.cseq.seq), None);
-        if let Some(call) = self.calls.get_mut(&id) {
-            if let Some(f) = call.forks.get_mut(fork_ix) {
+        fork.invite_cseq = resp.common.cseq.seq;
+        let late_offer = call.late_offer;
+        let wins = winner.is_none() && self.server.is_proceeding(call.invite_txn);
+        // With a late offer the winner's ACK carries the caller's answer: it waits for the
+        // caller's ACK (see `handle_ack`); the callee retransmits its 2xx meanwhile.
+        if !(late_offer && wins) {
+            let ack = self.build_in_dialog("ACK", id, Some(fork_ix), Some(resp.common.cseq.seq), None);
+            if let Some(f) = self.calls.get_mut(&id).and_then(|c| c.forks.get_mut(fork_ix)) {
                 f.ack = ack.clone();
             }
+            if let Some(ack) = ack {
+                self.transmit(peer, ack);
+            }
         }
-        if let Some(ack) = ack {
-            self.transmit(peer, ack);
-        }
-        if winner.is_some()
-            || !self
-                .server
-                .is_proceeding(self.calls.get(&id).map(|c| c.invite_txn).unwrap_or(super::ServerTxnId(0)))
-        {
+        if !wins {
             // Another phone answered first (or the caller gave up): hang this one up.
             self.send_bye(now, id, Some(fork_ix));
             if let Some(f) = self.calls.get_mut(&id).and_then(|c| c.forks.get_mut(fork_ix)) {
@@ -607,9 +639,20 @@ impl Engine {
         let Some(audio) = answer.filter(|a| sdp::has_voice_codec(&sdp::supported_formats(&a.formats))) else {
             // The callee answered without a usable codec: no media possible.
             log::info!("call {id}: callee answered without a common codec");
+            if late_offer {
+                self.ack_late_offer_winner(id, None);
+            }
             self.send_bye(now, id, Some(fork_ix));
             return self.finish_call(now, id, HangupSide::Callee, "no common codec", 488);
         };
+        if late_offer {
+            // The callee's SDP is the offer: its G.711 formats (and PT numbers) are what the caller
+            // is offered.
+            if let Some(call) = self.calls.get_mut(&id) {
+                call.offered = sdp::supported_formats(&audio.formats);
+                call.ptime = audio.ptime_ms;
+            }
+        }
         if let Some(addr) = audio.rtp_addr() {
             self.out.push_back(super::Output::Media(MediaCommand::SetRemote {
                 relay: RelayId(id),
@@ -832,7 +875,35 @@ impl Engine {
         Some((id, Side::B, Some(fork)))
     }
 
-    pub(super) fn handle_ack(&mut self, _now: Instant, _peer: Peer, req: &Request) {
+    /// Sends the late-offer winner its ACK, with the caller's answer when there is one.
+    fn ack_late_offer_winner(&mut self, id: u64, answer: Option<(Vec<PayloadFormat>, Direction)>) {
+        let Some(call) = self.calls.get(&id) else { return };
+        let Some(w) = call.winner.or_else(|| call.forks.iter().position(|f| f.state == ForkState::Answered))
+        else {
+            return;
+        };
+        let Some(fork) = call.forks.get(w) else { return };
+        if fork.ack.is_some() {
+            return;
+        }
+        let (cseq, peer) = (fork.invite_cseq, fork.dialog.peer);
+        let body = answer.map(|(formats, direction)| self.sdp_for(call, Side::B, &formats, direction));
+        let ack = self.build_in_dialog(
+            "ACK",
+            id,
+            Some(w),
+            Some(cseq),
+            body.as_deref().map(|b| ("application/sdp", b)),
+        );
+        if let Some(f) = self.calls.get_mut(&id).and_then(|c| c.forks.get_mut(w)) {
+            f.ack = ack.clone();
+        }
+        if let Some(ack) = ack {
+            self.transmit(peer, ack);
+        }
+    }
+
+    pub(super) fn handle_ack(&mut self, now: Instant, _peer: Peer, req: &Request) {
         let Some((id, side, fork)) = self.locate(req) else {
             return;
         };
@@ -842,6 +913,34 @@ impl Engine {
         if side == Side::B && fork != call.winner {
             return;
         }
+        if side == Side::A && call.late_offer && call.state == CallState::Answered {
+            // The caller's answer to our offer: relay it to the callee in the held-back ACK.
+            let answer = sdp::parse(&req.common.body).ok().and_then(|s| s.audio);
+            match answer.filter(|a| sdp::has_voice_codec(&sdp::supported_formats(&a.formats))) {
+                Some(a) => {
+                    if let Some(addr) = a.rtp_addr() {
+                        self.out.push_back(super::Output::Media(MediaCommand::SetRemote {
+                            relay: RelayId(id),
+                            side: Side::A,
+                            remote: addr,
+                        }));
+                    }
+                    let formats = self.answer_formats(id, &a.formats);
+                    if let Some(call) = self.calls.get_mut(&id) {
+                        call.answered = formats.clone();
+                    }
+                    self.ack_late_offer_winner(id, Some((formats, a.direction)));
+                }
+                None => {
+                    log::info!("call {id}: the caller's ACK has no usable answer");
+                    self.ack_late_offer_winner(id, None);
+                    return self.end_call(id, HangupSide::Caller, "no common codec", 488, now);
+                }
+            }
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         let dialog = call.dialog_mut(side);
         if dialog.pending_ok.as_ref().is_some_and(|p| p.cseq == req.common.cseq.seq) {
             dialog.pending_ok = None;
@@ -1141,6 +1240,10 @@ impl Engine {
     /// Ends a call from any state: answers or hangs up every leg that is still up, then
     /// [`Engine::finish_call`].
     pub(super) fn end_call(&mut self, id: u64, side: HangupSide, cause: &str, status: u16, now: Instant) {
+        if self.calls.get(&id).is_some_and(|c| c.late_offer) {
+            // §13.2.2.4: a 2xx is always ACKed, even when the session is about to end.
+            self.ack_late_offer_winner(id, None);
+        }
         let Some(call) = self.calls.get(&id) else {
             return;
         };

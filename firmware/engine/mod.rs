@@ -54,6 +54,8 @@ pub struct EngineConfig {
     pub ring_timeout: Duration,
     /// See [`crate::config::SipConfig::trust_registered_source`].
     pub trust_registered_source: bool,
+    /// Digest algorithms offered in challenges, in order.
+    pub auth_algorithms: Vec<crate::config::DigestAlgorithm>,
     /// Key of the stateless digest nonces (random per boot).
     pub secret: [u8; 32],
     /// The RTP port range of the relay.
@@ -547,7 +549,7 @@ impl Engine {
     ) {
         let nonce = self.nonces.issue(now, &self.cfg.realm);
         let (code, header) = if proxy { (407, "Proxy-Authenticate") } else { (401, "WWW-Authenticate") };
-        let values = challenges(&self.cfg.realm, &nonce, stale);
+        let values = challenges(&self.cfg.realm, &nonce, stale, &self.cfg.auth_algorithms);
         let extra: Vec<(&str, String)> = values.into_iter().map(|v| (header, v)).collect();
         self.reply_status(txn, req, peer, code, &extra, now);
     }

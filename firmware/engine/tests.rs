@@ -51,6 +51,10 @@ impl Harness {
             advertise: "192.0.2.1".parse().unwrap(),
             ring_timeout: Duration::from_secs(ring_timeout_s),
             trust_registered_source: true,
+            auth_algorithms: vec![
+                crate::config::DigestAlgorithm::Md5,
+                crate::config::DigestAlgorithm::Sha256,
+            ],
             secret: [42; 32],
             rtp_ports: crate::config::PortRange { lo: 20000, hi: 20099 },
             wall_anchor: (now, 1_700_000_000_000),
@@ -629,4 +633,50 @@ fn a_stale_nonce_with_the_right_password_is_rechallenged_not_refused() {
     assert_eq!(status(&m), 401);
     assert!(m.contains("stale=true"), "{m}");
     assert_eq!(h.engine.counters().auth_failures, 0);
+}
+
+#[test]
+fn an_offer_with_video_is_answered_with_the_video_stream_rejected() {
+    let mut h = Harness::new();
+    h.register("201", 7001);
+    h.register("202", 7002);
+    let offer = sdp(4000, "0") + "m=video 4002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n";
+    h.send(phone(7001), &invite("201", "202", 7001, "cv", &offer));
+    let inv = h.take_for(phone(7002)).pop().unwrap();
+    assert!(!inv.contains("m=video"), "the callee is offered audio only:\n{inv}");
+    h.send(phone(7002), &answer(&inv, 200, "t", Some(&sdp(5000, "0")), 7002));
+    let ok = h.take_for(phone(7001)).pop().unwrap();
+    assert_eq!(status(&ok), 200);
+    let m_lines: Vec<&str> = ok.lines().filter(|l| l.starts_with("m=")).collect();
+    assert_eq!(m_lines, vec!["m=audio 20000 RTP/AVP 0", "m=video 0 RTP/AVP 96"], "{ok}");
+}
+
+#[test]
+fn a_late_offer_is_completed_with_the_answer_from_the_callers_ack() {
+    let mut h = Harness::new();
+    h.register("201", 7001);
+    h.register("202", 7002);
+    let inv = invite("201", "202", 7001, "lo", "").replace("Content-Type: application/sdp\r\n", "");
+    h.send(phone(7001), &inv);
+    let to_callee = h.take_for(phone(7002)).pop().unwrap();
+    assert!(!to_callee.contains("m=audio"), "no offer to the callee:\n{to_callee}");
+    // The callee offers in its 200; the box must not ACK it yet.
+    h.send(phone(7002), &answer(&to_callee, 200, "t", Some(&sdp(5000, "8 101")), 7002));
+    assert!(h.take_for(phone(7002)).is_empty(), "ACK held back until the caller answers");
+    let ok = h.take_for(phone(7001)).pop().unwrap();
+    assert_eq!(status(&ok), 200);
+    assert!(ok.contains("m=audio 20000 RTP/AVP 8 101"), "our offer to the caller:\n{ok}");
+    let to_tag = ok.split("To: ").nth(1).unwrap().lines().next().unwrap().to_string();
+    let ack = format!(
+        "ACK sip:202@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7001;branch=z9hG4bKlo\r\n\
+         From: <sip:201@127.0.0.1>;tag=flo\r\nTo: {to_tag}\r\nCall-ID: lo\r\nCSeq: 1 ACK\r\n\
+         Content-Type: application/sdp\r\n\r\n{}",
+        sdp(4000, "8 101")
+    );
+    h.send(phone(7001), &ack);
+    let acks = h.take_for(phone(7002));
+    assert!(first_line(&acks[0]).starts_with("ACK "), "{acks:?}");
+    assert!(acks[0].contains("m=audio 20002 RTP/AVP 8 101"), "the answer reaches the callee:\n{}", acks[0]);
+    assert_eq!(h.engine.calls(h.now)[0].state, "talking");
+    assert!(h.media.iter().any(|m| matches!(m, MediaCommand::SetRemote { side: crate::media::Side::A, .. })));
 }

@@ -38,7 +38,16 @@ pub struct Sdp {
     pub audio: Option<AudioStream>,
     /// How many `m=` lines the body had (of any kind).
     pub media_count: usize,
+    /// Every `m=` line as `(media, proto, first format)`, in order, at most
+    /// [`MAX_MEDIA_LINES`]: an answer must mirror them (RFC 3264 §6), rejecting the ones we do not
+    /// serve with port 0.
+    pub media_lines: Vec<(String, String, String)>,
+    /// Which of `media_lines` is [`Sdp::audio`].
+    pub audio_index: Option<usize>,
 }
+
+/// Most `m=` lines remembered for mirroring in an answer; an offer with more is refused.
+pub const MAX_MEDIA_LINES: usize = 8;
 
 /// One audio media section.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -304,6 +313,8 @@ pub fn parse(body: &[u8]) -> Result<Sdp, SdpError> {
     let mut session_direction = None;
     let mut audio: Option<AudioBuilder> = None;
     let mut media_count = 0usize;
+    let mut media_lines = Vec::new();
+    let mut audio_index = None;
     let mut section = Section::Session;
 
     for (no, raw) in lines {
@@ -311,7 +322,18 @@ pub fn parse(body: &[u8]) -> Result<Sdp, SdpError> {
         match (kind, section) {
             (b'm', _) => {
                 media_count = media_count.saturating_add(1);
+                if media_lines.len() >= MAX_MEDIA_LINES {
+                    return Err(SdpError::BadMedia { line: no });
+                }
+                let mut words = value.split_ascii_whitespace();
+                let kind = words.next().unwrap_or("audio").to_string();
+                let proto = words.nth(1).unwrap_or("RTP/AVP").to_string();
+                let fmt = words.next().unwrap_or("0").to_string();
+                media_lines.push((kind, proto, fmt));
                 let media = parse_media(value, no)?;
+                if audio.is_none() && media.is_rtp_audio {
+                    audio_index = Some(media_lines.len() - 1);
+                }
                 section = if audio.is_none() && media.is_rtp_audio {
                     audio = Some(AudioBuilder {
                         addr: None,
@@ -356,7 +378,7 @@ pub fn parse(body: &[u8]) -> Result<Sdp, SdpError> {
         ptime_ms: a.ptime_ms,
         rtcp_port: a.rtcp_port,
     });
-    Ok(Sdp { session_addr, audio, media_count })
+    Ok(Sdp { session_addr, audio, media_count, media_lines, audio_index })
 }
 
 /// Splits `x=value` into `(b'x', "value")`, trimming a trailing CR and whitespace.
@@ -550,6 +572,20 @@ pub fn render(
     direction: Direction,
     ptime_ms: Option<u16>,
 ) -> String {
+    render_answer(origin, None, port, formats, direction, ptime_ms)
+}
+
+/// Our answer to `offer`: the same `m=` lines in the same order (RFC 3264 §6), our audio stream
+/// at the offer's audio position and every other stream rejected with port 0. With `offer` =
+/// `None` it is an offer of one audio stream, as [`render`].
+pub fn render_answer(
+    origin: &Origin,
+    offer: Option<&Sdp>,
+    port: u16,
+    formats: &[PayloadFormat],
+    direction: Direction,
+    ptime_ms: Option<u16>,
+) -> String {
     use std::fmt::Write as _;
 
     let ip = match origin.addr {
@@ -561,10 +597,37 @@ pub fn render(
     // Writing into a String cannot fail; the results are ignored for that reason.
     let _ = write!(out, "v=0\r\no=hakoden {} {} IN {ip} {addr}\r\n", origin.session_id, origin.version);
     let _ = write!(out, "s=hakoden\r\nc=IN {ip} {addr}\r\nt=0 0\r\n");
+    let (lines, audio_at) = match offer {
+        Some(o) if o.media_lines.len() > 1 => (o.media_lines.as_slice(), o.audio_index),
+        _ => (&[][..], None),
+    };
+    for (i, (kind, proto, fmt)) in lines.iter().enumerate() {
+        if Some(i) == audio_at {
+            break;
+        }
+        let _ = write!(out, "m={kind} 0 {proto} {fmt}\r\n");
+    }
     if formats.is_empty() {
         let _ = write!(out, "m=audio 0 RTP/AVP 0\r\n");
-        return out;
+    } else {
+        write_audio(&mut out, port, formats, direction, ptime_ms);
     }
+    if let Some(at) = audio_at {
+        for (kind, proto, fmt) in lines.iter().skip(at + 1) {
+            let _ = write!(out, "m={kind} 0 {proto} {fmt}\r\n");
+        }
+    }
+    out
+}
+
+fn write_audio(
+    out: &mut String,
+    port: u16,
+    formats: &[PayloadFormat],
+    direction: Direction,
+    ptime_ms: Option<u16>,
+) {
+    use std::fmt::Write as _;
     let _ = write!(out, "m=audio {port} RTP/AVP");
     for f in formats {
         let _ = write!(out, " {}", f.pt);
@@ -583,7 +646,6 @@ pub fn render(
         let _ = write!(out, "a=ptime:{ms}\r\n");
     }
     let _ = write!(out, "a={}\r\n", direction.as_attr());
-    out
 }
 
 #[cfg(test)]

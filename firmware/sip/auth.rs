@@ -5,6 +5,7 @@
 //! gets a fresh challenge with `stale=true` and is not counted as a failure. Replay within the
 //! lifetime (nonce-count tracking) is not checked; see `docs/security.md`.
 
+use crate::config::DigestAlgorithm;
 use md5::Md5;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -207,17 +208,23 @@ impl NonceSource {
     }
 }
 
-/// The `WWW-Authenticate` / `Proxy-Authenticate` values: MD5 first, then SHA-256.
+/// The `WWW-Authenticate` / `Proxy-Authenticate` values, one per offered algorithm, in the
+/// configured order (RFC 8760 §2.4: a client takes the first one it supports).
 ///
-/// RFC 8760 §2.4 would put the preferred (SHA-256) first, but many desk phones and SIPp read only
-/// the first challenge and speak only MD5; a SHA-256 capable phone still finds its challenge and
-/// its SHA-256 credentials are verified. See `docs/security.md`.
-pub fn challenges(realm: &str, nonce: &str, stale: bool) -> [String; 2] {
+/// The default offers MD5 only: several stacks (baresip 1.0's libre, SIPp) fail on a list with an
+/// algorithm they do not know instead of skipping it. See `docs/security.md`.
+pub fn challenges(realm: &str, nonce: &str, stale: bool, algorithms: &[DigestAlgorithm]) -> Vec<String> {
     let stale = if stale { ", stale=true" } else { "" };
-    [
-        format!("Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\"{stale}"),
-        format!("Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm=SHA-256, qop=\"auth\"{stale}"),
-    ]
+    algorithms
+        .iter()
+        .map(|a| {
+            let name = match a {
+                DigestAlgorithm::Md5 => "MD5",
+                DigestAlgorithm::Sha256 => "SHA-256",
+            };
+            format!("Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm={name}, qop=\"auth\"{stale}")
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy)]
