@@ -9,6 +9,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/sipp-lib.sh"
 
 RATES="${RATES:-100 200 400 600 800 1000}"
 DURATION="${DURATION:-5}"
+# Seconds to stay idle after the ramp before reading RSS again: finished transactions are
+# kept for RFC 3261's Timer J/K (32 s over UDP), so RSS after 40 s shows what is retained.
+SETTLE="${SETTLE:-0}"
 
 build_release
 machine_info
@@ -49,5 +52,9 @@ for rate in $RATES; do
     sleep 1
 done
 echo "box peak RSS (VmHWM): $(box_mem VmHWM) kB"
+if [ "$SETTLE" -gt 0 ]; then
+    sleep "$SETTLE"
+    echo "box RSS after ${SETTLE} s idle: $(box_mem VmRSS) kB"
+fi
 echo "highest rate with 0 failed calls: $best calls/s (${DURATION} s per step)"
 echo "work dir: $WORK"

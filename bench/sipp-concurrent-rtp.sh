@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # N concurrent calls with RTP through the box: SIPp caller 201 plays SIPp's G.711 capture
-# (236 packets, 4.7 s) into each call, the box relays it to the callee 202, whose SDP points
+# (236 packets over 7.05 s) into each call, the box relays it to the callee 202, whose SDP points
 # at a counting UDP sink. Reports box CPU and RSS and the packet loss at the callee side.
-#   bench/sipp-concurrent-rtp.sh          # N=100 calls set up at 50 calls/s, 6 s hold
+#   bench/sipp-concurrent-rtp.sh          # N=100 calls set up at 50 calls/s, 8 s hold
 #   N=200 RATE=100 bench/sipp-concurrent-rtp.sh
 # Needs a release build (made here unless HAKODEN_BIN is set), sipp and python3 (the sink).
 set -euo pipefail
@@ -58,6 +58,7 @@ BENCH_PIDS+=($!)
 sleep 0.5
 
 cpu0=$(box_cpu_ticks)
+rcvbuf0=$(udp_rcvbuf_errors)
 t0=$(date +%s.%N)
 peak_rss=0
 sipp "127.0.0.1:$BOX_SIP_PORT" -sf "$SIPP_DIR/uac_load_rtp.xml" -i 127.0.0.1 -p "$CALLER_PORT" \
@@ -77,6 +78,7 @@ wait "$UAC_PID" || rc=$?
 t1=$(date +%s.%N)
 cpu1=$(box_cpu_ticks)
 wait "$SINK_PID" || true
+rcvbuf1=$(udp_rcvbuf_errors)
 
 ok=$(stat_col "$WORK/uac.csv" 'SuccessfulCall(C)')
 failed=$(stat_col "$WORK/uac.csv" 'FailedCall(C)')
@@ -87,4 +89,5 @@ echo "calls: $N at $RATE calls/s; ok $ok, failed $failed (sipp exit $rc)"
 echo "wall: ${secs} s; box CPU: $(awk -v c="$((cpu1 - cpu0))" -v t="$CLK_TCK" -v s="$secs" 'BEGIN { printf "%.1f", 100 * c / t / s }')% of one core on average"
 echo "box RSS: peak sampled ${peak_rss} kB, VmHWM $(box_mem VmHWM) kB"
 echo "RTP at callee: $received of $expected packets from $sources box ports over ${span} s; loss $(awk -v r="$received" -v e="$expected" 'BEGIN { if (e > 0) printf "%.3f%%", 100 * (1 - r / e); else print "n/a" }')"
+echo "UDP datagrams dropped on full socket buffers (whole machine, box + SIPp + sink): $((rcvbuf1 - rcvbuf0))"
 echo "work dir: $WORK"

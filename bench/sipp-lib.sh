@@ -9,7 +9,7 @@ WORK="${WORK:-$(mktemp -d /tmp/hakoden-bench.XXXXXX)}"
 # Fixed ports below the kernel's ephemeral range (32768+), away from the test harness's
 # random blocks only by luck: do not run a bench while the test suite runs.
 BOX_SIP_PORT="${BOX_SIP_PORT:-15060}"
-BOX_RTP_PORTS="${BOX_RTP_PORTS:-16000-19999}"
+BOX_RTP_PORTS="${BOX_RTP_PORTS:-16000-31999}"
 CALLEE_PORT="${CALLEE_PORT:-15070}"
 CALLER_PORT="${CALLER_PORT:-15080}"
 CALLEE_MEDIA_PORT="${CALLEE_MEDIA_PORT:-15100}"
@@ -106,4 +106,10 @@ box_mem() {
 stat_col() {
     awk -F';' -v col="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
         NF > 1 && c { v = $c } END { print v + 0 }' "$1"
+}
+
+# Kernel-wide count of UDP datagrams dropped because a socket's receive buffer was full.
+udp_rcvbuf_errors() {
+    awk '$1 == "Udp:" && !h { for (i = 2; i <= NF; i++) c[$i] = i; h = 1; next }
+        $1 == "Udp:" { print $c["RcvbufErrors"] }' /proc/net/snmp
 }

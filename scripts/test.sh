@@ -15,6 +15,8 @@ step() {
     local start=$SECONDS
     echo "==> ${name}"
     local rc=0
+    # Under `||` bash ignores `set -e` inside the called function, so each step function
+    # returns its failures explicitly.
     "$@" || rc=$?
     TIMING_NAMES+=("${name}")
     TIMING_SECS+=("$((SECONDS - start))")
@@ -91,14 +93,15 @@ install_tools() {
     done
 }
 
+# Called under `||` by step(), where `set -e` is off: every failure is returned explicitly.
 run_tests() {
     if command -v cargo-nextest >/dev/null 2>&1; then
+        # nextest does not run doctests; they go first so nextest's summary closes the log.
+        cargo test --doc || return $?
         # nextest runs each test in its own process; the harness picks ports per process.
-        cargo nextest run --no-fail-fast "$@"
-        # nextest does not run doctests.
-        cargo test --doc
+        cargo nextest run --no-fail-fast "$@" || return $?
     else
-        cargo test --no-fail-fast "$@"
+        cargo test --no-fail-fast "$@" || return $?
     fi
 }
 

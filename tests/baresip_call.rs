@@ -259,12 +259,17 @@ impl Phone {
         format!("{}{}", read("stdout.log"), read("stderr.log"))
     }
 
-    /// Polls the phone's output for `needle` for at most `timeout`.
-    fn wait_for(&self, needle: &str, timeout: Duration) -> bool {
+    /// Polls the phone's output for `needle` for at most `timeout`; gives up early when
+    /// the output shows `failure` (baresip prints `Register: <error>` when it gives up).
+    fn wait_for(&self, needle: &str, failure: Option<&str>, timeout: Duration) -> bool {
         let step = Duration::from_millis(50);
         for _ in 0..(timeout.as_millis() / step.as_millis()) {
-            if self.log().contains(needle) {
+            let log = self.log();
+            if log.contains(needle) {
                 return true;
+            }
+            if failure.is_some_and(|f| log.contains(f)) {
+                return false;
             }
             std::thread::sleep(step);
         }
@@ -316,7 +321,7 @@ fn baresip_call_carries_a_tone_from_caller_to_callee() {
 
     let mut bob = Phone::start(&tb, BOB, "202", &silence_wav, &[], CALLEE_SECONDS);
     assert!(
-        bob.wait_for("200 OK", REGISTER_TIMEOUT),
+        bob.wait_for("200 OK", Some("Register:"), REGISTER_TIMEOUT),
         "callee did not register\n{}\n--- box ---\n{}",
         bob.report(),
         tb.stderr_tail(60)
@@ -325,7 +330,7 @@ fn baresip_call_carries_a_tone_from_caller_to_callee() {
         Phone::start(&tb, ALICE, "201", &tone_wav, &[&format!("/dial {}", BOB.0)], CALLER_SECONDS);
     alice.wait_exit(Duration::from_secs(u64::from(CALLER_SECONDS) + 5));
     // The caller's BYE ends the callee's call, which closes its recording.
-    bob.wait_for("terminated", HANGUP_TIMEOUT);
+    bob.wait_for("terminated", None, HANGUP_TIMEOUT);
     bob.wait_exit(Duration::from_millis(100));
     drop(bob.child.take().map(|mut c| {
         let _ = c.kill();
@@ -340,6 +345,7 @@ fn baresip_call_carries_a_tone_from_caller_to_callee() {
     let (rate, samples) =
         read_wav(&bytes).unwrap_or_else(|| panic!("{} is not a 16-bit WAV\n{}", rec.display(), context()));
     let blocks = tone_blocks(rate, &samples, TONE_HZ);
+    eprintln!("callee heard the tone in {blocks} blocks of 100 ms ({} samples at {rate} Hz)", samples.len());
     assert!(
         blocks >= MIN_TONE_BLOCKS,
         "the callee heard the 1 kHz tone in {blocks} blocks of 100 ms (want >= {MIN_TONE_BLOCKS}); \

@@ -408,7 +408,7 @@ const G711A_PCAP_PLACES: &[&str] = &[
     "/usr/share/doc/sip-tester/examples/pcap/g711a.pcap",
 ];
 
-/// SIPp's bundled G.711 A-law RTP capture (236 packets, 20 ms each).
+/// SIPp's bundled G.711 A-law RTP capture (236 packets of 20 ms audio, spread over 7.05 s).
 pub fn g711a_pcap() -> PathBuf {
     G711A_PCAP_PLACES.iter().map(PathBuf::from).find(|p| p.is_file()).unwrap_or_else(|| {
         panic!("SIPp's g711a.pcap not found in {G711A_PCAP_PLACES:?} (dpkg -L sip-tester)")
