@@ -369,6 +369,12 @@ fn answer_console(
                 "requests {} responses {} parse-errors {} calls {} auth-failures {}",
                 c.requests, c.responses, c.parse_errors, c.calls_started, c.auth_failures
             );
+            let (calls, stx, ctx, purposes, timers) = engine.table_sizes();
+            let _ = writeln!(
+                s,
+                "tables: calls {calls}, server transactions {stx}, client transactions {ctx}, \
+                 pending {purposes}, timers {timers}"
+            );
             let _ = writeln!(
                 s,
                 "rtp ports {used}/{total} in use, relays {}, cdr dropped {}",

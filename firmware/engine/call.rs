@@ -1283,6 +1283,8 @@ impl Engine {
         if let Some(call) = self.calls.get(&id) {
             if self.server.is_proceeding(call.invite_txn) && status >= 300 {
                 let w = response_to(&call.invite.common, call.a.peer.addr, status, Some(&call.a_tag));
+                // 503 is a passing overload (ports, media): tell the phone when to retry (§21.5.4).
+                let w = if status == 503 { w.header("Retry-After", 5) } else { w };
                 let txn = call.invite_txn;
                 self.reply(txn, status, w.finish(), now);
             }
@@ -1299,6 +1301,10 @@ impl Engine {
             self.b_index.remove(&f.dialog.call_id);
         }
         self.invite_index.remove(&call.invite_txn);
+        for f in &call.forks {
+            // A fork's entry outlives its 2xx (retransmissions re-ACK); the call is gone now.
+            self.purposes.remove(&f.txn);
+        }
         self.active_add(&call.from_ext, -1);
         self.active_add(&call.to_ext, -1);
         let answered = call.answer.is_some();

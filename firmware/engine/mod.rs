@@ -248,6 +248,12 @@ impl Engine {
         self.counters
     }
 
+    /// Sizes of the engine's tables (memory accounting for the console and benchmarks):
+    /// (calls, server transactions, client transactions, pending client purposes, timers).
+    pub fn table_sizes(&self) -> (usize, usize, usize, usize, usize) {
+        (self.calls.len(), self.server.len(), self.client.len(), self.purposes.len(), self.timers.len())
+    }
+
     /// RTP ports in use / total.
     pub fn rtp_ports_in_use(&self) -> (usize, usize) {
         (self.pool.in_use(), self.pool.capacity())

@@ -680,3 +680,34 @@ fn a_late_offer_is_completed_with_the_answer_from_the_callers_ack() {
     assert_eq!(h.engine.calls(h.now)[0].state, "talking");
     assert!(h.media.iter().any(|m| matches!(m, MediaCommand::SetRemote { side: crate::media::Side::A, .. })));
 }
+
+#[test]
+fn finished_calls_leave_no_state_behind_once_the_timers_have_run() {
+    let mut h = Harness::new();
+    for i in 0..5 {
+        h.register("201", 7001);
+        h.register("202", 7002);
+        let call = format!("leak{i}");
+        h.send(phone(7001), &invite("201", "202", 7001, &call, &sdp(4000, "0")));
+        let inv = h.take_for(phone(7002)).pop().unwrap();
+        h.send(phone(7002), &answer(&inv, 200, "t", Some(&sdp(5000, "0")), 7002));
+        let ok = h.take_for(phone(7001)).pop().unwrap();
+        let to_tag = ok.split("To: ").nth(1).unwrap().lines().next().unwrap().to_string();
+        for (m, cseq, b) in [("ACK", 1, "a"), ("BYE", 2, "b")] {
+            h.send(
+                phone(7001),
+                &format!(
+                    "{m} sip:202@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7001;branch=z9hG4bK{b}{call}\r\n\
+                     From: <sip:201@127.0.0.1>;tag=f{call}\r\nTo: {to_tag}\r\nCall-ID: {call}\r\nCSeq: {cseq} {m}\r\n\r\n"
+                ),
+            );
+        }
+        let bye = h.take_for(phone(7002)).into_iter().find(|m| first_line(m).starts_with("BYE")).unwrap();
+        h.send(phone(7002), &answer(&bye, 200, "t", None, 7002));
+    }
+    assert_eq!(h.cdrs.len(), 5);
+    h.advance(Duration::from_secs(120));
+    let (calls, server, client, purposes, timers) = h.engine.table_sizes();
+    assert_eq!((calls, server, client, purposes), (0, 0, 0, 0), "timers left: {timers}");
+    assert!(timers <= 1, "only the registrar sweep may stay armed: {timers}");
+}
