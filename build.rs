@@ -18,5 +18,11 @@ fn main() {
     };
     println!("cargo:rustc-env=HAKODEN_VERSION={version}");
     println!("cargo:rerun-if-changed=.git/HEAD");
+    // HEAD names a branch; the branch's ref file is what changes on every commit.
+    if let Ok(head) = std::fs::read_to_string(".git/HEAD") {
+        if let Some(r) = head.trim().strip_prefix("ref: ") {
+            println!("cargo:rerun-if-changed=.git/{r}");
+        }
+    }
     println!("cargo:rerun-if-changed=build.rs");
 }

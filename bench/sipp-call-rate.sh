@@ -55,6 +55,8 @@ echo "box peak RSS (VmHWM): $(box_mem VmHWM) kB"
 if [ "$SETTLE" -gt 0 ]; then
     sleep "$SETTLE"
     echo "box RSS after ${SETTLE} s idle: $(box_mem VmRSS) kB"
+    # What the engine still holds: every table should be back to 0 after Timer J/K.
+    "$HAKODEN_BIN" console --data "$WORK/data" show version | sed 's/^/    /' || true
 fi
 echo "highest rate with 0 failed calls: $best calls/s (${DURATION} s per step)"
 echo "work dir: $WORK"

@@ -128,6 +128,9 @@ impl ServerTransactions {
                     ServerState::Accepted | ServerState::Proceeding => RequestMatch::ToDialog,
                 };
             }
+            if t.state == ServerState::Accepted {
+                return RequestMatch::Retransmission(None);
+            }
             return RequestMatch::Retransmission(t.last_response.clone().map(|r| (t.peer, r)));
         }
         if req.method == Method::Ack {
@@ -185,7 +188,10 @@ impl ServerTransactions {
         t.last_response = Some(bytes.clone());
         if code >= 200 {
             if t.is_invite && code < 300 {
+                // RFC 6026 §7.1: in Accepted, INVITE retransmissions are absorbed (the dialog
+                // layer retransmits the 2xx), so the response need not be kept for 32 s.
                 t.state = ServerState::Accepted;
+                t.last_response = None;
                 t.end_at = Some(now + TIMEOUT_64T1);
             } else if t.is_invite {
                 t.state = ServerState::Completed;
@@ -268,7 +274,10 @@ struct ClientTxn {
     branch: String,
     peer: Peer,
     is_invite: bool,
+    /// The request, for retransmission; emptied once no retransmission can follow.
     request: Vec<u8>,
+    /// Its Request-URI (for the ACK of a non-2xx final, §17.1.1.3).
+    request_uri: String,
     /// The ACK for a non-2xx final (INVITE only), re-sent on retransmitted finals.
     ack: Option<Vec<u8>>,
     state: ClientState,
@@ -333,6 +342,7 @@ impl ClientTransactions {
             self.wakeups.push(Reverse((r, id)));
         }
         self.wakeups.push(Reverse((end_at, id)));
+        let request_uri = request_line_uri(&request).unwrap_or_default();
         self.txns.insert(
             id,
             ClientTxn {
@@ -340,6 +350,7 @@ impl ClientTransactions {
                 peer,
                 is_invite,
                 request,
+                request_uri,
                 ack: None,
                 state: ClientState::Calling,
                 interval: T1,
@@ -375,12 +386,14 @@ impl ClientTransactions {
                 t.state = ClientState::Proceeding;
                 if t.is_invite {
                     t.retransmit_at = None; // §17.1.1.2: a provisional stops Timer A.
+                    t.request = Vec::new();
                 }
                 ResponseMatch::Deliver { txn: id, owner: t.owner }
             }
             (ClientState::Calling | ClientState::Proceeding, 200..=299) if t.is_invite => {
                 t.state = ClientState::Accepted;
                 t.retransmit_at = None;
+                t.request = Vec::new();
                 t.end_at = now + TIMEOUT_64T1;
                 self.wakeups.push(Reverse((t.end_at, id)));
                 ResponseMatch::Deliver { txn: id, owner: t.owner }
@@ -388,6 +401,7 @@ impl ClientTransactions {
             (ClientState::Calling | ClientState::Proceeding, _) => {
                 t.state = ClientState::Completed;
                 t.retransmit_at = None;
+                t.request = Vec::new();
                 let wait = match (reliable, t.is_invite) {
                     (true, _) => Duration::ZERO,
                     (false, true) => TIMEOUT_64T1, // Timer D (>= 32 s)
@@ -430,10 +444,7 @@ impl ClientTransactions {
 
     /// The Request-URI of the transaction's request (for the ACK of a non-2xx final).
     pub fn request_uri(&self, id: ClientTxnId) -> Option<String> {
-        let t = self.txns.get(&id)?;
-        let line_end = t.request.iter().position(|b| *b == b'\r')?;
-        let line = std::str::from_utf8(&t.request[..line_end]).ok()?;
-        line.split(' ').nth(1).map(str::to_string)
+        self.txns.get(&id).map(|t| t.request_uri.clone()).filter(|u| !u.is_empty())
     }
 
     /// Forgets a transaction (its owner is gone).
@@ -474,7 +485,9 @@ impl ClientTransactions {
                 continue;
             }
             if t.retransmit_at.is_some_and(|r| r <= now) {
-                out.push((t.peer, t.request.clone()));
+                if !t.request.is_empty() {
+                    out.push((t.peer, t.request.clone()));
+                }
                 // Timer A doubles without cap; Timer E caps at T2 (§17.1.2.2).
                 t.interval = if t.is_invite { t.interval * 2 } else { (t.interval * 2).min(T2) };
                 if !t.is_invite && t.state == ClientState::Proceeding {
@@ -496,4 +509,11 @@ impl ClientTransactions {
     pub fn is_empty(&self) -> bool {
         self.txns.is_empty()
     }
+}
+
+/// The Request-URI of a request we wrote.
+fn request_line_uri(request: &[u8]) -> Option<String> {
+    let line_end = request.iter().position(|b| *b == b'\r')?;
+    let line = std::str::from_utf8(request.get(..line_end)?).ok()?;
+    line.split(' ').nth(1).map(str::to_string)
 }
