@@ -437,7 +437,10 @@ impl Engine {
                 if let Some(ctx) = fail.reply.filter(|c| !c.is_ack) {
                     let data =
                         writer::response_from_context(&ctx, fail.error.status(), &fail.error.to_string());
-                    self.transmit(peer, data);
+                    // An answer copying huge headers would be a message we refuse ourselves.
+                    if data.len() <= message::MAX_SIP_MESSAGE {
+                        self.transmit(peer, data);
+                    }
                 }
             }
         }
