@@ -64,7 +64,7 @@ pub enum WavError {
     NoFormat,
     /// No `data` chunk.
     NoData,
-    /// More chunks than [`MAX_CHUNKS`] before `data`.
+    /// More chunks before `data` than a real WAV file has (64).
     TooManyChunks,
 }
 
