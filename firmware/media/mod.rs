@@ -14,6 +14,7 @@
 //! codec selection). Measured relay cost: `docs/PERFORMANCE.md`, "RTP relay".
 
 pub mod pool;
+pub mod prompts;
 pub mod relay;
 pub mod sdp;
 
