@@ -116,9 +116,41 @@ impl Block {
 struct Run {
     row: usize,
     col: usize,
-    /// Sum of the amplitudes of the run's blocks plus the block before it.
-    amplitude_sum: f32,
+    /// Amplitude of the block before the run, which may hold the tone's first samples.
+    before: f32,
+    /// Amplitudes of the run's first and (so far) last block, the only ones that may be partly
+    /// filled; the blocks between are full.
+    first: f32,
+    last: f32,
+    blocks: u32,
     amplitude_peak: f32,
+}
+
+/// A block at least this close to the run's strongest counts as full: block amplitudes of a
+/// steady tone wobble by a few percent with phase, which would otherwise bias long tones short.
+const FULL_BLOCK_RATIO: f32 = 0.9;
+
+impl Run {
+    fn start(row: usize, col: usize, before: f32, amplitude: f32) -> Self {
+        Run { row, col, before, first: amplitude, last: amplitude, blocks: 1, amplitude_peak: amplitude }
+    }
+
+    /// The tone's length in blocks: full inner blocks plus the filled share of the edge blocks.
+    fn length_in_blocks(&self, tail: f32) -> f32 {
+        let share = |a: f32| {
+            let ratio = (a / self.amplitude_peak).min(1.0);
+            if ratio >= FULL_BLOCK_RATIO {
+                1.0
+            } else {
+                ratio
+            }
+        };
+        let inner = match self.blocks {
+            1 => share(self.first),
+            n => share(self.first) + share(self.last) + (n - 2) as f32,
+        };
+        share(self.before) + inner + share(tail)
+    }
 }
 
 /// Detects DTMF digits in a stream of 8 kHz 16-bit PCM for one leg.
@@ -258,7 +290,8 @@ impl InbandDetector {
                 if (r, c) == (run.row, run.col) && block.amplitude(r, c) >= run.amplitude_peak * break_ratio =>
             {
                 let amplitude = block.amplitude(r, c);
-                run.amplitude_sum += amplitude;
+                run.last = amplitude;
+                run.blocks = run.blocks.saturating_add(1);
                 run.amplitude_peak = run.amplitude_peak.max(amplitude);
                 None
             }
@@ -268,8 +301,7 @@ impl InbandDetector {
                     let amplitude = block.amplitude(r, c);
                     // The block before the run may hold the tone's first samples.
                     let before = previous.map_or(0.0, |p| p.amplitude(r, c).min(amplitude));
-                    self.run =
-                        Some(Run { row: r, col: c, amplitude_sum: amplitude + before, amplitude_peak: amplitude });
+                    self.run = Some(Run::start(r, c, before, amplitude));
                 }
                 finished
             }
@@ -282,9 +314,8 @@ impl InbandDetector {
         if run.amplitude_peak <= 0.0 {
             return None;
         }
-        let tail = after.amplitude(run.row, run.col).min(run.amplitude_peak);
-        let blocks = (run.amplitude_sum + tail) / run.amplitude_peak;
-        let samples = blocks * BLOCK_LEN as f32;
+        let tail = after.amplitude(run.row, run.col);
+        let samples = run.length_in_blocks(tail) * BLOCK_LEN as f32;
         let duration_ms = (samples * 1_000.0 / SAMPLE_RATE_HZ as f32) as u32;
         if duration_ms < MIN_TONE_MS {
             return None;
@@ -297,4 +328,333 @@ impl InbandDetector {
 /// Index and power of the strongest filter in a group.
 fn strongest(group: &[f32]) -> Option<(usize, f32)> {
     group.iter().copied().enumerate().max_by(|a, b| a.1.total_cmp(&b.1))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::media::dtmf::tests::XorShift;
+    use std::f32::consts::PI;
+
+    const RATE: f32 = SAMPLE_RATE_HZ as f32;
+
+    /// Peak amplitude of a sine at `dbm0`.
+    fn peak(dbm0: f32) -> f32 {
+        DBM0_PEAK * 10f32.powf(dbm0 / 20.0)
+    }
+
+    fn frequencies(digit: char) -> (f32, f32) {
+        for (r, row) in KEYPAD.iter().enumerate() {
+            for (c, &d) in row.iter().enumerate() {
+                if d == digit {
+                    return (ROWS_HZ[r], COLS_HZ[c]);
+                }
+            }
+        }
+        panic!("not a digit: {digit}");
+    }
+
+    /// Signal builder in floating point; `pcm` rounds and clips to 16 bits.
+    #[derive(Default)]
+    pub(crate) struct Signal {
+        pub(crate) samples: Vec<f32>,
+    }
+
+    impl Signal {
+        pub(crate) fn silence(mut self, ms: u32) -> Self {
+            self.samples.extend(std::iter::repeat(0.0).take((ms * 8) as usize));
+            self
+        }
+
+        pub(crate) fn samples_of_silence(mut self, n: usize) -> Self {
+            self.samples.extend(std::iter::repeat(0.0).take(n));
+            self
+        }
+
+        /// Two tones, each at `dbm0` (row `twist_db` louder than column), `ms` long.
+        pub(crate) fn dual(mut self, row_hz: f32, col_hz: f32, row_dbm0: f32, col_dbm0: f32, ms: u32) -> Self {
+            let (a, b) = (peak(row_dbm0), peak(col_dbm0));
+            let n = (ms * 8) as usize;
+            self.samples.extend((0..n).map(|i| {
+                let t = i as f32 / RATE;
+                a * (2.0 * PI * row_hz * t).sin() + b * (2.0 * PI * col_hz * t + 1.0).sin()
+            }));
+            self
+        }
+
+        pub(crate) fn digit(self, digit: char, dbm0: f32, ms: u32) -> Self {
+            let (r, c) = frequencies(digit);
+            self.dual(r, c, dbm0, dbm0, ms)
+        }
+
+        /// Adds white noise `snr_db` below the power of a two-tone DTMF signal at `dbm0` per tone.
+        pub(crate) fn noise(mut self, dbm0: f32, snr_db: f32, seed: u64) -> Self {
+            let tone_power = 2.0 * peak(dbm0).powi(2) / 2.0;
+            let noise_rms = (tone_power / 10f32.powf(snr_db / 10.0)).sqrt();
+            let mut rng = XorShift(seed);
+            for s in &mut self.samples {
+                // Sum of 12 uniforms: near-Gaussian with unit variance.
+                let g: f32 = (0..12).map(|_| (rng.next() >> 40) as f32 / (1u64 << 24) as f32).sum::<f32>() - 6.0;
+                *s += g * noise_rms;
+            }
+            self
+        }
+
+        pub(crate) fn pcm(&self) -> Vec<i16> {
+            self.samples.iter().map(|&s| s.round().clamp(-32_768.0, 32_767.0) as i16).collect()
+        }
+    }
+
+    fn detect(pcm: &[i16]) -> Vec<DigitEvent> {
+        let mut detector = InbandDetector::new();
+        let mut events = Vec::new();
+        // 20 ms frames, as RTP delivers them.
+        for frame in pcm.chunks(160) {
+            events.extend(detector.push(frame));
+        }
+        events.extend(detector.push(&[0; 2 * BLOCK_LEN]));
+        events
+    }
+
+    fn digits(pcm: &[i16]) -> String {
+        detect(pcm).iter().map(|e| e.digit).collect()
+    }
+
+    const ALL: &str = "0123456789*#ABCD";
+
+    /// Dials `digits` with tones of `on_ms` and gaps of `off_ms` at `dbm0` per tone.
+    fn dial(digits: &str, dbm0: f32, on_ms: u32, off_ms: u32, lead_samples: usize) -> Signal {
+        let mut s = Signal::default().samples_of_silence(lead_samples);
+        for d in digits.chars() {
+            s = s.digit(d, dbm0, on_ms).silence(off_ms);
+        }
+        s.silence(60)
+    }
+
+    // Tests for detection.
+
+    #[test]
+    fn all_sixteen_digits_are_detected_from_minus_3_to_minus_25_dbm0() {
+        for dbm0 in [-3.0, -10.0, -18.0, -25.0] {
+            assert_eq!(digits(&dial(ALL, dbm0, 100, 100, 0).pcm()), ALL, "{dbm0} dBm0");
+        }
+    }
+
+    #[test]
+    fn forty_ms_tones_with_twenty_ms_gaps_are_detected_at_every_block_alignment() {
+        let sequence = "1123455#*0DD";
+        for lead in (0..BLOCK_LEN).step_by(7) {
+            for dbm0 in [-3.0, -25.0] {
+                let got = digits(&dial(sequence, dbm0, 40, 20, lead).pcm());
+                assert_eq!(got, sequence, "lead {lead} samples, {dbm0} dBm0");
+            }
+        }
+    }
+
+    #[test]
+    fn tones_in_white_noise_at_15_db_snr_are_detected() {
+        for (seed, dbm0) in [(1, -3.0), (2, -10.0), (3, -18.0), (4, -25.0)] {
+            for (on, off) in [(100, 100), (40, 20)] {
+                let got = digits(&dial(ALL, dbm0, on, off, 13).noise(dbm0, 15.0, seed).pcm());
+                assert_eq!(got, ALL, "{dbm0} dBm0, {on}/{off} ms");
+            }
+        }
+    }
+
+    #[test]
+    fn a_long_press_is_reported_once_with_its_duration() {
+        let events = detect(&Signal::default().silence(50).digit('5', -10.0, 1_500).silence(100).pcm());
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].digit, '5');
+        assert!((1_490..=1_515).contains(&events[0].duration_ms), "{}", events[0].duration_ms);
+        assert_eq!(events[0].source, DtmfSource::InBand);
+    }
+
+    #[test]
+    fn measured_durations_are_within_a_few_milliseconds() {
+        for ms in [40, 65, 100, 250] {
+            for lead in [0, 33, 77] {
+                let events = detect(&dial("8", -12.0, ms, 50, lead).pcm());
+                assert_eq!(events.len(), 1, "{ms} ms");
+                let got = events[0].duration_ms;
+                assert!(got + 4 >= ms && got <= ms + 4, "{ms} ms tone measured {got} ms");
+            }
+        }
+    }
+
+    #[test]
+    fn frequencies_off_by_one_and_a_half_percent_are_accepted() {
+        for factor in [0.985, 1.015] {
+            let (r, c) = frequencies('9');
+            let s = Signal::default().silence(20).dual(r * factor, c * factor, -10.0, -10.0, 60).silence(60);
+            assert_eq!(digits(&s.pcm()), "9", "factor {factor}");
+        }
+    }
+
+    #[test]
+    fn twist_within_limits_is_accepted_and_beyond_is_rejected() {
+        let (r, c) = frequencies('6');
+        let case = |row_db: f32, col_db: f32| {
+            digits(&Signal::default().silence(20).dual(r, c, row_db, col_db, 100).silence(60).pcm())
+        };
+        assert_eq!(case(-6.0, -13.0), "6", "normal twist 7 dB");
+        assert_eq!(case(-10.0, -6.5), "6", "reverse twist 3.5 dB");
+        assert_eq!(case(-6.0, -16.0), "", "normal twist 10 dB");
+        assert_eq!(case(-12.0, -6.0), "", "reverse twist 6 dB");
+    }
+
+    // Tests for rejection (talk-off).
+
+    #[test]
+    fn tones_of_twenty_ms_or_less_are_rejected() {
+        for ms in [10, 15, 20] {
+            for lead in (0..BLOCK_LEN).step_by(5) {
+                assert_eq!(digits(&dial("5", -3.0, ms, 80, lead).pcm()), "", "{ms} ms, lead {lead}");
+            }
+        }
+    }
+
+    #[test]
+    fn tones_below_the_energy_floor_are_rejected() {
+        assert_eq!(digits(&dial("1", -38.0, 100, 100, 0).pcm()), "");
+    }
+
+    #[test]
+    fn silence_and_white_noise_do_not_trigger() {
+        assert_eq!(digits(&Signal::default().silence(2_000).pcm()), "");
+        assert_eq!(digits(&Signal::default().silence(5_000).noise(-3.0, 0.0, 7).pcm()), "");
+    }
+
+    #[test]
+    fn a_sine_sweep_does_not_trigger() {
+        // 200 Hz to 3.6 kHz in 4 s, a logarithmic sweep at -6 dBm0.
+        let n = 4 * 8_000;
+        let (f0, f1) = (200.0f32, 3_600.0f32);
+        let k = (f1 / f0).ln() / n as f32;
+        let a = peak(-6.0);
+        let samples = (0..n)
+            .map(|i| {
+                let phase = 2.0 * PI * f0 / RATE * ((k * i as f32).exp() - 1.0) / k;
+                a * phase.sin()
+            })
+            .collect();
+        assert_eq!(digits(&Signal { samples }.pcm()), "");
+    }
+
+    #[test]
+    fn single_dtmf_frequencies_do_not_trigger() {
+        for hz in ROWS_HZ.iter().chain(COLS_HZ.iter()) {
+            let s = Signal::default().dual(*hz, *hz, -6.0, -80.0, 500);
+            assert_eq!(digits(&s.pcm()), "", "{hz} Hz");
+        }
+    }
+
+    /// A note with harmonics falling at 1/h, like a bowed string or a brass instrument.
+    fn note(samples: &mut [f32], hz: f32, dbm0: f32) {
+        let a = peak(dbm0);
+        for (i, s) in samples.iter_mut().enumerate() {
+            let t = i as f32 / RATE;
+            for h in 1..=6 {
+                let f = hz * h as f32;
+                if f < 3_900.0 {
+                    *s += a / h as f32 * (2.0 * PI * f * t + h as f32).sin();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn music_like_chords_do_not_trigger() {
+        // Equal-tempered notes; F5 (698 Hz) sits on row 1 and G#6 (1661 Hz) near column 4.
+        let chords: [&[f32]; 6] = [
+            &[261.6, 329.6, 392.0],
+            &[698.5, 1_661.2],
+            &[698.5, 880.0, 1_046.5],
+            &[784.0, 1_318.5],
+            &[932.3, 1_480.0],
+            &[440.0, 554.4, 659.3, 880.0],
+        ];
+        for chord in chords {
+            let mut samples = vec![0.0; 8_000];
+            for &hz in chord {
+                note(&mut samples, hz, -12.0);
+            }
+            assert_eq!(digits(&Signal { samples }.pcm()), "", "chord {chord:?}");
+        }
+    }
+
+    /// Speech-like audio: a glottal pulse train with wandering pitch through three wandering
+    /// formant resonators, with syllable-rate amplitude changes and some fricative noise.
+    pub(crate) fn speech_like(seconds: u32, seed: u64) -> Signal {
+        let n = (seconds * 8_000) as usize;
+        let mut rng = XorShift(seed);
+        let mut uniform = move || (rng.next() >> 40) as f32 / (1u64 << 24) as f32;
+        let mut samples = Vec::with_capacity(n);
+        let mut phase = 0.0f32;
+        let mut resonators = [(0.0f32, 0.0f32); 3];
+        for i in 0..n {
+            let t = i as f32 / RATE;
+            let pitch = 120.0 + 60.0 * (2.0 * PI * 0.7 * t).sin() + 20.0 * (2.0 * PI * 3.1 * t).sin();
+            phase += pitch / RATE;
+            let pulse = if phase >= 1.0 {
+                phase -= 1.0;
+                1.0
+            } else {
+                0.0
+            };
+            let excitation = pulse + 0.05 * (uniform() - 0.5);
+            let formants = [
+                500.0 + 300.0 * (2.0 * PI * 1.3 * t).sin(),
+                1_500.0 + 600.0 * (2.0 * PI * 0.9 * t + 1.0).sin(),
+                2_500.0 + 300.0 * (2.0 * PI * 1.7 * t + 2.0).sin(),
+            ];
+            let mut y = 0.0;
+            for ((y1, y2), f) in resonators.iter_mut().zip(formants) {
+                let r = 0.97f32;
+                let out = excitation + 2.0 * r * (2.0 * PI * f / RATE).cos() * *y1 - r * r * *y2;
+                *y2 = *y1;
+                *y1 = out;
+                y += out;
+            }
+            let syllable = 0.55 + 0.45 * (2.0 * PI * 4.0 * t).sin();
+            samples.push(y * syllable);
+        }
+        // Scale to -10 dBm0 RMS, speech's usual level.
+        let rms = (samples.iter().map(|s| s * s).sum::<f32>() / n as f32).sqrt().max(1e-9);
+        let target = peak(-10.0) / 2f32.sqrt();
+        Signal { samples: samples.into_iter().map(|s| s * target / rms).collect() }
+    }
+
+    #[test]
+    fn speech_like_audio_does_not_trigger() {
+        for seed in 1..=5 {
+            let s = speech_like(6, seed);
+            assert_eq!(digits(&s.pcm()), "", "seed {seed}");
+        }
+    }
+
+    // Tests for G.711.
+
+    #[test]
+    fn digits_survive_a_g711_round_trip_in_both_laws() {
+        for law in [G711Law::MuLaw, G711Law::ALaw] {
+            for (dbm0, on, off) in [(-3.0, 100, 100), (-25.0, 40, 20)] {
+                let encoded: Vec<u8> = dial(ALL, dbm0, on, off, 0).pcm().into_iter().map(|s| law.encode(s)).collect();
+                let mut detector = InbandDetector::new();
+                let mut got = String::new();
+                for payload in encoded.chunks(160) {
+                    got.extend(detector.push_g711(law, payload).iter().map(|e| e.digit));
+                }
+                assert_eq!(got, ALL, "{law:?} at {dbm0} dBm0");
+            }
+        }
+    }
+
+    #[test]
+    fn reset_discards_a_tone_in_progress() {
+        let mut detector = InbandDetector::new();
+        assert!(detector.push(&Signal::default().digit('2', -10.0, 100).pcm()).is_empty());
+        detector.reset();
+        assert!(detector.push(&Signal::default().silence(100).pcm()).is_empty());
+    }
 }

@@ -316,6 +316,252 @@ impl DigitStream {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use super::*;
+    use crate::media::dtmf::inband::tests::Signal;
+
+    const TE_PT: u8 = 101;
+    const T: fn(u64) -> Duration = Duration::from_millis;
+
+    fn config(te: bool, inband: bool) -> DigitStreamConfig {
+        DigitStreamConfig {
+            telephone_event_pt: te.then_some(TE_PT),
+            telephone_event_clock_rate: 8_000,
+            inband: inband.then_some(InbandAudio { payload_type: 0, law: G711Law::MuLaw }),
+        }
+    }
+
+    /// One leg's stream on a virtual clock, with the digits it reported.
+    struct Leg {
+        stream: DigitStream,
+        t0: Instant,
+        out: String,
+        sources: Vec<DtmfSource>,
+    }
+
+    impl Leg {
+        fn new(config: DigitStreamConfig) -> Self {
+            Leg { stream: DigitStream::new(config), t0: Instant::now(), out: String::new(), sources: Vec::new() }
+        }
+
+        fn drain(&mut self) {
+            while let Some(e) = self.stream.poll_event() {
+                self.out.push(e.digit);
+                self.sources.push(e.source);
+            }
+        }
+
+        /// Runs timers up to `until_ms`.
+        fn run_until(&mut self, until_ms: u64) {
+            let until = self.t0 + T(until_ms);
+            while let Some(at) = self.stream.poll_timeout().filter(|&at| at <= until) {
+                self.stream.handle_timeout(at);
+                self.drain();
+            }
+        }
+
+        fn rtp(&mut self, at_ms: u64, packet: &[u8]) {
+            self.run_until(at_ms);
+            self.stream.handle_rtp(packet, self.t0 + T(at_ms));
+            self.drain();
+        }
+
+        fn info(&mut self, at_ms: u64, body: &str) {
+            self.run_until(at_ms);
+            let r = self.stream.handle_info("application/dtmf-relay", body.as_bytes(), self.t0 + T(at_ms));
+            assert_eq!(r, Ok(()));
+            self.drain();
+        }
+    }
+
+    fn pcmu_packets(pcm: &[i16]) -> Vec<Vec<u8>> {
+        pcm.chunks(160)
+            .enumerate()
+            .map(|(i, frame)| {
+                let mut p = vec![0x80, 0];
+                p.extend_from_slice(&(i as u16).to_be_bytes());
+                p.extend_from_slice(&(i as u32 * 160).to_be_bytes());
+                p.extend_from_slice(&7u32.to_be_bytes());
+                p.extend(frame.iter().map(|&s| G711Law::MuLaw.encode(s)));
+                p
+            })
+            .collect()
+    }
+
+    /// `(time_ms, packet)` for a press of `digit` starting at `start_ms`, as a phone sends it.
+    fn te_press(digit: char, start_ms: u64, ms: u32, seq: &mut u16) -> Vec<(u64, Vec<u8>)> {
+        let mut state = RtpState { ssrc: 9, seq: *seq, timestamp: start_ms as u32 * 8 };
+        let plan = TelephoneEventSender::new(TE_PT).packets(digit, ms, &mut state).expect("plan");
+        *seq = state.seq;
+        plan.into_iter().map(|p| (start_ms + p.offset.as_millis() as u64, p.packet.to_vec())).collect()
+    }
+
+    /// Audio of `digits` pressed for 100 ms each, 200 ms apart, as (time_ms, packet).
+    fn audio(digits: &str) -> Vec<(u64, Vec<u8>)> {
+        let mut s = Signal::default().silence(40);
+        for d in digits.chars() {
+            s = s.digit(d, -8.0, 100).silence(100);
+        }
+        pcmu_packets(&s.silence(200).pcm()).into_iter().enumerate().map(|(i, p)| (i as u64 * 20, p)).collect()
+    }
+
+    fn play(leg: &mut Leg, mut packets: Vec<(u64, Vec<u8>)>) {
+        packets.sort_by_key(|(t, _)| *t);
+        for (t, p) in packets {
+            leg.rtp(t, &p);
+        }
+        leg.run_until(10_000);
+    }
+
+    // Tests for single sources.
+
+    #[test]
+    fn stream_reports_inband_digits_without_telephone_events() {
+        let mut leg = Leg::new(config(false, true));
+        play(&mut leg, audio("159#"));
+        assert_eq!(leg.out, "159#");
+    }
+
+    #[test]
+    fn stream_reports_info_digits_after_the_hold() {
+        let mut leg = Leg::new(config(true, false));
+        leg.info(0, "Signal=7\r\nDuration=160");
+        assert_eq!(leg.out, "", "held for a telephone-event that might supersede it");
+        leg.run_until(HOLD_FOR_RFC4733.as_millis() as u64);
+        assert_eq!(leg.out, "7");
+    }
+
+    #[test]
+    fn stream_reports_info_at_once_without_a_telephone_event_payload_type() {
+        let mut leg = Leg::new(config(false, false));
+        leg.info(0, "Signal=7");
+        assert_eq!(leg.out, "7");
+    }
+
+    // Tests for deduplication.
+
+    #[test]
+    fn a_press_sent_as_both_tone_and_telephone_event_is_reported_once() {
+        for te_lag_ms in [0, 20, 60, 120] {
+            let mut leg = Leg::new(config(true, true));
+            let mut packets = audio("2580");
+            let mut seq = 100;
+            for (i, d) in "2580".chars().enumerate() {
+                packets.extend(te_press(d, 40 + 200 * i as u64 + te_lag_ms, 100, &mut seq));
+            }
+            play(&mut leg, packets);
+            assert_eq!(leg.out, "2580", "telephone-events {te_lag_ms} ms behind the tones");
+            assert!(leg.sources.iter().all(|&s| s == DtmfSource::Rfc4733));
+        }
+    }
+
+    #[test]
+    fn telephone_event_is_preferred_over_inband() {
+        let mut leg = Leg::new(config(true, true));
+        let mut packets = audio("3");
+        packets.extend(te_press('3', 40, 100, &mut 1));
+        play(&mut leg, packets);
+        assert_eq!(leg.out, "3");
+        assert_eq!(leg.sources, vec![DtmfSource::Rfc4733]);
+    }
+
+    #[test]
+    fn info_sent_alongside_telephone_events_is_dropped() {
+        let mut leg = Leg::new(config(true, false));
+        let mut seq = 1;
+        for (t, p) in te_press('4', 0, 100, &mut seq) {
+            leg.rtp(t, &p);
+            if t == 50 {
+                leg.info(60, "Signal=4\nDuration=100");
+            }
+        }
+        leg.run_until(5_000);
+        assert_eq!(leg.out, "4");
+    }
+
+    #[test]
+    fn info_arriving_just_before_the_telephone_events_is_dropped() {
+        let mut leg = Leg::new(config(true, false));
+        leg.info(0, "Signal=4\nDuration=100");
+        play(&mut leg, te_press('4', 100, 100, &mut 1));
+        assert_eq!(leg.out, "4");
+    }
+
+    #[test]
+    fn telephone_event_after_an_already_reported_info_of_the_same_press_is_dropped() {
+        let mut leg = Leg::new(config(true, false));
+        leg.info(0, "Signal=6\nDuration=300");
+        leg.run_until(250);
+        assert_eq!(leg.out, "6");
+        play(&mut leg, te_press('6', 250, 100, &mut 1));
+        assert_eq!(leg.out, "6");
+    }
+
+    #[test]
+    fn repeated_presses_of_one_digit_from_one_source_all_count() {
+        let mut leg = Leg::new(config(true, true));
+        let mut seq = 1;
+        let mut packets = Vec::new();
+        for i in 0..3 {
+            packets.extend(te_press('1', i * 200, 80, &mut seq));
+        }
+        play(&mut leg, packets);
+        assert_eq!(leg.out, "111");
+        let mut leg = Leg::new(config(false, true));
+        play(&mut leg, audio("111"));
+        assert_eq!(leg.out, "111");
+    }
+
+    #[test]
+    fn inband_detection_resumes_after_telephone_events_stop() {
+        let mut leg = Leg::new(config(true, true));
+        play(&mut leg, te_press('9', 0, 100, &mut 1));
+        assert!(leg.stream.rfc4733_flowing(leg.t0 + T(300)));
+        let later = TE_FLOWING_WINDOW.as_millis() as u64 + 1_000;
+        for (t, p) in audio("8") {
+            leg.rtp(later + t, &p);
+        }
+        leg.run_until(later + 10_000);
+        assert_eq!(leg.out, "98");
+    }
+
+    #[test]
+    fn bad_info_bodies_are_errors_for_the_caller_to_answer() {
+        let mut stream = DigitStream::new(config(true, false));
+        let now = Instant::now();
+        assert_eq!(stream.handle_info("text/plain", b"5", now), Err(InfoError::UnsupportedContentType));
+        assert_eq!(stream.handle_info("application/dtmf", b"x", now), Err(InfoError::InvalidSignal));
+    }
+
+    #[test]
+    fn the_stream_never_panics_on_random_rtp() {
+        let mut rng = XorShift(77);
+        let mut stream = DigitStream::new(config(true, true));
+        let t0 = Instant::now();
+        for round in 0..50_000u64 {
+            let len = (rng.next() % 200) as usize;
+            let mut p: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            if p.len() >= 2 {
+                p[0] = 0x80 | (p[0] & 0x3f);
+                p[1] = if round % 2 == 0 { TE_PT } else { 0 };
+            }
+            let now = t0 + T(round);
+            stream.handle_rtp(&p, now);
+            stream.handle_timeout(now);
+            while stream.poll_event().is_some() {}
+        }
+    }
+
+    #[test]
+    fn digit_mapping_round_trips_for_all_sixteen_events() {
+        for event in 0..16 {
+            let digit = event_to_digit(event).expect("digit");
+            assert_eq!(digit_to_event(digit), Some(event));
+        }
+        assert_eq!(event_to_digit(16), None);
+        assert_eq!(digit_to_event('b'), Some(13));
+        assert_eq!(digit_to_event('e'), None);
+    }
+
     /// A tiny deterministic generator for the randomized no-panic tests (no dependency).
     pub(crate) struct XorShift(pub(crate) u64);
 
