@@ -48,7 +48,11 @@ impl DigitCollector {
     /// An idle collector; call [`start`](Self::start) when the prompt begins.
     pub fn new(config: CollectorConfig) -> Self {
         let max_digits = config.max_digits.clamp(1, MAX_COLLECT_DIGITS);
-        DigitCollector { config: CollectorConfig { max_digits, ..config }, digits: String::new(), deadline: None }
+        DigitCollector {
+            config: CollectorConfig { max_digits, ..config },
+            digits: String::new(),
+            deadline: None,
+        }
     }
 
     /// Starts (or restarts) a collection: clears the digits and arms the first-digit timer.

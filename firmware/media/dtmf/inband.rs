@@ -175,7 +175,8 @@ impl InbandDetector {
     /// A detector with the parameters documented at the module level.
     pub fn new() -> Self {
         let mut coefficients = [0.0; FILTERS];
-        let frequencies = ROWS_HZ.iter().chain(COLS_HZ.iter()).copied().chain(COLS_HZ.iter().map(|f| 2.0 * f));
+        let frequencies =
+            ROWS_HZ.iter().chain(COLS_HZ.iter()).copied().chain(COLS_HZ.iter().map(|f| 2.0 * f));
         for (coefficient, hz) in coefficients.iter_mut().zip(frequencies) {
             *coefficient = 2.0 * (2.0 * std::f32::consts::PI * hz / SAMPLE_RATE_HZ as f32).cos();
         }
@@ -238,7 +239,9 @@ impl InbandDetector {
 
     fn finish_block(&mut self) -> Block {
         let mut power = [0.0; FILTERS];
-        for ((p, state), &coefficient) in power.iter_mut().zip(self.state.iter()).zip(self.coefficients.iter()) {
+        for ((p, state), &coefficient) in
+            power.iter_mut().zip(self.state.iter()).zip(self.coefficients.iter())
+        {
             *p = (state.0 * state.0 + state.1 * state.1 - coefficient * state.0 * state.1).max(0.0);
         }
         let hit = self.classify(&power);
@@ -287,7 +290,8 @@ impl InbandDetector {
         let break_ratio = 10f32.powf(-BREAK_DROP_DB / 20.0);
         match (self.run.as_mut(), block.hit) {
             (Some(run), Some((r, c)))
-                if (r, c) == (run.row, run.col) && block.amplitude(r, c) >= run.amplitude_peak * break_ratio =>
+                if (r, c) == (run.row, run.col)
+                    && block.amplitude(r, c) >= run.amplitude_peak * break_ratio =>
             {
                 let amplitude = block.amplitude(r, c);
                 run.last = amplitude;
@@ -362,17 +366,24 @@ pub(crate) mod tests {
 
     impl Signal {
         pub(crate) fn silence(mut self, ms: u32) -> Self {
-            self.samples.extend(std::iter::repeat(0.0).take((ms * 8) as usize));
+            self.samples.extend(std::iter::repeat_n(0.0, (ms * 8) as usize));
             self
         }
 
         pub(crate) fn samples_of_silence(mut self, n: usize) -> Self {
-            self.samples.extend(std::iter::repeat(0.0).take(n));
+            self.samples.extend(std::iter::repeat_n(0.0, n));
             self
         }
 
         /// Two tones, each at `dbm0` (row `twist_db` louder than column), `ms` long.
-        pub(crate) fn dual(mut self, row_hz: f32, col_hz: f32, row_dbm0: f32, col_dbm0: f32, ms: u32) -> Self {
+        pub(crate) fn dual(
+            mut self,
+            row_hz: f32,
+            col_hz: f32,
+            row_dbm0: f32,
+            col_dbm0: f32,
+            ms: u32,
+        ) -> Self {
             let (a, b) = (peak(row_dbm0), peak(col_dbm0));
             let n = (ms * 8) as usize;
             self.samples.extend((0..n).map(|i| {
@@ -394,7 +405,8 @@ pub(crate) mod tests {
             let mut rng = XorShift(seed);
             for s in &mut self.samples {
                 // Sum of 12 uniforms: near-Gaussian with unit variance.
-                let g: f32 = (0..12).map(|_| (rng.next() >> 40) as f32 / (1u64 << 24) as f32).sum::<f32>() - 6.0;
+                let g: f32 =
+                    (0..12).map(|_| (rng.next() >> 40) as f32 / (1u64 << 24) as f32).sum::<f32>() - 6.0;
                 *s += g * noise_rms;
             }
             self
@@ -639,7 +651,8 @@ pub(crate) mod tests {
     fn digits_survive_a_g711_round_trip_in_both_laws() {
         for law in [G711Law::MuLaw, G711Law::ALaw] {
             for (dbm0, on, off) in [(-3.0, 100, 100), (-25.0, 40, 20)] {
-                let encoded: Vec<u8> = dial(ALL, dbm0, on, off, 0).pcm().into_iter().map(|s| law.encode(s)).collect();
+                let encoded: Vec<u8> =
+                    dial(ALL, dbm0, on, off, 0).pcm().into_iter().map(|s| law.encode(s)).collect();
                 let mut detector = InbandDetector::new();
                 let mut got = String::new();
                 for payload in encoded.chunks(160) {

@@ -340,7 +340,12 @@ pub(crate) mod tests {
 
     impl Leg {
         fn new(config: DigitStreamConfig) -> Self {
-            Leg { stream: DigitStream::new(config), t0: Instant::now(), out: String::new(), sources: Vec::new() }
+            Leg {
+                stream: DigitStream::new(config),
+                t0: Instant::now(),
+                out: String::new(),
+                sources: Vec::new(),
+            }
         }
 
         fn drain(&mut self) {

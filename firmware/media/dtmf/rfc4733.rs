@@ -2,8 +2,10 @@
 //! [`DigitEvent`] per key press, and a sender that plans the packets for one digit.
 //!
 //! The receiver identifies a press by `(SSRC, RTP timestamp)`: every packet of one event carries
-//! the timestamp of the event's start (RFC 4733 §2.5.1.1), so the marker bit is informational only
-//! and a new timestamp is a new press even for the same digit. A press is reported once, when its
+//! the timestamp of the event's start (RFC 4733 §2.5.1.1), so a new timestamp is a new press even
+//! for the same digit. Packets of a finished press arriving within [`STALE_WINDOW`] are
+//! retransmissions; a start packet (marker, no E bit) or a packet after that window is the sender
+//! replaying the press (capture players such as SIPp resend the same headers). A press is reported once, when its
 //! first end packet (E bit) arrives, or when a newer event arrives, or after [`LOST_END_TIMEOUT`]
 //! without packets if every end packet was lost.
 
@@ -32,6 +34,11 @@ pub const LOST_END_TIMEOUT: Duration = Duration::from_millis(1_000);
 /// arrive within a few packet times, by which point at most a couple of new events started.
 const RECENT_EVENTS: usize = 8;
 
+/// Packets of a finished event (or with an older timestamp) arriving within this long after it
+/// finished or its last packet are leftovers: the RFC's three end packets span 100 ms at the suggested update
+/// interval, plus network reordering. Later ones are the sender starting the event over.
+pub const STALE_WINDOW: Duration = Duration::from_millis(500);
+
 /// A long event is split into segments of at most 0xFFFF timestamp units (RFC 4733 §2.5.1.3);
 /// a segment only ends at the cap, so a new timestamp continues the press only if the previous
 /// segment got this close to the cap.
@@ -55,6 +62,7 @@ const SEND_VOLUME: u8 = 10;
 /// A checked view of an RTP packet: every field read is within bounds.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RtpView<'a> {
+    pub(crate) marker: bool,
     pub(crate) payload_type: u8,
     pub(crate) timestamp: u32,
     pub(crate) ssrc: u32,
@@ -90,8 +98,14 @@ impl<'a> RtpView<'a> {
             payload = payload.get(..payload.len().checked_sub(pad)?)?;
         }
         Some(RtpView {
+            marker: b1 & 0x80 != 0,
             payload_type: b1 & 0x7f,
-            timestamp: u32::from_be_bytes([*header.get(4)?, *header.get(5)?, *header.get(6)?, *header.get(7)?]),
+            timestamp: u32::from_be_bytes([
+                *header.get(4)?,
+                *header.get(5)?,
+                *header.get(6)?,
+                *header.get(7)?,
+            ]),
             ssrc: u32::from_be_bytes([*header.get(8)?, *header.get(9)?, *header.get(10)?, *header.get(11)?]),
             payload,
         })
@@ -152,8 +166,9 @@ pub struct TelephoneEventReceiver {
     payload_type: u8,
     clock_rate: u32,
     current: Option<Current>,
-    /// `(ssrc, timestamp)` of finished segments and presses, oldest overwritten first.
-    recent: [Option<(u32, u32)>; RECENT_EVENTS],
+    /// `(ssrc, timestamp, last packet)` of finished segments and presses, oldest overwritten
+    /// first.
+    recent: [Option<(u32, u32, Instant)>; RECENT_EVENTS],
     recent_next: usize,
     queue: VecDeque<DigitEvent>,
 }
@@ -192,7 +207,7 @@ impl TelephoneEventReceiver {
         let block = EventBlock::parse(view.payload)?;
         // Events 16 and above (flash, tones, modem signals) are not digits here.
         event_to_digit(block.event)?;
-        self.handle_block(view.ssrc, view.timestamp, block, now);
+        self.handle_block(view.ssrc, view.timestamp, view.marker, block, now);
         self.poll_event()
     }
 
@@ -216,48 +231,63 @@ impl TelephoneEventReceiver {
     pub fn handle_timeout(&mut self, now: Instant) -> Option<DigitEvent> {
         let due = self.poll_timeout().is_some_and(|at| now >= at);
         if due {
-            self.finish_current();
+            self.finish_current(now);
         }
         self.poll_event()
     }
 
-    /// True if this `(ssrc, timestamp)` belongs to a segment or press already finished.
-    fn is_recent(&self, ssrc: u32, timestamp: u32) -> bool {
-        self.recent.iter().flatten().any(|&key| key == (ssrc, timestamp))
+    /// When the last packet of this finished segment or press arrived, if it is remembered.
+    fn recent_last_packet(&self, ssrc: u32, timestamp: u32) -> Option<Instant> {
+        self.recent.iter().flatten().find(|r| (r.0, r.1) == (ssrc, timestamp)).map(|r| r.2)
     }
 
-    fn remember(&mut self, ssrc: u32, timestamp: u32) {
+    /// Remembers a finished key, or refreshes the time of its last packet.
+    fn remember(&mut self, ssrc: u32, timestamp: u32, now: Instant) {
+        if let Some(entry) = self.recent.iter_mut().flatten().find(|r| (r.0, r.1) == (ssrc, timestamp)) {
+            entry.2 = now;
+            return;
+        }
         if let Some(slot) = self.recent.get_mut(self.recent_next) {
-            *slot = Some((ssrc, timestamp));
+            *slot = Some((ssrc, timestamp, now));
         }
         self.recent_next = (self.recent_next + 1) % RECENT_EVENTS;
     }
 
-    fn handle_block(&mut self, ssrc: u32, timestamp: u32, block: EventBlock, now: Instant) {
+    fn handle_block(&mut self, ssrc: u32, timestamp: u32, marker: bool, block: EventBlock, now: Instant) {
         if let Some(current) = self.current.as_mut() {
-            if current.ssrc == ssrc && current.timestamp == timestamp {
+            if current.ssrc == ssrc && current.timestamp == timestamp && !current.reported {
                 // An update, an end packet or a retransmission of the press being received.
-                if current.reported || current.event != block.event {
+                if current.event != block.event {
                     return;
                 }
                 current.units = current.units.max(u32::from(block.duration));
                 current.last_packet_at = now;
                 if block.end {
-                    self.finish_current();
+                    self.finish_current(now);
                 }
                 return;
             }
         }
-        if self.is_recent(ssrc, timestamp) {
-            // A late retransmission of something already finished.
-            return;
-        }
-        if let Some(current) = self.current {
-            let delta = timestamp.wrapping_sub(current.timestamp);
-            if current.ssrc == ssrc && (delta as i32) < 0 {
+        // A start packet (marker, no end) cannot trail its own end by a whole press, so for an
+        // event already finished it means the sender replays it (SIPp plays the same capture
+        // twice, or captures with older timestamps, on one SSRC).
+        let fresh_start = marker && !block.end;
+        if let Some(last_at) = self.recent_last_packet(ssrc, timestamp) {
+            if !fresh_start && now.saturating_duration_since(last_at) <= STALE_WINDOW {
+                // A late end packet or retransmission of something already finished.
+                self.remember(ssrc, timestamp, now);
+                return;
+            }
+        } else if let Some(current) = self.current {
+            let older = (timestamp.wrapping_sub(current.timestamp) as i32) < 0;
+            let recent = now.saturating_duration_since(current.last_packet_at) <= STALE_WINDOW;
+            if current.ssrc == ssrc && older && recent && !fresh_start {
                 // Older than the press being received: a reordered leftover, not a new press.
                 return;
             }
+        }
+        if let Some(current) = self.current {
+            let delta = timestamp.wrapping_sub(current.timestamp);
             let continues_long_press = current.ssrc == ssrc
                 && !current.reported
                 && current.event == block.event
@@ -266,7 +296,7 @@ impl TelephoneEventReceiver {
                 && delta <= current.units.saturating_add(SEGMENT_MIN_UNITS / 16);
             if continues_long_press {
                 // RFC 4733 §2.5.1.3: the next segment of the same press.
-                self.remember(current.ssrc, current.timestamp);
+                self.remember(current.ssrc, current.timestamp, now);
                 self.current = Some(Current {
                     timestamp,
                     earlier_units: current.earlier_units + u64::from(delta),
@@ -275,13 +305,13 @@ impl TelephoneEventReceiver {
                     ..current
                 });
                 if block.end {
-                    self.finish_current();
+                    self.finish_current(now);
                 }
                 return;
             }
             if !current.reported {
                 // Its end packets were lost; the new event proves it is over.
-                self.finish_current();
+                self.finish_current(now);
             }
         }
         self.current = Some(Current {
@@ -295,12 +325,12 @@ impl TelephoneEventReceiver {
         });
         if block.end {
             // The start and updates were lost: the press is seen only through its end.
-            self.finish_current();
+            self.finish_current(now);
         }
     }
 
     /// Marks the current press reported and queues its digit.
-    fn finish_current(&mut self) {
+    fn finish_current(&mut self, now: Instant) {
         let Some(current) = self.current.as_mut() else { return };
         if current.reported {
             return;
@@ -310,7 +340,7 @@ impl TelephoneEventReceiver {
         let units = current.earlier_units + u64::from(current.units);
         let duration_ms = u32::try_from(units * 1_000 / u64::from(self.clock_rate)).unwrap_or(u32::MAX);
         let digit = event_to_digit(current.event);
-        self.remember(ssrc, timestamp);
+        self.remember(ssrc, timestamp, now);
         let Some(digit) = digit else { return };
         let event = DigitEvent { digit, duration_ms, source: DtmfSource::Rfc4733 };
         if self.queue.len() >= MAX_QUEUED {
@@ -515,11 +545,35 @@ mod tests {
     #[test]
     fn duplicated_and_retransmitted_packets_do_not_repeat_a_press() {
         let mut rx = TelephoneEventReceiver::new(PT);
-        let mut packets = press(&mut 1, 320, 9, 480);
-        let copy = packets.clone();
-        packets.extend(copy);
-        packets.insert(0, packets[0].clone());
+        let press = press(&mut 1, 320, 9, 480);
+        // Every packet twice, then a late copy of an update and of an end packet.
+        let mut packets: Vec<_> = press.iter().flat_map(|p| [p.clone(), p.clone()]).collect();
+        packets.push(press[1].clone());
+        packets.push(press[press.len() - 1].clone());
         assert_eq!(digits(&feed(&mut rx, &packets, Instant::now())), "9");
+    }
+
+    #[test]
+    fn a_press_replayed_with_the_same_headers_is_a_new_press() {
+        // SIPp's pcap player resends a capture's RTP headers unchanged.
+        let mut rx = TelephoneEventReceiver::new(PT);
+        let once = press(&mut 1, 320, 5, 480);
+        let mut packets = once.clone();
+        packets.extend(once.clone());
+        assert_eq!(digits(&feed(&mut rx, &packets, Instant::now())), "55", "replayed at once");
+        let t0 = Instant::now();
+        let mut rx = TelephoneEventReceiver::new(PT);
+        let first = feed(&mut rx, &once[once.len() - 3..], t0);
+        let again = feed(&mut rx, &once[once.len() - 3..], t0 + STALE_WINDOW + Duration::from_millis(100));
+        assert_eq!(digits(&first) + &digits(&again), "55", "end packets only, replayed after a pause");
+    }
+
+    #[test]
+    fn a_start_with_an_older_timestamp_is_a_new_press() {
+        let mut rx = TelephoneEventReceiver::new(PT);
+        let mut packets = press(&mut 1, 17_632, 0, 320);
+        packets.extend(press(&mut 1, 13_280, 1, 320));
+        assert_eq!(digits(&feed(&mut rx, &packets, Instant::now())), "01");
     }
 
     #[test]
@@ -688,7 +742,8 @@ mod tests {
         assert_eq!(plan[0].packet[1] & 0x80, 0x80, "marker on the first packet only");
         assert!(plan[1..].iter().all(|p| p.packet[1] & 0x80 == 0));
         assert!(plan.iter().all(|p| RtpView::parse(&p.packet).is_some_and(|v| v.timestamp == 1_000)));
-        let blocks: Vec<EventBlock> = plan.iter().filter_map(|p| EventBlock::parse(&p.packet[12..])).collect();
+        let blocks: Vec<EventBlock> =
+            plan.iter().filter_map(|p| EventBlock::parse(&p.packet[12..])).collect();
         assert_eq!(blocks.iter().map(|b| b.duration).collect::<Vec<_>>(), vec![0, 400, 800, 960, 960, 960]);
         assert!(blocks.iter().all(|b| b.event == 11));
         assert_eq!(blocks.iter().filter(|b| b.end).count(), 3);
