@@ -196,9 +196,7 @@ fn bench_import() {
     let mut wav = b"RIFF".to_vec();
     wav.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
     wav.extend_from_slice(b"WAVEfmt ");
-    for v in [16u32] {
-        wav.extend_from_slice(&v.to_le_bytes());
-    }
+    wav.extend_from_slice(&16u32.to_le_bytes());
     for v in [1u16, 2] {
         wav.extend_from_slice(&v.to_le_bytes());
     }
