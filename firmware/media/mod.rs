@@ -13,6 +13,7 @@
 //! [`RelayManager`], [`RelayStats`], [`RelayError`], and the [`sdp`] module (parse, render and
 //! codec selection). Measured relay cost: `docs/PERFORMANCE.md`, "RTP relay".
 
+pub mod audio;
 pub mod dtmf;
 pub mod pool;
 pub mod prompts;
