@@ -21,6 +21,7 @@ fn main() {
             name: n.to_string(),
             password: "bench-password".into(),
             call_waiting: true,
+            record: Default::default(),
         })
         .collect();
     let cfg = EngineConfig {
@@ -34,6 +35,8 @@ fn main() {
         rtp_ports: PortRange { lo: 10000, hi: 20000 },
         wall_anchor: (t0, 0),
         first_call_id: 1,
+        media: Default::default(),
+        rooms: vec!["9201".into(), "9202".into(), "9203".into()],
     };
     let mut e = Engine::new(cfg, &exts);
     let caller = Peer { transport: Transport::Udp, addr: "127.0.0.1:7001".parse().unwrap() };

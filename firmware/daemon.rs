@@ -7,7 +7,7 @@ use crate::config::{Config, ExtensionConfig, PortRange};
 use crate::console::{ConsoleCommand, ConsoleRequest};
 use crate::engine::{Engine, EngineConfig, Output};
 use crate::media::relay::RelayManager;
-use crate::media::{MediaCommand, RelayId};
+use crate::media::{MediaCommand, MediaEvent, RelayId};
 use crate::sip::transport::{Inbound, SipSockets};
 use crate::store::{spawn_cdr_writer, CdrSink, Store};
 use std::fmt::Write as _;
@@ -105,6 +105,7 @@ fn provision(store: &Store, config: &Config) -> Result<Vec<ExtensionConfig>, Sta
             name: format!("Demo {n}"),
             password: generate_password(),
             call_waiting: true,
+            record: Default::default(),
         })
         .collect();
     store.put_extensions(&demo).map_err(err)?;
@@ -159,7 +160,19 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     let sockets = SipSockets::bind(sip_addr, inbox_tx)
         .await
         .map_err(|e| StartError(format!("cannot bind SIP on {sip_addr} (udp+tcp): {e}")))?;
-    let relay = RelayManager::new(config.sip.bind);
+    let (media_tx, mut media_rx) = mpsc::channel::<MediaEvent>(crate::media::relay::EVENT_QUEUE);
+    let recordings_dir = opts.data_dir.join("recordings");
+    let recordings = crate::store::recordings::RecordingStore::open(
+        &recordings_dir,
+        crate::store::recordings::RetentionPolicy {
+            max_age_days: config.recording.retention_days,
+            max_bytes: (config.recording.max_mib > 0)
+                .then(|| config.recording.max_mib.saturating_mul(1 << 20)),
+        },
+    )
+    .map_err(|e| StartError(format!("cannot create {}: {e}", recordings_dir.display())))?;
+    let relay = RelayManager::with_media(config.sip.bind, Some(media_tx), Some(recordings_dir.clone()));
+    spawn_retention(recordings.clone());
     let (cdr_sink, cdr_writer) = spawn_cdr_writer(store.clone());
     let (console_tx, mut console_rx) = mpsc::channel::<ConsoleRequest>(CONSOLE_QUEUE);
     let socket_path = console_socket(&opts.data_dir);
@@ -184,6 +197,8 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         rtp_ports: config.rtp.ports,
         wall_anchor: (start, wall_ms()),
         first_call_id,
+        media: config.media.clone(),
+        rooms: config.conference.rooms.clone(),
     };
     let mut engine = Engine::new(engine_cfg, &extensions);
 
@@ -226,6 +241,14 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                     let _ = req.reply.send(text);
                 }
             }
+            ev = media_rx.recv() => {
+                if let Some(ev) = ev {
+                    if let MediaEvent::Recorded { bytes, .. } = &ev {
+                        recordings.add_bytes_written(*bytes);
+                    }
+                    engine.handle_media_event(now(), ev);
+                }
+            }
             _ = sleep_until(deadline) => engine.handle_timeout(now()),
         }
         flush(&mut engine, &sockets, &relay, &cdr_sink).await;
@@ -237,6 +260,24 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), cdr_writer).await;
     let _ = std::fs::remove_file(&socket_path);
     Ok(())
+}
+
+/// How often the recording retention runs.
+const RETENTION_SWEEP: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Applies the recording retention at start and every hour, off the engine's task (it walks
+/// the recordings directory).
+fn spawn_retention(store: crate::store::recordings::RecordingStore) {
+    tokio::spawn(async move {
+        loop {
+            let s = store.clone();
+            let report = tokio::task::spawn_blocking(move || s.sweep(wall_ms())).await;
+            if let Ok(Err(e)) = report {
+                log::warn!("recording retention failed: {e}");
+            }
+            tokio::time::sleep(RETENTION_SWEEP).await;
+        }
+    });
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -269,16 +310,12 @@ async fn flush(engine: &mut Engine, sockets: &SipSockets, relay: &RelayManager, 
         match out {
             Output::Transmit { peer, data } => sockets.send(peer, data).await,
             Output::Media(cmd) => {
-                let relay_id = match &cmd {
-                    MediaCommand::Open { relay, .. }
-                    | MediaCommand::SetRemote { relay, .. }
-                    | MediaCommand::Close { relay } => *relay,
-                };
-                let opening = matches!(cmd, MediaCommand::Open { .. });
+                let relay_id = cmd.relay();
+                let opening = matches!(cmd, MediaCommand::Open { .. } | MediaCommand::JoinRoom { .. });
                 if let Err(e) = relay.execute(cmd) {
                     log::warn!("relay {}: {e}", relay_id.0);
                     if opening {
-                        engine.media_failed(RelayId(relay_id.0), now());
+                        engine.media_failed(relay_id, now());
                     }
                 }
             }

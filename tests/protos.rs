@@ -156,6 +156,8 @@ fn engine_config(now: Instant) -> EngineConfig {
         rtp_ports: PortRange { lo: 40_000, hi: 40_199 },
         wall_anchor: (now, 1_700_000_000_000),
         first_call_id: 1,
+        media: Default::default(),
+        rooms: vec!["9201".into(), "9202".into(), "9203".into()],
     }
 }
 
@@ -168,6 +170,7 @@ fn every_protos_case_leaves_an_in_process_engine_standing() {
         name: "Protos".into(),
         password: "protos-201".into(),
         call_waiting: true,
+        record: Default::default(),
     };
     let mut engine = Engine::new(engine_config(start), &[ext]);
     let phone = SocketAddr::from(([127, 0, 0, 1], 5999));

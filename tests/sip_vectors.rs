@@ -149,6 +149,8 @@ fn engine(extensions: &[String], now: Instant) -> Engine {
         rtp_ports: PortRange { lo: 40_000, hi: 40_199 },
         wall_anchor: (now, 1_700_000_000_000),
         first_call_id: 1,
+        media: Default::default(),
+        rooms: vec!["9201".into(), "9202".into(), "9203".into()],
     };
     let exts: Vec<ExtensionConfig> = extensions
         .iter()
@@ -157,6 +159,7 @@ fn engine(extensions: &[String], now: Instant) -> Engine {
             name: format!("Vector {n}"),
             password: PASSWORD.into(),
             call_waiting: true,
+            record: Default::default(),
         })
         .collect();
     Engine::new(cfg, &exts)

@@ -11,6 +11,7 @@ fn ext(number: &str, name: &str) -> ExtensionConfig {
         name: name.into(),
         password: format!("pass-{number}-word"),
         call_waiting: number != "203",
+        record: Default::default(),
     }
 }
 
@@ -42,6 +43,7 @@ fn cdr(call_id: u64) -> CdrRecord {
             final_status: 200,
             disposition: Disposition::Answered,
         }],
+        recordings: Vec::new(),
     }
 }
 

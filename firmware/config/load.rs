@@ -7,8 +7,8 @@
 //! `[[extension]]` blocks from 1, as a technician reads the file).
 //!
 //! The format is documented for installers in `docs/configuration.md`.
-use super::DigestAlgorithm;
 use super::{Config, ExtensionConfig, PortRange, RtpConfig, SipConfig};
+use super::{DigestAlgorithm, RecordPolicy};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::io::Read;
@@ -106,6 +106,30 @@ struct RawFile {
     rtp: Option<RawRtp>,
     #[serde(default)]
     extension: Vec<Spanned<RawExtension>>,
+    media: Option<RawMedia>,
+    recording: Option<RawRecording>,
+    conference: Option<RawConference>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMedia {
+    language: Option<Spanned<String>>,
+    music_on_hold: Option<Spanned<bool>>,
+    announce_recording: Option<Spanned<bool>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecording {
+    retention_days: Option<Spanned<i64>>,
+    max_mib: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConference {
+    rooms: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,6 +158,7 @@ struct RawExtension {
     name: Spanned<String>,
     password: Spanned<String>,
     call_waiting: Option<Spanned<bool>>,
+    record: Option<Spanned<String>>,
 }
 
 /// A validation failure before the file name and line are attached.
@@ -188,6 +213,50 @@ fn validate(raw: RawFile) -> Result<Config, Invalid> {
             });
         }
         config.extensions.push(ext.config);
+    }
+    if let Some(m) = raw.media {
+        if let Some(l) = m.language {
+            config.media.language = crate::media::prompts::Lang::from_code(l.get_ref()).ok_or_else(|| {
+                invalid(&l, "media.language", format!("`{}` is not \"ja\" or \"en\"", l.get_ref()))
+            })?;
+        }
+        if let Some(b) = m.music_on_hold {
+            config.media.music_on_hold = b.into_inner();
+        }
+        if let Some(b) = m.announce_recording {
+            config.media.announce_recording = b.into_inner();
+        }
+    }
+    if let Some(r) = raw.recording {
+        if let Some(d) = r.retention_days {
+            let v = *d.get_ref();
+            config.recording.retention_days =
+                u32::try_from(v).ok().filter(|v| (1..=3650).contains(v)).ok_or_else(|| {
+                    invalid(&d, "recording.retention_days", format!("{v} is outside 1..=3650 days"))
+                })?;
+        }
+        if let Some(m) = r.max_mib {
+            let v = *m.get_ref();
+            config.recording.max_mib =
+                u64::try_from(v).map_err(|_| invalid(&m, "recording.max_mib", format!("{v} is negative")))?;
+        }
+    }
+    if let Some(c) = raw.conference {
+        if let Some(rooms) = c.rooms {
+            for r in rooms.get_ref() {
+                if r.is_empty() || r.len() > 8 || !r.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(invalid(
+                        &rooms,
+                        "conference.rooms",
+                        format!("`{r}` is not a 1-8 digit number"),
+                    ));
+                }
+                if config.extensions.iter().any(|e| &e.number == r) {
+                    return Err(invalid(&rooms, "conference.rooms", format!("{r} is also an extension")));
+                }
+            }
+            config.conference.rooms = rooms.into_inner();
+        }
     }
     Ok(config)
 }
@@ -315,6 +384,16 @@ fn validate_extension(ext: RawExtension, index: usize) -> Result<CheckedExtensio
             name: ext.name.into_inner(),
             password: ext.password.into_inner(),
             call_waiting: ext.call_waiting.map(Spanned::into_inner).unwrap_or(true),
+            record: match ext.record {
+                None => RecordPolicy::Never,
+                Some(r) => RecordPolicy::parse(r.get_ref()).ok_or_else(|| {
+                    invalid(
+                        &r,
+                        field("record"),
+                        format!("`{}` is not one of never, always, on_demand", r.get_ref()),
+                    )
+                })?,
+            },
         },
     })
 }

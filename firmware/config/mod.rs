@@ -1,6 +1,7 @@
 //! Typed configuration of the box.
 //!
-//! The public interface is: [`Config`], [`SipConfig`], [`DigestAlgorithm`], [`RtpConfig`], [`ExtensionConfig`],
+//! The public interface is: [`Config`], [`SipConfig`], [`DigestAlgorithm`], [`MediaConfig`],
+//! [`RecordingConfig`], [`ConferenceConfig`], [`RecordPolicy`], [`RtpConfig`], [`ExtensionConfig`],
 //! [`PortRange`], [`ConfigError`], [`load_file`], [`parse_str`].
 //!
 //! The file format (TOML) is documented in `docs/configuration.md`. A config that fails
@@ -21,6 +22,95 @@ pub struct Config {
     pub rtp: RtpConfig,
     /// Provisioned extensions. Empty means "use the demo set" (201-210).
     pub extensions: Vec<ExtensionConfig>,
+    /// `[media]`: prompts language, music on hold, recording announcement.
+    pub media: MediaConfig,
+    /// `[recording]`: retention of call recordings.
+    pub recording: RecordingConfig,
+    /// `[conference]`: dial-in room numbers.
+    pub conference: ConferenceConfig,
+}
+
+/// `[media]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaConfig {
+    /// Language of the box's voice prompts: `"ja"` or `"en"`.
+    pub language: crate::media::prompts::Lang,
+    /// Hold (a re-INVITE with sendonly/inactive) plays music to the held party instead of
+    /// relaying the hold to its phone.
+    pub music_on_hold: bool,
+    /// Play "this call is recorded" to the other party when a recording starts.
+    pub announce_recording: bool,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            language: crate::media::prompts::Lang::Ja,
+            music_on_hold: true,
+            announce_recording: true,
+        }
+    }
+}
+
+/// `[recording]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordingConfig {
+    /// Days a recording is kept (spec seed 001: 30).
+    pub retention_days: u32,
+    /// Size cap of all recordings in MiB; 0 = only the age limit. Oldest go first.
+    pub max_mib: u64,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig { retention_days: 30, max_mib: 0 }
+    }
+}
+
+/// `[conference]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConferenceConfig {
+    /// Numbers that dial into a conference room (spec seed 002 §3.6: 9201-9203).
+    pub rooms: Vec<String>,
+}
+
+impl Default for ConferenceConfig {
+    fn default() -> Self {
+        ConferenceConfig { rooms: vec!["9201".into(), "9202".into(), "9203".into()] }
+    }
+}
+
+/// When an extension's calls are recorded (issue 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecordPolicy {
+    /// Never (the default).
+    #[default]
+    Never,
+    /// Every call the extension makes or takes.
+    Always,
+    /// When the extension's user presses `*1` during a call (again to stop).
+    OnDemand,
+}
+
+impl RecordPolicy {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordPolicy::Never => "never",
+            RecordPolicy::Always => "always",
+            RecordPolicy::OnDemand => "on_demand",
+        }
+    }
+
+    /// Parses the config spelling.
+    pub fn parse(s: &str) -> Option<RecordPolicy> {
+        match s {
+            "never" => Some(RecordPolicy::Never),
+            "always" => Some(RecordPolicy::Always),
+            "on_demand" => Some(RecordPolicy::OnDemand),
+            _ => None,
+        }
+    }
 }
 
 /// `[sip]`: where the box listens for SIP.
@@ -70,7 +160,7 @@ pub struct PortRange {
 }
 
 /// `[[extension]]`: one phone number of the office.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ExtensionConfig {
     /// The number dialled to reach it, e.g. `201`; also the SIP auth user name.
     pub number: String,
@@ -80,6 +170,8 @@ pub struct ExtensionConfig {
     pub password: String,
     /// When false, a second call while the phone is in a call gets 486 Busy Here.
     pub call_waiting: bool,
+    /// When its calls are recorded.
+    pub record: RecordPolicy,
 }
 
 impl Default for SipConfig {

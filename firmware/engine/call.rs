@@ -7,7 +7,7 @@
 
 use super::cdr::{CdrRecord, Disposition, HangupSide, LegRecord};
 use super::{CallView, Engine, TimerKey};
-use crate::media::sdp::{self, Direction, Origin, PayloadFormat};
+use crate::media::sdp::{self, Direction, Encoding, Origin, PayloadFormat};
 use crate::media::{MediaCommand, RelayId, Side};
 use crate::sip::message::{NameAddr, Request, Response};
 use crate::sip::transaction::{ClientTxnId, ServerTxnId, T1, T2, TIMEOUT_64T1};
@@ -125,20 +125,75 @@ pub(super) struct Call {
     answer: Option<Instant>,
     ring_deadline: Option<Instant>,
     reinvite_pending: bool,
+    /// Where the call goes: an extension's phones, or a conference room of the box.
+    pub(super) route: CallRoute,
+    /// A recording is running.
+    pub(super) recording_active: bool,
+    /// Recordings started so far (on-demand may start several).
+    pub(super) recordings: u32,
+    /// Their paths, relative to the recordings directory (linked from the CDR).
+    pub(super) recording_paths: Vec<String>,
+    /// Which side put the call on hold (music plays to the other).
+    pub(super) held_by: Option<Side>,
+    /// Recent digits per side, for in-call feature codes.
+    pub(super) digit_buffers: [DigitBuffer; 2],
+    /// Every digit seen on the call, for the console.
+    pub(super) digits_seen: String,
+}
+
+/// Where a call goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CallRoute {
+    /// Bridged to an extension's phones.
+    Extension,
+    /// Answered by the box into a conference room.
+    Room(u32),
+}
+
+/// Recent digits of one side.
+#[derive(Debug, Clone, Default)]
+pub(super) struct DigitBuffer {
+    pub(super) digits: String,
+    pub(super) last: Option<Instant>,
 }
 
 impl Call {
+    /// The formats in use: the answered ones, else the offered ones.
+    pub(super) fn negotiated(&self) -> &[PayloadFormat] {
+        if self.answered.is_empty() {
+            &self.offered
+        } else {
+            &self.answered
+        }
+    }
+
+    pub(super) fn caller_ext(&self) -> &str {
+        &self.from_ext
+    }
+
+    pub(super) fn callee_ext(&self) -> &str {
+        &self.to_ext
+    }
+
+    pub(super) fn start_instant(&self) -> Instant {
+        self.start
+    }
+
     pub(super) fn view(&self, now: Instant) -> CallView {
         CallView {
             id: self.id,
             from: self.from_ext.clone(),
             to: self.to_ext.clone(),
-            state: match (self.state, self.ring) {
-                (CallState::Proceeding, None) => "trying",
-                (CallState::Proceeding, Some(_)) => "ringing",
-                (CallState::Answered, _) => "answered",
-                (CallState::Confirmed, _) => "talking",
+            state: match (self.state, self.ring, self.route, self.held_by) {
+                (CallState::Proceeding, None, _, _) => "trying",
+                (CallState::Proceeding, Some(_), _, _) => "ringing",
+                (_, _, CallRoute::Room(_), _) => "conference",
+                (CallState::Confirmed, _, _, Some(_)) => "on hold",
+                (CallState::Answered, _, _, _) => "answered",
+                (CallState::Confirmed, _, _, None) => "talking",
             },
+            recording: self.recording_active,
+            digits: self.digits_seen.clone(),
             age_s: now.saturating_duration_since(self.start).as_secs(),
             talk_s: self.answer.map(|a| now.saturating_duration_since(a).as_secs()),
             caller_peer: self.a.peer,
@@ -247,16 +302,20 @@ impl Engine {
         }
         let to_ext =
             req.uri.user_unescaped().or_else(|| req.common.to.uri.user_unescaped()).unwrap_or_default();
-        let Some(callee) = self.extensions.get(&to_ext).cloned() else {
-            return self.reply_status(txn, &req, peer, 404, &[], now);
-        };
-        let contacts: Vec<(String, Peer)> =
-            self.registrar.contacts(&to_ext, now).iter().map(|b| (b.uri.clone(), b.peer)).collect();
-        if contacts.is_empty() {
-            return self.reply_status(txn, &req, peer, 480, &[], now);
-        }
-        if !callee.call_waiting && self.active_by_ext.get(&to_ext).copied().unwrap_or(0) > 0 {
-            return self.reply_status(txn, &req, peer, 486, &[], now);
+        let room = self.room_for(&to_ext);
+        let mut contacts: Vec<(String, Peer)> = Vec::new();
+        if room.is_none() {
+            let Some(callee) = self.extensions.get(&to_ext).cloned() else {
+                return self.reply_status(txn, &req, peer, 404, &[], now);
+            };
+            contacts =
+                self.registrar.contacts(&to_ext, now).iter().map(|b| (b.uri.clone(), b.peer)).collect();
+            if contacts.is_empty() {
+                return self.reply_status(txn, &req, peer, 480, &[], now);
+            }
+            if !callee.call_waiting && self.active_by_ext.get(&to_ext).copied().unwrap_or(0) > 0 {
+                return self.reply_status(txn, &req, peer, 486, &[], now);
+            }
         }
         if self.calls.len() >= super::MAX_CALLS {
             return self.reply_status(txn, &req, peer, 503, &[("Retry-After", "5".into())], now);
@@ -274,6 +333,11 @@ impl Engine {
             return self.reply_status(txn, &req, peer, 406, &[("Accept", "application/sdp".into())], now);
         }
         let late_offer = req.common.body.is_empty();
+        if late_offer && room.is_some() {
+            // The box answers room calls itself and needs the phone's offer to do so.
+            let w = [("Warning", "399 hakoden \"conference rooms need an SDP offer\"".to_string())];
+            return self.reply_status(txn, &req, peer, 488, &w, now);
+        }
         let ctype = req.common.content_type();
         if !late_offer && ctype.as_deref() != Some("application/sdp") {
             return self.reply_status(txn, &req, peer, 415, &[("Accept", "application/sdp".into())], now);
@@ -348,13 +412,15 @@ impl Engine {
         let caller_tag = req.common.from.tag().unwrap_or_default().to_string();
         self.a_index.insert((req.common.call_id.clone(), caller_tag), id);
         self.invite_index.insert(txn, id);
-        self.out.push_back(super::Output::Media(MediaCommand::Open {
-            relay: RelayId(id),
-            a_port,
-            b_port,
-            a_remote,
-            b_remote: None,
-        }));
+        if room.is_none() {
+            self.out.push_back(super::Output::Media(MediaCommand::Open {
+                relay: RelayId(id),
+                a_port,
+                b_port,
+                a_remote,
+                b_remote: None,
+            }));
+        }
         let display = req.common.from.display.clone();
         let call = Call {
             id,
@@ -380,15 +446,55 @@ impl Engine {
             answer: None,
             ring_deadline: Some(now + self.cfg.ring_timeout),
             reinvite_pending: false,
+            route: CallRoute::Extension,
+            recording_active: false,
+            recordings: 0,
+            recording_paths: Vec::new(),
+            held_by: None,
+            digit_buffers: Default::default(),
+            digits_seen: String::new(),
         };
         self.calls.insert(id, call);
         self.active_add(&from_ext, 1);
         self.active_add(&to_ext, 1);
+        if let Some(room) = room {
+            return self.answer_room_call(now, id, room, a_remote);
+        }
         self.arm(now + self.cfg.ring_timeout, TimerKey::Call(id));
         log::info!("call {id}: {from_ext} -> {to_ext} ({} contact(s))", contacts.len());
         for (uri, contact_peer) in contacts {
             self.start_fork(now, id, &uri, contact_peer, display.as_deref());
         }
+    }
+
+    /// The box answers a call to one of its conference rooms: one voice codec (and
+    /// telephone-event) from the offer, then the room.
+    fn answer_room_call(&mut self, now: Instant, id: u64, room: u32, remote: Option<std::net::SocketAddr>) {
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        let voice =
+            call.offered.iter().find(|f| matches!(f.encoding, Encoding::Pcmu | Encoding::Pcma)).cloned();
+        let te = call.offered.iter().find(|f| f.encoding == Encoding::TelephoneEvent).cloned();
+        call.answered = voice.into_iter().chain(te).collect();
+        call.state = CallState::Answered;
+        call.answer = Some(now);
+        call.ring_deadline = None;
+        call.a_ok_sent = true;
+        // The B port is not used: the room mixes on the A port.
+        self.pool.release(call.b_port);
+        call.b_port = 0;
+        let formats = call.answered.clone();
+        let Some(call) = self.calls.get(&id) else { return };
+        let body = self.sdp_for(call, Side::A, &formats, Direction::SendRecv);
+        let ok = response_to(&call.invite.common, call.a.peer.addr, 200, Some(&call.a_tag))
+            .header("Contact", self.contact_for(&call.to_ext, &call.a.peer))
+            .header("Allow", writer::ALLOW)
+            .finish_with_body("application/sdp", &body);
+        let (txn, cseq, a_peer, a_port) =
+            (call.invite_txn, call.invite.common.cseq.seq, call.a.peer, call.a_port);
+        self.reply(txn, 200, ok.clone(), now);
+        self.set_pending_ok(now, id, Side::A, cseq, ok, a_peer);
+        log::info!("call {id}: answered into conference room {room}");
+        self.join_room(id, room, a_port, remote);
     }
 
     fn start_fork(&mut self, now: Instant, id: u64, uri: &str, peer: Peer, display: Option<&str>) {
@@ -693,6 +799,7 @@ impl Engine {
             call.a_ok_sent = true;
         }
         log::info!("call {id}: answered");
+        self.start_media(id, now);
     }
 
     /// Arms 2xx retransmission on a leg (UDP only; §13.3.1.4).
@@ -1004,6 +1111,21 @@ impl Engine {
                 self.handle_reinvite(now, peer, txn, req, id, side, is_winner)
             }
             _ => {
+                // SIP INFO DTMF (RFC 6086 with application/dtmf-relay or application/dtmf) is
+                // reported like the other sources; the INFO itself is still relayed.
+                if req.method == crate::sip::message::Method::Info && is_winner {
+                    let ct = req.common.header("Content-Type").unwrap_or("").to_string();
+                    if let Ok(event) = crate::media::dtmf::parse_info(&ct, &req.common.body) {
+                        self.on_digit(id, side, event, now);
+                    }
+                }
+                let Some(call) = self.calls.get(&id) else {
+                    return self.reply_status(txn, &req, peer, 481, &[], now);
+                };
+                if call.route != CallRoute::Extension && is_winner {
+                    // Nobody to relay to: the box is the other end.
+                    return self.reply_status(txn, &req, peer, 200, &[], now);
+                }
                 // INFO / UPDATE: relay to the other side once the call is up.
                 if !is_winner || call.winner.is_none() {
                     return self.reply_status(txn, &req, peer, 481, &[], now);
@@ -1066,6 +1188,25 @@ impl Engine {
                 side,
                 remote: addr,
             }));
+        }
+        // Answered by the box itself: room calls, and hold/resume when music on hold is on (the
+        // held phone keeps sending to the relay; the other phone hears music, not silence).
+        let holding = matches!(offer.direction, Direction::SendOnly | Direction::Inactive)
+            || offer.rtp_addr().is_none();
+        let is_room = call.route != CallRoute::Extension;
+        let resuming = !holding && call.held_by == Some(side);
+        if is_room || (self.cfg.media.music_on_hold && (holding || resuming)) {
+            if !is_room {
+                self.hold_or_resume(id, side, holding);
+            }
+            let Some(call) = self.calls.get_mut(&id) else { return };
+            call.dialog_mut(side).sdp_version += 1;
+            let answer_formats: Vec<PayloadFormat> =
+                formats.iter().filter(|f| offer.formats.iter().any(|o| o.pt == f.pt)).cloned().collect();
+            let answer_formats = if answer_formats.is_empty() { formats.clone() } else { answer_formats };
+            let Some(call) = self.calls.get(&id) else { return };
+            let body = self.sdp_for(call, side, &answer_formats, offer.direction.reversed());
+            return self.answer_reinvite(now, id, side, txn, &req, peer, &body);
         }
         let trying = response_to(&req.common, peer.addr, 100, None).finish();
         self.reply(txn, 100, trying, now);
@@ -1356,6 +1497,7 @@ impl Engine {
             cause: cause.to_string(),
             final_status,
             legs,
+            recordings: call.recording_paths.clone(),
         };
         log::info!("call {id}: ended ({:?}, {cause})", rec.disposition);
         self.out.push_back(super::Output::Cdr(Box::new(rec)));

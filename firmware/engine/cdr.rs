@@ -88,4 +88,7 @@ pub struct CdrRecord {
     pub final_status: u16,
     /// Every leg.
     pub legs: Vec<LegRecord>,
+    /// Recordings of the call, relative to the recordings directory (`YYYYMMDD/call-N.wav`).
+    #[serde(default)]
+    pub recordings: Vec<String>,
 }

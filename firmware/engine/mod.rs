@@ -11,6 +11,7 @@
 
 mod call;
 pub mod cdr;
+mod features;
 pub mod registrar;
 #[cfg(test)]
 mod tests;
@@ -67,6 +68,10 @@ pub struct EngineConfig {
     pub wall_anchor: (Instant, u64),
     /// The first box-wide call id to hand out (after the last one in the store).
     pub first_call_id: u64,
+    /// Prompts language, music on hold, recording announcement.
+    pub media: crate::config::MediaConfig,
+    /// Numbers that dial into the box's conference rooms.
+    pub rooms: Vec<String>,
 }
 
 /// What the engine asks the drivers to do.
@@ -119,6 +124,10 @@ pub struct CallView {
     pub caller_peer: Peer,
     /// Relay ports (caller side, callee side).
     pub rtp_ports: (u16, u16),
+    /// A recording is running.
+    pub recording: bool,
+    /// DTMF digits seen on the call (both sides), most recent last.
+    pub digits: String,
 }
 
 /// Engine counters for the console and benchmarks.

@@ -35,6 +35,7 @@ fn ext(n: &str, call_waiting: bool) -> ExtensionConfig {
         name: format!("Ext {n}"),
         password: format!("pw-{n}-secret"),
         call_waiting,
+        record: Default::default(),
     }
 }
 
@@ -59,6 +60,8 @@ impl Harness {
             rtp_ports: crate::config::PortRange { lo: 20000, hi: 20099 },
             wall_anchor: (now, 1_700_000_000_000),
             first_call_id: 1,
+            media: Default::default(),
+            rooms: vec!["9201".into(), "9202".into(), "9203".into()],
         };
         Harness { engine: Engine::new(cfg, &exts), now, sent: vec![], media: vec![], cdrs: vec![] }
     }
@@ -493,8 +496,9 @@ fn every_contact_rings_and_the_first_answer_wins() {
 }
 
 #[test]
-fn a_hold_reinvite_is_relayed_to_the_other_phone() {
+fn without_music_on_hold_a_hold_reinvite_is_relayed_to_the_other_phone() {
     let mut h = Harness::new();
+    h.engine.cfg.media.music_on_hold = false;
     answered_call(&mut h);
     let ok = h.take_for(phone(7001)).pop().unwrap();
     h.take_for(phone(7002));
@@ -710,4 +714,182 @@ fn finished_calls_leave_no_state_behind_once_the_timers_have_run() {
     let (calls, server, client, purposes, timers) = h.engine.table_sizes();
     assert_eq!((calls, server, client, purposes), (0, 0, 0, 0), "timers left: {timers}");
     assert!(timers <= 1, "only the registrar sweep may stay armed: {timers}");
+}
+
+/// Sends the caller's ACK for the 200 it got; returns the To header (with the box's tag).
+fn ack_caller(h: &mut Harness, ok: &str, call: &str) -> String {
+    let to_tag = ok.split("To: ").nth(1).unwrap().lines().next().unwrap().to_string();
+    h.send(
+        phone(7001),
+        &format!(
+            "ACK sip:202@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7001;branch=z9hG4bKack{call}\r\n\
+             From: <sip:201@127.0.0.1>;tag=f{call}\r\nTo: {to_tag}\r\nCall-ID: {call}\r\nCSeq: 1 ACK\r\n\r\n"
+        ),
+    );
+    to_tag
+}
+
+fn in_dialog_from_caller(method: &str, cseq: u32, to_tag: &str, extra: &str, body: &str) -> String {
+    format!(
+        "{method} sip:202@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7001;branch=z9hG4bK{method}{cseq}\r\n\
+         From: <sip:201@127.0.0.1>;tag=fc1\r\nTo: {to_tag}\r\nCall-ID: c1\r\nCSeq: {cseq} {method}\r\n\
+         Contact: <sip:201@127.0.0.1:7001>\r\n{extra}\r\n{body}"
+    )
+}
+
+// Tests for media features (issue 3).
+
+#[test]
+fn hold_plays_music_to_the_other_party_and_resume_stops_it() {
+    let mut h = Harness::new();
+    answered_call(&mut h);
+    let ok = h.take_for(phone(7001)).pop().unwrap();
+    h.take_for(phone(7002));
+    let to_tag = ack_caller(&mut h, &ok, "c1");
+    let hold = sdp(4000, "0") + "a=sendonly\r\n";
+    h.send(
+        phone(7001),
+        &in_dialog_from_caller("INVITE", 2, &to_tag, "Content-Type: application/sdp\r\n", &hold),
+    );
+    let answer = h.take_for(phone(7001)).pop().unwrap();
+    assert_eq!(status(&answer), 200);
+    assert!(answer.contains("a=recvonly"), "{answer}");
+    assert!(h.take_for(phone(7002)).is_empty(), "the callee's phone is not bothered");
+    assert!(h.media.iter().any(|m| matches!(m, MediaCommand::Play { side: crate::media::Side::B, looped: true, clips, .. } if clips == &vec![crate::media::Clip::MusicOnHold])));
+    assert_eq!(h.engine.calls(h.now)[0].state, "on hold");
+    let resume = sdp(4000, "0") + "a=sendrecv\r\n";
+    h.send(
+        phone(7001),
+        &in_dialog_from_caller("INVITE", 3, &to_tag, "Content-Type: application/sdp\r\n", &resume),
+    );
+    assert!(h.take_for(phone(7001)).pop().unwrap().contains("a=sendrecv"));
+    assert!(matches!(h.media.last(), Some(MediaCommand::StopPlay { side: crate::media::Side::B, .. })));
+    assert_eq!(h.engine.calls(h.now)[0].state, "talking");
+}
+
+#[test]
+fn an_answered_call_tells_the_relay_both_codecs_for_dtmf() {
+    let mut h = Harness::new();
+    answered_call(&mut h);
+    let codecs: Vec<_> = h
+        .media
+        .iter()
+        .filter_map(|m| match m {
+            MediaCommand::Codec { side, audio_pt, telephone_event_pt, inband_dtmf, .. } => {
+                Some((*side, *audio_pt, *telephone_event_pt, *inband_dtmf))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        codecs,
+        vec![(crate::media::Side::A, 0, Some(101), false), (crate::media::Side::B, 0, Some(101), false)]
+    );
+}
+
+#[test]
+fn always_recorded_extensions_are_recorded_announced_and_linked_from_the_cdr() {
+    let mut exts = vec![ext("201", true), ext("202", true)];
+    exts[1].record = crate::config::RecordPolicy::Always;
+    let mut h = Harness::with(exts, 60);
+    answered_call(&mut h);
+    let path = h
+        .media
+        .iter()
+        .find_map(|m| match m {
+            MediaCommand::Record { path, .. } => Some(path.clone()),
+            _ => None,
+        })
+        .expect("recording started");
+    assert!(path.ends_with("/call-1.wav"), "{path}");
+    // The callee is recorded by policy: the caller hears the announcement.
+    assert!(h.media.iter().any(|m| matches!(m, MediaCommand::Play { side: crate::media::Side::A, clips, .. }
+        if clips == &vec![crate::media::Clip::Prompt { id: "rec.announce".into(), lang: crate::media::prompts::Lang::Ja }])));
+    let ok = h.take_for(phone(7001)).pop().unwrap();
+    let to_tag = ack_caller(&mut h, &ok, "c1");
+    h.send(phone(7001), &in_dialog_from_caller("BYE", 2, &to_tag, "", ""));
+    assert_eq!(h.cdrs[0].recordings, vec![path]);
+}
+
+#[test]
+fn star_one_toggles_an_on_demand_recording_for_allowed_extensions_only() {
+    let mut exts = vec![ext("201", true), ext("202", true)];
+    exts[0].record = crate::config::RecordPolicy::OnDemand;
+    let mut h = Harness::with(exts, 60);
+    answered_call(&mut h);
+    let digit = |d: char| crate::media::dtmf::DigitEvent {
+        digit: d,
+        duration_ms: 100,
+        source: crate::media::dtmf::DtmfSource::Rfc4733,
+    };
+    let press = |h: &mut Harness, side, d| {
+        h.engine.handle_media_event(
+            h.now,
+            crate::media::MediaEvent::Digit { relay: crate::media::RelayId(1), side, event: digit(d) },
+        );
+        h.drain();
+    };
+    // The callee (not allowed) presses *1: nothing.
+    press(&mut h, crate::media::Side::B, '*');
+    press(&mut h, crate::media::Side::B, '1');
+    assert!(!h.media.iter().any(|m| matches!(m, MediaCommand::Record { .. })));
+    // The caller (on demand) presses *1: recording; again: stop.
+    press(&mut h, crate::media::Side::A, '*');
+    press(&mut h, crate::media::Side::A, '1');
+    assert!(h.media.iter().any(|m| matches!(m, MediaCommand::Record { .. })));
+    assert!(h.engine.calls(h.now)[0].recording);
+    press(&mut h, crate::media::Side::A, '*');
+    press(&mut h, crate::media::Side::A, '1');
+    assert!(matches!(h.media.last(), Some(MediaCommand::StopRecord { .. })));
+    assert_eq!(h.engine.calls(h.now)[0].digits, "*1*1*1");
+}
+
+#[test]
+fn info_dtmf_is_reported_and_still_relayed() {
+    let mut h = Harness::new();
+    answered_call(&mut h);
+    let ok = h.take_for(phone(7001)).pop().unwrap();
+    h.take_for(phone(7002));
+    let to_tag = ack_caller(&mut h, &ok, "c1");
+    h.send(
+        phone(7001),
+        &in_dialog_from_caller(
+            "INFO",
+            2,
+            &to_tag,
+            "Content-Type: application/dtmf-relay\r\n",
+            "Signal=7\r\nDuration=160\r\n",
+        ),
+    );
+    assert_eq!(h.engine.calls(h.now)[0].digits, "7");
+    let relayed = h.take_for(phone(7002)).pop().unwrap();
+    assert!(first_line(&relayed).starts_with("INFO "), "{relayed}");
+}
+
+#[test]
+fn dialling_a_conference_room_is_answered_by_the_box_and_joins_the_room() {
+    let mut h = Harness::new();
+    h.register("201", 7001);
+    h.send(phone(7001), &invite("201", "9201", 7001, "conf1", &sdp(4000, "8 0 101")));
+    let msgs = h.take_for(phone(7001));
+    let ok = msgs.last().unwrap();
+    assert_eq!(status(ok), 200);
+    assert!(ok.contains("m=audio 20000 RTP/AVP 8 101"), "one voice codec + telephone-event:\n{ok}");
+    assert!(h.media.iter().any(|m| matches!(
+        m,
+        MediaCommand::JoinRoom { room: 9201, port: 20000, audio_pt: 8, telephone_event_pt: Some(101), .. }
+    )));
+    assert!(!h.media.iter().any(|m| matches!(m, MediaCommand::Open { .. })));
+    assert_eq!(h.engine.calls(h.now)[0].state, "conference");
+    let to_tag = ok.split("To: ").nth(1).unwrap().lines().next().unwrap().to_string();
+    h.send(
+        phone(7001),
+        &format!(
+            "BYE sip:9201@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7001;branch=z9hG4bKcb\r\n\
+             From: <sip:201@127.0.0.1>;tag=fconf1\r\nTo: {to_tag}\r\nCall-ID: conf1\r\nCSeq: 2 BYE\r\n\r\n"
+        ),
+    );
+    assert_eq!(status(&h.take_for(phone(7001))[0]), 200);
+    assert!(matches!(h.media.last(), Some(MediaCommand::Close { .. })));
+    assert_eq!(h.engine.rtp_ports_in_use().0, 0);
 }

@@ -9,13 +9,16 @@
 //!
 //! The engine never touches a socket: it emits [`MediaCommand`]s that the relay executes.
 //!
-//! The public interface is: [`RelayId`], [`Side`], [`MediaCommand`], [`PortPool`],
+//! The public interface is: [`RelayId`], [`Side`], [`MediaCommand`], [`Clip`], [`MediaEvent`],
+//! [`PortPool`],
 //! [`RelayManager`], [`RelayStats`], [`RelayError`], and the [`sdp`] module (parse, render and
 //! codec selection). Measured relay cost: `docs/PERFORMANCE.md`, "RTP relay".
 
 pub mod audio;
+pub mod conference;
 pub mod dtmf;
 pub mod pool;
+pub mod process;
 pub mod prompts;
 pub mod relay;
 pub mod sdp;
@@ -64,9 +67,132 @@ pub enum MediaCommand {
         /// The new RTP address from SDP.
         remote: SocketAddr,
     },
-    /// Stop relaying and free the sockets.
+    /// Stop relaying and free the sockets (also leaves a conference room).
     Close {
         /// The relay.
         relay: RelayId,
+    },
+    /// What one side negotiated, so the relay can decode its audio and read its DTMF.
+    Codec {
+        /// The relay.
+        relay: RelayId,
+        /// Which side.
+        side: Side,
+        /// The G.711 payload type in use (0 PCMU, 8 PCMA).
+        audio_pt: u8,
+        /// The telephone-event payload type, when negotiated.
+        telephone_event_pt: Option<u8>,
+        /// Scan the audio for DTMF tones (the fallback when no telephone-event was negotiated).
+        inband_dtmf: bool,
+    },
+    /// Play clips to one side's phone instead of what the other side sends (prompts, music on
+    /// hold). A later `Play` replaces an unfinished one.
+    Play {
+        /// The relay.
+        relay: RelayId,
+        /// Whose phone hears it.
+        side: Side,
+        /// What to play, in order.
+        clips: Vec<Clip>,
+        /// Start again at the end (music on hold) instead of reporting [`MediaEvent::PlayDone`].
+        looped: bool,
+    },
+    /// Stop playing to one side; relaying resumes.
+    StopPlay {
+        /// The relay.
+        relay: RelayId,
+        /// Whose phone.
+        side: Side,
+    },
+    /// Record both directions, mixed, into a G.711 WAV at `path` (relative to the recordings
+    /// directory of the media driver).
+    Record {
+        /// The relay.
+        relay: RelayId,
+        /// e.g. `20261122/call-7.wav`.
+        path: String,
+    },
+    /// Stop recording (also done by `Close`); reported as [`MediaEvent::Recorded`].
+    StopRecord {
+        /// The relay.
+        relay: RelayId,
+    },
+    /// Connect a phone to a conference room mixed by the box: one port facing the phone.
+    JoinRoom {
+        /// The participant's relay id (the call id).
+        relay: RelayId,
+        /// The room number, e.g. 9201.
+        room: u32,
+        /// Local RTP port facing the phone (even); RTCP is `port + 1`.
+        port: u16,
+        /// Where the phone said (SDP) it receives RTP.
+        remote: Option<SocketAddr>,
+        /// The G.711 payload type in use.
+        audio_pt: u8,
+        /// The telephone-event payload type, when negotiated.
+        telephone_event_pt: Option<u8>,
+    },
+}
+
+impl MediaCommand {
+    /// The relay (or room participant) a command is for.
+    pub fn relay(&self) -> RelayId {
+        match self {
+            MediaCommand::Open { relay, .. }
+            | MediaCommand::SetRemote { relay, .. }
+            | MediaCommand::Close { relay }
+            | MediaCommand::Codec { relay, .. }
+            | MediaCommand::Play { relay, .. }
+            | MediaCommand::StopPlay { relay, .. }
+            | MediaCommand::Record { relay, .. }
+            | MediaCommand::StopRecord { relay }
+            | MediaCommand::JoinRoom { relay, .. } => *relay,
+        }
+    }
+}
+
+/// Something to play.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Clip {
+    /// An embedded voice prompt (`sounds/`).
+    Prompt {
+        /// Its id, e.g. `rec.announce`.
+        id: String,
+        /// Its language.
+        lang: prompts::Lang,
+    },
+    /// The default music on hold.
+    MusicOnHold,
+    /// Silence, in milliseconds (gaps between prompt pieces).
+    Silence(u32),
+}
+
+/// What the media drivers report back to the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// A key press on one side (RFC 4733 or in-band; INFO digits reach the engine directly).
+    Digit {
+        /// The relay.
+        relay: RelayId,
+        /// Which side's phone pressed it.
+        side: Side,
+        /// The press.
+        event: dtmf::DigitEvent,
+    },
+    /// A non-looped `Play` finished.
+    PlayDone {
+        /// The relay.
+        relay: RelayId,
+        /// Whose phone heard it.
+        side: Side,
+    },
+    /// A recording was finished and closed.
+    Recorded {
+        /// The relay.
+        relay: RelayId,
+        /// The path given in `Record`.
+        path: String,
+        /// Bytes written to the data partition (header + audio).
+        bytes: u64,
     },
 }

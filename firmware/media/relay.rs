@@ -28,9 +28,19 @@ use std::task::{Context, Poll};
 
 use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{MediaCommand, RelayId, Side};
+use super::process::{Outgoing, Processing};
+use super::{MediaCommand, MediaEvent, RelayId, Side};
+use std::path::PathBuf;
+use std::task::Waker;
+
+/// Media events queued for the engine; beyond this they are dropped (and logged): a stalled
+/// engine must not make the media tasks wait.
+pub const EVENT_QUEUE: usize = 4096;
+/// The media tick of relays that play, record or detect DTMF.
+const TICK: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Largest datagram relayed. Voice RTP is far smaller (G.711 20 ms = 172 bytes); anything
 /// beyond an Ethernet MTU would have been fragmented and is not media we expect. The receive
@@ -89,6 +99,15 @@ pub enum RelayError {
     AlreadyOpen(RelayId),
     /// `Open` was executed outside a tokio runtime.
     NoRuntime,
+    /// A recording file could not be created.
+    Record {
+        /// The path.
+        path: String,
+        /// The OS error.
+        reason: String,
+    },
+    /// `JoinRoom` failed (port, or the room is full).
+    Room(String),
 }
 
 impl fmt::Display for RelayError {
@@ -98,6 +117,8 @@ impl fmt::Display for RelayError {
             RelayError::UnknownRelay(id) => write!(f, "relay {} is not open", id.0),
             RelayError::AlreadyOpen(id) => write!(f, "relay {} is already open", id.0),
             RelayError::NoRuntime => write!(f, "the RTP relay needs a tokio runtime"),
+            RelayError::Record { path, reason } => write!(f, "cannot record to {path}: {reason}"),
+            RelayError::Room(reason) => write!(f, "conference: {reason}"),
         }
     }
 }
@@ -123,6 +144,12 @@ impl fmt::Debug for RelayManager {
 struct Manager {
     bind: IpAddr,
     relays: Mutex<HashMap<RelayId, Entry>>,
+    /// Where `MediaEvent`s go (none in plain relay tests).
+    events: Option<mpsc::Sender<MediaEvent>>,
+    /// The recordings directory (`Record` paths are relative to it).
+    recordings: Option<PathBuf>,
+    /// Conference rooms and their participants.
+    rooms: super::conference::Rooms,
 }
 
 struct Entry {
@@ -133,7 +160,44 @@ struct Entry {
 impl RelayManager {
     /// A manager whose relays bind their sockets to `bind` (e.g. `0.0.0.0` or the LAN address).
     pub fn new(bind: IpAddr) -> RelayManager {
-        RelayManager { inner: Arc::new(Manager { bind, relays: Mutex::new(HashMap::new()) }) }
+        RelayManager::with_media(bind, None, None)
+    }
+
+    /// A manager that reports [`MediaEvent`]s to `events` and records under `recordings`.
+    pub fn with_media(
+        bind: IpAddr,
+        events: Option<mpsc::Sender<MediaEvent>>,
+        recordings: Option<PathBuf>,
+    ) -> RelayManager {
+        let rooms = super::conference::Rooms::new(bind, events.clone());
+        RelayManager {
+            inner: Arc::new(Manager { bind, relays: Mutex::new(HashMap::new()), events, recordings, rooms }),
+        }
+    }
+
+    /// Runs `f` on a relay's processing state (created on first use), then wakes its task.
+    fn with_processing(
+        &self,
+        relay: RelayId,
+        f: impl FnOnce(&mut Processing) -> Result<(), RelayError>,
+    ) -> Result<(), RelayError> {
+        let relays = self.relays();
+        let entry = relays.get(&relay).ok_or(RelayError::UnknownRelay(relay))?;
+        let mut state = lock(&entry.relay);
+        let proc = state.processing.get_or_insert_with(|| Box::new(Processing::new(relay)));
+        let result = f(proc);
+        let events: Vec<MediaEvent> = proc.drain_events().collect();
+        if let Some(w) = state.waker.take() {
+            w.wake();
+        }
+        drop(state);
+        drop(relays);
+        self.send_events(events);
+        result
+    }
+
+    fn send_events(&self, events: Vec<MediaEvent>) {
+        send_events(&self.inner.events, events);
     }
 
     /// Executes one command. `Open` binds all four sockets before returning, so a bind error is
@@ -145,6 +209,10 @@ impl RelayManager {
                 self.open(relay, a_port, b_port, a_remote, b_remote)
             }
             MediaCommand::SetRemote { relay, side, remote } => {
+                if self.inner.rooms.contains(relay) {
+                    // Room participants latch to the phone's source; nothing to re-target.
+                    return Ok(());
+                }
                 let relays = self.relays();
                 let entry = relays.get(&relay).ok_or(RelayError::UnknownRelay(relay))?;
                 let mut state = lock(&entry.relay);
@@ -153,10 +221,49 @@ impl RelayManager {
                 Ok(())
             }
             MediaCommand::Close { relay } => {
+                if self.inner.rooms.leave(relay) {
+                    return Ok(());
+                }
                 let entry = self.relays().remove(&relay).ok_or(RelayError::UnknownRelay(relay))?;
-                close(entry);
+                let events = close(entry);
+                self.send_events(events);
                 log::debug!("relay {} closed", relay.0);
                 Ok(())
+            }
+            MediaCommand::Codec { relay, side, audio_pt, telephone_event_pt, inband_dtmf } => {
+                if self.inner.rooms.contains(relay) {
+                    return Ok(());
+                }
+                self.with_processing(relay, |p| {
+                    p.set_codec(side, audio_pt, telephone_event_pt, inband_dtmf);
+                    Ok(())
+                })
+            }
+            MediaCommand::Play { relay, side, clips, looped } => {
+                if self.inner.rooms.contains(relay) {
+                    return self.inner.rooms.play(relay, &clips, looped);
+                }
+                self.with_processing(relay, |p| {
+                    p.play(side, &clips, looped);
+                    Ok(())
+                })
+            }
+            MediaCommand::StopPlay { relay, side } => self.with_processing(relay, |p| {
+                p.stop_play(side);
+                Ok(())
+            }),
+            MediaCommand::Record { relay, path } => {
+                let dir = self.inner.recordings.clone().unwrap_or_else(|| PathBuf::from("recordings"));
+                self.with_processing(relay, |p| {
+                    p.record(&dir, &path).map_err(|e| RelayError::Record { path, reason: e.to_string() })
+                })
+            }
+            MediaCommand::StopRecord { relay } => self.with_processing(relay, |p| {
+                p.stop_record();
+                Ok(())
+            }),
+            MediaCommand::JoinRoom { relay, room, port, remote, audio_pt, telephone_event_pt } => {
+                self.inner.rooms.join(relay, room, port, remote, audio_pt, telephone_event_pt)
             }
         }
     }
@@ -209,13 +316,15 @@ impl RelayManager {
             sockets: Some(sockets),
             peers: [Peer::from_sdp(a_remote), Peer::from_sdp(b_remote)],
             stats: RelayStats::default(),
+            processing: None,
+            waker: None,
         }));
         let mut relays = self.relays();
         if relays.contains_key(&relay) {
             // Another thread opened the same id meanwhile; our sockets drop here.
             return Err(RelayError::AlreadyOpen(relay));
         }
-        let task = runtime.spawn(run_relay(Arc::clone(&state)));
+        let task = runtime.spawn(run_relay(Arc::clone(&state), self.inner.events.clone()));
         relays.insert(relay, Entry { relay: state, task });
         log::debug!("relay {} open on ports {a_port}/{b_port}", relay.0);
         Ok(())
@@ -225,7 +334,21 @@ impl RelayManager {
 impl Manager {
     fn close_all(&self) {
         let entries: Vec<Entry> = lock(&self.relays).drain().map(|(_, e)| e).collect();
-        entries.into_iter().for_each(close);
+        for e in entries {
+            let events = close(e);
+            send_events(&self.events, events);
+        }
+        self.rooms.close_all();
+    }
+}
+
+/// Hands events to the engine without waiting (a full queue drops them, logged).
+pub(crate) fn send_events(to: &Option<mpsc::Sender<MediaEvent>>, events: Vec<MediaEvent>) {
+    let Some(tx) = to else { return };
+    for ev in events {
+        if tx.try_send(ev).is_err() {
+            log::warn!("media event queue full or closed; an event was dropped");
+        }
     }
 }
 
@@ -235,11 +358,22 @@ impl Drop for Manager {
     }
 }
 
-/// Drops the sockets now (so the ports are free when this returns) and stops the task.
-fn close(entry: Entry) {
-    let sockets = lock(&entry.relay).sockets.take();
+/// Drops the sockets now (so the ports are free when this returns), stops the task, and
+/// finishes a recording; returns the events that produced.
+fn close(entry: Entry) -> Vec<MediaEvent> {
+    let mut state = lock(&entry.relay);
+    let sockets = state.sockets.take();
+    let events = match state.processing.as_mut() {
+        Some(p) => {
+            p.stop_record();
+            p.drain_events().collect()
+        }
+        None => Vec::new(),
+    };
+    drop(state);
     drop(sockets);
     entry.task.abort();
+    events
 }
 
 /// Binds `port + offset` (offset 1 = the RTCP port). The port must be an even, non-zero RTP
@@ -299,21 +433,54 @@ struct RelayState {
     /// Index 0 = side A, 1 = side B.
     peers: [Peer; 2],
     stats: RelayStats,
+    /// DTMF, players and recording, once the engine asked for any.
+    processing: Option<Box<Processing>>,
+    /// The task's waker, so a command that adds processing starts its tick.
+    waker: Option<Waker>,
 }
 
-async fn run_relay(state: Arc<Mutex<RelayState>>) {
+async fn run_relay(state: Arc<Mutex<RelayState>>, events: Option<mpsc::Sender<MediaEvent>>) {
     let mut buf = [0u8; MAX_DATAGRAM_BYTES + 1];
-    std::future::poll_fn(|cx| poll_relay(&state, cx, &mut buf)).await;
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    std::future::poll_fn(|cx| poll_relay(&state, cx, &mut buf, &mut tick, &events)).await;
+}
+
+#[allow(clippy::disallowed_methods)] // driver: media timestamps for DTMF and the jitter buffer
+fn now() -> std::time::Instant {
+    std::time::Instant::now()
 }
 
 /// Reads the four sockets in turn and relays what arrived, until all are empty or the
-/// per-wakeup budget is spent.
-fn poll_relay(state: &Mutex<RelayState>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<()> {
+/// per-wakeup budget is spent; runs the 20 ms media tick when processing is on.
+fn poll_relay(
+    state: &Mutex<RelayState>,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+    tick: &mut tokio::time::Interval,
+    events: &Option<mpsc::Sender<MediaEvent>>,
+) -> Poll<()> {
     let mut guard = lock(state);
-    let RelayState { sockets, peers, stats } = &mut *guard;
+    guard.waker = Some(cx.waker().clone());
+    let RelayState { sockets, peers, stats, processing, .. } = &mut *guard;
     let Some(sockets) = sockets.as_ref() else {
         return Poll::Ready(());
     };
+    if let Some(p) = processing.as_mut() {
+        if p.needs_tick() {
+            let mut out: Vec<Outgoing> = Vec::new();
+            while tick.poll_tick(cx).is_ready() {
+                p.on_tick(now(), &mut out);
+            }
+            for o in out {
+                let i = side_index(o.side);
+                if let (Some(target), Some(sock)) = (peers[i].rtp, sockets.get(i * 2)) {
+                    let _ = sock.poll_send_to(cx, &o.packet, target);
+                }
+            }
+            send_events(events, p.drain_events().collect());
+        }
+    }
     let mut handled = 0usize;
     loop {
         let mut progress = false;
@@ -333,7 +500,29 @@ fn poll_relay(state: &Mutex<RelayState>, cx: &mut Context<'_>, buf: &mut [u8]) -
                 Poll::Ready(Ok(source)) => {
                     progress = true;
                     handled += 1;
-                    let forwarded = relay_datagram(sockets, peers, stats, cx, slot, source, read.filled());
+                    let data = read.filled();
+                    let side = slot / 2;
+                    let rtcp = slot % 2 == 1;
+                    let mut replaced = false;
+                    if let Some(p) = processing.as_mut() {
+                        // Taps see only packets from the latched source (checked again below).
+                        let latched_ok = !peers[side].rtp_latched || peers[side].rtp == Some(source);
+                        if !rtcp && latched_ok && data.len() <= MAX_DATAGRAM_BYTES && is_valid(data, false) {
+                            let s = if side == 0 { Side::A } else { Side::B };
+                            p.on_rtp(s, data, now());
+                            send_events(events, p.drain_events().collect());
+                        }
+                        // While the box plays to the other phone, this phone's audio is not
+                        // forwarded to it (music on hold, prompts).
+                        let other = if side == 0 { Side::B } else { Side::A };
+                        replaced = !rtcp && p.is_playing(other);
+                    }
+                    let forwarded = if replaced {
+                        latch_only(peers, side, source);
+                        false
+                    } else {
+                        relay_datagram(sockets, peers, stats, cx, slot, source, data)
+                    };
                     if forwarded {
                         stats.forwarded += 1;
                     } else {
@@ -396,6 +585,16 @@ fn relay_datagram(
     };
     // A full socket buffer (Pending) drops the datagram: late media is useless media.
     matches!(out.poll_send_to(cx, data, target), Poll::Ready(Ok(n)) if n == data.len())
+}
+
+/// Latches a side to its first RTP source without forwarding (the other side hears a player).
+fn latch_only(peers: &mut [Peer; 2], side: usize, source: SocketAddr) {
+    if let Some(p) = peers.get_mut(side) {
+        if !p.rtp_latched {
+            p.rtp = Some(source);
+            p.rtp_latched = true;
+        }
+    }
 }
 
 /// RTP: a well-formed v2 header (checked by `rtp-rs`). RTCP: version 2 and at least a header.

@@ -146,6 +146,9 @@ struct StoredExtension {
     name: String,
     password: String,
     call_waiting: bool,
+    /// Recording policy (`never`, `always`, `on_demand`); absent in stores written before it.
+    #[serde(default)]
+    record: String,
 }
 
 impl Store {
@@ -205,6 +208,7 @@ impl Store {
                 name: stored.name,
                 password: stored.password,
                 call_waiting: stored.call_waiting,
+                record: crate::config::RecordPolicy::parse(&stored.record).unwrap_or_default(),
             });
         }
         // Key order is byte order ("1000" < "201"); callers want numeric order.
@@ -227,6 +231,7 @@ impl Store {
                 name: ext.name.clone(),
                 password: ext.password.clone(),
                 call_waiting: ext.call_waiting,
+                record: ext.record.as_str().to_string(),
             };
             let value = serde_json::to_vec(&stored)
                 .map_err(|e| StoreError::Invalid { op: "put_extensions", reason: e.to_string() })?;

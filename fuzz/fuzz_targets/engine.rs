@@ -95,6 +95,8 @@ fn engine(now: Instant) -> Engine {
         rtp_ports: PortRange { lo: 40_000, hi: 40_099 },
         wall_anchor: (now, 1_700_000_000_000),
         first_call_id: 1,
+        media: Default::default(),
+        rooms: vec!["9201".into(), "9202".into(), "9203".into()],
     };
     let exts: Vec<ExtensionConfig> = PHONES
         .iter()
@@ -103,6 +105,7 @@ fn engine(now: Instant) -> Engine {
             name: format!("Phone {n}"),
             password: PASSWORD.into(),
             call_waiting: true,
+            record: Default::default(),
         })
         .collect();
     let mut e = Engine::new(cfg, &exts);

@@ -1,0 +1,328 @@
+//! Conference rooms mixed by the box (9201-9203 by default): the driver around
+//! [`super::audio::mixer::Mixer`].
+//!
+//! One tokio task per room with at least one participant. Each participant has its own RTP
+//! port (and RTCP port, drained) facing its phone, latched like a relay side. Received audio goes
+//! through a jitter buffer; every 20 ms each participant gets the mix of everyone else, encoded in
+//! its own G.711 law. A participant can be sent a prompt instead of the mix (entry announcement).
+
+use super::audio::g711::{self, Law};
+use super::audio::jitter::{Frame, JitterBuffer, JitterConfig};
+use super::audio::mixer::{Mixer, ParticipantId};
+use super::audio::player::Player;
+use super::audio::{Frame20, FRAME_SAMPLES, SILENT_FRAME};
+use super::dtmf::{DigitStream, DigitStreamConfig};
+use super::relay::{send_events, RelayError};
+use super::{Clip, MediaEvent, RelayId, Side};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+use tokio::io::ReadBuf;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Most participants in one room; the mixer's own cap is higher, this keeps one room from taking
+/// the CPU of a small board (measured cost: `docs/audio.md`).
+pub const MAX_PER_ROOM: usize = 32;
+/// Largest datagram read.
+const MAX_DATAGRAM: usize = 1500;
+/// Datagrams read per wake-up before yielding.
+const MAX_READS_PER_WAKEUP: usize = 64;
+
+struct Participant {
+    relay: RelayId,
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    remote: Option<SocketAddr>,
+    latched: bool,
+    law: Law,
+    audio_pt: u8,
+    jitter: JitterBuffer,
+    digits: DigitStream,
+    player: Option<Player>,
+    ssrc: u32,
+    seq: u16,
+    timestamp: u32,
+}
+
+struct RoomState {
+    participants: Vec<Participant>,
+    mixer: Mixer,
+    waker: Option<Waker>,
+}
+
+struct Room {
+    state: Arc<Mutex<RoomState>>,
+    task: JoinHandle<()>,
+}
+
+/// All rooms.
+pub struct Rooms {
+    bind: IpAddr,
+    events: Option<mpsc::Sender<MediaEvent>>,
+    rooms: Mutex<HashMap<u32, Room>>,
+    members: Mutex<HashMap<RelayId, u32>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[allow(clippy::disallowed_methods)] // driver: media timestamps
+fn now() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+fn bind(bind: IpAddr, port: u16) -> Result<UdpSocket, RelayError> {
+    let err = |e: std::io::Error| RelayError::Bind { port, reason: e.to_string() };
+    let s = std::net::UdpSocket::bind(SocketAddr::new(bind, port)).map_err(err)?;
+    s.set_nonblocking(true).map_err(err)?;
+    UdpSocket::from_std(s).map_err(err)
+}
+
+impl Rooms {
+    /// No rooms yet.
+    pub fn new(bind: IpAddr, events: Option<mpsc::Sender<MediaEvent>>) -> Rooms {
+        Rooms { bind, events, rooms: Mutex::default(), members: Mutex::default() }
+    }
+
+    /// True when `relay` is a room participant.
+    pub fn contains(&self, relay: RelayId) -> bool {
+        lock(&self.members).contains_key(&relay)
+    }
+
+    /// Participants of a room now.
+    pub fn size(&self, room: u32) -> usize {
+        lock(&self.rooms).get(&room).map(|r| lock(&r.state).participants.len()).unwrap_or(0)
+    }
+
+    /// Adds a phone to a room, starting the room's task if it is the first.
+    pub fn join(
+        &self,
+        relay: RelayId,
+        room: u32,
+        port: u16,
+        remote: Option<SocketAddr>,
+        audio_pt: u8,
+        telephone_event_pt: Option<u8>,
+    ) -> Result<(), RelayError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| RelayError::NoRuntime)?;
+        let _in = runtime.enter();
+        if self.contains(relay) {
+            return Err(RelayError::AlreadyOpen(relay));
+        }
+        let rtp = bind(self.bind, port)?;
+        let rtcp =
+            bind(self.bind, port.checked_add(1).ok_or_else(|| RelayError::Room("no RTCP port".into()))?)?;
+        let seed = (relay.0 as u32).wrapping_mul(0x9E37_79B9) ^ room;
+        let p = Participant {
+            relay,
+            rtp,
+            rtcp,
+            remote,
+            latched: false,
+            law: Law::from_payload_type(audio_pt).unwrap_or(Law::Mu),
+            audio_pt,
+            jitter: JitterBuffer::new(JitterConfig::default()),
+            digits: DigitStream::new(DigitStreamConfig {
+                telephone_event_pt,
+                telephone_event_clock_rate: 8000,
+                inband: None,
+            }),
+            player: None,
+            ssrc: seed,
+            seq: (seed >> 16) as u16,
+            timestamp: seed.rotate_left(9),
+        };
+        let mut rooms = lock(&self.rooms);
+        let entry = rooms.entry(room).or_insert_with(|| {
+            let state = Arc::new(Mutex::new(RoomState {
+                participants: Vec::new(),
+                mixer: Mixer::new(),
+                waker: None,
+            }));
+            let task = runtime.spawn(run_room(Arc::clone(&state), self.events.clone()));
+            log::info!("conference room {room} opened");
+            Room { state, task }
+        });
+        let mut st = lock(&entry.state);
+        if st.participants.len() >= MAX_PER_ROOM {
+            return Err(RelayError::Room(format!("room {room} is full ({MAX_PER_ROOM})")));
+        }
+        st.mixer.add_participant(ParticipantId(relay.0)).map_err(|e| RelayError::Room(format!("{e:?}")))?;
+        st.participants.push(p);
+        let n = st.participants.len();
+        if let Some(w) = st.waker.take() {
+            w.wake();
+        }
+        drop(st);
+        drop(rooms);
+        lock(&self.members).insert(relay, room);
+        log::info!("conference room {room}: call {} joined ({n} in the room)", relay.0);
+        Ok(())
+    }
+
+    /// Plays clips to one participant instead of the mix.
+    pub fn play(&self, relay: RelayId, clips: &[Clip], looped: bool) -> Result<(), RelayError> {
+        let room = *lock(&self.members).get(&relay).ok_or(RelayError::UnknownRelay(relay))?;
+        let rooms = lock(&self.rooms);
+        let r = rooms.get(&room).ok_or(RelayError::UnknownRelay(relay))?;
+        let mut st = lock(&r.state);
+        let pcm: Vec<_> = clips.iter().filter_map(super::process::resolve_clip).collect();
+        if let Some(p) = st.participants.iter_mut().find(|p| p.relay == relay) {
+            p.player = Some(if looped { Player::looping(pcm) } else { Player::new(pcm) });
+        }
+        Ok(())
+    }
+
+    /// Removes a participant; false when `relay` was in no room. The last one closes the room.
+    pub fn leave(&self, relay: RelayId) -> bool {
+        let Some(room) = lock(&self.members).remove(&relay) else { return false };
+        let mut rooms = lock(&self.rooms);
+        let empty = match rooms.get(&room) {
+            Some(r) => {
+                let mut st = lock(&r.state);
+                st.participants.retain(|p| p.relay != relay);
+                st.mixer.remove(ParticipantId(relay.0));
+                log::info!(
+                    "conference room {room}: call {} left ({} in the room)",
+                    relay.0,
+                    st.participants.len()
+                );
+                st.participants.is_empty()
+            }
+            None => false,
+        };
+        if empty {
+            if let Some(r) = rooms.remove(&room) {
+                r.task.abort();
+                log::info!("conference room {room} closed");
+            }
+        }
+        true
+    }
+
+    /// Closes every room (shutdown).
+    pub fn close_all(&self) {
+        for (_, r) in lock(&self.rooms).drain() {
+            r.task.abort();
+        }
+        lock(&self.members).clear();
+    }
+}
+
+async fn run_room(state: Arc<Mutex<RoomState>>, events: Option<mpsc::Sender<MediaEvent>>) {
+    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    std::future::poll_fn(|cx| poll_room(&state, cx, &mut buf, &mut tick, &events)).await
+}
+
+fn poll_room(
+    state: &Mutex<RoomState>,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+    tick: &mut tokio::time::Interval,
+    events: &Option<mpsc::Sender<MediaEvent>>,
+) -> Poll<()> {
+    let mut guard = lock(state);
+    guard.waker = Some(cx.waker().clone());
+    let RoomState { participants, mixer, .. } = &mut *guard;
+    let mut evs = Vec::new();
+    let mut reads = 0;
+    for p in participants.iter_mut() {
+        // RTCP: drained (the box terminates this media; reports are not needed to mix).
+        loop {
+            let mut rb = ReadBuf::new(buf);
+            match p.rtcp.poll_recv_from(cx, &mut rb) {
+                Poll::Ready(_) if reads < MAX_READS_PER_WAKEUP => reads += 1,
+                _ => break,
+            }
+        }
+        loop {
+            if reads >= MAX_READS_PER_WAKEUP {
+                cx.waker().wake_by_ref();
+                break;
+            }
+            let mut rb = ReadBuf::new(buf);
+            let source = match p.rtp.poll_recv_from(cx, &mut rb) {
+                Poll::Ready(Ok(s)) => s,
+                Poll::Ready(Err(_)) => {
+                    reads += 1;
+                    continue;
+                }
+                Poll::Pending => break,
+            };
+            reads += 1;
+            let data = rb.filled();
+            if data.len() > MAX_DATAGRAM {
+                continue;
+            }
+            let Ok(rtp) = rtp_rs::RtpReader::new(data) else { continue };
+            if !p.latched {
+                p.remote = Some(source);
+                p.latched = true;
+            } else if p.remote != Some(source) {
+                continue;
+            }
+            let t = now();
+            p.digits.handle_rtp(data, t);
+            while let Some(event) = p.digits.poll_event() {
+                evs.push(MediaEvent::Digit { relay: p.relay, side: Side::A, event });
+            }
+            if rtp.payload_type() == p.audio_pt {
+                let mut pcm = Vec::with_capacity(FRAME_SAMPLES);
+                g711::decode(p.law, rtp.payload(), &mut pcm);
+                p.jitter.push(rtp.ssrc(), u16::from(rtp.sequence_number()), rtp.timestamp(), &pcm, t);
+            }
+        }
+    }
+    while tick.poll_tick(cx).is_ready() {
+        let t = now();
+        for p in participants.iter_mut() {
+            let frame: Frame20 = match p.jitter.pop(t) {
+                Frame::Audio(pcm) | Frame::Concealed(pcm) => {
+                    let mut f = SILENT_FRAME;
+                    for (d, s) in f.iter_mut().zip(pcm.iter()) {
+                        *d = *s;
+                    }
+                    f
+                }
+                Frame::Silence => SILENT_FRAME,
+            };
+            let _ = mixer.set_input(ParticipantId(p.relay.0), &frame);
+        }
+        mixer.mix();
+        for p in participants.iter_mut() {
+            let played = match p.player.as_mut() {
+                Some(pl) => match pl.next_frame() {
+                    Some(f) => Some(f),
+                    None => {
+                        p.player = None;
+                        evs.push(MediaEvent::PlayDone { relay: p.relay, side: Side::A });
+                        None
+                    }
+                },
+                None => None,
+            };
+            let out =
+                played.or_else(|| mixer.output(ParticipantId(p.relay.0)).copied()).unwrap_or(SILENT_FRAME);
+            let Some(remote) = p.remote else { continue };
+            let mut packet = Vec::with_capacity(12 + FRAME_SAMPLES);
+            packet.push(0x80);
+            packet.push(p.law.payload_type());
+            packet.extend_from_slice(&p.seq.to_be_bytes());
+            packet.extend_from_slice(&p.timestamp.to_be_bytes());
+            packet.extend_from_slice(&p.ssrc.to_be_bytes());
+            g711::encode(p.law, &out, &mut packet);
+            p.seq = p.seq.wrapping_add(1);
+            p.timestamp = p.timestamp.wrapping_add(FRAME_SAMPLES as u32);
+            let _ = p.rtp.poll_send_to(cx, &packet, remote);
+        }
+    }
+    drop(guard);
+    send_events(events, evs);
+    Poll::Pending
+}

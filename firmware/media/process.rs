@@ -1,0 +1,443 @@
+//! What a relay does besides forwarding: DTMF detection, playing clips to a side (prompts,
+//! music on hold), and recording both directions mixed.
+//!
+//! A relay only carries this state when the engine asked for one of these (a `Codec`, `Play` or
+//! `Record` command). Plain relays stay byte-forwarders. Inputs are the RTP packets the relay
+//! receives (`on_rtp`) and a 20 ms tick (`on_tick`); outputs are RTP packets to send
+//! ([`Outgoing`]) and [`MediaEvent`]s. Only the recorder touches a file.
+
+use super::audio::g711::{self, Law};
+use super::audio::jitter::{Frame, JitterBuffer, JitterConfig};
+use super::audio::player::{Clip as Pcm, Player};
+use super::audio::recorder::Recorder;
+use super::audio::FRAME_SAMPLES;
+use super::dtmf::{DigitStream, DigitStreamConfig, G711Law, InbandAudio};
+use super::{Clip, MediaEvent, RelayId, Side};
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+/// Most events held for the driver between drains (it drains after every input).
+const MAX_PENDING_EVENTS: usize = 64;
+/// RTP header length we write (no CSRC, no extension).
+const RTP_HEADER: usize = 12;
+
+/// An RTP packet the relay should send to a side's phone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Whose phone.
+    pub side: Side,
+    /// The packet.
+    pub packet: Vec<u8>,
+}
+
+/// Our own RTP stream towards one phone (used while playing).
+#[derive(Debug, Clone, Copy)]
+struct TxStream {
+    ssrc: u32,
+    seq: u16,
+    timestamp: u32,
+    marker: bool,
+}
+
+#[derive(Debug)]
+struct SideState {
+    law: Option<Law>,
+    audio_pt: Option<u8>,
+    digits: Option<DigitStream>,
+    jitter: JitterBuffer,
+    player: Option<Player>,
+    tx: TxStream,
+}
+
+impl SideState {
+    fn new(seed: u32) -> SideState {
+        SideState {
+            law: None,
+            audio_pt: None,
+            digits: None,
+            jitter: JitterBuffer::new(JitterConfig::default()),
+            player: None,
+            tx: TxStream {
+                ssrc: seed,
+                seq: (seed >> 8) as u16,
+                timestamp: seed.rotate_left(7),
+                marker: true,
+            },
+        }
+    }
+}
+
+struct Recording {
+    path: String,
+    recorder: Recorder<BufWriter<File>>,
+}
+
+/// The processing state of one relay.
+pub struct Processing {
+    relay: RelayId,
+    sides: [SideState; 2],
+    recording: Option<Recording>,
+    events: Vec<MediaEvent>,
+}
+
+impl std::fmt::Debug for Processing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Processing")
+            .field("relay", &self.relay)
+            .field("recording", &self.is_recording())
+            .finish()
+    }
+}
+
+fn index(side: Side) -> usize {
+    match side {
+        Side::A => 0,
+        Side::B => 1,
+    }
+}
+
+fn side_of(i: usize) -> Side {
+    if i == 0 {
+        Side::A
+    } else {
+        Side::B
+    }
+}
+
+/// The default music on hold: a soft, slow arpeggio (C major, then A minor), generated once.
+pub fn music_on_hold() -> Pcm {
+    static MOH: OnceLock<Pcm> = OnceLock::new();
+    MOH.get_or_init(|| {
+        const NOTES: [f32; 8] = [261.63, 329.63, 392.0, 523.25, 220.0, 261.63, 329.63, 440.0];
+        let note_len = 4000; // 0.5 s
+        let mut pcm = Vec::with_capacity(NOTES.len() * note_len);
+        for hz in NOTES {
+            for i in 0..note_len {
+                let t = i as f32 / 8000.0;
+                // A plucked envelope: quick attack, exponential decay.
+                let env = (i as f32 / 80.0).min(1.0) * (-3.0 * t).exp();
+                let s = (2.0 * std::f32::consts::PI * hz * t).sin()
+                    + 0.3 * (4.0 * std::f32::consts::PI * hz * t).sin();
+                pcm.push((s * env * 6000.0) as i16);
+            }
+        }
+        Arc::from(pcm)
+    })
+    .clone()
+}
+
+/// The PCM of a clip (embedded prompt, music on hold, silence).
+pub fn resolve_clip(clip: &Clip) -> Option<Pcm> {
+    match clip {
+        Clip::Prompt { id, lang } => super::prompts::pcm(id, *lang).map(Arc::from),
+        Clip::MusicOnHold => Some(music_on_hold()),
+        Clip::Silence(ms) => Some(Arc::from(vec![0i16; (*ms as usize).min(10_000) * 8])),
+    }
+}
+
+impl Processing {
+    /// Fresh processing state for a relay.
+    pub fn new(relay: RelayId) -> Processing {
+        let seed = (relay.0 as u32).wrapping_mul(0x9E37_79B9) ^ 0x5A5A_1234;
+        Processing {
+            relay,
+            sides: [SideState::new(seed), SideState::new(seed.rotate_left(13) ^ 0xA5A5)],
+            recording: None,
+            events: Vec::new(),
+        }
+    }
+
+    /// Applies a side's negotiated codec (and turns DTMF detection on for it).
+    pub fn set_codec(&mut self, side: Side, audio_pt: u8, telephone_event_pt: Option<u8>, inband: bool) {
+        let s = &mut self.sides[index(side)];
+        s.law = Law::from_payload_type(audio_pt);
+        s.audio_pt = Some(audio_pt);
+        let inband = match (inband, s.law) {
+            (true, Some(Law::Mu)) => Some(InbandAudio { payload_type: audio_pt, law: G711Law::MuLaw }),
+            (true, Some(Law::A)) => Some(InbandAudio { payload_type: audio_pt, law: G711Law::ALaw }),
+            _ => None,
+        };
+        s.digits = Some(DigitStream::new(DigitStreamConfig {
+            telephone_event_pt,
+            telephone_event_clock_rate: 8000,
+            inband,
+        }));
+    }
+
+    /// Starts playing to a side. Unknown prompts are skipped (logged).
+    pub fn play(&mut self, side: Side, clips: &[Clip], looped: bool) {
+        let pcm: Vec<Pcm> = clips
+            .iter()
+            .filter_map(|c| {
+                let r = resolve_clip(c);
+                if r.is_none() {
+                    log::warn!("relay {}: no audio for {c:?}", self.relay.0);
+                }
+                r
+            })
+            .collect();
+        let player = if looped { Player::looping(pcm) } else { Player::new(pcm) };
+        let s = &mut self.sides[index(side)];
+        s.tx.marker = true;
+        s.player = Some(player);
+    }
+
+    /// Stops playing to a side.
+    pub fn stop_play(&mut self, side: Side) {
+        self.sides[index(side)].player = None;
+    }
+
+    /// True while a clip plays to `side` (the relay then drops what the other side sends it).
+    pub fn is_playing(&self, side: Side) -> bool {
+        self.sides[index(side)].player.is_some()
+    }
+
+    /// True while recording.
+    pub fn is_recording(&self) -> bool {
+        self.recording.is_some()
+    }
+
+    /// True when there is anything to do on the 20 ms tick.
+    pub fn needs_tick(&self) -> bool {
+        self.recording.is_some() || self.sides.iter().any(|s| s.player.is_some() || s.digits.is_some())
+    }
+
+    /// Starts recording into `dir/path` (creating the day folder).
+    pub fn record(&mut self, dir: &Path, path: &str) -> std::io::Result<()> {
+        if self.recording.is_some() {
+            return Ok(());
+        }
+        let full: PathBuf = dir.join(path);
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let file = File::create(&full)?;
+        // µ-law unless both sides speak A-law (the recording stays G.711 either way).
+        let law = if self.sides.iter().all(|s| s.law == Some(Law::A)) { Law::A } else { Law::Mu };
+        let recorder =
+            Recorder::new(BufWriter::new(file), law).map_err(|e| std::io::Error::other(e.to_string()))?;
+        self.recording = Some(Recording { path: path.to_string(), recorder });
+        Ok(())
+    }
+
+    /// Finishes the recording (header sizes written) and reports it.
+    pub fn stop_record(&mut self) {
+        let Some(rec) = self.recording.take() else { return };
+        let bytes = match rec.recorder.finish() {
+            Ok((_, bytes)) => bytes,
+            Err(e) => {
+                log::warn!("relay {}: finishing recording {} failed: {e}", self.relay.0, rec.path);
+                0
+            }
+        };
+        self.push_event(MediaEvent::Recorded { relay: self.relay, path: rec.path, bytes });
+    }
+
+    fn push_event(&mut self, ev: MediaEvent) {
+        if self.events.len() < MAX_PENDING_EVENTS {
+            self.events.push(ev);
+        }
+    }
+
+    /// Events to hand to the engine.
+    pub fn drain_events(&mut self) -> std::vec::Drain<'_, MediaEvent> {
+        self.events.drain(..)
+    }
+
+    /// An RTP packet (already validated) arrived from `side`'s phone.
+    pub fn on_rtp(&mut self, side: Side, packet: &[u8], now: Instant) {
+        let relay = self.relay;
+        let i = index(side);
+        let recording = self.recording.is_some();
+        let s = &mut self.sides[i];
+        if let Some(digits) = s.digits.as_mut() {
+            digits.handle_rtp(packet, now);
+            while let Some(event) = digits.poll_event() {
+                if self.events.len() < MAX_PENDING_EVENTS {
+                    self.events.push(MediaEvent::Digit { relay, side, event });
+                }
+            }
+        }
+        if !recording {
+            return;
+        }
+        let Ok(rtp) = rtp_rs::RtpReader::new(packet) else { return };
+        let (Some(pt), Some(law)) = (s.audio_pt, s.law) else { return };
+        if rtp.payload_type() != pt {
+            return;
+        }
+        let mut pcm = Vec::with_capacity(FRAME_SAMPLES);
+        g711::decode(law, rtp.payload(), &mut pcm);
+        s.jitter.push(rtp.ssrc(), u16::from(rtp.sequence_number()), rtp.timestamp(), &pcm, now);
+    }
+
+    /// The 20 ms tick: players produce packets, the recorder takes one mixed frame, DTMF
+    /// timeouts run.
+    pub fn on_tick(&mut self, now: Instant, out: &mut Vec<Outgoing>) {
+        let relay = self.relay;
+        for i in 0..2 {
+            let side = side_of(i);
+            let s = &mut self.sides[i];
+            if let Some(digits) = s.digits.as_mut() {
+                if digits.poll_timeout().is_some_and(|t| t <= now) {
+                    digits.handle_timeout(now);
+                }
+                while let Some(event) = digits.poll_event() {
+                    if self.events.len() < MAX_PENDING_EVENTS {
+                        self.events.push(MediaEvent::Digit { relay, side, event });
+                    }
+                }
+            }
+            let Some(player) = s.player.as_mut() else { continue };
+            match player.next_frame() {
+                Some(frame) => {
+                    let law = s.law.unwrap_or(Law::Mu);
+                    let mut packet = Vec::with_capacity(RTP_HEADER + FRAME_SAMPLES);
+                    packet.push(0x80);
+                    packet.push(law.payload_type() | if s.tx.marker { 0x80 } else { 0 });
+                    packet.extend_from_slice(&s.tx.seq.to_be_bytes());
+                    packet.extend_from_slice(&s.tx.timestamp.to_be_bytes());
+                    packet.extend_from_slice(&s.tx.ssrc.to_be_bytes());
+                    g711::encode(law, &frame, &mut packet);
+                    s.tx.marker = false;
+                    s.tx.seq = s.tx.seq.wrapping_add(1);
+                    s.tx.timestamp = s.tx.timestamp.wrapping_add(FRAME_SAMPLES as u32);
+                    out.push(Outgoing { side, packet });
+                }
+                None => {
+                    s.player = None;
+                    if self.events.len() < MAX_PENDING_EVENTS {
+                        self.events.push(MediaEvent::PlayDone { relay, side });
+                    }
+                }
+            }
+        }
+        if let Some(rec) = self.recording.as_mut() {
+            let mut mixed = [0i32; FRAME_SAMPLES];
+            for s in &mut self.sides {
+                if let Frame::Audio(pcm) | Frame::Concealed(pcm) = s.jitter.pop(now) {
+                    for (m, x) in mixed.iter_mut().zip(pcm.iter()) {
+                        *m += i32::from(*x);
+                    }
+                }
+            }
+            let frame: Vec<i16> =
+                mixed.iter().map(|m| (*m).clamp(i16::MIN.into(), i16::MAX.into()) as i16).collect();
+            if let Err(e) = rec.recorder.write(&frame) {
+                log::warn!("relay {}: recording {} failed: {e}; stopping it", relay.0, rec.path);
+                self.stop_record();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn rtp(pt: u8, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x80, pt];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&ts.to_be_bytes());
+        p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+        p.extend_from_slice(payload);
+        p
+    }
+
+    fn tone(hz: f32, n: usize, start: usize) -> Vec<i16> {
+        (0..n)
+            .map(|i| ((2.0 * std::f32::consts::PI * hz * (start + i) as f32 / 8000.0).sin() * 8000.0) as i16)
+            .collect()
+    }
+
+    #[test]
+    fn telephone_events_become_digit_events() {
+        let mut p = Processing::new(RelayId(1));
+        p.set_codec(Side::A, 0, Some(101), false);
+        let now = Instant::now();
+        // Event 5, start with marker, then 3 end packets.
+        let mut first = rtp(101 | 0x80, 1, 1000, &[5, 10, 0, 160]);
+        first[1] = 101 | 0x80;
+        p.on_rtp(Side::A, &first, now);
+        for seq in 2..5 {
+            p.on_rtp(
+                Side::A,
+                &rtp(101, seq, 1000, &[5, 0x80 | 10, 3, 0x20]),
+                now + Duration::from_millis(100),
+            );
+        }
+        let digits: Vec<char> = p
+            .drain_events()
+            .filter_map(|e| match e {
+                MediaEvent::Digit { event, side: Side::A, .. } => Some(event.digit),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(digits, vec!['5']);
+    }
+
+    #[test]
+    fn a_player_sends_paced_g711_packets_and_reports_completion() {
+        let mut p = Processing::new(RelayId(2));
+        p.set_codec(Side::B, 8, None, false);
+        p.play(Side::B, &[Clip::Silence(60)], false);
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for i in 0..5 {
+            p.on_tick(now + Duration::from_millis(20 * i), &mut out);
+        }
+        assert_eq!(out.len(), 3, "60 ms = 3 frames");
+        assert!(out
+            .iter()
+            .all(|o| o.side == Side::B && o.packet.len() == RTP_HEADER + 160 && o.packet[1] & 0x7f == 8));
+        assert!(out[0].packet[1] & 0x80 != 0, "marker on the first packet");
+        assert!(p.drain_events().any(|e| matches!(e, MediaEvent::PlayDone { side: Side::B, .. })));
+        assert!(!p.is_playing(Side::B));
+    }
+
+    #[test]
+    fn a_recording_mixes_both_directions_into_a_g711_wav() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = Processing::new(RelayId(3));
+        p.set_codec(Side::A, 0, None, false);
+        p.set_codec(Side::B, 0, None, false);
+        p.record(dir.path(), "20261122/call-3.wav").unwrap();
+        let t0 = Instant::now();
+        let mut out = Vec::new();
+        for k in 0..50u16 {
+            let now = t0 + Duration::from_millis(20 * u64::from(k));
+            let mut a = Vec::new();
+            g711::encode(Law::Mu, &tone(1000.0, 160, usize::from(k) * 160), &mut a);
+            p.on_rtp(Side::A, &rtp(0, k, u32::from(k) * 160, &a), now);
+            p.on_tick(now, &mut out);
+        }
+        p.stop_record();
+        let ev: Vec<MediaEvent> = p.drain_events().collect();
+        let Some(MediaEvent::Recorded { bytes, .. }) = ev.last() else { panic!("{ev:?}") };
+        let file = std::fs::read(dir.path().join("20261122/call-3.wav")).unwrap();
+        assert_eq!(*bytes, file.len() as u64);
+        assert!(file.len() > 44 + 40 * 160, "about a second of audio: {}", file.len());
+        assert_eq!(&file[..4], b"RIFF");
+    }
+
+    #[test]
+    fn music_on_hold_is_audible_and_loops() {
+        let moh = music_on_hold();
+        assert!(moh.len() >= 8000 * 3);
+        let rms = (moh.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / moh.len() as f64).sqrt();
+        assert!(rms > 500.0, "{rms}");
+        let mut p = Processing::new(RelayId(4));
+        p.play(Side::A, &[Clip::MusicOnHold], true);
+        let mut out = Vec::new();
+        let t0 = Instant::now();
+        for i in 0..500 {
+            p.on_tick(t0 + Duration::from_millis(20 * i), &mut out);
+        }
+        assert_eq!(out.len(), 500, "looping never ends");
+        assert!(p.is_playing(Side::A));
+    }
+}
