@@ -671,3 +671,85 @@ pub(crate) mod tests {
         assert!(detector.push(&Signal::default().silence(100).pcm()).is_empty());
     }
 }
+
+#[cfg(test)]
+mod statistics {
+    use super::tests::{speech_like, Signal};
+    use super::*;
+
+    /// Detection and talk-off counts for `docs/dtmf.md`. Slow in debug builds:
+    /// `cargo test --release --lib dtmf_detection_statistics -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "statistics for docs/dtmf.md: run in release mode with --ignored"]
+    fn dtmf_detection_statistics() {
+        const DIGITS: &str = "0123456789*#ABCD";
+        println!("misses / presses (wrong or extra digits) by level, SNR and tone/gap length");
+        for &(on, off) in &[(40, 20), (40, 40), (100, 100)] {
+            for snr in [None, Some(20.0), Some(15.0), Some(10.0)] {
+                let mut line =
+                    format!("{on}/{off} ms, SNR {:>4}:", snr.map_or("none".into(), |s| format!("{s}")));
+                for dbm0 in [-3.0, -10.0, -20.0, -25.0, -30.0, -35.0] {
+                    let (mut presses, mut misses, mut wrong) = (0, 0, 0);
+                    for round in 0..20u64 {
+                        let mut s = Signal::default().samples_of_silence((round * 13 % 102) as usize);
+                        for d in DIGITS.chars() {
+                            s = s.digit(d, dbm0, on).silence(off);
+                        }
+                        let mut s = s.silence(60);
+                        if let Some(snr) = snr {
+                            s = s.noise(dbm0, snr, round + 1);
+                        }
+                        let mut detector = InbandDetector::new();
+                        let mut got = String::new();
+                        for frame in s.pcm().chunks(160) {
+                            got.extend(detector.push(frame).iter().map(|e| e.digit));
+                        }
+                        presses += DIGITS.len();
+                        let matched = lcs(DIGITS, &got);
+                        misses += DIGITS.len() - matched;
+                        wrong += got.chars().count() - matched;
+                    }
+                    line += &format!("  {dbm0} dBm0 {misses}/{presses} ({wrong})");
+                }
+                println!("{line}");
+            }
+        }
+        let mut short = 0;
+        for ms in [15, 20, 25] {
+            for lead in 0..BLOCK_LEN {
+                let s = Signal::default().samples_of_silence(lead).digit('5', -3.0, ms).silence(100);
+                short += InbandDetector::new().push(&s.pcm()).len();
+            }
+        }
+        println!("15, 20 and 25 ms tones at every block alignment: {short} of 306 reported");
+        let mut talk_off = 0;
+        let mut seconds = 0;
+        for seed in 0..100 {
+            let s = speech_like(6, seed + 100);
+            talk_off += InbandDetector::new().push(&s.pcm()).len();
+            seconds += 6;
+        }
+        println!("speech-like: {talk_off} digits in {seconds} s");
+        let mut noise_hits = 0;
+        for seed in 0..10 {
+            let s = Signal::default().silence(60_000).noise(-10.0, 0.0, seed + 1);
+            noise_hits += InbandDetector::new().push(&s.pcm()).len();
+        }
+        println!("white noise at -7 dBm0: {noise_hits} digits in 600 s");
+    }
+
+    /// Length of the longest common subsequence: presses matched in order.
+    fn lcs(a: &str, b: &str) -> usize {
+        let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+        let mut row = vec![0usize; b.len() + 1];
+        for &x in &a {
+            let mut diagonal = 0;
+            for (j, &y) in b.iter().enumerate() {
+                let above = row[j + 1];
+                row[j + 1] = if x == y { diagonal + 1 } else { row[j + 1].max(row[j]) };
+                diagonal = above;
+            }
+        }
+        row[b.len()]
+    }
+}
