@@ -232,7 +232,11 @@ fn import_refusals_say_what_was_wrong() {
     let truncated = &good[..good.len() / 2];
     let err = import_admin_audio(truncated, 1_000_000).unwrap_err();
     assert!(matches!(err, ImportError::Wav(WavError::Truncated { .. })), "{err:?}");
-    assert!(err.to_string().starts_with("The WAV file is incomplete"), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "The WAV file is incomplete: its header says the file is 16044 bytes, but it is only 8022 bytes. \
+         The upload or the file may be cut off. Upload the file again."
+    );
 
     let mut twelve = good.clone();
     twelve[34] = 12; // wBitsPerSample

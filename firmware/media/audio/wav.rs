@@ -304,6 +304,13 @@ impl fmt::Display for WavError {
             WavError::NotWave { form } => {
                 write!(f, "This RIFF file is \"{form}\", not WAV audio. Upload a WAV file (PCM).")
             }
+            WavError::Truncated { chunk: RIFF, declared, available } => write!(
+                f,
+                "The WAV file is incomplete: its header says the file is {} bytes, but it is only {} \
+                 bytes. The upload or the file may be cut off. Upload the file again.",
+                declared + 8,
+                available + 8
+            ),
             WavError::Truncated { chunk, declared, available } => write!(
                 f,
                 "The WAV file is incomplete: the \"{chunk}\" part should be {declared} bytes, but only \
