@@ -365,7 +365,7 @@ fn answer_console(
                 let stats = relay.stats(RelayId(c.id));
                 let _ = writeln!(
                     s,
-                    "{:<8} {:<8} {:<8} {:<9} {:>5}s {:>5}s  {:<13} {}{}",
+                    "{:<8} {:<8} {:<8} {:<9} {:>5}s {:>5}s  {:<13} {}{}{}{}",
                     c.id,
                     c.from,
                     c.to,
@@ -376,7 +376,9 @@ fn answer_console(
                     c.caller_peer,
                     stats
                         .map(|st| format!(" pkts a->{} b->{}", st.a_rx_packets, st.b_rx_packets))
-                        .unwrap_or_default()
+                        .unwrap_or_default(),
+                    if c.recording { " recording" } else { "" },
+                    if c.digits.is_empty() { String::new() } else { format!(" dtmf={}", c.digits) }
                 );
             }
         }
@@ -452,6 +454,9 @@ fn answer_console(
                             .to_string(),
                         r.cause
                     );
+                    for path in &r.recordings {
+                        let _ = writeln!(s, "         recording: {path}");
+                    }
                 }
             }
             Err(e) => s = format!("error: cannot read call records: {e}"),
