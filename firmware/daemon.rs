@@ -237,8 +237,23 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
             }
             req = console_rx.recv() => {
                 if let Some(req) = req {
-                    let text = answer_console(&engine, &relay, &cdr_sink, &store, req.command, now());
-                    let _ = req.reply.send(text);
+                    match req.command {
+                        // Slow (file I/O and resampling): off the engine's task, answered there.
+                        ConsoleCommand::AudioImport { path, name } => {
+                            let dir = opts.data_dir.join("audio");
+                            let max = config.media.max_audio_mib.saturating_mul(1 << 20);
+                            tokio::task::spawn_blocking(move || {
+                                let _ = req.reply.send(import_audio(&dir, &path, &name, max));
+                            });
+                        }
+                        ConsoleCommand::AudioList => {
+                            let _ = req.reply.send(list_audio(&opts.data_dir.join("audio")));
+                        }
+                        command => {
+                            let text = answer_console(&engine, &relay, &cdr_sink, &store, command, now());
+                            let _ = req.reply.send(text);
+                        }
+                    }
                 }
             }
             ev = media_rx.recv() => {
@@ -260,6 +275,82 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), cdr_writer).await;
     let _ = std::fs::remove_file(&socket_path);
     Ok(())
+}
+
+/// Most characters in an audio file's name.
+const MAX_AUDIO_NAME: usize = 64;
+
+/// `audio import FILE NAME`: reads a WAV on the box, converts it to 8 kHz 16-bit mono (or says
+/// why not) and stores it as `DIR/NAME.wav`, atomically (temp file + rename).
+fn import_audio(dir: &Path, path: &str, name: &str, max_bytes: u64) -> String {
+    let bad_name = name.is_empty()
+        || name.chars().count() > MAX_AUDIO_NAME
+        || name.chars().any(|c| c.is_control() || c == '/' || c == '\\')
+        || name.starts_with('.');
+    if bad_name {
+        return format!(
+            "error: `{name}` cannot name an audio file: 1-{MAX_AUDIO_NAME} characters, no `/`, `\\` or leading `.`"
+        );
+    }
+    let size = match std::fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) => return format!("error: cannot read {path}: {e}"),
+    };
+    if size > max_bytes {
+        return format!(
+            "error: the file is {:.1} MB; the limit is {:.1} MB ([media] max_audio_mib)",
+            size as f64 / 1e6,
+            max_bytes as f64 / 1e6
+        );
+    }
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => return format!("error: cannot read {path}: {e}"),
+    };
+    let pcm = match crate::media::audio::wav::import_admin_audio(&bytes, max_bytes as usize) {
+        Ok(p) => p,
+        Err(e) => return format!("error: {e}"),
+    };
+    let wav = crate::media::audio::wav::encode_pcm16_mono_8k(&pcm);
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        return format!("error: cannot create {}: {e}", dir.display());
+    }
+    let target = dir.join(format!("{name}.wav"));
+    let tmp = dir.join(format!(".{name}.wav.tmp"));
+    let written = std::fs::write(&tmp, &wav).and_then(|()| std::fs::rename(&tmp, &target));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return format!("error: cannot store {}: {e}", target.display());
+    }
+    log::info!("audio file `{name}` imported from {path}: {} samples", pcm.len());
+    format!(
+        "stored `{name}`: {:.1} s of 8 kHz 16-bit mono audio, {} bytes",
+        pcm.len() as f64 / 8000.0,
+        wav.len()
+    )
+}
+
+/// `audio list`.
+fn list_audio(dir: &Path) -> String {
+    let mut rows: Vec<(String, u64)> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let stem = name.strip_suffix(".wav")?.to_string();
+                    (!stem.starts_with('.')).then(|| (stem, e.metadata().map(|m| m.len()).unwrap_or(0)))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    rows.sort();
+    let mut s = format!("{} audio file(s) in {}\n", rows.len(), dir.display());
+    for (name, bytes) in rows {
+        // 8 kHz 16-bit mono: 16,000 bytes per second after the 44-byte header.
+        let _ =
+            writeln!(s, "{name:<32} {:>7.1} s  {bytes} bytes", bytes.saturating_sub(44) as f64 / 16_000.0);
+    }
+    s.trim_end().to_string()
 }
 
 /// How often the recording retention runs.
@@ -462,6 +553,8 @@ fn answer_console(
             Err(e) => s = format!("error: cannot read call records: {e}"),
         },
         ConsoleCommand::Help => s = crate::console::help_text(),
+        // Answered in the run loop (off the engine's task).
+        ConsoleCommand::AudioImport { .. } | ConsoleCommand::AudioList => s = "error: internal".into(),
     }
     s.trim_end().to_string()
 }

@@ -117,6 +117,7 @@ struct RawMedia {
     language: Option<Spanned<String>>,
     music_on_hold: Option<Spanned<bool>>,
     announce_recording: Option<Spanned<bool>>,
+    max_audio_mib: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -225,6 +226,13 @@ fn validate(raw: RawFile) -> Result<Config, Invalid> {
         }
         if let Some(b) = m.announce_recording {
             config.media.announce_recording = b.into_inner();
+        }
+        if let Some(v) = m.max_audio_mib {
+            let n = *v.get_ref();
+            config.media.max_audio_mib = u64::try_from(n)
+                .ok()
+                .filter(|n| (1..=1024).contains(n))
+                .ok_or_else(|| invalid(&v, "media.max_audio_mib", format!("{n} is outside 1..=1024 MiB")))?;
         }
     }
     if let Some(r) = raw.recording {

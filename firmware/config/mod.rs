@@ -40,6 +40,8 @@ pub struct MediaConfig {
     pub music_on_hold: bool,
     /// Play "this call is recorded" to the other party when a recording starts.
     pub announce_recording: bool,
+    /// Largest audio file an admin may import, in MiB (spec seed 002 §2.28: up to 100 MB).
+    pub max_audio_mib: u64,
 }
 
 impl Default for MediaConfig {
@@ -48,6 +50,7 @@ impl Default for MediaConfig {
             language: crate::media::prompts::Lang::Ja,
             music_on_hold: true,
             announce_recording: true,
+            max_audio_mib: 100,
         }
     }
 }

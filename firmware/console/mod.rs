@@ -48,7 +48,7 @@ pub const MAX_CDR_SHOW: usize = 500;
 pub const MAX_LOG_TAIL: usize = crate::logger::RING_LINES;
 
 /// What the technician asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConsoleCommand {
     /// `show registrations`: phones registered now.
     ShowRegistrations,
@@ -60,6 +60,16 @@ pub enum ConsoleCommand {
     ShowVersion,
     /// `show cdr [N]`: the N most recent call records (default 20, max [`MAX_CDR_SHOW`]).
     ShowCdr(usize),
+    /// `audio import FILE NAME`: converts a WAV file on the box into a prompt file `NAME`
+    /// (8 kHz 16-bit mono), stored on the data partition.
+    AudioImport {
+        /// The source file (case kept).
+        path: String,
+        /// The name admins will pick it by (case kept; may be Japanese).
+        name: String,
+    },
+    /// `audio list`: the stored audio files.
+    AudioList,
     /// `log tail [N]`: the last N lines of the RAM log.
     LogTail(usize),
     /// `help`: the command list ([`help_text`]).
@@ -85,6 +95,8 @@ pub fn help_text() -> String {
          show version         firmware version (sh ver)\n\
          show cdr [N]         the N most recent call records, default 20 (sh cdr 5)\n\
          log tail [N]         last N log lines, default {DEFAULT_LOG_TAIL}, max {MAX_LOG_TAIL} (lo t 100)\n\
+         audio list           stored audio files (prompts, greetings, music on hold)\n\
+         audio import FILE NAME  convert a WAV on the box into audio file NAME\n\
          help                 this list\n\
          quit, exit           leave the console"
     )
@@ -100,6 +112,7 @@ pub fn parse_command(line: &str) -> Result<ConsoleCommand, String> {
         [w] if abbreviates(w, "help", 1) => Ok(ConsoleCommand::Help),
         [w, rest @ ..] if abbreviates(w, "show", 2) => parse_show(rest),
         [w, rest @ ..] if abbreviates(w, "log", 2) => parse_log(rest),
+        [w, rest @ ..] if abbreviates(w, "audio", 2) => parse_audio(line.trim(), rest),
         _ => Err(format!("unknown command `{}`; type `help` for the list", line.trim())),
     }
 }
@@ -123,6 +136,24 @@ fn parse_show(rest: &[&str]) -> Result<ConsoleCommand, String> {
         [w] if abbreviates(w, "extensions", 1) => Ok(ConsoleCommand::ShowExtensions),
         [w] if abbreviates(w, "version", 1) => Ok(ConsoleCommand::ShowVersion),
         _ => Err(format!("cannot show `{}`; try {WHAT}", rest.join(" "))),
+    }
+}
+
+/// `audio list` / `audio import FILE NAME`; FILE and NAME keep their case (taken from `line`).
+fn parse_audio(line: &str, rest: &[&str]) -> Result<ConsoleCommand, String> {
+    const USAGE: &str = "usage: audio list | audio import FILE NAME";
+    match rest {
+        [w] if abbreviates(w, "list", 1) => Ok(ConsoleCommand::AudioList),
+        [w, ..] if abbreviates(w, "import", 1) => {
+            let original: Vec<&str> = line.split_whitespace().collect();
+            match original.as_slice() {
+                [_, _, path, name @ ..] if !name.is_empty() => {
+                    Ok(ConsoleCommand::AudioImport { path: (*path).to_string(), name: name.join(" ") })
+                }
+                _ => Err(USAGE.into()),
+            }
+        }
+        _ => Err(USAGE.into()),
     }
 }
 

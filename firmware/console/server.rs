@@ -168,6 +168,13 @@ async fn read_request(reader: &mut BufReader<Take<OwnedReadHalf>>) -> Result<Str
 }
 
 async fn ask(tx: &mpsc::Sender<ConsoleRequest>, command: super::ConsoleCommand) -> String {
+    let described = format!("{command:?}");
+    // Converting a long upload takes seconds of CPU (docs/audio.md); everything else is instant.
+    let limit = if matches!(command, super::ConsoleCommand::AudioImport { .. }) {
+        IMPORT_TIMEOUT
+    } else {
+        REPLY_TIMEOUT
+    };
     let (reply, answer) = oneshot::channel();
     let exchange = async {
         if tx.send(ConsoleRequest { command, reply }).await.is_err() {
@@ -175,11 +182,15 @@ async fn ask(tx: &mpsc::Sender<ConsoleRequest>, command: super::ConsoleCommand) 
         }
         answer.await.unwrap_or_else(|_| "error: the box dropped the request".to_string())
     };
-    timeout(REPLY_TIMEOUT, exchange).await.unwrap_or_else(|_| {
-        log::warn!("console: no answer to {command:?} within {} s", REPLY_TIMEOUT.as_secs());
-        format!("error: the box did not answer within {} s", REPLY_TIMEOUT.as_secs())
+    timeout(limit, exchange).await.unwrap_or_else(|_| {
+        log::warn!("console: no answer to {described} within {} s", limit.as_secs());
+        format!("error: the box did not answer within {} s", limit.as_secs())
     })
 }
+
+/// How long an `audio import` may take (a 100 MB file at 44.1 kHz is about 10 minutes of
+/// stereo audio: some 15 s of conversion on a small board).
+const IMPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The reply on the wire: dot-stuffed lines, then the `.` terminator.
 pub(super) fn encode_reply(reply: &str) -> String {

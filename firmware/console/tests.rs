@@ -105,6 +105,7 @@ async fn start(dir: &Path) -> PathBuf {
                     continue;
                 }
                 ConsoleCommand::ShowExtensions => "error: no extensions here".to_string(),
+                ConsoleCommand::AudioImport { .. } | ConsoleCommand::AudioList => "audio".to_string(),
             };
             let _ = req.reply.send(answer);
         }
@@ -249,4 +250,14 @@ async fn run_client_exit_codes_tell_ok_refused_and_unreachable() {
     assert_eq!(code("reboot", path.clone()).await.unwrap(), 1);
     assert_eq!(code("sh ext", path.clone()).await.unwrap(), 1);
     assert_eq!(code("sh ver", dir.path().join("nobody.sock")).await.unwrap(), 2);
+}
+
+#[test]
+fn audio_commands_keep_the_case_of_paths_and_names() {
+    assert_eq!(parse_command("audio list"), Ok(ConsoleCommand::AudioList));
+    assert_eq!(
+        parse_command("AUDIO import /tmp/Greeting.WAV 業務A Morning"),
+        Ok(ConsoleCommand::AudioImport { path: "/tmp/Greeting.WAV".into(), name: "業務A Morning".into() })
+    );
+    assert!(parse_command("audio import /tmp/x.wav").is_err());
 }
