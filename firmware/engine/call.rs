@@ -92,7 +92,15 @@ struct Fork {
     answer: Option<Instant>,
     end: Option<Instant>,
     final_status: u16,
+    /// A third party invited into a three-way call: the room port its SDP points to.
+    third_party: Option<u16>,
 }
+
+/// Participant ids in a three-way room: the caller keeps the call id, the callee and the third
+/// party get it with a high bit set (call ids never reach these bits).
+pub(super) const PARTICIPANT_B: u64 = 1 << 62;
+/// See [`PARTICIPANT_B`].
+pub(super) const PARTICIPANT_C: u64 = 1 << 61;
 
 /// A call in progress.
 #[derive(Debug)]
@@ -139,6 +147,10 @@ pub(super) struct Call {
     pub(super) digit_buffers: [DigitBuffer; 2],
     /// Every digit seen on the call, for the console.
     pub(super) digits_seen: String,
+    /// A three-way call: its private room and the third party's port.
+    pub(super) three_way: Option<(u32, u16)>,
+    /// Where each side's RTP goes according to SDP (for moving the call into a room).
+    pub(super) media_addr: [Option<std::net::SocketAddr>; 2],
 }
 
 /// Where a call goes.
@@ -453,6 +465,8 @@ impl Engine {
             held_by: None,
             digit_buffers: Default::default(),
             digits_seen: String::new(),
+            three_way: None,
+            media_addr: [a_remote, None],
         };
         self.calls.insert(id, call);
         self.active_add(&from_ext, 1);
@@ -498,13 +512,31 @@ impl Engine {
     }
 
     fn start_fork(&mut self, now: Instant, id: u64, uri: &str, peer: Peer, display: Option<&str>) {
+        self.start_fork_to(now, id, uri, peer, display, None);
+    }
+
+    /// Sends one fork's INVITE. `third` = (from extension, to extension, room port) invites a
+    /// third party into a three-way room instead of ringing the callee.
+    pub(super) fn start_fork_to(
+        &mut self,
+        now: Instant,
+        id: u64,
+        uri: &str,
+        peer: Peer,
+        display: Option<&str>,
+        third: Option<(String, String, u16)>,
+    ) {
         let tag = self.token();
         let call_id = format!("{}@hakoden", self.token());
         let branch = self.branch();
         let Some(call) = self.calls.get(&id) else {
             return;
         };
-        let (from_ext, to_ext) = (call.from_ext.clone(), call.to_ext.clone());
+        let (from_ext, to_ext) = match &third {
+            Some((from, to, _)) => (from.clone(), to.clone()),
+            None => (call.from_ext.clone(), call.to_ext.clone()),
+        };
+        let port = third.as_ref().map_or(call.b_port, |t| t.2);
         let host = self.host_for(&peer);
         let display = display.map(|d| format!("\"{}\" ", d.replace(['"', '\\'], ""))).unwrap_or_default();
         let local_party = format!("{display}<sip:{from_ext}@{host}>;tag={tag}");
@@ -521,10 +553,10 @@ impl Engine {
             pending_ok: None,
         };
         let origin = Origin { session_id: id * 2 + 1, version: 1, addr: self.local_ip_for(&peer) };
-        let body = if call.late_offer {
+        let body = if call.late_offer && third.is_none() {
             String::new()
         } else {
-            sdp::render(&origin, call.b_port, &call.offered, Direction::SendRecv, call.ptime)
+            sdp::render(&origin, port, call.negotiated(), Direction::SendRecv, call.ptime)
         };
         let invite = Writer::request("INVITE", uri)
             .header("Via", self.via_for(&peer, &branch))
@@ -560,6 +592,7 @@ impl Engine {
                 answer: None,
                 end: None,
                 final_status: 0,
+                third_party: third.map(|t| t.2),
             });
         }
         self.transmit(peer, invite);
@@ -714,6 +747,9 @@ impl Engine {
             }
             return;
         }
+        if let Some(port) = fork.third_party {
+            return self.on_third_party_answered(now, id, fork_ix, port, peer, resp);
+        }
         fork.state = ForkState::Answered;
         fork.answer = Some(now);
         fork.final_status = resp.code;
@@ -780,6 +816,7 @@ impl Engine {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        call.media_addr[1] = audio.rtp_addr();
         call.answered = formats.clone();
         call.state = CallState::Answered;
         call.a.sdp_version += 1;
@@ -800,6 +837,99 @@ impl Engine {
         }
         log::info!("call {id}: answered");
         self.start_media(id, now);
+    }
+
+    /// The third party of a three-way call answered: ACK it and put it in the room.
+    fn on_third_party_answered(
+        &mut self,
+        now: Instant,
+        id: u64,
+        fork_ix: usize,
+        port: u16,
+        peer: Peer,
+        resp: &Response,
+    ) {
+        let Some(fork) = self.calls.get_mut(&id).and_then(|c| c.forks.get_mut(fork_ix)) else { return };
+        fork.state = ForkState::Answered;
+        fork.answer = Some(now);
+        fork.final_status = resp.code;
+        fork.invite_cseq = resp.common.cseq.seq;
+        let ack = self.build_in_dialog("ACK", id, Some(fork_ix), Some(resp.common.cseq.seq), None);
+        if let Some(f) = self.calls.get_mut(&id).and_then(|c| c.forks.get_mut(fork_ix)) {
+            f.ack = ack.clone();
+        }
+        if let Some(ack) = ack {
+            self.transmit(peer, ack);
+        }
+        let remote = sdp::parse(&resp.common.body).ok().and_then(|s| s.audio).and_then(|a| a.rtp_addr());
+        let Some(call) = self.calls.get(&id) else { return };
+        let (Some((room, _)), Some((audio_pt, te))) =
+            (call.three_way, super::features::codec_of(call.negotiated()))
+        else {
+            return;
+        };
+        log::info!("call {id}: the third party answered; three-way call in room {room}");
+        self.out.push_back(super::Output::Media(MediaCommand::JoinRoom {
+            relay: RelayId(id | PARTICIPANT_C),
+            room,
+            port,
+            remote,
+            audio_pt,
+            telephone_event_pt: te,
+        }));
+    }
+
+    /// `*3 <extension> #` during a call: both parties move into a private room (on the ports
+    /// their phones already use), and the extension is called into it.
+    pub(super) fn start_three_way(&mut self, id: u64, initiator: Side, target: &str, now: Instant) {
+        let Some(call) = self.calls.get(&id) else { return };
+        if call.state != CallState::Confirmed || call.route != CallRoute::Extension || call.winner.is_none() {
+            log::info!("call {id}: three-way refused: the call is not a plain answered call");
+            return;
+        }
+        let initiator_ext = if initiator == Side::A { call.from_ext.clone() } else { call.to_ext.clone() };
+        let contacts: Vec<(String, Peer)> =
+            self.registrar.contacts(target, now).iter().map(|b| (b.uri.clone(), b.peer)).collect();
+        if !self.extensions.contains_key(target) || contacts.is_empty() {
+            log::info!("call {id}: three-way to {target} refused: no such extension registered");
+            return;
+        }
+        let Some((audio_pt, te)) = super::features::codec_of(call.negotiated()) else { return };
+        let (a_port, b_port, addrs) = (call.a_port, call.b_port, call.media_addr);
+        let Some(c_port) = self.pool.allocate() else {
+            log::warn!("ALARM: RTP port pool exhausted (three-way call {id})");
+            return;
+        };
+        let room = 1_000_000 + (id % 1_000_000) as u32;
+        // The bridge closes; the same ports reopen as room participants, so neither phone
+        // notices anything but the third voice.
+        self.out.push_back(super::Output::Media(MediaCommand::Close { relay: RelayId(id) }));
+        for (pid, port, remote) in [(id, a_port, addrs[0]), (id | PARTICIPANT_B, b_port, addrs[1])] {
+            self.out.push_back(super::Output::Media(MediaCommand::JoinRoom {
+                relay: RelayId(pid),
+                room,
+                port,
+                remote,
+                audio_pt,
+                telephone_event_pt: te,
+            }));
+        }
+        if let Some(c) = self.calls.get_mut(&id) {
+            c.three_way = Some((room, c_port));
+            c.route = CallRoute::Room(room);
+            c.recording_active = false;
+        }
+        log::info!("call {id}: {initiator_ext} starts a three-way call with {target} (room {room})");
+        for (uri, peer) in contacts {
+            self.start_fork_to(
+                now,
+                id,
+                &uri,
+                peer,
+                None,
+                Some((initiator_ext.clone(), target.to_string(), c_port)),
+            );
+        }
     }
 
     /// Arms 2xx retransmission on a leg (UDP only; §13.3.1.4).
@@ -1105,6 +1235,12 @@ impl Engine {
                 } else if let Some(f) = fork.and_then(|i| self.calls.get_mut(&id)?.forks.get_mut(i)) {
                     f.state = ForkState::Failed;
                     f.end = Some(now);
+                    if f.third_party.is_some() {
+                        log::info!("call {id}: the third party hung up");
+                        self.out.push_back(super::Output::Media(MediaCommand::Close {
+                            relay: RelayId(id | PARTICIPANT_C),
+                        }));
+                    }
                 }
             }
             crate::sip::message::Method::Invite => {
@@ -1403,10 +1539,17 @@ impl Engine {
         let a_answered = call.a_ok_sent;
         let forks = call.forks.len();
         for i in 0..forks {
+            let third_up = self
+                .calls
+                .get(&id)
+                .and_then(|c| c.forks.get(i))
+                .is_some_and(|f| f.third_party.is_some() && f.state == ForkState::Answered);
             if Some(i) == winner {
                 if side != HangupSide::Callee {
                     self.send_bye(now, id, Some(i));
                 }
+            } else if third_up {
+                self.send_bye(now, id, Some(i));
             } else {
                 self.cancel_fork(now, id, i);
             }
@@ -1436,6 +1579,12 @@ impl Engine {
         self.out.push_back(super::Output::Media(MediaCommand::Close { relay: RelayId(id) }));
         self.pool.release(call.a_port);
         self.pool.release(call.b_port);
+        if let Some((_, c_port)) = call.three_way {
+            for p in [PARTICIPANT_B, PARTICIPANT_C] {
+                self.out.push_back(super::Output::Media(MediaCommand::Close { relay: RelayId(id | p) }));
+            }
+            self.pool.release(c_port);
+        }
         self.a_index
             .remove(&(call.a.call_id.clone(), call.invite.common.from.tag().unwrap_or_default().to_string()));
         for f in &call.forks {

@@ -2,7 +2,7 @@
 //! codes, recording (policy per extension, `*1` on demand), music on hold, and the dial-in
 //! conference rooms.
 
-use super::call::{CallRoute, DigitBuffer};
+use super::call::{CallRoute, DigitBuffer, PARTICIPANT_B, PARTICIPANT_C};
 use super::Engine;
 use crate::config::RecordPolicy;
 use crate::media::dtmf::{DigitEvent, DtmfSource};
@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 /// The in-call feature code that starts/stops an on-demand recording.
 pub const RECORD_TOGGLE_CODE: &str = "*1";
+/// The in-call feature code that calls a third extension into the call: `*3 <ext> #`.
+pub const THREE_WAY_CODE: &str = "*3";
 /// Digits of a feature code must follow each other within this.
 pub const FEATURE_DIGIT_GAP: Duration = Duration::from_secs(3);
 
@@ -36,7 +38,8 @@ impl DigitBuffer {
         if self.last.is_some_and(|t| now.saturating_duration_since(t) > FEATURE_DIGIT_GAP) {
             self.digits.clear();
         }
-        if self.digits.len() >= 8 {
+        // Long enough for `*3` + an 8-digit extension + `#`.
+        if self.digits.len() >= 16 {
             self.digits.remove(0);
         }
         self.digits.push(digit);
@@ -119,7 +122,14 @@ impl Engine {
     /// Something the media drivers report.
     pub fn handle_media_event(&mut self, now: Instant, ev: MediaEvent) {
         match ev {
-            MediaEvent::Digit { relay, side, event } => self.on_digit(relay.0, side, event, now),
+            MediaEvent::Digit { relay, side, event } => {
+                // Three-way room participants report under the call id with a participant bit.
+                let id = relay.0 & !(PARTICIPANT_B | PARTICIPANT_C);
+                let side = if relay.0 & PARTICIPANT_B != 0 { Side::B } else { side };
+                if relay.0 & PARTICIPANT_C == 0 {
+                    self.on_digit(id, side, event, now);
+                }
+            }
             MediaEvent::PlayDone { .. } => {}
             MediaEvent::Recorded { relay, path, bytes } => {
                 log::info!("call {}: recording {path} closed, {bytes} bytes", relay.0);
@@ -151,6 +161,15 @@ impl Engine {
             Side::B => call.callee_ext().to_string(),
         };
         let buffer = call.digit_buffers[usize::from(side == Side::B)].push(event.digit, now).to_string();
+        if let Some(target) =
+            buffer.strip_suffix('#').and_then(|b| b.rsplit_once(THREE_WAY_CODE)).map(|(_, t)| t)
+        {
+            if !target.is_empty() && target.bytes().all(|b| b.is_ascii_digit()) {
+                let target = target.to_string();
+                call.digit_buffers[usize::from(side == Side::B)].digits.clear();
+                return self.start_three_way(id, side, &target, now);
+            }
+        }
         if buffer.ends_with(RECORD_TOGGLE_CODE) {
             call.digit_buffers[usize::from(side == Side::B)].digits.clear();
             let allowed = self.extensions.get(&ext).is_some_and(|e| e.record == RecordPolicy::OnDemand);

@@ -893,3 +893,47 @@ fn dialling_a_conference_room_is_answered_by_the_box_and_joins_the_room() {
     assert!(matches!(h.media.last(), Some(MediaCommand::Close { .. })));
     assert_eq!(h.engine.rtp_ports_in_use().0, 0);
 }
+
+#[test]
+fn star_three_calls_a_third_extension_into_a_three_way_room() {
+    use crate::media::{MediaEvent, RelayId, Side};
+    let mut h = Harness::new();
+    h.register("203", 7003);
+    answered_call(&mut h);
+    let ok = h.take_for(phone(7001)).pop().unwrap();
+    h.take_for(phone(7002));
+    let to_tag = ack_caller(&mut h, &ok, "c1");
+    for d in ['*', '3', '2', '0', '3', '#'] {
+        let event = crate::media::dtmf::DigitEvent {
+            digit: d,
+            duration_ms: 100,
+            source: crate::media::dtmf::DtmfSource::Rfc4733,
+        };
+        h.engine.handle_media_event(h.now, MediaEvent::Digit { relay: RelayId(1), side: Side::A, event });
+        h.drain();
+    }
+    let joins: Vec<(u64, u32, u16)> = h
+        .media
+        .iter()
+        .filter_map(|m| match m {
+            MediaCommand::JoinRoom { relay, room, port, .. } => Some((relay.0, *room, *port)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(joins, vec![(1, 1_000_001, 20000), (1 | super::call::PARTICIPANT_B, 1_000_001, 20002)]);
+    let inv = h.take_for(phone(7003)).pop().expect("the third party is called");
+    assert!(inv.starts_with("INVITE sip:203@127.0.0.1:7003"), "{inv}");
+    assert!(inv.contains("m=audio 20004 RTP/AVP 0 101"), "{inv}");
+    assert!(inv.contains("From: <sip:201@"), "the initiator calls: {inv}");
+    h.send(phone(7003), &answer(&inv, 200, "third", Some(&sdp(6000, "0 101")), 7003));
+    assert!(h.take_for(phone(7003)).iter().any(|m| first_line(m).starts_with("ACK ")));
+    assert!(h.media.iter().any(|m| matches!(m, MediaCommand::JoinRoom { relay, port: 20004, .. } if relay.0 == 1 | super::call::PARTICIPANT_C)));
+    assert_eq!(h.engine.calls(h.now)[0].state, "conference");
+    // The caller hangs up: the callee and the third party get BYE, every participant leaves.
+    h.send(phone(7001), &in_dialog_from_caller("BYE", 2, &to_tag, "", ""));
+    assert!(h.take_for(phone(7002)).iter().any(|m| first_line(m).starts_with("BYE ")));
+    assert!(h.take_for(phone(7003)).iter().any(|m| first_line(m).starts_with("BYE ")));
+    let closes = h.media.iter().filter(|m| matches!(m, MediaCommand::Close { .. })).count();
+    assert_eq!(closes, 4, "bridge, then A, B and C leave the room");
+    assert_eq!(h.engine.rtp_ports_in_use().0, 0);
+}
