@@ -250,7 +250,15 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                             let _ = req.reply.send(list_audio(&opts.data_dir.join("audio")));
                         }
                         command => {
-                            let text = answer_console(&engine, &relay, &cdr_sink, &store, command, now());
+                            let mut text = answer_console(&engine, &relay, &cdr_sink, &store, command.clone(), now());
+                            if command == ConsoleCommand::ShowVersion {
+                                let _ = write!(
+                                    text,
+                                    "\nrecordings: {} bytes written since start, in {}",
+                                    recordings.bytes_written(),
+                                    recordings.dir().display()
+                                );
+                            }
                             let _ = req.reply.send(text);
                         }
                     }
