@@ -157,8 +157,11 @@ fn wait_reports(tb: &TestBox, want: usize) -> Vec<Report> {
     got
 }
 
-/// `(digit, side, source)` of each report, for comparing with what a peer sent.
+/// `(digit, side, source)` of each report, for comparing with what a peer sent. Each test
+/// makes one call, so every report must name the same call.
 fn summary(reports: &[Report]) -> Vec<(char, &str, &str)> {
+    let first = reports.first().map(|r| r.call);
+    assert!(reports.iter().all(|r| Some(r.call) == first), "reports from more than one call: {reports:?}");
     reports.iter().map(|r| (r.digit, r.side.as_str(), r.source.as_str())).collect()
 }
 
@@ -444,6 +447,13 @@ fn inband_tones_on_pcmu_are_reported() {
         got.iter().all(|r| r.ms.abs_diff(TONE_MS) <= INBAND_MS_SLACK),
         "each tone lasts {TONE_MS} ms: {got:?}"
     );
+    // The tones are a tap, not a filter: the callee still hears them.
+    assert!(
+        rtp.packets * 2 >= packets.len() as u64 && rtp.payload_types.contains(&PT_PCMU),
+        "the callee got {} of {} PCMU packets: {rtp:?}",
+        rtp.packets,
+        packets.len()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -456,8 +466,10 @@ const MODULE_DIRS: &[&str] = &[
     "/usr/lib/aarch64-linux-gnu/baresip/modules",
     "/usr/local/lib/baresip/modules",
 ];
-/// The keys baresip presses, one `sndcode` command each.
+/// The keys the calling baresip presses, one `sndcode` command each.
 const BARESIP_DIGITS: &str = "30#";
+/// The key the called baresip presses afterwards: the callee's leg is tapped too.
+const BARESIP_CALLEE_DIGIT: char = '9';
 /// Between two `sndcode` commands: the previous press (start, updates, 3 end packets) is
 /// over well before.
 const BARESIP_KEY_GAP: Duration = Duration::from_millis(500);
@@ -673,7 +685,7 @@ impl Ctrl {
 }
 
 #[test]
-fn baresip_key_presses_are_reported_as_rfc4733() {
+fn baresip_key_presses_on_both_legs_are_reported_as_rfc4733() {
     if !require_tool("baresip") {
         return;
     }
@@ -681,7 +693,8 @@ fn baresip_key_presses_are_reported_as_rfc4733() {
     let silence = tb.scratch("media").join("silence.wav");
     write_silence_wav(&silence, SILENCE_SECONDS);
 
-    let bob = Phone::start(&tb, BOB, "202", &silence, None);
+    let bob_ctrl_port = tb.port();
+    let bob = Phone::start(&tb, BOB, "202", &silence, Some(bob_ctrl_port));
     assert!(
         bob.wait_for("200 OK", Some("Register:"), PHONE_TIMEOUT),
         "callee did not register\n{}\n{}",
@@ -711,16 +724,22 @@ fn baresip_key_presses_are_reported_as_rfc4733() {
         bob.report(),
         box_context(&tb)
     );
-    for digit in BARESIP_DIGITS.chars() {
+    let press = |ctrl: &mut Ctrl, digit: char| {
         let answer = ctrl.command("sndcode", &digit.to_string());
         assert_eq!(answer.get("ok"), Some(&serde_json::Value::Bool(true)), "sndcode {digit}: {answer}");
         std::thread::sleep(BARESIP_KEY_GAP);
+    };
+    for digit in BARESIP_DIGITS.chars() {
+        press(&mut ctrl, digit);
     }
-    let got = wait_reports(&tb, BARESIP_DIGITS.len());
+    press(&mut Ctrl::connect(bob_ctrl_port), BARESIP_CALLEE_DIGIT);
+    let got = wait_reports(&tb, BARESIP_DIGITS.len() + 1);
     let _ = ctrl.command("hangup", "");
+    let mut want = expect_from_caller(BARESIP_DIGITS, "rfc4733");
+    want.push((BARESIP_CALLEE_DIGIT, "callee", "rfc4733"));
     assert_eq!(
         summary(&got),
-        expect_from_caller(BARESIP_DIGITS, "rfc4733"),
+        want,
         "the box's DTMF reports for baresip's keys {BARESIP_DIGITS:?}: {got:?}\n{}\n{}\n{}",
         alice.report(),
         bob.report(),
