@@ -151,6 +151,8 @@ pub(super) struct Call {
     pub(super) three_way: Option<(u32, u16)>,
     /// Where each side's RTP goes according to SDP (for moving the call into a room).
     pub(super) media_addr: [Option<std::net::SocketAddr>; 2],
+    /// The first voice payload type of the callee's answer (what it will send).
+    callee_voice_pt: Option<u8>,
 }
 
 /// Where a call goes.
@@ -177,6 +179,11 @@ impl Call {
         } else {
             &self.answered
         }
+    }
+
+    /// The first voice payload type of the callee's answer, if known.
+    pub(super) fn callee_voice_pt(&self) -> Option<u8> {
+        self.callee_voice_pt
     }
 
     pub(super) fn caller_ext(&self) -> &str {
@@ -467,6 +474,7 @@ impl Engine {
             digits_seen: String::new(),
             three_way: None,
             media_addr: [a_remote, None],
+            callee_voice_pt: None,
         };
         self.calls.insert(id, call);
         self.active_add(&from_ext, 1);
@@ -817,6 +825,11 @@ impl Engine {
             return;
         };
         call.media_addr[1] = audio.rtp_addr();
+        call.callee_voice_pt = audio
+            .formats
+            .iter()
+            .find(|f| matches!(f.encoding, Encoding::Pcmu | Encoding::Pcma))
+            .map(|f| f.pt);
         call.answered = formats.clone();
         call.state = CallState::Answered;
         call.a.sdp_version += 1;

@@ -54,13 +54,18 @@ impl Engine {
     pub(super) fn start_media(&mut self, id: u64, now: Instant) {
         let Some(call) = self.calls.get(&id) else { return };
         let Some((audio_pt, te)) = codec_of(call.negotiated()) else { return };
-        for side in [Side::A, Side::B] {
+        // Each side sends the first voice codec of the answer it got: the caller ours (in its
+        // offer's order), the callee its own answer's first.
+        let b_pt = call.callee_voice_pt().unwrap_or(audio_pt);
+        for (side, pt) in [(Side::A, audio_pt), (Side::B, b_pt)] {
             self.out.push_back(super::Output::Media(MediaCommand::Codec {
                 relay: RelayId(id),
                 side,
-                audio_pt,
+                audio_pt: pt,
                 telephone_event_pt: te,
-                inband_dtmf: te.is_none(),
+                // In-band stays on even with telephone-event negotiated: some phones negotiate it
+                // and send tones. The digit stream mutes it while events flow (docs/dtmf.md).
+                inband_dtmf: true,
             }));
         }
         let policy = |ext: &str| self.extensions.get(ext).map(|e| e.record).unwrap_or_default();

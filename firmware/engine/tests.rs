@@ -783,7 +783,7 @@ fn an_answered_call_tells_the_relay_both_codecs_for_dtmf() {
         .collect();
     assert_eq!(
         codecs,
-        vec![(crate::media::Side::A, 0, Some(101), false), (crate::media::Side::B, 0, Some(101), false)]
+        vec![(crate::media::Side::A, 0, Some(101), true), (crate::media::Side::B, 0, Some(101), true)]
     );
 }
 
@@ -936,4 +936,19 @@ fn star_three_calls_a_third_extension_into_a_three_way_room() {
     let closes = h.media.iter().filter(|m| matches!(m, MediaCommand::Close { .. })).count();
     assert_eq!(closes, 4, "bridge, then A, B and C leave the room");
     assert_eq!(h.engine.rtp_ports_in_use().0, 0);
+}
+
+#[test]
+fn the_callee_side_is_decoded_with_the_codec_the_callee_chose() {
+    let mut h = Harness::new();
+    h.register("201", 7001);
+    h.register("202", 7002);
+    h.send(phone(7001), &invite("201", "202", 7001, "cx", &sdp(4000, "0 8 101")));
+    let inv = h.take_for(phone(7002)).pop().unwrap();
+    h.send(phone(7002), &answer(&inv, 200, "t", Some(&sdp(5000, "8 101")), 7002));
+    let b = h.media.iter().find_map(|m| match m {
+        MediaCommand::Codec { side: crate::media::Side::B, audio_pt, .. } => Some(*audio_pt),
+        _ => None,
+    });
+    assert_eq!(b, Some(8));
 }
