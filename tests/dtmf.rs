@@ -263,7 +263,7 @@ fn benchmark_audio(seconds: usize) -> Vec<i16> {
 fn inband_detector_cost_per_20ms_frame() {
     const SECONDS: usize = 600;
     let pcm = benchmark_audio(SECONDS);
-    let pcmu: Vec<u8> = pcm.iter().map(|&s| G711Law::MuLaw.encode(s)).collect();
+    let pcmu: Vec<u8> = pcm.iter().map(|&s| G711Law::Mu.encode_sample(s)).collect();
     let frames = pcm.len() / 160;
 
     let mut detector = InbandDetector::new();
@@ -277,7 +277,7 @@ fn inband_detector_cost_per_20ms_frame() {
     let mut detector = InbandDetector::new();
     let start = Instant::now();
     for payload in pcmu.chunks(160) {
-        digits += detector.push_g711(G711Law::MuLaw, std::hint::black_box(payload)).len();
+        digits += detector.push_g711(G711Law::Mu, std::hint::black_box(payload)).len();
     }
     let pcmu_ns = start.elapsed().as_nanos() as f64 / frames as f64;
 

@@ -394,10 +394,8 @@ fn generated_capture_carries_the_tones_the_box_detector_hears() {
     let total_ms = 2 * LEAD_MS + INBAND_DIGITS.len() as u32 * (TONE_MS + PAUSE_MS);
     assert_eq!(rtp.len() as u32 * 20, total_ms);
     let mut detector = InbandDetector::new();
-    let events: Vec<_> = rtp
-        .iter()
-        .flat_map(|p| detector.push_g711(G711Law::MuLaw, p.get(12..).unwrap_or_default()))
-        .collect();
+    let events: Vec<_> =
+        rtp.iter().flat_map(|p| detector.push_g711(G711Law::Mu, p.get(12..).unwrap_or_default())).collect();
     let digits: String = events.iter().map(|e| e.digit).collect();
     assert_eq!(digits, INBAND_DIGITS, "{events:?}");
     assert!(events.iter().all(|e| e.source == DtmfSource::InBand && e.duration_ms.abs_diff(TONE_MS) <= 20));

@@ -11,7 +11,7 @@ use super::audio::jitter::{Frame, JitterBuffer, JitterConfig};
 use super::audio::player::{Clip as Pcm, Player};
 use super::audio::recorder::Recorder;
 use super::audio::FRAME_SAMPLES;
-use super::dtmf::{DigitStream, DigitStreamConfig, G711Law, InbandAudio};
+use super::dtmf::{DigitStream, DigitStreamConfig, InbandAudio};
 use super::{Clip, MediaEvent, RelayId, Side};
 use std::fs::File;
 use std::io::BufWriter;
@@ -156,8 +156,7 @@ impl Processing {
         s.law = Law::from_payload_type(audio_pt);
         s.audio_pt = Some(audio_pt);
         let inband = match (inband, s.law) {
-            (true, Some(Law::Mu)) => Some(InbandAudio { payload_type: audio_pt, law: G711Law::MuLaw }),
-            (true, Some(Law::A)) => Some(InbandAudio { payload_type: audio_pt, law: G711Law::ALaw }),
+            (true, Some(law)) => Some(InbandAudio { payload_type: audio_pt, law }),
             _ => None,
         };
         s.digits = Some(DigitStream::new(DigitStreamConfig {

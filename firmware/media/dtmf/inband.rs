@@ -60,32 +60,8 @@ pub const BREAK_DROP_DB: f32 = 10.0;
 /// estimate is within a few ms, so the cut sits between.
 pub const MIN_TONE_MS: u32 = 30;
 
-/// Which G.711 law to decode in [`InbandDetector::push_g711`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum G711Law {
-    /// PCMU (payload type 0).
-    MuLaw,
-    /// PCMA (payload type 8).
-    ALaw,
-}
-
-impl G711Law {
-    /// Decodes one byte to 16-bit linear with `audio-codec-algorithms` (bit-exact to G.191).
-    pub fn decode(self, byte: u8) -> i16 {
-        match self {
-            G711Law::MuLaw => audio_codec_algorithms::decode_ulaw(byte),
-            G711Law::ALaw => audio_codec_algorithms::decode_alaw(byte),
-        }
-    }
-
-    /// Encodes one 16-bit linear sample.
-    pub fn encode(self, sample: i16) -> u8 {
-        match self {
-            G711Law::MuLaw => audio_codec_algorithms::encode_ulaw(sample),
-            G711Law::ALaw => audio_codec_algorithms::encode_alaw(sample),
-        }
-    }
-}
+/// Which G.711 law to decode in [`InbandDetector::push_g711`]: the media room's one G.711 type.
+pub use crate::media::audio::g711::Law as G711Law;
 
 /// Goertzel filters: rows 0-3, columns 4-7, column second harmonics 8-11.
 const FILTERS: usize = 12;
@@ -217,7 +193,7 @@ impl InbandDetector {
     pub fn push_g711(&mut self, law: G711Law, payload: &[u8]) -> Vec<DigitEvent> {
         let mut out = Vec::new();
         for &byte in payload {
-            self.push_sample(f32::from(law.decode(byte)), &mut out);
+            self.push_sample(f32::from(law.decode_sample(byte)), &mut out);
         }
         out
     }
@@ -649,10 +625,10 @@ pub(crate) mod tests {
 
     #[test]
     fn digits_survive_a_g711_round_trip_in_both_laws() {
-        for law in [G711Law::MuLaw, G711Law::ALaw] {
+        for law in [G711Law::Mu, G711Law::A] {
             for (dbm0, on, off) in [(-3.0, 100, 100), (-25.0, 40, 20)] {
                 let encoded: Vec<u8> =
-                    dial(ALL, dbm0, on, off, 0).pcm().into_iter().map(|s| law.encode(s)).collect();
+                    dial(ALL, dbm0, on, off, 0).pcm().into_iter().map(|s| law.encode_sample(s)).collect();
                 let mut detector = InbandDetector::new();
                 let mut got = String::new();
                 for payload in encoded.chunks(160) {

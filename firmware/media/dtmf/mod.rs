@@ -326,7 +326,7 @@ pub(crate) mod tests {
         DigitStreamConfig {
             telephone_event_pt: te.then_some(TE_PT),
             telephone_event_clock_rate: 8_000,
-            inband: inband.then_some(InbandAudio { payload_type: 0, law: G711Law::MuLaw }),
+            inband: inband.then_some(InbandAudio { payload_type: 0, law: G711Law::Mu }),
         }
     }
 
@@ -386,7 +386,7 @@ pub(crate) mod tests {
                 p.extend_from_slice(&(i as u16).to_be_bytes());
                 p.extend_from_slice(&(i as u32 * 160).to_be_bytes());
                 p.extend_from_slice(&7u32.to_be_bytes());
-                p.extend(frame.iter().map(|&s| G711Law::MuLaw.encode(s)));
+                p.extend(frame.iter().map(|&s| G711Law::Mu.encode_sample(s)));
                 p
             })
             .collect()
