@@ -1,6 +1,7 @@
 //! The embedded voice prompts: every WAV is 8 kHz 16-bit mono PCM, audible, normalised and
 //! bounded in size, and the embedded set is exactly the manifest's, language by language.
-use hakoden::media::prompts::{self, wav, Lang, SAMPLE_RATE_HZ};
+use hakoden::media::audio::wav;
+use hakoden::media::prompts::{self, Lang, SAMPLE_RATE_HZ};
 use std::collections::BTreeSet;
 
 /// The longest prompt we expect: the longest sentence is about 6 s; 10 s of 8 kHz 16-bit mono.
@@ -66,10 +67,10 @@ fn every_prompt_is_telephone_pcm_audible_normalised_and_bounded() {
         total += p.wav.len();
 
         let parsed = wav::parse(p.wav).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert!(parsed.format.is_telephone_pcm(), "{name}: {:?}", parsed.format);
-        assert_eq!(parsed.format.sample_rate_hz, SAMPLE_RATE_HZ);
+        assert!(prompts::is_telephone_pcm(&parsed.format()), "{name}: {:?}", parsed.format());
+        assert_eq!(parsed.format().sample_rate_hz, SAMPLE_RATE_HZ);
         let samples = prompts::pcm(p.id, p.lang).unwrap();
-        assert_eq!(samples, wav::samples_i16(parsed.data));
+        assert_eq!(samples, parsed.mono_pcm16());
         assert!(samples.len() >= MIN_SAMPLES, "{name}: only {} samples", samples.len());
 
         let energy: f64 = samples.iter().map(|s| f64::from(*s).powi(2)).sum();

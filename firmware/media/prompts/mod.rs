@@ -19,7 +19,6 @@
 //! [`date`], [`weekday`], [`time`], the `sentence_*` functions and the [`wav`] module.
 
 mod readout;
-pub mod wav;
 
 pub use readout::{
     count, date, digits, number, sentence_call_parked_at, sentence_conference_participants,
@@ -99,8 +98,16 @@ pub fn exists(id: &str, lang: Lang) -> bool {
 /// The decoded samples of a prompt (8 kHz, mono). `None` if the id is unknown or the embedded
 /// file is not 8 kHz 16-bit mono PCM (the build embeds what `sounds/` holds; tests check it).
 pub fn pcm(id: &str, lang: Lang) -> Option<Vec<i16>> {
-    let parsed = wav::parse(get(id, lang)?).ok()?;
-    parsed.format.is_telephone_pcm().then(|| wav::samples_i16(parsed.data))
+    let parsed = crate::media::audio::wav::parse(get(id, lang)?).ok()?;
+    is_telephone_pcm(&parsed.format()).then(|| parsed.mono_pcm16())
+}
+
+/// True for the prompts' format: 8 kHz, 16-bit, mono PCM.
+pub fn is_telephone_pcm(f: &crate::media::audio::wav::Format) -> bool {
+    f.encoding == crate::media::audio::wav::Encoding::Pcm
+        && f.channels == 1
+        && f.sample_rate_hz == SAMPLE_RATE_HZ
+        && f.bits_per_sample == 16
 }
 
 #[cfg(test)]
