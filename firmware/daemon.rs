@@ -171,6 +171,10 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         },
     )
     .map_err(|e| StartError(format!("cannot create {}: {e}", recordings_dir.display())))?;
+    crate::media::process::set_audio_files(
+        opts.data_dir.join("audio"),
+        config.media.music_on_hold_file.clone(),
+    );
     let relay = RelayManager::with_media(config.sip.bind, Some(media_tx), Some(recordings_dir.clone()));
     spawn_retention(recordings.clone());
     let (cdr_sink, cdr_writer) = spawn_cdr_writer(store.clone());

@@ -118,6 +118,7 @@ struct RawMedia {
     music_on_hold: Option<Spanned<bool>>,
     announce_recording: Option<Spanned<bool>>,
     max_audio_mib: Option<Spanned<i64>>,
+    music_on_hold_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -226,6 +227,17 @@ fn validate(raw: RawFile) -> Result<Config, Invalid> {
         }
         if let Some(b) = m.announce_recording {
             config.media.announce_recording = b.into_inner();
+        }
+        if let Some(f) = m.music_on_hold_file {
+            let name = f.get_ref();
+            if name.is_empty() || name.contains('/') || name.contains('\\') || name.starts_with('.') {
+                return Err(invalid(
+                    &f,
+                    "media.music_on_hold_file",
+                    format!("`{name}` is not an audio file name (see `audio list`)"),
+                ));
+            }
+            config.media.music_on_hold_file = Some(name.clone());
         }
         if let Some(v) = m.max_audio_mib {
             let n = *v.get_ref();

@@ -42,6 +42,8 @@ pub struct MediaConfig {
     pub announce_recording: bool,
     /// Largest audio file an admin may import, in MiB (spec seed 002 §2.28: up to 100 MB).
     pub max_audio_mib: u64,
+    /// The admin audio file (`audio import`) played as music on hold; `None`: the built-in tune.
+    pub music_on_hold_file: Option<String>,
 }
 
 impl Default for MediaConfig {
@@ -51,6 +53,7 @@ impl Default for MediaConfig {
             music_on_hold: true,
             announce_recording: true,
             max_audio_mib: 100,
+            music_on_hold_file: None,
         }
     }
 }

@@ -161,8 +161,10 @@ pub enum Clip {
         /// Its language.
         lang: prompts::Lang,
     },
-    /// The default music on hold.
+    /// The music on hold: the admin's file (`[media] music_on_hold_file`) or the built-in tune.
     MusicOnHold,
+    /// An admin audio file by name (`DATA/audio/NAME.wav`, imported with `audio import`).
+    AudioFile(String),
     /// Silence, in milliseconds (gaps between prompt pieces).
     Silence(u32),
 }

@@ -129,11 +129,52 @@ pub fn music_on_hold() -> Pcm {
     .clone()
 }
 
-/// The PCM of a clip (embedded prompt, music on hold, silence).
+/// Where admin audio files live and which one is the music on hold; set once by the daemon.
+static AUDIO_FILES: OnceLock<(PathBuf, Option<String>)> = OnceLock::new();
+/// Admin audio files already read (name → PCM), bounded: music on hold and a few greetings.
+static AUDIO_CACHE: OnceLock<std::sync::Mutex<Vec<(String, Pcm)>>> = OnceLock::new();
+/// Files kept decoded in memory (about 1 MB per minute of audio each).
+const MAX_CACHED_FILES: usize = 16;
+
+/// Tells the media drivers where admin audio files are and which is the music on hold.
+pub fn set_audio_files(dir: PathBuf, music_on_hold: Option<String>) {
+    let _ = AUDIO_FILES.set((dir, music_on_hold));
+}
+
+/// An admin audio file's samples (8 kHz 16-bit mono, as `audio import` stores them), cached.
+fn audio_file(name: &str) -> Option<Pcm> {
+    let (dir, _) = AUDIO_FILES.get()?;
+    let cache = AUDIO_CACHE.get_or_init(Default::default);
+    if let Some((_, pcm)) = cache.lock().ok()?.iter().find(|(n, _)| n == name) {
+        return Some(pcm.clone());
+    }
+    if name.contains('/') || name.contains('\\') || name.starts_with('.') {
+        return None;
+    }
+    let bytes = std::fs::read(dir.join(format!("{name}.wav"))).ok()?;
+    let wav = super::audio::wav::parse(&bytes).ok()?;
+    if !super::prompts::is_telephone_pcm(&wav.format()) {
+        log::warn!("audio file {name} is not 8 kHz 16-bit mono; import it with `audio import`");
+        return None;
+    }
+    let pcm: Pcm = Arc::from(wav.mono_pcm16());
+    let mut c = cache.lock().ok()?;
+    if c.len() >= MAX_CACHED_FILES {
+        c.remove(0);
+    }
+    c.push((name.to_string(), pcm.clone()));
+    Some(pcm)
+}
+
+/// The PCM of a clip (embedded prompt, music on hold, admin file, silence).
 pub fn resolve_clip(clip: &Clip) -> Option<Pcm> {
     match clip {
         Clip::Prompt { id, lang } => super::prompts::pcm(id, *lang).map(Arc::from),
-        Clip::MusicOnHold => Some(music_on_hold()),
+        Clip::MusicOnHold => {
+            let configured = AUDIO_FILES.get().and_then(|(_, moh)| moh.as_deref()).and_then(audio_file);
+            Some(configured.unwrap_or_else(music_on_hold))
+        }
+        Clip::AudioFile(name) => audio_file(name),
         Clip::Silence(ms) => Some(Arc::from(vec![0i16; (*ms as usize).min(10_000) * 8])),
     }
 }
@@ -438,5 +479,20 @@ mod tests {
         }
         assert_eq!(out.len(), 500, "looping never ends");
         assert!(p.is_playing(Side::A));
+    }
+
+    #[test]
+    fn an_imported_audio_file_can_be_the_music_on_hold() {
+        // The only test that sets the process-wide audio directory.
+        let dir = tempfile::tempdir().unwrap();
+        let tone: Vec<i16> = (0..8000).map(|i| ((i as f32 * 0.3).sin() * 5000.0) as i16).collect();
+        std::fs::write(dir.path().join("業務A.wav"), super::super::audio::wav::encode_pcm16_mono_8k(&tone))
+            .unwrap();
+        set_audio_files(dir.path().to_path_buf(), Some("業務A".into()));
+        let moh = resolve_clip(&Clip::MusicOnHold).unwrap();
+        assert_eq!(moh.len(), 8000, "the file, not the built-in tune");
+        assert_eq!(resolve_clip(&Clip::AudioFile("業務A".into())).unwrap().len(), 8000);
+        assert!(resolve_clip(&Clip::AudioFile("../etc/passwd".into())).is_none());
+        assert!(resolve_clip(&Clip::AudioFile("missing".into())).is_none());
     }
 }
