@@ -117,6 +117,16 @@ pub enum MediaCommand {
         /// The relay.
         relay: RelayId,
     },
+    /// Send key presses to one side's phone as RFC 4733 telephone-events (100 ms each, 100 ms
+    /// apart), on the box's own RTP stream towards that phone (IVR, issue 6).
+    SendDigits {
+        /// The relay.
+        relay: RelayId,
+        /// Whose phone receives them.
+        side: Side,
+        /// `0-9 * # A-D`; others are skipped.
+        digits: String,
+    },
     /// Connect a phone to a conference room mixed by the box: one port facing the phone.
     JoinRoom {
         /// The participant's relay id (the call id).
@@ -146,6 +156,7 @@ impl MediaCommand {
             | MediaCommand::StopPlay { relay, .. }
             | MediaCommand::Record { relay, .. }
             | MediaCommand::StopRecord { relay }
+            | MediaCommand::SendDigits { relay, .. }
             | MediaCommand::JoinRoom { relay, .. } => *relay,
         }
     }

@@ -50,6 +50,10 @@ struct SideState {
     jitter: JitterBuffer,
     player: Option<Player>,
     tx: TxStream,
+    /// The telephone-event payload type this phone negotiated.
+    te_pt: Option<u8>,
+    /// RFC 4733 packets waiting for their send time.
+    te_out: std::collections::VecDeque<(Instant, [u8; 16])>,
 }
 
 impl SideState {
@@ -66,6 +70,8 @@ impl SideState {
                 timestamp: seed.rotate_left(7),
                 marker: true,
             },
+            te_pt: None,
+            te_out: std::collections::VecDeque::new(),
         }
     }
 }
@@ -196,6 +202,7 @@ impl Processing {
         let s = &mut self.sides[index(side)];
         s.law = Law::from_payload_type(audio_pt);
         s.audio_pt = Some(audio_pt);
+        s.te_pt = telephone_event_pt;
         let inband = match (inband, s.law) {
             (true, Some(law)) => Some(InbandAudio { payload_type: audio_pt, law }),
             _ => None,
@@ -225,6 +232,43 @@ impl Processing {
         s.player = Some(player);
     }
 
+    /// Queues RFC 4733 events for `digits` to a side (100 ms each, 100 ms apart). Without a
+    /// negotiated telephone-event payload type nothing is sent (logged).
+    pub fn send_digits(&mut self, side: Side, digits: &str, now: Instant) {
+        /// Press and pause length: ITU-T Q.24 asks for at least 40 ms of each.
+        const PRESS: std::time::Duration = std::time::Duration::from_millis(100);
+        /// Most packets queued at once per side (32 digits).
+        const MAX_QUEUED_PACKETS: usize = 32 * 8;
+        let relay = self.relay;
+        let s = &mut self.sides[index(side)];
+        let Some(pt) = s.te_pt else {
+            log::info!(
+                "relay {}: the {side:?} phone negotiated no telephone-event; digits not sent",
+                relay.0
+            );
+            return;
+        };
+        let sender = super::dtmf::TelephoneEventSender::new(pt);
+        let mut start = s.te_out.back().map_or(now, |(t, _)| *t + PRESS);
+        for d in digits.chars() {
+            let mut state =
+                super::dtmf::RtpState { ssrc: s.tx.ssrc, seq: s.tx.seq, timestamp: s.tx.timestamp };
+            let Ok(packets) = sender.packets(d, PRESS.as_millis() as u32, &mut state) else { continue };
+            s.tx.seq = state.seq;
+            let mut last = start;
+            for p in packets {
+                if s.te_out.len() >= MAX_QUEUED_PACKETS {
+                    break;
+                }
+                last = start + p.offset;
+                s.te_out.push_back((last, p.packet));
+            }
+            // The media clock moves on by the press and the pause (8 samples per ms).
+            s.tx.timestamp = s.tx.timestamp.wrapping_add(2 * PRESS.as_millis() as u32 * 8);
+            start = last + PRESS;
+        }
+    }
+
     /// Stops playing to a side.
     pub fn stop_play(&mut self, side: Side) {
         self.sides[index(side)].player = None;
@@ -242,7 +286,8 @@ impl Processing {
 
     /// True when there is anything to do on the 20 ms tick.
     pub fn needs_tick(&self) -> bool {
-        self.recording.is_some() || self.sides.iter().any(|s| s.player.is_some() || s.digits.is_some())
+        self.recording.is_some()
+            || self.sides.iter().any(|s| s.player.is_some() || s.digits.is_some() || !s.te_out.is_empty())
     }
 
     /// Starts recording into `dir/path` (creating the day folder).
@@ -329,6 +374,11 @@ impl Processing {
                     if self.events.len() < MAX_PENDING_EVENTS {
                         self.events.push(MediaEvent::Digit { relay, side, event });
                     }
+                }
+            }
+            while s.te_out.front().is_some_and(|(due, _)| *due <= now) {
+                if let Some((_, packet)) = s.te_out.pop_front() {
+                    out.push(Outgoing { side, packet: packet.to_vec() });
                 }
             }
             let Some(player) = s.player.as_mut() else { continue };
@@ -494,5 +544,40 @@ mod tests {
         assert_eq!(resolve_clip(&Clip::AudioFile("業務A".into())).unwrap().len(), 8000);
         assert!(resolve_clip(&Clip::AudioFile("../etc/passwd".into())).is_none());
         assert!(resolve_clip(&Clip::AudioFile("missing".into())).is_none());
+    }
+
+    #[test]
+    fn digits_are_sent_as_paced_rfc4733_events() {
+        let mut p = Processing::new(RelayId(9));
+        p.set_codec(Side::A, 0, Some(101), false);
+        let t0 = Instant::now();
+        p.send_digits(Side::A, "5#", t0);
+        let mut out = Vec::new();
+        for i in 0..40 {
+            p.on_tick(t0 + Duration::from_millis(20 * i), &mut out);
+        }
+        assert!(out.iter().all(|o| o.side == Side::A && o.packet[1] & 0x7f == 101));
+        let events: Vec<(u8, bool)> = out.iter().map(|o| (o.packet[12], o.packet[13] & 0x80 != 0)).collect();
+        assert_eq!(events.iter().filter(|(e, end)| *e == 5 && *end).count(), 3, "3 end packets: {events:?}");
+        assert_eq!(events.iter().filter(|(e, end)| *e == 11 && *end).count(), 3);
+        // A receiver decodes exactly the two presses.
+        let mut rx = crate::media::dtmf::TelephoneEventReceiver::new(101);
+        let mut got = String::new();
+        for o in &out {
+            if let Some(ev) = rx.handle_rtp(&o.packet, t0) {
+                got.push(ev.digit);
+            }
+            while let Some(ev) = rx.poll_event() {
+                got.push(ev.digit);
+            }
+        }
+        assert_eq!(got, "5#");
+        // Without telephone-event nothing goes out.
+        let mut q = Processing::new(RelayId(10));
+        q.set_codec(Side::B, 0, None, false);
+        q.send_digits(Side::B, "1", t0);
+        let mut out = Vec::new();
+        q.on_tick(t0 + Duration::from_secs(1), &mut out);
+        assert!(out.is_empty());
     }
 }

@@ -258,6 +258,10 @@ impl RelayManager {
                     p.record(&dir, &path).map_err(|e| RelayError::Record { path, reason: e.to_string() })
                 })
             }
+            MediaCommand::SendDigits { relay, side, digits } => self.with_processing(relay, |p| {
+                p.send_digits(side, &digits, now());
+                Ok(())
+            }),
             MediaCommand::StopRecord { relay } => self.with_processing(relay, |p| {
                 p.stop_record();
                 Ok(())
