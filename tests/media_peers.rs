@@ -7,13 +7,17 @@
 //! `sndfile` filter (`*-dec.wav`); no sound card is involved. Figures: `docs/audio.md`.
 mod common;
 
-use common::{require_tool, wait_bounded, TestBox};
+use common::{require_tool, wait_bounded, Sipp, SippChild, TestBox};
 use hakoden::media::audio::wav::{self, Encoding};
 use hakoden::media::prompts::{self, Lang};
 use std::fs::File;
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 const ALICE: (&str, &str) = ("201", "secret-201");
 const BOB: (&str, &str) = ("202", "secret-202");
@@ -119,7 +123,10 @@ fn tone_share(x: &[f64], hz: f64) -> f64 {
 /// good part of the block (so a vowel's harmonic does not count).
 fn block_has_tone(x: &[f64], hz: f64) -> bool {
     let on = goertzel(x, hz);
-    let off = [hz - NEIGHBOUR_OFFSET_HZ, hz + NEIGHBOUR_OFFSET_HZ].iter().map(|&n| goertzel(x, n)).fold(0.0, f64::max);
+    let off = [hz - NEIGHBOUR_OFFSET_HZ, hz + NEIGHBOUR_OFFSET_HZ]
+        .iter()
+        .map(|&n| goertzel(x, n))
+        .fold(0.0, f64::max);
     rms(x) >= MIN_RMS && on > DOMINANCE * off && tone_share(x, hz) >= MIN_TONE_SHARE
 }
 
@@ -175,7 +182,9 @@ const PIECE_MIN_RMS: f64 = 300.0;
 const PIECE_MIN_NCC: f64 = 0.9;
 
 fn envelope(x: &[i16]) -> Vec<f64> {
-    x.chunks(ENVELOPE_STEP).map(|c| c.iter().map(|s| f64::from(*s).abs()).sum::<f64>() / c.len() as f64).collect()
+    x.chunks(ENVELOPE_STEP)
+        .map(|c| c.iter().map(|s| f64::from(*s).abs()).sum::<f64>() / c.len() as f64)
+        .collect()
 }
 
 /// Where a prompt was found in what a phone heard.
@@ -259,7 +268,14 @@ struct Phone {
 impl Phone {
     /// Starts baresip for `ext`, playing `source`, running `cmds` at start, quitting after
     /// `seconds` (`-t`). It auto-answers calls.
-    fn start(tb: &TestBox, ext: (&str, &str), name: &str, source: &Path, cmds: &[&str], seconds: u32) -> Phone {
+    fn start(
+        tb: &TestBox,
+        ext: (&str, &str),
+        name: &str,
+        source: &Path,
+        cmds: &[&str],
+        seconds: u32,
+    ) -> Phone {
         let dir = tb.scratch(&format!("baresip-{name}"));
         let rec = dir.join("rec");
         std::fs::create_dir_all(&rec).expect("mkdir rec");
@@ -388,12 +404,26 @@ fn box_recordings(tb: &TestBox) -> Vec<PathBuf> {
     let Ok(days) = std::fs::read_dir(tb.data_dir().join("recordings")) else { return found };
     for day in days.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()) {
         let Ok(files) = std::fs::read_dir(&day) else { continue };
-        found.extend(files.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| {
-            p.extension().is_some_and(|x| x == "wav")
-        }));
+        found.extend(
+            files
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "wav")),
+        );
     }
     found.sort();
     found
+}
+
+/// The talk time (whole seconds) of the newest CDR from `from` to `to` in `show cdr` output:
+/// `id from to result status ring talk hangup cause`.
+fn cdr_talk_seconds(cdr: &str, from: &str, to: &str) -> Option<u64> {
+    cdr.lines().find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        (cols.get(1) == Some(&from) && cols.get(2) == Some(&to))
+            .then(|| cols.get(6)?.strip_suffix('s')?.parse().ok())
+            .flatten()
+    })
 }
 
 /// The box's log says it closed a recording (header sizes written).
@@ -439,7 +469,9 @@ fn the_tone_detector_tells_mixed_tones_apart() {
     assert_eq!(tone_blocks(&mix, 500.0).len(), 10);
     assert_eq!(tone_blocks(&mix, 1_100.0).len(), 10);
     assert_eq!(tone_blocks(&mix, 1_700.0).len(), 0);
-    assert!((tone_share(&a.iter().map(|&s| f64::from(s)).collect::<Vec<_>>()[..800], 500.0) - 1.0).abs() < 0.05);
+    assert!(
+        (tone_share(&a.iter().map(|&s| f64::from(s)).collect::<Vec<_>>()[..800], 500.0) - 1.0).abs() < 0.05
+    );
     // Speech carries no steady tone.
     for id in ["rec.announce", "conf.entering"] {
         for lang in [Lang::Ja, Lang::En] {
@@ -488,7 +520,8 @@ fn recorded_call(language: &str) -> (TestBox, Phone, Phone) {
         bob.report(),
         tb.stderr_tail(60)
     );
-    let mut alice = Phone::start(&tb, ALICE, "201", &caller_wav, &[&format!("/dial {}", BOB.0)], CALLER_SECONDS);
+    let mut alice =
+        Phone::start(&tb, ALICE, "201", &caller_wav, &[&format!("/dial {}", BOB.0)], CALLER_SECONDS);
     alice.wait_exit(Duration::from_secs(u64::from(CALLER_SECONDS) + 5));
     bob.wait_for("terminated", None, HANGUP_TIMEOUT);
     bob.wait_exit(Duration::from_millis(200));
@@ -533,6 +566,17 @@ fn a_tone_played_into_a_recorded_call_is_in_the_recording() {
         path.display(),
         bytes.len()
     );
+    let cdr = tb.console("show cdr");
+    let talk_s = cdr_talk_seconds(&cdr, ALICE.0, BOB.0)
+        .unwrap_or_else(|| panic!("no CDR for {} -> {}:\n{cdr}\n{}", ALICE.0, BOB.0, context()));
+    eprintln!("CDR talk time {talk_s} s");
+    // The console prints whole seconds (truncated).
+    assert!(
+        recorded_ms + DURATION_SLACK_MS >= talk_s * 1000
+            && recorded_ms <= (talk_s + 1) * 1000 + DURATION_SLACK_MS,
+        "recording lasts {recorded_ms} ms, the CDR's talk time is {talk_s} s\n{cdr}\n{}",
+        context()
+    );
     assert!(
         recorded_ms.abs_diff(heard_ms) <= DURATION_SLACK_MS,
         "recording lasts {recorded_ms} ms, the call {heard_ms} ms (as the caller heard it)\n{}",
@@ -567,14 +611,24 @@ fn the_caller_hears_the_whole_recording_announcement_before_the_callee() {
         found.pieces.len(),
         callee.first().map(|b| b * 100)
     );
-    assert!(found.complete_and_in_order(), "the prompt arrived cut or out of order: {found:?}\n{}", context());
-    let first_callee = *callee.first().unwrap_or_else(|| panic!("the caller never heard the callee\n{}", context()));
+    assert!(
+        found.complete_and_in_order(),
+        "the prompt arrived cut or out of order: {found:?}\n{}",
+        context()
+    );
+    let first_callee =
+        *callee.first().unwrap_or_else(|| panic!("the caller never heard the callee\n{}", context()));
     assert!(
         first_callee + AFTER_PROMPT_SLACK_BLOCKS >= prompt_end_block,
         "the callee was heard at block {first_callee}, before the prompt ended (block {prompt_end_block})\n{}",
         context()
     );
-    assert!(callee.len() >= MIN_TONE_BLOCKS, "the callee was heard in {} blocks\n{}", callee.len(), context());
+    assert!(
+        callee.len() >= MIN_TONE_BLOCKS,
+        "the callee was heard in {} blocks\n{}",
+        callee.len(),
+        context()
+    );
 }
 
 /// The room's tones: far apart, none on another's Goertzel neighbours.
@@ -608,8 +662,13 @@ fn three_phones_in_a_room_each_hear_the_other_two_after_the_entry_prompt() {
     for p in &mut phones {
         p.wait_exit(Duration::from_secs(u64::from(ROOM_SECONDS) + 5));
     }
-    let context =
-        || format!("{}\n--- box ---\n{}", phones.iter().map(Phone::report).collect::<Vec<_>>().join("\n"), tb.stderr_tail(80));
+    let context = || {
+        format!(
+            "{}\n--- box ---\n{}",
+            phones.iter().map(Phone::report).collect::<Vec<_>>().join("\n"),
+            tb.stderr_tail(80)
+        )
+    };
     let prompt = prompts::pcm("conf.entering", Lang::Ja).expect("conf.entering (ja) is embedded");
     for (i, p) in phones.iter().enumerate() {
         let heard = p.heard_samples(&context);
@@ -644,7 +703,13 @@ fn three_phones_in_a_room_each_hear_the_other_two_after_the_entry_prompt() {
                 context()
             );
         }
-        assert!(both.len() >= MIN_ROOM_BLOCKS, "{}: both others in {} blocks\n{}", p.name, both.len(), context());
+        assert!(
+            both.len() >= MIN_ROOM_BLOCKS,
+            "{}: both others in {} blocks\n{}",
+            p.name,
+            both.len(),
+            context()
+        );
         assert!(
             other_e > OWN_VOICE_RATIO * own_e,
             "{}: own voice {own_e:.3e} vs others {other_e:.3e}\n{}",
@@ -652,4 +717,171 @@ fn three_phones_in_a_room_each_hear_the_other_two_after_the_entry_prompt() {
             context()
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hold, with SIPp.
+
+/// Time a background SIPp gets to bind its port.
+const BIND_WAIT: Duration = Duration::from_secs(5);
+/// The hold in `media_uac_hold.xml` lasts 3 s: at 50 packets a second, 150; allow for the
+/// re-INVITE round trips at either end.
+const MIN_HOLD_PACKETS: usize = 120;
+/// ... and no more than 3.5 s of packets (music must stop on resume, 1.5 s before the BYE).
+const MAX_HOLD_PACKETS: usize = 175;
+/// Longest silence between two music packets: the box paces 20 ms; a loaded CI machine may
+/// delay a tick or a few.
+const MAX_HOLD_GAP: Duration = Duration::from_millis(200);
+/// The music's RMS (it is about 2 000 over a note's decay); silence or comfort noise is far
+/// below.
+const MIN_MUSIC_RMS: f64 = 500.0;
+
+/// Whether something listens on UDP `port`, read from /proc so the check never takes the port.
+fn udp_port_bound(port: u16) -> bool {
+    let needle = format!(":{port:04X}");
+    ["/proc/net/udp", "/proc/net/udp6"].iter().any(|f| {
+        std::fs::read_to_string(f)
+            .map(|t| {
+                t.lines().skip(1).any(|l| l.split_whitespace().nth(1).is_some_and(|a| a.ends_with(&needle)))
+            })
+            .unwrap_or(false)
+    })
+}
+
+fn wait_udp_bound(port: u16) {
+    let step = Duration::from_millis(20);
+    for _ in 0..(BIND_WAIT.as_millis() / step.as_millis()) {
+        if udp_port_bound(port) {
+            return;
+        }
+        std::thread::sleep(step);
+    }
+    panic!("nothing bound UDP port {port} within {BIND_WAIT:?}");
+}
+
+/// One RTP packet as the sink got it.
+struct Arrival {
+    at: Instant,
+    pt: u8,
+    payload: Vec<u8>,
+}
+
+/// A UDP socket standing in for the callee's RTP port, keeping each packet's arrival time and
+/// payload.
+struct TimedSink {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Vec<Arrival>>>,
+}
+
+/// RTP header without CSRCs or extension (the box sends no more).
+const RTP_HEADER: usize = 12;
+
+impl TimedSink {
+    #[allow(clippy::disallowed_methods)] // test driver: stamps arrivals with the clock
+    fn bind(port: u16) -> TimedSink {
+        let socket = UdpSocket::bind(("127.0.0.1", port)).unwrap_or_else(|e| panic!("bind {port}: {e}"));
+        socket.set_read_timeout(Some(Duration::from_millis(50))).expect("set_read_timeout");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 2048];
+            while !stop2.load(Ordering::Relaxed) {
+                let Ok(n) = socket.recv(&mut buf) else { continue };
+                let pkt = buf.get(..n).unwrap_or_default();
+                // RTP version 2, not RTCP (packet types 200..=204 where RTP has M + PT).
+                let (Some(&first), Some(&second), Some(payload)) =
+                    (pkt.first(), pkt.get(1), pkt.get(RTP_HEADER..))
+                else {
+                    continue;
+                };
+                if first >> 6 == 2 && !(200..=204).contains(&second) && !payload.is_empty() {
+                    got.push(Arrival { at: Instant::now(), pt: second & 0x7f, payload: payload.to_vec() });
+                }
+            }
+            got
+        });
+        TimedSink { port, stop, thread: Some(thread) }
+    }
+
+    fn finish(mut self) -> Vec<Arrival> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default()
+    }
+}
+
+impl Drop for TimedSink {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn sipp(tb: &TestBox, scenario: &str, port: u16) -> Sipp {
+    Sipp::new(scenario, &tb.scratch("sipp")).remote(&tb.sip_addr()).local_port(port).media_port(tb.port())
+}
+
+fn register(tb: &TestBox, ext: (&str, &str), port: u16) {
+    sipp(tb, "register.xml", port).service(ext.0).auth(ext.0, ext.1).run().assert_ok("REGISTER");
+}
+
+#[test]
+fn the_held_party_hears_music_until_the_call_is_resumed() {
+    if !require_tool("sipp") {
+        return;
+    }
+    let tb = TestBox::start(&[ALICE, BOB]);
+    let (alice_port, bob_port) = (tb.port(), tb.port());
+    register(&tb, BOB, bob_port);
+    register(&tb, ALICE, alice_port);
+    let sink = TimedSink::bind(tb.port());
+    let bob: SippChild = sipp(&tb, "uas_answer.xml", bob_port).key("rtpport", sink.port).spawn();
+    wait_udp_bound(bob_port);
+    let alice = sipp(&tb, "media_uac_hold.xml", alice_port)
+        .service(BOB.0)
+        .key("caller", ALICE.0)
+        .auth(ALICE.0, ALICE.1)
+        .run();
+    let bob = bob.wait();
+    let got = sink.finish();
+    let context = || format!("{}\n{}\n--- box ---\n{}", alice.report(), bob.report(), tb.stderr_tail(60));
+    alice.assert_ok("caller holds and resumes");
+    bob.assert_ok("callee");
+    assert_eq!(alice.logged("hold_answer"), vec!["a=recvonly".to_string()], "{}", context());
+
+    let gaps: Vec<Duration> = got.windows(2).map(|w| w[1].at.saturating_duration_since(w[0].at)).collect();
+    let max_gap = gaps.iter().copied().max().unwrap_or_default();
+    let span = match (got.first(), got.last()) {
+        (Some(a), Some(b)) => b.at.saturating_duration_since(a.at),
+        _ => Duration::ZERO,
+    };
+    let pcm: Vec<f64> = got
+        .iter()
+        .flat_map(|Arrival { pt, payload, .. }| {
+            let law = if *pt == 8 {
+                hakoden::media::audio::g711::Law::A
+            } else {
+                hakoden::media::audio::g711::Law::Mu
+            };
+            payload.iter().map(move |b| f64::from(law.decode_sample(*b)))
+        })
+        .collect();
+    let music_rms = rms(&pcm);
+    eprintln!(
+        "held callee got {} packets over {span:?}, longest gap {max_gap:?}, payload types {:?}, music RMS {music_rms:.0}",
+        got.len(),
+        got.iter().map(|g| g.pt).collect::<std::collections::BTreeSet<_>>()
+    );
+    assert!(
+        (MIN_HOLD_PACKETS..=MAX_HOLD_PACKETS).contains(&got.len()),
+        "the held callee got {} RTP packets (want {MIN_HOLD_PACKETS}..={MAX_HOLD_PACKETS})\n{}",
+        got.len(),
+        context()
+    );
+    assert!(max_gap <= MAX_HOLD_GAP, "music stalled for {max_gap:?}\n{}", context());
+    assert!(got.iter().all(|g| g.pt == 8), "the callee negotiated PCMA only\n{}", context());
+    assert!(music_rms >= MIN_MUSIC_RMS, "the music is too quiet: RMS {music_rms:.0}\n{}", context());
 }
