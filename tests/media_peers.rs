@@ -603,7 +603,7 @@ fn the_caller_hears_the_whole_recording_announcement_before_the_callee() {
     let prompt_end_block = (found.start + prompt.len()) / BLOCK_SAMPLES;
     let callee = tone_blocks(&heard, CALLEE_HZ);
     eprintln!(
-        "rec.announce ({} ms) found at {} ms, worst piece correlation {:.3} over {} pieces; \
+        "rec.announce ({} ms) found at {} ms, worst piece correlation {:.4} over {} pieces; \
          callee first heard at {:?} ms",
         prompt.len() / 8,
         found.start / 8,
@@ -683,7 +683,7 @@ fn three_phones_in_a_room_each_hear_the_other_two_after_the_entry_prompt() {
         let other_e = others.iter().map(|&hz| mean_energy(&heard, hz, span.clone())).fold(f64::MAX, f64::min);
         let prompt_end_block = (found.start + prompt.len()) / BLOCK_SAMPLES;
         eprintln!(
-            "{}: conf.entering at {} ms (worst piece {:.3}); {:?} Hz in {:?} blocks, both in {}; \
+            "{}: conf.entering at {} ms (worst piece {:.4}); {:?} Hz in {:?} blocks, both in {}; \
              own {own} Hz {:.1} dB below the others",
             p.name,
             found.start / 8,
