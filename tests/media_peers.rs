@@ -276,6 +276,19 @@ impl Phone {
         cmds: &[&str],
         seconds: u32,
     ) -> Phone {
+        Self::start_with(tb, ext, name, source, cmds, seconds, "")
+    }
+
+    /// [`Phone::start`] with more config lines (`extra`, each ending in a newline).
+    fn start_with(
+        tb: &TestBox,
+        ext: (&str, &str),
+        name: &str,
+        source: &Path,
+        cmds: &[&str],
+        seconds: u32,
+        extra: &str,
+    ) -> Phone {
         let dir = tb.scratch(&format!("baresip-{name}"));
         let rec = dir.join("rec");
         std::fs::create_dir_all(&rec).expect("mkdir rec");
@@ -300,7 +313,8 @@ impl Phone {
              module sndfile.so\n\
              snd_path {rec}\n\
              module_app account.so\n\
-             module_app menu.so\n",
+             module_app menu.so\n\
+             {extra}",
             sip = tb.port(),
             source = source.display(),
             modules = module_dir().display(),
@@ -331,6 +345,17 @@ impl Phone {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start baresip: {e}"));
         Phone { name: name.to_string(), child: Some(child), dir }
+    }
+
+    /// Sends a command to the phone's `ctrl_tcp` (a netstring holding JSON).
+    fn command(&self, port: u16, command: &str, params: &str) {
+        use std::io::Write;
+        let json = format!("{{\"command\":\"{command}\",\"params\":\"{params}\",\"token\":\"t\"}}");
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("{}: ctrl_tcp on {port}: {e}\n{}", self.name, self.report()));
+        stream.write_all(format!("{}:{json},", json.len()).as_bytes()).expect("write ctrl_tcp");
+        // Give baresip the time to read it before the connection closes.
+        std::thread::sleep(Duration::from_millis(100));
     }
 
     fn log(&self) -> String {
@@ -884,4 +909,87 @@ fn the_held_party_hears_music_until_the_call_is_resumed() {
     assert!(max_gap <= MAX_HOLD_GAP, "music stalled for {max_gap:?}\n{}", context());
     assert!(got.iter().all(|g| g.pt == 8), "the callee negotiated PCMA only\n{}", context());
     assert!(music_rms >= MIN_MUSIC_RMS, "the music is too quiet: RMS {music_rms:.0}\n{}", context());
+}
+
+/// One RTP packet of G.711 at 20 ms.
+const FRAME_SAMPLES: usize = 160;
+/// Time from the on-demand recording's first `*1` to its second.
+const ON_DEMAND_SECONDS: u64 = 4;
+/// The on-demand caller's life: call set-up, 1 s of talk, the recorded stretch, 2 s more.
+const ON_DEMAND_CALLER_SECONDS: u32 = 12;
+/// Time for the call to be established.
+const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(8);
+/// The recording of an on-demand stretch may start/stop a little after the key presses
+/// (RFC 4733 end packets, the feature-code match).
+const ON_DEMAND_SLACK_MS: u64 = 1_000;
+
+#[test]
+fn star_one_starts_and_stops_an_on_demand_recording() {
+    if !require_tool("baresip") {
+        return;
+    }
+    let tb = TestBox::start_with_config(&[ALICE, BOB], &[(ALICE.0, "record = \"on_demand\"")], "");
+    let media = tb.scratch("media");
+    let (caller_wav, callee_wav) = (media.join("caller.wav"), media.join("callee.wav"));
+    write_wav(&caller_wav, &tone(CALLER_HZ, SOURCE_SECONDS, TONE_AMPLITUDE));
+    write_wav(&callee_wav, &tone(CALLEE_HZ, SOURCE_SECONDS, TONE_AMPLITUDE));
+    let mut bob = Phone::start(&tb, BOB, "202", &callee_wav, &[], CALLEE_SECONDS);
+    assert!(
+        bob.wait_for("200 OK", Some("Register:"), REGISTER_TIMEOUT),
+        "callee did not register\n{}",
+        bob.report()
+    );
+    let ctrl = tb.port();
+    let mut alice = Phone::start_with(
+        &tb,
+        ALICE,
+        "201",
+        &caller_wav,
+        &[&format!("/dial {}", BOB.0)],
+        ON_DEMAND_CALLER_SECONDS,
+        &format!("module_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl}\n"),
+    );
+    let context =
+        |a: &Phone, b: &Phone| format!("{}\n{}\n--- box ---\n{}", a.report(), b.report(), tb.stderr_tail(80));
+    assert!(alice.wait_for("established", None, ESTABLISH_TIMEOUT), "no call\n{}", context(&alice, &bob));
+    std::thread::sleep(Duration::from_secs(1));
+    alice.command(ctrl, "sndcode", "*1");
+    std::thread::sleep(Duration::from_secs(ON_DEMAND_SECONDS));
+    alice.command(ctrl, "sndcode", "*1");
+    alice.wait_exit(Duration::from_secs(u64::from(ON_DEMAND_CALLER_SECONDS) + 5));
+    bob.wait_for("terminated", None, HANGUP_TIMEOUT);
+    bob.kill();
+
+    assert!(wait_recording_closed(&tb), "the box did not close a recording\n{}", context(&alice, &bob));
+    let files = box_recordings(&tb);
+    assert_eq!(files.len(), 1, "want one recording: {files:?}\n{}", context(&alice, &bob));
+    let (format, recorded) = read_audio(&files[0]).expect("a WAV");
+    assert_eq!((format.encoding, format.sample_rate_hz), (Encoding::MuLaw, SAMPLE_RATE));
+    let recorded_ms = recorded.len() as u64 * 1000 / u64::from(SAMPLE_RATE);
+    let heard = bob.heard_samples(&|| context(&alice, &bob));
+    let prompt = prompts::pcm("rec.announce", Lang::Ja).expect("rec.announce (ja) is embedded");
+    // Mid-call, the prompt arrives under the box's own SSRC after the caller's; baresip
+    // flushes its jitter buffer on the switch and never plays the prompt's first packet. The
+    // prompt is compared from its second frame on; the first is measured and reported.
+    let tail = prompt.get(FRAME_SAMPLES..).expect("the prompt is longer than a frame");
+    let found = find_prompt(&heard, tail).expect("the callee heard less than the prompt's length");
+    let head_at = found.start.saturating_sub(FRAME_SAMPLES);
+    let head_ncc = heard.get(head_at..found.start).map(|h| ncc(&prompt[..FRAME_SAMPLES], h)).unwrap_or(0.0);
+    eprintln!(
+        "on demand: recorded {recorded_ms} ms between two *1 {ON_DEMAND_SECONDS} s apart; callee heard \
+         rec.announce at {} ms (worst piece {:.4}; first 20 ms frame correlation {head_ncc:.3})",
+        head_at / 8,
+        found.worst(),
+    );
+    assert!(
+        recorded_ms.abs_diff(ON_DEMAND_SECONDS * 1000) <= ON_DEMAND_SLACK_MS,
+        "recorded {recorded_ms} ms, the *1 presses were {ON_DEMAND_SECONDS} s apart\n{}",
+        context(&alice, &bob)
+    );
+    assert!(found.complete_and_in_order(), "the callee's announcement: {found:?}\n{}", context(&alice, &bob));
+    assert!(
+        tone_blocks(&recorded, CALLER_HZ).len() >= MIN_TONE_BLOCKS,
+        "the caller's tone is not in the recording\n{}",
+        context(&alice, &bob)
+    );
 }
