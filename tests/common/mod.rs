@@ -227,9 +227,21 @@ pub struct TestBox {
 impl TestBox {
     /// Starts a box with these `(number, password)` extensions and waits for its ready line.
     pub fn start(extensions: &[(&str, &str)]) -> TestBox {
+        Self::start_with_config(extensions, &[], "")
+    }
+
+    /// Like [`TestBox::start`], with more configuration: `extension_toml` adds lines to the
+    /// `[[extension]]` table of a number (e.g. `("202", "record = \"always\"")`), and
+    /// `extra_toml` holds whole tables (e.g. `"[media]\nlanguage = \"en\""`).
+    pub fn start_with_config(
+        extensions: &[(&str, &str)],
+        extension_toml: &[(&str, &str)],
+        extra_toml: &str,
+    ) -> TestBox {
+        let config = config_toml(extensions, extension_toml, extra_toml);
         let mut last_error = String::new();
         for attempt in 1..=START_TRIES {
-            match Self::try_start(extensions) {
+            match Self::try_start(&config) {
                 Ok(tb) => return tb,
                 Err(e) => {
                     eprintln!("box start attempt {attempt} failed: {e}");
@@ -240,7 +252,7 @@ impl TestBox {
         panic!("the box did not start after {START_TRIES} attempts:\n{last_error}");
     }
 
-    fn try_start(extensions: &[(&str, &str)]) -> Result<TestBox, String> {
+    fn try_start(config_text: &str) -> Result<TestBox, String> {
         let dir = tempfile::Builder::new()
             .prefix("hakoden-test-")
             .tempdir()
@@ -249,7 +261,7 @@ impl TestBox {
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).map_err(|e| format!("mkdir data: {e}"))?;
         let config = dir.path().join("hakoden.toml");
-        std::fs::write(&config, config_toml(extensions)).map_err(|e| format!("config: {e}"))?;
+        std::fs::write(&config, config_text).map_err(|e| format!("config: {e}"))?;
         let stderr_path = dir.path().join("hakoden.stderr");
         let stderr = File::create(&stderr_path).map_err(|e| format!("stderr file: {e}"))?;
         let (lo, hi) = ports.rtp_range();
@@ -384,13 +396,22 @@ impl Drop for TestBox {
     }
 }
 
-fn config_toml(extensions: &[(&str, &str)]) -> String {
+fn config_toml(extensions: &[(&str, &str)], extension_toml: &[(&str, &str)], extra_toml: &str) -> String {
     // A short ring timeout keeps a stuck test from ringing for the default minute.
     let mut s = String::from("[sip]\nring_timeout = 20\n");
+    if !extra_toml.is_empty() {
+        s.push('\n');
+        s.push_str(extra_toml);
+        s.push('\n');
+    }
     for (number, password) in extensions {
         s.push_str(&format!(
             "\n[[extension]]\nnumber = \"{number}\"\nname = \"Test {number}\"\npassword = \"{password}\"\ncall_waiting = true\n"
         ));
+        for (_, lines) in extension_toml.iter().filter(|(n, _)| n == number) {
+            s.push_str(lines);
+            s.push('\n');
+        }
     }
     s
 }
