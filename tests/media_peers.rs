@@ -968,9 +968,9 @@ fn star_one_starts_and_stops_an_on_demand_recording() {
     let recorded_ms = recorded.len() as u64 * 1000 / u64::from(SAMPLE_RATE);
     let heard = bob.heard_samples(&|| context(&alice, &bob));
     let prompt = prompts::pcm("rec.announce", Lang::Ja).expect("rec.announce (ja) is embedded");
-    // Mid-call, the prompt arrives under the box's own SSRC after the caller's; baresip
-    // flushes its jitter buffer on the switch and never plays the prompt's first packet. The
-    // prompt is compared from its second frame on; the first is measured and reported.
+    // Mid-call, baresip loses the prompt's first 20 ms frame. The player continues the
+    // forwarded stream's SSRC and numbering, but baresip 1.0 still drops it. The prompt is
+    // compared from its second frame on; the first is measured and reported.
     let tail = prompt.get(FRAME_SAMPLES..).expect("the prompt is longer than a frame");
     let found = find_prompt(&heard, tail).expect("the callee heard less than the prompt's length");
     let head_at = found.start.saturating_sub(FRAME_SAMPLES);

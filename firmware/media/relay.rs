@@ -217,7 +217,8 @@ impl RelayManager {
                 let entry = relays.get(&relay).ok_or(RelayError::UnknownRelay(relay))?;
                 let mut state = lock(&entry.relay);
                 // A new SDP address: forget the old latch so the next packet may latch anew.
-                state.peers[side_index(side)] = Peer::from_sdp(Some(remote));
+                let last_sent = state.peers[side_index(side)].last_sent;
+                state.peers[side_index(side)] = Peer { last_sent, ..Peer::from_sdp(Some(remote)) };
                 Ok(())
             }
             MediaCommand::Close { relay } => {
@@ -243,8 +244,13 @@ impl RelayManager {
                 if self.inner.rooms.contains(relay) {
                     return self.inner.rooms.play(relay, &clips, looped);
                 }
+                let last_sent =
+                    self.relays().get(&relay).and_then(|e| lock(&e.relay).peers[side_index(side)].last_sent);
                 self.with_processing(relay, |p| {
                     p.play(side, &clips, looped);
+                    if let Some(stream) = last_sent {
+                        p.continue_stream(side, stream);
+                    }
                     Ok(())
                 })
             }
@@ -414,6 +420,10 @@ struct Peer {
     rtp_latched: bool,
     rtcp: Option<SocketAddr>,
     rtcp_latched: bool,
+    /// SSRC, sequence number and timestamp of the last RTP packet sent to this phone: a
+    /// player that starts mid-call continues that stream, so the phone does not see an SSRC
+    /// change and flush its jitter buffer (losing the prompt's first frame).
+    last_sent: Option<(u32, u16, u32)>,
 }
 
 impl Peer {
@@ -587,6 +597,15 @@ fn relay_datagram(
     let (Some(target), Some(out)) = (target, sockets.get(other * 2 + usize::from(rtcp))) else {
         return false;
     };
+    if !rtcp && data.len() >= 12 {
+        if let Some(p) = peers.get_mut(other) {
+            p.last_sent = Some((
+                u32::from_be_bytes([data[8], data[9], data[10], data[11]]),
+                u16::from_be_bytes([data[2], data[3]]),
+                u32::from_be_bytes([data[4], data[5], data[6], data[7]]),
+            ));
+        }
+    }
     // A full socket buffer (Pending) drops the datagram: late media is useless media.
     matches!(out.poll_send_to(cx, data, target), Poll::Ready(Ok(n)) if n == data.len())
 }
