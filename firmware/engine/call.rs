@@ -147,6 +147,8 @@ pub(super) struct Call {
     pub(super) digit_buffers: [DigitBuffer; 2],
     /// Every digit seen on the call, for the console.
     pub(super) digits_seen: String,
+    /// The last press per side, to merge INFO with the relay's sources.
+    pub(super) last_digit: [Option<(char, crate::media::dtmf::DtmfSource, Instant)>; 2],
     /// A three-way call: its private room and the third party's port.
     pub(super) three_way: Option<(u32, u16)>,
     /// Where each side's RTP goes according to SDP (for moving the call into a room).
@@ -472,6 +474,7 @@ impl Engine {
             held_by: None,
             digit_buffers: Default::default(),
             digits_seen: String::new(),
+            last_digit: [None, None],
             three_way: None,
             media_addr: [a_remote, None],
             callee_voice_pt: None,

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 pub const RECORD_TOGGLE_CODE: &str = "*1";
 /// The in-call feature code that calls a third extension into the call: `*3 <ext> #`.
 pub const THREE_WAY_CODE: &str = "*3";
+/// The same digit from two sources (INFO and RFC 4733 / in-band) within this is one press.
+pub const CROSS_SOURCE_WINDOW: Duration = Duration::from_millis(600);
 /// Digits of a feature code must follow each other within this.
 pub const FEATURE_DIGIT_GAP: Duration = Duration::from_secs(3);
 
@@ -146,6 +148,19 @@ impl Engine {
     /// in-call feature codes.
     pub(super) fn on_digit(&mut self, id: u64, side: Side, event: DigitEvent, now: Instant) {
         let Some(call) = self.calls.get_mut(&id) else { return };
+        // One digit stream per leg (issue 3): the relay merges RFC 4733 and in-band, but INFO
+        // reaches the engine directly; a phone sending a press both ways is reported once.
+        let i = usize::from(side == Side::B);
+        if let Some((d, src, at)) = call.last_digit[i] {
+            if d == event.digit
+                && src != event.source
+                && now.saturating_duration_since(at) < CROSS_SOURCE_WINDOW
+            {
+                log::debug!("call {id}: DTMF {d} also came by {:?}; reported once", event.source);
+                return;
+            }
+        }
+        call.last_digit[i] = Some((event.digit, event.source, now));
         let source = match event.source {
             DtmfSource::Rfc4733 => "rfc4733",
             DtmfSource::SipInfo => "info",

@@ -952,3 +952,37 @@ fn the_callee_side_is_decoded_with_the_codec_the_callee_chose() {
     });
     assert_eq!(b, Some(8));
 }
+
+#[test]
+fn a_press_sent_by_info_and_rfc4733_is_reported_once() {
+    use crate::media::dtmf::{DigitEvent, DtmfSource};
+    let mut h = Harness::new();
+    answered_call(&mut h);
+    let ok = h.take_for(phone(7001)).pop().unwrap();
+    h.take_for(phone(7002));
+    let to_tag = ack_caller(&mut h, &ok, "c1");
+    h.send(
+        phone(7001),
+        &in_dialog_from_caller("INFO", 2, &to_tag, "Content-Type: application/dtmf\r\n", "4"),
+    );
+    let ev = DigitEvent { digit: '4', duration_ms: 100, source: DtmfSource::Rfc4733 };
+    h.engine.handle_media_event(
+        h.now + Duration::from_millis(100),
+        crate::media::MediaEvent::Digit {
+            relay: crate::media::RelayId(1),
+            side: crate::media::Side::A,
+            event: ev,
+        },
+    );
+    assert_eq!(h.engine.calls(h.now)[0].digits, "4");
+    // A real second press later counts.
+    h.engine.handle_media_event(
+        h.now + Duration::from_secs(2),
+        crate::media::MediaEvent::Digit {
+            relay: crate::media::RelayId(1),
+            side: crate::media::Side::A,
+            event: ev,
+        },
+    );
+    assert_eq!(h.engine.calls(h.now)[0].digits, "44");
+}
