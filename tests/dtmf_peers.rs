@@ -12,7 +12,7 @@
 //! `sipp` or `baresip` fails the test; locally it is skipped with a message.
 mod common;
 
-use common::{require_tool, wait_bounded, RtpSink, Sipp, SippChild, TestBox};
+use common::{must_register, require_tool, wait_bounded, wait_udp_bound, RtpSink, Sipp, SippChild, TestBox};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -23,8 +23,6 @@ use std::time::Duration;
 const ALICE: (&str, &str) = ("201", "secret-201");
 const BOB: (&str, &str) = ("202", "secret-202");
 
-/// Time a background SIPp gets to bind its port.
-const BIND_WAIT: Duration = Duration::from_secs(5);
 /// Time the box gets to log the last digit after the peer sent it; the relay reports a press
 /// at its first end packet and an in-band tone 20-40 ms after it stops, so this is generous.
 const REPORT_WAIT: Duration = Duration::from_secs(3);
@@ -41,42 +39,6 @@ const SIPP_PCAP_PRESS_MS: u32 = 280;
 const PCAP_DIGITS: [(&str, char); 5] = [("1", '1'), ("5", '5'), ("5", '5'), ("pound", '#'), ("star", '*')];
 /// Where distributions install SIPp's DTMF captures (`DTMF_PCAP_DIR` overrides).
 const PCAP_DIRS: &[&str] = &["/usr/share/sip-tester", "/usr/share/sipp/pcap", "/usr/local/share/sipp/pcap"];
-
-/// Whether something listens on UDP `port` on this machine, read from /proc so that the
-/// check never takes the port itself.
-fn udp_port_bound(port: u16) -> bool {
-    let needle = format!(":{port:04X}");
-    ["/proc/net/udp", "/proc/net/udp6"].iter().any(|f| {
-        std::fs::read_to_string(f)
-            .map(|t| {
-                t.lines().skip(1).any(|l| l.split_whitespace().nth(1).is_some_and(|a| a.ends_with(&needle)))
-            })
-            .unwrap_or(false)
-    })
-}
-
-fn wait_udp_bound(port: u16) {
-    let step = Duration::from_millis(20);
-    for _ in 0..(BIND_WAIT.as_millis() / step.as_millis()) {
-        if udp_port_bound(port) {
-            return;
-        }
-        std::thread::sleep(step);
-    }
-    panic!("nothing bound UDP port {port} within {BIND_WAIT:?}");
-}
-
-/// Registers `ext` from SIPp's port `port` (the binding the box will call).
-fn must_register(tb: &TestBox, ext: (&str, &str), port: u16) {
-    Sipp::new("register.xml", &tb.scratch("sipp"))
-        .remote(&tb.sip_addr())
-        .local_port(port)
-        .media_port(tb.port())
-        .service(ext.0)
-        .auth(ext.0, ext.1)
-        .run()
-        .assert_ok(&format!("REGISTER {} from port {port}", ext.0));
-}
 
 /// A caller scenario as `caller` dialling `callee`, from the port `caller` registered on.
 fn caller(tb: &TestBox, scenario: &str, caller: (&str, &str), port: u16, callee: &str) -> Sipp {

@@ -7,7 +7,7 @@
 //! `sndfile` filter (`*-dec.wav`); no sound card is involved. Figures: `docs/audio.md`.
 mod common;
 
-use common::{require_tool, wait_bounded, Sipp, SippChild, TestBox};
+use common::{must_register, require_tool, wait_bounded, wait_udp_bound, Sipp, SippChild, TestBox};
 use hakoden::media::audio::wav::{self, Encoding};
 use hakoden::media::prompts::{self, Lang};
 use std::fs::File;
@@ -747,8 +747,6 @@ fn three_phones_in_a_room_each_hear_the_other_two_after_the_entry_prompt() {
 // ---------------------------------------------------------------------------------------------
 // Hold, with SIPp.
 
-/// Time a background SIPp gets to bind its port.
-const BIND_WAIT: Duration = Duration::from_secs(5);
 /// The hold in `media_uac_hold.xml` lasts 3 s: at 50 packets a second, 150; allow for the
 /// re-INVITE round trips at either end.
 const MIN_HOLD_PACKETS: usize = 120;
@@ -760,29 +758,6 @@ const MAX_HOLD_GAP: Duration = Duration::from_millis(200);
 /// The music's RMS (it is about 2 000 over a note's decay); silence or comfort noise is far
 /// below.
 const MIN_MUSIC_RMS: f64 = 500.0;
-
-/// Whether something listens on UDP `port`, read from /proc so the check never takes the port.
-fn udp_port_bound(port: u16) -> bool {
-    let needle = format!(":{port:04X}");
-    ["/proc/net/udp", "/proc/net/udp6"].iter().any(|f| {
-        std::fs::read_to_string(f)
-            .map(|t| {
-                t.lines().skip(1).any(|l| l.split_whitespace().nth(1).is_some_and(|a| a.ends_with(&needle)))
-            })
-            .unwrap_or(false)
-    })
-}
-
-fn wait_udp_bound(port: u16) {
-    let step = Duration::from_millis(20);
-    for _ in 0..(BIND_WAIT.as_millis() / step.as_millis()) {
-        if udp_port_bound(port) {
-            return;
-        }
-        std::thread::sleep(step);
-    }
-    panic!("nothing bound UDP port {port} within {BIND_WAIT:?}");
-}
 
 /// One RTP packet as the sink got it.
 struct Arrival {
@@ -849,10 +824,6 @@ fn sipp(tb: &TestBox, scenario: &str, port: u16) -> Sipp {
     Sipp::new(scenario, &tb.scratch("sipp")).remote(&tb.sip_addr()).local_port(port).media_port(tb.port())
 }
 
-fn register(tb: &TestBox, ext: (&str, &str), port: u16) {
-    sipp(tb, "register.xml", port).service(ext.0).auth(ext.0, ext.1).run().assert_ok("REGISTER");
-}
-
 #[test]
 fn the_held_party_hears_music_until_the_call_is_resumed() {
     if !require_tool("sipp") {
@@ -860,8 +831,8 @@ fn the_held_party_hears_music_until_the_call_is_resumed() {
     }
     let tb = TestBox::start(&[ALICE, BOB]);
     let (alice_port, bob_port) = (tb.port(), tb.port());
-    register(&tb, BOB, bob_port);
-    register(&tb, ALICE, alice_port);
+    must_register(&tb, BOB, bob_port);
+    must_register(&tb, ALICE, alice_port);
     let sink = TimedSink::bind(tb.port());
     let bob: SippChild = sipp(&tb, "uas_answer.xml", bob_port).key("rtpport", sink.port).spawn();
     wait_udp_bound(bob_port);

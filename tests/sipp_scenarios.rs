@@ -2,7 +2,7 @@
 //! BYE from the callee, unknown and unregistered numbers. Scenarios live in `tests/sipp/`.
 mod common;
 
-use common::{g711a_pcap, require_tool, RtpSink, Sipp, SippRun, TestBox};
+use common::{g711a_pcap, must_register, require_tool, wait_udp_bound, RtpSink, Sipp, SippRun, TestBox};
 use std::time::Duration;
 
 const ALICE: (&str, &str) = ("201", "secret-201");
@@ -10,50 +10,6 @@ const BOB: (&str, &str) = ("202", "secret-202");
 /// SIPp's capture holds 67 packets in the caller's first 2 s of talk; a loose
 /// floor so a slow CI machine still passes while a dead relay does not.
 const MIN_RELAYED_PACKETS: u64 = 40;
-/// Time a background SIPp gets to bind its port.
-const BIND_WAIT: Duration = Duration::from_secs(5);
-
-/// Whether something listens on UDP `port` on this machine, read from /proc so that the
-/// check never takes the port itself.
-fn udp_port_bound(port: u16) -> bool {
-    let needle = format!(":{port:04X} ");
-    ["/proc/net/udp", "/proc/net/udp6"].iter().any(|f| {
-        std::fs::read_to_string(f)
-            .map(|t| {
-                t.lines()
-                    .skip(1)
-                    .any(|l| l.split_whitespace().nth(1).is_some_and(|a| a.ends_with(needle.trim_end())))
-            })
-            .unwrap_or(false)
-    })
-}
-
-fn wait_udp_bound(port: u16) {
-    let step = Duration::from_millis(20);
-    for _ in 0..(BIND_WAIT.as_millis() / step.as_millis()) {
-        if udp_port_bound(port) {
-            return;
-        }
-        std::thread::sleep(step);
-    }
-    panic!("nothing bound UDP port {port} within {BIND_WAIT:?}");
-}
-
-/// Registers `ext` from SIPp's port `port` (the binding the box will call).
-fn register(tb: &TestBox, ext: (&str, &str), port: u16) -> SippRun {
-    Sipp::new("register.xml", &tb.scratch("sipp"))
-        .remote(&tb.sip_addr())
-        .local_port(port)
-        .media_port(tb.port())
-        .service(ext.0)
-        .auth(ext.0, ext.1)
-        .run()
-}
-
-fn must_register(tb: &TestBox, ext: (&str, &str), port: u16) {
-    let run = register(tb, ext, port);
-    run.assert_ok(&format!("REGISTER {} from port {port}", ext.0));
-}
 
 /// A caller scenario as `caller` dialling `callee`, from the port `caller` registered on.
 fn caller(tb: &TestBox, scenario: &str, caller: (&str, &str), port: u16, callee: &str) -> Sipp {

@@ -798,3 +798,47 @@ impl Drop for RtpSink {
         }
     }
 }
+
+/// How long a test waits for a peer (SIPp, baresip) to bind its UDP port.
+pub const BIND_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether something listens on UDP `port` on this machine, read from /proc so that the
+/// check never takes the port itself.
+pub fn udp_port_bound(port: u16) -> bool {
+    let needle = format!(":{port:04X}");
+    ["/proc/net/udp", "/proc/net/udp6"].iter().any(|f| {
+        std::fs::read_to_string(f)
+            .map(|t| {
+                t.lines().skip(1).any(|l| l.split_whitespace().nth(1).is_some_and(|a| a.ends_with(&needle)))
+            })
+            .unwrap_or(false)
+    })
+}
+
+/// Waits (bounded by [`BIND_WAIT`]) until something binds UDP `port`.
+pub fn wait_udp_bound(port: u16) {
+    let step = Duration::from_millis(20);
+    for _ in 0..(BIND_WAIT.as_millis() / step.as_millis()) {
+        if udp_port_bound(port) {
+            return;
+        }
+        std::thread::sleep(step);
+    }
+    panic!("nothing bound UDP port {port} within {BIND_WAIT:?}");
+}
+
+/// Registers `ext` with SIPp from `port` (the binding the box will call), digest included.
+pub fn sipp_register(tb: &TestBox, ext: (&str, &str), port: u16) -> SippRun {
+    Sipp::new("register.xml", &tb.scratch("sipp"))
+        .remote(&tb.sip_addr())
+        .local_port(port)
+        .media_port(tb.port())
+        .service(ext.0)
+        .auth(ext.0, ext.1)
+        .run()
+}
+
+/// [`sipp_register`], failing the test when the box does not accept it.
+pub fn must_register(tb: &TestBox, ext: (&str, &str), port: u16) {
+    sipp_register(tb, ext, port).assert_ok(&format!("REGISTER {} from port {port}", ext.0));
+}
