@@ -12,12 +12,12 @@
 //! `sipp` or `baresip` fails the test; locally it is skipped with a message.
 mod common;
 
-use common::{must_register, require_tool, wait_bounded, wait_udp_bound, RtpSink, Sipp, SippChild, TestBox};
-use std::fs::File;
+use common::baresip::Phone;
+use common::tones::{write_wav, SAMPLE_RATE};
+use common::{must_register, require_tool, wait_udp_bound, RtpSink, Sipp, SippChild, TestBox};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const ALICE: (&str, &str) = ("201", "secret-201");
@@ -216,8 +216,6 @@ fn sip_info_digits_are_reported_and_relayed_to_the_callee() {
 // ---------------------------------------------------------------------------------------------
 // In-band: a PCMU capture of DTMF tones, generated here.
 
-/// G.711's sample rate.
-const SAMPLE_RATE: u32 = 8_000;
 /// Samples in one 20 ms RTP packet.
 const FRAME_SAMPLES: usize = 160;
 /// Peak of a 0 dBm0 sine in 16-bit PCM (G.711 overloads at +3.17 dBm0 = 32 124).
@@ -419,13 +417,6 @@ fn inband_tones_on_pcmu_are_reported() {
 // ---------------------------------------------------------------------------------------------
 // baresip: key presses on command through ctrl_tcp.
 
-/// Where distributions install baresip's modules.
-const MODULE_DIRS: &[&str] = &[
-    "/usr/lib/baresip/modules",
-    "/usr/lib/x86_64-linux-gnu/baresip/modules",
-    "/usr/lib/aarch64-linux-gnu/baresip/modules",
-    "/usr/local/lib/baresip/modules",
-];
 /// The keys the calling baresip presses, one `sndcode` command each.
 const BARESIP_DIGITS: &str = "30#";
 /// The key the called baresip presses afterwards: the callee's leg is tapped too.
@@ -444,141 +435,9 @@ const CTRL_TIMEOUT: Duration = Duration::from_secs(3);
 /// Largest netstring accepted from baresip; its answers and events are a few hundred bytes.
 const MAX_NETSTRING: usize = 64 * 1024;
 
-fn module_dir() -> PathBuf {
-    MODULE_DIRS
-        .iter()
-        .map(PathBuf::from)
-        .find(|d| d.join("g711.so").is_file())
-        .unwrap_or_else(|| panic!("baresip modules (g711.so) not found in {MODULE_DIRS:?}"))
-}
-
-/// 16-bit mono PCM WAV of silence.
-fn write_silence_wav(path: &Path, seconds: u32) {
-    let data_len = SAMPLE_RATE * seconds * 2;
-    let mut out = Vec::with_capacity(44 + data_len as usize);
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data_len).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    out.extend_from_slice(&1u16.to_le_bytes()); // mono
-    out.extend_from_slice(&SAMPLE_RATE.to_le_bytes());
-    out.extend_from_slice(&(SAMPLE_RATE * 2).to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&data_len.to_le_bytes());
-    out.resize(44 + data_len as usize, 0);
-    std::fs::write(path, out).expect("write WAV");
-}
-
-/// One baresip instance with its own config directory, killed on drop.
-struct Phone {
-    name: &'static str,
-    child: Option<Child>,
-    dir: PathBuf,
-}
-
-impl Phone {
-    fn start(
-        tb: &TestBox,
-        ext: (&str, &str),
-        name: &'static str,
-        source: &Path,
-        ctrl_port: Option<u16>,
-    ) -> Phone {
-        let dir = tb.scratch(&format!("baresip-{name}"));
-        let (rtp_lo, rtp_hi) = (tb.port(), tb.port() + 3);
-        let mut config = format!(
-            "poll_method epoll\n\
-             sip_listen 127.0.0.1:{sip}\n\
-             net_interface 127.0.0.1\n\
-             call_local_timeout 20\n\
-             call_max_calls 2\n\
-             audio_player aubridge,{name}-player\n\
-             audio_alert aubridge,{name}-alert\n\
-             audio_source aufile,{source}\n\
-             audio_level no\n\
-             rtp_ports {rtp_lo}-{rtp_hi}\n\
-             rtcp_mux no\n\
-             jitter_buffer_delay 1-10\n\
-             module_path {modules}\n\
-             module g711.so\n\
-             module aufile.so\n\
-             module aubridge.so\n\
-             module_app account.so\n\
-             module_app menu.so\n",
-            sip = tb.port(),
-            source = source.display(),
-            modules = module_dir().display(),
-        );
-        if let Some(port) = ctrl_port {
-            config.push_str(&format!("module_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{port}\n"));
-        }
-        std::fs::write(dir.join("config"), config).expect("write config");
-        std::fs::write(
-            dir.join("accounts"),
-            format!(
-                "<sip:{user}@127.0.0.1:{box_port}>;auth_pass={pass};answermode=auto\n",
-                user = ext.0,
-                pass = ext.1,
-                box_port = tb.sip_port()
-            ),
-        )
-        .expect("write accounts");
-        let out = File::create(dir.join("stdout.log")).expect("stdout file");
-        let err = File::create(dir.join("stderr.log")).expect("stderr file");
-        let child = Command::new("baresip")
-            .arg("-f")
-            .arg(&dir)
-            .arg("-t")
-            .arg(PHONE_SECONDS.to_string())
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start baresip: {e}"));
-        Phone { name, child: Some(child), dir }
-    }
-
-    fn log(&self) -> String {
-        let read = |f: &str| std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
-        format!("{}{}", read("stdout.log"), read("stderr.log"))
-    }
-
-    /// Polls the phone's output for `needle` for at most `timeout`; gives up early when
-    /// the output shows `failure`.
-    fn wait_for(&self, needle: &str, failure: Option<&str>, timeout: Duration) -> bool {
-        let step = Duration::from_millis(50);
-        for _ in 0..(timeout.as_millis() / step.as_millis()) {
-            let log = self.log();
-            if log.contains(needle) {
-                return true;
-            }
-            if failure.is_some_and(|f| log.contains(f)) {
-                return false;
-            }
-            std::thread::sleep(step);
-        }
-        false
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = wait_bounded(&mut child, Duration::from_secs(2));
-        }
-    }
-
-    fn report(&self) -> String {
-        format!("--- baresip {} ---\n{}", self.name, self.log())
-    }
-}
-
-impl Drop for Phone {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// A phone for `ext` playing `source`, recording nothing, taking commands on `ctrl_port`.
+fn start_phone(tb: &TestBox, ext: (&str, &str), source: &Path, ctrl_port: u16) -> Phone {
+    Phone::builder(tb, ext, source, PHONE_SECONDS).without_recording().ctrl_tcp(ctrl_port).start()
 }
 
 /// baresip's ctrl_tcp: JSON commands and answers framed as netstrings (`LEN:JSON,`).
@@ -651,10 +510,10 @@ fn baresip_key_presses_on_both_legs_are_reported_as_rfc4733() {
     }
     let tb = TestBox::start(&[ALICE, BOB]);
     let silence = tb.scratch("media").join("silence.wav");
-    write_silence_wav(&silence, SILENCE_SECONDS);
+    write_wav(&silence, &vec![0; (SAMPLE_RATE * SILENCE_SECONDS) as usize]);
 
     let bob_ctrl_port = tb.port();
-    let bob = Phone::start(&tb, BOB, "202", &silence, Some(bob_ctrl_port));
+    let bob = start_phone(&tb, BOB, &silence, bob_ctrl_port);
     assert!(
         bob.wait_for("200 OK", Some("Register:"), PHONE_TIMEOUT),
         "callee did not register\n{}\n{}",
@@ -662,7 +521,7 @@ fn baresip_key_presses_on_both_legs_are_reported_as_rfc4733() {
         box_context(&tb)
     );
     let ctrl_port = tb.port();
-    let alice = Phone::start(&tb, ALICE, "201", &silence, Some(ctrl_port));
+    let alice = start_phone(&tb, ALICE, &silence, ctrl_port);
     assert!(
         alice.wait_for("200 OK", Some("Register:"), PHONE_TIMEOUT),
         "caller did not register\n{}\n{}",

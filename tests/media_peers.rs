@@ -7,13 +7,15 @@
 //! `sndfile` filter (`*-dec.wav`); no sound card is involved. Figures: `docs/audio.md`.
 mod common;
 
-use common::{must_register, require_tool, wait_bounded, wait_udp_bound, Sipp, SippChild, TestBox};
+use common::baresip::Phone;
+use common::tones::{
+    blocks, goertzel, read_audio, rms, tone, tone_share, write_wav, ToneDetector, BLOCK_SAMPLES, SAMPLE_RATE,
+};
+use common::{must_register, require_tool, wait_udp_bound, Sipp, SippChild, TestBox};
 use hakoden::media::audio::wav::{self, Encoding};
 use hakoden::media::prompts::{self, Lang};
-use std::fs::File;
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -23,20 +25,8 @@ const ALICE: (&str, &str) = ("201", "secret-201");
 const BOB: (&str, &str) = ("202", "secret-202");
 const CAROL: (&str, &str) = ("203", "secret-203");
 
-/// G.711's rate: the codec every phone offers, and the rate of the box's recordings.
-const SAMPLE_RATE: u32 = 8_000;
 /// About -12 dBFS: speech level, and two of them summed by the mixer stay clear of clipping.
 const TONE_AMPLITUDE: f64 = 8_000.0;
-/// Analysis block: 100 ms gives 10 Hz bins.
-const BLOCK_SAMPLES: usize = (SAMPLE_RATE / 10) as usize;
-/// A tone's Goertzel neighbours sit this far on either side; their energy must stay far below.
-const NEIGHBOUR_OFFSET_HZ: f64 = 300.0;
-/// How much a tone must dominate its neighbours (energy ratio) for a block to count.
-const DOMINANCE: f64 = 10.0;
-/// RMS floor per block: well above G.711 idle noise, below one tone's ~5 700.
-const MIN_RMS: f64 = 1_500.0;
-/// Least share of a block's energy a tone must have; two mixed tones have 0.5 each.
-const MIN_TONE_SHARE: f64 = 0.3;
 /// A tone lasts: 3 blocks (300 ms) in a row, which no syllable of a prompt does.
 const MIN_TONE_RUN: usize = 3;
 /// Time for a callee to register.
@@ -46,106 +36,13 @@ const HANGUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time the box gets to close a recording after the call ended.
 const RECORDING_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Where distributions install baresip's modules.
-const MODULE_DIRS: &[&str] = &[
-    "/usr/lib/baresip/modules",
-    "/usr/lib/x86_64-linux-gnu/baresip/modules",
-    "/usr/lib/aarch64-linux-gnu/baresip/modules",
-    "/usr/local/lib/baresip/modules",
-];
-
-fn module_dir() -> PathBuf {
-    MODULE_DIRS
-        .iter()
-        .map(PathBuf::from)
-        .find(|d| d.join("g711.so").is_file())
-        .unwrap_or_else(|| panic!("baresip modules (g711.so) not found in {MODULE_DIRS:?}"))
-}
-
 // ---------------------------------------------------------------------------------------------
 // Signals.
-
-/// 16-bit mono PCM WAV at 8 kHz.
-fn write_wav(path: &Path, samples: &[i16]) {
-    std::fs::write(path, wav::encode_pcm16_mono_8k(samples)).expect("write WAV");
-}
-
-fn tone(hz: f64, seconds: f64, amplitude: f64) -> Vec<i16> {
-    let n = (f64::from(SAMPLE_RATE) * seconds) as usize;
-    (0..n)
-        .map(|i| {
-            let t = i as f64 / f64::from(SAMPLE_RATE);
-            (amplitude * (2.0 * std::f64::consts::PI * hz * t).sin()) as i16
-        })
-        .collect()
-}
-
-/// What a phone or the box wrote: sample rate, samples. A file whose writer was killed may
-/// carry a wrong data length; the recovering parser reads to the end of the file.
-fn read_audio(path: &Path) -> Option<(wav::Format, Vec<i16>)> {
-    let bytes = std::fs::read(path).ok()?;
-    let parsed = wav::parse_recovering(&bytes).ok()?;
-    Some((parsed.format(), parsed.mono_pcm16()))
-}
-
-/// Energy of `block` at `hz` (Goertzel).
-fn goertzel(block: &[f64], hz: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * hz / f64::from(SAMPLE_RATE);
-    let coeff = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0, 0.0);
-    for x in block {
-        let s0 = x + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    s1 * s1 + s2 * s2 - coeff * s1 * s2
-}
-
-fn blocks(samples: &[i16]) -> impl Iterator<Item = Vec<f64>> + '_ {
-    samples.chunks_exact(BLOCK_SAMPLES).map(|c| c.iter().map(|&s| f64::from(s)).collect())
-}
-
-fn rms(x: &[f64]) -> f64 {
-    (x.iter().map(|v| v * v).sum::<f64>() / x.len().max(1) as f64).sqrt()
-}
-
-/// The share of a block's energy at `hz`: 1 for a pure tone on a bin, 0.5 each for two equal
-/// tones, small for speech (its energy spreads over many harmonics and formants).
-fn tone_share(x: &[f64], hz: f64) -> f64 {
-    let energy = x.iter().map(|v| v * v).sum::<f64>();
-    if energy == 0.0 {
-        return 0.0;
-    }
-    2.0 * goertzel(x, hz) / (x.len() as f64 * energy)
-}
-
-/// Whether a 100 ms block is loud, carries `hz` well above its neighbours, and the tone is a
-/// good part of the block (so a vowel's harmonic does not count).
-fn block_has_tone(x: &[f64], hz: f64) -> bool {
-    let on = goertzel(x, hz);
-    let off = [hz - NEIGHBOUR_OFFSET_HZ, hz + NEIGHBOUR_OFFSET_HZ]
-        .iter()
-        .map(|&n| goertzel(x, n))
-        .fold(0.0, f64::max);
-    rms(x) >= MIN_RMS && on > DOMINANCE * off && tone_share(x, hz) >= MIN_TONE_SHARE
-}
 
 /// Indices of the 100 ms blocks that carry `hz` steadily: in runs of at least
 /// [`MIN_TONE_RUN`] blocks.
 fn tone_blocks(samples: &[i16], hz: f64) -> Vec<usize> {
-    let on: Vec<bool> = blocks(samples).map(|x| block_has_tone(&x, hz)).collect();
-    let mut out = Vec::new();
-    let mut run_start = 0;
-    for i in 0..=on.len() {
-        if on.get(i).copied().unwrap_or(false) {
-            continue;
-        }
-        if i - run_start >= MIN_TONE_RUN {
-            out.extend(run_start..i);
-        }
-        run_start = i + 1;
-    }
-    out
+    ToneDetector::MIXED.steady_blocks(samples, hz, MIN_TONE_RUN)
 }
 
 /// Mean Goertzel energy at `hz` over the blocks `range`.
@@ -255,174 +152,6 @@ fn find_prompt(heard: &[i16], prompt: &[i16]) -> Option<Found> {
     Some(Found { start, pieces })
 }
 
-// ---------------------------------------------------------------------------------------------
-// Phones.
-
-/// One baresip instance with its own config directory, killed on drop.
-struct Phone {
-    name: String,
-    child: Option<Child>,
-    dir: PathBuf,
-}
-
-impl Phone {
-    /// Starts baresip for `ext`, playing `source`, running `cmds` at start, quitting after
-    /// `seconds` (`-t`). It auto-answers calls.
-    fn start(
-        tb: &TestBox,
-        ext: (&str, &str),
-        name: &str,
-        source: &Path,
-        cmds: &[&str],
-        seconds: u32,
-    ) -> Phone {
-        Self::start_with(tb, ext, name, source, cmds, seconds, "")
-    }
-
-    /// [`Phone::start`] with more config lines (`extra`, each ending in a newline).
-    fn start_with(
-        tb: &TestBox,
-        ext: (&str, &str),
-        name: &str,
-        source: &Path,
-        cmds: &[&str],
-        seconds: u32,
-        extra: &str,
-    ) -> Phone {
-        let dir = tb.scratch(&format!("baresip-{name}"));
-        let rec = dir.join("rec");
-        std::fs::create_dir_all(&rec).expect("mkdir rec");
-        let (rtp_lo, rtp_hi) = (tb.port(), tb.port() + 3);
-        let config = format!(
-            "poll_method epoll\n\
-             sip_listen 127.0.0.1:{sip}\n\
-             net_interface 127.0.0.1\n\
-             call_local_timeout 20\n\
-             call_max_calls 2\n\
-             audio_player aubridge,{name}-player\n\
-             audio_alert aubridge,{name}-alert\n\
-             audio_source aufile,{source}\n\
-             audio_level no\n\
-             rtp_ports {rtp_lo}-{rtp_hi}\n\
-             rtcp_mux no\n\
-             jitter_buffer_delay 1-10\n\
-             module_path {modules}\n\
-             module g711.so\n\
-             module aufile.so\n\
-             module aubridge.so\n\
-             module sndfile.so\n\
-             snd_path {rec}\n\
-             module_app account.so\n\
-             module_app menu.so\n\
-             {extra}",
-            sip = tb.port(),
-            source = source.display(),
-            modules = module_dir().display(),
-            rec = rec.display(),
-        );
-        std::fs::write(dir.join("config"), config).expect("write config");
-        std::fs::write(
-            dir.join("accounts"),
-            format!(
-                "<sip:{user}@127.0.0.1:{box_port}>;auth_pass={pass};answermode=auto\n",
-                user = ext.0,
-                pass = ext.1,
-                box_port = tb.sip_port()
-            ),
-        )
-        .expect("write accounts");
-        let out = File::create(dir.join("stdout.log")).expect("stdout file");
-        let err = File::create(dir.join("stderr.log")).expect("stderr file");
-        let mut cmd = Command::new("baresip");
-        cmd.arg("-f").arg(&dir).arg("-t").arg(seconds.to_string());
-        for c in cmds {
-            cmd.arg("-e").arg(c);
-        }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start baresip: {e}"));
-        Phone { name: name.to_string(), child: Some(child), dir }
-    }
-
-    /// Sends a command to the phone's `ctrl_tcp` (a netstring holding JSON).
-    fn command(&self, port: u16, command: &str, params: &str) {
-        use std::io::Write;
-        let json = format!("{{\"command\":\"{command}\",\"params\":\"{params}\",\"token\":\"t\"}}");
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))
-            .unwrap_or_else(|e| panic!("{}: ctrl_tcp on {port}: {e}\n{}", self.name, self.report()));
-        stream.write_all(format!("{}:{json},", json.len()).as_bytes()).expect("write ctrl_tcp");
-        // Give baresip the time to read it before the connection closes.
-        std::thread::sleep(Duration::from_millis(100));
-    }
-
-    fn log(&self) -> String {
-        let read = |f: &str| std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
-        format!("{}{}", read("stdout.log"), read("stderr.log"))
-    }
-
-    /// Polls the phone's output for `needle` for at most `timeout`; gives up early on `failure`.
-    fn wait_for(&self, needle: &str, failure: Option<&str>, timeout: Duration) -> bool {
-        let step = Duration::from_millis(50);
-        for _ in 0..(timeout.as_millis() / step.as_millis()) {
-            let log = self.log();
-            if log.contains(needle) {
-                return true;
-            }
-            if failure.is_some_and(|f| log.contains(f)) {
-                return false;
-            }
-            std::thread::sleep(step);
-        }
-        false
-    }
-
-    fn wait_exit(&mut self, timeout: Duration) {
-        if let Some(child) = self.child.as_mut() {
-            if wait_bounded(child, timeout).is_some() {
-                self.child = None;
-            }
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// The decoded (received) audio the `sndfile` filter dumped.
-    fn heard(&self) -> Option<PathBuf> {
-        std::fs::read_dir(self.dir.join("rec"))
-            .ok()?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
-    }
-
-    /// What the phone heard, at 8 kHz; panics with `context` when it heard nothing usable.
-    fn heard_samples(&self, context: &dyn Fn() -> String) -> Vec<i16> {
-        let path = self.heard().unwrap_or_else(|| panic!("{} recorded nothing\n{}", self.name, context()));
-        let (format, samples) =
-            read_audio(&path).unwrap_or_else(|| panic!("{} is not a WAV\n{}", path.display(), context()));
-        assert_eq!(format.sample_rate_hz, SAMPLE_RATE, "{}: {format:?}", path.display());
-        samples
-    }
-
-    fn report(&self) -> String {
-        format!("--- baresip {} ---\n{}", self.name, self.log())
-    }
-}
-
-impl Drop for Phone {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// The box's recordings: every `*.wav` under `DATA/recordings/`.
 fn box_recordings(tb: &TestBox) -> Vec<PathBuf> {
     let mut found = Vec::new();
@@ -495,7 +224,9 @@ fn the_tone_detector_tells_mixed_tones_apart() {
     assert_eq!(tone_blocks(&mix, 1_100.0).len(), 10);
     assert_eq!(tone_blocks(&mix, 1_700.0).len(), 0);
     assert!(
-        (tone_share(&a.iter().map(|&s| f64::from(s)).collect::<Vec<_>>()[..800], 500.0) - 1.0).abs() < 0.05
+        (tone_share(&a.iter().map(|&s| f64::from(s)).collect::<Vec<_>>()[..800], SAMPLE_RATE, 500.0) - 1.0)
+            .abs()
+            < 0.05
     );
     // Speech carries no steady tone.
     for id in ["rec.announce", "conf.entering"] {
@@ -538,15 +269,14 @@ fn recorded_call(language: &str) -> (TestBox, Phone, Phone) {
     let (caller_wav, callee_wav) = (media.join("caller.wav"), media.join("callee.wav"));
     write_wav(&caller_wav, &tone(CALLER_HZ, SOURCE_SECONDS, TONE_AMPLITUDE));
     write_wav(&callee_wav, &tone(CALLEE_HZ, SOURCE_SECONDS, TONE_AMPLITUDE));
-    let mut bob = Phone::start(&tb, BOB, "202", &callee_wav, &[], CALLEE_SECONDS);
+    let mut bob = Phone::start(&tb, BOB, &callee_wav, &[], CALLEE_SECONDS);
     assert!(
         bob.wait_for("200 OK", Some("Register:"), REGISTER_TIMEOUT),
         "callee did not register\n{}\n--- box ---\n{}",
         bob.report(),
         tb.stderr_tail(60)
     );
-    let mut alice =
-        Phone::start(&tb, ALICE, "201", &caller_wav, &[&format!("/dial {}", BOB.0)], CALLER_SECONDS);
+    let mut alice = Phone::start(&tb, ALICE, &caller_wav, &[&format!("/dial {}", BOB.0)], CALLER_SECONDS);
     alice.wait_exit(Duration::from_secs(u64::from(CALLER_SECONDS) + 5));
     bob.wait_for("terminated", None, HANGUP_TIMEOUT);
     bob.wait_exit(Duration::from_millis(200));
@@ -682,7 +412,7 @@ fn three_phones_in_a_room_each_hear_the_other_two_after_the_entry_prompt() {
         if i > 0 {
             std::thread::sleep(JOIN_GAP);
         }
-        phones.push(Phone::start(&tb, ext, ext.0, &source, &["/dial 9201"], ROOM_SECONDS));
+        phones.push(Phone::start(&tb, ext, &source, &["/dial 9201"], ROOM_SECONDS));
     }
     for p in &mut phones {
         p.wait_exit(Duration::from_secs(u64::from(ROOM_SECONDS) + 5));
@@ -904,29 +634,24 @@ fn star_one_starts_and_stops_an_on_demand_recording() {
     let (caller_wav, callee_wav) = (media.join("caller.wav"), media.join("callee.wav"));
     write_wav(&caller_wav, &tone(CALLER_HZ, SOURCE_SECONDS, TONE_AMPLITUDE));
     write_wav(&callee_wav, &tone(CALLEE_HZ, SOURCE_SECONDS, TONE_AMPLITUDE));
-    let mut bob = Phone::start(&tb, BOB, "202", &callee_wav, &[], CALLEE_SECONDS);
+    let mut bob = Phone::start(&tb, BOB, &callee_wav, &[], CALLEE_SECONDS);
     assert!(
         bob.wait_for("200 OK", Some("Register:"), REGISTER_TIMEOUT),
         "callee did not register\n{}",
         bob.report()
     );
     let ctrl = tb.port();
-    let mut alice = Phone::start_with(
-        &tb,
-        ALICE,
-        "201",
-        &caller_wav,
-        &[&format!("/dial {}", BOB.0)],
-        ON_DEMAND_CALLER_SECONDS,
-        &format!("module_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl}\n"),
-    );
+    let mut alice = Phone::builder(&tb, ALICE, &caller_wav, ON_DEMAND_CALLER_SECONDS)
+        .commands(&[&format!("/dial {}", BOB.0)])
+        .ctrl_tcp(ctrl)
+        .start();
     let context =
         |a: &Phone, b: &Phone| format!("{}\n{}\n--- box ---\n{}", a.report(), b.report(), tb.stderr_tail(80));
     assert!(alice.wait_for("established", None, ESTABLISH_TIMEOUT), "no call\n{}", context(&alice, &bob));
     std::thread::sleep(Duration::from_secs(1));
-    alice.command(ctrl, "sndcode", "*1");
+    alice.command("sndcode", "*1");
     std::thread::sleep(Duration::from_secs(ON_DEMAND_SECONDS));
-    alice.command(ctrl, "sndcode", "*1");
+    alice.command("sndcode", "*1");
     alice.wait_exit(Duration::from_secs(u64::from(ON_DEMAND_CALLER_SECONDS) + 5));
     bob.wait_for("terminated", None, HANGUP_TIMEOUT);
     bob.kill();

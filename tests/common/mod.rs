@@ -3,7 +3,8 @@
 //!
 //! The public interface is: [`TestBox`], [`PortBlock`], [`Sipp`], [`SippChild`],
 //! [`SippRun`], [`RtpSink`], [`RtpCount`], [`require_tool`], [`run_bounded`],
-//! [`g711a_pcap`], [`sipp_scenario`].
+//! [`g711a_pcap`], [`sipp_scenario`]; baresip phones in [`baresip`], test tones and their
+//! analysis in [`tones`].
 //!
 //! Ports: every box gets a [`PortBlock`] of [`BLOCK_SPAN`] ports picked at random below the
 //! kernel's ephemeral range, so the OS never hands them to someone else, and probed by
@@ -11,6 +12,9 @@
 //! process-wide set keeps threads apart and the random pick plus the probe keeps processes
 //! apart. A box that still dies at start-up (port raced away) is retried on a fresh block.
 #![allow(dead_code)] // each test crate uses a different part of the harness
+
+pub mod baresip;
+pub mod tones;
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
