@@ -1247,6 +1247,36 @@ mod tests {
         assert_eq!(set.number(), "0312345678");
     }
 
+    #[test]
+    fn the_lunch_break_example_of_the_docs_behaves_as_documented() {
+        let text = r#"
+            holidays = ["2027-01-01", "2027-01-11", "2027-02-11"]
+            [[did]]
+            number = "0312345678"
+            default = { voicemail = "201" }
+            [[did.rule]]
+            name = "holiday"
+            holidays = true
+            destination = { announcement = "本日は休業日です" }
+            [[did.rule]]
+            name = "lunch"
+            weekdays = ["mon", "tue", "wed", "thu", "fri"]
+            times = ["12:00-13:00"]
+            destination = { announcement = "昼休み" }
+            [[did.rule]]
+            name = "business hours"
+            weekdays = ["mon", "tue", "wed", "thu", "fri"]
+            times = ["09:00-12:00", "13:00-18:00"]
+            destination = { queue = "support" }
+        "#;
+        let rules = parse_rules(text).unwrap();
+        assert_eq!(rule_at(&rules, jst_ms(2027, 1, 12, 12, 30)).as_deref(), Some("lunch"));
+        assert_eq!(rule_at(&rules, jst_ms(2027, 1, 12, 15, 0)).as_deref(), Some("business hours"));
+        assert_eq!(rule_at(&rules, jst_ms(2027, 1, 12, 18, 0)), None);
+        assert_eq!(rule_at(&rules, jst_ms(2027, 1, 11, 12, 30)).as_deref(), Some("holiday"));
+        assert_eq!(rule_at(&rules, jst_ms(2027, 1, 11, 15, 0)).as_deref(), Some("holiday"));
+    }
+
     // Tests for rejected input.
 
     fn with_rule(conditions: &str) -> String {
@@ -1362,7 +1392,9 @@ mod tests {
     fn unknown_keys_and_destinations_are_rejected_with_the_line() {
         let err = error_of(&with_rule("weekday = [\"mon\"]"));
         match &err {
-            RuleError::Toml { line: Some(6), message } => assert!(message.contains("weekday"), "{err}"),
+            RuleError::Toml { line: Some(6), message } => {
+                assert!(message.contains("weekday"), "{err}");
+            }
             other => panic!("unexpected {other:?}"),
         }
         let err = error_of("[[did]]\nnumber = \"1\"\ndefault = { fax = \"1\" }\n");
