@@ -108,7 +108,9 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::BadField(name) => write!(f, "trunk field `{name}` is empty or has invalid characters"),
+            ConfigError::BadField(name) => {
+                write!(f, "trunk field `{name}` is empty or has invalid characters")
+            }
         }
     }
 }
@@ -232,14 +234,18 @@ pub struct Trunk {
 }
 
 fn header_safe(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"' | b'@' | b';' | b',' | b'\\'))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"' | b'@' | b';' | b',' | b'\\'))
 }
 
 impl Trunk {
     /// A trunk that does nothing until [`Trunk::start`]. `local_contact` is our `host:port` as the
     /// provider reaches it (Via sent-by and Contact); `secret` keys tags, branches and cnonces.
     pub fn new(cfg: TrunkConfig, local_contact: &str, secret: [u8; 32]) -> Result<Trunk, ConfigError> {
-        for (name, v) in [("name", &cfg.name), ("domain", &cfg.domain), ("local_contact", &local_contact.to_string())] {
+        for (name, v) in
+            [("name", &cfg.name), ("domain", &cfg.domain), ("local_contact", &local_contact.to_string())]
+        {
             if !header_safe(v) {
                 return Err(ConfigError::BadField(name));
             }
@@ -376,7 +382,11 @@ impl Trunk {
             Kind::Register(_) => c.cseq.method == Method::Register,
             Kind::Options => c.cseq.method == Method::Options,
         };
-        if c.call_id != self.call_id || c.cseq.seq != p.cseq || !method_ok || c.top_via().branch() != Some(&p.branch) {
+        if c.call_id != self.call_id
+            || c.cseq.seq != p.cseq
+            || !method_ok
+            || c.top_via().branch() != Some(&p.branch)
+        {
             return;
         }
         if resp.code < 200 {
@@ -421,8 +431,12 @@ impl Trunk {
             401 | 407 => {
                 let proxy = resp.code == 407;
                 let name = if proxy { "Proxy-Authenticate" } else { "WWW-Authenticate" };
-                let challenge =
-                    resp.common.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).find_map(|(_, v)| Challenge::parse(v));
+                let challenge = resp
+                    .common
+                    .headers
+                    .iter()
+                    .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .find_map(|(_, v)| Challenge::parse(v));
                 let Some(ch) = challenge else {
                     return self.fail_unless_unregistering(unregistering, FailReason::UnusableChallenge, now);
                 };
@@ -451,8 +465,16 @@ impl Trunk {
                 }
             }
             code => {
-                let retry_after = resp.common.header("Retry-After").and_then(|v| parse_delta_seconds(v.split(';').next().unwrap_or("")));
-                self.fail_unless_unregistering_with(unregistering, FailReason::Rejected(code), now, retry_after);
+                let retry_after = resp
+                    .common
+                    .header("Retry-After")
+                    .and_then(|v| parse_delta_seconds(v.split(';').next().unwrap_or("")));
+                self.fail_unless_unregistering_with(
+                    unregistering,
+                    FailReason::Rejected(code),
+                    now,
+                    retry_after,
+                );
             }
         }
     }
@@ -471,7 +493,9 @@ impl Trunk {
             .filter_map(NameAddr::parse)
             .find(|na| {
                 ours.as_ref().is_some_and(|o| {
-                    na.uri.user == o.user && na.uri.host.eq_ignore_ascii_case(&o.host) && na.uri.port == o.port
+                    na.uri.user == o.user
+                        && na.uri.host.eq_ignore_ascii_case(&o.host)
+                        && na.uri.port == o.port
                 })
             })
             .and_then(|na| na.param("expires").and_then(parse_delta_seconds));
@@ -482,7 +506,13 @@ impl Trunk {
         self.fail_unless_unregistering_with(unregistering, reason, now, None);
     }
 
-    fn fail_unless_unregistering_with(&mut self, unregistering: bool, reason: FailReason, now: Instant, after: Option<u32>) {
+    fn fail_unless_unregistering_with(
+        &mut self,
+        unregistering: bool,
+        reason: FailReason,
+        now: Instant,
+        after: Option<u32>,
+    ) {
         if !unregistering {
             self.fail(reason, now, after);
         }
@@ -566,7 +596,10 @@ impl Trunk {
             Kind::Options => uri.clone(),
         };
         let mut w = Writer::request(method, &uri)
-            .header("Via", format_args!("SIP/2.0/{} {};branch={branch};rport", self.cfg.transport.as_str(), self.local))
+            .header(
+                "Via",
+                format_args!("SIP/2.0/{} {};branch={branch};rport", self.cfg.transport.as_str(), self.local),
+            )
             .header("Max-Forwards", 70)
             .header("From", format_args!("<{}>;tag={}", self.aor(), self.from_tag))
             .header("To", format_args!("<{to}>"))
@@ -574,7 +607,10 @@ impl Trunk {
             .header("CSeq", format_args!("{} {method}", self.cseq));
         let mut nonce = None;
         if let Kind::Register(expires) = kind {
-            w = w.header("Contact", format_args!("<{}>", self.contact_uri())).header("Expires", expires).header("Allow", ALLOW);
+            w = w
+                .header("Contact", format_args!("<{}>", self.contact_uri()))
+                .header("Expires", expires)
+                .header("Allow", ALLOW);
             let cnonce = self.token();
             if let Some((ch, proxy, nc)) = &mut self.challenge {
                 *nc = nc.wrapping_add(1);

@@ -110,7 +110,15 @@ impl Challenge {
     }
 
     /// The `Authorization` value for `method uri`. `nc` counts uses of this nonce (from 1).
-    pub(crate) fn answer(&self, method: &str, uri: &str, user: &str, password: &str, nc: u32, cnonce: &str) -> String {
+    pub(crate) fn answer(
+        &self,
+        method: &str,
+        uri: &str,
+        user: &str,
+        password: &str,
+        nc: u32,
+        cnonce: &str,
+    ) -> String {
         let alg = self.alg;
         let mut ha1 = alg.hash(&format!("{user}:{}:{password}", self.realm));
         if matches!(alg, Alg::Md5Sess | Alg::Sha256Sess) {
@@ -191,7 +199,8 @@ mod tests {
         assert!(Challenge::parse("Digest realm=\"r\", nonce=\"n\", qop=\"auth-int\"").is_none());
         assert!(Challenge::parse("Basic realm=\"r\"").is_none());
         assert!(Challenge::parse("Digest realm=\"r\"").is_none());
-        let c = Challenge::parse("Digest realm=\"r\", nonce=\"n\", qop=\"auth,auth-int\", stale=TRUE").unwrap();
+        let c =
+            Challenge::parse("Digest realm=\"r\", nonce=\"n\", qop=\"auth,auth-int\", stale=TRUE").unwrap();
         assert!(c.qop_auth && c.stale);
     }
 }
