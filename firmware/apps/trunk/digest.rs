@@ -177,9 +177,8 @@ mod tests {
     use crate::sip::auth::Credentials;
 
     #[test]
-    fn rfc2617_md5_vector_without_qop_gives_the_published_response() {
-        // RFC 2617 §3.5 reworked for qop-less RFC 2069 form is not published; instead use the
-        // RFC 2617 §3.5 example (qop=auth) whose response is known: 6629fae49393a05397450978507c4ef1.
+    fn the_rfc2617_example_gives_the_published_md5_response() {
+        // RFC 2617 §3.5 (qop=auth, nc=00000001, cnonce 0a4f113b).
         let c = Challenge {
             realm: "testrealm@host.com".into(),
             nonce: "dcd98b7102dd2f0e8b11d0f600bfb0c093".into(),
