@@ -8,6 +8,7 @@
 //! - [`engine`]: the sans-IO PBX core: registrar, calls (B2BUA), CDR events.
 //! - [`console`]: the technician console over a local socket.
 //! - [`daemon`]: `hakoden run`: wires the drivers (sockets, clock, store) to the engine.
+//! - [`apps`]: routing building blocks on top of the engine (time rules, trunks; issue 4).
 //!
 //! Logic rooms (`engine`, `sip`'s transaction code, `media::sdp`, `media::pool`) do no I/O and
 //! read no clock; clippy's `disallowed_methods` enforces the clock half of that rule.
