@@ -37,6 +37,7 @@ fn main() {
         first_call_id: 1,
         media: Default::default(),
         rooms: vec!["9201".into(), "9202".into(), "9203".into()],
+        trunks: Vec::new(),
     };
     let mut e = Engine::new(cfg, &exts);
     let caller = Peer { transport: Transport::Udp, addr: "127.0.0.1:7001".parse().unwrap() };

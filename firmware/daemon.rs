@@ -203,6 +203,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         first_call_id,
         media: config.media.clone(),
         rooms: config.conference.rooms.clone(),
+        trunks: config.trunks.clone(),
     };
     let mut engine = Engine::new(engine_cfg, &extensions);
 
@@ -281,6 +282,9 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         flush(&mut engine, &sockets, &relay, &cdr_sink).await;
     }
     log::info!("shutting down");
+    // Take our registrations off the providers (best effort: no wait for the answers).
+    engine.unregister_trunks(now());
+    flush(&mut engine, &sockets, &relay, &cdr_sink).await;
     relay.close_all();
     drop(cdr_sink);
     drop(engine);
@@ -564,6 +568,33 @@ fn answer_console(
             }
             Err(e) => s = format!("error: cannot read call records: {e}"),
         },
+        ConsoleCommand::ShowTrunks => {
+            use crate::apps::trunk::TrunkState;
+            let trunks = engine.trunk_states();
+            let _ = writeln!(s, "{} trunk(s)", trunks.len());
+            let _ = writeln!(s, "{:<16} {:<24} state", "name", "registrar");
+            for (name, state, registrar) in trunks {
+                let state = match state {
+                    TrunkState::Unregistered => "unregistered".to_string(),
+                    TrunkState::Registering => "registering".to_string(),
+                    TrunkState::Registered { expires_at } => {
+                        format!(
+                            "registered (expires in {} s)",
+                            expires_at.saturating_duration_since(now).as_secs()
+                        )
+                    }
+                    TrunkState::Failed { reason, retry_at } => {
+                        format!(
+                            "failed: {reason} (retry in {} s)",
+                            retry_at.saturating_duration_since(now).as_secs()
+                        )
+                    }
+                    TrunkState::Up => "up".to_string(),
+                    TrunkState::Down => "down".to_string(),
+                };
+                let _ = writeln!(s, "{name:<16} {:<24} {state}", registrar.to_string());
+            }
+        }
         ConsoleCommand::Help => s = crate::console::help_text(),
         // Answered in the run loop (off the engine's task).
         ConsoleCommand::AudioImport { .. } | ConsoleCommand::AudioList => s = "error: internal".into(),

@@ -158,6 +158,7 @@ fn engine_config(now: Instant) -> EngineConfig {
         first_call_id: 1,
         media: Default::default(),
         rooms: vec!["9201".into(), "9202".into(), "9203".into()],
+        trunks: Vec::new(),
     }
 }
 

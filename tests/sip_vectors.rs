@@ -151,6 +151,7 @@ fn engine(extensions: &[String], now: Instant) -> Engine {
         first_call_id: 1,
         media: Default::default(),
         rooms: vec!["9201".into(), "9202".into(), "9203".into()],
+        trunks: Vec::new(),
     };
     let exts: Vec<ExtensionConfig> = extensions
         .iter()

@@ -55,7 +55,7 @@ pub enum TrunkMode {
 }
 
 /// One trunk's configuration.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct TrunkConfig {
     /// The name shown in the console and logs.
     pub name: String,

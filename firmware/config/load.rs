@@ -109,6 +109,23 @@ struct RawFile {
     media: Option<RawMedia>,
     recording: Option<RawRecording>,
     conference: Option<RawConference>,
+    #[serde(default)]
+    trunk: Vec<Spanned<RawTrunk>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrunk {
+    name: Spanned<String>,
+    registrar: Spanned<String>,
+    domain: Option<Spanned<String>>,
+    username: Option<Spanned<String>>,
+    auth_username: Option<Spanned<String>>,
+    password: Option<Spanned<String>>,
+    expires: Option<Spanned<i64>>,
+    transport: Option<Spanned<String>>,
+    mode: Option<Spanned<String>>,
+    keepalive: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -260,6 +277,67 @@ fn validate(raw: RawFile) -> Result<Config, Invalid> {
             config.recording.max_mib =
                 u64::try_from(v).map_err(|_| invalid(&m, "recording.max_mib", format!("{v} is negative")))?;
         }
+    }
+    for (i, t) in raw.trunk.into_iter().enumerate() {
+        let t = t.into_inner();
+        let f = |name: &str| format!("trunk[{}].{name}", i + 1);
+        let registrar: std::net::SocketAddr = t.registrar.get_ref().trim().parse().map_err(|_| {
+            invalid(
+                &t.registrar,
+                f("registrar"),
+                format!("`{}` is not IP:port (host names are not resolved yet)", t.registrar.get_ref()),
+            )
+        })?;
+        let mode = match t.mode.as_ref().map(|m| m.get_ref().as_str()) {
+            None | Some("register") => crate::apps::trunk::TrunkMode::Register,
+            Some("ip") => crate::apps::trunk::TrunkMode::IpAuthenticated,
+            Some(other) => {
+                let m = t.mode.as_ref().map_or(&t.registrar, |m| m);
+                return Err(invalid(m, f("mode"), format!("`{other}` is not \"register\" or \"ip\"")));
+            }
+        };
+        let transport = match t.transport.as_ref().map(|m| m.get_ref().to_ascii_lowercase()) {
+            None => crate::sip::Transport::Udp,
+            Some(x) if x == "udp" => crate::sip::Transport::Udp,
+            Some(x) if x == "tcp" => crate::sip::Transport::Tcp,
+            Some(other) => {
+                let m = t.transport.as_ref().map_or(&t.registrar, |m| m);
+                return Err(invalid(m, f("transport"), format!("`{other}` is not \"udp\" or \"tcp\"")));
+            }
+        };
+        let int = |v: &Option<Spanned<i64>>,
+                   name: &str,
+                   default: u32,
+                   range: std::ops::RangeInclusive<u32>| {
+            match v {
+                None => Ok(default),
+                Some(s) => u32::try_from(*s.get_ref()).ok().filter(|n| range.contains(n)).ok_or_else(|| {
+                    invalid(
+                        s,
+                        f(name),
+                        format!("{} is outside {}..={}", s.get_ref(), range.start(), range.end()),
+                    )
+                }),
+            }
+        };
+        let expires_s = int(&t.expires, "expires", 3600, 60..=86_400)?;
+        let keepalive_s = int(&t.keepalive, "keepalive", 30, 5..=3600)?;
+        let text = |v: &Option<Spanned<String>>| v.as_ref().map(|s| s.get_ref().clone());
+        if mode == crate::apps::trunk::TrunkMode::Register && (t.username.is_none() || t.password.is_none()) {
+            return Err(invalid(&t.name, f("password"), "a registering trunk needs username and password"));
+        }
+        config.trunks.push(crate::apps::trunk::TrunkConfig {
+            name: t.name.get_ref().clone(),
+            registrar,
+            domain: text(&t.domain).unwrap_or_else(|| registrar.ip().to_string()),
+            username: text(&t.username).unwrap_or_default(),
+            auth_username: text(&t.auth_username),
+            password: text(&t.password).unwrap_or_default(),
+            expires_s,
+            transport,
+            mode,
+            keepalive_s,
+        });
     }
     if let Some(c) = raw.conference {
         if let Some(rooms) = c.rooms {

@@ -28,6 +28,8 @@ pub struct Config {
     pub recording: RecordingConfig,
     /// `[conference]`: dial-in room numbers.
     pub conference: ConferenceConfig,
+    /// `[[trunk]]`: SIP trunks to providers (issue 4; registration only so far).
+    pub trunks: Vec<crate::apps::trunk::TrunkConfig>,
 }
 
 /// `[media]`.

@@ -72,6 +72,8 @@ pub struct EngineConfig {
     pub media: crate::config::MediaConfig,
     /// Numbers that dial into the box's conference rooms.
     pub rooms: Vec<String>,
+    /// SIP trunks to register (issue 4).
+    pub trunks: Vec<crate::apps::trunk::TrunkConfig>,
 }
 
 /// What the engine asks the drivers to do.
@@ -179,6 +181,8 @@ pub struct Engine {
     next_token: u64,
     counters: Counters,
     sweep_armed: bool,
+    /// Registration clients of the SIP trunks; their responses are routed by Call-ID.
+    trunks: Vec<crate::apps::trunk::Trunk>,
 }
 
 /// The result of checking credentials.
@@ -197,6 +201,7 @@ impl Engine {
         let nonces = NonceSource::new(cfg.secret, cfg.wall_anchor.0);
         let pool = PortPool::new(cfg.rtp_ports);
         let next_call_id = cfg.first_call_id.max(1);
+        let trunks = Self::build_trunks(&cfg);
         Engine {
             extensions: extensions.iter().map(|e| (e.number.clone(), e.clone())).collect(),
             cfg,
@@ -218,6 +223,56 @@ impl Engine {
             next_token: 0,
             counters: Counters::default(),
             sweep_armed: false,
+            trunks,
+        }
+    }
+
+    fn build_trunks(cfg: &EngineConfig) -> Vec<crate::apps::trunk::Trunk> {
+        let mut out = Vec::new();
+        for t in &cfg.trunks {
+            let ip = match t.registrar.ip() {
+                IpAddr::V4(v4) if v4.is_loopback() => IpAddr::V4(v4),
+                IpAddr::V6(v6) if v6.is_loopback() => IpAddr::V6(v6),
+                _ => cfg.advertise,
+            };
+            let contact = match ip {
+                IpAddr::V4(v4) => format!("{v4}:{}", cfg.sip_port),
+                IpAddr::V6(v6) => format!("[{v6}]:{}", cfg.sip_port),
+            };
+            match crate::apps::trunk::Trunk::new(t.clone(), &contact, cfg.secret) {
+                Ok(mut trunk) => {
+                    trunk.start(cfg.wall_anchor.0);
+                    out.push(trunk);
+                }
+                Err(e) => log::error!("trunk {}: not started: {e:?}", t.name),
+            }
+        }
+        out
+    }
+
+    /// Every trunk's name, state and registrar, for the console.
+    pub fn trunk_states(&self) -> Vec<(String, crate::apps::trunk::TrunkState, std::net::SocketAddr)> {
+        self.trunks.iter().map(|t| (t.config().name.clone(), t.state(), t.config().registrar)).collect()
+    }
+
+    /// Unregisters every trunk (shutdown); drain the outputs afterwards.
+    pub fn unregister_trunks(&mut self, now: Instant) {
+        for t in &mut self.trunks {
+            t.unregister(now);
+        }
+        self.drain_trunks();
+    }
+
+    fn drain_trunks(&mut self) {
+        let mut sends = Vec::new();
+        for t in &mut self.trunks {
+            let transport = t.config().transport;
+            while let Some((addr, data)) = t.poll_transmit() {
+                sends.push((Peer { transport, addr }, data));
+            }
+        }
+        for (peer, data) in sends {
+            self.transmit(peer, data);
         }
     }
 
@@ -285,6 +340,7 @@ impl Engine {
             self.timers.peek().map(|Reverse((at, _))| *at),
         ]
         .into_iter()
+        .chain(self.trunks.iter().map(|t| t.poll_timeout()))
         .flatten()
         .min()
     }
@@ -303,6 +359,10 @@ impl Engine {
 
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        for t in &mut self.trunks {
+            t.handle_timeout(now);
+        }
+        self.drain_trunks();
         let mut sends = Vec::new();
         self.server.handle_timeout(now, &mut sends);
         let mut timed_out = Vec::new();
@@ -612,6 +672,16 @@ impl Engine {
     // ---- responses --------------------------------------------------------------------------
 
     fn handle_response(&mut self, now: Instant, peer: Peer, resp: Response) {
+        // A trunk's registration traffic: routed by the trunk's Call-ID, from its registrar only.
+        if let Some(t) = self
+            .trunks
+            .iter_mut()
+            .find(|t| t.call_id() == resp.common.call_id && t.config().registrar == peer.addr)
+        {
+            t.handle_response(&resp, now);
+            self.drain_trunks();
+            return;
+        }
         // RFC 3261 §18.1.2: a response whose top Via is not ours is discarded silently; answering
         // it (ACK/BYE) would let a spoofed datagram aim the box at a third party.
         let ours = resp.common.top_via().branch().is_some_and(|b| b.starts_with(BRANCH_PREFIX));

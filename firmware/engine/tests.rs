@@ -62,6 +62,7 @@ impl Harness {
             first_call_id: 1,
             media: Default::default(),
             rooms: vec!["9201".into(), "9202".into(), "9203".into()],
+            trunks: Vec::new(),
         };
         Harness { engine: Engine::new(cfg, &exts), now, sent: vec![], media: vec![], cdrs: vec![] }
     }
