@@ -15,6 +15,7 @@
 // Tests may read the real clock for a base Instant; logic still takes `now` as an argument.
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
+pub mod apps;
 pub mod config;
 pub mod console;
 pub mod daemon;
