@@ -4,23 +4,29 @@
 //! Layers, bottom up (formats and decisions in `docs/numbers.md`):
 //! - this file: [`normalise`] turns what a person dialled or typed into a [`Dialled`] in national
 //!   form (`0…`), with the per-call `184`/`186` prefix split off and the number classified.
-//! - [`route`]: [`route_outbound`] picks a trunk by longest prefix, after the "no external calls"
+//! - `route`: [`route_outbound`] picks a trunk by longest prefix, after the "no external calls"
 //!   bar and the restriction list; emergency numbers bypass both.
-//! - [`list`]: [`NumberList`], the block list (着信拒否) and the restriction list (発信規制).
-//! - [`csv`]: [`import_csv`], UTF-8 / UTF-16 / Shift_JIS CSV into list entries, bad lines reported.
+//! - `list`: [`NumberList`], the block list (着信拒否) and the restriction list (発信規制).
+//! - `csv`: [`import_csv`], UTF-8 / UTF-16 / Shift_JIS CSV into list entries, bad lines reported.
 //!
 //! The public interface is: [`normalise`], [`normalise_with`], [`Dialled`], [`NumberKind`],
 //! [`Presentation`], [`NumberPlan`], [`NumberError`], the route types, the list types and the
 //! CSV import types re-exported below.
 
-pub mod csv;
-pub mod list;
-pub mod route;
+mod csv;
+mod list;
+mod route;
 
-pub use csv::{import_csv, CsvEncoding, Import, ImportError, LineError};
-pub use list::{EntryError, InboundDecision, ListEntry, ListFull, NumberList, Pattern};
+pub use csv::{
+    import_csv, CsvEncoding, Import, ImportError, LineError, MAX_IMPORT_BYTES, MAX_IMPORT_ROWS,
+    MAX_REPORTED_LINE_ERRORS,
+};
+pub use list::{
+    EntryError, InboundDecision, ListEntry, ListFull, NumberList, Pattern, MAX_LIST_ENTRIES, MAX_NOTE_CHARS,
+};
 pub use route::{
     route_outbound, CallerPolicy, Refusal, RefusalReason, Route, RouteDecision, RouteError, Routes,
+    MAX_ROUTES, MAX_TRUNK_NAME,
 };
 
 use std::fmt;
