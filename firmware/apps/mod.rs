@@ -1,10 +1,14 @@
-//! Applications: call-routing logic on top of the engine (time rules, trunks, and later IVR,
-//! queues, ...).
+//! Applications: call-routing logic on top of the engine (time rules, numbers, trunks, and later
+//! IVR, queues, ...).
 //!
 //! Like `engine`, these rooms do no I/O and read no clock: the engine passes the time in.
 //! - [`timerules`]: which destination a DID's call goes to at a given moment (issue 4).
+//! - [`numbers`]: Japanese number normalisation, outbound routes, block and restriction lists,
+//!   CSV import (issue 4).
 //! - [`trunk`]: the registration client of a SIP trunk to a provider (issue 4).
 //!
-//! Issue 4 is in progress: these are tested building blocks, not yet wired into the engine.
+//! Issue 4 is in progress: trunks register from the engine; time rules and numbers are tested
+//! building blocks, not yet wired into call routing.
+pub mod numbers;
 pub mod timerules;
 pub mod trunk;
