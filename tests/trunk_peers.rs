@@ -1,0 +1,80 @@
+//! A SIP trunk registers to a provider (issue 4): SIPp plays the provider's registrar, which
+//! challenges with digest, checks the credentials and grants the binding; the console shows it.
+
+mod common;
+
+use common::{require_tool, wait_udp_bound, Sipp, TestBox};
+use std::time::Duration;
+
+/// How long the trunk may take to register (its first REGISTER may go out before SIPp listens;
+/// Timer E resends it within 1.5 s).
+const REGISTER_WAIT: Duration = Duration::from_secs(10);
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[test]
+fn a_trunk_registers_with_digest_and_the_console_shows_it() {
+    if !require_tool("sipp") {
+        return;
+    }
+    let port = free_udp_port();
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let provider = Sipp::new("provider_registrar.xml", scratch.path())
+        .remote("127.0.0.1:5060")
+        .local_port(port)
+        .timeout(Duration::from_secs(20))
+        .spawn();
+    wait_udp_bound(port);
+    let trunk = format!(
+        "[[trunk]]\nname = \"provider\"\nregistrar = \"127.0.0.1:{port}\"\ndomain = \"provider.example\"\n\
+         username = \"hakoden-trunk\"\npassword = \"trunk-Secret-1\"\nexpires = 120\n"
+    );
+    let tb = TestBox::start_with_config(&[("201", "secret-201")], &[], &trunk);
+    let mut shown = String::new();
+    let step = Duration::from_millis(100);
+    for _ in 0..(REGISTER_WAIT.as_millis() / step.as_millis()) {
+        shown = tb.console("show trunks");
+        if shown.contains("registered (expires in") {
+            break;
+        }
+        std::thread::sleep(step);
+    }
+    assert!(shown.contains("provider") && shown.contains("registered (expires in"), "{shown}");
+    let run = provider.wait();
+    run.assert_ok("the provider registrar (digest verified by SIPp)");
+}
+
+#[test]
+fn a_trunk_with_a_wrong_password_shows_the_failure() {
+    if !require_tool("sipp") {
+        return;
+    }
+    let port = free_udp_port();
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let _provider = Sipp::new("provider_registrar.xml", scratch.path())
+        .remote("127.0.0.1:5060")
+        .local_port(port)
+        .timeout(Duration::from_secs(20))
+        .spawn();
+    wait_udp_bound(port);
+    let trunk = format!(
+        "[[trunk]]\nname = \"provider\"\nregistrar = \"127.0.0.1:{port}\"\nusername = \"hakoden-trunk\"\n\
+         password = \"wrong-password\"\n"
+    );
+    let tb = TestBox::start_with_config(&[("201", "secret-201")], &[], &trunk);
+    let mut shown = String::new();
+    let step = Duration::from_millis(100);
+    for _ in 0..(REGISTER_WAIT.as_millis() / step.as_millis()) {
+        shown = tb.console("show trunks");
+        if shown.contains("failed") {
+            break;
+        }
+        std::thread::sleep(step);
+    }
+    assert!(shown.contains("failed:") && shown.contains("retry in"), "{shown}");
+}
