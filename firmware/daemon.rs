@@ -21,6 +21,8 @@ use tokio::sync::mpsc;
 const INBOX_CAPACITY: usize = 16_384;
 /// Inputs handled per wake-up before outputs are flushed: keeps latency bounded under load.
 const INPUTS_PER_WAKEUP: usize = 64;
+/// Polls (5 ms apart) for the console socket before the box says it is ready: 2 s at most.
+const CONSOLE_READY_POLLS: u32 = 400;
 /// Console requests queued.
 const CONSOLE_QUEUE: usize = 16;
 /// The number of demo extensions and the first number.
@@ -180,6 +182,8 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     let (cdr_sink, cdr_writer) = spawn_cdr_writer(store.clone());
     let (console_tx, mut console_rx) = mpsc::channel::<ConsoleRequest>(CONSOLE_QUEUE);
     let socket_path = console_socket(&opts.data_dir);
+    // A stale socket from a previous run must not pass for the new one below.
+    let _ = std::fs::remove_file(&socket_path);
     {
         let path = socket_path.clone();
         tokio::spawn(async move {
@@ -187,6 +191,13 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                 log::error!("console socket {} failed: {e}", path.display());
             }
         });
+    }
+    // "ready" promises a working console: wait (bounded) until the socket is listening.
+    for _ in 0..CONSOLE_READY_POLLS {
+        if std::os::unix::net::UnixStream::connect(&socket_path).is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 
     let start = now();
