@@ -108,6 +108,7 @@ run_tests() {
 step "install tools" install_tools
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --all-targets -- -D warnings
+step "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 step "cargo build --tests" cargo test --no-run
 step "tests" run_tests "$@"
 summary

@@ -4,8 +4,8 @@
 //! Layers:
 //! - the table: `build.rs` embeds every `sounds/{ja,en}/<id>.wav`; [`get`] and [`pcm`] look a
 //!   prompt up, [`all`] lists them.
-//! - [`wav`]: a checked RIFF/WAVE view that never panics, used to decode prompts and usable for
-//!   admin-uploaded audio.
+//! - decoding: [`pcm`] reads the embedded WAVs with the media room's one WAV reader
+//!   ([`crate::media::audio::wav`]); [`is_telephone_pcm`] checks their format.
 //! - read-out ([`number`], [`count`], [`date`], [`time`], [`digits`] and the `sentence_*`
 //!   functions): each returns the ids to play in order. Every id returned exists for the
 //!   language asked (tests check every number 0..=10 000, every date of a leap year and every
@@ -16,7 +16,7 @@
 //!
 //! The public interface is: [`Lang`], [`Prompt`], [`SAMPLE_RATE_HZ`], [`all`], [`get`],
 //! [`exists`], [`pcm`], [`Counter`], [`MenuAction`], [`number`], [`count`], [`digits`],
-//! [`date`], [`weekday`], [`time`], the `sentence_*` functions and the [`wav`] module.
+//! [`date`], [`weekday`], [`time`], [`is_telephone_pcm`] and the `sentence_*` functions.
 
 mod readout;
 
