@@ -286,6 +286,17 @@ fn best_failure(codes: impl Iterator<Item = u16>) -> u16 {
 }
 
 impl Engine {
+    /// Points one side of a call's relay at the RTP address an SDP gave (none: keep latching).
+    fn set_remote(&mut self, id: u64, side: Side, addr: Option<std::net::SocketAddr>) {
+        if let Some(remote) = addr {
+            self.out.push_back(super::Output::Media(MediaCommand::SetRemote {
+                relay: RelayId(id),
+                side,
+                remote,
+            }));
+        }
+    }
+
     fn sdp_for(&self, call: &Call, side: Side, formats: &[PayloadFormat], direction: Direction) -> Vec<u8> {
         let peer = call.dialog(side).peer;
         let origin = Origin {
@@ -686,13 +697,7 @@ impl Engine {
                 let code = if early_sdp.is_some() { 183 } else { 180 };
                 let mut body = None;
                 if let Some(audio) = early_sdp.and_then(|s| s.audio) {
-                    if let Some(addr) = audio.rtp_addr() {
-                        self.out.push_back(super::Output::Media(MediaCommand::SetRemote {
-                            relay: RelayId(id),
-                            side: Side::B,
-                            remote: addr,
-                        }));
-                    }
+                    self.set_remote(id, Side::B, audio.rtp_addr());
                     let formats = self.answer_formats(id, &audio.formats);
                     if let Some(call) = self.calls.get(&id) {
                         body = Some(self.sdp_for(call, Side::A, &formats, audio.direction));
@@ -816,13 +821,7 @@ impl Engine {
                 call.ptime = audio.ptime_ms;
             }
         }
-        if let Some(addr) = audio.rtp_addr() {
-            self.out.push_back(super::Output::Media(MediaCommand::SetRemote {
-                relay: RelayId(id),
-                side: Side::B,
-                remote: addr,
-            }));
-        }
+        self.set_remote(id, Side::B, audio.rtp_addr());
         let formats = self.answer_formats(id, &audio.formats);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
@@ -1181,13 +1180,7 @@ impl Engine {
             let answer = sdp::parse(&req.common.body).ok().and_then(|s| s.audio);
             match answer.filter(|a| sdp::has_voice_codec(&sdp::supported_formats(&a.formats))) {
                 Some(a) => {
-                    if let Some(addr) = a.rtp_addr() {
-                        self.out.push_back(super::Output::Media(MediaCommand::SetRemote {
-                            relay: RelayId(id),
-                            side: Side::A,
-                            remote: addr,
-                        }));
-                    }
+                    self.set_remote(id, Side::A, a.rtp_addr());
                     let formats = self.answer_formats(id, &a.formats);
                     if let Some(call) = self.calls.get_mut(&id) {
                         call.answered = formats.clone();
@@ -1334,19 +1327,13 @@ impl Engine {
         if !sdp::has_voice_codec(&sdp::supported_formats(&offer.formats)) {
             return self.reply_status(txn, &req, peer, 488, &[], now);
         }
-        if let Some(addr) = offer.rtp_addr() {
-            self.out.push_back(super::Output::Media(MediaCommand::SetRemote {
-                relay: RelayId(id),
-                side,
-                remote: addr,
-            }));
-        }
         // Answered by the box itself: room calls, and hold/resume when music on hold is on (the
         // held phone keeps sending to the relay; the other phone hears music, not silence).
         let holding = matches!(offer.direction, Direction::SendOnly | Direction::Inactive)
             || offer.rtp_addr().is_none();
         let is_room = call.route != CallRoute::Extension;
         let resuming = !holding && call.held_by == Some(side);
+        self.set_remote(id, side, offer.rtp_addr());
         if is_room || (self.cfg.media.music_on_hold && (holding || resuming)) {
             if !is_room {
                 self.hold_or_resume(id, side, holding);
@@ -1441,13 +1428,7 @@ impl Engine {
         call.dialog_mut(from).sdp_version += 1;
         let (formats, direction) = match &answer {
             Some(a) => {
-                if let Some(addr) = a.rtp_addr() {
-                    self.out.push_back(super::Output::Media(MediaCommand::SetRemote {
-                        relay: RelayId(id),
-                        side: other,
-                        remote: addr,
-                    }));
-                }
+                self.set_remote(id, other, a.rtp_addr());
                 (self.answer_formats(id, &a.formats), a.direction)
             }
             None => (call.answered.clone(), Direction::SendRecv),
