@@ -6,7 +6,7 @@
 //! `cargo run --release --example engine_bench -- [calls]`
 #![allow(clippy::disallowed_methods)] // a benchmark reads the clock
 
-use hakoden::config::{DigestAlgorithm, ExtensionConfig, PortRange};
+use hakoden::config::{ExtensionConfig, PortRange};
 use hakoden::engine::{Engine, EngineConfig, Output};
 use hakoden::sip::{Peer, Transport};
 use std::time::{Duration, Instant};
@@ -25,19 +25,12 @@ fn main() {
         })
         .collect();
     let cfg = EngineConfig {
-        realm: "hakoden".into(),
-        sip_port: 5060,
         advertise: "127.0.0.1".parse().unwrap(),
         ring_timeout: Duration::from_secs(60),
-        trust_registered_source: true,
-        auth_algorithms: vec![DigestAlgorithm::Md5],
         secret: [1; 32],
         rtp_ports: PortRange { lo: 10000, hi: 20000 },
         wall_anchor: (t0, 0),
-        first_call_id: 1,
-        media: Default::default(),
-        rooms: vec!["9201".into(), "9202".into(), "9203".into()],
-        trunks: Vec::new(),
+        ..EngineConfig::for_tests(t0)
     };
     let mut e = Engine::new(cfg, &exts);
     let caller = Peer { transport: Transport::Udp, addr: "127.0.0.1:7001".parse().unwrap() };

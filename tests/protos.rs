@@ -16,7 +16,7 @@
 mod common;
 
 use common::TestBox;
-use hakoden::config::{ExtensionConfig, PortRange};
+use hakoden::config::ExtensionConfig;
 use hakoden::engine::{Engine, EngineConfig, Output};
 use hakoden::sip::message::{self, Message};
 use hakoden::sip::{Peer, Transport};
@@ -146,19 +146,9 @@ fn case_of(call_id: &str) -> Option<usize> {
 
 fn engine_config(now: Instant) -> EngineConfig {
     EngineConfig {
-        realm: "hakoden".into(),
-        sip_port: 5060,
         advertise: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        ring_timeout: Duration::from_secs(20),
-        trust_registered_source: true,
-        auth_algorithms: vec![hakoden::config::DigestAlgorithm::Md5],
         secret: [9; 32],
-        rtp_ports: PortRange { lo: 40_000, hi: 40_199 },
-        wall_anchor: (now, 1_700_000_000_000),
-        first_call_id: 1,
-        media: Default::default(),
-        rooms: vec!["9201".into(), "9202".into(), "9203".into()],
-        trunks: Vec::new(),
+        ..EngineConfig::for_tests(now)
     }
 }
 

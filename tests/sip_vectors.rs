@@ -24,16 +24,16 @@
 //! `docs/conformance.md` for the verdict summary.
 #![allow(clippy::disallowed_methods)] // the test reads the clock once for a base Instant
 
-use hakoden::config::{ExtensionConfig, PortRange};
+use hakoden::config::ExtensionConfig;
 use hakoden::engine::{Engine, EngineConfig, Output};
 use hakoden::sip::message::{self, Message};
 use hakoden::sip::{Peer, Transport};
 use md5::{Digest, Md5};
 use serde::Deserialize;
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The vector directory, relative to the crate root (the repo's sibling `shared/`).
 const VECTORS_DIR: &str = "../shared/sip-test-vectors";
@@ -138,21 +138,7 @@ fn peer(addr: ([u8; 4], u16)) -> Peer {
 }
 
 fn engine(extensions: &[String], now: Instant) -> Engine {
-    let cfg = EngineConfig {
-        realm: REALM.into(),
-        sip_port: 5060,
-        advertise: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
-        ring_timeout: Duration::from_secs(20),
-        trust_registered_source: true,
-        auth_algorithms: vec![hakoden::config::DigestAlgorithm::Md5],
-        secret: [7; 32],
-        rtp_ports: PortRange { lo: 40_000, hi: 40_199 },
-        wall_anchor: (now, 1_700_000_000_000),
-        first_call_id: 1,
-        media: Default::default(),
-        rooms: vec!["9201".into(), "9202".into(), "9203".into()],
-        trunks: Vec::new(),
-    };
+    let cfg = EngineConfig { realm: REALM.into(), ..EngineConfig::for_tests(now) };
     let exts: Vec<ExtensionConfig> = extensions
         .iter()
         .map(|n| ExtensionConfig {

@@ -76,6 +76,30 @@ pub struct EngineConfig {
     pub trunks: Vec<crate::apps::trunk::TrunkConfig>,
 }
 
+impl EngineConfig {
+    /// A complete configuration for tests, benchmarks and fuzzing: realm `hakoden`, port 5060,
+    /// advertised 192.0.2.1 (TEST-NET-1, never contacted), MD5 challenges, RTP 40000-40199,
+    /// rooms 9201-9203, no trunks. Override fields with struct update syntax.
+    #[doc(hidden)]
+    pub fn for_tests(now: Instant) -> EngineConfig {
+        EngineConfig {
+            realm: "hakoden".into(),
+            sip_port: 5060,
+            advertise: IpAddr::from([192, 0, 2, 1]),
+            ring_timeout: Duration::from_secs(20),
+            trust_registered_source: true,
+            auth_algorithms: vec![crate::config::DigestAlgorithm::Md5],
+            secret: [7; 32],
+            rtp_ports: PortRange { lo: 40_000, hi: 40_199 },
+            wall_anchor: (now, 1_700_000_000_000),
+            first_call_id: 1,
+            media: crate::config::MediaConfig::default(),
+            rooms: crate::config::ConferenceConfig::default().rooms,
+            trunks: Vec::new(),
+        }
+    }
+}
+
 /// What the engine asks the drivers to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {

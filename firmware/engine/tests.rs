@@ -47,22 +47,15 @@ impl Harness {
     fn with(exts: Vec<ExtensionConfig>, ring_timeout_s: u64) -> Harness {
         let now = Instant::now();
         let cfg = EngineConfig {
-            realm: "hakoden".into(),
             sip_port: BOX_PORT,
-            advertise: "192.0.2.1".parse().unwrap(),
             ring_timeout: Duration::from_secs(ring_timeout_s),
-            trust_registered_source: true,
             auth_algorithms: vec![
                 crate::config::DigestAlgorithm::Md5,
                 crate::config::DigestAlgorithm::Sha256,
             ],
             secret: [42; 32],
             rtp_ports: crate::config::PortRange { lo: 20000, hi: 20099 },
-            wall_anchor: (now, 1_700_000_000_000),
-            first_call_id: 1,
-            media: Default::default(),
-            rooms: vec!["9201".into(), "9202".into(), "9203".into()],
-            trunks: Vec::new(),
+            ..EngineConfig::for_tests(now)
         };
         Harness { engine: Engine::new(cfg, &exts), now, sent: vec![], media: vec![], cdrs: vec![] }
     }

@@ -87,17 +87,10 @@ fn register(engine: &mut Engine, now: Instant, i: usize) {
 fn engine(now: Instant) -> Engine {
     let cfg = EngineConfig {
         realm: REALM.into(),
-        sip_port: 5060,
         advertise: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
-        ring_timeout: Duration::from_secs(20),
-        trust_registered_source: true,
         secret: [3; 32],
         rtp_ports: PortRange { lo: 40_000, hi: 40_099 },
-        wall_anchor: (now, 1_700_000_000_000),
-        first_call_id: 1,
-        media: Default::default(),
-        rooms: vec!["9201".into(), "9202".into(), "9203".into()],
-        trunks: Vec::new(),
+        ..EngineConfig::for_tests(now)
     };
     let exts: Vec<ExtensionConfig> = PHONES
         .iter()
