@@ -321,7 +321,10 @@ fn a_tone_played_into_a_recorded_call_is_in_the_recording() {
         path.display(),
         bytes.len()
     );
-    let cdr = tb.console("show cdr");
+    // CDRs reach the store through a group commit, a moment after the recording closes.
+    let cdr = tb.console_until("show cdr", Duration::from_secs(5), |out| {
+        cdr_talk_seconds(out, ALICE.0, BOB.0).is_some()
+    });
     let talk_s = cdr_talk_seconds(&cdr, ALICE.0, BOB.0)
         .unwrap_or_else(|| panic!("no CDR for {} -> {}:\n{cdr}\n{}", ALICE.0, BOB.0, context()));
     eprintln!("CDR talk time {talk_s} s");

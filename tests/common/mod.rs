@@ -369,6 +369,21 @@ impl TestBox {
         out.stdout
     }
 
+    /// Runs a console command until `done` accepts its output or `timeout` passes; returns the
+    /// last output either way. For state the box writes behind a group commit (CDRs).
+    pub fn console_until(&self, cmd: &str, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
+        let steps = timeout.as_millis() / POLL_STEP.as_millis();
+        let mut out = self.console(cmd);
+        for _ in 0..steps {
+            if done(&out) {
+                break;
+            }
+            std::thread::sleep(POLL_STEP);
+            out = self.console(cmd);
+        }
+        out
+    }
+
     pub fn stderr_tail(&self, lines: usize) -> String {
         file_tail(&self.stderr_path, lines)
     }
