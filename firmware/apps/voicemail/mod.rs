@@ -5,7 +5,29 @@
 //!
 //! Layers:
 //! - [`mailbox`]: box numbers, folders, message metadata, limits, greetings and their fallback.
+//! - [`caller`]: the caller's flow: greeting, beep, record, review menu, limits.
 //!
 //! Not wired into the engine yet.
 
+pub mod caller;
 pub mod mailbox;
+
+use mailbox::{GreetingKind, MessageId};
+
+/// One piece of audio a flow asks the engine to play, in order, in the call's language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clip {
+    /// An embedded prompt by manifest id (`sounds/manifest.toml`).
+    Prompt(&'static str),
+    /// The box's recorded greeting in that slot (`store::voicemail::VoicemailStore::greeting_path`).
+    Greeting(GreetingKind),
+    /// The take being recorded in this call (the caller's review, the owner's new greeting).
+    Take,
+    /// A stored message of the box.
+    Message(MessageId),
+}
+
+/// Prompt ids to clips.
+fn prompts(ids: impl IntoIterator<Item = &'static str>) -> Vec<Clip> {
+    ids.into_iter().map(Clip::Prompt).collect()
+}
