@@ -6,11 +6,13 @@
 //! Layers:
 //! - [`mailbox`]: box numbers, folders, message metadata, limits, greetings and their fallback.
 //! - [`caller`]: the caller's flow: greeting, beep, record, review menu, limits.
+//! - [`owner`]: the owner menu behind `*92` and the PIN rate limit.
 //!
 //! Not wired into the engine yet.
 
 pub mod caller;
 pub mod mailbox;
+pub mod owner;
 
 use mailbox::{GreetingKind, MessageId};
 
