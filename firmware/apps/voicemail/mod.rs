@@ -7,11 +7,13 @@
 //! - [`mailbox`]: box numbers, folders, message metadata, limits, greetings and their fallback.
 //! - [`caller`]: the caller's flow: greeting, beep, record, review menu, limits.
 //! - [`owner`]: the owner menu behind `*92` and the PIN rate limit.
+//! - [`mwi`]: the RFC 3842 body and the `message-summary` subscription table.
 //!
 //! Not wired into the engine yet.
 
 pub mod caller;
 pub mod mailbox;
+pub mod mwi;
 pub mod owner;
 
 use mailbox::{GreetingKind, MessageId};
