@@ -9,6 +9,10 @@
 //! - [`owner`]: the owner menu behind `*92` and the PIN rate limit.
 //! - [`mwi`]: the RFC 3842 body and the `message-summary` subscription table.
 //!
+//! The public interface is: the four modules above and [`Clip`]. How the engine drives each
+//! machine (which output maps to which store or media call) is at the end of
+//! `docs/voicemail.md`.
+//!
 //! Not wired into the engine yet.
 
 pub mod caller;
