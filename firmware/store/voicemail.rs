@@ -670,6 +670,31 @@ mod tests {
     }
 
     #[test]
+    fn after_a_crash_mwi_rebuilt_from_the_store_matches_the_messages() {
+        use crate::apps::voicemail::mwi::{MwiOutput, MwiTable};
+        let root = tempfile::tempdir().unwrap();
+        {
+            let (_s, vm, _) = open(root.path());
+            let m = record(&vm, "201", "1", T0);
+            record(&vm, "201", "2", T0 + 1000);
+            vm.set_folder(&b("201"), m.id, Folder::Work).unwrap();
+            let take = vm.begin_message(&b("201"), "3", "", T0 + 2000).unwrap();
+            fs::write(take.part_path(), b"cut").unwrap();
+            std::mem::forget(take);
+        }
+        let (_s, vm, _) = open(root.path());
+        let mut mwi = MwiTable::new("pbx");
+        let now = std::time::Instant::now();
+        for (box_no, counts) in vm.all_counts() {
+            mwi.update_counts(&box_no, counts, now);
+        }
+        let out: Vec<MwiOutput> = std::iter::from_fn(|| mwi.poll_output()).collect();
+        let [MwiOutput::Unsolicited { box_no, body }] = &out[..] else { panic!("{out:?}") };
+        assert_eq!(box_no, &b("201"));
+        assert!(body.contains("Voice-Message: 1/1 (0/0)"), "{body}");
+    }
+
+    #[test]
     fn a_discarded_take_leaves_nothing() {
         let root = tempfile::tempdir().unwrap();
         let (_s, vm, _) = open(root.path());

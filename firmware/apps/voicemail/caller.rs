@@ -226,6 +226,20 @@ impl CallerFlow {
 
     /// The recorder stopped; `duration_ms` is the take's length.
     pub fn handle_recording_stopped(&mut self, duration_ms: u64, _now: Instant) {
+        if let State::Recording { .. } = self.state {
+            // A stop we did not ask for: the recorder failed (disk full, I/O error). Keep what
+            // was said if it counts as a message, and end politely either way.
+            self.timer = None;
+            self.take_ms = duration_ms;
+            if duration_ms >= MIN_MESSAGE_MS {
+                self.save_and_close();
+            } else {
+                self.out.push_back(CallerOutput::DiscardTake);
+                self.state = State::Closing;
+                self.play(prompts(["common.sorry_error", "common.goodbye"]));
+            }
+            return;
+        }
         let State::Stopping { then, .. } = self.state else { return };
         self.timer = None;
         self.take_ms = duration_ms;
@@ -611,6 +625,21 @@ mod tests {
     }
 
     #[test]
+    fn a_recorder_failure_keeps_what_was_said_and_ends_the_call() {
+        let (mut f, t) = recording(Greeting::System);
+        f.handle_recording_stopped(8000, t);
+        assert_eq!(
+            drain(&mut f),
+            [SaveMessage { duration_ms: 8000 }, Play(prompts(["vm.message_saved", "common.goodbye"]))]
+        );
+        let (mut f, t) = recording(Greeting::System);
+        f.handle_recording_stopped(200, t);
+        assert_eq!(drain(&mut f), [DiscardTake, Play(prompts(["common.sorry_error", "common.goodbye"]))]);
+        f.handle_playback_finished(t);
+        assert_eq!(drain(&mut f), [HangUp]);
+    }
+
+    #[test]
     fn every_prompt_the_flow_plays_exists_in_both_languages() {
         for lang in [Lang::Ja, Lang::En] {
             let f = CallerFlow::new(
@@ -622,7 +651,7 @@ mod tests {
             );
             let mut ids =
                 vec!["vm.mailbox_full", "common.goodbye", "vm.person_unavailable", "vm.leave_message"];
-            ids.extend(["beep", "vm.message_saved", "common.invalid_entry"]);
+            ids.extend(["beep", "vm.message_saved", "common.invalid_entry", "common.sorry_error"]);
             for clip in f.review_clips() {
                 if let Clip::Prompt(id) = clip {
                     ids.push(id);

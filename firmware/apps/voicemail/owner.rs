@@ -446,7 +446,10 @@ impl OwnerMenu {
 
     /// The greeting recorder stopped; `duration_ms` is the take's length.
     pub fn handle_recording_stopped(&mut self, duration_ms: u64, _now: Instant) {
-        let State::GreetingStopping { kind } = self.state else { return };
+        // A stop we did not ask for (the recorder failed) ends the take the same way.
+        let (State::GreetingStopping { kind } | State::GreetingRecording { kind }) = self.state else {
+            return;
+        };
         self.timer = None;
         if duration_ms >= MIN_MESSAGE_MS {
             self.out.push_back(OwnerOutput::SaveGreeting { kind });
@@ -549,6 +552,7 @@ impl OwnerMenu {
                 }
                 None => {
                     self.entry.clear();
+                    self.entry_overflow = false;
                     self.play(prompts(["common.invalid_entry", "vm.enter_mailbox"]));
                 }
             }

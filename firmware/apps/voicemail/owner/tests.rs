@@ -136,6 +136,18 @@ fn three_wrong_pins_end_the_call() {
 }
 
 #[test]
+fn a_bad_box_number_is_refused_and_the_next_one_is_taken() {
+    let t = Instant::now();
+    let mut m = OwnerMenu::new(None, 3, Lang::En, UtcOffset::JST);
+    m.start(t);
+    drain(&mut m);
+    let long = "1".repeat(MAX_PIN_DIGITS) + "#";
+    assert_eq!(keys(&mut m, &long, t), [Play(prompts(["common.invalid_entry", "vm.enter_mailbox"]))]);
+    assert_eq!(keys(&mut m, "#", t), [Play(prompts(["common.invalid_entry", "vm.enter_mailbox"]))]);
+    assert_eq!(keys(&mut m, "201#", t), [Play(prompts(["vm.enter_password"]))]);
+}
+
+#[test]
 fn an_unknown_box_fails_like_a_wrong_pin() {
     let t = Instant::now();
     let mut m = OwnerMenu::new(None, 3, Lang::En, UtcOffset::JST);
