@@ -12,3 +12,4 @@
 pub mod numbers;
 pub mod timerules;
 pub mod trunk;
+pub mod voicemail;

@@ -19,6 +19,7 @@
 //! - `events`: created empty; the call-model event log of later work.
 
 pub mod recordings;
+pub mod voicemail;
 mod writer;
 
 pub use writer::{spawn_cdr_writer, CdrSink, BATCH_MAX_DELAY, BATCH_MAX_RECORDS, CDR_QUEUE_RECORDS};
