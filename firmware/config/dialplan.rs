@@ -234,7 +234,11 @@ pub(super) fn validate(
             Some("sequential") => RingStrategy::Sequential,
             Some(other) => {
                 let s = g.strategy.as_ref().map_or(&g.name, |s| s);
-                return Err(invalid(s, f("strategy"), format!("`{other}` is not \"ring_all\" or \"sequential\"")));
+                return Err(invalid(
+                    s,
+                    f("strategy"),
+                    format!("`{other}` is not \"ring_all\" or \"sequential\""),
+                ));
             }
         };
         let members = g.members.get_ref();
@@ -265,7 +269,9 @@ pub(super) fn validate(
         let timeout_s = secs(&g.timeout_seconds, "timeout_seconds")?;
         let no_answer = match &g.no_answer {
             None => None,
-            Some(t) if internal(t.get_ref()) && t.get_ref() != g.number.get_ref() => Some(t.get_ref().clone()),
+            Some(t) if internal(t.get_ref()) && t.get_ref() != g.number.get_ref() => {
+                Some(t.get_ref().clone())
+            }
             Some(t) => {
                 return Err(invalid(
                     t,
@@ -354,4 +360,88 @@ fn reserved_prefix(n: &str) -> Result<(), String> {
         return Err(format!("{n} collides with the hot-desk codes {HOTDESK_LOGIN}/{HOTDESK_LOGOUT}"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{parse_str, ConfigError, RingStrategy};
+
+    const EXTS: &str = "[[extension]]\nnumber = \"201\"\nname = \"A\"\npassword = \"password-201\"\n\
+                        [[extension]]\nnumber = \"202\"\nname = \"B\"\npassword = \"password-202\"\n";
+
+    fn refused(extra: &str) -> ConfigError {
+        parse_str(&format!("{EXTS}{extra}"), "box.toml").expect_err("must be refused")
+    }
+
+    #[test]
+    fn a_ring_group_and_extension_keys_are_read() {
+        let text = format!(
+            "{EXTS}[[ring_group]]\nnumber = \"800\"\nname = \"Sales\"\nstrategy = \"sequential\"\n\
+             members = [\"202\", \"201\"]\nring_seconds = 15\nno_answer = \"201\"\n"
+        );
+        let text = text.replacen(
+            "password = \"password-201\"\n",
+            "password = \"password-201\"\nforward_busy = \"0312345678\"\ndnd = true\npin = \"1234\"\n",
+            1,
+        );
+        let c = parse_str(&text, "box.toml").unwrap();
+        let g = &c.dialplan.ring_groups[0];
+        assert_eq!(
+            (g.strategy, g.ring_s, g.no_answer.as_deref()),
+            (RingStrategy::Sequential, 15, Some("201"))
+        );
+        let f = &c.dialplan.extensions["201"];
+        assert_eq!(
+            (f.forward_busy.as_deref(), f.dnd, f.pin.as_deref()),
+            (Some("0312345678"), true, Some("1234"))
+        );
+        assert_eq!(f.forward_no_answer_s, super::DEFAULT_RING_S);
+    }
+
+    #[test]
+    fn an_unknown_member_is_refused_with_its_line_and_field() {
+        let e = refused("[[ring_group]]\nnumber = \"800\"\nname = \"S\"\nmembers = [\"201\", \"299\"]\n");
+        assert_eq!((e.line, e.field.as_deref()), (Some(12), Some("ring_group[1].members")));
+        assert!(e.message.contains("299"), "{e}");
+    }
+
+    #[test]
+    fn a_group_number_taken_by_an_extension_a_room_or_a_park_slot_is_refused() {
+        for n in ["202", "9201", "9001"] {
+            let e =
+                refused(&format!("[[ring_group]]\nnumber = \"{n}\"\nname = \"S\"\nmembers = [\"201\"]\n"));
+            assert_eq!(e.field.as_deref(), Some("ring_group[1].number"), "{n}: {e}");
+        }
+        let e = refused(
+            "[[ring_group]]\nnumber = \"800\"\nname = \"S\"\nmembers = [\"201\"]\n\
+             [[ring_group]]\nnumber = \"800\"\nname = \"T\"\nmembers = [\"202\"]\n",
+        );
+        assert_eq!(e.field.as_deref(), Some("ring_group[2].number"));
+    }
+
+    #[test]
+    fn bad_forward_targets_pins_and_strategies_are_refused() {
+        let with = |k: &str| {
+            parse_str(
+                &EXTS.replacen(
+                    "password = \"password-202\"\n",
+                    &format!("password = \"password-202\"\n{k}\n"),
+                    1,
+                ),
+                "box.toml",
+            )
+            .expect_err(k)
+        };
+        assert_eq!(with("forward_always = \"299\"").field.as_deref(), Some("extension[2].forward_always"));
+        assert_eq!(with("forward_busy = \"202\"").field.as_deref(), Some("extension[2].forward_busy"));
+        assert_eq!(with("pin = \"12a4\"").field.as_deref(), Some("extension[2].pin"));
+        assert_eq!(
+            with("forward_no_answer_seconds = 2").field.as_deref(),
+            Some("extension[2].forward_no_answer_seconds")
+        );
+        let e = refused(
+            "[[ring_group]]\nnumber = \"800\"\nname = \"S\"\nstrategy = \"random\"\nmembers = [\"201\"]\n",
+        );
+        assert_eq!(e.field.as_deref(), Some("ring_group[1].strategy"));
+    }
 }

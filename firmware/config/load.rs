@@ -198,7 +198,11 @@ pub(super) struct Invalid {
     pub(super) message: String,
 }
 
-pub(super) fn invalid<T>(value: &Spanned<T>, field: impl Into<String>, message: impl Into<String>) -> Invalid {
+pub(super) fn invalid<T>(
+    value: &Spanned<T>,
+    field: impl Into<String>,
+    message: impl Into<String>,
+) -> Invalid {
     Invalid { span: value.span(), field: field.into(), message: message.into() }
 }
 

@@ -294,7 +294,8 @@ impl Engine {
         let mut v: Vec<(String, Peer)> =
             self.registrar.contacts(ext, now).iter().map(|b| (b.uri.clone(), b.peer)).collect();
         if let Some(h) = self.dialplan.hot_desks.get(ext) {
-            if self.registrar.is_bound_from(&h.phone_ext, h.peer, now) && !v.iter().any(|(_, p)| *p == h.peer) {
+            if self.registrar.is_bound_from(&h.phone_ext, h.peer, now) && !v.iter().any(|(_, p)| *p == h.peer)
+            {
                 v.push((h.uri.clone(), h.peer));
             }
         }
@@ -391,7 +392,8 @@ impl Engine {
         let total_deadline = g.timeout_s.map(|s| now + Duration::from_secs(u64::from(s)));
         match g.strategy {
             RingStrategy::RingAll => {
-                let contacts: Vec<_> = g.members.iter().flat_map(|m| self.member_contacts(m, false, now)).collect();
+                let contacts: Vec<_> =
+                    g.members.iter().flat_map(|m| self.member_contacts(m, false, now)).collect();
                 if contacts.is_empty() {
                     log::info!("ring group {}: no member can take the call", g.number);
                     return self.group_no_answer(g, hops, now);
@@ -482,7 +484,11 @@ impl Engine {
                 }
                 !mine
             });
-            return if self.dialplan.hot_desks.len() < before { prompt(PROMPT_OFF) } else { reply(self, 404) };
+            return if self.dialplan.hot_desks.len() < before {
+                prompt(PROMPT_OFF)
+            } else {
+                reply(self, 404)
+            };
         }
         if let Some(rest) = dialled.strip_prefix(HOTDESK_LOGIN) {
             return self.hot_desk_login(now, peer, txn, req, rest);
@@ -525,10 +531,14 @@ impl Engine {
             FORWARD_UNREGISTERED_ON | FORWARD_UNREGISTERED_OFF => Some(ForwardKind::Unregistered),
             _ => None,
         };
-        let on = matches!(code, FORWARD_ALWAYS_ON | FORWARD_BUSY_ON | FORWARD_NO_ANSWER_ON | FORWARD_UNREGISTERED_ON);
+        let on = matches!(
+            code,
+            FORWARD_ALWAYS_ON | FORWARD_BUSY_ON | FORWARD_NO_ANSWER_ON | FORWARD_UNREGISTERED_ON
+        );
         if let Some(kind) = toggle {
             let target = if on {
-                let internal = |t: &str| self.extensions.contains_key(t) || self.dialplan.groups.contains_key(t);
+                let internal =
+                    |t: &str| self.extensions.contains_key(t) || self.dialplan.groups.contains_key(t);
                 if let Err(why) = target_ok(arg, &internal).and_then(|()| {
                     if arg == ext {
                         Err("an extension cannot forward to itself".into())
@@ -641,7 +651,14 @@ impl Engine {
         ids.into_iter().find(|id| self.is_unanswered(*id))
     }
 
-    fn hot_desk_login(&mut self, now: Instant, peer: Peer, txn: ServerTxnId, req: &Request, rest: &str) -> NewCall {
+    fn hot_desk_login(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        txn: ServerTxnId,
+        req: &Request,
+        rest: &str,
+    ) -> NewCall {
         let own = req.common.from.uri.user_unescaped().unwrap_or_default();
         let split = rest.len().checked_sub(PIN_DIGITS).filter(|n| *n > 0);
         let (ext, pin) = match split.and_then(|n| Some((rest.get(..n)?, rest.get(n..)?))) {
@@ -660,12 +677,7 @@ impl Engine {
             self.reply_status(txn, req, peer, 403, &[], now);
             return NewCall::Handled;
         }
-        let uri = self
-            .registrar
-            .contacts(&own, now)
-            .iter()
-            .find(|b| b.peer == peer)
-            .map(|b| b.uri.clone());
+        let uri = self.registrar.contacts(&own, now).iter().find(|b| b.peer == peer).map(|b| b.uri.clone());
         let Some(uri) = uri else {
             // Only a registered phone can be rung at its contact.
             self.reply_status(txn, req, peer, 480, &[], now);
@@ -754,7 +766,7 @@ impl Engine {
     /// The dial plan's timer for `id` fired.
     pub(super) fn on_dialplan_timer(&mut self, id: u64, now: Instant) {
         let Some(plan) = self.dialplan.calls.get(&id) else { return };
-        if !plan.deadline.is_some_and(|d| d <= now) {
+        if plan.deadline.is_none_or(|d| d > now) {
             return;
         }
         match &plan.step {
@@ -811,7 +823,7 @@ impl Engine {
         if let Resolution::Fail(code) = resolution {
             // Nothing further. An extension's own failure (busy, declined) is what the caller
             // gets; a group or a timeout ends with the dial plan's status (480 by default).
-            if failed.is_none() || matches!(step_was_group, true) {
+            if failed.is_none() || step_was_group {
                 self.end_call(id, super::cdr::HangupSide::System, "no answer", code, now);
                 return true;
             }
@@ -905,7 +917,9 @@ impl Engine {
                 extension: e.clone(),
                 always: dp.forward(e, ForwardKind::Always),
                 busy: dp.forward(e, ForwardKind::Busy),
-                no_answer: dp.forward(e, ForwardKind::NoAnswer).map(|t| (t, dp.features(e).forward_no_answer_s)),
+                no_answer: dp
+                    .forward(e, ForwardKind::NoAnswer)
+                    .map(|t| (t, dp.features(e).forward_no_answer_s)),
                 unregistered: dp.forward(e, ForwardKind::Unregistered),
                 dnd: dp.dnd(e),
                 pickup_group: dp.features(e).pickup_group,

@@ -59,7 +59,9 @@ impl super::super::Engine {
             .forks
             .iter()
             .enumerate()
-            .filter(|(_, f)| matches!(f.state, ForkState::Trying | ForkState::Early) && f.third_party.is_none())
+            .filter(|(_, f)| {
+                matches!(f.state, ForkState::Trying | ForkState::Early) && f.third_party.is_none()
+            })
             .map(|(i, _)| i)
             .collect();
         for i in ringing {
@@ -89,7 +91,8 @@ impl super::super::Engine {
     /// up when it has played.
     pub(in super::super) fn answer_with_prompt(&mut self, now: Instant, id: u64, prompt: &'static str) {
         let Some(call) = self.calls.get_mut(&id) else { return };
-        let voice = call.offered.iter().find(|f| matches!(f.encoding, Encoding::Pcmu | Encoding::Pcma)).cloned();
+        let voice =
+            call.offered.iter().find(|f| matches!(f.encoding, Encoding::Pcmu | Encoding::Pcma)).cloned();
         let te = call.offered.iter().find(|f| f.encoding == Encoding::TelephoneEvent).cloned();
         let Some(voice) = voice else {
             // A late offer (no SDP in the INVITE): no codec to play with; answer 200-less.
@@ -190,8 +193,11 @@ impl super::super::Engine {
         call.answer = Some(now);
         call.ring_deadline = None;
         call.media_addr[1] = audio.rtp_addr();
-        call.callee_voice_pt =
-            audio.formats.iter().find(|f| matches!(f.encoding, Encoding::Pcmu | Encoding::Pcma)).map(|f| f.pt);
+        call.callee_voice_pt = audio
+            .formats
+            .iter()
+            .find(|f| matches!(f.encoding, Encoding::Pcmu | Encoding::Pcma))
+            .map(|f| f.pt);
         call.answered = formats.clone();
         call.state = CallState::Answered;
         call.a.sdp_version += 1;
