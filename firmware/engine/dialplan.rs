@@ -660,6 +660,11 @@ impl Engine {
         rest: &str,
     ) -> NewCall {
         let own = req.common.from.uri.user_unescaped().unwrap_or_default();
+        // PINs are four digits: the authentication guard's block also stops guessing them.
+        if self.guard.is_blocked(peer.addr.ip(), now) {
+            self.reply_status(txn, req, peer, 403, &[], now);
+            return NewCall::Handled;
+        }
         let split = rest.len().checked_sub(PIN_DIGITS).filter(|n| *n > 0);
         let (ext, pin) = match split.and_then(|n| Some((rest.get(..n)?, rest.get(n..)?))) {
             Some(x) => x,
