@@ -220,7 +220,7 @@ fn feature_codes_toggle_forwarding_and_dnd_from_the_phone() {
     if !require_tool("baresip") {
         return;
     }
-    let tb = TestBox::start_with_config(&[P201, P202, P203], &[], "");
+    let mut tb = TestBox::start_with_config(&[P201, P202, P203], &[], "");
     let src = tone_file(&tb, CALLER_HZ);
     let caller = start(&tb, P201, &src, false);
     let owner = start(&tb, P202, &src, false);
@@ -247,6 +247,12 @@ fn feature_codes_toggle_forwarding_and_dnd_from_the_phone() {
     );
     let closed = dial_until_closed(&tb, &caller, "202");
     assert!(closed.starts_with("486"), "DND gave `{closed}`\n{}", context(&tb, &all));
+
+    // The toggles survive a restart (killed, not stopped: the store write was durable).
+    tb.restart();
+    let shown = tb.console("show forwards");
+    let row = shown.lines().find(|l| l.starts_with("202 ")).unwrap_or_default();
+    assert!(row.starts_with("202      -") && row.contains(" on "), "after the restart:\n{shown}");
 }
 
 #[test]

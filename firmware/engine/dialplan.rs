@@ -578,16 +578,15 @@ impl Engine {
                 prompt(if dnd { PROMPT_ON } else { PROMPT_OFF })
             }
             DIRECTED_PICKUP if !arg.is_empty() => {
-                let target = self.ringing_at(|e| e == arg, now);
+                let target = self.ringing_at(|e| e == arg);
                 self.pickup(now, peer, txn, req, ext, target)
             }
             GROUP_PICKUP if arg.is_empty() => {
                 let group = self.dialplan.features(ext).pickup_group;
                 let target = match group {
-                    Some(g) => self.ringing_at(
-                        |e| e != ext && self.dialplan.features(e).pickup_group.as_deref() == Some(g.as_str()),
-                        now,
-                    ),
+                    Some(g) => self.ringing_at(|e| {
+                        e != ext && self.dialplan.features(e).pickup_group.as_deref() == Some(g.as_str())
+                    }),
                     None => None,
                 };
                 self.pickup(now, peer, txn, req, ext, target)
@@ -631,8 +630,7 @@ impl Engine {
     }
 
     /// The oldest unanswered call ringing at an extension `which` accepts.
-    fn ringing_at(&self, which: impl Fn(&str) -> bool, now: Instant) -> Option<u64> {
-        let _ = now;
+    fn ringing_at(&self, which: impl Fn(&str) -> bool) -> Option<u64> {
         let mut ids: Vec<u64> = self
             .dialplan
             .calls
@@ -810,7 +808,9 @@ impl Engine {
                 let target = if busy { self.dialplan.forward(&ext, ForwardKind::Busy) } else { no_answer };
                 match target {
                     Some(t) => {
-                        log::info!("call {id}: {ext} did not answer ({failed:?}); forwarding to {t}");
+                        let why =
+                            failed.map_or_else(|| "no answer in time".to_string(), |c| format!("status {c}"));
+                        log::info!("call {id}: {ext} did not take the call ({why}); forwarding to {t}");
                         self.resolve(&t, hops, failed.unwrap_or(480), now)
                     }
                     None => return false,
