@@ -798,11 +798,15 @@ impl Engine {
     fn advance(&mut self, now: Instant, id: u64, failed: Option<u16>) -> bool {
         let Some(plan) = self.dialplan.calls.get_mut(&id) else { return false };
         plan.deadline = None;
-        let hops = plan.hops + 1;
-        plan.hops = hops;
+        // Hops count forwards, not the members of one sequential hunt.
+        let hops = plan.hops;
         let step = plan.step.clone();
         let busy = matches!(failed, Some(486 | 600 | 603));
-        let step_was_group = matches!(step, Step::Group { .. });
+        let group_number = match &step {
+            Step::Group { number, .. } => Some(number.clone()),
+            _ => None,
+        };
+        let step_was_group = group_number.is_some();
         let resolution = match step {
             Step::Extension { ext, no_answer } => {
                 let target = if busy { self.dialplan.forward(&ext, ForwardKind::Busy) } else { no_answer };
@@ -811,7 +815,7 @@ impl Engine {
                         let why =
                             failed.map_or_else(|| "no answer in time".to_string(), |c| format!("status {c}"));
                         log::info!("call {id}: {ext} did not take the call ({why}); forwarding to {t}");
-                        self.resolve(&t, hops, failed.unwrap_or(480), now)
+                        self.resolve(&t, hops + 1, failed.unwrap_or(480), now)
                     }
                     None => return false,
                 }
@@ -833,6 +837,11 @@ impl Engine {
                 return true;
             }
             return false;
+        }
+        let same_group = matches!(&resolution,
+            Resolution::Ring { step: Step::Group { number, .. }, .. } if Some(number) == group_number.as_ref());
+        if let Some(plan) = self.dialplan.calls.get_mut(&id) {
+            plan.hops = if same_group { hops } else { hops + 1 };
         }
         self.apply(now, id, resolution, None);
         true

@@ -6,7 +6,11 @@ use crate::config::{DialplanConfig, ExtensionFeatures, RingGroupConfig, RingStra
 use crate::media::Side;
 
 fn harness(dialplan: DialplanConfig) -> Harness {
-    let exts = ["201", "202", "203", "204", "205"].iter().map(|n| ext(n, true)).collect::<Vec<_>>();
+    harness_with(&["201", "202", "203", "204", "205"], dialplan)
+}
+
+fn harness_with(numbers: &[&str], dialplan: DialplanConfig) -> Harness {
+    let exts = numbers.iter().map(|n| ext(n, true)).collect::<Vec<_>>();
     let now = Instant::now();
     let cfg = EngineConfig {
         sip_port: BOX_PORT,
@@ -150,6 +154,24 @@ fn a_group_nobody_answers_goes_to_its_no_answer_destination_then_480() {
     });
     register_all(&mut h2, &["201"]);
     assert_eq!(statuses(&dial(&mut h2, "201", "800", "g5")).last(), Some(&480), "nobody can answer: 480");
+}
+
+#[test]
+fn a_long_sequential_hunt_is_not_mistaken_for_a_forward_loop() {
+    let numbers: Vec<String> = (201..=213).map(|n| n.to_string()).collect();
+    let refs: Vec<&str> = numbers.iter().map(String::as_str).collect();
+    let mut g = group("801", RingStrategy::Sequential, &refs[1..12], Some("213"));
+    g.ring_s = 5;
+    let mut h = harness_with(&refs, DialplanConfig { ring_groups: vec![g], ..Default::default() });
+    for n in &refs {
+        h.register(n, 7000 + n.parse::<u16>().unwrap() - 200);
+    }
+    dial(&mut h, "201", "801", "long");
+    for n in &refs[1..12] {
+        assert_eq!(invites_to(&mut h, n).len(), 1, "{n} rings in turn");
+        h.advance(Duration::from_secs(5));
+    }
+    assert_eq!(invites_to(&mut h, "213").len(), 1, "then the no-answer destination");
 }
 
 // Tests for forwarding and do-not-disturb.
