@@ -174,6 +174,27 @@ fn a_long_sequential_hunt_is_not_mistaken_for_a_forward_loop() {
     assert_eq!(invites_to(&mut h, "213").len(), 1, "then the no-answer destination");
 }
 
+#[test]
+fn a_caller_who_gives_up_during_a_hunt_stops_it() {
+    let mut g = group("801", RingStrategy::Sequential, &["202", "203"], None);
+    g.ring_s = 5;
+    let mut h = harness(DialplanConfig { ring_groups: vec![g], ..Default::default() });
+    register_all(&mut h, &["201", "202", "203"]);
+    dial(&mut h, "201", "801", "gone");
+    let inv = invites_to(&mut h, "202").pop().unwrap();
+    h.send(phone(7002), &answer(&inv, 180, "t", None, 7002));
+    h.send(
+        phone(7001),
+        "CANCEL sip:801@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7001;branch=z9hG4bKigone\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:201@127.0.0.1>;tag=fgone\r\nTo: <sip:801@127.0.0.1>\r\n\
+         Call-ID: gone\r\nCSeq: 1 CANCEL\r\n\r\n",
+    );
+    assert_eq!(statuses(&h.take_for(phone(7001))), vec![180, 200, 487]);
+    h.advance(Duration::from_secs(30));
+    assert!(invites_to(&mut h, "203").is_empty(), "the hunt stopped with the call");
+    assert!(h.engine.calls(h.now).is_empty());
+}
+
 // Tests for forwarding and do-not-disturb.
 
 fn fwd(f: impl FnOnce(&mut ExtensionFeatures)) -> ExtensionFeatures {
