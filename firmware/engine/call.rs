@@ -512,7 +512,11 @@ impl Engine {
         }
         self.arm(now + self.cfg.ring_timeout, TimerKey::Call(id));
         if let Some(p) = plan {
-            log::info!("call {id}: {from_ext} -> {to_ext} (dial plan, {} contact(s))", p.contact_count());
+            log::info!(
+                "call {id}: {from_ext} -> {} (dial plan, {} contact(s))",
+                p.shown(&to_ext),
+                p.contact_count()
+            );
             return self.dialplan_attach(now, id, *p, display.as_deref());
         }
         log::info!("call {id}: {from_ext} -> {to_ext} ({} contact(s))", contacts.len());

@@ -184,9 +184,17 @@ pub(super) enum NewCall {
 pub(super) struct Planned {
     resolution: Resolution,
     hops: u32,
+    /// What logs, the console and the CDR show instead of the dialled digits (a hot-desk
+    /// log-in carries a PIN).
+    masked: Option<String>,
 }
 
 impl Planned {
+    /// The dialled number as it may be shown (logs, console, CDR).
+    pub(super) fn shown<'a>(&'a self, dialled: &'a str) -> &'a str {
+        self.masked.as_deref().unwrap_or(dialled)
+    }
+
     /// Contacts the first step rings (the engine checks it can take the call first).
     pub(super) fn contact_count(&self) -> usize {
         match &self.resolution {
@@ -468,7 +476,11 @@ impl Engine {
         dialled: &str,
     ) -> NewCall {
         let prompt = |p: &'static str| {
-            NewCall::Planned(Box::new(Planned { resolution: Resolution::Act(Step::Prompt(p)), hops: 0 }))
+            NewCall::Planned(Box::new(Planned {
+                resolution: Resolution::Act(Step::Prompt(p)),
+                hops: 0,
+                masked: None,
+            }))
         };
         let reply = |e: &mut Engine, code: u16| {
             e.reply_status(txn, req, peer, code, &[], now);
@@ -501,7 +513,7 @@ impl Engine {
         }
         match self.resolve(dialled, 0, 480, now) {
             Resolution::Fail(code) => reply(self, code),
-            resolution => NewCall::Planned(Box::new(Planned { resolution, hops: 0 })),
+            resolution => NewCall::Planned(Box::new(Planned { resolution, hops: 0, masked: None })),
         }
     }
 
@@ -518,7 +530,11 @@ impl Engine {
     ) -> NewCall {
         use codes::*;
         let prompt = |p: &'static str| {
-            NewCall::Planned(Box::new(Planned { resolution: Resolution::Act(Step::Prompt(p)), hops: 0 }))
+            NewCall::Planned(Box::new(Planned {
+                resolution: Resolution::Act(Step::Prompt(p)),
+                hops: 0,
+                masked: None,
+            }))
         };
         if !self.extensions.contains_key(ext) {
             self.reply_status(txn, req, peer, 403, &[], now);
@@ -690,7 +706,11 @@ impl Engine {
         self.dialplan.hot_desks.retain(|_, h| h.peer != peer);
         self.dialplan.hot_desks.insert(ext.to_string(), HotDesk { phone_ext: own.clone(), uri, peer });
         log::info!("hot desk: {own} at {peer} logged in as {ext}");
-        NewCall::Planned(Box::new(Planned { resolution: Resolution::Act(Step::Prompt(PROMPT_ON)), hops: 0 }))
+        NewCall::Planned(Box::new(Planned {
+            resolution: Resolution::Act(Step::Prompt(PROMPT_ON)),
+            hops: 0,
+            masked: Some(format!("{HOTDESK_LOGIN}{ext}{}", "*".repeat(PIN_DIGITS))),
+        }))
     }
 
     // ---- steering a call -----------------------------------------------------------------------
@@ -706,6 +726,9 @@ impl Engine {
             answered_by: None,
         };
         self.dialplan.calls.insert(id, plan);
+        if let Some(m) = &planned.masked {
+            self.rename_callee(id, m);
+        }
         self.apply(now, id, planned.resolution, display);
     }
 

@@ -76,6 +76,15 @@ impl super::super::Engine {
         started
     }
 
+    /// What the console and the CDR call the callee of `id` (a masked hot-desk code).
+    pub(in super::super) fn rename_callee(&mut self, id: u64, shown: &str) {
+        if let Some(call) = self.calls.get_mut(&id) {
+            let old = std::mem::replace(&mut call.to_ext, shown.to_string());
+            self.active_add(&old, -1);
+            self.active_add(shown, 1);
+        }
+    }
+
     /// Turns the box-wide ring timeout of a call on (from now) or off (the dial plan's own
     /// timer rules the step).
     pub(in super::super) fn set_ring_deadline(&mut self, now: Instant, id: u64, on: bool) {
@@ -95,7 +104,8 @@ impl super::super::Engine {
             call.offered.iter().find(|f| matches!(f.encoding, Encoding::Pcmu | Encoding::Pcma)).cloned();
         let te = call.offered.iter().find(|f| f.encoding == Encoding::TelephoneEvent).cloned();
         let Some(voice) = voice else {
-            // A late offer (no SDP in the INVITE): no codec to play with; answer 200-less.
+            // A late offer (no SDP in the INVITE): no codec known to play the prompt with. The
+            // code itself took effect; the phone sees 480 instead of the confirmation.
             return self.end_call(id, HangupSide::System, "feature code", 480, now);
         };
         call.answered = std::iter::once(voice.clone()).chain(te.clone()).collect();

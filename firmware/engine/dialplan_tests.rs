@@ -375,6 +375,7 @@ fn hot_desk_login_rings_the_phone_presents_the_extension_and_logout_ends_it() {
     register_all(&mut h, &["201", "202", "203"]);
     assert_eq!(statuses(&dial(&mut h, "203", "9982049999", "h0")).last(), Some(&403), "wrong PIN");
     assert!(statuses(&dial(&mut h, "203", "9982041234", "h1")).contains(&200));
+    assert_eq!(h.engine.calls(h.now)[0].to, "998204****", "the PIN is not shown");
     assert!(h.engine.registrations(h.now).iter().any(|r| r.extension == "204" && r.peer == phone(7003)));
     // Calls to 204 ring 203's phone.
     dial(&mut h, "201", "204", "h2");
