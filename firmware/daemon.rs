@@ -215,8 +215,10 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         media: config.media.clone(),
         rooms: config.conference.rooms.clone(),
         trunks: config.trunks.clone(),
+        dialplan: config.dialplan.clone(),
     };
     let mut engine = Engine::new(engine_cfg, &extensions);
+    restore_forwards(&mut engine, &store, &extensions);
 
     let shown = if config.sip.bind.is_unspecified() { advertise } else { config.sip.bind };
     println!(
@@ -291,6 +293,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
             _ = sleep_until(deadline) => engine.handle_timeout(now()),
         }
         flush(&mut engine, &sockets, &relay, &cdr_sink).await;
+        persist_forwards(&mut engine, &store);
     }
     log::info!("shutting down");
     // Take our registrations off the providers (best effort: no wait for the answers).
@@ -302,6 +305,27 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), cdr_writer).await;
     let _ = std::fs::remove_file(&socket_path);
     Ok(())
+}
+
+/// Loads the runtime forwarding/DND state the dial plan stored (feature-code toggles).
+fn restore_forwards(engine: &mut Engine, store: &Store, extensions: &[ExtensionConfig]) {
+    for e in extensions {
+        match store.meta_get(&Engine::persist_key(&e.number)) {
+            Ok(Some(json)) => engine.restore_forwards(&e.number, &json),
+            Ok(None) => {}
+            Err(err) => log::warn!("forwarding state of {}: {err}", e.number),
+        }
+    }
+}
+
+/// Stores the dial plan's changed forwarding state. A toggle is a rare human action and one
+/// small record: written (and synced) inline rather than through a task.
+fn persist_forwards(engine: &mut Engine, store: &Store) {
+    while let Some((key, json)) = engine.poll_persist() {
+        if let Err(e) = store.meta_put(&key, &json) {
+            log::warn!("cannot store the forwarding state {key}: {e}");
+        }
+    }
 }
 
 /// Most characters in an audio file's name.
@@ -579,6 +603,43 @@ fn answer_console(
             }
             Err(e) => s = format!("error: cannot read call records: {e}"),
         },
+        ConsoleCommand::ShowForwards => {
+            let _ = writeln!(
+                s,
+                "{:<8} {:<12} {:<12} {:<16} {:<12} {:<4} {:<10} hot-desk",
+                "ext", "always", "busy", "no-answer", "unregist.", "dnd", "pickup"
+            );
+            let dash = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
+            for f in engine.forwards() {
+                let _ = writeln!(
+                    s,
+                    "{:<8} {:<12} {:<12} {:<16} {:<12} {:<4} {:<10} {}",
+                    f.extension,
+                    dash(&f.always),
+                    dash(&f.busy),
+                    f.no_answer.map(|(t, secs)| format!("{t} ({secs}s)")).unwrap_or_else(|| "-".into()),
+                    dash(&f.unregistered),
+                    if f.dnd { "on" } else { "off" },
+                    dash(&f.pickup_group),
+                    f.hot_desk_from.map(|p| format!("logged in from {p}")).unwrap_or_else(|| "-".into()),
+                );
+            }
+            let groups = engine.ring_groups();
+            let _ = writeln!(s, "{} ring group(s)", groups.len());
+            for g in groups {
+                let _ = writeln!(
+                    s,
+                    "{:<8} {:<20} {:<10} ring {}s{} members {} no-answer {}",
+                    g.number,
+                    g.name,
+                    g.strategy.as_str(),
+                    g.ring_s,
+                    g.timeout_s.map(|t| format!(" total {t}s")).unwrap_or_default(),
+                    g.members.join(","),
+                    g.no_answer.unwrap_or_else(|| "480".into())
+                );
+            }
+        }
         ConsoleCommand::ShowTrunks => {
             use crate::apps::trunk::TrunkState;
             let trunks = engine.trunk_states();

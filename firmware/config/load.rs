@@ -111,6 +111,8 @@ struct RawFile {
     conference: Option<RawConference>,
     #[serde(default)]
     trunk: Vec<Spanned<RawTrunk>>,
+    #[serde(default)]
+    ring_group: Vec<Spanned<super::dialplan::RawRingGroup>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -178,16 +180,29 @@ struct RawExtension {
     password: Spanned<String>,
     call_waiting: Option<Spanned<bool>>,
     record: Option<Spanned<String>>,
+    // Dial-plan keys (config/dialplan.rs).
+    forward_always: Option<Spanned<String>>,
+    forward_busy: Option<Spanned<String>>,
+    forward_no_answer: Option<Spanned<String>>,
+    forward_no_answer_seconds: Option<Spanned<i64>>,
+    forward_unregistered: Option<Spanned<String>>,
+    dnd: Option<Spanned<bool>>,
+    pickup_group: Option<Spanned<String>>,
+    pin: Option<Spanned<String>>,
 }
 
 /// A validation failure before the file name and line are attached.
-struct Invalid {
-    span: Range<usize>,
-    field: String,
-    message: String,
+pub(super) struct Invalid {
+    pub(super) span: Range<usize>,
+    pub(super) field: String,
+    pub(super) message: String,
 }
 
-fn invalid<T>(value: &Spanned<T>, field: impl Into<String>, message: impl Into<String>) -> Invalid {
+pub(super) fn invalid<T>(
+    value: &Spanned<T>,
+    field: impl Into<String>,
+    message: impl Into<String>,
+) -> Invalid {
     Invalid { span: value.span(), field: field.into(), message: message.into() }
 }
 
@@ -221,9 +236,22 @@ fn validate(raw: RawFile) -> Result<Config, Invalid> {
         });
     }
     let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut features = Vec::new();
     for (i, ext) in raw.extension.into_iter().enumerate() {
         let index = i + 1;
-        let ext = validate_extension(ext.into_inner(), index)?;
+        let mut ext = ext.into_inner();
+        let raw_features = super::dialplan::RawFeatures {
+            forward_always: ext.forward_always.take(),
+            forward_busy: ext.forward_busy.take(),
+            forward_no_answer: ext.forward_no_answer.take(),
+            forward_no_answer_seconds: ext.forward_no_answer_seconds.take(),
+            forward_unregistered: ext.forward_unregistered.take(),
+            dnd: ext.dnd.take(),
+            pickup_group: ext.pickup_group.take(),
+            pin: ext.pin.take(),
+        };
+        let ext = validate_extension(ext, index)?;
+        features.push((ext.config.number.clone(), raw_features, ext.number_span.clone()));
         if let Some(first) = seen.insert(ext.config.number.clone(), index) {
             return Err(Invalid {
                 span: ext.number_span,
@@ -356,6 +384,7 @@ fn validate(raw: RawFile) -> Result<Config, Invalid> {
             config.conference.rooms = rooms.into_inner();
         }
     }
+    config.dialplan = super::dialplan::validate(raw.ring_group, features, &config.conference.rooms)?;
     Ok(config)
 }
 

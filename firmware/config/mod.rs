@@ -2,13 +2,19 @@
 //!
 //! The public interface is: [`Config`], [`SipConfig`], [`DigestAlgorithm`], [`MediaConfig`],
 //! [`RecordingConfig`], [`ConferenceConfig`], [`RecordPolicy`], [`RtpConfig`], [`ExtensionConfig`],
-//! [`PortRange`], [`ConfigError`], [`load_file`], [`parse_str`].
+//! [`PortRange`], [`ConfigError`], [`load_file`], [`parse_str`], and the dial plan's
+//! [`DialplanConfig`], [`RingGroupConfig`], [`RingStrategy`], [`ExtensionFeatures`].
 //!
 //! The file format (TOML) is documented in `docs/configuration.md`. A config that fails
 //! validation is refused whole: the box does not start half-way.
 
+mod dialplan;
 mod load;
 
+pub use dialplan::{
+    target_ok, DialplanConfig, ExtensionFeatures, RingGroupConfig, RingStrategy, DEFAULT_RING_S,
+    HOTDESK_LOGIN, HOTDESK_LOGOUT, MAX_GROUP_MEMBERS, MAX_RING_GROUPS, MIN_EXTERNAL_DIGITS, PIN_DIGITS,
+};
 pub use load::{load_file, parse_str, ConfigError};
 
 use std::net::IpAddr;
@@ -30,6 +36,8 @@ pub struct Config {
     pub conference: ConferenceConfig,
     /// `[[trunk]]`: SIP trunks to providers (issue 4; registration only so far).
     pub trunks: Vec<crate::apps::trunk::TrunkConfig>,
+    /// `[[ring_group]]` and the dial-plan keys of `[[extension]]` (issue 4).
+    pub dialplan: DialplanConfig,
 }
 
 /// `[media]`.

@@ -15,6 +15,9 @@ use crate::sip::writer::{self, response_to, Writer};
 use crate::sip::Peer;
 use std::time::Instant;
 
+#[path = "dialplan_call.rs"]
+mod dialplan_call;
+
 /// Why the box sent a client request; the answer is routed by this.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Purpose {
@@ -334,9 +337,20 @@ impl Engine {
         }
         let to_ext =
             req.uri.user_unescaped().or_else(|| req.common.to.uri.user_unescaped()).unwrap_or_default();
+        // Dial plan (issue 4): a hot-desk phone presents its login; groups, forwards and
+        // feature codes are decided there.
+        let from_ext = self.dialplan_presented_as(&from_ext, peer);
         let room = self.room_for(&to_ext);
         let mut contacts: Vec<(String, Peer)> = Vec::new();
+        let mut plan = None;
         if room.is_none() {
+            match self.dialplan_new_call(now, peer, txn, &req, &from_ext, &to_ext) {
+                super::dialplan::NewCall::Handled => return,
+                super::dialplan::NewCall::Planned(p) => plan = Some(p),
+                super::dialplan::NewCall::NotMine => {}
+            }
+        }
+        if room.is_none() && plan.is_none() {
             let Some(callee) = self.extensions.get(&to_ext).cloned() else {
                 return self.reply_status(txn, &req, peer, 404, &[], now);
             };
@@ -497,6 +511,14 @@ impl Engine {
             return self.answer_room_call(now, id, room, a_remote);
         }
         self.arm(now + self.cfg.ring_timeout, TimerKey::Call(id));
+        if let Some(p) = plan {
+            log::info!(
+                "call {id}: {from_ext} -> {} (dial plan, {} contact(s))",
+                p.shown(&to_ext),
+                p.contact_count()
+            );
+            return self.dialplan_attach(now, id, *p, display.as_deref());
+        }
         log::info!("call {id}: {from_ext} -> {to_ext} ({} contact(s))", contacts.len());
         for (uri, contact_peer) in contacts {
             self.start_fork(now, id, &uri, contact_peer, display.as_deref());
@@ -799,6 +821,10 @@ impl Engine {
         call.winner = Some(fork_ix);
         call.answer = Some(now);
         call.ring_deadline = None;
+        self.dialplan_answered(id, fork_ix);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         // Cancel the other phones (§16.7 step 10 behaviour for a forking element).
         let others: Vec<usize> = (0..call.forks.len()).filter(|i| *i != fork_ix).collect();
         for i in others {
@@ -968,6 +994,9 @@ impl Engine {
             return;
         }
         let code = best_failure(call.forks.iter().map(|f| f.final_status));
+        if self.dialplan_forks_failed(now, id, code) {
+            return;
+        }
         self.finish_call(
             now,
             id,
@@ -1594,6 +1623,7 @@ impl Engine {
         }
         self.active_add(&call.from_ext, -1);
         self.active_add(&call.to_ext, -1);
+        self.dialplan_call_ended(id);
         let answered = call.answer.is_some();
         let final_status = if answered { 200 } else { status };
         let disposition =

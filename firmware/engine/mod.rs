@@ -11,6 +11,7 @@
 
 mod call;
 pub mod cdr;
+pub mod dialplan;
 mod features;
 pub mod registrar;
 #[cfg(test)]
@@ -74,6 +75,8 @@ pub struct EngineConfig {
     pub rooms: Vec<String>,
     /// SIP trunks to register (issue 4).
     pub trunks: Vec<crate::apps::trunk::TrunkConfig>,
+    /// Ring groups and per-extension forwarding, DND, pickup groups, hot-desk PINs (issue 4).
+    pub dialplan: crate::config::DialplanConfig,
 }
 
 impl EngineConfig {
@@ -96,6 +99,7 @@ impl EngineConfig {
             media: crate::config::MediaConfig::default(),
             rooms: crate::config::ConferenceConfig::default().rooms,
             trunks: Vec::new(),
+            dialplan: crate::config::DialplanConfig::default(),
         }
     }
 }
@@ -175,6 +179,8 @@ pub struct Counters {
 enum TimerKey {
     Call(u64),
     RegistrarSweep,
+    /// The dial plan's step of a call ends (next member, forward, prompt guard).
+    Dialplan(u64),
 }
 
 /// The PBX core.
@@ -207,6 +213,8 @@ pub struct Engine {
     sweep_armed: bool,
     /// Registration clients of the SIP trunks; their responses are routed by Call-ID.
     trunks: Vec<crate::apps::trunk::Trunk>,
+    /// Ring groups, forwards, pickup, hot desking (`dialplan.rs`).
+    dialplan: dialplan::Dialplan,
 }
 
 /// The result of checking credentials.
@@ -226,6 +234,7 @@ impl Engine {
         let pool = PortPool::new(cfg.rtp_ports);
         let next_call_id = cfg.first_call_id.max(1);
         let trunks = Self::build_trunks(&cfg);
+        let dialplan = dialplan::Dialplan::new(&cfg.dialplan);
         Engine {
             extensions: extensions.iter().map(|e| (e.number.clone(), e.clone())).collect(),
             cfg,
@@ -248,6 +257,7 @@ impl Engine {
             counters: Counters::default(),
             sweep_armed: false,
             trunks,
+            dialplan,
         }
     }
 
@@ -321,6 +331,7 @@ impl Engine {
                 expires_in_s: b.expires_at.saturating_duration_since(now).as_secs(),
                 user_agent: b.user_agent,
             })
+            .chain(self.hot_desk_registrations(now))
             .collect()
     }
 
@@ -406,6 +417,7 @@ impl Engine {
             self.timers.pop();
             match key {
                 TimerKey::Call(id) => self.on_call_timer(id, now),
+                TimerKey::Dialplan(id) => self.on_dialplan_timer(id, now),
                 TimerKey::RegistrarSweep => {
                     self.sweep_armed = false;
                     let n = self.registrar.sweep(now);

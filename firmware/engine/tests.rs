@@ -980,3 +980,7 @@ fn a_press_sent_by_info_and_rfc4733_is_reported_once() {
     );
     assert_eq!(h.engine.calls(h.now)[0].digits, "44");
 }
+
+// Ring groups, forwarding, pickup and hot desking have their own file.
+#[path = "dialplan_tests.rs"]
+mod dialplan_tests;

@@ -43,9 +43,16 @@ pub struct PhoneBuilder<'a> {
     record: bool,
     ctrl: Option<u16>,
     extra: String,
+    manual: bool,
 }
 
 impl PhoneBuilder<'_> {
+    /// The phone rings on incoming calls instead of answering them (`answermode=manual`).
+    pub fn answer_manually(mut self) -> Self {
+        self.manual = true;
+        self
+    }
+
     /// Commands baresip runs at start (`-e`), e.g. `/dial 202`.
     pub fn commands(mut self, cmds: &[&str]) -> Self {
         self.cmds = cmds.iter().map(|c| c.to_string()).collect();
@@ -71,7 +78,7 @@ impl PhoneBuilder<'_> {
     }
 
     pub fn start(self) -> Phone {
-        let PhoneBuilder { tb, ext, source, seconds, cmds, record, ctrl, extra } = self;
+        let PhoneBuilder { tb, ext, source, seconds, cmds, record, ctrl, extra, manual } = self;
         let name = ext.0.to_string();
         let dir = tb.scratch(&format!("baresip-{name}"));
         let (rtp_lo, rtp_hi) = (tb.port(), tb.port() + 3);
@@ -110,10 +117,11 @@ impl PhoneBuilder<'_> {
         std::fs::write(
             dir.join("accounts"),
             format!(
-                "<sip:{user}@127.0.0.1:{box_port}>;auth_pass={pass};answermode=auto\n",
+                "<sip:{user}@127.0.0.1:{box_port}>;auth_pass={pass};answermode={mode}\n",
                 user = ext.0,
                 pass = ext.1,
-                box_port = tb.sip_port()
+                box_port = tb.sip_port(),
+                mode = if manual { "manual" } else { "auto" }
             ),
         )
         .expect("write accounts");
@@ -161,6 +169,7 @@ impl Phone {
             record: true,
             ctrl: None,
             extra: String::new(),
+            manual: false,
         }
     }
 

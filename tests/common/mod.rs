@@ -267,7 +267,33 @@ impl TestBox {
         let config = dir.path().join("hakoden.toml");
         std::fs::write(&config, config_text).map_err(|e| format!("config: {e}"))?;
         let stderr_path = dir.path().join("hakoden.stderr");
-        let stderr = File::create(&stderr_path).map_err(|e| format!("stderr file: {e}"))?;
+        let (child, ready_line) = Self::launch(dir.path(), &ports, &stderr_path)?;
+        Ok(TestBox { child, dir, ports, stderr_path, ready_line })
+    }
+
+    /// Kills the box (SIGKILL: nothing is flushed on the way out) and starts it again on the
+    /// same data directory, configuration and ports; waits for the new ready line.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        match Self::launch(self.dir.path(), &self.ports, &self.stderr_path) {
+            Ok((child, ready_line)) => {
+                self.child = child;
+                self.ready_line = ready_line;
+            }
+            Err(e) => panic!("the box did not start again:\n{e}"),
+        }
+    }
+
+    /// Starts `hakoden run` on `dir/data` with `dir/hakoden.toml`, appending to `stderr_path`.
+    fn launch(dir: &Path, ports: &PortBlock, stderr_path: &Path) -> Result<(Child, String), String> {
+        let data = dir.join("data");
+        let config = dir.join("hakoden.toml");
+        let stderr = File::options()
+            .create(true)
+            .append(true)
+            .open(stderr_path)
+            .map_err(|e| format!("stderr file: {e}"))?;
         let (lo, hi) = ports.rtp_range();
         let log_level = std::env::var("HAKODEN_LOG").unwrap_or_else(|_| "debug".to_string());
         let mut child = Command::new(env!("CARGO_BIN_EXE_hakoden"))
@@ -301,13 +327,13 @@ impl TestBox {
             }
         });
         match rx.recv_timeout(READY_TIMEOUT) {
-            Ok(ready_line) => Ok(TestBox { child, dir, ports, stderr_path, ready_line }),
+            Ok(ready_line) => Ok((child, ready_line)),
             Err(e) => {
                 let _ = child.kill();
                 let status = child.wait();
                 Err(format!(
                     "no ready line ({e}); exit: {status:?}\n--- hakoden stderr (tail) ---\n{}",
-                    file_tail(&stderr_path, STDERR_TAIL_LINES)
+                    file_tail(stderr_path, STDERR_TAIL_LINES)
                 ))
             }
         }
