@@ -8,8 +8,12 @@
 //! validation is refused whole: the box does not start half-way.
 
 mod load;
+mod trunkcalls;
 
 pub use load::{load_file, parse_str, ConfigError};
+pub use trunkcalls::{
+    BlockConfig, BlockTreatment, DidOptions, ExtensionOutbound, ForwardPresent, TrunkCallsConfig,
+};
 
 use std::net::IpAddr;
 
@@ -30,6 +34,8 @@ pub struct Config {
     pub conference: ConferenceConfig,
     /// `[[trunk]]`: SIP trunks to providers (issue 4; registration only so far).
     pub trunks: Vec<crate::apps::trunk::TrunkConfig>,
+    /// `[[did]]`, `[[outbound_route]]`, `[block]`, `[restrict]`: calls over the trunks.
+    pub trunk_calls: TrunkCallsConfig,
 }
 
 /// `[media]`.

@@ -137,7 +137,7 @@ impl Engine {
                     self.on_digit(id, side, event, now);
                 }
             }
-            MediaEvent::PlayDone { .. } => {}
+            MediaEvent::PlayDone { relay, side } => self.on_announcement_done(relay, side, now),
             MediaEvent::Recorded { relay, path, bytes } => {
                 log::info!("call {}: recording {path} closed, {bytes} bytes", relay.0);
             }

@@ -26,6 +26,7 @@ use crate::sip::transaction::{
 };
 use crate::sip::writer::{self, response_to, Writer};
 use crate::sip::{Peer, Transport};
+pub use call::trunkcalls::{DidView, ListKind, MAX_AUTH_ROUNDS};
 use call::{Call, Purpose};
 use cdr::CdrRecord;
 use registrar::{RegisterError, Registrar, MIN_EXPIRES_S};
@@ -74,6 +75,8 @@ pub struct EngineConfig {
     pub rooms: Vec<String>,
     /// SIP trunks to register (issue 4).
     pub trunks: Vec<crate::apps::trunk::TrunkConfig>,
+    /// DIDs, routes and lists of calls over the trunks (issue 4).
+    pub trunk_calls: crate::config::TrunkCallsConfig,
 }
 
 impl EngineConfig {
@@ -96,6 +99,7 @@ impl EngineConfig {
             media: crate::config::MediaConfig::default(),
             rooms: crate::config::ConferenceConfig::default().rooms,
             trunks: Vec::new(),
+            trunk_calls: crate::config::TrunkCallsConfig::default(),
         }
     }
 }
@@ -207,6 +211,8 @@ pub struct Engine {
     sweep_armed: bool,
     /// Registration clients of the SIP trunks; their responses are routed by Call-ID.
     trunks: Vec<crate::apps::trunk::Trunk>,
+    /// Lists, routes and DID channel counts of calls over the trunks.
+    trunk_calls: call::trunkcalls::TrunkCalls,
 }
 
 /// The result of checking credentials.
@@ -226,6 +232,7 @@ impl Engine {
         let pool = PortPool::new(cfg.rtp_ports);
         let next_call_id = cfg.first_call_id.max(1);
         let trunks = Self::build_trunks(&cfg);
+        let trunk_calls = call::trunkcalls::TrunkCalls::new(&cfg.trunk_calls);
         Engine {
             extensions: extensions.iter().map(|e| (e.number.clone(), e.clone())).collect(),
             cfg,
@@ -248,6 +255,7 @@ impl Engine {
             counters: Counters::default(),
             sweep_armed: false,
             trunks,
+            trunk_calls,
         }
     }
 
