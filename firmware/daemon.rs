@@ -218,6 +218,16 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         trunk_calls: config.trunk_calls.clone(),
     };
     let mut engine = Engine::new(engine_cfg, &extensions);
+    // `[block] file` / `[restrict] file`: read once at start, like `block import`.
+    for (kind, file) in [
+        (crate::engine::ListKind::Block, &config.trunk_calls.block.file),
+        (crate::engine::ListKind::Restrict, &config.trunk_calls.restrict_file),
+    ] {
+        if let Some(file) = file {
+            let path = opts.data_dir.join(file);
+            log::info!("{}", import_list(&mut engine, kind, &path.display().to_string()));
+        }
+    }
 
     let shown = if config.sip.bind.is_unspecified() { advertise } else { config.sip.bind };
     println!(
@@ -262,6 +272,9 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                             tokio::task::spawn_blocking(move || {
                                 let _ = req.reply.send(import_audio(&dir, &path, &name, max));
                             });
+                        }
+                        ConsoleCommand::ListImport { kind, path } => {
+                            let _ = req.reply.send(import_list(&mut engine, kind, &path));
                         }
                         ConsoleCommand::AudioList => {
                             let _ = req.reply.send(list_audio(&opts.data_dir.join("audio")));
@@ -607,9 +620,75 @@ fn answer_console(
                 let _ = writeln!(s, "{name:<16} {:<24} {state}", registrar.to_string());
             }
         }
+        ConsoleCommand::ShowDids => {
+            let dids = engine.dids(now);
+            let _ = writeln!(s, "{} DID(s)", dids.len());
+            let _ = writeln!(s, "{:<16} {:<28} {:<20} calls", "did", "destination now", "rule");
+            for d in dids {
+                let limit = if d.max_channels == 0 { "-".to_string() } else { d.max_channels.to_string() };
+                let rule = d.rule_now.unwrap_or_else(|| "(default)".into());
+                let _ =
+                    writeln!(s, "{:<16} {:<28} {rule:<20} {}/{limit}", d.number, d.destination_now, d.active);
+            }
+        }
+        ConsoleCommand::ShowList(kind) => {
+            let (entries, anonymous) = engine.list_entries(kind);
+            let name = match kind {
+                crate::engine::ListKind::Block => "block list",
+                crate::engine::ListKind::Restrict => "restriction list",
+            };
+            let _ =
+                writeln!(s, "{name}: {} entr{}", entries.len(), if entries.len() == 1 { "y" } else { "ies" });
+            if kind == crate::engine::ListKind::Block {
+                let _ = writeln!(s, "anonymous callers: {}", if anonymous { "rejected" } else { "accepted" });
+            }
+            for e in entries.iter().take(crate::console::MAX_CDR_SHOW) {
+                let scope = e.caller_id.as_deref().map(|c| format!(" (caller ID {c})")).unwrap_or_default();
+                let _ = writeln!(s, "{:<20} {}{scope}", e.pattern.to_string(), e.note);
+            }
+            if entries.len() > crate::console::MAX_CDR_SHOW {
+                let _ = writeln!(s, "... {} more", entries.len() - crate::console::MAX_CDR_SHOW);
+            }
+        }
+        // Answered in the run loop (it changes the engine).
+        ConsoleCommand::ListImport { .. } => s = "error: internal".into(),
         ConsoleCommand::Help => s = crate::console::help_text(),
         // Answered in the run loop (off the engine's task).
         ConsoleCommand::AudioImport { .. } | ConsoleCommand::AudioList => s = "error: internal".into(),
+    }
+    s.trim_end().to_string()
+}
+
+/// `block import FILE` / `restrict import FILE` (and the `file` keys at start): CSV rows into a
+/// list. Bad rows are reported with their line numbers; good rows are kept either way.
+fn import_list(engine: &mut Engine, kind: crate::engine::ListKind, path: &str) -> String {
+    use std::io::Read as _;
+    let max = crate::apps::numbers::MAX_IMPORT_BYTES as u64;
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(path).and_then(|f| f.take(max + 1).read_to_end(&mut bytes));
+    if let Err(e) = read {
+        return format!("error: cannot read {path}: {e}");
+    }
+    let import = match crate::apps::numbers::import_csv(&bytes) {
+        Ok(i) => i,
+        Err(e) => return format!("error: {path}: {e}"),
+    };
+    let mut s = String::new();
+    let rows = import.entries.len();
+    match engine.import_list(kind, import.entries) {
+        Ok(total) => {
+            let _ =
+                writeln!(s, "{path}: {rows} row(s) imported ({:?}); the list holds {total}", import.encoding);
+        }
+        Err(e) => {
+            let _ = writeln!(s, "error: {path}: {e}; rows up to the limit were imported");
+        }
+    }
+    for e in &import.errors {
+        let _ = writeln!(s, "line {}: {}", e.line, e.message);
+    }
+    if import.errors_omitted > 0 {
+        let _ = writeln!(s, "... {} more bad line(s)", import.errors_omitted);
     }
     s.trim_end().to_string()
 }
