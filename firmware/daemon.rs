@@ -586,6 +586,11 @@ fn answer_console(
                             .to_string(),
                         r.cause
                     );
+                    if r.trunk.is_some() || r.did.is_some() {
+                        let (trunk, did) =
+                            (r.trunk.as_deref().unwrap_or("-"), r.did.as_deref().unwrap_or("-"));
+                        let _ = writeln!(s, "         trunk: {trunk}  did: {did}");
+                    }
                     for path in &r.recordings {
                         let _ = writeln!(s, "         recording: {path}");
                     }

@@ -136,6 +136,9 @@ pub(in crate::engine) struct TrunkLeg {
     announcement: Option<String>,
     auth_rounds: u32,
     last_nonce: Option<String>,
+    /// Credentials sent so far, one per header name: a provider that challenges as proxy (407)
+    /// and then as UAS (401) wants both on the last INVITE.
+    credentials: Vec<(&'static str, String)>,
     /// This call counts against its DID's `max_channels`.
     counted: bool,
 }
@@ -233,6 +236,7 @@ impl Engine {
             announcement: None,
             auth_rounds: 0,
             last_nonce: None,
+            credentials: Vec::new(),
             counted: false,
         };
         let decision = self.trunk_calls.block.check_inbound(caller.as_deref());
@@ -371,6 +375,7 @@ impl Engine {
             announcement: None,
             auth_rounds: 0,
             last_nonce: None,
+            credentials: Vec::new(),
             counted: false,
         };
         match self.route_plan(now, peer, txn, req, &d, &policy, leg) {
@@ -626,7 +631,10 @@ impl Engine {
         let cseq = fork.invite_cseq.saturating_add(1);
         let peer = fork.dialog.peer;
         let via = self.via_for(&peer, &branch);
-        let invite = self.trunk_invite(call, fork, out, cseq, &via, (answer_name, &authorization));
+        let mut credentials: Vec<(&'static str, String)> =
+            leg.credentials.iter().filter(|(n, _)| *n != answer_name).cloned().collect();
+        credentials.push((answer_name, authorization));
+        let invite = self.trunk_invite(call, fork, out, cseq, &via, &credentials);
         let nonce = challenge.nonce.clone();
         let txn = self.client.start(&branch, true, invite.clone(), peer, id, now);
         self.purposes.insert(txn, Purpose::Fork { call: id, fork: fork_ix });
@@ -639,13 +647,14 @@ impl Engine {
         if let Some(leg) = call.trunk.as_mut() {
             leg.auth_rounds += 1;
             leg.last_nonce = Some(nonce);
+            leg.credentials = credentials;
         }
         log::info!("call {id}: answering the provider's {} challenge", resp.code);
         self.transmit(peer, invite);
         true
     }
 
-    /// The INVITE of a trunk B leg with CSeq `cseq` and one auth header.
+    /// The INVITE of a trunk B leg with CSeq `cseq` and its credentials.
     fn trunk_invite(
         &self,
         call: &Call,
@@ -653,7 +662,7 @@ impl Engine {
         out: &OutboundIdentity,
         cseq: u32,
         via: &str,
-        auth: (&str, &str),
+        credentials: &[(&'static str, String)],
     ) -> Vec<u8> {
         let peer = fork.dialog.peer;
         let origin = Origin { session_id: call.id * 2 + 1, version: 1, addr: self.local_ip_for(&peer) };
@@ -670,7 +679,9 @@ impl Engine {
         for (n, v) in &out.headers {
             w = w.header(n, v);
         }
-        w = w.header(auth.0, auth.1);
+        for (n, v) in credentials {
+            w = w.header(n, v);
+        }
         if call.late_offer {
             w.finish()
         } else {
