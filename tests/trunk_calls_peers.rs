@@ -248,3 +248,32 @@ fn outbound_refusals_186_presentation_and_the_emergency_bypass() {
     run.assert_ok("the emergency call from an extension without external calls");
     assert_eq!(first(&run, "ruri"), "INVITE sip:119@provider.example", "{}", run.report());
 }
+
+// Console.
+
+#[test]
+fn lists_are_imported_from_csv_with_bad_lines_reported_and_dids_are_shown() {
+    let dids = format!(
+        "[[did]]\nnumber = \"{DID}\"\ndefault = {{ extension = \"202\" }}\nmax_channels = 2\n\
+         [[did.rule]]\nname = \"always\"\ntimes = [\"00:00-24:00\"]\ndestination = {{ extension = \"201\" }}\n"
+    );
+    let tb = TestBox::start_with_config(&[ALICE, BOB], EXTENSION_KEYS, &trunk_toml(free_udp_port(), &dids));
+    let csv = tb.scratch("lists").join("ng.csv");
+    std::fs::write(&csv, "番号,備考\n0312340001,claims\nnot-a-number,typo\n0120*,sales calls\n")
+        .expect("csv");
+    let shown = tb.console(&format!("block import {}", csv.display()));
+    assert!(shown.contains("2 row(s) imported") && shown.contains("the list holds 3"), "{shown}");
+    assert!(shown.contains("line 3:"), "the bad row is reported by its line:\n{shown}");
+    let block = tb.console("show block");
+    for needle in ["3 entries", "anonymous callers: rejected", "0312340001", "0120*", BLOCKED] {
+        assert!(block.contains(needle), "`{needle}` missing:\n{block}");
+    }
+    let csv = tb.scratch("lists").join("r.csv");
+    std::fs::write(&csv, "0570*,navi dial,0312345678\n").expect("csv");
+    let shown = tb.console(&format!("restrict import {}", csv.display()));
+    assert!(shown.contains("1 row(s) imported") && shown.contains("the list holds 2"), "{shown}");
+    let restrict = tb.console("show restrict");
+    assert!(restrict.contains("0570*") && restrict.contains("caller ID 0312345678"), "{restrict}");
+    let shown = tb.console("show dids");
+    assert!(shown.contains(DID) && shown.contains("extension 201") && shown.contains("0/2"), "{shown}");
+}

@@ -306,3 +306,141 @@ pub(super) fn validate(
 pub(super) fn caller_id_ok(id: &str) -> bool {
     crate::apps::numbers::normalise(id).is_ok_and(|d| d.kind != crate::apps::numbers::NumberKind::Extension)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_str;
+
+    const BASE: &str = r#"
+[[trunk]]
+name = "ntt"
+registrar = "192.0.2.10:5060"
+username = "0312345678"
+password = "trunk-password"
+
+[[extension]]
+number = "201"
+name = "Reception"
+password = "s3cret-Pass"
+caller_id = "03-1234-5679"
+
+[[extension]]
+number = "203"
+name = "Lobby"
+password = "s3cret-Pass"
+external_calls = false
+"#;
+
+    fn parse(extra: &str) -> Result<crate::config::Config, crate::config::ConfigError> {
+        // Top-level keys must come before the first table.
+        let (top, tables) = extra.split_once("#tables\n").unwrap_or(("", extra));
+        parse_str(&format!("{top}\n{BASE}\n{tables}"), "t.toml")
+    }
+
+    fn refused_field(extra: &str) -> String {
+        match parse(extra) {
+            Ok(_) => panic!("accepted:\n{extra}"),
+            Err(e) => e.field.unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn the_documented_example_parses_into_rules_routes_lists_and_extension_options() {
+        let c = parse(
+            r#"holidays = ["2026-12-31"]
+#tables
+[[did]]
+number = "0312345678"
+default = { voicemail = "201" }
+max_channels = 4
+caller_id_for = ["201"]
+[[did.rule]]
+name = "office hours"
+weekdays = ["mon", "tue", "wed", "thu", "fri"]
+times = ["09:00-18:00"]
+destination = { group = "800" }
+
+[[did]]
+number = "0312349999"
+default = { external = "09011112222" }
+present = "0312340000"
+
+[[outbound_route]]
+prefix = "0"
+trunk = "ntt"
+
+[block]
+numbers = ["09099998888", "0120*"]
+treatment = "announcement"
+announcement = "common.goodbye"
+reject_anonymous = true
+
+[restrict]
+numbers = ["0990*"]
+[[restrict.scoped]]
+caller_id = "0312345678"
+numbers = ["0570*"]
+"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let t = &c.trunk_calls;
+        assert_eq!(t.time_rules.rule_sets().len(), 2);
+        assert_eq!(t.time_rules.holidays().len(), 1);
+        assert_eq!(t.did("0312345678").map(|d| d.max_channels), Some(4));
+        assert_eq!(
+            t.did("0312349999").map(|d| d.present.clone()),
+            Some(ForwardPresent::Number("0312340000".into()))
+        );
+        assert_eq!(t.routes.len(), 1);
+        assert_eq!(
+            (t.block.entries.len(), t.block.treatment, t.block.reject_anonymous),
+            (2, BlockTreatment::Announcement, true)
+        );
+        assert_eq!(t.restrict.len(), 2);
+        assert_eq!(t.restrict.iter().filter(|e| e.caller_id.is_some()).count(), 1);
+        assert_eq!(
+            t.extensions,
+            vec![
+                ExtensionOutbound {
+                    number: "201".into(),
+                    caller_id: Some("0312345679".into()),
+                    external_calls: true
+                },
+                ExtensionOutbound { number: "203".into(), caller_id: None, external_calls: false },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_file_without_trunk_call_sections_has_none() {
+        let c = parse("").unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.trunk_calls.time_rules.rule_sets().is_empty() && c.trunk_calls.routes.is_empty());
+        assert_eq!(c.trunk_calls.block.treatment, BlockTreatment::Busy);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_their_field() {
+        let route = |k: &str| format!("[[outbound_route]]\nprefix = \"0\"\ntrunk = \"ntt\"\n{k}\n");
+        assert_eq!(refused_field("[[outbound_route]]\ntrunk = \"kddi\"\n"), "outbound_route[1].trunk");
+        assert_eq!(refused_field(&route("strip = -1")), "outbound_route[1].strip");
+        assert_eq!(refused_field(&route("strip = 3")), "outbound_route");
+        assert_eq!(refused_field("[block]\ntreatment = \"drop\"\n"), "block.treatment");
+        assert_eq!(refused_field("[block]\nnumbers = [\"abc\"]\n"), "block.numbers[1]");
+        assert_eq!(refused_field("[restrict]\nnumbers = [\"*\"]\n"), "restrict.numbers[1]");
+        let did = |k: &str| format!("[[did]]\nnumber = \"0312345678\"\ndefault = \"hangup\"\n{k}\n");
+        assert_eq!(refused_field(&did("present = \"main\"")), "did[1].present");
+        assert_eq!(refused_field(&did("max_channels = -2")), "did[1].max_channels");
+        assert_eq!(refused_field(&did("caller_id_for = [\"299\"]")), "did[1].caller_id_for");
+        assert_eq!(refused_field("[[did]]\nnumber = \"03-1234\"\ndefault = \"hangup\"\n"), "did");
+    }
+
+    #[test]
+    fn an_extension_caller_id_must_be_an_outside_number() {
+        let text = BASE.replace("caller_id = \"03-1234-5679\"", "caller_id = \"202\"");
+        match parse_str(&text, "t.toml") {
+            Ok(_) => panic!("accepted an extension as caller ID"),
+            Err(e) => assert_eq!(e.field.as_deref(), Some("extension[1].caller_id")),
+        }
+    }
+}
