@@ -166,6 +166,29 @@ fn blocked_and_anonymous_callers_are_refused_with_busy() {
     assert!(log.contains("refused (blocked caller)") && log.contains("refused (anonymous caller)"), "{log}");
 }
 
+#[test]
+fn an_announcement_did_is_answered_by_the_box_which_plays_it_and_hangs_up() {
+    if !require_tool("sipp") {
+        return;
+    }
+    let port = free_udp_port();
+    let dids =
+        format!("[[did]]\nnumber = \"{DID}\"\ndefault = {{ announcement = \"common.not_in_service\" }}\n");
+    let tb = TestBox::start_with_config(&[ALICE], EXTENSION_KEYS, &trunk_toml(port, &dids));
+    let sink = RtpSink::bind(free_udp_port());
+    let keys = [
+        ("did", DID.to_string()),
+        ("caller", "0611112222".to_string()),
+        ("rtp_sink", sink.port().to_string()),
+    ];
+    let run = provider(&tb, "provider_inbound_announcement.xml", port, &keys, 1).wait();
+    let rtp = sink.finish();
+    run.assert_ok("the announcement call (answered, played, BYE from the box)");
+    assert!(rtp.packets >= MIN_RTP_PACKETS, "the provider heard {} RTP packets of the prompt", rtp.packets);
+    let cdr = tb.console_until("show cdr 1", WAIT, |s| s.contains("announcement played"));
+    assert!(cdr.contains("announcement played") && cdr.contains(&format!("did: {DID}")), "{cdr}");
+}
+
 // Outbound.
 
 /// Dials `number` from `phone` through its `ctrl_tcp`.

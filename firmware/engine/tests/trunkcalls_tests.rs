@@ -388,3 +388,57 @@ fn an_imported_restriction_applies_to_the_next_call() {
     let (_, ph) = dial(&mut h, "201", 7001, "0398765432", "o9");
     assert_eq!(final_status(&ph), 403);
 }
+
+#[test]
+fn the_announcement_treatment_answers_a_blocked_caller_and_plays_the_prompt() {
+    let mut cfg = calls_config();
+    cfg.block.treatment = BlockTreatment::Announcement;
+    let mut h = harness_with(cfg);
+    h.register("201", 7001);
+    h.send(provider(), &provider_invite("0312345678", "09099998888", "in16", ""));
+    assert_eq!(final_status(&h.take_for(provider())), 200);
+    assert!(h.take_for(phone(7001)).is_empty(), "the extension does not ring");
+    let played = h.media.iter().any(|m| match m {
+        MediaCommand::Play { clips, .. } => clips
+            .iter()
+            .any(|c| matches!(c, crate::media::Clip::Prompt { id, .. } if id == "common.not_in_service")),
+        _ => false,
+    });
+    assert!(played, "{:?}", h.media);
+    h.engine.handle_media_event(h.now, MediaEvent::PlayDone { relay: RelayId(1), side: Side::A });
+    h.drain();
+    assert!(h.take_for(provider()).iter().any(|m| m.starts_with("BYE ")));
+    // Not counted on the DID: the call never reached it.
+    assert!(h.engine.dids(h.now).iter().all(|d| d.active == 0));
+}
+
+#[test]
+fn the_providers_bye_ends_an_outbound_call_and_the_cdr_names_the_trunk() {
+    let mut h = harness_with(calls_config());
+    register_trunk(&mut h);
+    let (out, _) = dial(&mut h, "201", 7001, "0398765432", "o10");
+    let inv = out.iter().find(|m| m.starts_with("INVITE ")).unwrap().clone();
+    h.send(provider(), &answer(&inv, 200, "prov", Some(&sdp(6000, "0")), PROVIDER));
+    h.take_for(provider());
+    h.send(phone(7001), &format!(
+        "ACK sip:0398765432@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7001;branch=z9hG4bKack10\r\n\
+         From: <sip:201@127.0.0.1>;tag=fo10\r\nTo: <sip:0398765432@127.0.0.1>;tag=x\r\nCall-ID: o10\r\nCSeq: 1 ACK\r\n\r\n"
+    ));
+    let call_id = header(&inv, "Call-ID").unwrap().to_string();
+    let from = header(&inv, "From").unwrap().to_string();
+    let to = format!("{};tag=prov", header(&inv, "To").unwrap());
+    h.send(
+        provider(),
+        &format!(
+            "BYE sip:0312345678@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{PROVIDER};branch=z9hG4bKpbye\r\n\
+             From: {to}\r\nTo: {from}\r\nCall-ID: {call_id}\r\nCSeq: 1 BYE\r\n\r\n"
+        ),
+    );
+    assert_eq!(status(&h.take_for(provider())[0]), 200);
+    assert!(h.take_for(phone(7001)).iter().any(|m| m.starts_with("BYE ")), "the phone is hung up");
+    let cdr = h.cdrs.pop().expect("a CDR");
+    assert_eq!(
+        (cdr.trunk.as_deref(), cdr.did.as_deref(), cdr.to.as_str()),
+        (Some("prov"), None, "0398765432")
+    );
+}
