@@ -420,10 +420,11 @@ fn the_providers_bye_ends_an_outbound_call_and_the_cdr_names_the_trunk() {
     let inv = out.iter().find(|m| m.starts_with("INVITE ")).unwrap().clone();
     h.send(provider(), &answer(&inv, 200, "prov", Some(&sdp(6000, "0")), PROVIDER));
     h.take_for(provider());
-    h.send(phone(7001), &format!(
+    h.send(
+        phone(7001),
         "ACK sip:0398765432@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7001;branch=z9hG4bKack10\r\n\
-         From: <sip:201@127.0.0.1>;tag=fo10\r\nTo: <sip:0398765432@127.0.0.1>;tag=x\r\nCall-ID: o10\r\nCSeq: 1 ACK\r\n\r\n"
-    ));
+         From: <sip:201@127.0.0.1>;tag=fo10\r\nTo: <sip:0398765432@127.0.0.1>;tag=x\r\nCall-ID: o10\r\nCSeq: 1 ACK\r\n\r\n",
+    );
     let call_id = header(&inv, "Call-ID").unwrap().to_string();
     let from = header(&inv, "From").unwrap().to_string();
     let to = format!("{};tag=prov", header(&inv, "To").unwrap());
