@@ -225,7 +225,12 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     ] {
         if let Some(file) = file {
             let path = opts.data_dir.join(file);
-            log::info!("{}", import_list(&mut engine, kind, &path.display().to_string()));
+            log::info!("{}", import_list(&mut engine, kind, &path.display().to_string(), None));
+        }
+        // What console imports added before the last stop (see `save_list`).
+        let saved = saved_list_path(&opts.data_dir, kind);
+        if saved.is_file() {
+            log::info!("{}", import_list(&mut engine, kind, &saved.display().to_string(), None));
         }
     }
 
@@ -274,7 +279,8 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                             });
                         }
                         ConsoleCommand::ListImport { kind, path } => {
-                            let _ = req.reply.send(import_list(&mut engine, kind, &path));
+                            let reply = import_list(&mut engine, kind, &path, Some(&opts.data_dir));
+                            let _ = req.reply.send(reply);
                         }
                         ConsoleCommand::AudioList => {
                             let _ = req.reply.send(list_audio(&opts.data_dir.join("audio")));
@@ -666,7 +672,12 @@ fn answer_console(
 
 /// `block import FILE` / `restrict import FILE` (and the `file` keys at start): CSV rows into a
 /// list. Bad rows are reported with their line numbers; good rows are kept either way.
-fn import_list(engine: &mut Engine, kind: crate::engine::ListKind, path: &str) -> String {
+fn import_list(
+    engine: &mut Engine,
+    kind: crate::engine::ListKind,
+    path: &str,
+    save_in: Option<&Path>,
+) -> String {
     use std::io::Read as _;
     let max = crate::apps::numbers::MAX_IMPORT_BYTES as u64;
     let mut bytes = Vec::new();
@@ -695,5 +706,36 @@ fn import_list(engine: &mut Engine, kind: crate::engine::ListKind, path: &str) -
     if import.errors_omitted > 0 {
         let _ = writeln!(s, "... {} more bad line(s)", import.errors_omitted);
     }
+    if let Some(dir) = save_in {
+        if let Err(e) = save_list(engine, kind, dir) {
+            let _ = writeln!(s, "error: the list could not be saved (it is lost at restart): {e}");
+        }
+    }
     s.trim_end().to_string()
+}
+
+/// Where a list is kept between starts once the console changed it.
+fn saved_list_path(data_dir: &Path, kind: crate::engine::ListKind) -> PathBuf {
+    let name = match kind {
+        crate::engine::ListKind::Block => "block.csv",
+        crate::engine::ListKind::Restrict => "restrict.csv",
+    };
+    data_dir.join("lists").join(name)
+}
+
+/// Writes a whole list as CSV (`number,note,caller_id`, the import format) next to the store,
+/// through a temporary file so a crash never leaves half a list.
+fn save_list(engine: &Engine, kind: crate::engine::ListKind, data_dir: &Path) -> std::io::Result<()> {
+    let path = saved_list_path(data_dir, kind);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut text = String::from("number,note,caller_id\n");
+    for e in engine.list_entries(kind).0 {
+        let note = e.note.replace(['\r', '\n'], " ").replace('"', "\"\"");
+        let _ = writeln!(text, "{},\"{note}\",{}", e.pattern, e.caller_id.unwrap_or_default());
+    }
+    let tmp = path.with_extension("csv.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, &path)
 }

@@ -297,6 +297,9 @@ fn lists_are_imported_from_csv_with_bad_lines_reported_and_dids_are_shown() {
     assert!(shown.contains("1 row(s) imported") && shown.contains("the list holds 2"), "{shown}");
     let restrict = tb.console("show restrict");
     assert!(restrict.contains("0570*") && restrict.contains("caller ID 0312345678"), "{restrict}");
+    // Kept for the next start, in the import format.
+    let saved = std::fs::read_to_string(tb.data_dir().join("lists/block.csv")).expect("the saved block list");
+    assert!(saved.contains("0120*,\"sales calls\",") && saved.lines().count() == 4, "{saved}");
     let shown = tb.console("show dids");
     assert!(shown.contains(DID) && shown.contains("extension 201") && shown.contains("0/2"), "{shown}");
 }
