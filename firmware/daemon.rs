@@ -216,9 +216,25 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         rooms: config.conference.rooms.clone(),
         trunks: config.trunks.clone(),
         dialplan: config.dialplan.clone(),
+        trunk_calls: config.trunk_calls.clone(),
     };
     let mut engine = Engine::new(engine_cfg, &extensions);
     restore_forwards(&mut engine, &store, &extensions);
+    // `[block] file` / `[restrict] file`: read once at start, like `block import`.
+    for (kind, file) in [
+        (crate::engine::ListKind::Block, &config.trunk_calls.block.file),
+        (crate::engine::ListKind::Restrict, &config.trunk_calls.restrict_file),
+    ] {
+        if let Some(file) = file {
+            let path = opts.data_dir.join(file);
+            log::info!("{}", import_list(&mut engine, kind, &path.display().to_string(), None));
+        }
+        // What console imports added before the last stop (see `save_list`).
+        let saved = saved_list_path(&opts.data_dir, kind);
+        if saved.is_file() {
+            log::info!("{}", import_list(&mut engine, kind, &saved.display().to_string(), None));
+        }
+    }
 
     let shown = if config.sip.bind.is_unspecified() { advertise } else { config.sip.bind };
     println!(
@@ -263,6 +279,10 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                             tokio::task::spawn_blocking(move || {
                                 let _ = req.reply.send(import_audio(&dir, &path, &name, max));
                             });
+                        }
+                        ConsoleCommand::ListImport { kind, path } => {
+                            let reply = import_list(&mut engine, kind, &path, Some(&opts.data_dir));
+                            let _ = req.reply.send(reply);
                         }
                         ConsoleCommand::AudioList => {
                             let _ = req.reply.send(list_audio(&opts.data_dir.join("audio")));
@@ -596,6 +616,11 @@ fn answer_console(
                             .to_string(),
                         r.cause
                     );
+                    if r.trunk.is_some() || r.did.is_some() {
+                        let (trunk, did) =
+                            (r.trunk.as_deref().unwrap_or("-"), r.did.as_deref().unwrap_or("-"));
+                        let _ = writeln!(s, "         trunk: {trunk}  did: {did}");
+                    }
                     for path in &r.recordings {
                         let _ = writeln!(s, "         recording: {path}");
                     }
@@ -667,9 +692,111 @@ fn answer_console(
                 let _ = writeln!(s, "{name:<16} {:<24} {state}", registrar.to_string());
             }
         }
+        ConsoleCommand::ShowDids => {
+            let dids = engine.dids(now);
+            let _ = writeln!(s, "{} DID(s)", dids.len());
+            let _ = writeln!(s, "{:<16} {:<28} {:<20} calls", "did", "destination now", "rule");
+            for d in dids {
+                let limit = if d.max_channels == 0 { "-".to_string() } else { d.max_channels.to_string() };
+                let rule = d.rule_now.unwrap_or_else(|| "(default)".into());
+                let _ =
+                    writeln!(s, "{:<16} {:<28} {rule:<20} {}/{limit}", d.number, d.destination_now, d.active);
+            }
+        }
+        ConsoleCommand::ShowList(kind) => {
+            let (entries, anonymous) = engine.list_entries(kind);
+            let name = match kind {
+                crate::engine::ListKind::Block => "block list",
+                crate::engine::ListKind::Restrict => "restriction list",
+            };
+            let _ =
+                writeln!(s, "{name}: {} entr{}", entries.len(), if entries.len() == 1 { "y" } else { "ies" });
+            if kind == crate::engine::ListKind::Block {
+                let _ = writeln!(s, "anonymous callers: {}", if anonymous { "rejected" } else { "accepted" });
+            }
+            for e in entries.iter().take(crate::console::MAX_CDR_SHOW) {
+                let scope = e.caller_id.as_deref().map(|c| format!(" (caller ID {c})")).unwrap_or_default();
+                let _ = writeln!(s, "{:<20} {}{scope}", e.pattern.to_string(), e.note);
+            }
+            if entries.len() > crate::console::MAX_CDR_SHOW {
+                let _ = writeln!(s, "... {} more", entries.len() - crate::console::MAX_CDR_SHOW);
+            }
+        }
+        // Answered in the run loop (it changes the engine).
+        ConsoleCommand::ListImport { .. } => s = "error: internal".into(),
         ConsoleCommand::Help => s = crate::console::help_text(),
         // Answered in the run loop (off the engine's task).
         ConsoleCommand::AudioImport { .. } | ConsoleCommand::AudioList => s = "error: internal".into(),
     }
     s.trim_end().to_string()
+}
+
+/// `block import FILE` / `restrict import FILE` (and the `file` keys at start): CSV rows into a
+/// list. Bad rows are reported with their line numbers; good rows are kept either way.
+fn import_list(
+    engine: &mut Engine,
+    kind: crate::engine::ListKind,
+    path: &str,
+    save_in: Option<&Path>,
+) -> String {
+    use std::io::Read as _;
+    let max = crate::apps::numbers::MAX_IMPORT_BYTES as u64;
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(path).and_then(|f| f.take(max + 1).read_to_end(&mut bytes));
+    if let Err(e) = read {
+        return format!("error: cannot read {path}: {e}");
+    }
+    let import = match crate::apps::numbers::import_csv(&bytes) {
+        Ok(i) => i,
+        Err(e) => return format!("error: {path}: {e}"),
+    };
+    let mut s = String::new();
+    let rows = import.entries.len();
+    match engine.import_list(kind, import.entries) {
+        Ok(total) => {
+            let _ =
+                writeln!(s, "{path}: {rows} row(s) imported ({:?}); the list holds {total}", import.encoding);
+        }
+        Err(e) => {
+            let _ = writeln!(s, "error: {path}: {e}; rows up to the limit were imported");
+        }
+    }
+    for e in &import.errors {
+        let _ = writeln!(s, "line {}: {}", e.line, e.message);
+    }
+    if import.errors_omitted > 0 {
+        let _ = writeln!(s, "... {} more bad line(s)", import.errors_omitted);
+    }
+    if let Some(dir) = save_in {
+        if let Err(e) = save_list(engine, kind, dir) {
+            let _ = writeln!(s, "error: the list could not be saved (it is lost at restart): {e}");
+        }
+    }
+    s.trim_end().to_string()
+}
+
+/// Where a list is kept between starts once the console changed it.
+fn saved_list_path(data_dir: &Path, kind: crate::engine::ListKind) -> PathBuf {
+    let name = match kind {
+        crate::engine::ListKind::Block => "block.csv",
+        crate::engine::ListKind::Restrict => "restrict.csv",
+    };
+    data_dir.join("lists").join(name)
+}
+
+/// Writes a whole list as CSV (`number,note,caller_id`, the import format) next to the store,
+/// through a temporary file so a crash never leaves half a list.
+fn save_list(engine: &Engine, kind: crate::engine::ListKind, data_dir: &Path) -> std::io::Result<()> {
+    let path = saved_list_path(data_dir, kind);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut text = String::from("number,note,caller_id\n");
+    for e in engine.list_entries(kind).0 {
+        let note = e.note.replace(['\r', '\n'], " ").replace('"', "\"\"");
+        let _ = writeln!(text, "{},\"{note}\",{}", e.pattern, e.caller_id.unwrap_or_default());
+    }
+    let tmp = path.with_extension("csv.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, &path)
 }

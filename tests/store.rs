@@ -44,6 +44,8 @@ fn cdr(call_id: u64) -> CdrRecord {
             disposition: Disposition::Answered,
         }],
         recordings: Vec::new(),
+        trunk: None,
+        did: None,
     }
 }
 

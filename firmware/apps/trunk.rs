@@ -10,7 +10,7 @@
 //! The trunk keeps its own non-INVITE client transaction (RFC 3261 §17.1.2: Timer E
 //! retransmission over UDP, Timer F timeout), one at a time.
 
-mod digest;
+pub(crate) mod digest;
 
 use crate::sip::message::{parse_delta_seconds, Method, NameAddr, Response, Uri};
 use crate::sip::transaction::{T1, T2, TIMEOUT_64T1};

@@ -113,6 +113,16 @@ struct RawFile {
     trunk: Vec<Spanned<RawTrunk>>,
     #[serde(default)]
     ring_group: Vec<Spanned<super::dialplan::RawRingGroup>>,
+    // Trunk calls (issue 4): see `trunkcalls.rs`.
+    utc_offset: Option<String>,
+    #[serde(default)]
+    holidays: Vec<String>,
+    #[serde(default)]
+    did: Vec<Spanned<super::trunkcalls::RawDid>>,
+    #[serde(default)]
+    outbound_route: Vec<Spanned<super::trunkcalls::RawRoute>>,
+    block: Option<Spanned<super::trunkcalls::RawBlock>>,
+    restrict: Option<Spanned<super::trunkcalls::RawRestrict>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -189,6 +199,8 @@ struct RawExtension {
     dnd: Option<Spanned<bool>>,
     pickup_group: Option<Spanned<String>>,
     pin: Option<Spanned<String>>,
+    caller_id: Option<Spanned<String>>,
+    external_calls: Option<Spanned<bool>>,
 }
 
 /// A validation failure before the file name and line are attached.
@@ -237,8 +249,12 @@ fn validate(raw: RawFile) -> Result<Config, Invalid> {
     }
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut features = Vec::new();
+    let mut outbound = Vec::new();
     for (i, ext) in raw.extension.into_iter().enumerate() {
         let index = i + 1;
+        if let Some(o) = extension_outbound(ext.get_ref(), index)? {
+            outbound.push(o);
+        }
         let mut ext = ext.into_inner();
         let raw_features = super::dialplan::RawFeatures {
             forward_always: ext.forward_always.take(),
@@ -367,6 +383,19 @@ fn validate(raw: RawFile) -> Result<Config, Invalid> {
             keepalive_s,
         });
     }
+    let trunk_names: Vec<String> = config.trunks.iter().map(|t| t.name.clone()).collect();
+    let ext_numbers: Vec<String> = config.extensions.iter().map(|e| e.number.clone()).collect();
+    let calls = super::trunkcalls::RawTrunkCalls {
+        utc_offset: raw.utc_offset,
+        holidays: raw.holidays,
+        did: raw.did,
+        outbound_route: raw.outbound_route,
+        block: raw.block,
+        restrict: raw.restrict,
+    };
+    config.trunk_calls = super::trunkcalls::validate(calls, &trunk_names, &ext_numbers)
+        .map_err(|(span, field, message)| Invalid { span, field, message })?;
+    config.trunk_calls.extensions = outbound;
     if let Some(c) = raw.conference {
         if let Some(rooms) = c.rooms {
             for r in rooms.get_ref() {
@@ -454,6 +483,34 @@ fn parse_ip(value: &Spanned<String>, field: &str) -> Result<IpAddr, Invalid> {
         .trim()
         .parse::<IpAddr>()
         .map_err(|_| invalid(value, field, format!("`{}` is not an IP address", value.get_ref())))
+}
+
+/// The trunk-call keys of an extension (`caller_id`, `external_calls`), when it sets one.
+fn extension_outbound(
+    ext: &RawExtension,
+    index: usize,
+) -> Result<Option<super::trunkcalls::ExtensionOutbound>, Invalid> {
+    if ext.caller_id.is_none() && ext.external_calls.is_none() {
+        return Ok(None);
+    }
+    let caller_id = match &ext.caller_id {
+        None => None,
+        Some(c) => {
+            if !super::trunkcalls::caller_id_ok(c.get_ref()) {
+                return Err(invalid(
+                    c,
+                    format!("extension[{index}].caller_id"),
+                    format!("`{}` is not an outside number", c.get_ref()),
+                ));
+            }
+            crate::apps::numbers::normalise(c.get_ref()).ok().map(|d| d.number)
+        }
+    };
+    Ok(Some(super::trunkcalls::ExtensionOutbound {
+        number: ext.number.get_ref().clone(),
+        caller_id,
+        external_calls: ext.external_calls.as_ref().is_none_or(|b| *b.get_ref()),
+    }))
 }
 
 struct CheckedExtension {

@@ -10,12 +10,16 @@
 
 mod dialplan;
 mod load;
+mod trunkcalls;
 
 pub use dialplan::{
     target_ok, DialplanConfig, ExtensionFeatures, RingGroupConfig, RingStrategy, DEFAULT_RING_S,
     HOTDESK_LOGIN, HOTDESK_LOGOUT, MAX_GROUP_MEMBERS, MAX_RING_GROUPS, MIN_EXTERNAL_DIGITS, PIN_DIGITS,
 };
 pub use load::{load_file, parse_str, ConfigError};
+pub use trunkcalls::{
+    BlockConfig, BlockTreatment, DidOptions, ExtensionOutbound, ForwardPresent, TrunkCallsConfig,
+};
 
 use std::net::IpAddr;
 
@@ -38,6 +42,8 @@ pub struct Config {
     pub trunks: Vec<crate::apps::trunk::TrunkConfig>,
     /// `[[ring_group]]` and the dial-plan keys of `[[extension]]` (issue 4).
     pub dialplan: DialplanConfig,
+    /// `[[did]]`, `[[outbound_route]]`, `[block]`, `[restrict]`: calls over the trunks.
+    pub trunk_calls: TrunkCallsConfig,
 }
 
 /// `[media]`.

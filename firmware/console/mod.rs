@@ -62,6 +62,17 @@ pub enum ConsoleCommand {
     ShowTrunks,
     /// `show forwards`: forwarding, do-not-disturb, pickup groups, hot desking and ring groups.
     ShowForwards,
+    /// `show dids`: every DID and where a call goes now.
+    ShowDids,
+    /// `show block` / `show restrict`: a number list.
+    ShowList(crate::engine::ListKind),
+    /// `block import FILE` / `restrict import FILE`: CSV rows added to a list.
+    ListImport {
+        /// Which list.
+        kind: crate::engine::ListKind,
+        /// The CSV file on the box.
+        path: String,
+    },
     /// `show cdr [N]`: the N most recent call records (default 20, max [`MAX_CDR_SHOW`]).
     ShowCdr(usize),
     /// `audio import FILE NAME`: converts a WAV file on the box into a prompt file `NAME`
@@ -99,6 +110,11 @@ pub fn help_text() -> String {
          show version         firmware version (sh ver)\n\
          show trunks          SIP trunks and their registration state (sh tr)\n\
          show forwards        forwarding, DND, pickup groups, hot desks, ring groups (sh fw)\n\
+         show dids            DIDs and where a call goes now\n\
+         show block           the inbound block list (着信拒否)\n\
+         show restrict        the outbound restriction list (発信規制)\n\
+         block import FILE    add CSV rows (number, note) to the block list\n\
+         restrict import FILE add CSV rows (number, note, caller ID) to the restriction list\n\
          show cdr [N]         the N most recent call records, default 20 (sh cdr 5)\n\
          log tail [N]         last N log lines, default {DEFAULT_LOG_TAIL}, max {MAX_LOG_TAIL} (lo t 100)\n\
          audio list           stored audio files (prompts, greetings, music on hold)\n\
@@ -119,6 +135,17 @@ pub fn parse_command(line: &str) -> Result<ConsoleCommand, String> {
         [w, rest @ ..] if abbreviates(w, "show", 2) => parse_show(rest),
         [w, rest @ ..] if abbreviates(w, "log", 2) => parse_log(rest),
         [w, rest @ ..] if abbreviates(w, "audio", 2) => parse_audio(line.trim(), rest),
+        [w, i, _, ..] if (*w == "block" || *w == "restrict") && abbreviates(i, "import", 1) => {
+            let kind = if *w == "block" {
+                crate::engine::ListKind::Block
+            } else {
+                crate::engine::ListKind::Restrict
+            };
+            // The path keeps its case and spaces: everything after the second word.
+            let path =
+                line.trim().splitn(3, char::is_whitespace).nth(2).unwrap_or_default().trim().to_string();
+            Ok(ConsoleCommand::ListImport { kind, path })
+        }
         _ => Err(format!("unknown command `{}`; type `help` for the list", line.trim())),
     }
 }
@@ -129,7 +156,8 @@ fn abbreviates(word: &str, full: &str, min: usize) -> bool {
 }
 
 fn parse_show(rest: &[&str]) -> Result<ConsoleCommand, String> {
-    const WHAT: &str = "registrations, calls, extensions, version, trunks, forwards or cdr";
+    const WHAT: &str =
+        "registrations, calls, extensions, version, trunks, forwards, dids, block, restrict or cdr";
     match rest {
         [] => Err(format!("show what? {WHAT}")),
         [w] if *w == "cdr" || *w == "cdrs" => Ok(ConsoleCommand::ShowCdr(20)),
@@ -143,6 +171,11 @@ fn parse_show(rest: &[&str]) -> Result<ConsoleCommand, String> {
         [w] if abbreviates(w, "version", 1) => Ok(ConsoleCommand::ShowVersion),
         [w] if abbreviates(w, "trunks", 2) => Ok(ConsoleCommand::ShowTrunks),
         [w] if abbreviates(w, "forwards", 2) || *w == "fw" => Ok(ConsoleCommand::ShowForwards),
+        [w] if abbreviates(w, "dids", 1) => Ok(ConsoleCommand::ShowDids),
+        [w] if abbreviates(w, "block", 1) => Ok(ConsoleCommand::ShowList(crate::engine::ListKind::Block)),
+        [w] if abbreviates(w, "restrict", 3) => {
+            Ok(ConsoleCommand::ShowList(crate::engine::ListKind::Restrict))
+        }
         _ => Err(format!("cannot show `{}`; try {WHAT}", rest.join(" "))),
     }
 }

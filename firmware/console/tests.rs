@@ -97,6 +97,9 @@ async fn start(dir: &Path) -> PathBuf {
                 ConsoleCommand::ShowCdr(n) => format!("{n} records"),
                 ConsoleCommand::ShowTrunks => "trunks".to_string(),
                 ConsoleCommand::ShowForwards => "forwards".to_string(),
+                ConsoleCommand::ShowDids
+                | ConsoleCommand::ShowList(_)
+                | ConsoleCommand::ListImport { .. } => "lists".to_string(),
                 // Never answers: the server must time out on its own.
                 ConsoleCommand::ShowCalls => {
                     std::mem::forget(req.reply);
@@ -262,4 +265,21 @@ fn audio_commands_keep_the_case_of_paths_and_names() {
         Ok(ConsoleCommand::AudioImport { path: "/tmp/Greeting.WAV".into(), name: "業務A Morning".into() })
     );
     assert!(parse_command("audio import /tmp/x.wav").is_err());
+}
+
+#[test]
+fn list_commands_parse_and_keep_the_path_as_typed() {
+    use crate::engine::ListKind;
+    assert_eq!(parse_command("show dids"), Ok(ConsoleCommand::ShowDids));
+    assert_eq!(parse_command("sh block"), Ok(ConsoleCommand::ShowList(ListKind::Block)));
+    assert_eq!(parse_command("show restrict"), Ok(ConsoleCommand::ShowList(ListKind::Restrict)));
+    assert_eq!(
+        parse_command("block import /tmp/My Lists/ng.csv"),
+        Ok(ConsoleCommand::ListImport { kind: ListKind::Block, path: "/tmp/My Lists/ng.csv".into() })
+    );
+    assert_eq!(
+        parse_command("restrict import r.csv"),
+        Ok(ConsoleCommand::ListImport { kind: ListKind::Restrict, path: "r.csv".into() })
+    );
+    assert!(parse_command("block import").is_err());
 }

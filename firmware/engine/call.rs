@@ -17,6 +17,9 @@ use std::time::Instant;
 
 #[path = "dialplan_call.rs"]
 mod dialplan_call;
+// A child of `call` so it can work on a call's legs without widening their visibility.
+#[path = "trunkcalls.rs"]
+pub(super) mod trunkcalls;
 
 /// Why the box sent a client request; the answer is routed by this.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,6 +161,8 @@ pub(super) struct Call {
     pub(super) media_addr: [Option<std::net::SocketAddr>; 2],
     /// The first voice payload type of the callee's answer (what it will send).
     callee_voice_pt: Option<u8>,
+    /// The trunk side of a call that crosses a trunk (issue 4).
+    pub(super) trunk: Option<Box<trunkcalls::TrunkLeg>>,
 }
 
 /// Where a call goes.
@@ -167,6 +172,8 @@ pub(super) enum CallRoute {
     Extension,
     /// Answered by the box into a conference room.
     Room(u32),
+    /// Answered by the box to play an announcement, then hung up (trunk calls).
+    Announcement,
 }
 
 /// Recent digits of one side.
@@ -325,7 +332,13 @@ impl Engine {
 
     pub(super) fn handle_new_invite(&mut self, now: Instant, peer: Peer, txn: ServerTxnId, req: Request) {
         let from_ext = req.common.from.uri.user_unescaped().unwrap_or_default();
-        let trusted = self.cfg.trust_registered_source && self.registrar.is_bound_from(&from_ext, peer, now);
+        let mut trunk_plan = match self.admit_from_trunk(now, peer, txn, &req) {
+            trunkcalls::Admission::Phone => None,
+            trunkcalls::Admission::Done => return,
+            trunkcalls::Admission::Trunk(plan) => Some(plan),
+        };
+        let trusted = trunk_plan.is_some()
+            || (self.cfg.trust_registered_source && self.registrar.is_bound_from(&from_ext, peer, now));
         if !trusted {
             match self.authenticate(now, peer, &req, &from_ext) {
                 super::AuthOutcome::Ok => {}
@@ -335,22 +348,37 @@ impl Engine {
                 super::AuthOutcome::Forbidden => return self.reply_status(txn, &req, peer, 403, &[], now),
             }
         }
-        let to_ext =
-            req.uri.user_unescaped().or_else(|| req.common.to.uri.user_unescaped()).unwrap_or_default();
+        let to_ext = match &trunk_plan {
+            Some(plan) => plan.target.clone(),
+            None => {
+                req.uri.user_unescaped().or_else(|| req.common.to.uri.user_unescaped()).unwrap_or_default()
+            }
+        };
         // Dial plan (issue 4): a hot-desk phone presents its login; groups, forwards and
-        // feature codes are decided there.
-        let from_ext = self.dialplan_presented_as(&from_ext, peer);
+        // feature codes are decided there, for phones and for DID calls to an internal number.
+        let from_ext =
+            if trunk_plan.is_none() { self.dialplan_presented_as(&from_ext, peer) } else { from_ext };
         let room = self.room_for(&to_ext);
-        let mut contacts: Vec<(String, Peer)> = Vec::new();
         let mut plan = None;
-        if room.is_none() {
+        let leaves_by_trunk = trunk_plan.as_ref().is_some_and(|p| p.direct.is_some());
+        if room.is_none() && !leaves_by_trunk {
             match self.dialplan_new_call(now, peer, txn, &req, &from_ext, &to_ext) {
                 super::dialplan::NewCall::Handled => return,
                 super::dialplan::NewCall::Planned(p) => plan = Some(p),
                 super::dialplan::NewCall::NotMine => {}
             }
         }
-        if room.is_none() && plan.is_none() {
+        if room.is_none() && plan.is_none() && trunk_plan.is_none() && !self.extensions.contains_key(&to_ext)
+        {
+            match self.plan_outbound(now, peer, txn, &req, &from_ext, &to_ext) {
+                trunkcalls::Outbound::NotExternal => {}
+                trunkcalls::Outbound::Done => return,
+                trunkcalls::Outbound::Go(plan) => trunk_plan = Some(plan),
+            }
+        }
+        let direct = trunk_plan.as_ref().and_then(|p| p.direct.clone());
+        let mut contacts: Vec<(String, Peer)> = direct.clone().unwrap_or_default();
+        if room.is_none() && plan.is_none() && direct.is_none() {
             let Some(callee) = self.extensions.get(&to_ext).cloned() else {
                 return self.reply_status(txn, &req, peer, 404, &[], now);
             };
@@ -503,10 +531,16 @@ impl Engine {
             three_way: None,
             media_addr: [a_remote, None],
             callee_voice_pt: None,
+            trunk: None,
         };
         self.calls.insert(id, call);
         self.active_add(&from_ext, 1);
         self.active_add(&to_ext, 1);
+        if let Some(plan) = trunk_plan {
+            if self.attach_trunk_leg(now, id, plan) {
+                return;
+            }
+        }
         if let Some(room) = room {
             return self.answer_room_call(now, id, room, a_remote);
         }
@@ -583,8 +617,15 @@ impl Engine {
         let port = third.as_ref().map_or(call.b_port, |t| t.2);
         let host = self.host_for(&peer);
         let display = display.map(|d| format!("\"{}\" ", d.replace(['"', '\\'], ""))).unwrap_or_default();
-        let local_party = format!("{display}<sip:{from_ext}@{host}>;tag={tag}");
-        let remote_party = format!("<sip:{to_ext}@{host}>");
+        let mut local_party = format!("{display}<sip:{from_ext}@{host}>;tag={tag}");
+        let mut remote_party = format!("<sip:{to_ext}@{host}>");
+        let mut contact_user = from_ext.clone();
+        let trunk_identity = if third.is_none() { self.trunk_fork_identity(id) } else { None };
+        let mut trunk_headers = Vec::new();
+        if let Some((from, to, headers, user)) = trunk_identity {
+            (local_party, remote_party, trunk_headers, contact_user) =
+                (format!("{from};tag={tag}"), to, headers, user);
+        }
         let fork_index = call.forks.len();
         let mut dialog = Dialog {
             peer,
@@ -609,9 +650,10 @@ impl Engine {
             .header("To", &dialog.remote_party)
             .header("Call-ID", &call_id)
             .header("CSeq", "1 INVITE")
-            .header("Contact", self.contact_for(&from_ext, &peer))
+            .header("Contact", self.contact_for(&contact_user, &peer))
             .header("Allow", writer::ALLOW)
             .header("User-Agent", writer::SERVER);
+        let invite = trunk_headers.iter().fold(invite, |w, (n, v)| w.header(n, v));
         let invite = if body.is_empty() {
             invite.finish()
         } else {
@@ -683,6 +725,9 @@ impl Engine {
         peer: Peer,
         resp: &Response,
     ) {
+        if matches!(resp.code, 401 | 407) && self.retry_fork_with_credentials(now, id, fork_ix, resp) {
+            return;
+        }
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1602,6 +1647,7 @@ impl Engine {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
+        self.trunk_call_ended(&call);
         self.out.push_back(super::Output::Media(MediaCommand::Close { relay: RelayId(id) }));
         self.pool.release(call.a_port);
         self.pool.release(call.b_port);
@@ -1674,6 +1720,8 @@ impl Engine {
             final_status,
             legs,
             recordings: call.recording_paths.clone(),
+            trunk: call.trunk.as_ref().map(|t| t.trunk.clone()),
+            did: call.trunk.as_ref().and_then(|t| t.did.clone()),
         };
         log::info!("call {id}: ended ({:?}, {cause})", rec.disposition);
         self.out.push_back(super::Output::Cdr(Box::new(rec)));

@@ -91,4 +91,10 @@ pub struct CdrRecord {
     /// Recordings of the call, relative to the recordings directory (`YYYYMMDD/call-N.wav`).
     #[serde(default)]
     pub recordings: Vec<String>,
+    /// The trunk a call came in on or went out on (issue 4); `None` for internal calls.
+    #[serde(default)]
+    pub trunk: Option<String>,
+    /// The DID an inbound trunk call dialled.
+    #[serde(default)]
+    pub did: Option<String>,
 }

@@ -781,12 +781,13 @@ impl Engine {
         }
     }
 
-    /// The single place an outside number is reached from the dial plan. Until the trunk
-    /// routing (issue 4, trunkcalls) is merged it answers 503 with a log line; the lead wires
-    /// the outbound route here.
+    /// The single place an outside number is reached from the dial plan: the trunks'
+    /// outbound routing (`trunkcalls.rs`) takes the call on, or says how it ends.
     pub(super) fn route_external(&mut self, now: Instant, id: u64, number: &str) {
-        log::warn!("call {id}: outside number {number}: no outbound route in this build (503)");
-        self.end_call(id, super::cdr::HangupSide::System, "no outbound route", 503, now);
+        if let Err(code) = self.forward_to_external(now, id, number) {
+            log::warn!("call {id}: forward to outside number {number} refused ({code})");
+            self.end_call(id, super::cdr::HangupSide::System, "no outbound route", code, now);
+        }
     }
 
     /// The dial plan's timer for `id` fired.

@@ -263,11 +263,12 @@ fn a_forward_loop_stops_with_a_status_instead_of_ringing_forever() {
 }
 
 #[test]
-fn an_outside_forward_target_fails_clearly_until_trunks_route_it() {
+fn an_outside_forward_target_without_an_outbound_route_fails_with_404() {
+    // With a route and a trunk it goes out: see trunkcalls_tests.
     let mut h = harness(with_features(&[("202", fwd(|f| f.forward_always = Some("0312345678".into())))]));
     register_all(&mut h, &["201", "202"]);
     let got = dial(&mut h, "201", "202", "ext1");
-    assert_eq!(statuses(&got).last(), Some(&503));
+    assert_eq!(statuses(&got).last(), Some(&404));
     assert!(h.engine.calls(h.now).is_empty());
 }
 

@@ -137,7 +137,11 @@ impl Engine {
                     self.on_digit(id, side, event, now);
                 }
             }
-            MediaEvent::PlayDone { relay, side } => self.dialplan_play_done(relay, side, now),
+            MediaEvent::PlayDone { relay, side } => {
+                // Each ends only the calls it plays to (a feature-code answer, a DID announcement).
+                self.dialplan_play_done(relay, side, now);
+                self.on_announcement_done(relay, side, now);
+            }
             MediaEvent::Recorded { relay, path, bytes } => {
                 log::info!("call {}: recording {path} closed, {bytes} bytes", relay.0);
             }

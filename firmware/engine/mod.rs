@@ -27,6 +27,7 @@ use crate::sip::transaction::{
 };
 use crate::sip::writer::{self, response_to, Writer};
 use crate::sip::{Peer, Transport};
+pub use call::trunkcalls::{DidView, ListKind, MAX_AUTH_ROUNDS};
 use call::{Call, Purpose};
 use cdr::CdrRecord;
 use registrar::{RegisterError, Registrar, MIN_EXPIRES_S};
@@ -77,6 +78,8 @@ pub struct EngineConfig {
     pub trunks: Vec<crate::apps::trunk::TrunkConfig>,
     /// Ring groups and per-extension forwarding, DND, pickup groups, hot-desk PINs (issue 4).
     pub dialplan: crate::config::DialplanConfig,
+    /// DIDs, routes and lists of calls over the trunks (issue 4).
+    pub trunk_calls: crate::config::TrunkCallsConfig,
 }
 
 impl EngineConfig {
@@ -100,6 +103,7 @@ impl EngineConfig {
             rooms: crate::config::ConferenceConfig::default().rooms,
             trunks: Vec::new(),
             dialplan: crate::config::DialplanConfig::default(),
+            trunk_calls: crate::config::TrunkCallsConfig::default(),
         }
     }
 }
@@ -215,6 +219,8 @@ pub struct Engine {
     trunks: Vec<crate::apps::trunk::Trunk>,
     /// Ring groups, forwards, pickup, hot desking (`dialplan.rs`).
     dialplan: dialplan::Dialplan,
+    /// Lists, routes and DID channel counts of calls over the trunks.
+    trunk_calls: call::trunkcalls::TrunkCalls,
 }
 
 /// The result of checking credentials.
@@ -235,6 +241,7 @@ impl Engine {
         let next_call_id = cfg.first_call_id.max(1);
         let trunks = Self::build_trunks(&cfg);
         let dialplan = dialplan::Dialplan::new(&cfg.dialplan);
+        let trunk_calls = call::trunkcalls::TrunkCalls::new(&cfg.trunk_calls);
         Engine {
             extensions: extensions.iter().map(|e| (e.number.clone(), e.clone())).collect(),
             cfg,
@@ -258,6 +265,7 @@ impl Engine {
             sweep_armed: false,
             trunks,
             dialplan,
+            trunk_calls,
         }
     }
 

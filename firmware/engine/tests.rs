@@ -6,6 +6,9 @@ use crate::media::MediaCommand;
 use crate::sip::message::{parse, Message};
 use md5::{Digest, Md5};
 
+// Calls over a trunk (issue 4).
+mod trunkcalls_tests;
+
 const BOX_PORT: u16 = 5060;
 
 fn hex(b: &[u8]) -> String {
