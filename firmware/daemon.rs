@@ -215,6 +215,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         media: config.media.clone(),
         rooms: config.conference.rooms.clone(),
         trunks: config.trunks.clone(),
+        park: config.park.clone(),
     };
     let mut engine = Engine::new(engine_cfg, &extensions);
 

@@ -44,6 +44,7 @@ fn cdr(call_id: u64) -> CdrRecord {
             disposition: Disposition::Answered,
         }],
         recordings: Vec::new(),
+        rewires: Vec::new(),
     }
 }
 

@@ -15,6 +15,12 @@ use crate::sip::writer::{self, response_to, Writer};
 use crate::sip::Peer;
 use std::time::Instant;
 
+// Re-wiring answered calls (transfer, park) works on the dialogs and forks below.
+#[path = "park.rs"]
+pub(super) mod park;
+#[path = "transfer.rs"]
+pub(super) mod transfer;
+
 /// Why the box sent a client request; the answer is routed by this.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Purpose {
@@ -26,6 +32,8 @@ pub(super) enum Purpose {
     ReInvite { call: u64, from: Side, txn: ServerTxnId, req: Box<Request>, peer: Peer },
     /// An in-dialog request (INFO, UPDATE without SDP) relayed; the status goes back.
     Relay { call: u64, txn: ServerTxnId, req: Box<Request>, peer: Peer },
+    /// The INVITE of a new party for one side of a call (transfer, park ringback).
+    Leg { call: u64, leg: u64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -334,6 +342,9 @@ impl Engine {
         }
         let to_ext =
             req.uri.user_unescaped().or_else(|| req.common.to.uri.user_unescaped()).unwrap_or_default();
+        if self.is_park_slot(&to_ext) {
+            return self.retrieve_parked(now, peer, txn, req, &from_ext);
+        }
         let room = self.room_for(&to_ext);
         let mut contacts: Vec<(String, Peer)> = Vec::new();
         if room.is_none() {
@@ -633,6 +644,7 @@ impl Engine {
     ) {
         match purpose {
             Purpose::Fork { call, fork } => self.on_fork_response(now, call, fork, txn, peer, resp),
+            Purpose::Leg { leg, .. } => self.on_leg_response(now, leg, peer, resp),
             Purpose::Fire { .. } => {}
             Purpose::ReInvite { call, from, txn: stxn, req, peer: from_peer } => {
                 self.on_reinvite_response(now, call, from, stxn, &req, from_peer, resp)
@@ -1234,6 +1246,9 @@ impl Engine {
         match req.method {
             crate::sip::message::Method::Bye => {
                 self.reply_status(txn, &req, peer, 200, &[], now);
+                if is_winner && self.absorb_bye(now, id, side) {
+                    return;
+                }
                 if is_winner {
                     let hangup = if side == Side::A { HangupSide::Caller } else { HangupSide::Callee };
                     log::info!(
@@ -1515,6 +1530,7 @@ impl Engine {
                 let w = response_to(&req.common, peer.addr, 408, None);
                 self.reply(txn, 408, w.finish(), now);
             }
+            Purpose::Leg { leg, .. } => self.on_leg_timeout(now, leg),
             Purpose::Fire { .. } => {}
         }
     }
@@ -1561,6 +1577,7 @@ impl Engine {
     /// Sends the caller its final answer when it has none, then releases everything and emits the
     /// CDR.
     pub(super) fn finish_call(&mut self, now: Instant, id: u64, side: HangupSide, cause: &str, status: u16) {
+        self.rewire_call_ending(now, id);
         if let Some(call) = self.calls.get(&id) {
             if self.server.is_proceeding(call.invite_txn) && status >= 300 {
                 let w = response_to(&call.invite.common, call.a.peer.addr, status, Some(&call.a_tag));
@@ -1582,8 +1599,7 @@ impl Engine {
             }
             self.pool.release(c_port);
         }
-        self.a_index
-            .remove(&(call.a.call_id.clone(), call.invite.common.from.tag().unwrap_or_default().to_string()));
+        self.a_index.remove(&(call.a.call_id.clone(), transfer::remote_tag(&call.a)));
         for f in &call.forks {
             self.b_index.remove(&f.dialog.call_id);
         }
@@ -1627,7 +1643,7 @@ impl Engine {
         }))
         .collect();
         let ms = |d: std::time::Duration| d.as_millis() as u64;
-        let rec = CdrRecord {
+        let mut rec = CdrRecord {
             call_id: id,
             from: call.from_ext.clone(),
             to: call.to_ext.clone(),
@@ -1644,7 +1660,9 @@ impl Engine {
             final_status,
             legs,
             recordings: call.recording_paths.clone(),
+            rewires: Vec::new(),
         };
+        self.rewired_cdr(id, &mut rec);
         log::info!("call {id}: ended ({:?}, {cause})", rec.disposition);
         self.out.push_back(super::Output::Cdr(Box::new(rec)));
     }

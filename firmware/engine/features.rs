@@ -137,7 +137,7 @@ impl Engine {
                     self.on_digit(id, side, event, now);
                 }
             }
-            MediaEvent::PlayDone { .. } => {}
+            MediaEvent::PlayDone { relay, side } => self.rewire_play_done(now, relay.0, side),
             MediaEvent::Recorded { relay, path, bytes } => {
                 log::info!("call {}: recording {path} closed, {bytes} bytes", relay.0);
             }
@@ -181,6 +181,13 @@ impl Engine {
             Side::B => call.callee_ext().to_string(),
         };
         let buffer = call.digit_buffers[usize::from(side == Side::B)].push(event.digit, now).to_string();
+        if self.rewire_code(id, side, &buffer, now) {
+            if let Some(c) = self.calls.get_mut(&id) {
+                c.digit_buffers[usize::from(side == Side::B)].digits.clear();
+            }
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&id) else { return };
         if let Some(target) =
             buffer.strip_suffix('#').and_then(|b| b.rsplit_once(THREE_WAY_CODE)).map(|(_, t)| t)
         {

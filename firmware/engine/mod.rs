@@ -26,6 +26,7 @@ use crate::sip::transaction::{
 };
 use crate::sip::writer::{self, response_to, Writer};
 use crate::sip::{Peer, Transport};
+pub use call::park::ParkedView;
 use call::{Call, Purpose};
 use cdr::CdrRecord;
 use registrar::{RegisterError, Registrar, MIN_EXPIRES_S};
@@ -74,6 +75,8 @@ pub struct EngineConfig {
     pub rooms: Vec<String>,
     /// SIP trunks to register (issue 4).
     pub trunks: Vec<crate::apps::trunk::TrunkConfig>,
+    /// Call park slots and ringback.
+    pub park: crate::config::ParkConfig,
 }
 
 impl EngineConfig {
@@ -96,6 +99,7 @@ impl EngineConfig {
             media: crate::config::MediaConfig::default(),
             rooms: crate::config::ConferenceConfig::default().rooms,
             trunks: Vec::new(),
+            park: crate::config::ParkConfig::default(),
         }
     }
 }
@@ -174,6 +178,8 @@ pub struct Counters {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum TimerKey {
     Call(u64),
+    /// Transfer and park timers of a call.
+    Rewire(u64),
     RegistrarSweep,
 }
 
@@ -207,6 +213,8 @@ pub struct Engine {
     sweep_armed: bool,
     /// Registration clients of the SIP trunks; their responses are routed by Call-ID.
     trunks: Vec<crate::apps::trunk::Trunk>,
+    /// Transfers and park (`call/transfer.rs`, `call/park.rs`).
+    rewiring: call::transfer::Rewiring,
 }
 
 /// The result of checking credentials.
@@ -248,6 +256,7 @@ impl Engine {
             counters: Counters::default(),
             sweep_armed: false,
             trunks,
+            rewiring: Default::default(),
         }
     }
 
@@ -406,6 +415,7 @@ impl Engine {
             self.timers.pop();
             match key {
                 TimerKey::Call(id) => self.on_call_timer(id, now),
+                TimerKey::Rewire(id) => self.on_rewire_timer(id, now),
                 TimerKey::RegistrarSweep => {
                     self.sweep_armed = false;
                     let n = self.registrar.sweep(now);
@@ -589,6 +599,7 @@ impl Engine {
                 self.handle_in_dialog(now, peer, txn, req)
             }
             Method::Ack => {}
+            Method::Refer if req.common.to.tag().is_some() => self.handle_refer(now, peer, txn, req),
             Method::Prack
             | Method::Subscribe
             | Method::Notify
@@ -716,8 +727,11 @@ impl Engine {
         match self.client.on_response(&resp, now) {
             ResponseMatch::Deliver { txn, owner } => {
                 let purpose = if resp.code >= 200
-                    && !(resp.code < 300 && matches!(self.purposes.get(&txn), Some(Purpose::Fork { .. })))
-                {
+                    && !(resp.code < 300
+                        && matches!(
+                            self.purposes.get(&txn),
+                            Some(Purpose::Fork { .. } | Purpose::Leg { .. })
+                        )) {
                     self.purposes.remove(&txn)
                 } else {
                     self.purposes.get(&txn).cloned()

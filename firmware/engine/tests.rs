@@ -980,3 +980,7 @@ fn a_press_sent_by_info_and_rfc4733_is_reported_once() {
     );
     assert_eq!(h.engine.calls(h.now)[0].digits, "44");
 }
+
+// Transfer and park tests live beside their modules' state, sharing this harness.
+#[path = "transfer_tests.rs"]
+mod transfer_tests;
