@@ -178,3 +178,132 @@ fn an_unknown_transfer_target_is_refused_and_the_call_goes_on() {
     assert_eq!(sipfrag_codes(&h.take_for(phone(7002))), vec!["SIP/2.0 100 Trying", "SIP/2.0 404 Not Found"]);
     assert_eq!(h.engine.calls(h.now)[0].state, "talking");
 }
+
+// Tests for park.
+
+fn play_done(h: &mut Harness, side: Side) {
+    h.engine.handle_media_event(h.now, crate::media::MediaEvent::PlayDone { relay: RelayId(1), side });
+    h.drain();
+}
+
+#[test]
+fn hash_72_parks_the_other_party_announces_the_slot_and_any_phone_takes_the_call() {
+    let mut h = Harness::new();
+    let (inv, _) = talking(&mut h);
+    digits(&mut h, Side::A, "#72");
+    let announce = h.media.iter().find_map(|m| match m {
+        MediaCommand::Play { side: Side::A, clips, .. } => Some(clips.clone()),
+        _ => None,
+    });
+    let announce = announce.expect("the parker hears the slot");
+    assert!(announce.iter().any(|c| matches!(c, Clip::Prompt { id, .. } if id == "num.9" || id.contains("9000") || id.contains("parked"))), "{announce:?}");
+    assert!(h.media.iter().any(
+        |m| matches!(m, MediaCommand::Play { side: Side::B, clips, .. } if clips == &vec![Clip::MusicOnHold])
+    ));
+    let parked = h.engine.parked(h.now);
+    assert_eq!((parked[0].slot, parked[0].parked.as_str(), parked[0].parker.as_str()), (9001, "202", "201"));
+    play_done(&mut h, Side::A);
+    assert!(
+        h.take_for(phone(7001)).iter().any(|m| first_line(m).starts_with("BYE ")),
+        "the parker is released"
+    );
+    // 203 dials the slot and takes the call.
+    h.send(phone(7003), &invite("203", "9001", 7003, "r1", &sdp(6000, "0 101")));
+    let ok = h.take_for(phone(7003)).pop().unwrap();
+    assert_eq!(status(&ok), 200, "{ok}");
+    assert!(h.engine.parked(h.now).is_empty());
+    assert_eq!(h.engine.calls(h.now)[0].from, "203");
+    h.send(phone(7002), &from_callee(&inv, "BYE", 3, "", ""));
+    assert!(h.take_for(phone(7003)).iter().any(|m| first_line(m).starts_with("BYE ")));
+    let cdr = h.cdrs.pop().unwrap();
+    assert_eq!(cdr.final_view(), ("203".to_string(), "202".to_string()));
+    assert_eq!(cdr.rewires[0].kind, "park retrieve");
+    assert_eq!(cdr.legs.iter().map(|l| l.leg.as_str()).collect::<Vec<_>>(), vec!["a", "a2", "b1"]);
+}
+
+#[test]
+fn an_empty_park_slot_gets_404() {
+    let mut h = Harness::new();
+    h.register("203", 7003);
+    h.send(phone(7003), &invite("203", "9002", 7003, "r1", &sdp(6000, "0 101")));
+    let r = h.take_for(phone(7003)).pop().unwrap();
+    assert_eq!(status(&r), 404, "{r}");
+    assert!(r.contains("park slot 9002 is empty"));
+}
+
+#[test]
+fn hash_7_alone_parks_after_the_inter_digit_wait() {
+    let mut h = Harness::new();
+    talking(&mut h);
+    digits(&mut h, Side::B, "#7");
+    assert!(h.engine.parked(h.now).is_empty(), "waits for a possible 2");
+    h.advance(call::park::PARK_SECOND_DIGIT_WAIT);
+    let parked = h.engine.parked(h.now);
+    assert_eq!((parked[0].parked.as_str(), parked[0].parker.as_str()), ("201", "202"));
+}
+
+#[test]
+fn an_unretrieved_call_rings_the_parker_back_and_ends_when_unanswered() {
+    let mut h = Harness::new();
+    talking(&mut h);
+    digits(&mut h, Side::A, "#72");
+    play_done(&mut h, Side::A);
+    h.take_for(phone(7001));
+    h.advance(Duration::from_secs(61));
+    let ring =
+        h.take_for(phone(7001)).into_iter().find(|m| first_line(m).starts_with("INVITE")).expect("ringback");
+    assert!(ring.contains("From: <sip:202@"), "the parker sees who waits: {ring}");
+    h.send(phone(7001), &answer(&ring, 180, "parker", None, 7001));
+    h.advance(call::transfer::TRANSFER_RING);
+    assert!(h.take_for(phone(7001)).iter().any(|m| first_line(m).starts_with("CANCEL ")));
+    assert!(
+        h.take_for(phone(7002)).iter().any(|m| first_line(m).starts_with("BYE ")),
+        "the parked call ends cleanly"
+    );
+    assert!(h.engine.calls(h.now).is_empty());
+    assert_eq!(h.cdrs.last().unwrap().cause, "parked call not retrieved");
+}
+
+#[test]
+fn an_answered_ringback_reconnects_the_parker() {
+    let mut h = Harness::new();
+    talking(&mut h);
+    digits(&mut h, Side::A, "#72");
+    play_done(&mut h, Side::A);
+    h.advance(Duration::from_secs(61));
+    let ring = h.take_for(phone(7001)).into_iter().find(|m| first_line(m).starts_with("INVITE")).unwrap();
+    h.send(phone(7001), &answer(&ring, 200, "parker", Some(&sdp(4100, "0 101")), 7001));
+    assert!(h.engine.parked(h.now).is_empty());
+    assert_eq!(h.engine.calls(h.now)[0].state, "talking");
+    assert_eq!(h.engine.calls(h.now)[0].from, "201");
+}
+
+// Tests for attended transfer.
+
+#[test]
+fn a_refer_with_replaces_joins_the_two_other_parties() {
+    let mut h = Harness::new();
+    // Call 1: 201 -> 202. Call 2: 201 -> 203 (the consultation, placed by the phone itself).
+    let (_, to_tag) = talking(&mut h);
+    h.send(phone(7001), &invite("201", "203", 7001, "c2", &sdp(4010, "0 8 101")));
+    let inv2 = h.take_for(phone(7003)).into_iter().find(|m| first_line(m).starts_with("INVITE")).unwrap();
+    h.send(phone(7003), &answer(&inv2, 200, "t3", Some(&sdp(6000, "0 101")), 7003));
+    let ok2 = h.take_for(phone(7001)).into_iter().find(|m| m.starts_with("SIP/2.0 200")).unwrap();
+    ack_caller(&mut h, &ok2, "c2");
+    h.take_for(phone(7003));
+    let refer_to = "Refer-To: <sip:203@127.0.0.1?Replaces=c2%3Bto-tag%3Dx%3Bfrom-tag%3Dfc2>\r\n";
+    h.send(phone(7001), &in_dialog_from_caller("REFER", 2, &to_tag, refer_to, ""));
+    let to_x = h.take_for(phone(7001));
+    assert_eq!(status(&to_x[0]), 202);
+    assert_eq!(sipfrag_codes(&to_x), vec!["SIP/2.0 100 Trying", "SIP/2.0 200 OK"]);
+    assert_eq!(
+        to_x.iter().filter(|m| first_line(m).starts_with("BYE ")).count(),
+        2,
+        "X is hung up on both calls"
+    );
+    assert!(h.take_for(phone(7003)).is_empty(), "the target keeps its dialog untouched");
+    let calls = h.engine.calls(h.now);
+    assert_eq!(calls.len(), 1);
+    assert_eq!((calls[0].from.as_str(), calls[0].to.as_str()), ("203", "202"));
+    assert_eq!(h.cdrs.pop().unwrap().cause, "attended transfer");
+}
