@@ -580,6 +580,18 @@ fn answer_console(
             }
             Err(e) => s = format!("error: cannot read call records: {e}"),
         },
+        ConsoleCommand::ShowParked => {
+            let parked = engine.parked(now);
+            let _ = writeln!(s, "{} parked call(s)", parked.len());
+            let _ = writeln!(s, "{:<8} {:<8} {:<10} {:<10} ringback in", "slot", "call", "parked", "parker");
+            for p in parked {
+                let _ = writeln!(
+                    s,
+                    "{:<8} {:<8} {:<10} {:<10} {} s",
+                    p.slot, p.call, p.parked, p.parker, p.ringback_in_s
+                );
+            }
+        }
         ConsoleCommand::ShowTrunks => {
             use crate::apps::trunk::TrunkState;
             let trunks = engine.trunk_states();

@@ -60,6 +60,8 @@ pub enum ConsoleCommand {
     ShowVersion,
     /// `show trunks`: SIP trunks and their registration state.
     ShowTrunks,
+    /// `show parked`: parked calls by slot.
+    ShowParked,
     /// `show cdr [N]`: the N most recent call records (default 20, max [`MAX_CDR_SHOW`]).
     ShowCdr(usize),
     /// `audio import FILE NAME`: converts a WAV file on the box into a prompt file `NAME`
@@ -96,6 +98,7 @@ pub fn help_text() -> String {
          show extensions      provisioned extensions (sh ext)\n\
          show version         firmware version (sh ver)\n\
          show trunks          SIP trunks and their registration state (sh tr)\n\
+         show parked          parked calls by slot (sh p)\n\
          show cdr [N]         the N most recent call records, default 20 (sh cdr 5)\n\
          log tail [N]         last N log lines, default {DEFAULT_LOG_TAIL}, max {MAX_LOG_TAIL} (lo t 100)\n\
          audio list           stored audio files (prompts, greetings, music on hold)\n\
@@ -126,7 +129,7 @@ fn abbreviates(word: &str, full: &str, min: usize) -> bool {
 }
 
 fn parse_show(rest: &[&str]) -> Result<ConsoleCommand, String> {
-    const WHAT: &str = "registrations, calls, extensions, version, trunks or cdr";
+    const WHAT: &str = "registrations, calls, extensions, version, trunks, parked or cdr";
     match rest {
         [] => Err(format!("show what? {WHAT}")),
         [w] if *w == "cdr" || *w == "cdrs" => Ok(ConsoleCommand::ShowCdr(20)),
@@ -139,6 +142,7 @@ fn parse_show(rest: &[&str]) -> Result<ConsoleCommand, String> {
         [w] if abbreviates(w, "extensions", 1) => Ok(ConsoleCommand::ShowExtensions),
         [w] if abbreviates(w, "version", 1) => Ok(ConsoleCommand::ShowVersion),
         [w] if abbreviates(w, "trunks", 2) => Ok(ConsoleCommand::ShowTrunks),
+        [w] if abbreviates(w, "parked", 1) => Ok(ConsoleCommand::ShowParked),
         _ => Err(format!("cannot show `{}`; try {WHAT}", rest.join(" "))),
     }
 }

@@ -96,6 +96,7 @@ async fn start(dir: &Path) -> PathBuf {
                 ConsoleCommand::Help => help_text(),
                 ConsoleCommand::ShowCdr(n) => format!("{n} records"),
                 ConsoleCommand::ShowTrunks => "trunks".to_string(),
+                ConsoleCommand::ShowParked => "parked".to_string(),
                 // Never answers: the server must time out on its own.
                 ConsoleCommand::ShowCalls => {
                     std::mem::forget(req.reply);
