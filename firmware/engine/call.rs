@@ -16,6 +16,8 @@ use crate::sip::Peer;
 use std::time::Instant;
 
 // Re-wiring answered calls (transfer, park) works on the dialogs and forks below.
+#[path = "consult.rs"]
+pub(super) mod consult;
 #[path = "park.rs"]
 pub(super) mod park;
 #[path = "transfer.rs"]
@@ -1236,6 +1238,9 @@ impl Engine {
     }
 
     pub(super) fn handle_in_dialog(&mut self, now: Instant, peer: Peer, txn: ServerTxnId, req: Request) {
+        if self.consult_request(now, peer, txn, &req) {
+            return;
+        }
         let Some((id, side, fork)) = self.locate(&req) else {
             return self.reply_status(txn, &req, peer, 481, &[], now);
         };

@@ -84,8 +84,7 @@ impl Engine {
     /// Parks the party opposite `parker`.
     fn park(&mut self, now: Instant, id: u64, parker: Side) {
         let ok = self.calls.get(&id).is_some_and(|c| c.is_plain_answered() && c.winner.is_some());
-        let busy = self.rewiring.calls.get(&id).is_some_and(|r| r.pending.is_some() || r.parked.is_some());
-        if !ok || busy || self.vacant_side(id).is_some() {
+        if !ok || self.rewiring_busy(id) {
             log::info!("call {id}: park refused: the call is not a plain answered call");
             return;
         }

@@ -46,6 +46,8 @@ pub(super) enum LegKind {
     Blind { notify: bool },
     /// The parker is rung back for a call nobody retrieved.
     Ringback,
+    /// `#9`: the presser (on the leg's side) consults the target; the other party is held.
+    Consult,
 }
 
 /// A UAC leg the box is dialling to take over one side of a call.
@@ -91,6 +93,8 @@ pub(super) struct CallRewire {
     pub(super) parked: Option<(u32, String, Instant)>,
     /// The parker hears the slot on this side until this deadline (or the prompt's end).
     pub(super) announcing: Option<(Side, Instant)>,
+    /// `#9`: the consulting side, and the target once it answered.
+    pub(super) consult: Option<(Side, Option<NewParty>)>,
 }
 
 /// Everything re-wiring keeps beside the calls.
@@ -104,7 +108,7 @@ pub(crate) struct Rewiring {
 }
 
 /// The party that takes over a side.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct NewParty {
     pub(super) dialog: Dialog,
     pub(super) ext: String,
@@ -374,6 +378,12 @@ impl Engine {
             .and_then(|l| self.rewiring.legs.get(&l))
             .is_some_and(|l| l.side == side && matches!(l.kind, LegKind::Blind { .. }));
         let parker = self.rewiring.calls.get(&id).and_then(|r| r.announcing).is_some_and(|(s, _)| s == side);
+        let consulting =
+            self.rewiring.calls.get(&id).and_then(|r| r.consult.as_ref()).is_some_and(|c| c.0 == side);
+        if consulting && self.vacant_side(id).is_none() {
+            self.complete_consult(now, id);
+            return true;
+        }
         if !(transferor || parker) || self.vacant_side(id).is_some() {
             return false;
         }
@@ -388,6 +398,21 @@ impl Engine {
     /// The call is ending: stop dialling its new party.
     pub(crate) fn rewire_call_ending(&mut self, now: Instant, id: u64) {
         self.cancel_pending_leg(now, id);
+        if let Some((_, Some(target))) = self.rewiring.calls.get_mut(&id).and_then(|r| r.consult.take()) {
+            // The held party hung up while the presser talked to the target.
+            self.bye_dialog(now, id, target.dialog.clone());
+            self.pool.release(target.port);
+            self.out.push_back(super::super::Output::Media(MediaCommand::Close {
+                relay: RelayId(id | super::consult::HOLD_PARTICIPANT),
+            }));
+        }
+    }
+
+    /// Something re-wires the call already (a transfer, a consultation, park).
+    pub(super) fn rewiring_busy(&self, id: u64) -> bool {
+        self.rewiring.calls.get(&id).is_some_and(|r| {
+            r.pending.is_some() || r.consult.is_some() || r.parked.is_some() || r.vacant.is_some()
+        })
     }
 
     /// The CDR of a call that had re-wires: the earlier A parties' legs, the current A leg's own
@@ -467,7 +492,10 @@ impl Engine {
             return Err(DialError::Unavailable);
         };
         // The new party sees the party it will talk to as the caller.
-        let presented = call.ext(side.other()).to_string();
+        let presented = match kind {
+            LegKind::Consult => call.ext(side).to_string(),
+            _ => call.ext(side.other()).to_string(),
+        };
         let formats = call.negotiated().to_vec();
         let ptime = call.ptime;
         let Some(port) = self.pool.allocate() else {
@@ -625,6 +653,7 @@ impl Engine {
             LegKind::Ringback => {
                 self.replace_side(now, id, leg.side, party, "park ringback");
             }
+            LegKind::Consult => self.consult_answered(id, party),
         }
     }
 
@@ -657,13 +686,35 @@ impl Engine {
             LegKind::Ringback => {
                 self.end_call(id, HangupSide::System, "parked call not retrieved", 408, now);
             }
+            LegKind::Consult => {
+                if let Some(r) = self.rewiring.calls.get_mut(&id) {
+                    r.consult = None;
+                }
+                self.back_to_talking(id, leg.side.other());
+                self.play_failure(id, leg.side, &leg.ext, code);
+            }
+        }
+    }
+
+    /// The pending consultation leg becomes a blind transfer (its presser hung up).
+    pub(super) fn pending_leg_becomes_blind(&mut self, id: u64) {
+        let leg = self.rewiring.calls.get(&id).and_then(|r| r.pending);
+        if let Some(l) = leg.and_then(|l| self.rewiring.legs.get_mut(&l)) {
+            l.kind = LegKind::Blind { notify: false };
         }
     }
 
     /// Ends a leg that answered too late: ACKed already, so a BYE.
     fn bye_leg(&mut self, now: Instant, leg_id: u64) {
         let Some(leg) = self.rewiring.legs.get(&leg_id).cloned() else { return };
-        let d = leg.dialog;
+        self.bye_dialog(now, leg.call, leg.dialog);
+    }
+
+    /// A BYE on a dialog the call does not hold (a leg that answered too late, a consulted
+    /// target).
+    pub(super) fn bye_dialog(&mut self, now: Instant, call: u64, mut d: Dialog) {
+        d.local_cseq += 1;
+        let seq = d.local_cseq;
         let branch = self.branch();
         let bye = Writer::request("BYE", &d.remote_target)
             .header("Via", self.via_for(&d.peer, &branch))
@@ -671,11 +722,11 @@ impl Engine {
             .header("From", &d.local_party)
             .header("To", &d.remote_party)
             .header("Call-ID", &d.call_id)
-            .header("CSeq", "2 BYE")
+            .header("CSeq", format_args!("{seq} BYE"))
             .header("User-Agent", writer::SERVER)
             .finish();
-        let txn = self.client.start(&branch, false, bye.clone(), d.peer, leg.call, now);
-        self.purposes.insert(txn, Purpose::Fire { call: leg.call });
+        let txn = self.client.start(&branch, false, bye.clone(), d.peer, call, now);
+        self.purposes.insert(txn, Purpose::Fire { call });
         self.transmit(d.peer, bye);
     }
 
@@ -782,7 +833,7 @@ impl Engine {
         notify: bool,
     ) -> Result<(), DialError> {
         let ok = self.calls.get(&id).is_some_and(|c| c.is_plain_answered() && c.winner.is_some());
-        if !ok || self.vacant_side(id).is_some() {
+        if !ok || self.rewiring_busy(id) {
             return Err(DialError::NotNow);
         }
         if target.is_empty() || target.len() > MAX_TARGET_DIGITS {
@@ -963,6 +1014,9 @@ impl Engine {
     /// An in-call code for re-wiring (`#8`, `#9`, `#0`, `#72`, `#7`); true when `buffer` was one
     /// and the digits are used up.
     pub(crate) fn rewire_code(&mut self, id: u64, side: Side, buffer: &str, now: Instant) -> bool {
+        if self.consult_code(id, side, buffer, now) {
+            return true;
+        }
         if let Some(target) =
             buffer.strip_suffix('#').and_then(|b| b.rsplit_once(BLIND_TRANSFER_CODE)).map(|(_, t)| t)
         {

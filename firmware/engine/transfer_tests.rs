@@ -307,3 +307,101 @@ fn a_refer_with_replaces_joins_the_two_other_parties() {
     assert_eq!((calls[0].from.as_str(), calls[0].to.as_str()), ("203", "202"));
     assert_eq!(h.cdrs.pop().unwrap().cause, "attended transfer");
 }
+
+// Tests for the consultation transfer (#9).
+
+/// 201 presses `#9203#`; 203 answers. Returns (202's INVITE, 201's To, 203's INVITE).
+fn consulting(h: &mut Harness) -> (String, String, String) {
+    let (inv_b, to_tag) = talking(h);
+    digits(h, Side::A, "#9203#");
+    assert!(h.media.iter().any(|m| matches!(m, MediaCommand::Play { side: Side::B, clips, .. } if clips == &vec![Clip::MusicOnHold])), "202 is held with music");
+    let inv = h.take_for(phone(7003)).into_iter().find(|m| first_line(m).starts_with("INVITE")).unwrap();
+    assert!(inv.contains("From: <sip:201@"), "the target sees the presser: {inv}");
+    h.media.clear();
+    h.send(phone(7003), &answer(&inv, 200, "t3", Some(&sdp(6000, "0 101")), 7003));
+    assert!(first_line(&h.take_for(phone(7003))[0]).starts_with("ACK "));
+    assert!(
+        h.media.iter().any(|m| matches!(m, MediaCommand::JoinRoom { port: 20002, .. })),
+        "202's port plays music alone: {:?}",
+        h.media
+    );
+    let open = h.media.iter().find_map(|m| match m {
+        MediaCommand::Open { a_port, b_remote, .. } => Some((*a_port, *b_remote)),
+        _ => None,
+    });
+    assert_eq!(open, Some((20000, Some("127.0.0.1:6000".parse().unwrap()))), "201 talks to 203");
+    assert!(h.take_for(phone(7002)).is_empty(), "the held phone sees no SIP at all");
+    h.media.clear();
+    (inv_b, to_tag, inv)
+}
+
+fn reopened(h: &Harness) -> Option<(u16, u16)> {
+    h.media.iter().rev().find_map(|m| match m {
+        MediaCommand::Open { a_port, b_port, .. } => Some((*a_port, *b_port)),
+        _ => None,
+    })
+}
+
+#[test]
+fn hash_9_consults_and_hanging_up_completes_the_transfer() {
+    let mut h = Harness::new();
+    let (inv_b, to_tag, target_inv) = consulting(&mut h);
+    h.send(phone(7001), &in_dialog_from_caller("BYE", 2, &to_tag, "", ""));
+    assert_eq!(status(&h.take_for(phone(7001))[0]), 200);
+    assert!(h.take_for(phone(7002)).is_empty() && h.take_for(phone(7003)).is_empty(), "no SIP to either");
+    let (a_port, b_port) = reopened(&h).unwrap();
+    assert!(target_inv.contains(&format!("m=audio {a_port} ")), "203 takes side A on its own port");
+    assert_eq!(b_port, 20002);
+    assert_eq!(h.engine.calls(h.now)[0].from, "203");
+    h.send(phone(7002), &from_callee(&inv_b, "BYE", 3, "", ""));
+    assert!(h.take_for(phone(7003)).iter().any(|m| first_line(m).starts_with("BYE ")));
+    let cdr = h.cdrs.pop().unwrap();
+    assert_eq!(cdr.rewires[0].kind, "attended transfer");
+    assert_eq!(cdr.final_view(), ("203".to_string(), "202".to_string()));
+    h.advance(Duration::from_secs(60));
+    assert_eq!(h.engine.rtp_ports_in_use().0, 0);
+}
+
+#[test]
+fn hash_0_cancels_the_consultation_back_to_the_held_party() {
+    let mut h = Harness::new();
+    consulting(&mut h);
+    digits(&mut h, Side::A, "#0");
+    assert!(h.take_for(phone(7003)).iter().any(|m| first_line(m).starts_with("BYE ")));
+    assert_eq!(reopened(&h), Some((20000, 20002)), "the relay is as before");
+    assert!(h.media.iter().any(|m| matches!(m, MediaCommand::Close { relay } if relay.0 == 1 | (1 << 60))));
+    assert_eq!(h.engine.calls(h.now)[0].to, "202");
+    assert_eq!(h.engine.rtp_ports_in_use().0, 2);
+}
+
+#[test]
+fn the_target_hanging_up_returns_the_presser_to_the_held_party() {
+    let mut h = Harness::new();
+    let (_, _, target_inv) = consulting(&mut h);
+    let Message::Request(r) = parsed(&target_inv) else { panic!() };
+    let bye = format!(
+        "BYE sip:201@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7003;branch=z9hG4bKtb\r\n\
+         From: {};tag=t3\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 2 BYE\r\n\r\n",
+        r.common.header("To").unwrap(),
+        r.common.header("From").unwrap(),
+        r.common.call_id
+    );
+    h.send(phone(7003), &bye);
+    assert_eq!(status(&h.take_for(phone(7003))[0]), 200);
+    assert_eq!(reopened(&h), Some((20000, 20002)));
+    assert_eq!(h.engine.calls(h.now)[0].state, "talking");
+}
+
+#[test]
+fn a_declining_target_returns_the_presser_with_a_prompt() {
+    let mut h = Harness::new();
+    talking(&mut h);
+    digits(&mut h, Side::A, "#9203#");
+    let inv = h.take_for(phone(7003)).into_iter().find(|m| first_line(m).starts_with("INVITE")).unwrap();
+    h.send(phone(7003), &answer(&inv, 486, "t3", None, 7003));
+    assert!(h.media.iter().any(|m| matches!(m, MediaCommand::StopPlay { side: Side::B, .. })));
+    assert!(h.media.iter().any(|m| matches!(m, MediaCommand::Play { side: Side::A, looped: false, .. })));
+    // A second consultation may follow.
+    digits(&mut h, Side::A, "#9203#");
+    assert!(h.take_for(phone(7003)).iter().any(|m| first_line(m).starts_with("INVITE")));
+}
