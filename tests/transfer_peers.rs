@@ -325,3 +325,68 @@ fn an_empty_park_slot_is_refused_with_404() {
     phone.command("dial", "9005");
     assert!(phone.wait_for("404", None, HANGUP_TIMEOUT), "{}\n{}", phone.report(), tb.stderr_tail(40));
 }
+
+/// What phone `i` (0 = 201, ...) heard since `mark`: (share of blocks with `hz`, blocks).
+fn heard_share(tb: &TestBox, i: usize, mark: usize, hz: f64) -> (f64, usize) {
+    let heard = newest_heard(tb, i).unwrap_or_default();
+    let bs: Vec<Vec<f64>> = blocks(&heard).skip(mark / BLOCK_SAMPLES + SETTLE_BLOCKS).collect();
+    let found = bs.iter().filter(|b| ToneDetector::MIXED.block_has_tone(b, hz)).count();
+    (found as f64 / bs.len().max(1) as f64, bs.len())
+}
+
+#[test]
+fn a_refer_with_replaces_joins_the_other_parties_of_two_calls() {
+    if !require_tool("baresip") || !require_tool("sipp") {
+        return;
+    }
+    let tb = TestBox::start_with_config(&[ALICE, BOB, CAROL], &[], "");
+    let media = tb.scratch("media");
+    // 201 is SIPp (the transferor, with two calls); 202 and 203 are phones.
+    let mut phones = Vec::new();
+    for (i, ext) in [BOB, CAROL].into_iter().enumerate() {
+        let path = media.join(format!("tone-{i}.wav"));
+        write_wav(&path, &tone(TONES_HZ[i + 1], SOURCE_SECONDS, TONE_AMPLITUDE));
+        phones.push(Phone::builder(&tb, ext, &path, PHONE_SECONDS).ctrl_tcp(tb.port()).start());
+    }
+    let context = |phones: &[Phone]| {
+        let reports = phones.iter().map(Phone::report).collect::<Vec<_>>().join("\n");
+        format!("{reports}\n--- box ---\n{}", tb.stderr_tail(150))
+    };
+    for p in &phones {
+        assert!(p.wait_for("200 OK", Some("Register:"), REGISTER_TIMEOUT), "{}", context(&phones));
+    }
+    let sipp = |scenario: &str, callee: &str| {
+        common::Sipp::new(scenario, &tb.scratch("sipp"))
+            .remote(&tb.sip_addr())
+            .local_port(tb.port())
+            .media_port(tb.port())
+            .service(callee)
+            .key("caller", ALICE.0)
+            .auth(ALICE.0, ALICE.1)
+            .timeout(Duration::from_secs(25))
+    };
+    // The consultation (201 to 203) first, with a Call-ID the REFER can name.
+    let consultation = sipp("refer_attended_call2.xml", CAROL.0).arg("-cid_str").arg("consult-%u").spawn();
+    assert!(phones[1].wait_for("Call established", None, ESTABLISH_TIMEOUT), "{}", context(&phones));
+    let transferor =
+        sipp("refer_attended.xml", BOB.0).key("target", CAROL.0).key("replaces", "consult-1").spawn();
+    transferor.wait().assert_ok("the transferor's call, REFER with Replaces, NOTIFYs and BYE");
+    consultation.wait().assert_ok("the consultation's transferor leg is hung up by the box");
+    let (m1, m2) = (newest_heard(&tb, 1).map_or(0, |s| s.len()), newest_heard(&tb, 2).map_or(0, |s| s.len()));
+    std::thread::sleep(TALK);
+    let (s1, n1) = heard_share(&tb, 1, m1, TONES_HZ[2]);
+    let (s2, n2) = heard_share(&tb, 2, m2, TONES_HZ[1]);
+    eprintln!(
+        "REFER attended: 202 heard 1700 in {:.0} % of {n1} blocks, 203 heard 1100 in {:.0} % of {n2}",
+        s1 * 100.0,
+        s2 * 100.0
+    );
+    assert!(n1 >= 10 && n2 >= 10 && s1 >= MIN_HEARD_SHARE && s2 >= MIN_HEARD_SHARE, "{}", context(&phones));
+    let cdr = tb.console("show cdr 3");
+    assert!(cdr.contains("attended transfer"), "{cdr}");
+    for p in &mut phones {
+        let _ = p.try_command("quit", "");
+        p.wait_exit(Duration::from_secs(2));
+        p.kill();
+    }
+}

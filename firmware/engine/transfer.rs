@@ -904,6 +904,15 @@ impl Engine {
         let Some((id2, x_side2)) = other else {
             return self.reply_status(txn, req, peer, 481, &[], now);
         };
+        // Only the transferor's own consultation may be joined (RFC 3891 §6: Replaces needs
+        // the authority of the replaced dialog's party).
+        let same_party = match (self.calls.get(&id), self.calls.get(&id2)) {
+            (Some(c1), Some(c2)) => c1.ext(side) == c2.ext(x_side2),
+            _ => false,
+        };
+        if !same_party {
+            return self.reply_status(txn, req, peer, 403, &[], now);
+        }
         let ok = |c: Option<&Call>| c.is_some_and(|c| c.is_plain_answered() && c.winner.is_some());
         let idle = |e: &Engine, i: u64| {
             e.rewiring.calls.get(&i).is_none_or(|r| r.pending.is_none() && r.vacant.is_none())
