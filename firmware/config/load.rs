@@ -613,6 +613,21 @@ mod tests {
     }
 
     #[test]
+    fn park_takes_its_keys_and_refuses_slots_over_an_extension() {
+        let c = parse_str("[park]\nfirst_slot = 8001\nslots = 5\nringback_seconds = 30\n", "x").ok();
+        let park = c.map(|c| c.park);
+        assert_eq!(
+            park,
+            Some(crate::config::ParkConfig { first_slot: 8001, slots: 5, ringback_seconds: 30 })
+        );
+        let e = parse_str("[park]\nringback_seconds = 5\n", "x").err().map(|e| e.field);
+        assert_eq!(e, Some(Some("park.ringback_seconds".into())));
+        let clash = "[[extension]]\nnumber = \"9003\"\nname = \"Desk\"\npassword = \"secret-9003\"\n[park]\nslots = 10\n";
+        let e = parse_str(clash, "x").err().map(|e| e.message);
+        assert!(e.as_ref().is_some_and(|m| m.contains("9003")), "a slot over an extension is refused: {e:?}");
+    }
+
+    #[test]
     fn empty_text_gives_the_defaults() {
         assert_eq!(parse_str("", "x").ok(), Some(Config::default()));
     }

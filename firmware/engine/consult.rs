@@ -203,11 +203,10 @@ impl Engine {
             crate::sip::message::Method::Bye => {
                 self.reply_status(txn, req, peer, 200, &[], now);
                 log::info!("call {id}: the consulted party hung up; back to the held party");
-                let Some((x, Some(party))) = self.rewiring.calls.get_mut(&id).and_then(|r| r.consult.take())
+                let Some((_, Some(party))) = self.rewiring.calls.get_mut(&id).and_then(|r| r.consult.take())
                 else {
                     return true;
                 };
-                let _ = x;
                 self.consult_media_back(id, party.port);
             }
             // A mid-consultation offer would re-point a relay side that is about to move again.

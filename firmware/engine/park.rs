@@ -5,7 +5,7 @@
 //!
 //! A child of `call` beside `transfer.rs` (same reasons).
 
-use super::transfer::{remote_tag, LegKind, NewParty};
+use super::transfer::{LegKind, NewParty};
 use super::*;
 use crate::media::Clip;
 use std::time::Duration;
@@ -63,6 +63,8 @@ impl Engine {
         let p = &self.cfg.park;
         number.parse::<u32>().is_ok_and(|n| n >= p.first_slot && n < p.first_slot.saturating_add(p.slots))
             && !number.starts_with('0')
+            // An extension configured inside the range (no `[park]` table to refuse it) wins.
+            && !self.extensions.contains_key(number)
     }
 
     /// `#72`, or `#7` (then wait for a `2`); true when the digits are used up.
@@ -220,7 +222,6 @@ impl Engine {
             sdp_version: 1,
             pending_ok: None,
         };
-        let _ = remote_tag(&dialog);
         let voice_pt = audio
             .formats
             .iter()

@@ -105,6 +105,8 @@ pub(crate) struct Rewiring {
     pub(super) calls: HashMap<u64, CallRewire>,
     /// Park slot → call.
     pub(super) slots: BTreeMap<u32, u64>,
+    /// Answered legs' ACKs (leg → call, ACK), re-sent on a retransmitted 2xx.
+    acks: HashMap<u64, (u64, Vec<u8>)>,
 }
 
 /// The party that takes over a side.
@@ -418,9 +420,10 @@ impl Engine {
     /// The CDR of a call that had re-wires: the earlier A parties' legs, the current A leg's own
     /// times, and the re-wire list (the detailed view; [`CdrRecord::final_view`] reads it).
     pub(super) fn rewired_cdr(&mut self, id: u64, rec: &mut CdrRecord) {
+        self.rewiring.acks.retain(|_, (call, _)| *call != id);
         let Some(r) = self.rewiring.calls.remove(&id) else { return };
-        if let Some((_, slot)) = r.parked.as_ref().map(|p| ((), p.0)) {
-            self.rewiring.slots.remove(&slot);
+        if let Some((slot, _, _)) = &r.parked {
+            self.rewiring.slots.remove(slot);
         }
         if let Some(leg) = r.pending.and_then(|l| self.rewiring.legs.remove(&l)) {
             self.purposes.remove(&leg.txn);
@@ -433,7 +436,7 @@ impl Engine {
                 a.answer_ms = answer.map(|t| self.wall_ms(t));
             }
         }
-        if self.vacant_after(&r) == Some(Side::A) {
+        if r.vacant == Some(Side::A) {
             // The last A party left before the end: it is among the old legs already.
             rec.legs.retain(|l| l.leg != "a");
         }
@@ -463,10 +466,6 @@ impl Engine {
             }
         }
         rec.rewires = r.rewires;
-    }
-
-    fn vacant_after(&self, r: &CallRewire) -> Option<Side> {
-        r.vacant
     }
 
     // ---- dialling the new party -----------------------------------------------------------
@@ -563,12 +562,18 @@ impl Engine {
 
     /// A response to a leg's INVITE.
     pub(super) fn on_leg_response(&mut self, now: Instant, leg_id: u64, peer: Peer, resp: &Response) {
-        let Some(leg) = self.rewiring.legs.get_mut(&leg_id) else { return };
-        if let Some(tag) = resp.common.to.tag() {
-            if !leg.dialog.remote_party.contains(";tag=") {
-                leg.dialog.remote_party = resp.common.header("To").unwrap_or_default().to_string();
+        let Some(leg) = self.rewiring.legs.get_mut(&leg_id) else {
+            // An answered leg's 2xx again: our ACK was lost.
+            if (200..300).contains(&resp.code) {
+                if let Some((_, ack)) = self.rewiring.acks.get(&leg_id) {
+                    let ack = ack.clone();
+                    self.transmit(peer, ack);
+                }
             }
-            let _ = tag;
+            return;
+        };
+        if resp.common.to.tag().is_some() && !leg.dialog.remote_party.contains(";tag=") {
+            leg.dialog.remote_party = resp.common.header("To").unwrap_or_default().to_string();
         }
         if let Some(c) = resp.common.header("Contact").and_then(NameAddr::parse) {
             leg.dialog.remote_target = c.uri.raw;
@@ -641,8 +646,12 @@ impl Engine {
             start: leg.start,
             ring: leg.ring,
         };
-        // The leg's INVITE keeps its purpose (2xx retransmissions) until the call ends.
+        // The leg's INVITE keeps its purpose and its ACK (2xx retransmissions) until the call
+        // ends.
         self.rewiring.legs.remove(&leg_id);
+        if let Some(ack) = leg.ack.clone() {
+            self.rewiring.acks.insert(leg_id, (id, ack));
+        }
         match leg.kind {
             LegKind::Blind { notify } => {
                 if notify && self.vacant_side(id) != Some(leg.side) {
@@ -988,13 +997,10 @@ impl Engine {
         } else {
             format!("active;expires={REFER_SUBSCRIPTION_S}")
         };
-        let fork = match side {
-            Side::A => None,
-            Side::B => match self.calls.get(&id).and_then(|c| c.winner) {
-                Some(w) => Some(w),
-                None => return,
-            },
-        };
+        if side == Side::B && self.calls.get(&id).is_none_or(|c| c.winner.is_none()) {
+            // The transferor's side B is vacant: nobody to notify.
+            return;
+        }
         let body = format!("SIP/2.0 {code} {reason}\r\n");
         let branch = self.branch();
         let Some(call) = self.calls.get_mut(&id) else { return };
@@ -1002,7 +1008,6 @@ impl Engine {
         let d = call.dialog_mut(side);
         d.local_cseq += 1;
         let (d, seq) = (d.clone(), d.local_cseq);
-        let _ = fork;
         let bytes = Writer::request("NOTIFY", &d.remote_target)
             .header("Via", self.via_for(&d.peer, &branch))
             .header("Max-Forwards", 70)
