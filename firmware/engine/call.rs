@@ -344,6 +344,9 @@ impl Engine {
         }
         let to_ext =
             req.uri.user_unescaped().or_else(|| req.common.to.uri.user_unescaped()).unwrap_or_default();
+        if req.common.header("Replaces").is_some() {
+            return self.invite_with_replaces(now, peer, txn, req, &from_ext);
+        }
         if self.is_park_slot(&to_ext) {
             return self.retrieve_parked(now, peer, txn, req, &from_ext);
         }

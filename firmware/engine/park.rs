@@ -195,6 +195,24 @@ impl Engine {
             let w = [("Warning", format!("399 hakoden \"park slot {slot} is empty\""))];
             return self.reply_status(txn, &req, peer, 404, &w, now);
         };
+        log::info!("{from} dialled park slot {slot}");
+        self.take_side_with_invite(now, peer, txn, req, from, id, side, "park retrieve");
+    }
+
+    /// The caller of a new INVITE takes `side` of call `id` (park retrieval, INVITE with
+    /// Replaces): its offer is answered with the call's formats on a fresh relay port.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn take_side_with_invite(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        txn: ServerTxnId,
+        req: Request,
+        from: &str,
+        id: u64,
+        side: Side,
+        kind: &str,
+    ) {
         let offer = sdp::parse(&req.common.body).ok();
         let audio = offer.as_ref().and_then(|o| o.audio.clone()).filter(|a| a.port != 0);
         let Some(audio) = audio.filter(|a| sdp::has_voice_codec(&sdp::supported_formats(&a.formats))) else {
@@ -202,7 +220,7 @@ impl Engine {
             return self.reply_status(txn, &req, peer, 488, &[], now);
         };
         let Some(port) = self.pool.allocate() else {
-            log::warn!("ALARM: RTP port pool exhausted (retrieving slot {slot})");
+            log::warn!("ALARM: RTP port pool exhausted (call {id}: {from} taking a side)");
             return self.reply_status(txn, &req, peer, 503, &[("Retry-After", "5".into())], now);
         };
         let formats = self.answer_formats(id, &audio.formats);
@@ -238,20 +256,51 @@ impl Engine {
             start: now,
             ring: None,
         };
-        self.rewiring.slots.remove(&slot);
-        if let Some(r) = self.rewiring.calls.get_mut(&id) {
-            r.parked = None;
+        if let Some(slot) = self.rewiring.calls.get_mut(&id).and_then(|r| r.parked.take()).map(|p| p.0) {
+            self.rewiring.slots.remove(&slot);
         }
-        log::info!("call {id}: {from} takes the call parked in slot {slot}");
-        self.replace_side(now, id, side, party, "park retrieve");
+        log::info!("call {id}: {from} takes side {side:?} ({kind})");
+        self.replace_side(now, id, side, party, kind);
         let Some(call) = self.calls.get(&id) else { return };
         let body = self.sdp_for(call, side, &formats, Direction::SendRecv);
-        let contact = self.contact_for(&slot.to_string(), &peer);
+        let user = req.uri.user_unescaped().unwrap_or_default();
+        let contact = self.contact_for(&user, &peer);
         let ok = response_to(&req.common, peer.addr, 200, Some(&tag))
             .header("Contact", contact)
             .header("Allow", writer::ALLOW)
             .finish_with_body("application/sdp", &body);
         self.reply(txn, 200, ok.clone(), now);
         self.set_pending_ok(now, id, side, req.common.cseq.seq, ok, peer);
+    }
+}
+
+impl Engine {
+    /// An INVITE with `Replaces` (RFC 3891): the caller takes the side of the call whose dialog
+    /// the header names (by Call-ID; tags are not compared), and that side's party is hung up.
+    /// Any authenticated extension may do so: the Call-IDs the box hands out are unguessable.
+    pub(crate) fn invite_with_replaces(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        txn: ServerTxnId,
+        req: Request,
+        from: &str,
+    ) {
+        let value = req.common.header("Replaces").unwrap_or_default();
+        let call_id = value.split(';').next().unwrap_or_default().trim().to_string();
+        let found = self.a_index.iter().find(|((c, _), _)| *c == call_id).map(|(_, v)| (*v, Side::A));
+        let found = found.or_else(|| {
+            let (id, fork) = self.b_index.get(&call_id).copied()?;
+            (self.calls.get(&id)?.winner == Some(fork)).then_some((id, Side::B))
+        });
+        let Some((id, side)) = found else {
+            // §3: no such dialog.
+            return self.reply_status(txn, &req, peer, 481, &[], now);
+        };
+        let ok = self.calls.get(&id).is_some_and(|c| c.is_plain_answered());
+        if !ok || self.rewiring_busy(id) {
+            return self.reply_status(txn, &req, peer, 486, &[], now);
+        }
+        self.take_side_with_invite(now, peer, txn, req, from, id, side, "replaces");
     }
 }

@@ -405,3 +405,23 @@ fn a_declining_target_returns_the_presser_with_a_prompt() {
     digits(&mut h, Side::A, "#9203#");
     assert!(h.take_for(phone(7003)).iter().any(|m| first_line(m).starts_with("INVITE")));
 }
+
+#[test]
+fn an_invite_with_replaces_takes_the_named_side_and_hangs_up_its_party() {
+    let mut h = Harness::new();
+    talking(&mut h);
+    let inv = invite("203", "202", 7003, "r1", &sdp(6000, "0 101"))
+        .replace("Content-Type:", "Replaces: c1;to-tag=x;from-tag=fc1\r\nContent-Type:");
+    h.send(phone(7003), &inv);
+    let ok = h.take_for(phone(7003)).pop().unwrap();
+    assert_eq!(status(&ok), 200, "{ok}");
+    assert!(h.take_for(phone(7001)).iter().any(|m| first_line(m).starts_with("BYE ")), "201 is replaced");
+    let call = &h.engine.calls(h.now)[0];
+    assert_eq!((call.from.as_str(), call.to.as_str()), ("203", "202"));
+    h.send(
+        phone(7003),
+        &invite("203", "202", 7003, "r2", &sdp(6000, "0"))
+            .replace("Content-Type:", "Replaces: nosuch\r\nContent-Type:"),
+    );
+    assert_eq!(status(&h.take_for(phone(7003)).pop().unwrap()), 481);
+}
