@@ -213,7 +213,7 @@ pub struct Engine {
     sweep_armed: bool,
     /// Registration clients of the SIP trunks; their responses are routed by Call-ID.
     trunks: Vec<crate::apps::trunk::Trunk>,
-    /// Transfers and park (`call/transfer.rs`, `call/park.rs`).
+    /// Transfers and park (`transfer.rs`, `consult.rs`, `park.rs`: child modules of `call`).
     rewiring: call::transfer::Rewiring,
 }
 
