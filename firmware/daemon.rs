@@ -217,6 +217,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         trunks: config.trunks.clone(),
         dialplan: config.dialplan.clone(),
         trunk_calls: config.trunk_calls.clone(),
+        park: config.park.clone(),
     };
     let mut engine = Engine::new(engine_cfg, &extensions);
     restore_forwards(&mut engine, &store, &extensions);
@@ -662,6 +663,18 @@ fn answer_console(
                     g.timeout_s.map(|t| format!(" total {t}s")).unwrap_or_default(),
                     g.members.join(","),
                     g.no_answer.unwrap_or_else(|| "480".into())
+                );
+            }
+        }
+        ConsoleCommand::ShowParked => {
+            let parked = engine.parked(now);
+            let _ = writeln!(s, "{} parked call(s)", parked.len());
+            let _ = writeln!(s, "{:<8} {:<8} {:<10} {:<10} ringback in", "slot", "call", "parked", "parker");
+            for p in parked {
+                let _ = writeln!(
+                    s,
+                    "{:<8} {:<8} {:<10} {:<10} {} s",
+                    p.slot, p.call, p.parked, p.parker, p.ringback_in_s
                 );
             }
         }

@@ -46,6 +46,7 @@ fn cdr(call_id: u64) -> CdrRecord {
         recordings: Vec::new(),
         trunk: None,
         did: None,
+        rewires: Vec::new(),
     }
 }
 

@@ -109,6 +109,7 @@ struct RawFile {
     media: Option<RawMedia>,
     recording: Option<RawRecording>,
     conference: Option<RawConference>,
+    park: Option<RawPark>,
     #[serde(default)]
     trunk: Vec<Spanned<RawTrunk>>,
     #[serde(default)]
@@ -155,6 +156,14 @@ struct RawMedia {
 struct RawRecording {
     retention_days: Option<Spanned<i64>>,
     max_mib: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPark {
+    first_slot: Option<Spanned<i64>>,
+    slots: Option<Spanned<i64>>,
+    ringback_seconds: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -414,6 +423,34 @@ fn validate(raw: RawFile) -> Result<Config, Invalid> {
         }
     }
     config.dialplan = super::dialplan::validate(raw.ring_group, features, &config.conference.rooms)?;
+    if let Some(p) = raw.park {
+        // Slots are dialled numbers: at most 8 digits like every other internal number.
+        let range = |v: &Spanned<i64>, field: &str, lo: i64, hi: i64| -> Result<u32, Invalid> {
+            let n = *v.get_ref();
+            if n < lo || n > hi {
+                return Err(invalid(v, field, format!("must be {lo}..={hi}")));
+            }
+            Ok(n as u32)
+        };
+        if let Some(v) = &p.first_slot {
+            config.park.first_slot = range(v, "park.first_slot", 1, 99_999_999)?;
+        }
+        // More slots than calls would never fill; 100 is a switchboard's worth.
+        if let Some(v) = &p.slots {
+            config.park.slots = range(v, "park.slots", 1, 100)?;
+        }
+        // A ringback sooner than 10 s would ring the parker before anyone could dial the slot.
+        if let Some(v) = &p.ringback_seconds {
+            config.park.ringback_seconds = range(v, "park.ringback_seconds", 10, 3600)?;
+        }
+        let park = &config.park;
+        let clash = config.extensions.iter().find(|e| {
+            e.number.parse::<u32>().is_ok_and(|n| n >= park.first_slot && n - park.first_slot < park.slots)
+        });
+        if let (Some(e), Some(v)) = (clash, p.first_slot.as_ref().or(p.slots.as_ref())) {
+            return Err(invalid(v, "park.first_slot", format!("park slots cover extension {}", e.number)));
+        }
+    }
     Ok(config)
 }
 
@@ -659,6 +696,21 @@ mod tests {
         for b in [b' ', b'"', b'\'', b'\\', b'\t', 0x7f] {
             assert!(!password_byte_ok(b), "{b}");
         }
+    }
+
+    #[test]
+    fn park_takes_its_keys_and_refuses_slots_over_an_extension() {
+        let c = parse_str("[park]\nfirst_slot = 8001\nslots = 5\nringback_seconds = 30\n", "x").ok();
+        let park = c.map(|c| c.park);
+        assert_eq!(
+            park,
+            Some(crate::config::ParkConfig { first_slot: 8001, slots: 5, ringback_seconds: 30 })
+        );
+        let e = parse_str("[park]\nringback_seconds = 5\n", "x").err().map(|e| e.field);
+        assert_eq!(e, Some(Some("park.ringback_seconds".into())));
+        let clash = "[[extension]]\nnumber = \"9003\"\nname = \"Desk\"\npassword = \"secret-9003\"\n[park]\nslots = 10\n";
+        let e = parse_str(clash, "x").err().map(|e| e.message);
+        assert!(e.as_ref().is_some_and(|m| m.contains("9003")), "a slot over an extension is refused: {e:?}");
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct Config {
     pub recording: RecordingConfig,
     /// `[conference]`: dial-in room numbers.
     pub conference: ConferenceConfig,
+    /// `[park]`: call park slots.
+    pub park: ParkConfig,
     /// `[[trunk]]`: SIP trunks to providers (issue 4; registration only so far).
     pub trunks: Vec<crate::apps::trunk::TrunkConfig>,
     /// `[[ring_group]]` and the dial-plan keys of `[[extension]]` (issue 4).
@@ -99,6 +101,23 @@ pub struct ConferenceConfig {
 impl Default for ConferenceConfig {
     fn default() -> Self {
         ConferenceConfig { rooms: vec!["9201".into(), "9202".into(), "9203".into()] }
+    }
+}
+
+/// `[park]`: call park slots (issue 4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkConfig {
+    /// The first slot number (spec: 9001).
+    pub first_slot: u32,
+    /// How many slots follow it.
+    pub slots: u32,
+    /// A parked call nobody takes rings its parker back after this many seconds.
+    pub ringback_seconds: u32,
+}
+
+impl Default for ParkConfig {
+    fn default() -> Self {
+        ParkConfig { first_slot: 9001, slots: 10, ringback_seconds: 60 }
     }
 }
 

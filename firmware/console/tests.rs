@@ -100,6 +100,7 @@ async fn start(dir: &Path) -> PathBuf {
                 ConsoleCommand::ShowDids
                 | ConsoleCommand::ShowList(_)
                 | ConsoleCommand::ListImport { .. } => "lists".to_string(),
+                ConsoleCommand::ShowParked => "parked".to_string(),
                 // Never answers: the server must time out on its own.
                 ConsoleCommand::ShowCalls => {
                     std::mem::forget(req.reply);

@@ -20,6 +20,13 @@ mod dialplan_call;
 // A child of `call` so it can work on a call's legs without widening their visibility.
 #[path = "trunkcalls.rs"]
 pub(super) mod trunkcalls;
+// Re-wiring answered calls (transfer, park) works on the dialogs and forks below.
+#[path = "consult.rs"]
+pub(super) mod consult;
+#[path = "park.rs"]
+pub(super) mod park;
+#[path = "transfer.rs"]
+pub(super) mod transfer;
 
 /// Why the box sent a client request; the answer is routed by this.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +39,8 @@ pub(super) enum Purpose {
     ReInvite { call: u64, from: Side, txn: ServerTxnId, req: Box<Request>, peer: Peer },
     /// An in-dialog request (INFO, UPDATE without SDP) relayed; the status goes back.
     Relay { call: u64, txn: ServerTxnId, req: Box<Request>, peer: Peer },
+    /// The INVITE of a new party for one side of a call (transfer, park ringback).
+    Leg { call: u64, leg: u64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -358,6 +367,12 @@ impl Engine {
         // feature codes are decided there, for phones and for DID calls to an internal number.
         let from_ext =
             if trunk_plan.is_none() { self.dialplan_presented_as(&from_ext, peer) } else { from_ext };
+        if req.common.header("Replaces").is_some() {
+            return self.invite_with_replaces(now, peer, txn, req, &from_ext);
+        }
+        if self.is_park_slot(&to_ext) {
+            return self.retrieve_parked(now, peer, txn, req, &from_ext);
+        }
         let room = self.room_for(&to_ext);
         let mut plan = None;
         let leaves_by_trunk = trunk_plan.as_ref().is_some_and(|p| p.direct.is_some());
@@ -697,6 +712,7 @@ impl Engine {
     ) {
         match purpose {
             Purpose::Fork { call, fork } => self.on_fork_response(now, call, fork, txn, peer, resp),
+            Purpose::Leg { leg, .. } => self.on_leg_response(now, leg, peer, resp),
             Purpose::Fire { .. } => {}
             Purpose::ReInvite { call, from, txn: stxn, req, peer: from_peer } => {
                 self.on_reinvite_response(now, call, from, stxn, &req, from_peer, resp)
@@ -1298,6 +1314,9 @@ impl Engine {
     }
 
     pub(super) fn handle_in_dialog(&mut self, now: Instant, peer: Peer, txn: ServerTxnId, req: Request) {
+        if self.consult_request(now, peer, txn, &req) {
+            return;
+        }
         let Some((id, side, fork)) = self.locate(&req) else {
             return self.reply_status(txn, &req, peer, 481, &[], now);
         };
@@ -1308,6 +1327,9 @@ impl Engine {
         match req.method {
             crate::sip::message::Method::Bye => {
                 self.reply_status(txn, &req, peer, 200, &[], now);
+                if is_winner && self.absorb_bye(now, id, side) {
+                    return;
+                }
                 if is_winner {
                     let hangup = if side == Side::A { HangupSide::Caller } else { HangupSide::Callee };
                     log::info!(
@@ -1589,6 +1611,7 @@ impl Engine {
                 let w = response_to(&req.common, peer.addr, 408, None);
                 self.reply(txn, 408, w.finish(), now);
             }
+            Purpose::Leg { leg, .. } => self.on_leg_timeout(now, leg),
             Purpose::Fire { .. } => {}
         }
     }
@@ -1635,6 +1658,7 @@ impl Engine {
     /// Sends the caller its final answer when it has none, then releases everything and emits the
     /// CDR.
     pub(super) fn finish_call(&mut self, now: Instant, id: u64, side: HangupSide, cause: &str, status: u16) {
+        self.rewire_call_ending(now, id);
         if let Some(call) = self.calls.get(&id) {
             if self.server.is_proceeding(call.invite_txn) && status >= 300 {
                 let w = response_to(&call.invite.common, call.a.peer.addr, status, Some(&call.a_tag));
@@ -1657,8 +1681,7 @@ impl Engine {
             }
             self.pool.release(c_port);
         }
-        self.a_index
-            .remove(&(call.a.call_id.clone(), call.invite.common.from.tag().unwrap_or_default().to_string()));
+        self.a_index.remove(&(call.a.call_id.clone(), transfer::remote_tag(&call.a)));
         for f in &call.forks {
             self.b_index.remove(&f.dialog.call_id);
         }
@@ -1703,7 +1726,7 @@ impl Engine {
         }))
         .collect();
         let ms = |d: std::time::Duration| d.as_millis() as u64;
-        let rec = CdrRecord {
+        let mut rec = CdrRecord {
             call_id: id,
             from: call.from_ext.clone(),
             to: call.to_ext.clone(),
@@ -1722,7 +1745,9 @@ impl Engine {
             recordings: call.recording_paths.clone(),
             trunk: call.trunk.as_ref().map(|t| t.trunk.clone()),
             did: call.trunk.as_ref().and_then(|t| t.did.clone()),
+            rewires: Vec::new(),
         };
+        self.rewired_cdr(id, &mut rec);
         log::info!("call {id}: ended ({:?}, {cause})", rec.disposition);
         self.out.push_back(super::Output::Cdr(Box::new(rec)));
     }

@@ -97,4 +97,38 @@ pub struct CdrRecord {
     /// The DID an inbound trunk call dialled.
     #[serde(default)]
     pub did: Option<String>,
+    /// Transfers and park that replaced a party, in order (the detailed view; legs of replaced
+    /// parties are in `legs`). Empty for a plain call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rewires: Vec<Rewire>,
+}
+
+/// One party of a call replaced by another (transfer, park, retrieval, ringback).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rewire {
+    /// When.
+    pub at_ms: UnixMillis,
+    /// `blind transfer`, `attended transfer`, `park retrieve`, `park ringback`.
+    pub kind: String,
+    /// Which side of the call: `a` (the caller's side) or `b`.
+    pub side: String,
+    /// The extension that left that side.
+    pub replaced: String,
+    /// The extension that took it.
+    pub by: String,
+}
+
+impl CdrRecord {
+    /// The final view: who ended up talking to whom (caller side, callee side). For a call
+    /// without re-wires that is `from` and `to`.
+    pub fn final_view(&self) -> (String, String) {
+        let mut parties = (self.from.clone(), self.to.clone());
+        for r in &self.rewires {
+            match r.side.as_str() {
+                "a" => parties.0 = r.by.clone(),
+                _ => parties.1 = r.by.clone(),
+            }
+        }
+        parties
+    }
 }

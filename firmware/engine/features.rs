@@ -138,9 +138,11 @@ impl Engine {
                 }
             }
             MediaEvent::PlayDone { relay, side } => {
-                // Each ends only the calls it plays to (a feature-code answer, a DID announcement).
+                // Each ends or moves on only the calls it plays to (a feature-code answer, a DID
+                // announcement, a park announcement).
                 self.dialplan_play_done(relay, side, now);
                 self.on_announcement_done(relay, side, now);
+                self.rewire_play_done(now, relay.0, side);
             }
             MediaEvent::Recorded { relay, path, bytes } => {
                 log::info!("call {}: recording {path} closed, {bytes} bytes", relay.0);
@@ -185,6 +187,13 @@ impl Engine {
             Side::B => call.callee_ext().to_string(),
         };
         let buffer = call.digit_buffers[usize::from(side == Side::B)].push(event.digit, now).to_string();
+        if self.rewire_code(id, side, &buffer, now) {
+            if let Some(c) = self.calls.get_mut(&id) {
+                c.digit_buffers[usize::from(side == Side::B)].digits.clear();
+            }
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&id) else { return };
         if let Some(target) =
             buffer.strip_suffix('#').and_then(|b| b.rsplit_once(THREE_WAY_CODE)).map(|(_, t)| t)
         {

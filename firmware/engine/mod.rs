@@ -27,6 +27,7 @@ use crate::sip::transaction::{
 };
 use crate::sip::writer::{self, response_to, Writer};
 use crate::sip::{Peer, Transport};
+pub use call::park::ParkedView;
 pub use call::trunkcalls::{DidView, ListKind, MAX_AUTH_ROUNDS};
 use call::{Call, Purpose};
 use cdr::CdrRecord;
@@ -80,6 +81,8 @@ pub struct EngineConfig {
     pub dialplan: crate::config::DialplanConfig,
     /// DIDs, routes and lists of calls over the trunks (issue 4).
     pub trunk_calls: crate::config::TrunkCallsConfig,
+    /// Call park slots and ringback.
+    pub park: crate::config::ParkConfig,
 }
 
 impl EngineConfig {
@@ -104,6 +107,7 @@ impl EngineConfig {
             trunks: Vec::new(),
             dialplan: crate::config::DialplanConfig::default(),
             trunk_calls: crate::config::TrunkCallsConfig::default(),
+            park: crate::config::ParkConfig::default(),
         }
     }
 }
@@ -182,6 +186,8 @@ pub struct Counters {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum TimerKey {
     Call(u64),
+    /// Transfer and park timers of a call.
+    Rewire(u64),
     RegistrarSweep,
     /// The dial plan's step of a call ends (next member, forward, prompt guard).
     Dialplan(u64),
@@ -221,6 +227,8 @@ pub struct Engine {
     dialplan: dialplan::Dialplan,
     /// Lists, routes and DID channel counts of calls over the trunks.
     trunk_calls: call::trunkcalls::TrunkCalls,
+    /// Transfers and park (`transfer.rs`, `consult.rs`, `park.rs`: child modules of `call`).
+    rewiring: call::transfer::Rewiring,
 }
 
 /// The result of checking credentials.
@@ -266,6 +274,7 @@ impl Engine {
             trunks,
             dialplan,
             trunk_calls,
+            rewiring: Default::default(),
         }
     }
 
@@ -426,6 +435,7 @@ impl Engine {
             match key {
                 TimerKey::Call(id) => self.on_call_timer(id, now),
                 TimerKey::Dialplan(id) => self.on_dialplan_timer(id, now),
+                TimerKey::Rewire(id) => self.on_rewire_timer(id, now),
                 TimerKey::RegistrarSweep => {
                     self.sweep_armed = false;
                     let n = self.registrar.sweep(now);
@@ -609,6 +619,7 @@ impl Engine {
                 self.handle_in_dialog(now, peer, txn, req)
             }
             Method::Ack => {}
+            Method::Refer if req.common.to.tag().is_some() => self.handle_refer(now, peer, txn, req),
             Method::Prack
             | Method::Subscribe
             | Method::Notify
@@ -736,8 +747,11 @@ impl Engine {
         match self.client.on_response(&resp, now) {
             ResponseMatch::Deliver { txn, owner } => {
                 let purpose = if resp.code >= 200
-                    && !(resp.code < 300 && matches!(self.purposes.get(&txn), Some(Purpose::Fork { .. })))
-                {
+                    && !(resp.code < 300
+                        && matches!(
+                            self.purposes.get(&txn),
+                            Some(Purpose::Fork { .. } | Purpose::Leg { .. })
+                        )) {
                     self.purposes.remove(&txn)
                 } else {
                     self.purposes.get(&txn).cloned()

@@ -987,3 +987,6 @@ fn a_press_sent_by_info_and_rfc4733_is_reported_once() {
 // Ring groups, forwarding, pickup and hot desking have their own file.
 #[path = "dialplan_tests.rs"]
 mod dialplan_tests;
+// Transfer and park tests live beside their modules' state, sharing this harness.
+#[path = "transfer_tests.rs"]
+mod transfer_tests;
