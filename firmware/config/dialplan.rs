@@ -155,7 +155,7 @@ fn digits(s: &str) -> bool {
 }
 
 /// True when `target` may be a forward target given the internal numbers: an internal number,
-/// or an outside number of [`MIN_EXTERNAL_DIGITS`]..=[`MAX_TARGET_DIGITS`] digits.
+/// or an outside number of [`MIN_EXTERNAL_DIGITS`]..=`MAX_TARGET_DIGITS` (20) digits.
 pub fn target_ok(target: &str, internal: &dyn Fn(&str) -> bool) -> Result<(), String> {
     if !digits(target) {
         return Err(format!("`{target}` is not a number (digits only)"));

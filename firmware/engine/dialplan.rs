@@ -2,11 +2,11 @@
 //! extension forwarding (always, busy, no answer, unregistered) and do-not-disturb, feature
 //! codes dialled as numbers (`*72…` toggles, pickup `**ext` / `*8`, hot desking `998`/`997`).
 //!
-//! The engine asks [`Engine::dialplan_new_call`] what to do with a dialled number before its own
-//! extension lookup; the answer is a reply, or a [`Planned`] ringing step that
-//! [`Engine::dialplan_attach`] starts once the call exists. From then on the dial plan steers
+//! The engine asks `Engine::dialplan_new_call` what to do with a dialled number before its own
+//! extension lookup; the answer is a reply, or a `Planned` ringing step that
+//! `Engine::dialplan_attach` starts once the call exists. From then on the dial plan steers
 //! the call through its steps (the next member, a forward target, the no-answer destination)
-//! on its own timer ([`super::TimerKey::Dialplan`]) and when every fork failed.
+//! on its own timer (`TimerKey::Dialplan`) and when every fork failed.
 //! The primitives that need the call's internals (ringing other phones, answering with a prompt,
 //! connecting a picker) live in `dialplan_call.rs`, a child of `call.rs`.
 //!
