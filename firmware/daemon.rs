@@ -589,7 +589,7 @@ fn answer_console(
                 let _ = writeln!(s, "{line}");
             }
         }
-        ConsoleCommand::ShowCdr(n) => match store.recent_cdrs(n) {
+        ConsoleCommand::ShowCdr(n) | ConsoleCommand::ShowCdrDetail(n) => match store.recent_cdrs(n) {
             Ok(recs) => {
                 let _ = writeln!(s, "{} stored call record(s), newest first", store.cdr_count().unwrap_or(0));
                 let _ = writeln!(
@@ -624,6 +624,39 @@ fn answer_console(
                     }
                     for path in &r.recordings {
                         let _ = writeln!(s, "         recording: {path}");
+                    }
+                    // Final view: who ended up talking to whom after transfers and park.
+                    if !r.rewires.is_empty() {
+                        let (a, b) = r.final_view();
+                        let _ = writeln!(s, "         final: {a} <-> {b}");
+                        for w in &r.rewires {
+                            let _ = writeln!(
+                                s,
+                                "         {}: side {} {} -> {} at {}",
+                                w.kind,
+                                w.side,
+                                w.replaced,
+                                w.by,
+                                crate::logger::utc_timestamp(w.at_ms)
+                            );
+                        }
+                    }
+                    if matches!(cmd, ConsoleCommand::ShowCdrDetail(_)) {
+                        for l in &r.legs {
+                            let _ = writeln!(
+                                s,
+                                "         leg {:<4} {:<24} {:>4} {:<10} {}s{}",
+                                l.leg,
+                                l.peer,
+                                l.final_status,
+                                serde_json::to_string(&l.disposition)
+                                    .unwrap_or_default()
+                                    .trim_matches('"')
+                                    .to_string(),
+                                l.end_ms.saturating_sub(l.answer_ms.unwrap_or(l.end_ms)) / 1000,
+                                if l.answer_ms.is_some() { " talk" } else { "" }
+                            );
+                        }
                     }
                 }
             }

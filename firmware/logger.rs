@@ -130,6 +130,13 @@ fn truncate(line: &mut String, max: usize) {
     line.push(mark);
 }
 
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` of a Unix time in milliseconds (console listings).
+pub fn utc_timestamp(unix_ms: u64) -> String {
+    let mut s = String::with_capacity(24);
+    push_utc(&mut s, unix_ms);
+    s
+}
+
 /// Appends `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 fn push_utc(out: &mut String, unix_ms: u64) {
     const MS_PER_DAY: u64 = 86_400_000;

@@ -167,12 +167,14 @@ impl Rig {
         }
     }
 
-    fn teardown(mut self) {
+    /// Quits the phones; the box stays up for checks of what it stored.
+    fn teardown(mut self) -> TestBox {
         for p in &mut self.phones {
             let _ = p.try_command("quit", "");
             p.wait_exit(Duration::from_secs(2));
             p.kill();
         }
+        self.tb
     }
 }
 
@@ -212,7 +214,13 @@ fn a_blind_refer_from_the_callee_bridges_the_caller_to_the_target() {
     std::thread::sleep(TALK);
     rig.assert_hears(0, m[0], 2, Some(1), "REFER blind");
     rig.assert_hears(2, m[2], 0, None, "REFER blind");
-    rig.teardown();
+    let tb = rig.teardown();
+    // The CDR's final view names who ended up talking; the detailed view keeps every leg.
+    let want = format!("final: {} <-> {}", ALICE.0, CAROL.0);
+    let cdr = tb.console_until("show cdr 3 detail", Duration::from_secs(5), |o| o.contains(&want));
+    let rewire = format!("blind transfer: side b {} -> {}", BOB.0, CAROL.0);
+    assert!(cdr.contains(&want) && cdr.contains(&rewire), "{cdr}");
+    assert!(cdr.matches("leg ").count() >= 3, "caller, 202 and 203 legs: {cdr}");
 }
 
 #[test]

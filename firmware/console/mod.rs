@@ -77,6 +77,8 @@ pub enum ConsoleCommand {
     ShowParked,
     /// `show cdr [N]`: the N most recent call records (default 20, max [`MAX_CDR_SHOW`]).
     ShowCdr(usize),
+    /// `show cdr [N] detail`: the same records with every leg (the detailed view of transfers).
+    ShowCdrDetail(usize),
     /// `audio import FILE NAME`: converts a WAV file on the box into a prompt file `NAME`
     /// (8 kHz 16-bit mono), stored on the data partition.
     AudioImport {
@@ -119,6 +121,7 @@ pub fn help_text() -> String {
          restrict import FILE add CSV rows (number, note, caller ID) to the restriction list\n\
          show parked          parked calls by slot (sh p)\n\
          show cdr [N]         the N most recent call records, default 20 (sh cdr 5)\n\
+         show cdr [N] detail  the same with every leg: who was replaced by whom in transfers\n\
          log tail [N]         last N log lines, default {DEFAULT_LOG_TAIL}, max {MAX_LOG_TAIL} (lo t 100)\n\
          audio list           stored audio files (prompts, greetings, music on hold)\n\
          audio import FILE NAME  convert a WAV on the box into audio file NAME\n\
@@ -158,16 +161,26 @@ fn abbreviates(word: &str, full: &str, min: usize) -> bool {
     word.len() >= min && full.starts_with(word)
 }
 
+fn cdr_count(n: &str) -> Result<usize, String> {
+    match n.parse::<usize>() {
+        Ok(n) if (1..=MAX_CDR_SHOW).contains(&n) => Ok(n),
+        _ => Err(format!("`{n}` is not a record count from 1 to {MAX_CDR_SHOW}")),
+    }
+}
+
 fn parse_show(rest: &[&str]) -> Result<ConsoleCommand, String> {
     const WHAT: &str =
         "registrations, calls, extensions, version, trunks, forwards, dids, block, restrict, parked or cdr";
     match rest {
         [] => Err(format!("show what? {WHAT}")),
         [w] if *w == "cdr" || *w == "cdrs" => Ok(ConsoleCommand::ShowCdr(20)),
-        [w, n] if *w == "cdr" || *w == "cdrs" => match n.parse::<usize>() {
-            Ok(n) if (1..=MAX_CDR_SHOW).contains(&n) => Ok(ConsoleCommand::ShowCdr(n)),
-            _ => Err(format!("`{n}` is not a record count from 1 to {MAX_CDR_SHOW}")),
-        },
+        [w, d] if (*w == "cdr" || *w == "cdrs") && abbreviates(d, "detail", 1) => {
+            Ok(ConsoleCommand::ShowCdrDetail(20))
+        }
+        [w, n] if *w == "cdr" || *w == "cdrs" => cdr_count(n).map(ConsoleCommand::ShowCdr),
+        [w, n, d] if (*w == "cdr" || *w == "cdrs") && abbreviates(d, "detail", 1) => {
+            cdr_count(n).map(ConsoleCommand::ShowCdrDetail)
+        }
         [w] if abbreviates(w, "registrations", 1) => Ok(ConsoleCommand::ShowRegistrations),
         [w] if abbreviates(w, "calls", 1) => Ok(ConsoleCommand::ShowCalls),
         [w] if abbreviates(w, "extensions", 1) => Ok(ConsoleCommand::ShowExtensions),

@@ -95,6 +95,7 @@ async fn start(dir: &Path) -> PathBuf {
                 }
                 ConsoleCommand::Help => help_text(),
                 ConsoleCommand::ShowCdr(n) => format!("{n} records"),
+                ConsoleCommand::ShowCdrDetail(n) => format!("{n} detailed records"),
                 ConsoleCommand::ShowTrunks => "trunks".to_string(),
                 ConsoleCommand::ShowForwards => "forwards".to_string(),
                 ConsoleCommand::ShowDids
