@@ -143,6 +143,22 @@ pub(in crate::engine) struct TrunkLeg {
     counted: bool,
 }
 
+impl TrunkLeg {
+    /// A leg on `trunk` (empty: chosen by the outbound route), for `did` when inbound.
+    fn new(trunk: String, did: Option<String>) -> TrunkLeg {
+        TrunkLeg {
+            trunk,
+            did,
+            out: None,
+            announcement: None,
+            auth_rounds: 0,
+            last_nonce: None,
+            credentials: Vec::new(),
+            counted: false,
+        }
+    }
+}
+
 /// A trunk call decided, before the call exists.
 #[derive(Debug)]
 pub(in crate::engine) struct TrunkPlan {
@@ -236,16 +252,7 @@ impl Engine {
         let trunk = self.trunks.get(trunk_ix).map(|t| t.config().name.clone()).unwrap_or_default();
         let caller = inbound_caller(req);
         let shown = caller.clone().unwrap_or_else(|| "anonymous".into());
-        let leg = |did: Option<String>| TrunkLeg {
-            trunk: trunk.clone(),
-            did,
-            out: None,
-            announcement: None,
-            auth_rounds: 0,
-            last_nonce: None,
-            credentials: Vec::new(),
-            counted: false,
-        };
+        let leg = |did: Option<String>| TrunkLeg::new(trunk.clone(), did);
         let decision = self.trunk_calls.block.check_inbound(caller.as_deref());
         if decision != InboundDecision::Accept {
             let why =
@@ -307,15 +314,8 @@ impl Engine {
                 Admission::Trunk(Box::new(TrunkPlan { target: did, leg: l, direct: Some(Vec::new()) }))
             }
             Destination::External(number) => {
-                let present = match self.cfg.trunk_calls.did(&did).map(|d| &d.present) {
-                    Some(ForwardPresent::Number(n)) => n.clone(),
-                    _ => did.clone(),
-                };
-                let policy = CallerPolicy {
-                    caller_id: present,
-                    presentation: Presentation::Present,
-                    no_external_calls: false,
-                };
+                // No extension forwards here: only the DID's presentation applies.
+                let policy = self.extension_policy("", Some(&did));
                 match numbers::normalise(&number) {
                     Ok(d) if d.kind != NumberKind::Extension => {
                         match self.route_plan(now, peer, txn, req, &d, &policy, l) {
@@ -361,31 +361,8 @@ impl Engine {
         if d.kind == NumberKind::Extension {
             return Outbound::NotExternal;
         }
-        let cfg = &self.cfg.trunk_calls;
-        let own = cfg.extensions.iter().find(|e| e.number == from_ext);
-        let did_id =
-            cfg.dids.iter().find(|o| o.caller_id_for.iter().any(|e| e == from_ext)).map(|o| o.number.clone());
-        let caller_id = own
-            .and_then(|o| o.caller_id.clone())
-            .or(did_id)
-            .or_else(|| self.trunks.first().map(|t| t.config().username.clone()))
-            .unwrap_or_default();
-        let policy = CallerPolicy {
-            caller_id,
-            presentation: Presentation::Present,
-            no_external_calls: own.is_some_and(|o| !o.external_calls),
-        };
-        let leg = TrunkLeg {
-            trunk: String::new(),
-            did: None,
-            out: None,
-            announcement: None,
-            auth_rounds: 0,
-            last_nonce: None,
-            credentials: Vec::new(),
-            counted: false,
-        };
-        match self.route_plan(now, peer, txn, req, &d, &policy, leg) {
+        let policy = self.extension_policy(from_ext, None);
+        match self.route_plan(now, peer, txn, req, &d, &policy, TrunkLeg::new(String::new(), None)) {
             Some(plan) => Outbound::Go(Box::new(plan)),
             None => Outbound::Done,
         }
@@ -414,6 +391,35 @@ impl Engine {
         }
     }
 
+    /// What extension `ext` presents and may do on outside calls: its own `caller_id`, else the
+    /// DID that lists it in `caller_id_for`, else the first trunk's account. A call that came
+    /// in on `inbound_did` presents what that DID's `present` says instead.
+    fn extension_policy(&self, ext: &str, inbound_did: Option<&str>) -> CallerPolicy {
+        let cfg = &self.cfg.trunk_calls;
+        let own = cfg.extensions.iter().find(|e| e.number == ext);
+        let caller_id = match inbound_did {
+            Some(did) => match cfg.did(did).map(|o| &o.present) {
+                Some(ForwardPresent::Number(n)) => n.clone(),
+                _ => did.to_string(),
+            },
+            None => own
+                .and_then(|o| o.caller_id.clone())
+                .or_else(|| {
+                    cfg.dids
+                        .iter()
+                        .find(|o| o.caller_id_for.iter().any(|e| e == ext))
+                        .map(|o| o.number.clone())
+                })
+                .or_else(|| self.trunks.first().map(|t| t.config().username.clone()))
+                .unwrap_or_default(),
+        };
+        CallerPolicy {
+            caller_id,
+            presentation: Presentation::Present,
+            no_external_calls: own.is_some_and(|o| !o.external_calls),
+        }
+    }
+
     /// A call in progress goes on to an outside number: a forward of the dial plan (issue 4).
     /// The forwarding extension's outbound policy applies (its caller ID, "no external
     /// calls"); a DID call presents what its DID's `present` says. Starts the B leg towards
@@ -429,36 +435,8 @@ impl Engine {
         let display = call.invite.common.from.display.clone();
         let inbound_did = call.trunk.as_ref().and_then(|l| l.did.clone());
         let Ok(d) = numbers::normalise(number) else { return Err(484) };
-        let cfg = &self.cfg.trunk_calls;
-        let own = cfg.extensions.iter().find(|e| e.number == forwarder);
-        let caller_id = match &inbound_did {
-            Some(did) => match cfg.did(did).map(|o| &o.present) {
-                Some(ForwardPresent::Number(n)) => n.clone(),
-                _ => did.clone(),
-            },
-            None => own
-                .and_then(|o| o.caller_id.clone())
-                .or_else(|| {
-                    cfg.dids.iter().find(|o| o.caller_id_for.contains(&forwarder)).map(|o| o.number.clone())
-                })
-                .or_else(|| self.trunks.first().map(|t| t.config().username.clone()))
-                .unwrap_or_default(),
-        };
-        let policy = CallerPolicy {
-            caller_id,
-            presentation: Presentation::Present,
-            no_external_calls: own.is_some_and(|o| !o.external_calls),
-        };
-        let leg = TrunkLeg {
-            trunk: String::new(),
-            did: None,
-            out: None,
-            announcement: None,
-            auth_rounds: 0,
-            last_nonce: None,
-            credentials: Vec::new(),
-            counted: false,
-        };
+        let policy = self.extension_policy(&forwarder, inbound_did.as_deref());
+        let leg = TrunkLeg::new(String::new(), None);
         let who = format!("{forwarder} (forward)");
         let plan = self.decide_route(&who, &d, &policy, leg).map_err(|r| r.code)?;
         let Some((uri, peer_out)) = plan.direct.as_ref().and_then(|c| c.first().cloned()) else {
