@@ -574,6 +574,20 @@ impl Engine {
         }
     }
 
+    /// The box itself answers the caller: 200 with SDP for the call's `answered` formats, kept
+    /// for retransmission until the ACK. Rooms, feature-code prompts and announcements use it.
+    pub(super) fn send_box_answer(&mut self, now: Instant, id: u64, direction: Direction) {
+        let Some(call) = self.calls.get(&id) else { return };
+        let body = self.sdp_for(call, Side::A, &call.answered, direction);
+        let ok = response_to(&call.invite.common, call.a.peer.addr, 200, Some(&call.a_tag))
+            .header("Contact", self.contact_for(&call.to_ext, &call.a.peer))
+            .header("Allow", writer::ALLOW)
+            .finish_with_body("application/sdp", &body);
+        let (txn, cseq, a_peer) = (call.invite_txn, call.invite.common.cseq.seq, call.a.peer);
+        self.reply(txn, 200, ok.clone(), now);
+        self.set_pending_ok(now, id, Side::A, cseq, ok, a_peer);
+    }
+
     /// The box answers a call to one of its conference rooms: one voice codec (and
     /// telephone-event) from the offer, then the room.
     fn answer_room_call(&mut self, now: Instant, id: u64, room: u32, remote: Option<std::net::SocketAddr>) {
@@ -589,17 +603,8 @@ impl Engine {
         // The B port is not used: the room mixes on the A port.
         self.pool.release(call.b_port);
         call.b_port = 0;
-        let formats = call.answered.clone();
-        let Some(call) = self.calls.get(&id) else { return };
-        let body = self.sdp_for(call, Side::A, &formats, Direction::SendRecv);
-        let ok = response_to(&call.invite.common, call.a.peer.addr, 200, Some(&call.a_tag))
-            .header("Contact", self.contact_for(&call.to_ext, &call.a.peer))
-            .header("Allow", writer::ALLOW)
-            .finish_with_body("application/sdp", &body);
-        let (txn, cseq, a_peer, a_port) =
-            (call.invite_txn, call.invite.common.cseq.seq, call.a.peer, call.a_port);
-        self.reply(txn, 200, ok.clone(), now);
-        self.set_pending_ok(now, id, Side::A, cseq, ok, a_peer);
+        let a_port = call.a_port;
+        self.send_box_answer(now, id, Direction::SendRecv);
         log::info!("call {id}: answered into conference room {room}");
         self.join_room(id, room, a_port, remote);
     }

@@ -113,16 +113,7 @@ impl super::super::Engine {
         call.answer = Some(now);
         call.ring_deadline = None;
         call.a_ok_sent = true;
-        let formats = call.answered.clone();
-        let Some(call) = self.calls.get(&id) else { return };
-        let body = self.sdp_for(call, Side::A, &formats, Direction::SendRecv);
-        let ok = response_to(&call.invite.common, call.a.peer.addr, 200, Some(&call.a_tag))
-            .header("Contact", self.contact_for(&call.to_ext, &call.a.peer))
-            .header("Allow", writer::ALLOW)
-            .finish_with_body("application/sdp", &body);
-        let (txn, cseq, a_peer) = (call.invite_txn, call.invite.common.cseq.seq, call.a.peer);
-        self.reply(txn, 200, ok.clone(), now);
-        self.set_pending_ok(now, id, Side::A, cseq, ok, a_peer);
+        self.send_box_answer(now, id, Direction::SendRecv);
         self.out.push_back(super::super::Output::Media(MediaCommand::Codec {
             relay: RelayId(id),
             side: Side::A,

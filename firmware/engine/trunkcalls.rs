@@ -25,7 +25,7 @@ use crate::media::sdp::{self, Direction, Encoding, Origin};
 use crate::media::{Clip, MediaCommand, RelayId, Side};
 use crate::sip::message::Request;
 use crate::sip::transaction::ServerTxnId;
-use crate::sip::writer::{self, response_to, Writer};
+use crate::sip::writer::{self, Writer};
 use crate::sip::Peer;
 use std::collections::HashMap;
 use std::time::Instant;
@@ -593,16 +593,7 @@ impl Engine {
         if let Some(leg) = call.trunk.as_mut() {
             leg.announcement = Some(name.to_string());
         }
-        let formats = call.answered.clone();
-        let Some(call) = self.calls.get(&id) else { return };
-        let body = self.sdp_for(call, Side::A, &formats, Direction::SendOnly);
-        let ok = response_to(&call.invite.common, call.a.peer.addr, 200, Some(&call.a_tag))
-            .header("Contact", self.contact_for(&call.to_ext, &call.a.peer))
-            .header("Allow", writer::ALLOW)
-            .finish_with_body("application/sdp", &body);
-        let (txn, cseq, a_peer) = (call.invite_txn, call.invite.common.cseq.seq, call.a.peer);
-        self.reply(txn, 200, ok.clone(), now);
-        self.set_pending_ok(now, id, Side::A, cseq, ok, a_peer);
+        self.send_box_answer(now, id, Direction::SendOnly);
         let clip = if crate::media::prompts::exists(name, lang) {
             Clip::Prompt { id: name.to_string(), lang }
         } else {
