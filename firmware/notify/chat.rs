@@ -142,7 +142,9 @@ impl ChatError {
             ChatError::Config(_) => true,
             ChatError::Http(HttpError::BadUrl(_)) => true,
             ChatError::Http(_) => false,
-            ChatError::Refused { status, .. } => (400..500).contains(status) && *status != 429 && *status != 408,
+            ChatError::Refused { status, .. } => {
+                (400..500).contains(status) && *status != 429 && *status != 408
+            }
         }
     }
 }
@@ -185,7 +187,12 @@ fn need(t: &ChatTarget, field: &str, value: &str) -> Result<(), ChatError> {
 }
 
 fn json_request(url: String, headers: Vec<(String, String)>, body: serde_json::Value) -> Request {
-    Request { url, headers, content_type: "application/json; charset=utf-8".into(), body: body.to_string().into_bytes() }
+    Request {
+        url,
+        headers,
+        content_type: "application/json; charset=utf-8".into(),
+        body: body.to_string().into_bytes(),
+    }
 }
 
 fn bearer(token: &str) -> Vec<(String, String)> {
@@ -243,7 +250,11 @@ pub fn text_request(t: &ChatTarget, text: &str) -> Result<Request, ChatError> {
         }
         Service::LineWorks => {
             line_works_check(t)?;
-            json_request(line_works_messages_url(t), bearer(&t.token), json!({ "content": { "type": "text", "text": text } }))
+            json_request(
+                line_works_messages_url(t),
+                bearer(&t.token),
+                json!({ "content": { "type": "text", "text": text } }),
+            )
         }
     })
 }
@@ -255,7 +266,12 @@ fn line_works_check(t: &ChatTarget) -> Result<(), ChatError> {
 }
 
 fn line_works_messages_url(t: &ChatTarget) -> String {
-    format!("{}/bots/{}/channels/{}/messages", base(t, LINE_WORKS_API), path_segment(&t.bot_id), path_segment(&t.channel))
+    format!(
+        "{}/bots/{}/channels/{}/messages",
+        base(t, LINE_WORKS_API),
+        path_segment(&t.bot_id),
+        path_segment(&t.channel)
+    )
 }
 
 /// Ids go into URL paths: keep only characters that cannot change the path.
@@ -265,7 +281,8 @@ fn path_segment(s: &str) -> String {
 
 /// True when the target will carry the audio too.
 pub fn sends_audio(t: &ChatTarget) -> bool {
-    t.send_audio && matches!(t.service, Service::Chatwork | Service::LineWorks) || (t.send_audio && t.service == Service::Slack && !t.token.is_empty())
+    t.send_audio && matches!(t.service, Service::Chatwork | Service::LineWorks)
+        || (t.send_audio && t.service == Service::Slack && !t.token.is_empty())
 }
 
 fn check(resp: Response) -> Result<Response, ChatError> {
@@ -289,7 +306,10 @@ fn json_field(resp: &Response, key: &str) -> Result<String, ChatError> {
     let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap_or(serde_json::Value::Null);
     v.get(key)
         .and_then(|x| x.as_str().map(str::to_string).or_else(|| x.as_i64().map(|n| n.to_string())))
-        .ok_or_else(|| ChatError::Refused { status: resp.status, text: format!("no `{key}` in {}", resp.text()) })
+        .ok_or_else(|| ChatError::Refused {
+            status: resp.status,
+            text: format!("no `{key}` in {}", resp.text()),
+        })
 }
 
 /// Posts the notice to one target, with the audio where the target sends it.
@@ -323,7 +343,9 @@ pub async fn send(t: &ChatTarget, text: &str, audio: Option<(&str, &[u8])>) -> R
                 &[Field { name: "file", file_name: Some(name), content_type: Some("audio/wav"), data: wav }],
                 boundary,
             );
-            check(http::post(&Request { url: upload_url, headers: vec![], content_type: ct, body }, ca).await?)?;
+            check(
+                http::post(&Request { url: upload_url, headers: vec![], content_type: ct, body }, ca).await?,
+            )?;
             let done = json_request(
                 format!("{api}/files.completeUploadExternal"),
                 bearer(&t.token),
@@ -366,11 +388,26 @@ pub async fn send(t: &ChatTarget, text: &str, audio: Option<(&str, &[u8])>) -> R
             let upload_url = json_field(&r, "uploadUrl")?;
             let file_id = json_field(&r, "fileId")?;
             let (ct, body) = http::multipart(
-                &[Field { name: "Filedata", file_name: Some(name), content_type: Some("audio/wav"), data: wav }],
+                &[Field {
+                    name: "Filedata",
+                    file_name: Some(name),
+                    content_type: Some("audio/wav"),
+                    data: wav,
+                }],
                 boundary,
             );
-            check(http::post(&Request { url: upload_url, headers: bearer(&t.token), content_type: ct, body }, ca).await?)?;
-            let msg = json_request(line_works_messages_url(t), bearer(&t.token), json!({ "content": { "type": "file", "fileId": file_id } }));
+            check(
+                http::post(
+                    &Request { url: upload_url, headers: bearer(&t.token), content_type: ct, body },
+                    ca,
+                )
+                .await?,
+            )?;
+            let msg = json_request(
+                line_works_messages_url(t),
+                bearer(&t.token),
+                json!({ "content": { "type": "file", "fileId": file_id } }),
+            );
             check(http::post(&msg, ca).await?)?;
         }
         _ => {
@@ -385,7 +422,11 @@ mod tests {
     use super::*;
 
     fn rule(list: &[&str]) -> ChatRule {
-        ChatRule { box_no: "804".into(), targets: vec![], whitelist: list.iter().map(|s| s.to_string()).collect() }
+        ChatRule {
+            box_no: "804".into(),
+            targets: vec![],
+            whitelist: list.iter().map(|s| s.to_string()).collect(),
+        }
     }
 
     fn target(service: Service) -> ChatTarget {

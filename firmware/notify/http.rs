@@ -93,7 +93,8 @@ impl Url {
                 None => (authority.to_string(), default_port),
             }
         };
-        if host.is_empty() || !host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':')) {
+        if host.is_empty() || !host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
+        {
             return Err(bad());
         }
         Ok(Url { tls, host, port, path: path.to_string() })
@@ -163,7 +164,11 @@ pub fn parse_response(raw: &[u8]) -> Result<Response, HttpError> {
     if !parts.next().is_some_and(|v| v.starts_with("HTTP/1.")) {
         return Err(bad("not HTTP/1.x"));
     }
-    let status: u16 = parts.next().and_then(|c| c.parse().ok()).filter(|c| (100..600).contains(c)).ok_or_else(|| bad("bad status"))?;
+    let status: u16 = parts
+        .next()
+        .and_then(|c| c.parse().ok())
+        .filter(|c| (100..600).contains(c))
+        .ok_or_else(|| bad("bad status"))?;
     let mut chunked = false;
     let mut length = None;
     for line in lines {
@@ -234,7 +239,9 @@ pub fn multipart(fields: &[Field<'_>], boundary: &str) -> (String, Vec<u8>) {
     let q = |s: &str| s.chars().filter(|c| !matches!(c, '"' | '\r' | '\n' | '\\')).collect::<String>();
     let mut out = Vec::new();
     for f in fields {
-        out.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"", q(f.name)).as_bytes());
+        out.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"", q(f.name)).as_bytes(),
+        );
         if let Some(name) = f.file_name {
             out.extend_from_slice(format!("; filename=\"{}\"", q(name)).as_bytes());
         }
@@ -256,17 +263,23 @@ pub async fn post(req: &Request, ca_file: Option<&Path>) -> Result<Response, Htt
     let url = Url::parse(&req.url)?;
     let bytes = encode(req, &url);
     let connect = async {
-        let tcp = TcpStream::connect((url.host.as_str(), url.port)).await.map_err(|e| HttpError::Io(e.to_string()))?;
+        let tcp = TcpStream::connect((url.host.as_str(), url.port))
+            .await
+            .map_err(|e| HttpError::Io(e.to_string()))?;
         if url.tls {
             let config = super::tls::client_config(ca_file).map_err(|e| HttpError::Io(e.to_string()))?;
             let name = super::tls::server_name(&url.host).map_err(|e| HttpError::BadUrl(e.0))?;
-            let tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.map_err(|e| HttpError::Io(format!("TLS: {e}")))?;
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| HttpError::Io(format!("TLS: {e}")))?;
             Ok::<_, HttpError>(Stream::Tls(Box::new(tls)))
         } else {
             Ok(Stream::Plain(tcp))
         }
     };
-    let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, connect).await.map_err(|_| HttpError::Timeout)??;
+    let mut stream =
+        tokio::time::timeout(CONNECT_TIMEOUT, connect).await.map_err(|_| HttpError::Timeout)??;
     let exchange = async {
         stream.write_all(&bytes).await?;
         let mut raw = Vec::new();
@@ -322,12 +335,17 @@ mod tests {
     #[test]
     fn urls_parse_with_default_and_explicit_ports() {
         let u = Url::parse("https://hooks.slack.com/services/T/B/x?y=1").unwrap();
-        assert_eq!((u.tls, u.host.as_str(), u.port, u.path.as_str()), (true, "hooks.slack.com", 443, "/services/T/B/x?y=1"));
+        assert_eq!(
+            (u.tls, u.host.as_str(), u.port, u.path.as_str()),
+            (true, "hooks.slack.com", 443, "/services/T/B/x?y=1")
+        );
         let u = Url::parse("http://127.0.0.1:8080").unwrap();
         assert_eq!((u.port, u.path.as_str()), (8080, "/"));
         let u = Url::parse("http://[::1]:81/a").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("::1", 81));
-        for bad in ["ftp://x/", "http://", "http://u@h/", "http://h:99999/", "http://h/a b", "http://h\r\nX: y/"] {
+        for bad in
+            ["ftp://x/", "http://", "http://u@h/", "http://h:99999/", "http://h/a b", "http://h\r\nX: y/"]
+        {
             assert!(Url::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -336,9 +354,17 @@ mod tests {
     fn responses_parse_with_length_or_chunks_and_garbage_is_an_error() {
         let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA").unwrap();
         assert_eq!((r.status, r.body.as_slice()), (200, &b"ok"[..]));
-        let r = parse_response(b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x\r\nde\r\n0\r\n\r\n").unwrap();
+        let r = parse_response(
+            b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x\r\nde\r\n0\r\n\r\n",
+        )
+        .unwrap();
         assert_eq!(r.body, b"abcde");
-        for bad in [&b""[..], b"hello\r\n\r\n", b"HTTP/1.1 abc\r\n\r\n", b"HTTP/1.1 200\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"] {
+        for bad in [
+            &b""[..],
+            b"hello\r\n\r\n",
+            b"HTTP/1.1 abc\r\n\r\n",
+            b"HTTP/1.1 200\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        ] {
             assert!(parse_response(bad).is_err());
         }
     }

@@ -207,7 +207,9 @@ pub fn build(mail: &Mail<'_>) -> Vec<u8> {
             header(&mut out, "Content-Type", &format!("multipart/mixed;\r\n boundary=\"{boundary}\""));
             out.push_str("\r\nThis is a MIME message.\r\n");
             out.push_str(&format!("--{boundary}\r\n"));
-            out.push_str("Content-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+            out.push_str(
+                "Content-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n\r\n",
+            );
             out.push_str(&text);
             out.push_str(&format!("--{boundary}\r\n"));
             let name = &mail.notice.file_name;
@@ -253,7 +255,8 @@ fn header(out: &mut String, name: &str, value: &str) {
 /// An address as a header value; anything outside a plain addr-spec is dropped (the address
 /// comes from configuration, but a stray `>` or newline must not break the header).
 fn address_header(addr: &str) -> String {
-    let clean: String = addr.chars().filter(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>' | ',' | '"')).collect();
+    let clean: String =
+        addr.chars().filter(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>' | ',' | '"')).collect();
     format!("<{clean}>")
 }
 
@@ -296,6 +299,9 @@ fn encoded_word(s: &str) -> String {
     format!("=?UTF-8?B?{}?=", base64::engine::general_purpose::STANDARD.encode(s.as_bytes()))
 }
 
+/// Header fields in order, continuation lines unfolded.
+pub type Headers = Vec<(String, String)>;
+
 /// A decoded part of a message, for tests and the "send test mail" check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {
@@ -311,7 +317,7 @@ pub struct Part {
 /// parser: it reads what [`build`] writes (one level of multipart, base64 parts) and returns
 /// `None` on anything else.
 #[doc(hidden)]
-pub fn parse(message: &[u8]) -> Option<(Vec<(String, String)>, Vec<Part>)> {
+pub fn parse(message: &[u8]) -> Option<(Headers, Vec<Part>)> {
     let text = std::str::from_utf8(message).ok()?;
     let (head, body) = text.split_once("\r\n\r\n")?;
     let headers = unfold(head);

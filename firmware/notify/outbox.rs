@@ -257,7 +257,10 @@ impl Outbox {
             }
             _ => {
                 job.state = JobState::Failed;
-                self.out.push_back(OutboxOutput::GaveUp { id, error: job.last_error.clone().unwrap_or_default() });
+                self.out.push_back(OutboxOutput::GaveUp {
+                    id,
+                    error: job.last_error.clone().unwrap_or_default(),
+                });
             }
         }
         self.out.push_back(OutboxOutput::Persist(job.clone()));
@@ -323,7 +326,12 @@ impl OutboxDir {
                     None
                 };
                 match job {
-                    Some(job) if path.file_stem().and_then(|s| s.to_str()) == Some(job.id.0.to_string().as_str()) => jobs.push(job),
+                    Some(job)
+                        if path.file_stem().and_then(|s| s.to_str())
+                            == Some(job.id.0.to_string().as_str()) =>
+                    {
+                        jobs.push(job)
+                    }
                     _ => {
                         log::warn!("outbox: dropping unreadable job file {}", path.display());
                         let _ = std::fs::remove_file(&path);
@@ -418,7 +426,9 @@ mod tests {
             }
         }
         assert_eq!(waits, BACKOFF_MS);
-        assert!(drain(&mut o).iter().any(|x| matches!(x, OutboxOutput::GaveUp { error, .. } if error == "451 try later")));
+        assert!(drain(&mut o)
+            .iter()
+            .any(|x| matches!(x, OutboxOutput::GaveUp { error, .. } if error == "451 try later")));
         let job = o.list().next().unwrap();
         assert_eq!(job.state, JobState::Failed);
         assert_eq!(job.last_error.as_deref(), Some("451 try later"));

@@ -262,7 +262,10 @@ pub struct SmtpClient {
 
 /// True for an address that can go between `<` and `>` in a command.
 fn plain_address(a: &str) -> bool {
-    !a.is_empty() && a.len() <= 254 && a.contains('@') && a.chars().all(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>'))
+    !a.is_empty()
+        && a.len() <= 254
+        && a.contains('@')
+        && a.chars().all(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>'))
 }
 
 impl SmtpClient {
@@ -274,7 +277,10 @@ impl SmtpClient {
             return Err(SmtpError::Config(format!("bad sender address {:?}", cfg.from)));
         }
         if to.is_empty() || to.len() > MAX_RECIPIENTS {
-            return Err(SmtpError::Config(format!("1 to {MAX_RECIPIENTS} recipients needed, got {}", to.len())));
+            return Err(SmtpError::Config(format!(
+                "1 to {MAX_RECIPIENTS} recipients needed, got {}",
+                to.len()
+            )));
         }
         if let Some(bad) = to.iter().find(|a| !plain_address(a)) {
             return Err(SmtpError::Config(format!("bad recipient address {bad:?}")));
@@ -308,7 +314,9 @@ impl SmtpClient {
             State::Greeting => Stage::Greeting,
             State::Ehlo => Stage::Ehlo,
             State::StartTls | State::TlsHandshake => Stage::StartTls,
-            State::AuthPlain | State::AuthLoginUser | State::AuthLoginPass | State::AuthLoginDone => Stage::Auth,
+            State::AuthPlain | State::AuthLoginUser | State::AuthLoginPass | State::AuthLoginDone => {
+                Stage::Auth
+            }
             State::MailFrom => Stage::MailFrom,
             State::Rcpt => Stage::RcptTo,
             State::Data => Stage::Data,
@@ -468,7 +476,9 @@ impl SmtpClient {
             State::TlsHandshake | State::Closed => {
                 return Err(SmtpError::Protocol(format!("unexpected reply {code} {}", lines.join(" "))));
             }
-            _ if ok => return Err(SmtpError::Protocol(format!("unexpected reply {code} {}", lines.join(" ")))),
+            _ if ok => {
+                return Err(SmtpError::Protocol(format!("unexpected reply {code} {}", lines.join(" "))))
+            }
             _ => return Err(self.reject(code, &lines)),
         }
         Ok(())
@@ -679,7 +689,8 @@ pub async fn send_test_mail(cfg: &SmtpConfig, to: &str) -> Result<Report, SmtpEr
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0);
-    let message = super::mime::build_test(&cfg.from, to, now_ms, crate::apps::timerules::UtcOffset::JST, now_ms);
+    let message =
+        super::mime::build_test(&cfg.from, to, now_ms, crate::apps::timerules::UtcOffset::JST, now_ms);
     send_mail(cfg, &[to.to_string()], &message).await
 }
 
@@ -718,7 +729,9 @@ mod tests {
 
     #[test]
     fn a_starttls_session_with_auth_plain_runs_in_order() {
-        let mut c = SmtpClient::new(&cfg(Security::Starttls, "u"), &to(&["a@x.jp"]), b"Subject: t\r\n\r\nhi\r\n").unwrap();
+        let mut c =
+            SmtpClient::new(&cfg(Security::Starttls, "u"), &to(&["a@x.jp"]), b"Subject: t\r\n\r\nhi\r\n")
+                .unwrap();
         c.handle_input(b"220 mx ready\r\n").unwrap();
         assert_eq!(sent(&mut c), ["EHLO hakoden.local\r\n"]);
         c.handle_input(b"250-mx\r\n250-STARTTLS\r\n250 SIZE 1000\r\n").unwrap();
@@ -760,7 +773,10 @@ mod tests {
         let mut c = SmtpClient::new(&cfg(Security::Tls, ""), &to(&["a@x.jp"]), b"x\r\n").unwrap();
         c.handle_input(b"220 mx\r\n250 mx\r\n").unwrap();
         let e = c.handle_input(b"451-4.3.0 try\r\n451 later\r\n").unwrap_err();
-        assert_eq!(e, SmtpError::Rejected { stage: Stage::MailFrom, code: 451, text: "4.3.0 try later".into() });
+        assert_eq!(
+            e,
+            SmtpError::Rejected { stage: Stage::MailFrom, code: 451, text: "4.3.0 try later".into() }
+        );
         assert!(!e.is_permanent());
     }
 
@@ -803,7 +819,9 @@ mod tests {
 
     #[test]
     fn garbage_and_floods_from_the_server_are_errors_not_panics() {
-        for input in [&b"hello\r\n"[..], b"99 x\r\n", b"220x\r\n", &[b'2'; MAX_REPLY_LINE + 10][..], b"\xff\xfe\r\n"] {
+        for input in
+            [&b"hello\r\n"[..], b"99 x\r\n", b"220x\r\n", &[b'2'; MAX_REPLY_LINE + 10][..], b"\xff\xfe\r\n"]
+        {
             let mut c = SmtpClient::new(&cfg(Security::None, ""), &to(&["a@x.jp"]), b"x").unwrap();
             assert!(c.handle_input(input).is_err());
         }
@@ -821,7 +839,10 @@ mod tests {
 
     #[test]
     fn data_is_dot_stuffed_and_crlf_terminated() {
-        assert_eq!(data_block(b".hidden\nline\r\n..two\r\n").unwrap(), b"..hidden\r\nline\r\n...two\r\n.\r\n");
+        assert_eq!(
+            data_block(b".hidden\nline\r\n..two\r\n").unwrap(),
+            b"..hidden\r\nline\r\n...two\r\n.\r\n"
+        );
         assert_eq!(data_block(b"").unwrap(), b".\r\n");
         assert_eq!(data_block(&[b'a'; MAX_TEXT_LINE + 1]), Err(SmtpError::LineTooLong));
     }

@@ -32,9 +32,14 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>
     match ca_file {
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
         Some(path) => {
-            let len = std::fs::metadata(path).map_err(|e| TlsConfigError(format!("{}: {e}", path.display())))?.len();
+            let len = std::fs::metadata(path)
+                .map_err(|e| TlsConfigError(format!("{}: {e}", path.display())))?
+                .len();
             if len > MAX_CA_FILE_BYTES {
-                return Err(TlsConfigError(format!("{}: larger than {MAX_CA_FILE_BYTES} bytes", path.display())));
+                return Err(TlsConfigError(format!(
+                    "{}: larger than {MAX_CA_FILE_BYTES} bytes",
+                    path.display()
+                )));
             }
             let pem = std::fs::read(path).map_err(|e| TlsConfigError(format!("{}: {e}", path.display())))?;
             let mut n = 0;
@@ -59,5 +64,6 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>
 
 /// The server name to verify: a DNS name or an IP address literal.
 pub fn server_name(host: &str) -> Result<rustls::pki_types::ServerName<'static>, TlsConfigError> {
-    rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|_| TlsConfigError(format!("bad host name {host:?}")))
+    rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|_| TlsConfigError(format!("bad host name {host:?}")))
 }
