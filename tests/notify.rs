@@ -410,8 +410,7 @@ impl HttpReq {
         let delim = format!("--{boundary}").into_bytes();
         let mut out = Vec::new();
         let mut rest = &self.body[..];
-        loop {
-            let Some(start) = find(rest, &delim) else { break };
+        while let Some(start) = find(rest, &delim) {
             rest = &rest[start + delim.len()..];
             if rest.starts_with(b"--") {
                 break;
