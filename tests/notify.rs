@@ -12,7 +12,7 @@ use hakoden::notify::chat::{self, ChatTarget, Service};
 use hakoden::notify::mime::{self, Mail, Notice};
 use hakoden::notify::smtp::{self, Security, SmtpConfig, SmtpError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 // ---- fixtures ----
 
@@ -433,7 +433,7 @@ fn find(h: &[u8], n: &[u8]) -> Option<usize> {
     h.windows(n.len()).position(|w| w == n)
 }
 
-async fn read_request(s: &mut TcpStream) -> HttpReq {
+async fn read_request<S: AsyncRead + Unpin>(s: &mut S) -> HttpReq {
     let mut buf = Vec::new();
     let mut b = [0u8; 8192];
     let head_end = loop {
@@ -482,6 +482,11 @@ async fn http_server() -> (String, Arc<Mutex<Vec<HttpReq>>>) {
                 "/lw/bots/2000001/attachments" => {
                     (200, format!(r#"{{"uploadUrl":"{base2}/upload/lw","fileId":"FID-9"}}"#))
                 }
+                "/lw-token" => (
+                    200,
+                    r#"{"access_token":"fetched-token","token_type":"Bearer","expires_in":"86400"}"#
+                        .to_string(),
+                ),
                 "/teams-refuses" => (400, "Bad payload".to_string()),
                 _ => (200, "ok".to_string()),
             };
@@ -506,6 +511,7 @@ fn target(service: Service, url: String) -> ChatTarget {
         token: String::new(),
         channel: String::new(),
         bot_id: String::new(),
+        line_works_account: None,
         send_audio: false,
         ca_file: None,
     }
@@ -647,4 +653,63 @@ async fn a_refusing_service_reports_its_status_and_text() {
     let e = chat::send(&t, "x", None).await.unwrap_err();
     assert_eq!(e, chat::ChatError::Refused { status: 400, text: "Bad payload".into() });
     assert!(e.is_permanent());
+}
+
+#[tokio::test]
+async fn line_works_fetches_an_access_token_with_its_service_account_first() {
+    let (base, seen) = http_server().await;
+    let mut t = target(Service::LineWorks, format!("{base}/lw"));
+    t.bot_id = "2000001".into();
+    t.channel = "ch".into();
+    t.line_works_account = Some(chat::LineWorksAccount {
+        client_id: "cid".into(),
+        client_secret: "csecret".into(),
+        service_account: "sa.serviceaccount@example".into(),
+        private_key_file: concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/notify/lineworks-test-key.pem")
+            .into(),
+        token_url: format!("{base}/lw-token"),
+    });
+    chat::send(&t, "hello", None).await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen[0].path, "/lw-token");
+    let form = String::from_utf8(seen[0].body.clone()).unwrap();
+    assert!(form.starts_with("assertion=ey"), "{form}");
+    assert!(form.contains("&client_id=cid&client_secret=csecret&scope=bot"));
+    assert_eq!(seen[1].header("authorization"), Some("Bearer fetched-token"));
+    assert_eq!(seen[1].json()["content"]["text"], "hello");
+}
+
+#[tokio::test]
+async fn a_webhook_over_https_is_verified_against_the_configured_ca() {
+    let p = pki();
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let acceptor = p.acceptor.clone();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = l.accept().await.unwrap();
+        let mut tls = acceptor.accept(tcp).await.unwrap();
+        let req = read_request(&mut tls).await;
+        tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await.unwrap();
+        let _ = tls.shutdown().await;
+        req
+    });
+    let mut t = target(Service::GoogleChat, format!("https://127.0.0.1:{port}/v1/spaces/S/messages?key=k"));
+    t.ca_file = Some(p.ca_file.clone());
+    chat::send(&t, "over TLS", None).await.unwrap();
+    let req = server.await.unwrap();
+    assert_eq!(req.json()["text"], "over TLS");
+    assert_eq!(req.header("host"), Some(format!("127.0.0.1:{port}").as_str()));
+    // Without the CA the same server is refused.
+    t.ca_file = None;
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let acceptor = p.acceptor.clone();
+    tokio::spawn(async move {
+        let (tcp, _) = l.accept().await.unwrap();
+        let _ = acceptor.accept(tcp).await;
+    });
+    t.url = format!("https://127.0.0.1:{port}/x");
+    let e = chat::send(&t, "x", None).await.unwrap_err();
+    assert!(!e.is_permanent(), "{e:?}");
+    assert!(e.to_string().contains("TLS"), "{e}");
 }

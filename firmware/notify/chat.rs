@@ -68,12 +68,122 @@ pub struct ChatTarget {
     /// LINE WORKS bot id.
     #[serde(default)]
     pub bot_id: String,
+    /// LINE WORKS service account (seed 001: client id/secret, service account, private key);
+    /// used to get an access token when `token` is empty.
+    #[serde(default)]
+    pub line_works_account: Option<LineWorksAccount>,
     /// Attach the audio where the service takes files.
     #[serde(default)]
     pub send_audio: bool,
     /// Trust only this CA for HTTPS (tests, a company proxy).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+}
+
+/// A LINE WORKS service account (API 2.0 JWT authentication, RFC 7523).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineWorksAccount {
+    /// The app's client id.
+    pub client_id: String,
+    /// The app's client secret.
+    pub client_secret: String,
+    /// The service account id (`xxxxx.serviceaccount@domain`).
+    pub service_account: String,
+    /// The PKCS#8 PEM private key file from the Developer Console.
+    pub private_key_file: PathBuf,
+    /// The token endpoint (empty: the public one, [`LINE_WORKS_TOKEN_URL`]).
+    #[serde(default)]
+    pub token_url: String,
+}
+
+/// LINE WORKS token endpoint.
+pub const LINE_WORKS_TOKEN_URL: &str = "https://auth.worksmobile.com/oauth2/v2.0/token";
+
+/// Lifetime asked for the JWT assertion (it is used at once; LINE WORKS allows up to 60 min).
+pub const JWT_LIFETIME_SECS: u64 = 600;
+
+/// Largest private key file read (a 4096-bit RSA key in PEM is about 3.3 KB).
+const MAX_KEY_FILE_BYTES: u64 = 16 * 1024;
+
+fn b64url(data: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
+}
+
+/// The signed JWT assertion (RS256) of a service account at `now_unix_s`, from the PKCS#8 PEM
+/// key text.
+pub fn line_works_jwt(
+    account: &LineWorksAccount,
+    key_pem: &[u8],
+    now_unix_s: u64,
+) -> Result<String, ChatError> {
+    use rustls::pki_types::pem::PemObject as _;
+    let bad_key = |e: String| ChatError::Config(format!("LINE WORKS private key: {e}"));
+    let der = rustls::pki_types::PrivatePkcs8KeyDer::from_pem_slice(key_pem)
+        .map_err(|e| bad_key(format!("{e:?}")))?;
+    let key = ring::signature::RsaKeyPair::from_pkcs8(der.secret_pkcs8_der())
+        .map_err(|e| bad_key(e.to_string()))?;
+    let header = b64url(br#"{"alg":"RS256","typ":"JWT"}"#);
+    let claims = json!({
+        "iss": account.client_id,
+        "sub": account.service_account,
+        "iat": now_unix_s,
+        "exp": now_unix_s.saturating_add(JWT_LIFETIME_SECS),
+    });
+    let signing_input = format!("{header}.{}", b64url(claims.to_string().as_bytes()));
+    let mut sig = vec![0u8; key.public().modulus_len()];
+    key.sign(
+        &ring::signature::RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        signing_input.as_bytes(),
+        &mut sig,
+    )
+    .map_err(|_| bad_key("signing failed".into()))?;
+    Ok(format!("{signing_input}.{}", b64url(&sig)))
+}
+
+/// The token request for a JWT assertion (RFC 7523 §2.1; scope `bot` sends bot messages).
+pub fn line_works_token_request(account: &LineWorksAccount, jwt: &str) -> Request {
+    let url = if account.token_url.is_empty() {
+        LINE_WORKS_TOKEN_URL.to_string()
+    } else {
+        account.token_url.clone()
+    };
+    Request {
+        url,
+        headers: vec![],
+        content_type: "application/x-www-form-urlencoded".into(),
+        body: http::form(&[
+            ("assertion", jwt),
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("client_id", &account.client_id),
+            ("client_secret", &account.client_secret),
+            ("scope", "bot"),
+        ]),
+    }
+}
+
+/// The target with an access token: itself when it has one, else one fetched with its service
+/// account (a fresh token per notification: voicemail is rare enough).
+#[allow(clippy::disallowed_methods)] // driver: reads the clock for the JWT's iat/exp
+async fn with_token(t: &ChatTarget) -> Result<std::borrow::Cow<'_, ChatTarget>, ChatError> {
+    let (Service::LineWorks, true, Some(account)) =
+        (t.service, t.token.is_empty(), t.line_works_account.as_ref())
+    else {
+        return Ok(std::borrow::Cow::Borrowed(t));
+    };
+    let path = &account.private_key_file;
+    let meta = std::fs::metadata(path).map_err(|e| ChatError::Config(format!("{}: {e}", path.display())))?;
+    if meta.len() > MAX_KEY_FILE_BYTES {
+        return Err(ChatError::Config(format!("{}: not a private key (too big)", path.display())));
+    }
+    let pem = std::fs::read(path).map_err(|e| ChatError::Config(format!("{}: {e}", path.display())))?;
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let jwt = line_works_jwt(account, &pem, now)?;
+    let resp = check(http::post(&line_works_token_request(account, &jwt), t.ca_file.as_deref()).await?)?;
+    let token = json_field(&resp, "access_token")?;
+    Ok(std::borrow::Cow::Owned(ChatTarget { token, ..t.clone() }))
 }
 
 /// The notification rule of one box number (seed 001: a rule per number with a whitelist).
@@ -314,6 +424,7 @@ fn json_field(resp: &Response, key: &str) -> Result<String, ChatError> {
 
 /// Posts the notice to one target, with the audio where the target sends it.
 pub async fn send(t: &ChatTarget, text: &str, audio: Option<(&str, &[u8])>) -> Result<(), ChatError> {
+    let t = &*with_token(t).await?;
     let ca = t.ca_file.as_deref();
     let audio = audio.filter(|_| sends_audio(t));
     let boundary = "hakoden-chat-boundary-7d1f3a";
@@ -437,6 +548,7 @@ mod tests {
             token: String::new(),
             channel: String::new(),
             bot_id: String::new(),
+            line_works_account: None,
             send_audio: false,
             ca_file: None,
         }
@@ -485,6 +597,43 @@ mod tests {
         let r = text_request(&t, "x").unwrap();
         assert!(r.url.ends_with("/bots/2000001/channels/ch-1/messages"));
         assert_eq!(r.headers[0].1, "Bearer at");
+    }
+
+    #[test]
+    fn the_line_works_jwt_is_rs256_signed_with_the_service_account_claims() {
+        use base64::Engine as _;
+        let pem = include_bytes!("../../tests/data/notify/lineworks-test-key.pem");
+        let account = LineWorksAccount {
+            client_id: "cid".into(),
+            client_secret: "secret".into(),
+            service_account: "abc.serviceaccount@example".into(),
+            private_key_file: PathBuf::new(),
+            token_url: String::new(),
+        };
+        let jwt = line_works_jwt(&account, pem, 1_700_000_000).unwrap();
+        let parts: Vec<&str> = jwt.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let dec = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(&dec(parts[1])).unwrap();
+        assert_eq!(
+            claims,
+            json!({"iss": "cid", "sub": "abc.serviceaccount@example", "iat": 1_700_000_000u64, "exp": 1_700_000_600u64})
+        );
+        use rustls::pki_types::pem::PemObject as _;
+        let der = rustls::pki_types::PrivatePkcs8KeyDer::from_pem_slice(pem).unwrap();
+        let key = ring::signature::RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).unwrap();
+        use ring::signature::KeyPair as _;
+        let public = ring::signature::UnparsedPublicKey::new(
+            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+            key.public_key().as_ref(),
+        );
+        public.verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &dec(parts[2])).unwrap();
+        let req = line_works_token_request(&account, &jwt);
+        assert_eq!(req.url, LINE_WORKS_TOKEN_URL);
+        assert!(String::from_utf8(req.body)
+            .unwrap()
+            .contains("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer"));
+        assert!(matches!(line_works_jwt(&account, b"not a key", 0), Err(ChatError::Config(_))));
     }
 
     #[test]
