@@ -148,6 +148,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     offer_starttls: bool,
     greet: bool,
     auth: &'static str,
+    fail_mail: bool,
     r: &mut Received,
 ) -> (Flow, S) {
     let mut c = Lines { s, buf: Vec::new() };
@@ -190,6 +191,8 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             };
             r.auth = Some((d(&u), d(&p)));
             c.send("235 ok\r\n").await;
+        } else if fail_mail && line.starts_with("MAIL FROM:") {
+            c.send("451 4.3.0 mailbox temporarily unavailable\r\n").await;
         } else if let Some(a) = line.strip_prefix("MAIL FROM:") {
             r.mail_from = a.trim_matches(['<', '>']).to_string();
             c.send("250 ok\r\n").await;
@@ -221,6 +224,16 @@ async fn smtp_server(
     auth: &'static str,
     acceptor: tokio_rustls::TlsAcceptor,
 ) -> (u16, tokio::task::JoinHandle<Received>) {
+    smtp_server_failing(mode, auth, acceptor, false).await
+}
+
+/// As [`smtp_server`]; `fail_mail` answers MAIL FROM with a transient 451.
+async fn smtp_server_failing(
+    mode: Mode,
+    auth: &'static str,
+    acceptor: tokio_rustls::TlsAcceptor,
+    fail_mail: bool,
+) -> (u16, tokio::task::JoinHandle<Received>) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
     let h = tokio::spawn(async move {
@@ -228,17 +241,17 @@ async fn smtp_server(
         let mut r = Received::default();
         match mode {
             Mode::Plain => {
-                session(tcp, false, false, true, auth, &mut r).await;
+                session(tcp, false, false, true, auth, fail_mail, &mut r).await;
             }
             Mode::Implicit => {
                 let tls = acceptor.accept(tcp).await.unwrap();
-                session(tls, true, false, true, auth, &mut r).await;
+                session(tls, true, false, true, auth, fail_mail, &mut r).await;
             }
             Mode::StartTls => {
-                let (flow, tcp) = session(tcp, false, true, true, auth, &mut r).await;
+                let (flow, tcp) = session(tcp, false, true, true, auth, fail_mail, &mut r).await;
                 assert!(matches!(flow, Flow::StartTls), "client did not ask for STARTTLS");
                 let Ok(tls) = acceptor.accept(tcp).await else { return r };
-                session(tls, true, false, false, auth, &mut r).await;
+                session(tls, true, false, false, auth, fail_mail, &mut r).await;
             }
         }
         r
@@ -712,4 +725,96 @@ async fn a_webhook_over_https_is_verified_against_the_configured_ca() {
     let e = chat::send(&t, "x", None).await.unwrap_err();
     assert!(!e.is_permanent(), "{e:?}");
     assert!(e.to_string().contains("TLS"), "{e}");
+}
+
+// ---- the outbox end to end ----
+
+#[tokio::test]
+async fn the_outbox_retries_a_transient_failure_after_a_restart_then_deletes_the_voicemail() {
+    use hakoden::notify::outbox::{self, JobState, Outbox, OutboxDir, OutboxOutput, Recipients};
+    let p = pki();
+    let (base, seen) = http_server().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, jobs) = OutboxDir::open(tmp.path()).unwrap();
+    let mut ob = Outbox::restore(jobs, outbox::CAPACITY);
+    let audio = wav();
+    let mut cw = target(Service::Chatwork, format!("{base}/v2"));
+    cw.token = "tok".into();
+    cw.channel = "77".into();
+    cw.send_audio = true;
+    let mail_to = vec!["owner@hakoden.test".to_string()];
+    let to = Recipients { mail: &mail_to, chat: &[&cw], delete_after: true };
+    let ids = outbox::queue_voicemail(
+        &mut ob,
+        &dir,
+        "pbx@hakoden.test",
+        &meta(),
+        "留守電",
+        UtcOffset::JST,
+        &audio,
+        &to,
+        0,
+    )
+    .unwrap();
+    assert_eq!(ids.len(), 2);
+    let persist = |ob: &mut Outbox, dir: &OutboxDir| {
+        let mut other = Vec::new();
+        while let Some(o) = ob.poll_output() {
+            match o {
+                OutboxOutput::Persist(j) => dir.write_job(&j).unwrap(),
+                OutboxOutput::Remove(id) => dir.remove(id).unwrap(),
+                o => other.push(o),
+            }
+        }
+        other
+    };
+    let chat = [cw.clone()];
+
+    // First round: the relay answers 451; the chat goes out.
+    let (port, _s) = smtp_server_failing(Mode::StartTls, "PLAIN", p.acceptor.clone(), true).await;
+    let cfg = smtp_cfg(port, Security::Starttls, "pbx", "secret", Some(&p.ca_file));
+    let mut results = Vec::new();
+    while let Some(job) = ob.poll_due(0) {
+        results.push((job.id, outbox::run_job(&job, &dir, Some(&cfg), &chat).await));
+    }
+    for (id, r) in results {
+        match r {
+            Ok(()) => ob.handle_sent(id),
+            Err((text, permanent)) => {
+                assert!(text.contains("451 4.3.0 mailbox temporarily unavailable"), "{text}");
+                assert!(!permanent);
+                ob.handle_failed(id, &text, permanent, 0);
+            }
+        }
+    }
+    assert!(persist(&mut ob, &dir).is_empty(), "nothing deleted while the mail waits");
+    assert_eq!(ob.poll_timeout(), Some(outbox::BACKOFF_MS[0]));
+    let cw_req = seen.lock().unwrap()[0].clone();
+    assert_eq!(cw_req.path, "/v2/rooms/77/files");
+    assert!(cw_req.multipart()[0].2 == audio);
+
+    // Restart: the waiting job and its error are still there.
+    drop(ob);
+    let (dir, jobs) = OutboxDir::open(tmp.path()).unwrap();
+    let mut ob = Outbox::restore(jobs, outbox::CAPACITY);
+    let listed: Vec<_> = ob.list().cloned().collect();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].state, JobState::Waiting);
+    assert!(listed[0].last_error.as_deref().unwrap().contains("451"));
+
+    // Second round, a minute later: delivered, and the voicemail may go.
+    assert!(ob.poll_due(outbox::BACKOFF_MS[0] - 1).is_none());
+    let (port, server) = smtp_server(Mode::StartTls, "PLAIN", p.acceptor.clone()).await;
+    let cfg = smtp_cfg(port, Security::Starttls, "pbx", "secret", Some(&p.ca_file));
+    let job = ob.poll_due(outbox::BACKOFF_MS[0]).unwrap();
+    assert_eq!(job.attempts, 2);
+    outbox::run_job(&job, &dir, Some(&cfg), &chat).await.unwrap();
+    ob.handle_sent(job.id);
+    let other = persist(&mut ob, &dir);
+    assert_eq!(
+        other,
+        [OutboxOutput::DeleteVoicemail(outbox::VoicemailRef { box_no: "804".into(), message: 3 })]
+    );
+    check_attachment(&server.await.unwrap().data, &audio);
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "job files removed");
 }

@@ -9,6 +9,8 @@
 //! `Remove` → [`OutboxDir::remove`], `DeleteVoicemail` → delete the message ("delete after
 //! e-mail"), `GaveUp` → log an alarm.
 //!
+//! [`queue_voicemail`] queues the mail and chat jobs of a new message; [`run_job`] sends one.
+//!
 //! Delivery is at least once: a job that was being sent when the power went is sent again after
 //! the restart.
 
@@ -64,6 +66,10 @@ pub enum JobKind {
     Chat {
         /// The target's name.
         target: String,
+        /// The notice text.
+        text: String,
+        /// The audio's file name.
+        file_name: String,
     },
 }
 
@@ -389,6 +395,121 @@ impl OutboxDir {
         match std::fs::remove_file(self.path(id, "body")) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
+        }
+    }
+}
+
+/// Why a job could not be queued.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum QueueError {
+    /// No room ([`OutboxFull`]).
+    Full,
+    /// Writing the body failed (flash full, read-only file system).
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for QueueError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QueueError::Full => write!(f, "{OutboxFull}"),
+            QueueError::Io(e) => write!(f, "outbox directory: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for QueueError {}
+
+/// Where the notifications of a new message go.
+#[derive(Debug, Clone, Default)]
+pub struct Recipients<'a> {
+    /// E-mail addresses: the owner, or every member of a group or queue box.
+    pub mail: &'a [String],
+    /// Chat targets of the box's rule.
+    pub chat: &'a [&'a super::chat::ChatTarget],
+    /// "Delete after e-mail": delete the message once every notification went out.
+    pub delete_after: bool,
+}
+
+/// Queues the e-mail (one mail to all addresses) and the chat notifications of a new message.
+/// The mail body is written first, so a job file always has its body. Returns the job ids.
+#[allow(clippy::too_many_arguments)] // one call site, the engine's; a struct would only rename them
+pub fn queue_voicemail(
+    outbox: &mut Outbox,
+    dir: &OutboxDir,
+    from: &str,
+    meta: &crate::apps::voicemail::mailbox::MessageMeta,
+    box_name: &str,
+    offset: crate::apps::timerules::UtcOffset,
+    wav: &[u8],
+    to: &Recipients<'_>,
+    now_unix_ms: u64,
+) -> Result<Vec<JobId>, QueueError> {
+    let notice = super::mime::Notice::of(meta, box_name, offset);
+    let delete_after =
+        to.delete_after.then(|| VoicemailRef { box_no: meta.box_no.to_string(), message: meta.id.0 });
+    let mut ids = Vec::new();
+    if !to.mail.is_empty() {
+        let id = outbox.next_id();
+        let body = super::mime::build(&super::mime::Mail {
+            from,
+            to: to.mail,
+            notice: &notice,
+            wav: Some(wav),
+            unique: id.0 ^ now_unix_ms.rotate_left(20),
+        });
+        dir.write_body(id, &body).map_err(QueueError::Io)?;
+        let label = format!("mail vm {}/{} → {} recipient(s)", meta.box_no, meta.id.0, to.mail.len());
+        ids.push(
+            outbox
+                .enqueue(JobKind::Mail { to: to.mail.to_vec() }, label, delete_after.clone(), now_unix_ms)
+                .map_err(|_| QueueError::Full)?,
+        );
+    }
+    for target in to.chat {
+        let id = outbox.next_id();
+        let audio = if super::chat::sends_audio(target) { wav } else { &[] };
+        dir.write_body(id, audio).map_err(QueueError::Io)?;
+        let kind = JobKind::Chat {
+            target: target.name.clone(),
+            text: notice.text(),
+            file_name: notice.file_name.clone(),
+        };
+        let label = format!("chat vm {}/{} → {}", meta.box_no, meta.id.0, target.name);
+        ids.push(
+            outbox.enqueue(kind, label, delete_after.clone(), now_unix_ms).map_err(|_| QueueError::Full)?,
+        );
+    }
+    Ok(ids)
+}
+
+/// Sends one job handed out by [`Outbox::poll_due`]. `Err((text, permanent))` goes to
+/// [`Outbox::handle_failed`] as it is.
+pub async fn run_job(
+    job: &Job,
+    dir: &OutboxDir,
+    smtp: Option<&super::smtp::SmtpConfig>,
+    chat: &[super::chat::ChatTarget],
+) -> Result<(), (String, bool)> {
+    let body = dir.read_body(job.id).map_err(|e| (format!("job body: {e}"), true))?;
+    match &job.kind {
+        JobKind::Mail { to } => {
+            let smtp = smtp.ok_or_else(|| ("no [smtp] configured".to_string(), true))?;
+            let report = super::smtp::send_mail(smtp, to, &body)
+                .await
+                .map_err(|e| (e.to_string(), e.is_permanent()))?;
+            for r in &report.rejected {
+                log::warn!("mail {}: <{}> refused: {} {}", job.label, r.address, r.code, r.text);
+            }
+            Ok(())
+        }
+        JobKind::Chat { target, text, file_name } => {
+            let t = chat
+                .iter()
+                .find(|t| &t.name == target)
+                .ok_or_else(|| (format!("no chat target {target:?}"), true))?;
+            let audio = (!body.is_empty()).then_some((file_name.as_str(), body.as_slice()));
+            super::chat::send(t, text, audio).await.map_err(|e| (e.to_string(), e.is_permanent()))
         }
     }
 }
