@@ -370,6 +370,25 @@ mod tests {
     }
 
     #[test]
+    fn random_responses_and_urls_never_panic() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet = b"HTTP/1.1 200\r\n:0123456789abcdefTransfer-Encoding: chunked;Content-Length[]@/";
+        for _ in 0..20_000 {
+            let len = (next() % 96) as usize;
+            let input: Vec<u8> =
+                (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
+            let _ = parse_response(&input);
+            let _ = Url::parse(&format!("http://{}", String::from_utf8_lossy(&input)));
+        }
+    }
+
+    #[test]
     fn header_values_cannot_inject_lines() {
         let req = Request {
             url: "http://h/p".into(),

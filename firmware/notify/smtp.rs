@@ -831,6 +831,40 @@ mod tests {
     }
 
     #[test]
+    fn random_server_bytes_never_panic_in_any_state() {
+        // A cheap stand-in for the fuzz target (`fuzz/fuzz_targets/notify.rs`) that runs in CI.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet = b"0123456789 -\r\n2345ABCSTARTTLSAUTHPLAINLOGIN\xff";
+        for round in 0..20_000u32 {
+            let security = [Security::None, Security::Starttls, Security::Tls][round as usize % 3];
+            let user = if security == Security::None { "" } else { "u" };
+            let mut c = SmtpClient::new(&cfg(security, user), &to(&["a@x.jp", "b@x.jp"]), b"x\r\n").unwrap();
+            let prefix: &[&[u8]] =
+                &[b"220 mx\r\n", b"250-mx\r\n250-STARTTLS\r\n250 AUTH LOGIN PLAIN\r\n", b"220 go\r\n"];
+            for p in prefix.iter().take(round as usize % 4) {
+                while let Some(o) = c.poll_output() {
+                    if o == Output::StartTls {
+                        c.handle_tls_established();
+                    }
+                }
+                let _ = c.handle_input(p);
+            }
+            let len = (next() % 64) as usize;
+            let input: Vec<u8> =
+                (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
+            let _ = c.handle_input(&input);
+            let _ = c.stage();
+            while c.poll_output().is_some() {}
+        }
+    }
+
+    #[test]
     fn header_injection_through_addresses_is_refused() {
         for bad in ["a@x.jp>\r\nRCPT TO:<b@y", "no-at-sign", ""] {
             assert!(SmtpClient::new(&cfg(Security::None, ""), &to(&[bad]), b"x").is_err(), "{bad:?}");
