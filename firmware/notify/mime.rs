@@ -212,7 +212,13 @@ pub fn build(mail: &Mail<'_>) -> Vec<u8> {
             );
             out.push_str(&text);
             out.push_str(&format!("--{boundary}\r\n"));
-            let name = &mail.notice.file_name;
+            // The name goes inside quotes: keep it to the characters voicemail file names use.
+            let name: String = mail
+                .notice
+                .file_name
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '+' | '.'))
+                .collect();
             out.push_str(&format!(
                 "Content-Type: audio/wav; name=\"{name}\"\r\n\
                  Content-Transfer-Encoding: base64\r\n\
