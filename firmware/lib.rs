@@ -9,6 +9,7 @@
 //! - [`console`]: the technician console over a local socket.
 //! - [`daemon`]: `hakoden run`: wires the drivers (sockets, clock, store) to the engine.
 //! - [`apps`]: routing building blocks on top of the engine (time rules, trunks; issue 4).
+//! - [`notify`]: voicemail e-mail (SMTP) and chat notifications with a retrying outbox (issue 5).
 //!
 //! Logic rooms (`engine`, `sip`'s transaction code, `media::sdp`, `media::pool`) do no I/O and
 //! read no clock; clippy's `disallowed_methods` enforces the clock half of that rule.
@@ -23,6 +24,7 @@ pub mod daemon;
 pub mod engine;
 pub mod logger;
 pub mod media;
+pub mod notify;
 pub mod sip;
 pub mod store;
 
