@@ -133,8 +133,11 @@ fn box_logged(tb: &TestBox, needle: &str) -> bool {
 /// phone records each call to its own file).
 fn echo_blocks(tb: &TestBox, phone: &Phone, hz: f64) -> usize {
     let dir = phone.heard().and_then(|p| p.parent().map(|d| d.to_path_buf()));
-    let dir = dir.unwrap_or_else(|| panic!("{} recorded nothing\n{}\n{}", phone.name, phone.report(), tb.stderr_tail(40)));
-    let files = std::fs::read_dir(&dir).map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect::<Vec<_>>());
+    let dir = dir.unwrap_or_else(|| {
+        panic!("{} recorded nothing\n{}\n{}", phone.name, phone.report(), tb.stderr_tail(40))
+    });
+    let files =
+        std::fs::read_dir(&dir).map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect::<Vec<_>>());
     files
         .unwrap_or_default()
         .iter()
@@ -202,13 +205,19 @@ fn an_ip_trunk_is_up_on_options_takes_a_did_call_and_calls_out_without_a_challen
 
     // SIPp answers the OPTIONS (the trunk goes up), then calls the DID: 201 answers and talks.
     let sink = RtpSink::bind(free_udp_port());
-    let keys = [("did", DID.to_string()), ("caller", CALLER.to_string()), ("rtp_sink", sink.port().to_string())];
+    let keys =
+        [("did", DID.to_string()), ("caller", CALLER.to_string()), ("rtp_sink", sink.port().to_string())];
     let sipp = provider(&tb, "provider_ip_inbound.xml", port, &keys, 1);
     let shown = tb.console_until("show trunks", WAIT, |s| s.contains(" up"));
     assert!(shown.contains(" up"), "the IP trunk did not come up:\n{shown}\n{}", tb.stderr_tail(40));
     let run = sipp.wait();
     let rtp = sink.finish();
-    assert!(run.code == Some(0) && run.failed_calls() == 0, "the DID call failed\n{}", context(&tb, &run, &[&alice]));
+    eprintln!("the provider got {} RTP packets", rtp.packets);
+    assert!(
+        run.code == Some(0) && run.failed_calls() == 0,
+        "the DID call failed\n{}",
+        context(&tb, &run, &[&alice])
+    );
     assert!(rtp.packets >= MIN_RTP_PACKETS, "the provider heard {} RTP packets", rtp.packets);
     let cdr = tb.console_until("show cdr 1", WAIT, |s| s.contains(DID));
     assert!(cdr.contains(&format!("trunk: ipt  did: {DID}")), "the CDR lacks trunk or DID:\n{cdr}");
@@ -222,9 +231,14 @@ fn an_ip_trunk_is_up_on_options_takes_a_did_call_and_calls_out_without_a_challen
     assert_eq!(first(&run, "ruri"), format!("INVITE sip:{OUTSIDE}@provider.example"), "{}", ctx());
     assert!(first(&run, "from").starts_with(&format!("<sip:{DID}@provider.example>")), "{}", ctx());
     assert_eq!(first(&run, "auth"), "", "credentials sent to an IP trunk\n{}", ctx());
-    assert!(first(&run, "contact").starts_with("sip:hakoden@"), "the Contact of an account-less trunk\n{}", ctx());
+    assert!(
+        first(&run, "contact").starts_with("sip:hakoden@"),
+        "the Contact of an account-less trunk\n{}",
+        ctx()
+    );
     assert!(alice.wait_for("terminated", None, WAIT), "201 saw no hang-up\n{}", ctx());
     let echoed = echo_blocks(&tb, &alice, ALICE_HZ);
+    eprintln!("201 heard its tone back from the provider in {echoed} blocks of 100 ms");
     assert!(echoed >= MIN_ECHO_BLOCKS, "201 heard its tone back in {echoed} blocks\n{}", ctx());
     alice.kill();
 }
@@ -245,14 +259,21 @@ fn a_did_to_a_ring_all_group_rings_both_phones_and_the_first_answer_wins() {
     let mut a = phone(&tb, P201, 700.0, true, false);
     let mut b = phone(&tb, P202, 900.0, true, false);
     let sink = RtpSink::bind(free_udp_port());
-    let keys = [("did", DID.to_string()), ("caller", CALLER.to_string()), ("rtp_sink", sink.port().to_string())];
+    let keys =
+        [("did", DID.to_string()), ("caller", CALLER.to_string()), ("rtp_sink", sink.port().to_string())];
     let sipp = provider(&tb, "provider_inbound_did.xml", port, &keys, 1);
     let both = a.wait_for("Incoming call", None, WAIT) && b.wait_for("Incoming call", None, WAIT);
     assert!(both, "both members must ring\n{}\n{}\n{}", a.report(), b.report(), tb.stderr_tail(40));
     b.command("accept", "");
-    assert!(a.wait_for("session closed", None, WAIT), "201 kept ringing\n{}\n{}", a.report(), tb.stderr_tail(40));
+    assert!(
+        a.wait_for("session closed", None, WAIT),
+        "201 kept ringing\n{}\n{}",
+        a.report(),
+        tb.stderr_tail(40)
+    );
     let run = sipp.wait();
     let rtp = sink.finish();
+    eprintln!("the provider got {} RTP packets", rtp.packets);
     let ctx = || context(&tb, &run, &[&a, &b]);
     assert!(run.code == Some(0) && run.failed_calls() == 0, "the DID call failed\n{}", ctx());
     assert!(b.log().contains("Call established"), "202 did not talk\n{}", ctx());
@@ -285,6 +306,7 @@ fn an_extension_forwarded_outside_sends_the_call_over_the_trunk_with_its_caller_
     assert!(first(&run, "from").starts_with(&format!("<sip:{CID_202}@provider.example>")), "{}", ctx());
     assert!(alice.wait_for("terminated", None, WAIT), "201 saw no hang-up\n{}", ctx());
     let echoed = echo_blocks(&tb, &alice, ALICE_HZ);
+    eprintln!("201 heard its tone back from the provider in {echoed} blocks of 100 ms");
     assert!(echoed >= MIN_ECHO_BLOCKS, "201 heard its tone back in {echoed} blocks\n{}", ctx());
     alice.kill();
 }
@@ -299,7 +321,8 @@ fn a_did_call_forwarded_outside_presents_the_did() {
     let keys202 = format!("forward_always = \"{OUTSIDE}\"\ncaller_id = \"{CID_202}\"");
     let tb = TestBox::start_with_config(&[P202], &[("202", &keys202)], &register_trunk(port, &more));
     let sink = RtpSink::bind(free_udp_port());
-    let keys = [("did", DID.to_string()), ("caller", CALLER.to_string()), ("rtp_sink", sink.port().to_string())];
+    let keys =
+        [("did", DID.to_string()), ("caller", CALLER.to_string()), ("rtp_sink", sink.port().to_string())];
     let run = provider(&tb, "provider_did_forward.xml", port, &keys, 2).wait();
     let ctx = || context(&tb, &run, &[]);
     assert!(run.code == Some(0) && run.failed_calls() == 0, "the forwarded DID call failed\n{}", ctx());
@@ -339,9 +362,11 @@ fn on_a_listed_holiday_a_weekday_rule_steps_aside_but_a_dated_rule_still_matches
     let mut alice = phone(&tb, P201, 700.0, false, false);
     let mut bob = phone(&tb, P202, 900.0, false, false);
     let sink = RtpSink::bind(free_udp_port());
-    let keys = [("did", DID.to_string()), ("caller", CALLER.to_string()), ("rtp_sink", sink.port().to_string())];
+    let keys =
+        [("did", DID.to_string()), ("caller", CALLER.to_string()), ("rtp_sink", sink.port().to_string())];
     let run = provider(&tb, "provider_inbound_did.xml", port, &keys, 1).wait();
     let rtp = sink.finish();
+    eprintln!("the provider got {} RTP packets", rtp.packets);
     let ctx = || context(&tb, &run, &[&alice, &bob]);
     assert!(run.code == Some(0) && run.failed_calls() == 0, "the DID call failed\n{}", ctx());
     assert!(bob.log().contains("Call established"), "202 (the default) did not answer\n{}", ctx());

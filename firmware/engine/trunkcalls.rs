@@ -555,7 +555,11 @@ impl Engine {
             from,
             to: format!("<{uri}>"),
             headers,
-            contact_user: if t.username.is_empty() { ACCOUNTLESS_USER.to_string() } else { t.username.clone() },
+            contact_user: if t.username.is_empty() {
+                ACCOUNTLESS_USER.to_string()
+            } else {
+                t.username.clone()
+            },
         });
         Ok(TrunkPlan { target: d.number.clone(), leg, direct: Some(vec![(uri, peer_out)]) })
     }
