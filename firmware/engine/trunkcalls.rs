@@ -34,6 +34,11 @@ use std::time::Instant;
 /// provider that challenges for both proxy and UAS; more is a loop.
 pub const MAX_AUTH_ROUNDS: u32 = 2;
 
+/// The user part of Contact (and of From when no caller ID is known) on a trunk without an
+/// account (IP-authenticated, no `username`): `sip:@host` is not a valid URI (RFC 3261 §25.1:
+/// `user` is at least one character), and this matches the From of the trunk's OPTIONS.
+const ACCOUNTLESS_USER: &str = "hakoden";
+
 /// The run-time state: the lists (console imports change them), the route table and the
 /// calls in progress per DID.
 #[derive(Debug, Default)]
@@ -496,7 +501,11 @@ impl Engine {
             return Err(Refused { code: 503, headers: vec![warning("trunk down")] });
         };
         let domain = t.domain.clone();
-        let cid = decision.caller_id.clone();
+        let cid = if decision.caller_id.is_empty() {
+            ACCOUNTLESS_USER.to_string()
+        } else {
+            decision.caller_id.clone()
+        };
         let pai = ("P-Asserted-Identity", format!("<sip:{cid}@{domain}>"));
         // Japanese practice (NTT NGN): a withheld call still asserts the caller (PAI, for the
         // network and emergency services) and asks for privacy; From is anonymous.
@@ -524,7 +533,11 @@ impl Engine {
             from,
             to: format!("<{uri}>"),
             headers,
-            contact_user: t.username.clone(),
+            contact_user: if t.username.is_empty() {
+                ACCOUNTLESS_USER.to_string()
+            } else {
+                t.username.clone()
+            },
         });
         Ok(TrunkPlan { target: d.number.clone(), leg, direct: Some(vec![(uri, peer_out)]) })
     }

@@ -442,13 +442,15 @@ impl Drop for TestBox {
 }
 
 fn config_toml(extensions: &[(&str, &str)], extension_toml: &[(&str, &str)], extra_toml: &str) -> String {
-    // A short ring timeout keeps a stuck test from ringing for the default minute.
-    let mut s = String::from("[sip]\nring_timeout = 20\n");
+    // `extra_toml` comes first so that it may start with top-level keys (`holidays = [...]`),
+    // which TOML only allows before the first table.
+    let mut s = String::new();
     if !extra_toml.is_empty() {
-        s.push('\n');
         s.push_str(extra_toml);
-        s.push('\n');
+        s.push_str("\n\n");
     }
+    // A short ring timeout keeps a stuck test from ringing for the default minute.
+    s.push_str("[sip]\nring_timeout = 20\n");
     for (number, password) in extensions {
         s.push_str(&format!(
             "\n[[extension]]\nnumber = \"{number}\"\nname = \"Test {number}\"\npassword = \"{password}\"\ncall_waiting = true\n"

@@ -502,3 +502,35 @@ fn a_forward_outside_from_an_extension_barred_from_external_calls_ends_with_403(
     assert!(!h.take_for(provider()).iter().any(|m| m.starts_with("INVITE ")));
     assert_eq!(final_status(&h.take_for(phone(7002))), 403);
 }
+
+#[test]
+fn an_ip_trunk_without_an_account_never_sends_an_empty_user_part() {
+    let now = Instant::now();
+    let ip_trunk = TrunkConfig {
+        username: String::new(),
+        auth_username: None,
+        password: String::new(),
+        mode: TrunkMode::IpAuthenticated,
+        ..trunk_config()
+    };
+    let cfg = EngineConfig {
+        trunks: vec![ip_trunk],
+        trunk_calls: calls_config(),
+        rtp_ports: crate::config::PortRange { lo: 20000, hi: 20099 },
+        ..EngineConfig::for_tests(now)
+    };
+    let exts = vec![ext("201", true), ext("202", true)];
+    let mut h = Harness { engine: Engine::new(cfg, &exts), now, sent: vec![], media: vec![], cdrs: vec![] };
+    h.engine.handle_timeout(h.now);
+    h.drain();
+    let options = h.take_for(provider()).pop().expect("an OPTIONS keepalive");
+    assert!(options.starts_with("OPTIONS "), "{options}");
+    h.send(provider(), &answer(&options, 200, "prov", None, PROVIDER));
+    // 202 has no caller ID of its own and no DID lists it: the trunk has no username either.
+    let (out, _) = dial(&mut h, "202", 7002, "0398765432", "o-ip");
+    let inv = out.iter().find(|m| m.starts_with("INVITE ")).expect("an INVITE to the provider");
+    let contact = header(inv, "Contact").expect("a Contact");
+    assert!(contact.starts_with("<sip:hakoden@"), "{inv}");
+    assert!(header(inv, "From").unwrap().starts_with("<sip:hakoden@provider.example>;tag="), "{inv}");
+    assert!(!inv.contains("sip:@"), "{inv}");
+}
