@@ -9,6 +9,7 @@
 //!
 //! Issue 4 is in progress: trunks register from the engine; time rules and numbers are tested
 //! building blocks, not yet wired into call routing.
+pub mod ivr;
 pub mod numbers;
 pub mod timerules;
 pub mod trunk;
