@@ -22,7 +22,9 @@
 //! The public interface is: [`parse_ivrs`], [`Ivrs`], [`Menu`], [`IvrError`], [`NameKind`],
 //! [`IvrSession`], [`IvrOutput`], the serde shapes [`IvrsConfig`], [`IvrConfig`], and the limits.
 //! Installer documentation: `docs/ivr.md`.
-use super::timerules::{schedule_from_config, Destination, HolidayList, RuleConfig, RuleError, RuleSet, UtcOffset};
+use super::timerules::{
+    schedule_from_config, Destination, HolidayList, RuleConfig, RuleError, RuleSet, UtcOffset,
+};
 use serde::Deserialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -194,16 +196,16 @@ impl fmt::Display for IvrError {
             IvrError::Toml { line: None, message } => write!(f, "{message}"),
             IvrError::Invalid { field, value, reason } => write!(f, "{field} = {value:?}: {reason}"),
             IvrError::TooMany { field, max } => write!(f, "{field}: more than {max} entries"),
-            IvrError::Duplicate { field, name } => write!(f, "{field} = {name:?}: another menu has this name"),
+            IvrError::Duplicate { field, name } => {
+                write!(f, "{field} = {name:?}: another menu has this name")
+            }
             IvrError::Unknown { field, kind, name } => write!(f, "{field}: no {kind} named {name:?}"),
             IvrError::Loop { field, path } => {
                 write!(f, "{field}: menus loop ({}); a caller could never leave", path.join(" → "))
             }
-            IvrError::TooDeep { field, path } => write!(
-                f,
-                "{field}: menus nest deeper than {MAX_MENU_DEPTH} levels ({})",
-                path.join(" → ")
-            ),
+            IvrError::TooDeep { field, path } => {
+                write!(f, "{field}: menus nest deeper than {MAX_MENU_DEPTH} levels ({})", path.join(" → "))
+            }
             IvrError::Schedule(e) => write!(f, "{e}"),
         }
     }
@@ -412,9 +414,7 @@ impl Ivrs {
         self.edges_of(i)
             .into_iter()
             .filter_map(|(suffix, d)| match d {
-                Destination::Ivr(name) => {
-                    self.index_of(name).map(|j| (format!("ivr[{}]{suffix}", i + 1), j))
-                }
+                Destination::Ivr(name) => self.index_of(name).map(|j| (format!("ivr[{}]{suffix}", i + 1), j)),
                 _ => None,
             })
             .collect()
@@ -424,14 +424,15 @@ impl Ivrs {
     /// Depth-first from every menu with an explicit stack (no recursion on config data); the
     /// stack never exceeds [`MAX_MENU_DEPTH`] + 1 frames because deeper chains are refused.
     fn check_graph(&self) -> Result<(), IvrError> {
+        /// A menu on the walk, its children (field, menu), and the next child to visit.
+        type Frame = (usize, Vec<(String, usize)>, usize);
         // Longest chain (in menus) starting at each menu, once known.
         let mut depth: Vec<Option<usize>> = vec![None; self.menus.len()];
         for root in 0..self.menus.len() {
             if depth.get(root).copied().flatten().is_some() {
                 continue;
             }
-            // Frames: (menu, its children, next child to visit).
-            let mut stack: Vec<(usize, Vec<(String, usize)>, usize)> = vec![(root, self.children(root), 0)];
+            let mut stack: Vec<Frame> = vec![(root, self.children(root), 0)];
             while let Some((node, children, next)) = stack.last_mut() {
                 let node = *node;
                 let Some((field, child)) = children.get(*next).cloned() else {
@@ -447,7 +448,7 @@ impl Ivrs {
                     continue;
                 };
                 *next += 1;
-                let names = |frames: &[(usize, Vec<(String, usize)>, usize)]| -> Vec<String> {
+                let names = |frames: &[Frame]| -> Vec<String> {
                     frames.iter().filter_map(|(m, _, _)| self.menus.get(*m)).map(|m| m.name.clone()).collect()
                 };
                 if let Some(pos) = stack.iter().position(|(m, _, _)| *m == child) {
@@ -470,7 +471,12 @@ impl Ivrs {
     }
 }
 
-fn seconds(field: String, value: Option<u32>, default: u32, range: std::ops::RangeInclusive<u32>) -> Result<u32, IvrError> {
+fn seconds(
+    field: String,
+    value: Option<u32>,
+    default: u32,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<u32, IvrError> {
     let v = value.unwrap_or(default);
     if !range.contains(&v) {
         return Err(invalid(field, &v.to_string(), "out of range (see docs/ivr.md for the limits)"));
@@ -478,7 +484,12 @@ fn seconds(field: String, value: Option<u32>, default: u32, range: std::ops::Ran
     Ok(v)
 }
 
-fn check_name(field: String, kind: NameKind, name: &str, exists: &dyn Fn(NameKind, &str) -> bool) -> Result<(), IvrError> {
+fn check_name(
+    field: String,
+    kind: NameKind,
+    name: &str,
+    exists: &dyn Fn(NameKind, &str) -> bool,
+) -> Result<(), IvrError> {
     if name.is_empty() || name.len() > MAX_TARGET_BYTES {
         return Err(invalid(field, name, "expected a name of 1 to 64 bytes"));
     }
@@ -506,7 +517,9 @@ fn check_destination(
         Destination::Ivr(_) | Destination::Hangup => Ok(()),
         Destination::External(t) => {
             let digits = t.strip_prefix('+').unwrap_or(t);
-            if digits.is_empty() || digits.len() > MAX_EXTERNAL_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit())
+            if digits.is_empty()
+                || digits.len() > MAX_EXTERNAL_DIGITS
+                || !digits.bytes().all(|b| b.is_ascii_digit())
             {
                 return Err(invalid(field, t, "expected an outside number: digits, optionally after +"));
             }
@@ -552,8 +565,12 @@ fn build_menu(
     check_name(format!("{path}.invalid_prompt"), NameKind::Prompt, &invalid_prompt, exists)?;
     let timeout_prompt = raw.timeout_prompt.clone().unwrap_or_else(|| DEFAULT_TIMEOUT_PROMPT.to_string());
     check_name(format!("{path}.timeout_prompt"), NameKind::Prompt, &timeout_prompt, exists)?;
-    let timeout =
-        seconds(format!("{path}.timeout_seconds"), raw.timeout_seconds, DEFAULT_TIMEOUT_SECONDS, 1..=MAX_TIMEOUT_SECONDS)?;
+    let timeout = seconds(
+        format!("{path}.timeout_seconds"),
+        raw.timeout_seconds,
+        DEFAULT_TIMEOUT_SECONDS,
+        1..=MAX_TIMEOUT_SECONDS,
+    )?;
     let retries = seconds(format!("{path}.retries"), raw.retries, DEFAULT_RETRIES, 0..=MAX_RETRIES)?;
     let interdigit = seconds(
         format!("{path}.interdigit_seconds"),
@@ -862,5 +879,509 @@ impl IvrSession {
         let mut play = vec![notice.clone()];
         play.extend(menu.prompt.clone());
         self.out.push_back(IvrOutput::Play(play));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names that exist on the test box: extensions 201 and 2001, queue support, group sales,
+    /// voicemail 201, announcement closed, and prompts whose id starts with `p.` or `common.`.
+    fn exists(kind: NameKind, name: &str) -> bool {
+        match kind {
+            NameKind::Extension => name == "201" || name == "2001",
+            NameKind::Queue => name == "support",
+            NameKind::Group => name == "sales",
+            NameKind::Voicemail => name == "201",
+            NameKind::Announcement => name == "closed",
+            NameKind::Prompt => name.starts_with("p.") || name.starts_with("common."),
+        }
+    }
+
+    fn parse(text: &str) -> Result<Ivrs, IvrError> {
+        parse_ivrs(text, UtcOffset::JST, &exists)
+    }
+
+    const MENUS: &str = r##"
+        [[ivr]]
+        name = "main"
+        prompt = "p.main"
+        keys = { "1" = { queue = "support" }, "2" = { extension = "201" }, "0" = { ivr = "sub" }, "#" = "hangup" }
+        default = { voicemail = "201" }
+
+        [[ivr.rule]]
+        name = "weekend"
+        weekdays = ["sat", "sun"]
+        destination = { announcement = "closed" }
+
+        [[ivr]]
+        name = "sub"
+        prompt = "p.sub"
+        keys = { "1" = { group = "sales" } }
+        retries = 1
+        timeout_seconds = 4
+
+        [[ivr]]
+        name = "direct"
+        prompt = "p.direct"
+        direct_dial = true
+        keys = { "2" = { queue = "support" }, "*" = { ivr = "sub" } }
+        default = { queue = "support" }
+    "##;
+
+    fn menus() -> Arc<Ivrs> {
+        Arc::new(parse(MENUS).unwrap())
+    }
+
+    fn field_of(text: &str) -> String {
+        match parse(text).unwrap_err() {
+            IvrError::Invalid { field, .. }
+            | IvrError::TooMany { field, .. }
+            | IvrError::Duplicate { field, .. }
+            | IvrError::Unknown { field, .. }
+            | IvrError::Loop { field, .. }
+            | IvrError::TooDeep { field, .. } => field,
+            IvrError::Schedule(RuleError::Invalid { field, .. } | RuleError::TooMany { field, .. }) => field,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn menu(name: &str, extra: &str) -> String {
+        format!("[[ivr]]\nname = \"{name}\"\nprompt = \"p.x\"\n{extra}\n")
+    }
+
+    // 2026-11-23 (a Monday) 10:00 JST and 2026-11-22 (a Sunday) 10:00 JST, in Unix ms.
+    const MONDAY_10_JST: u64 = 1_795_395_600_000;
+    const SUNDAY_10_JST: u64 = MONDAY_10_JST - 86_400_000;
+
+    fn session(entry: &str) -> IvrSession {
+        IvrSession::new(menus(), Arc::new(HolidayList::new()), entry).unwrap()
+    }
+
+    fn drain(s: &mut IvrSession) -> Vec<IvrOutput> {
+        std::iter::from_fn(|| s.poll_output()).collect()
+    }
+
+    fn play(ids: &[&str]) -> IvrOutput {
+        IvrOutput::Play(ids.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn entered(menu: &str, depth: usize) -> IvrOutput {
+        IvrOutput::Entered { menu: menu.to_string(), depth }
+    }
+
+    /// Starts `entry` on a Monday morning and lets its prompt finish.
+    fn waiting(entry: &str, t: Instant) -> IvrSession {
+        let mut s = session(entry);
+        s.start(t, MONDAY_10_JST);
+        s.handle_prompt_finished(t);
+        drain(&mut s);
+        s
+    }
+
+    // Tests for configuration.
+
+    #[test]
+    fn the_example_menus_parse_with_their_defaults() {
+        let ivrs = menus();
+        let main = ivrs.menu("main").unwrap();
+        assert_eq!(main.key('1'), Some(&Destination::Queue("support".into())));
+        assert_eq!(main.key('5'), None);
+        assert_eq!(main.timeout, Duration::from_secs(u64::from(DEFAULT_TIMEOUT_SECONDS)));
+        assert_eq!(main.retries, DEFAULT_RETRIES);
+        assert_eq!(main.invalid_prompt, DEFAULT_INVALID_PROMPT);
+        assert_eq!(ivrs.menu("sub").unwrap().default_destination(), &Destination::Hangup);
+    }
+
+    #[test]
+    fn a_key_outside_the_keypad_is_refused_with_its_path() {
+        let text =
+            format!("{}{}", menu("a", ""), menu("b", "keys = { \"5\" = \"hangup\", \"x\" = \"hangup\" }"));
+        assert_eq!(field_of(&text), "ivr[2].keys[\"x\"]");
+        assert_eq!(field_of(&menu("a", "keys = { \"12\" = \"hangup\" }")), "ivr[1].keys[\"12\"]");
+    }
+
+    #[test]
+    fn an_unknown_queue_is_refused_with_its_key_path() {
+        let text = format!("{}{}", menu("a", ""), menu("b", "keys = { \"5\" = { queue = \"nope\" } }"));
+        let err = parse(&text).unwrap_err();
+        assert_eq!(
+            err,
+            IvrError::Unknown { field: "ivr[2].keys[\"5\"]".into(), kind: "queue", name: "nope".into() }
+        );
+        assert_eq!(err.to_string(), "ivr[2].keys[\"5\"]: no queue named \"nope\"");
+    }
+
+    #[test]
+    fn every_kind_of_unknown_reference_is_refused() {
+        for (dest, kind) in [
+            ("{ extension = \"999\" }", "extension"),
+            ("{ group = \"x\" }", "group"),
+            ("{ voicemail = \"999\" }", "voicemail box"),
+            ("{ announcement = \"x\" }", "announcement"),
+            ("{ ivr = \"x\" }", "ivr"),
+        ] {
+            match parse(&menu("a", &format!("default = {dest}"))).unwrap_err() {
+                IvrError::Unknown { field, kind: k, .. } => {
+                    assert_eq!((field.as_str(), k), ("ivr[1].default", kind))
+                }
+                other => panic!("{dest}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_unknown_prompt_is_refused() {
+        assert_eq!(field_of("[[ivr]]\nname = \"a\"\nprompt = \"nope\"\n"), "ivr[1].prompt");
+        assert_eq!(field_of(&menu("a", "invalid_prompt = \"nope\"")), "ivr[1].invalid_prompt");
+        assert_eq!(field_of(&menu("a", "timeout_prompt = \"\"")), "ivr[1].timeout_prompt");
+    }
+
+    #[test]
+    fn keys_without_a_prompt_are_refused() {
+        assert_eq!(field_of("[[ivr]]\nname = \"a\"\nkeys = { \"1\" = \"hangup\" }\n"), "ivr[1].prompt");
+        assert_eq!(field_of("[[ivr]]\nname = \"a\"\ndirect_dial = true\n"), "ivr[1].prompt");
+    }
+
+    #[test]
+    fn an_external_destination_must_be_a_number() {
+        assert_eq!(
+            field_of(&menu("a", "keys = { \"9\" = { external = \"03-1234\" } }")),
+            "ivr[1].keys[\"9\"]"
+        );
+        assert!(parse(&menu("a", "keys = { \"9\" = { external = \"+81312345678\" } }")).is_ok());
+    }
+
+    #[test]
+    fn numbers_out_of_range_are_refused_with_their_path() {
+        assert_eq!(field_of(&menu("a", "timeout_seconds = 0")), "ivr[1].timeout_seconds");
+        assert_eq!(field_of(&menu("a", "timeout_seconds = 61")), "ivr[1].timeout_seconds");
+        assert_eq!(field_of(&menu("a", "retries = 10")), "ivr[1].retries");
+        assert_eq!(field_of(&menu("a", "interdigit_seconds = 11")), "ivr[1].interdigit_seconds");
+    }
+
+    #[test]
+    fn names_must_be_present_and_unique() {
+        assert_eq!(field_of("[[ivr]]\nname = \" \"\n"), "ivr[1].name");
+        assert_eq!(field_of(&format!("{}{}", menu("a", ""), menu("a", ""))), "ivr[2].name");
+    }
+
+    #[test]
+    fn a_fourth_schedule_rule_is_refused() {
+        let rule = "[[ivr.rule]]\nname = \"r\"\ndestination = \"hangup\"\n";
+        let text = format!("{}{rule}{rule}{rule}{rule}", menu("a", ""));
+        assert_eq!(parse(&text).unwrap_err(), IvrError::TooMany { field: "ivr[1].rule".into(), max: 3 });
+    }
+
+    #[test]
+    fn a_bad_schedule_rule_reports_the_time_rules_field_path() {
+        let text = format!(
+            "{}[[ivr.rule]]\nname = \"r\"\ntimes = [\"25:00-26:00\"]\ndestination = \"hangup\"\n",
+            menu("a", "")
+        );
+        assert_eq!(field_of(&text), "ivr[1].rule[1].times[1]");
+    }
+
+    #[test]
+    fn an_unknown_field_is_a_toml_error_with_its_line() {
+        match parse("[[ivr]]\nname = \"a\"\nprompts = \"p.x\"\n").unwrap_err() {
+            IvrError::Toml { line, message } => {
+                assert_eq!(line, Some(3));
+                assert!(message.contains("prompts"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_menu_that_calls_itself_is_refused_as_a_loop() {
+        let err = parse(&menu("a", "keys = { \"9\" = { ivr = \"a\" } }")).unwrap_err();
+        assert_eq!(
+            err,
+            IvrError::Loop { field: "ivr[1].keys[\"9\"]".into(), path: vec!["a".into(), "a".into()] }
+        );
+    }
+
+    #[test]
+    fn a_cycle_through_three_menus_is_refused_with_its_path() {
+        let text = format!(
+            "{}{}{}",
+            menu("main", "keys = { \"1\" = { ivr = \"b\" } }"),
+            menu("b", "keys = { \"1\" = { ivr = \"c\" } }"),
+            menu("c", "keys = { \"0\" = { ivr = \"main\" } }"),
+        );
+        let err = parse(&text).unwrap_err();
+        assert_eq!(
+            err,
+            IvrError::Loop {
+                field: "ivr[3].keys[\"0\"]".into(),
+                path: vec!["main".into(), "b".into(), "c".into(), "main".into()]
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "ivr[3].keys[\"0\"]: menus loop (main → b → c → main); a caller could never leave"
+        );
+    }
+
+    #[test]
+    fn a_cycle_through_a_schedule_rule_or_a_default_is_refused() {
+        let text = format!(
+            "{}[[ivr.rule]]\nname = \"r\"\ndestination = {{ ivr = \"b\" }}\n{}",
+            menu("a", ""),
+            menu("b", "default = { ivr = \"a\" }")
+        );
+        assert_eq!(field_of(&text), "ivr[2].default");
+    }
+
+    #[test]
+    fn a_menu_reached_twice_without_a_cycle_is_accepted() {
+        let text = format!(
+            "{}{}{}",
+            menu("a", "keys = { \"1\" = { ivr = \"b\" }, \"2\" = { ivr = \"c\" } }"),
+            menu("b", "keys = { \"1\" = { ivr = \"c\" } }"),
+            menu("c", ""),
+        );
+        assert!(parse(&text).is_ok());
+    }
+
+    #[test]
+    fn a_chain_deeper_than_the_limit_is_refused() {
+        let chain = |n: usize| -> String {
+            (1..=n)
+                .map(|i| {
+                    let next =
+                        if i < n { format!("default = {{ ivr = \"m{}\" }}", i + 1) } else { String::new() };
+                    menu(&format!("m{i}"), &next)
+                })
+                .collect()
+        };
+        assert!(parse(&chain(MAX_MENU_DEPTH)).is_ok());
+        match parse(&chain(MAX_MENU_DEPTH + 1)).unwrap_err() {
+            IvrError::TooDeep { field, path } => {
+                assert_eq!(field, format!("ivr[{MAX_MENU_DEPTH}].default"));
+                assert_eq!(path.len(), MAX_MENU_DEPTH + 1);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    // Tests for the menu session.
+
+    #[test]
+    fn a_mapped_key_routes_to_its_queue() {
+        let t = Instant::now();
+        let mut s = session("main");
+        s.start(t, MONDAY_10_JST);
+        assert_eq!(drain(&mut s), vec![entered("main", 1), play(&["p.main"])]);
+        assert_eq!(s.poll_timeout(), None, "no timer while the prompt plays");
+        s.handle_prompt_finished(t + Duration::from_secs(4));
+        assert_eq!(s.poll_timeout(), Some(t + Duration::from_secs(9)));
+        s.handle_digit(t + Duration::from_secs(5), '1', &exists);
+        assert_eq!(drain(&mut s), vec![IvrOutput::Route(Destination::Queue("support".into()))]);
+        assert!(s.is_done() && s.poll_timeout().is_none());
+    }
+
+    #[test]
+    fn a_key_during_the_prompt_barges_in() {
+        let t = Instant::now();
+        let mut s = session("main");
+        s.start(t, MONDAY_10_JST);
+        drain(&mut s);
+        s.handle_digit(t + Duration::from_secs(1), '2', &exists);
+        assert_eq!(drain(&mut s), vec![IvrOutput::Route(Destination::Extension("201".into()))]);
+    }
+
+    #[test]
+    fn a_key_to_a_sub_menu_enters_it_one_level_deeper() {
+        let t = Instant::now();
+        let mut s = waiting("main", t);
+        s.handle_digit(t, '0', &exists);
+        assert_eq!(drain(&mut s), vec![entered("sub", 2), play(&["p.sub"])]);
+        assert_eq!(s.menu_name(), "sub");
+        s.handle_prompt_finished(t);
+        s.handle_digit(t, '1', &exists);
+        assert_eq!(drain(&mut s), vec![IvrOutput::Route(Destination::Group("sales".into()))]);
+    }
+
+    #[test]
+    fn invalid_keys_replay_the_menu_then_go_to_the_default_after_the_last_retry() {
+        let t = Instant::now();
+        let mut s = waiting("main", t);
+        for _ in 0..DEFAULT_RETRIES {
+            s.handle_digit(t, '7', &exists);
+            assert_eq!(drain(&mut s), vec![play(&[DEFAULT_INVALID_PROMPT, "p.main"])]);
+            s.handle_prompt_finished(t);
+        }
+        s.handle_digit(t, '7', &exists);
+        assert_eq!(drain(&mut s), vec![IvrOutput::Route(Destination::Voicemail("201".into()))]);
+        assert!(s.is_done());
+    }
+
+    #[test]
+    fn silence_replays_the_menu_with_the_timeout_prompt_then_says_goodbye() {
+        let t = Instant::now();
+        let mut s = waiting("sub", t);
+        let first = s.poll_timeout().unwrap();
+        assert_eq!(first, t + Duration::from_secs(4));
+        s.handle_timeout(first - Duration::from_millis(1), &exists);
+        assert!(drain(&mut s).is_empty(), "an early timer does nothing");
+        s.handle_timeout(first, &exists);
+        assert_eq!(drain(&mut s), vec![play(&[DEFAULT_TIMEOUT_PROMPT, "p.sub"])]);
+        s.handle_timeout(first, &exists);
+        assert!(drain(&mut s).is_empty(), "a repeated timer does nothing");
+        s.handle_prompt_finished(first);
+        s.handle_timeout(s.poll_timeout().unwrap(), &exists);
+        // sub has one retry and no default: goodbye, then hang up.
+        assert_eq!(drain(&mut s), vec![play(&[GOODBYE_PROMPT])]);
+        s.handle_prompt_finished(first);
+        assert_eq!(drain(&mut s), vec![IvrOutput::HangUp]);
+        assert!(s.is_done());
+    }
+
+    #[test]
+    fn hangup_key_says_goodbye_before_hanging_up() {
+        let t = Instant::now();
+        let mut s = waiting("main", t);
+        s.handle_digit(t, '#', &exists);
+        assert_eq!(drain(&mut s), vec![play(&[GOODBYE_PROMPT])]);
+        s.handle_digit(t, '1', &exists);
+        assert!(drain(&mut s).is_empty(), "keys are ignored while closing");
+        s.handle_prompt_finished(t);
+        assert_eq!(drain(&mut s), vec![IvrOutput::HangUp]);
+    }
+
+    #[test]
+    fn direct_dial_routes_an_extension_after_the_inter_digit_timeout() {
+        let t = Instant::now();
+        let mut s = session("direct");
+        s.start(t, MONDAY_10_JST);
+        drain(&mut s);
+        s.handle_digit(t + Duration::from_secs(1), '2', &exists);
+        assert_eq!(drain(&mut s), vec![IvrOutput::StopPlayback]);
+        s.handle_digit(t + Duration::from_secs(2), '0', &exists);
+        s.handle_digit(t + Duration::from_secs(3), '1', &exists);
+        let due = t + Duration::from_secs(3 + u64::from(DEFAULT_INTERDIGIT_SECONDS));
+        assert_eq!(s.poll_timeout(), Some(due));
+        assert!(drain(&mut s).is_empty());
+        s.handle_timeout(due, &exists);
+        assert_eq!(drain(&mut s), vec![IvrOutput::Route(Destination::Extension("201".into()))]);
+    }
+
+    #[test]
+    fn direct_dial_ends_early_on_pound() {
+        let t = Instant::now();
+        let mut s = waiting("direct", t);
+        for k in ['2', '0', '0', '1', '#'] {
+            s.handle_digit(t, k, &exists);
+        }
+        assert_eq!(drain(&mut s), vec![IvrOutput::Route(Destination::Extension("2001".into()))]);
+    }
+
+    #[test]
+    fn direct_dial_takes_a_lone_digit_as_its_key() {
+        let t = Instant::now();
+        let mut s = waiting("direct", t);
+        s.handle_digit(t, '2', &exists);
+        s.handle_timeout(s.poll_timeout().unwrap(), &exists);
+        assert_eq!(drain(&mut s), vec![IvrOutput::Route(Destination::Queue("support".into()))]);
+    }
+
+    #[test]
+    fn direct_dial_of_an_unknown_number_counts_as_invalid() {
+        let t = Instant::now();
+        let mut s = waiting("direct", t);
+        for k in ['9', '9', '9', '#'] {
+            s.handle_digit(t, k, &exists);
+        }
+        assert_eq!(drain(&mut s), vec![play(&[DEFAULT_INVALID_PROMPT, "p.direct"])]);
+    }
+
+    #[test]
+    fn direct_dial_stops_collecting_at_the_digit_limit() {
+        let t = Instant::now();
+        let mut s = waiting("direct", t);
+        for _ in 0..MAX_DIRECT_DIGITS {
+            s.handle_digit(t, '1', &exists);
+        }
+        assert_eq!(drain(&mut s), vec![play(&[DEFAULT_INVALID_PROMPT, "p.direct"])]);
+    }
+
+    #[test]
+    fn star_in_a_direct_dial_menu_is_still_a_key() {
+        let t = Instant::now();
+        let mut s = waiting("direct", t);
+        s.handle_digit(t, '*', &exists);
+        assert_eq!(drain(&mut s), vec![entered("sub", 2), play(&["p.sub"])]);
+    }
+
+    #[test]
+    fn a_schedule_rule_routes_before_the_menu_plays() {
+        let t = Instant::now();
+        let mut s = session("main");
+        s.start(t, SUNDAY_10_JST);
+        assert_eq!(
+            drain(&mut s),
+            vec![entered("main", 1), IvrOutput::Route(Destination::Announcement("closed".into()))]
+        );
+    }
+
+    #[test]
+    fn a_cycle_through_a_schedule_rule_is_refused() {
+        let text = format!(
+            "{}[[ivr.rule]]\nname = \"night\"\ntimes = [\"18:00-09:00\"]\ndestination = {{ ivr = \"night\" }}\n{}",
+            menu("day", ""),
+            menu("night", "keys = { \"1\" = { ivr = \"day\" } }"),
+        );
+        assert_eq!(field_of(&text), "ivr[2].keys[\"1\"]");
+    }
+
+    #[test]
+    fn a_sub_menu_schedule_is_evaluated_at_the_wall_time_the_caller_enters_it() {
+        let text = format!(
+            "{}{}[[ivr.rule]]\nname = \"night\"\ntimes = [\"18:00-09:00\"]\ndestination = {{ extension = \"201\" }}\n",
+            menu("day", "keys = { \"1\" = { ivr = \"sales\" } }"),
+            menu("sales", "keys = { \"1\" = { group = \"sales\" } }"),
+        );
+        let ivrs = Arc::new(parse(&text).unwrap());
+        let mut s = IvrSession::new(ivrs, Arc::new(HolidayList::new()), "day").unwrap();
+        let t = Instant::now();
+        // 17:59:30 JST on a Monday: the day menu plays.
+        s.start(t, MONDAY_10_JST + 8 * 3_600_000 - 30_000);
+        assert_eq!(drain(&mut s), vec![entered("day", 1), play(&["p.x"])]);
+        // 40 s later it is 18:00:10: the sub-menu's night rule applies.
+        s.handle_digit(t + Duration::from_secs(40), '1', &exists);
+        assert_eq!(
+            drain(&mut s),
+            vec![entered("sales", 2), IvrOutput::Route(Destination::Extension("201".into()))]
+        );
+    }
+
+    #[test]
+    fn a_menu_without_a_prompt_goes_straight_to_its_default() {
+        let text = "[[ivr]]\nname = \"a\"\ndefault = { queue = \"support\" }\n";
+        let mut s =
+            IvrSession::new(Arc::new(parse(text).unwrap()), Arc::new(HolidayList::new()), "a").unwrap();
+        s.start(Instant::now(), MONDAY_10_JST);
+        assert_eq!(
+            drain(&mut s),
+            vec![entered("a", 1), IvrOutput::Route(Destination::Queue("support".into()))]
+        );
+    }
+
+    #[test]
+    fn an_unknown_entry_menu_gives_no_session() {
+        assert!(IvrSession::new(menus(), Arc::new(HolidayList::new()), "nope").is_none());
+    }
+
+    #[test]
+    fn inputs_before_start_do_nothing() {
+        let t = Instant::now();
+        let mut s = session("main");
+        s.handle_digit(t, '1', &exists);
+        s.handle_prompt_finished(t);
+        s.handle_timeout(t, &exists);
+        assert!(drain(&mut s).is_empty() && !s.is_done());
     }
 }
