@@ -11,6 +11,7 @@
 //! building blocks, not yet wired into call routing.
 pub mod ivr;
 pub mod numbers;
+pub mod supervision;
 pub mod timerules;
 pub mod trunk;
 pub mod voicemail;
