@@ -104,10 +104,12 @@ impl Mode {
 /// `None` when it is not a supervision code or the extension is not 1 to
 /// [`MAX_EXTENSION_DIGITS`] digits.
 pub fn parse_dial_code(dialled: &str) -> Option<(Mode, &str)> {
-    let (mode, rest) = [(LISTEN_CODE, Mode::Listen), (WHISPER_CODE, Mode::Whisper), (BARGE_CODE, Mode::Barge)]
-        .into_iter()
-        .find_map(|(code, mode)| dialled.strip_prefix(code).map(|rest| (mode, rest)))?;
-    let ok = !rest.is_empty() && rest.len() <= MAX_EXTENSION_DIGITS && rest.bytes().all(|b| b.is_ascii_digit());
+    let (mode, rest) =
+        [(LISTEN_CODE, Mode::Listen), (WHISPER_CODE, Mode::Whisper), (BARGE_CODE, Mode::Barge)]
+            .into_iter()
+            .find_map(|(code, mode)| dialled.strip_prefix(code).map(|rest| (mode, rest)))?;
+    let ok =
+        !rest.is_empty() && rest.len() <= MAX_EXTENSION_DIGITS && rest.bytes().all(|b| b.is_ascii_digit());
     ok.then_some((mode, rest))
 }
 
@@ -357,7 +359,9 @@ pub enum SupervisionOutput {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// API start: the supervisor's phone rings.
-    Ringing { until: Instant },
+    Ringing {
+        until: Instant,
+    },
     /// In the agent's room.
     Joined,
     Done,
@@ -537,5 +541,429 @@ impl SupervisionSession {
             target: self.target.clone(),
             kind,
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL_MODES: [Mode; 3] = [Mode::Listen, Mode::Whisper, Mode::Barge];
+
+    /// `900` may do everything to everyone; `901` may only listen, and only to `201`.
+    fn roles() -> SupervisorRoles {
+        let mut roles = SupervisorRoles::new();
+        assert!(roles.grant("900", Permission::new(&ALL_MODES, Scope::All).unwrap()));
+        let only_201 = Scope::Agents(["201".to_string()].into_iter().collect());
+        assert!(roles.grant("901", Permission::new(&[Mode::Listen], only_201).unwrap()));
+        roles
+    }
+
+    fn drain(s: &mut SupervisionSession) -> Vec<SupervisionOutput> {
+        std::iter::from_fn(|| s.poll_output()).collect()
+    }
+
+    fn event(at: Instant, kind: EventKind) -> SupervisionOutput {
+        SupervisionOutput::Event(SupervisionEvent {
+            at,
+            supervisor: "900".into(),
+            target: "201".into(),
+            kind,
+        })
+    }
+
+    fn dial(t: Instant, dialled: &str) -> Result<SupervisionSession, Refusal> {
+        let (mode, target) = parse_dial_code(dialled).unwrap();
+        SupervisionSession::start(t, Origin::DialCode, "900", target, mode, &roles(), TargetState::InCall)
+    }
+
+    /// Every output acts on the supervisor's leg only; this is the whole vocabulary.
+    fn touches_only_the_supervisor(o: &SupervisionOutput) -> bool {
+        matches!(
+            o,
+            SupervisionOutput::RingSupervisor
+                | SupervisionOutput::CancelRing
+                | SupervisionOutput::Join { .. }
+                | SupervisionOutput::SetMode { .. }
+                | SupervisionOutput::HangUpSupervisor
+                | SupervisionOutput::Event(_)
+        )
+    }
+
+    // Tests for dial codes.
+
+    #[test]
+    fn each_dial_code_names_its_mode_and_extension() {
+        assert_eq!(parse_dial_code("995201"), Some((Mode::Listen, "201")));
+        assert_eq!(parse_dial_code("994201"), Some((Mode::Whisper, "201")));
+        assert_eq!(parse_dial_code("996201"), Some((Mode::Barge, "201")));
+    }
+
+    #[test]
+    fn a_code_without_a_valid_extension_is_not_a_supervision_code() {
+        for dialled in ["995", "99520a", "993201", "201", "995123456789", "995*1", ""] {
+            assert_eq!(parse_dial_code(dialled), None, "{dialled}");
+        }
+    }
+
+    #[test]
+    fn each_mode_maps_onto_the_mixer_monitor_mode() {
+        assert_eq!(Mode::Listen.monitor_mode(), MonitorMode::Listen);
+        assert_eq!(Mode::Whisper.monitor_mode(), MonitorMode::Whisper);
+        assert_eq!(Mode::Barge.monitor_mode(), MonitorMode::Barge);
+    }
+
+    // Tests for starting.
+
+    #[test]
+    fn listen_code_joins_at_once_in_listen_mode() {
+        let t = Instant::now();
+        let mut s = dial(t, "995201").unwrap();
+        assert_eq!(
+            drain(&mut s),
+            vec![
+                SupervisionOutput::Join { mode: MonitorMode::Listen },
+                event(t, EventKind::Started { mode: Mode::Listen })
+            ]
+        );
+        assert_eq!(s.poll_timeout(), None);
+    }
+
+    #[test]
+    fn whisper_and_barge_codes_join_in_their_modes() {
+        let t = Instant::now();
+        for (code, mode) in [("994201", MonitorMode::Whisper), ("996201", MonitorMode::Barge)] {
+            let mut s = dial(t, code).unwrap();
+            assert_eq!(drain(&mut s).first(), Some(&SupervisionOutput::Join { mode }));
+        }
+    }
+
+    #[test]
+    fn api_start_rings_the_supervisor_then_joins_on_answer() {
+        let t = Instant::now();
+        let mut s = SupervisionSession::start(
+            t,
+            Origin::Api,
+            "900",
+            "201",
+            Mode::Whisper,
+            &roles(),
+            TargetState::InCall,
+        )
+        .unwrap();
+        assert_eq!(drain(&mut s), vec![SupervisionOutput::RingSupervisor]);
+        assert_eq!(s.poll_timeout(), Some(t + SUPERVISOR_RING_TIMEOUT));
+        let answered = t + Duration::from_secs(3);
+        s.handle_supervisor_answered(answered, TargetState::InCall);
+        assert_eq!(
+            drain(&mut s),
+            vec![
+                SupervisionOutput::Join { mode: MonitorMode::Whisper },
+                event(answered, EventKind::Started { mode: Mode::Whisper })
+            ]
+        );
+        assert_eq!(s.poll_timeout(), None);
+    }
+
+    #[test]
+    fn api_start_gives_up_when_the_supervisor_does_not_answer() {
+        let t = Instant::now();
+        let mut s = SupervisionSession::start(
+            t,
+            Origin::Api,
+            "900",
+            "201",
+            Mode::Listen,
+            &roles(),
+            TargetState::InCall,
+        )
+        .unwrap();
+        drain(&mut s);
+        s.handle_timeout(t + SUPERVISOR_RING_TIMEOUT - Duration::from_millis(1));
+        assert!(drain(&mut s).is_empty(), "an early timer does nothing");
+        let due = t + SUPERVISOR_RING_TIMEOUT;
+        s.handle_timeout(due);
+        assert_eq!(
+            drain(&mut s),
+            vec![
+                SupervisionOutput::CancelRing,
+                event(due, EventKind::Ended { reason: EndReason::SupervisorNoAnswer })
+            ]
+        );
+        s.handle_timeout(due);
+        assert!(drain(&mut s).is_empty() && s.is_done());
+    }
+
+    #[test]
+    fn api_start_hangs_up_the_supervisor_if_the_agent_call_ended_while_ringing() {
+        let t = Instant::now();
+        let mut s = SupervisionSession::start(
+            t,
+            Origin::Api,
+            "900",
+            "201",
+            Mode::Listen,
+            &roles(),
+            TargetState::InCall,
+        )
+        .unwrap();
+        drain(&mut s);
+        s.handle_supervisor_answered(t, TargetState::NotInCall);
+        assert_eq!(
+            drain(&mut s),
+            vec![
+                SupervisionOutput::HangUpSupervisor,
+                event(t, EventKind::Ended { reason: EndReason::TargetNotInCall })
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unreachable_supervisor_phone_ends_the_api_session() {
+        let t = Instant::now();
+        let mut s = SupervisionSession::start(
+            t,
+            Origin::Api,
+            "900",
+            "201",
+            Mode::Listen,
+            &roles(),
+            TargetState::InCall,
+        )
+        .unwrap();
+        drain(&mut s);
+        s.handle_supervisor_unreachable(t);
+        assert_eq!(
+            drain(&mut s).last(),
+            Some(&event(t, EventKind::Ended { reason: EndReason::SupervisorUnreachable }))
+        );
+        assert!(s.is_done());
+    }
+
+    // Tests for refusals.
+
+    #[test]
+    fn a_user_without_the_supervisor_role_is_refused() {
+        let t = Instant::now();
+        let r = SupervisionSession::start(
+            t,
+            Origin::DialCode,
+            "202",
+            "201",
+            Mode::Listen,
+            &roles(),
+            TargetState::InCall,
+        );
+        assert_eq!(r.unwrap_err(), Refusal::NotASupervisor);
+        assert_eq!(Refusal::NotASupervisor.http_status(), 403);
+    }
+
+    #[test]
+    fn a_supervisor_is_refused_outside_their_scope_and_modes() {
+        let t = Instant::now();
+        let start = |target: &str, mode| {
+            SupervisionSession::start(t, Origin::DialCode, "901", target, mode, &roles(), TargetState::InCall)
+        };
+        assert!(start("201", Mode::Listen).is_ok());
+        assert_eq!(start("202", Mode::Listen).unwrap_err(), Refusal::OutOfScope);
+        assert_eq!(start("201", Mode::Barge).unwrap_err(), Refusal::ModeNotAllowed(Mode::Barge));
+    }
+
+    #[test]
+    fn an_idle_target_is_refused_with_a_clear_reason_and_prompt() {
+        let t = Instant::now();
+        let r = SupervisionSession::start(
+            t,
+            Origin::DialCode,
+            "900",
+            "201",
+            Mode::Listen,
+            &roles(),
+            TargetState::NotInCall,
+        );
+        let refusal = r.unwrap_err();
+        assert_eq!(refusal, Refusal::TargetNotInCall);
+        assert_eq!(refusal.to_string(), "the agent is not in a call");
+        assert_eq!(refusal.prompt(), TARGET_IDLE_PROMPT);
+        assert_eq!(refusal.http_status(), 409);
+    }
+
+    #[test]
+    fn an_unknown_target_and_the_supervisor_own_call_are_refused() {
+        let t = Instant::now();
+        let r = SupervisionSession::start(
+            t,
+            Origin::Api,
+            "900",
+            "777",
+            Mode::Listen,
+            &roles(),
+            TargetState::Unknown,
+        );
+        assert_eq!(r.unwrap_err(), Refusal::UnknownTarget);
+        let r = SupervisionSession::start(
+            t,
+            Origin::Api,
+            "900",
+            "900",
+            Mode::Listen,
+            &roles(),
+            TargetState::InCall,
+        );
+        assert_eq!(r.unwrap_err(), Refusal::OwnCall);
+    }
+
+    #[test]
+    fn the_role_table_is_bounded() {
+        let mut roles = SupervisorRoles::new();
+        let p = || Permission::new(&[Mode::Listen], Scope::All).unwrap();
+        for i in 0..MAX_SUPERVISORS {
+            assert!(roles.grant(&i.to_string(), p()));
+        }
+        assert!(!roles.grant("extra", p()));
+        assert!(roles.grant("0", p()), "replacing an existing role still works");
+        let too_many = Scope::Agents((0..=MAX_SCOPE_AGENTS).map(|i| i.to_string()).collect());
+        assert!(Permission::new(&[Mode::Listen], too_many).is_none());
+    }
+
+    // Tests for the JOINED state.
+
+    #[test]
+    fn keys_4_5_6_switch_between_listen_whisper_and_barge() {
+        let t = Instant::now();
+        let roles = roles();
+        let mut s = dial(t, "995201").unwrap();
+        drain(&mut s);
+        for (key, from, to) in [
+            ('5', Mode::Listen, Mode::Whisper),
+            ('6', Mode::Whisper, Mode::Barge),
+            ('4', Mode::Barge, Mode::Listen),
+        ] {
+            s.handle_digit(t, key, &roles);
+            assert_eq!(
+                drain(&mut s),
+                vec![
+                    SupervisionOutput::SetMode { mode: to.monitor_mode() },
+                    event(t, EventKind::Switched { from, to })
+                ]
+            );
+            assert_eq!(s.mode(), to);
+        }
+    }
+
+    #[test]
+    fn the_current_mode_key_and_other_keys_do_nothing() {
+        let t = Instant::now();
+        let mut s = dial(t, "995201").unwrap();
+        drain(&mut s);
+        for key in ['4', '1', '#', '*', '9'] {
+            s.handle_digit(t, key, &roles());
+        }
+        assert!(drain(&mut s).is_empty());
+        assert_eq!(s.mode(), Mode::Listen);
+    }
+
+    #[test]
+    fn a_switch_to_a_mode_outside_the_role_is_refused_and_the_mode_stays() {
+        let t = Instant::now();
+        let mut s = SupervisionSession::start(
+            t,
+            Origin::DialCode,
+            "901",
+            "201",
+            Mode::Listen,
+            &roles(),
+            TargetState::InCall,
+        )
+        .unwrap();
+        drain(&mut s);
+        s.handle_digit(t, '6', &roles());
+        assert_eq!(
+            drain(&mut s),
+            vec![SupervisionOutput::Event(SupervisionEvent {
+                at: t,
+                supervisor: "901".into(),
+                target: "201".into(),
+                kind: EventKind::SwitchRefused {
+                    mode: Mode::Barge,
+                    reason: Refusal::ModeNotAllowed(Mode::Barge)
+                }
+            })]
+        );
+        assert_eq!(s.mode(), Mode::Listen);
+    }
+
+    #[test]
+    fn the_agent_call_ending_hangs_up_only_the_supervisor() {
+        let t = Instant::now();
+        let mut s = dial(t, "996201").unwrap();
+        drain(&mut s);
+        let later = t + Duration::from_secs(60);
+        s.handle_target_call_ended(later);
+        assert_eq!(
+            drain(&mut s),
+            vec![
+                SupervisionOutput::HangUpSupervisor,
+                event(later, EventKind::Ended { reason: EndReason::TargetCallEnded })
+            ]
+        );
+        s.handle_supervisor_hangup(later);
+        s.handle_digit(later, '5', &roles());
+        assert!(drain(&mut s).is_empty(), "a finished session says nothing more");
+    }
+
+    #[test]
+    fn supervisor_hangup_and_api_stop_end_the_session() {
+        let t = Instant::now();
+        let mut s = dial(t, "995201").unwrap();
+        drain(&mut s);
+        s.handle_supervisor_hangup(t);
+        assert_eq!(
+            drain(&mut s).last(),
+            Some(&event(t, EventKind::Ended { reason: EndReason::SupervisorHungUp }))
+        );
+        let mut s = dial(t, "995201").unwrap();
+        drain(&mut s);
+        s.stop(t);
+        assert_eq!(
+            drain(&mut s),
+            vec![
+                SupervisionOutput::HangUpSupervisor,
+                event(t, EventKind::Ended { reason: EndReason::Stopped })
+            ]
+        );
+    }
+
+    #[test]
+    fn no_path_emits_an_output_outside_the_supervisor_leg() {
+        let t = Instant::now();
+        let roles = roles();
+        for origin in [Origin::DialCode, Origin::Api] {
+            for finish in 0..4 {
+                let mut s = SupervisionSession::start(
+                    t,
+                    origin,
+                    "900",
+                    "201",
+                    Mode::Listen,
+                    &roles,
+                    TargetState::InCall,
+                )
+                .unwrap();
+                let mut all = drain(&mut s);
+                s.handle_supervisor_answered(t, TargetState::InCall);
+                for key in ['5', '6', '4', '0'] {
+                    s.handle_digit(t, key, &roles);
+                }
+                match finish {
+                    0 => s.handle_supervisor_hangup(t),
+                    1 => s.handle_target_call_ended(t),
+                    2 => s.stop(t),
+                    _ => s.handle_timeout(t + SUPERVISOR_RING_TIMEOUT),
+                }
+                all.extend(drain(&mut s));
+                assert!(all.iter().all(touches_only_the_supervisor), "{all:?}");
+            }
+        }
     }
 }
