@@ -6,10 +6,14 @@
 //! - [`numbers`]: Japanese number normalisation, outbound routes, block and restriction lists,
 //!   CSV import (issue 4).
 //! - [`trunk`]: the registration client of a SIP trunk to a provider (issue 4).
+//! - [`ivr`]: IVR menus: configuration checks and the caller's menu session (issue 6).
+//! - [`supervision`]: listen / whisper / barge sessions of a supervisor (issue 6).
 //!
 //! Issue 4 is in progress: trunks register from the engine; time rules and numbers are tested
 //! building blocks, not yet wired into call routing.
+pub mod ivr;
 pub mod numbers;
+pub mod supervision;
 pub mod timerules;
 pub mod trunk;
 pub mod voicemail;

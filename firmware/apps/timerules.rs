@@ -703,6 +703,23 @@ fn build_rule_set(path: &str, did: &DidConfig, offset: UtcOffset) -> Result<Rule
     Ok(RuleSet { number: number.to_string(), offset, rules, default: did.default.clone() })
 }
 
+/// Validates ordered rules and a default that belong to no DID (an IVR menu's schedule, issue 6):
+/// the returned set's [`RuleSet::number`] is empty. Errors name fields under `path`, e.g.
+/// `ivr[2].rule[1].times[1]`; the caller bounds the number of rules.
+pub fn schedule_from_config(
+    path: &str,
+    rules: &[RuleConfig],
+    default: &Destination,
+    offset: UtcOffset,
+) -> Result<RuleSet, RuleError> {
+    check_len(|| format!("{path}.rule"), rules, MAX_RULES_PER_DID)?;
+    let mut built = Vec::with_capacity(rules.len());
+    for (i, raw) in rules.iter().enumerate() {
+        built.push(build_rule(&format!("{path}.rule[{}]", i + 1), raw)?);
+    }
+    Ok(RuleSet { number: String::new(), offset, rules: built, default: default.clone() })
+}
+
 /// Parses each entry of `list`; an error names `field[i]` (1-based).
 fn parse_list<T>(
     field: &str,
