@@ -654,6 +654,11 @@ enum State {
     Done,
 }
 
+/// Longest a prompt may play before the session goes on without its end report. Admin audio
+/// is capped well below this (a menu prompt is seconds long); the guard only catches a lost
+/// media event.
+pub const PROMPT_GUARD: Duration = Duration::from_secs(300);
+
 /// One caller walking the menus, from an entry menu to a final destination.
 #[derive(Debug)]
 pub struct IvrSession {
@@ -726,7 +731,7 @@ impl IvrSession {
     /// The caller pressed `key` (RFC 4733 or SIP INFO, already decoded). `exists` answers
     /// whether a directly dialled extension exists.
     pub fn handle_digit(&mut self, now: Instant, key: char, exists: &dyn Fn(NameKind, &str) -> bool) {
-        let Some(menu) = self.ivrs.menus.get(self.menu) else { return self.finish(Destination::Hangup) };
+        let Some(menu) = self.ivrs.menus.get(self.menu) else { return self.finish(now, Destination::Hangup) };
         match self.state {
             State::Prompting | State::Waiting => {
                 if menu.direct_dial && key.is_ascii_digit() {
@@ -786,7 +791,9 @@ impl IvrSession {
         match self.state {
             State::Waiting => self.fail(now, Failure::Timeout),
             State::Collecting => self.resolve(now, exists),
-            _ => {}
+            // The player never said the prompt ended: go on as if it had.
+            State::Prompting | State::Closing => self.handle_prompt_finished(now),
+            State::Created | State::Done => {}
         }
     }
 
@@ -802,10 +809,10 @@ impl IvrSession {
     /// (checked at save time), and the depth bound stops the walk even if they did.
     fn enter(&mut self, now: Instant, index: usize) {
         let ivrs = Arc::clone(&self.ivrs);
-        let Some(menu) = ivrs.menus.get(index) else { return self.finish(Destination::Hangup) };
+        let Some(menu) = ivrs.menus.get(index) else { return self.finish(now, Destination::Hangup) };
         self.depth += 1;
         if self.depth > MAX_MENU_DEPTH {
-            return self.finish(Destination::Hangup);
+            return self.finish(now, Destination::Hangup);
         }
         self.menu = index;
         self.failures = 0;
@@ -815,8 +822,7 @@ impl IvrSession {
         let (dest, rule) = menu.schedule.destination_at(self.unix_ms(now), &self.holidays);
         match (rule, &menu.prompt) {
             (None, Some(prompt)) => {
-                self.state = State::Prompting;
-                self.out.push_back(IvrOutput::Play(vec![prompt.clone()]));
+                self.play(now, State::Prompting, vec![prompt.clone()]);
             }
             _ => self.route(now, dest.clone()),
         }
@@ -827,17 +833,24 @@ impl IvrSession {
         match dest {
             Destination::Ivr(name) => match self.ivrs.index_of(&name) {
                 Some(index) => self.enter(now, index),
-                None => self.finish(Destination::Hangup),
+                None => self.finish(now, Destination::Hangup),
             },
-            other => self.finish(other),
+            other => self.finish(now, other),
         }
     }
 
-    fn finish(&mut self, dest: Destination) {
+    /// Plays `clips` in `state`, with a guard timer: a player that never reports the end
+    /// (a lost media event) must not keep the caller in the menu forever.
+    fn play(&mut self, now: Instant, state: State, clips: Vec<String>) {
+        self.state = state;
+        self.timer = Some(now + PROMPT_GUARD);
+        self.out.push_back(IvrOutput::Play(clips));
+    }
+
+    fn finish(&mut self, now: Instant, dest: Destination) {
         self.timer = None;
         if dest == Destination::Hangup {
-            self.state = State::Closing;
-            self.out.push_back(IvrOutput::Play(vec![GOODBYE_PROMPT.to_string()]));
+            self.play(now, State::Closing, vec![GOODBYE_PROMPT.to_string()]);
         } else {
             self.state = State::Done;
             self.out.push_back(IvrOutput::Route(dest));
@@ -856,7 +869,7 @@ impl IvrSession {
         };
         match key {
             Some(dest) => self.route(now, dest),
-            None if exists(NameKind::Extension, &digits) => self.finish(Destination::Extension(digits)),
+            None if exists(NameKind::Extension, &digits) => self.finish(now, Destination::Extension(digits)),
             None => self.fail(now, Failure::Invalid),
         }
     }
@@ -864,7 +877,7 @@ impl IvrSession {
     /// One failed attempt: say why and offer the menu again, or give up to the default.
     fn fail(&mut self, now: Instant, why: Failure) {
         let ivrs = Arc::clone(&self.ivrs);
-        let Some(menu) = ivrs.menus.get(self.menu) else { return self.finish(Destination::Hangup) };
+        let Some(menu) = ivrs.menus.get(self.menu) else { return self.finish(now, Destination::Hangup) };
         self.failures += 1;
         self.digits.clear();
         self.timer = None;
@@ -875,10 +888,9 @@ impl IvrSession {
             Failure::Invalid => &menu.invalid_prompt,
             Failure::Timeout => &menu.timeout_prompt,
         };
-        self.state = State::Prompting;
-        let mut play = vec![notice.clone()];
-        play.extend(menu.prompt.clone());
-        self.out.push_back(IvrOutput::Play(play));
+        let mut clips = vec![notice.clone()];
+        clips.extend(menu.prompt.clone());
+        self.play(now, State::Prompting, clips);
     }
 }
 
@@ -1175,7 +1187,7 @@ mod tests {
         let mut s = session("main");
         s.start(t, MONDAY_10_JST);
         assert_eq!(drain(&mut s), vec![entered("main", 1), play(&["p.main"])]);
-        assert_eq!(s.poll_timeout(), None, "no timer while the prompt plays");
+        assert_eq!(s.poll_timeout(), Some(t + PROMPT_GUARD), "only the guard while the prompt plays");
         s.handle_prompt_finished(t + Duration::from_secs(4));
         assert_eq!(s.poll_timeout(), Some(t + Duration::from_secs(9)));
         s.handle_digit(t + Duration::from_secs(5), '1', &exists);
@@ -1191,6 +1203,20 @@ mod tests {
         drain(&mut s);
         s.handle_digit(t + Duration::from_secs(1), '2', &exists);
         assert_eq!(drain(&mut s), vec![IvrOutput::Route(Destination::Extension("201".into()))]);
+    }
+
+    #[test]
+    fn a_prompt_whose_end_is_never_reported_stops_holding_the_caller_after_the_guard() {
+        let t = Instant::now();
+        let mut s = session("main");
+        s.start(t, MONDAY_10_JST);
+        drain(&mut s);
+        assert_eq!(s.poll_timeout(), Some(t + PROMPT_GUARD));
+        s.handle_timeout(t + PROMPT_GUARD, &exists);
+        // As if the prompt had ended: the menu's key timeout runs now.
+        let at = s.poll_timeout().expect("the key timeout is armed");
+        assert!(at > t + PROMPT_GUARD, "{at:?}");
+        assert!(!s.is_done());
     }
 
     #[test]
