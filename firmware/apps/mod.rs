@@ -2,6 +2,8 @@
 //! IVR, queues, ...).
 //!
 //! Like `engine`, these rooms do no I/O and read no clock: the engine passes the time in.
+//! - [`callcenter`]: queues (ACD), agent states and the call-center event log (issue 6; core
+//!   only, not wired).
 //! - [`timerules`]: which destination a DID's call goes to at a given moment (issue 4).
 //! - [`numbers`]: Japanese number normalisation, outbound routes, block and restriction lists,
 //!   CSV import (issue 4).
@@ -9,6 +11,7 @@
 //!
 //! Issue 4 is in progress: trunks register from the engine; time rules and numbers are tested
 //! building blocks, not yet wired into call routing.
+pub mod callcenter;
 pub mod numbers;
 pub mod timerules;
 pub mod trunk;
