@@ -318,7 +318,12 @@ impl Agent {
     }
 
     /// Applies one input; returns the new state, or refuses. `custom` bounds `OtherWork(n)`.
-    pub fn apply(&mut self, input: AgentInput, now: Instant, custom: &StatusCatalog) -> Result<AgentState, AgentError> {
+    pub fn apply(
+        &mut self,
+        input: AgentInput,
+        now: Instant,
+        custom: &StatusCatalog,
+    ) -> Result<AgentState, AgentError> {
         use AgentState as S;
         let illegal = AgentError::IllegalTransition { from: self.state, input: input.name() };
         let mut release_at = None;
@@ -455,8 +460,14 @@ mod tests {
     #[test]
     fn custom_states_are_validated_and_must_exist_to_be_selected() {
         let (mut a, t0, cat) = agent();
-        assert_eq!(a.apply(AgentInput::Select(AgentState::OtherWork(2)), t0, &cat), Ok(AgentState::OtherWork(2)));
-        assert_eq!(a.apply(AgentInput::Select(AgentState::OtherWork(3)), t0, &cat), Err(AgentError::UnknownCustomState(3)));
+        assert_eq!(
+            a.apply(AgentInput::Select(AgentState::OtherWork(2)), t0, &cat),
+            Ok(AgentState::OtherWork(2))
+        );
+        assert_eq!(
+            a.apply(AgentInput::Select(AgentState::OtherWork(3)), t0, &cat),
+            Err(AgentError::UnknownCustomState(3))
+        );
         assert_eq!(cat.name(1), Some("メール対応"));
         assert!(StatusCatalog::new(&["a", "b", "c", "d", "e", "f", "g"]).is_err());
         assert!(StatusCatalog::new(&["１２３４５６７８９０１２３４５"]).is_ok());

@@ -23,5 +23,7 @@ mod tests;
 
 pub use agent::{AgentError, AgentState, StatusCatalog};
 pub use events::{Cause, Direction, Event, EventKind, EventParseError, EventRing, OverflowReason};
-pub use queue::{Acd, AcdConfig, AcdError, MemberConfig, Output, PeriodicAnnouncement, QueueConfig, RouteReason};
+pub use queue::{
+    Acd, AcdConfig, AcdError, MemberConfig, Output, PeriodicAnnouncement, QueueConfig, RouteReason,
+};
 pub use strategy::Strategy;

@@ -441,7 +441,8 @@ impl Acd {
             let mut members: Vec<Member> = Vec::with_capacity(q.members.len());
             for (mi, m) in q.members.iter().enumerate() {
                 let field = format!("queue[{}].member[{}]", qi + 1, mi + 1);
-                let agent = *agent_ids.get(&m.agent).ok_or_else(|| invalid(field.clone(), "unknown agent"))?;
+                let agent =
+                    *agent_ids.get(&m.agent).ok_or_else(|| invalid(field.clone(), "unknown agent"))?;
                 if m.skill == 0 || m.skill > MAX_SKILL_LEVEL {
                     return Err(invalid(field, "skill must be 1 ..= 99"));
                 }
@@ -498,7 +499,8 @@ impl Acd {
     /// When [`Acd::handle_timeout`] must be called next.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let calls = self.calls.values().flat_map(|c| [c.timeout_at, c.ring_deadline, c.next_announce, c.queue_at]);
+        let calls =
+            self.calls.values().flat_map(|c| [c.timeout_at, c.ring_deadline, c.next_announce, c.queue_at]);
         let agents = self.agents.iter().map(Agent::release_at);
         calls.chain(agents).chain([self.next_logout]).flatten().min()
     }
@@ -509,7 +511,11 @@ impl Acd {
             .calls
             .iter()
             .filter_map(|(&id, c)| {
-                [c.timeout_at, c.ring_deadline, c.next_announce, c.queue_at].into_iter().flatten().min().map(|t| (t, id))
+                [c.timeout_at, c.ring_deadline, c.next_announce, c.queue_at]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .map(|t| (t, id))
             })
             .filter(|&(t, _)| t <= now)
             .collect();
@@ -542,7 +548,13 @@ impl Acd {
     // Caller inputs.
 
     /// A caller entered `queue`. Emits either admission outputs or overflow/busy.
-    pub fn caller_entered(&mut self, now: Instant, call: u64, queue: &str, caller: &str) -> Result<(), AcdError> {
+    pub fn caller_entered(
+        &mut self,
+        now: Instant,
+        call: u64,
+        queue: &str,
+        caller: &str,
+    ) -> Result<(), AcdError> {
         let qi = *self.queue_ids.get(queue).ok_or(AcdError::UnknownQueue)?;
         if self.calls.contains_key(&call) || self.talks.iter().flatten().any(|t| t.call == call) {
             return Err(AcdError::DuplicateCall);
@@ -554,7 +566,8 @@ impl Acd {
         let Some(q) = self.queues.get(qi) else { return Err(AcdError::UnknownQueue) };
         let staffed = q.members.iter().filter(|m| self.member_staffed(m)).count();
         let free = q.members.iter().filter(|m| self.member_free(m)).count();
-        let unassigned = q.waiting.iter().filter(|id| self.calls.get(id).is_some_and(|c| c.ringing.is_empty())).count();
+        let unassigned =
+            q.waiting.iter().filter(|id| self.calls.get(id).is_some_and(|c| c.ringing.is_empty())).count();
         let reason = if staffed == 0 && !q.cfg.join_when_empty {
             Some(OverflowReason::NoAgents)
         } else if q.waiting.len() >= q.cfg.max_waiting as usize && unassigned >= free {
@@ -607,7 +620,11 @@ impl Acd {
             self.dispatch(now);
             return Ok(());
         }
-        let a = self.talks.iter().position(|t| t.as_ref().is_some_and(|t| t.call == call)).ok_or(AcdError::UnknownCall)?;
+        let a = self
+            .talks
+            .iter()
+            .position(|t| t.as_ref().is_some_and(|t| t.call == call))
+            .ok_or(AcdError::UnknownCall)?;
         self.end_talk(now, a, None)
     }
 
@@ -621,7 +638,13 @@ impl Acd {
         let ring_start = w.ringing.iter().find(|r| r.0 == a).map(|r| r.1).ok_or(AcdError::NotRinging)?;
         let (qi, wait_ms) = (w.queue, since_ms(now, w.entered));
         self.transition(now, a, AgentInput::Answered, Cause::Call)?;
-        self.emit(now, Some(qi), Some(a), Some(call), EventKind::Connect { wait_ms, ring_ms: since_ms(now, ring_start) });
+        self.emit(
+            now,
+            Some(qi),
+            Some(a),
+            Some(call),
+            EventKind::Connect { wait_ms, ring_ms: since_ms(now, ring_start) },
+        );
         if let Some(w) = self.calls.get_mut(&call) {
             w.ringing.retain(|r| r.0 != a);
         }
@@ -653,7 +676,13 @@ impl Acd {
         let w = self.calls.get(&call).ok_or(AcdError::UnknownCall)?;
         let ring_start = w.ringing.iter().find(|r| r.0 == a).map(|r| r.1).ok_or(AcdError::NotRinging)?;
         let qi = w.queue;
-        self.emit(now, Some(qi), Some(a), Some(call), EventKind::Decline { ring_ms: since_ms(now, ring_start) });
+        self.emit(
+            now,
+            Some(qi),
+            Some(a),
+            Some(call),
+            EventKind::Decline { ring_ms: since_ms(now, ring_start) },
+        );
         self.transition(now, a, AgentInput::RingEnded { pause_until: None }, Cause::Call)?;
         if let Some(w) = self.calls.get_mut(&call) {
             w.ringing.retain(|r| r.0 != a);
@@ -779,7 +808,13 @@ impl Acd {
 
     /// The agent or a supervisor selects a state (available, preparing, breaks, other work,
     /// and from after-call work).
-    pub fn set_state(&mut self, now: Instant, agent: &str, state: AgentState, by: Cause) -> Result<AgentState, AcdError> {
+    pub fn set_state(
+        &mut self,
+        now: Instant,
+        agent: &str,
+        state: AgentState,
+        by: Cause,
+    ) -> Result<AgentState, AcdError> {
         let a = self.agent_index(agent)?;
         let s = self.transition(now, a, AgentInput::Select(state), by)?;
         self.dispatch(now);
@@ -874,7 +909,14 @@ impl Acd {
         }
     }
 
-    fn emit(&mut self, now: Instant, queue: Option<usize>, agent: Option<usize>, call: Option<u64>, kind: EventKind) {
+    fn emit(
+        &mut self,
+        now: Instant,
+        queue: Option<usize>,
+        agent: Option<usize>,
+        call: Option<u64>,
+        kind: EventKind,
+    ) {
         let event = Event {
             at_ms: self.unix_ms(now),
             queue: queue.and_then(|q| self.queues.get(q)).map(|q| q.cfg.name.clone()),
@@ -887,14 +929,26 @@ impl Acd {
     }
 
     /// Applies an agent input and logs the state change (and ACW start/end).
-    fn transition(&mut self, now: Instant, a: usize, input: AgentInput, cause: Cause) -> Result<AgentState, AcdError> {
+    fn transition(
+        &mut self,
+        now: Instant,
+        a: usize,
+        input: AgentInput,
+        cause: Cause,
+    ) -> Result<AgentState, AcdError> {
         let agent = self.agents.get_mut(a).ok_or(AcdError::Agent(AgentError::UnknownAgent))?;
         let from = agent.state();
         let to = agent.apply(input, now, &self.catalog)?;
         let limit_ms = agent.release_at().map(|t| since_ms(t, now));
         if from == AgentState::AfterCallWork && to != AgentState::AfterCallWork {
             if let Some((start, direction)) = self.acw.get_mut(a).and_then(Option::take) {
-                self.emit(now, None, Some(a), None, EventKind::AcwEnd { direction, acw_ms: since_ms(now, start) });
+                self.emit(
+                    now,
+                    None,
+                    Some(a),
+                    None,
+                    EventKind::AcwEnd { direction, acw_ms: since_ms(now, start) },
+                );
             }
         }
         let label = match to {
@@ -1095,7 +1149,8 @@ impl Acd {
                 continue;
             }
             let Some(q) = self.queues.get(qi) else { continue };
-            let ringing_calls = q.waiting.iter().filter(|c| self.calls.get(c).is_some_and(|w| !w.ringing.is_empty())).count();
+            let ringing_calls =
+                q.waiting.iter().filter(|c| self.calls.get(c).is_some_and(|w| !w.ringing.is_empty())).count();
             if q.answered_now as usize + ringing_calls >= q.cfg.max_answered as usize {
                 if let Some(e) = exhausted.get_mut(qi) {
                     *e = true;

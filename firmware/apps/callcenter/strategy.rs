@@ -106,7 +106,9 @@ pub(crate) fn choose(
             // `None` (never had a call) sorts first: it has been idle longest.
             out.extend(pool.min_by_key(|c| (c.last_call_end, c.member)).map(|c| c.member))
         }
-        Strategy::LeastTalkTime => out.extend(pool.min_by_key(|c| (c.talk_total_ms, c.member)).map(|c| c.member)),
+        Strategy::LeastTalkTime => {
+            out.extend(pool.min_by_key(|c| (c.talk_total_ms, c.member)).map(|c| c.member))
+        }
         Strategy::FewestCalls => out.extend(pool.min_by_key(|c| (c.calls, c.member)).map(|c| c.member)),
         Strategy::Linear => out.extend(pool.min_by_key(|c| c.member).map(|c| c.member)),
         Strategy::Random => {
@@ -122,7 +124,8 @@ pub(crate) fn choose(
         }
         Strategy::SkillWeighted => {
             // Smallest (offers + 1) / weight, compared by cross-multiplication to stay exact.
-            let weight = |c: &Candidate| u64::from(MAX_SKILL_LEVEL.saturating_add(1).saturating_sub(c.skill).max(1));
+            let weight =
+                |c: &Candidate| u64::from(MAX_SKILL_LEVEL.saturating_add(1).saturating_sub(c.skill).max(1));
             let best = pool.min_by(|a, b| {
                 let lhs = (a.offers + 1).saturating_mul(weight(b));
                 let rhs = (b.offers + 1).saturating_mul(weight(a));
