@@ -1135,6 +1135,10 @@ impl Acd {
 
     /// Offers waiting calls to free agents, oldest call first across all queues.
     fn dispatch(&mut self, now: Instant) {
+        // Most inputs (answer, hold, hangup into ACW) leave nobody free: skip the scan.
+        if !self.agents.iter().any(|a| a.state() == AgentState::Available) {
+            return;
+        }
         let mut order: Vec<(Instant, u64)> =
             self.calls.iter().filter(|(_, w)| w.ringing.is_empty()).map(|(&id, w)| (w.entered, id)).collect();
         if order.is_empty() {
@@ -1143,6 +1147,9 @@ impl Acd {
         order.sort_unstable();
         let mut exhausted = vec![false; self.queues.len()];
         for (_, call) in order {
+            if exhausted.iter().all(|&e| e) {
+                break;
+            }
             let Some(w) = self.calls.get(&call) else { continue };
             let qi = w.queue;
             if exhausted.get(qi).copied().unwrap_or(true) {
