@@ -264,6 +264,9 @@ pub enum Output {
         agent: String,
         /// Agent-only prompt.
         whisper: Option<String>,
+        /// Whether the box already answered the caller; `false` (answered during
+        /// ring-before-queue) means the engine answers the caller now.
+        caller_answered: bool,
     },
     /// Send the caller to a destination.
     Route {
@@ -636,7 +639,7 @@ impl Acd {
         let a = self.agent_index(agent)?;
         let w = self.calls.get(&call).ok_or(AcdError::UnknownCall)?;
         let ring_start = w.ringing.iter().find(|r| r.0 == a).map(|r| r.1).ok_or(AcdError::NotRinging)?;
-        let (qi, wait_ms) = (w.queue, since_ms(now, w.entered));
+        let (qi, wait_ms, caller_answered) = (w.queue, since_ms(now, w.entered), w.queued);
         self.transition(now, a, AgentInput::Answered, Cause::Call)?;
         self.emit(
             now,
@@ -665,7 +668,7 @@ impl Acd {
             q.answered_now = q.answered_now.saturating_add(1);
             q.cfg.whisper.clone()
         });
-        self.out.push_back(Output::Connect { call, agent: agent.to_string(), whisper });
+        self.out.push_back(Output::Connect { call, agent: agent.to_string(), whisper, caller_answered });
         self.dispatch(now);
         Ok(())
     }
@@ -684,6 +687,7 @@ impl Acd {
             EventKind::Decline { ring_ms: since_ms(now, ring_start) },
         );
         self.transition(now, a, AgentInput::RingEnded { pause_until: None }, Cause::Call)?;
+        self.after_call(now, a);
         if let Some(w) = self.calls.get_mut(&call) {
             w.ringing.retain(|r| r.0 != a);
             if w.ringing.is_empty() {
@@ -1017,9 +1021,10 @@ impl Acd {
         self.agent_dial_failed(now, &id)
     }
 
-    /// A call ended for the agent: honour a pending daily logout.
+    /// A call or a ring ended for the agent: honour a pending daily logout.
     fn after_call(&mut self, now: Instant, a: usize) {
-        if self.agents.get(a).is_some_and(Agent::logout_pending) {
+        let idle = self.agents.get(a).is_some_and(|g| g.logout_pending() && !g.state().on_call());
+        if idle {
             let _ = self.transition(now, a, AgentInput::Logout, Cause::DailyLogout);
         }
     }
@@ -1071,6 +1076,7 @@ impl Acd {
         };
         self.emit(now, Some(qi), Some(a), Some(call), kind);
         let _ = self.transition(now, a, AgentInput::RingEnded { pause_until }, cause);
+        self.after_call(now, a);
     }
 
     fn call_timers(&mut self, now: Instant, call: u64) {

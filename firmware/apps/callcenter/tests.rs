@@ -114,7 +114,12 @@ fn ring_all_rings_every_member_and_the_first_answer_stops_the_others() {
     let out = h.take();
     let stopped: Vec<_> = out.iter().filter(|o| matches!(o, Output::StopRinging { .. })).collect();
     assert_eq!(stopped.len(), 2);
-    assert!(out.contains(&Output::Connect { call: 1, agent: "202".into(), whisper: None }));
+    assert!(out.contains(&Output::Connect {
+        call: 1,
+        agent: "202".into(),
+        whisper: None,
+        caller_answered: true
+    }));
     assert_eq!(h.state("201"), AgentState::Available);
     assert_eq!(h.state("202"), AgentState::Talking);
 }
@@ -537,6 +542,46 @@ fn the_daily_logout_logs_out_idle_agents_and_busy_ones_after_their_call() {
     assert_eq!(h.state("201"), AgentState::LoggedOut);
     let next = h.acd.poll_timeout().unwrap();
     assert_eq!(next.duration_since(h.now), secs(86_400), "the next logout is a day later");
+}
+
+#[test]
+fn an_agent_ringing_at_the_daily_logout_is_logged_out_when_the_ring_ends() {
+    let cfg = AcdConfig {
+        agents: agents(1),
+        queues: vec![queue("q", Strategy::Linear, &[("201", 1)])],
+        daily_logout: Some((0, 1)),
+        ..AcdConfig::default()
+    };
+    let mut h = Harness::new(cfg);
+    h.ready(&["201"]);
+    h.advance(secs(50));
+    h.enter(1);
+    h.take();
+    h.advance(secs(10));
+    assert_eq!(h.state("201"), AgentState::Ringing);
+    h.advance(secs(10));
+    assert_eq!(h.state("201"), AgentState::LoggedOut);
+    assert!(h.events().iter().any(|e| matches!(
+        e,
+        EventKind::StateChange { to: AgentState::LoggedOut, cause: Cause::DailyLogout, .. }
+    )));
+}
+
+#[test]
+fn an_agent_answering_during_ring_before_queue_tells_the_engine_to_answer_the_caller() {
+    let mut q = queue("q", Strategy::Linear, &[("201", 1)]);
+    q.ring_before_queue = secs(10);
+    q.whisper = Some("whisper.support".into());
+    let mut h = Harness::one(1, q);
+    h.ready(&["201"]);
+    h.enter(1);
+    h.acd.agent_answered(h.now, 1, "201").unwrap();
+    assert!(h.take().contains(&Output::Connect {
+        call: 1,
+        agent: "201".into(),
+        whisper: Some("whisper.support".into()),
+        caller_answered: false
+    }));
 }
 
 #[test]
