@@ -137,8 +137,14 @@ pub enum EventKind {
     Transfer {
         /// Where to (extension or number).
         target: String,
-        /// Talk established → transfer.
+        /// Inbound (queue) or outbound.
+        direction: Direction,
+        /// Talk established → transfer, hold included.
         talk_ms: u64,
+        /// Total hold time within the talk (the consultation hold included).
+        hold_ms: u64,
+        /// Number of holds.
+        holds: u32,
     },
     /// The agent put the call on hold.
     Hold,
@@ -313,7 +319,13 @@ mod tests {
             EventKind::Timeout { wait_ms: 300_000, destination: None },
             EventKind::Overflow { reason: OverflowReason::QueueFull, destination: Some("queue:b".into()) },
             EventKind::Complete { direction: Direction::Inbound, talk_ms: 9, hold_ms: 1, holds: 1 },
-            EventKind::Transfer { target: "202".into(), talk_ms: 3 },
+            EventKind::Transfer {
+                target: "202".into(),
+                direction: Direction::Inbound,
+                talk_ms: 3,
+                hold_ms: 1,
+                holds: 1,
+            },
             EventKind::Hold,
             EventKind::Unhold { hold_ms: 1 },
             EventKind::Dial { number: "0311112222".into() },

@@ -338,6 +338,14 @@ struct Talk {
     holds: u32,
 }
 
+#[derive(Debug, Clone, Copy)]
+struct AcwContext {
+    start: Instant,
+    direction: Direction,
+    call: Option<u64>,
+    queue: Option<usize>,
+}
+
 /// The ACD core. See the module doc for the contract.
 #[derive(Debug)]
 pub struct Acd {
@@ -347,7 +355,8 @@ pub struct Acd {
     agent_ids: HashMap<String, usize>,
     talks: Vec<Option<Talk>>,
     /// ACW start and direction per agent.
-    acw: Vec<Option<(Instant, Direction)>>,
+    /// ACW start, direction, call and queue per agent, so `acw_end` names the call.
+    acw: Vec<Option<AcwContext>>,
     catalog: StatusCatalog,
     calls: HashMap<u64, Waiting>,
     out: VecDeque<Output>,
@@ -945,14 +954,9 @@ impl Acd {
         let to = agent.apply(input, now, &self.catalog)?;
         let limit_ms = agent.release_at().map(|t| since_ms(t, now));
         if from == AgentState::AfterCallWork && to != AgentState::AfterCallWork {
-            if let Some((start, direction)) = self.acw.get_mut(a).and_then(Option::take) {
-                self.emit(
-                    now,
-                    None,
-                    Some(a),
-                    None,
-                    EventKind::AcwEnd { direction, acw_ms: since_ms(now, start) },
-                );
+            if let Some(c) = self.acw.get_mut(a).and_then(Option::take) {
+                let kind = EventKind::AcwEnd { direction: c.direction, acw_ms: since_ms(now, c.start) };
+                self.emit(now, c.queue, Some(a), c.call, kind);
             }
         }
         let label = match to {
@@ -968,10 +972,18 @@ impl Acd {
                     Direction::Inbound
                 }
             });
+            // Called from `end_talk` before the talk is taken: it names the call.
+            let talk = self.talks.get(a).and_then(Option::as_ref);
+            let ctx = AcwContext {
+                start: now,
+                direction,
+                call: talk.map(|t| t.call),
+                queue: talk.and_then(|t| t.queue),
+            };
             if let Some(slot) = self.acw.get_mut(a) {
-                *slot = Some((now, direction));
+                *slot = Some(ctx);
             }
-            self.emit(now, None, Some(a), None, EventKind::AcwStart { direction, limit_ms });
+            self.emit(now, ctx.queue, Some(a), ctx.call, EventKind::AcwStart { direction, limit_ms });
         }
         Ok(to)
     }
@@ -996,7 +1008,13 @@ impl Acd {
         let talk_ms = t.talk_start.map_or(0, |s| since_ms(now, s));
         let hold_ms = t.hold_ms.saturating_add(open_hold);
         let kind = match transfer {
-            Some(target) => EventKind::Transfer { target: target.to_string(), talk_ms },
+            Some(target) => EventKind::Transfer {
+                target: target.to_string(),
+                direction,
+                talk_ms,
+                hold_ms,
+                holds: t.holds,
+            },
             None => EventKind::Complete { direction, talk_ms, hold_ms, holds: t.holds },
         };
         self.emit(now, qi, Some(a), Some(call), kind);

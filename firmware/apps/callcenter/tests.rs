@@ -476,6 +476,35 @@ fn after_call_work_of_zero_lasts_until_the_agent_clears_it() {
 }
 
 #[test]
+fn after_call_work_events_name_the_call_and_the_queue() {
+    let mut q = queue("q", Strategy::Linear, &[("201", 1)]);
+    q.after_call_work = Some(secs(5));
+    let mut h = Harness::one(1, q);
+    h.ready(&["201"]);
+    h.enter(1);
+    h.acd.agent_answered(h.now, 1, "201").unwrap();
+    h.acd.agent_hold(h.now, "201").unwrap();
+    h.advance(secs(2));
+    h.acd.call_transferred(h.now, "201", "202").unwrap();
+    h.advance(secs(5));
+    let acw: Vec<&Event> = h
+        .acd
+        .recent_events()
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::AcwStart { .. } | EventKind::AcwEnd { .. }))
+        .collect();
+    assert_eq!(acw.len(), 2);
+    assert!(acw.iter().all(|e| e.call == Some(1) && e.queue.as_deref() == Some("q")));
+    assert!(h.events().contains(&EventKind::Transfer {
+        target: "202".into(),
+        direction: Direction::Inbound,
+        talk_ms: 2000,
+        hold_ms: 2000,
+        holds: 1
+    }));
+}
+
+#[test]
 fn hold_time_is_counted_inside_talk_time() {
     let mut h = Harness::one(1, queue("q", Strategy::Linear, &[("201", 1)]));
     h.ready(&["201"]);
