@@ -34,8 +34,8 @@ pub const MAX_AGENTS: usize = 250;
 /// queue is an outage, not a queue.
 pub const MAX_WAITING_LIMIT: u32 = 999;
 
-/// Most calls the ACD tracks at once (waiting plus talking), across all queues. Bounds memory
-/// whatever the configuration; entries beyond it are answered busy.
+/// Most waiting calls the ACD tracks at once, across all queues (talking calls are bounded by
+/// the agents). Bounds memory whatever the configuration; entries beyond it are answered busy.
 pub const MAX_CALLS: usize = 4096;
 
 /// Longest queue or agent name in bytes (they go into every event line).

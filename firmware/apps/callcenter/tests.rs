@@ -691,3 +691,33 @@ fn invalid_queue_settings_name_the_field() {
         Acd::new(AcdConfig { agents: agents(1), queues: vec![q], ..AcdConfig::default() }, Instant::now(), 0);
     assert!(matches!(err, Err(AcdError::Invalid { ref field, .. }) if field == "queue[1].ring_time"));
 }
+
+#[test]
+fn event_timestamps_follow_the_wall_clock_anchor() {
+    let mut h = Harness::one(1, queue("q", Strategy::Linear, &[("201", 1)]));
+    h.ready(&["201"]);
+    h.advance(secs(5));
+    h.enter(1);
+    let enter = h.acd.recent_events().iter().find(|e| matches!(e.kind, EventKind::Enter { .. })).cloned();
+    assert_eq!(enter.map(|e| e.at_ms), Some(T0_UNIX_MS + 5000));
+    // NTP stepped the clock back a second.
+    h.acd.handle_wall_clock(h.now, T0_UNIX_MS + 4000);
+    h.acd.caller_hung_up(h.now, 1).unwrap();
+    let last = h.acd.recent_events().iter().last().map(|e| e.at_ms);
+    assert_eq!(last, Some(T0_UNIX_MS + 4000));
+}
+
+#[test]
+fn a_supervisor_cannot_log_out_or_pause_an_agent_on_a_call() {
+    let mut h = Harness::one(1, queue("q", Strategy::Linear, &[("201", 1)]));
+    h.ready(&["201"]);
+    h.enter(1);
+    h.acd.agent_answered(h.now, 1, "201").unwrap();
+    assert!(matches!(
+        h.acd.logout(h.now, "201", Cause::Supervisor),
+        Err(AcdError::Agent(AgentError::IllegalTransition { from: AgentState::Talking, .. }))
+    ));
+    assert!(h.acd.set_state(h.now, "201", AgentState::LunchBreak, Cause::Supervisor).is_err());
+    h.acd.call_ended(h.now, "201").unwrap();
+    assert_eq!(h.acd.logout(h.now, "201", Cause::Supervisor), Ok(AgentState::LoggedOut));
+}
