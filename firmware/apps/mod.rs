@@ -2,15 +2,16 @@
 //! IVR, queues, ...).
 //!
 //! Like `engine`, these rooms do no I/O and read no clock: the engine passes the time in.
+//! - [`callcenter`]: queues (ACD), agent states and the call-center event log (issue 6; core
+//!   only, not wired).
 //! - [`timerules`]: which destination a DID's call goes to at a given moment (issue 4).
 //! - [`numbers`]: Japanese number normalisation, outbound routes, block and restriction lists,
 //!   CSV import (issue 4).
 //! - [`trunk`]: the registration client of a SIP trunk to a provider (issue 4).
 //! - [`ivr`]: IVR menus: configuration checks and the caller's menu session (issue 6).
 //! - [`supervision`]: listen / whisper / barge sessions of a supervisor (issue 6).
-//!
-//! Issue 4 is in progress: trunks register from the engine; time rules and numbers are tested
-//! building blocks, not yet wired into call routing.
+//! - [`voicemail`]: mailboxes, the caller flow, the owner menu and message waiting (issue 5).
+pub mod callcenter;
 pub mod ivr;
 pub mod numbers;
 pub mod supervision;

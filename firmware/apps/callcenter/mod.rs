@@ -1,0 +1,29 @@
+//! Call center core (issue 6): queues (ACD), agent states and the queue/agent event log.
+//!
+//! Sans-IO like the rest of `apps`: the engine passes `now` and the wall clock in, and drains
+//! outputs. Layers, bottom up:
+//! - [`events`]: the event log, the only source of reports (JSON lines + in-memory ring).
+//! - [`agent`]: the agent state machine (seed 004 §2.8) and the custom-state catalog.
+//! - [`strategy`]: the ringing strategies and the skill-level rule.
+//! - [`queue`]: the ACD ([`Acd`]) that ties them together.
+//!
+//! Not wired into the engine yet; `docs/callcenter.md` says how the engine should drive it.
+//!
+//! The public interface is: [`Acd`], [`AcdConfig`], [`QueueConfig`], [`MemberConfig`],
+//! [`PeriodicAnnouncement`], [`Output`], [`RouteReason`], [`AcdError`], [`Strategy`],
+//! [`AgentState`], [`AgentError`], [`StatusCatalog`], [`Event`], [`EventKind`], [`EventRing`],
+//! [`Cause`], [`Direction`], [`OverflowReason`].
+pub mod agent;
+pub mod events;
+pub mod queue;
+pub mod strategy;
+
+#[cfg(test)]
+mod tests;
+
+pub use agent::{AgentError, AgentState, StatusCatalog};
+pub use events::{Cause, Direction, Event, EventKind, EventParseError, EventRing, OverflowReason};
+pub use queue::{
+    Acd, AcdConfig, AcdError, MemberConfig, Output, PeriodicAnnouncement, QueueConfig, RouteReason,
+};
+pub use strategy::Strategy;
