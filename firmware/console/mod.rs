@@ -75,6 +75,8 @@ pub enum ConsoleCommand {
     },
     /// `show parked`: parked calls by slot.
     ShowParked,
+    /// `show voicemail`: every mailbox with its new and old message counts.
+    ShowVoicemail,
     /// `show cdr [N]`: the N most recent call records (default 20, max [`MAX_CDR_SHOW`]).
     ShowCdr(usize),
     /// `audio import FILE NAME`: converts a WAV file on the box into a prompt file `NAME`
@@ -118,6 +120,7 @@ pub fn help_text() -> String {
          block import FILE    add CSV rows (number, note) to the block list\n\
          restrict import FILE add CSV rows (number, note, caller ID) to the restriction list\n\
          show parked          parked calls by slot (sh p)\n\
+         show voicemail       mailboxes with new/old messages (sh vo)\n\
          show cdr [N]         the N most recent call records, default 20 (sh cdr 5)\n\
          log tail [N]         last N log lines, default {DEFAULT_LOG_TAIL}, max {MAX_LOG_TAIL} (lo t 100)\n\
          audio list           stored audio files (prompts, greetings, music on hold)\n\
@@ -160,7 +163,7 @@ fn abbreviates(word: &str, full: &str, min: usize) -> bool {
 
 fn parse_show(rest: &[&str]) -> Result<ConsoleCommand, String> {
     const WHAT: &str =
-        "registrations, calls, extensions, version, trunks, forwards, dids, block, restrict, parked or cdr";
+        "registrations, calls, extensions, version, trunks, forwards, dids, block, restrict, parked, voicemail or cdr";
     match rest {
         [] => Err(format!("show what? {WHAT}")),
         [w] if *w == "cdr" || *w == "cdrs" => Ok(ConsoleCommand::ShowCdr(20)),
@@ -180,6 +183,7 @@ fn parse_show(rest: &[&str]) -> Result<ConsoleCommand, String> {
             Ok(ConsoleCommand::ShowList(crate::engine::ListKind::Restrict))
         }
         [w] if abbreviates(w, "parked", 1) => Ok(ConsoleCommand::ShowParked),
+        [w] if abbreviates(w, "voicemail", 2) || *w == "vm" => Ok(ConsoleCommand::ShowVoicemail),
         _ => Err(format!("cannot show `{}`; try {WHAT}", rest.join(" "))),
     }
 }

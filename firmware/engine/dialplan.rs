@@ -156,6 +156,8 @@ pub(super) enum Step {
     Prompt(&'static str),
     /// An outside number: handed to [`Engine::route_external`].
     External(String),
+    /// A mailbox: the box answers and takes a message (`voicemail_call.rs`).
+    Voicemail(String),
 }
 
 /// What a dialled number resolves to.
@@ -233,6 +235,16 @@ pub(super) struct Dialplan {
 }
 
 impl Dialplan {
+    /// True when `number` is a ring group.
+    pub(super) fn has_group(&self, number: &str) -> bool {
+        self.groups.contains_key(number)
+    }
+
+    /// Every ring group's number.
+    pub(super) fn group_numbers(&self) -> Vec<String> {
+        self.groups.keys().cloned().collect()
+    }
+
     pub(super) fn new(cfg: &DialplanConfig) -> Dialplan {
         Dialplan {
             groups: cfg.ring_groups.iter().map(|g| (g.number.clone(), g.clone())).collect(),
@@ -258,6 +270,11 @@ impl Dialplan {
         match over {
             Some(t) if t.is_empty() => None,
             Some(t) => Some(t),
+            // `voicemail = true`: busy, no answer and unregistered end in the own mailbox
+            // unless a forward of that kind is configured.
+            None if conf.is_none() && f.voicemail && kind != ForwardKind::Always => {
+                Some(format!("{}{ext}", super::VOICEMAIL_TARGET_PREFIX))
+            }
             None => conf,
         }
     }
@@ -331,6 +348,9 @@ impl Engine {
         if hops > MAX_FORWARD_HOPS {
             log::warn!("dial plan: more than {MAX_FORWARD_HOPS} forwards at {number}; stopping with {last}");
             return Resolution::Fail(last);
+        }
+        if let Some(b) = number.strip_prefix(super::VOICEMAIL_TARGET_PREFIX) {
+            return Resolution::Act(Step::Voicemail(b.to_string()));
         }
         if let Some(g) = self.dialplan.groups.get(number) {
             return self.resolve_group(g, hops, now);
@@ -508,7 +528,8 @@ impl Engine {
         if let Some((code, arg)) = feature_code(dialled) {
             return self.feature(now, peer, txn, req, from_ext, code, arg);
         }
-        if !self.dialplan.groups.contains_key(dialled) && !self.extensions.contains_key(dialled) {
+        let mailbox = dialled.starts_with(super::VOICEMAIL_TARGET_PREFIX);
+        if !mailbox && !self.dialplan.groups.contains_key(dialled) && !self.extensions.contains_key(dialled) {
             return NewCall::NotMine;
         }
         match self.resolve(dialled, 0, 480, now) {
@@ -753,6 +774,14 @@ impl Engine {
                 }
                 self.route_external(now, id, &n);
             }
+            Resolution::Act(Step::Voicemail(b)) => {
+                if let Some(plan) = self.dialplan.calls.get_mut(&id) {
+                    plan.step = Step::Voicemail(b.clone());
+                    plan.ringing.clear();
+                    plan.deadline = None;
+                }
+                self.answer_voicemail(now, id, &b);
+            }
             Resolution::Act(step) => {
                 log::warn!("call {id}: dial plan step {step:?} has nothing to ring");
                 self.end_call(id, super::cdr::HangupSide::System, "dial plan", 480, now);
@@ -851,7 +880,7 @@ impl Engine {
                     RingStrategy::RingAll => self.group_no_answer(&g, hops, now),
                 }
             }
-            Step::Prompt(_) | Step::External(_) => return false,
+            Step::Prompt(_) | Step::External(_) | Step::Voicemail(_) => return false,
         };
         if let Resolution::Fail(code) = resolution {
             // Nothing further. An extension's own failure (busy, declined) is what the caller

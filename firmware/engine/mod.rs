@@ -28,6 +28,7 @@ use crate::sip::transaction::{
 use crate::sip::writer::{self, response_to, Writer};
 use crate::sip::{Peer, Transport};
 pub use call::park::ParkedView;
+pub use call::voicemail_call::{VoicemailOp, VOICEMAIL_TARGET_PREFIX};
 pub use call::trunkcalls::{DidView, ListKind, MAX_AUTH_ROUNDS};
 use call::{Call, Purpose};
 use cdr::CdrRecord;
@@ -126,6 +127,8 @@ pub enum Output {
     Media(MediaCommand),
     /// Store a finished call's record.
     Cdr(Box<CdrRecord>),
+    /// Apply to the voicemail store (`voicemail_call.rs` says how).
+    Voicemail(VoicemailOp),
 }
 
 /// A registration as the console shows it.
@@ -191,6 +194,8 @@ enum TimerKey {
     RegistrarSweep,
     /// The dial plan's step of a call ends (next member, forward, prompt guard).
     Dialplan(u64),
+    /// A voicemail flow's timer (review timeout, recorder grace, length limit).
+    Voicemail(u64),
 }
 
 /// The PBX core.
@@ -229,6 +234,8 @@ pub struct Engine {
     trunk_calls: call::trunkcalls::TrunkCalls,
     /// Transfers and park (`transfer.rs`, `consult.rs`, `park.rs`: child modules of `call`).
     rewiring: call::transfer::Rewiring,
+    /// Calls leaving a message, and the mailbox counts (`voicemail_call.rs`).
+    voicemail: call::voicemail_call::VoicemailCalls,
 }
 
 /// The result of checking credentials.
@@ -275,6 +282,7 @@ impl Engine {
             dialplan,
             trunk_calls,
             rewiring: Default::default(),
+            voicemail: Default::default(),
         }
     }
 
@@ -436,6 +444,7 @@ impl Engine {
                 TimerKey::Call(id) => self.on_call_timer(id, now),
                 TimerKey::Dialplan(id) => self.on_dialplan_timer(id, now),
                 TimerKey::Rewire(id) => self.on_rewire_timer(id, now),
+                TimerKey::Voicemail(id) => self.on_voicemail_timer(id, now),
                 TimerKey::RegistrarSweep => {
                     self.sweep_armed = false;
                     let n = self.registrar.sweep(now);

@@ -1,0 +1,322 @@
+//! Voicemail in the engine (issue 5): the box answers a call into a mailbox and drives the
+//! caller's [`CallerFlow`] (greeting, beep, record, review menu). A child module of `call.rs` so
+//! it can answer the call itself; the flow is `apps::voicemail::caller`.
+//!
+//! The engine stays sans-IO: the store is never called from here. Storage leaves as
+//! [`super::super::Output::Voicemail`] ([`VoicemailOp`]); the daemon applies it to
+//! `store::voicemail::VoicemailStore` and reports back with [`Engine::voicemail_take_ready`]
+//! (where the recorder writes) and [`Engine::set_voicemail_counts`] (after every change and at
+//! start). The recorder is the media relay's (`MediaCommand::Record` with the take's full path);
+//! its `MediaEvent::Recorded` gives the take's length.
+//!
+//! How a call gets here: the dial-plan target [`VOICEMAIL_TARGET_PREFIX`]`<box>` (a DID's
+//! `voicemail = "<box>"`, and an extension's `voicemail = true` for its busy, no-answer and
+//! unregistered forwards). Boxes: every extension and every ring group, box number = its number.
+
+use super::super::cdr::HangupSide;
+use super::{CallRoute, CallState, Side};
+use crate::apps::voicemail::caller::{CallerFlow, CallerOutput};
+use crate::apps::voicemail::mailbox::{BoxNumber, Counts, Greeting, Limits};
+use crate::apps::voicemail::Clip as VmClip;
+use crate::media::audio::wav::G711_HEADER_BYTES;
+use crate::media::sdp::{Direction, Encoding};
+use crate::media::{Clip, MediaCommand, RelayId};
+use crate::sip::writer::{self, response_to};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::super::{Engine, Output, TimerKey};
+
+/// A dial-plan target that means "this mailbox": `vm:201`. Not digits, so it can never collide
+/// with a dialled number.
+pub const VOICEMAIL_TARGET_PREFIX: &str = "vm:";
+
+/// G.711 is 8000 bytes per second: bytes per millisecond of a take.
+const G711_BYTES_PER_MS: u64 = 8;
+
+/// Silence before the first prompt: the caller's phone opens its audio path after the 200.
+const LEAD_IN_MS: u32 = 300;
+
+/// What the daemon does to the voicemail store for the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VoicemailOp {
+    /// `VoicemailStore::begin_message`, then [`Engine::voicemail_take_ready`] with the take's
+    /// `part_path` (or `None` when it failed). The daemon keeps the take under `call`.
+    BeginMessage {
+        /// The call (one take at a time per call).
+        call: u64,
+        /// The mailbox.
+        box_no: BoxNumber,
+        /// The caller's number.
+        caller: String,
+        /// The caller's display name.
+        caller_name: String,
+        /// When the call reached the box.
+        received_unix_ms: u64,
+    },
+    /// `VoicemailStore::commit_message` of the call's take, then [`Engine::set_voicemail_counts`].
+    SaveMessage {
+        /// The call.
+        call: u64,
+        /// The take's length.
+        duration_ms: u64,
+    },
+    /// `VoicemailStore::discard` of the call's take (nothing when it has none).
+    DiscardTake {
+        /// The call.
+        call: u64,
+    },
+}
+
+/// One call leaving a message.
+#[derive(Debug)]
+struct VmCall {
+    flow: CallerFlow,
+    /// Where the current take is recorded, once the daemon said.
+    take: Option<PathBuf>,
+    /// The first prompt got its lead-in.
+    started: bool,
+}
+
+/// The engine's voicemail state.
+#[derive(Debug, Default)]
+pub(in crate::engine) struct VoicemailCalls {
+    calls: HashMap<u64, VmCall>,
+    /// The counts the daemon last reported per box (missing: none yet, all zero).
+    counts: BTreeMap<BoxNumber, Counts>,
+}
+
+impl Engine {
+    /// True when `box_no` is a mailbox: every extension and every ring group has one.
+    pub(in crate::engine) fn is_mailbox(&self, box_no: &str) -> bool {
+        self.extensions.contains_key(box_no) || self.dialplan.has_group(box_no)
+    }
+
+    /// The daemon's counts of a box (after a store change, and for every box at start).
+    pub fn set_voicemail_counts(&mut self, box_no: BoxNumber, counts: Counts) {
+        self.voicemail.counts.insert(box_no, counts);
+    }
+
+    /// Every mailbox with its counts, by box number (the console's `show voicemail`).
+    #[must_use]
+    pub fn voicemail_boxes(&self) -> Vec<(BoxNumber, Counts)> {
+        let mut boxes: BTreeMap<BoxNumber, Counts> = BTreeMap::new();
+        let numbers = self.extensions.keys().cloned().chain(self.dialplan.group_numbers());
+        for n in numbers {
+            if let Some(b) = BoxNumber::parse(&n) {
+                let c = self.voicemail.counts.get(&b).copied().unwrap_or_default();
+                boxes.insert(b, c);
+            }
+        }
+        // Boxes with messages whose owner left the config still show.
+        for (b, c) in &self.voicemail.counts {
+            boxes.entry(b.clone()).or_insert(*c);
+        }
+        boxes.into_iter().collect()
+    }
+
+    /// The daemon began the take of `call` (`None`: it could not): start the recorder there.
+    pub fn voicemail_take_ready(&mut self, now: Instant, call: u64, part_path: Option<PathBuf>) {
+        let alive = self.calls.contains_key(&call);
+        let Some(vm) = self.voicemail.calls.get_mut(&call) else { return };
+        match part_path {
+            Some(path) if alive => {
+                vm.take = Some(path.clone());
+                log::info!("call {call}: voicemail recording to {}", path.display());
+                let path = path.to_string_lossy().into_owned();
+                self.out.push_back(Output::Media(MediaCommand::Record { relay: RelayId(call), path }));
+            }
+            Some(_) => {
+                // The caller left between the request and the answer: nothing was said.
+                self.out.push_back(Output::Voicemail(VoicemailOp::DiscardTake { call }));
+                vm.flow.handle_recording_stopped(0, now);
+            }
+            None => {
+                log::warn!("call {call}: voicemail: the store could not start a message");
+                vm.flow.handle_recording_stopped(0, now);
+            }
+        }
+        self.drive_voicemail(call, now);
+    }
+
+    /// The box answers call `id` into mailbox `box_no` and starts the caller's flow.
+    pub(in crate::engine) fn answer_voicemail(&mut self, now: Instant, id: u64, box_no: &str) {
+        let Some(b) = BoxNumber::parse(box_no).filter(|_| self.is_mailbox(box_no)) else {
+            log::warn!("call {id}: voicemail box {box_no} does not exist; 404");
+            return self.end_call(id, HangupSide::System, "no such mailbox", 404, now);
+        };
+        // Phones still ringing for this call stop.
+        self.ring_instead(now, id, Vec::new(), None);
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        let voice =
+            call.offered.iter().find(|f| matches!(f.encoding, Encoding::Pcmu | Encoding::Pcma)).cloned();
+        let te = call.offered.iter().find(|f| f.encoding == Encoding::TelephoneEvent).cloned();
+        let Some(voice) = voice else {
+            // A late offer (no SDP in the INVITE): no codec known to play or record with.
+            log::info!("call {id}: voicemail needs an SDP offer; 488");
+            return self.end_call(id, HangupSide::System, "no SDP offer", 488, now);
+        };
+        call.answered = std::iter::once(voice.clone()).chain(te.clone()).collect();
+        call.state = CallState::Answered;
+        call.answer = Some(now);
+        call.ring_deadline = None;
+        call.a_ok_sent = true;
+        call.route = CallRoute::Voicemail;
+        let caller = call.caller_ext().to_string();
+        let formats = call.answered.clone();
+        let Some(call) = self.calls.get(&id) else { return };
+        let body = self.sdp_for(call, Side::A, &formats, Direction::SendRecv);
+        let ok = response_to(&call.invite.common, call.a.peer.addr, 200, Some(&call.a_tag))
+            .header("Contact", self.contact_for(&call.to_ext, &call.a.peer))
+            .header("Allow", writer::ALLOW)
+            .finish_with_body("application/sdp", &body);
+        let (txn, cseq, a_peer) = (call.invite_txn, call.invite.common.cseq.seq, call.a.peer);
+        self.reply(txn, 200, ok.clone(), now);
+        self.set_pending_ok(now, id, Side::A, cseq, ok, a_peer);
+        self.out.push_back(Output::Media(MediaCommand::Codec {
+            relay: RelayId(id),
+            side: Side::A,
+            audio_pt: voice.pt,
+            telephone_event_pt: te.map(|t| t.pt),
+            // Keys also in-band: some phones negotiate telephone-event and send tones.
+            inband_dtmf: true,
+        }));
+        let counts = self.voicemail.counts.get(&b).copied().unwrap_or_default();
+        log::info!("call {id}: {caller} reaches voicemail box {b} ({} new, {} old)", counts.new, counts.old);
+        // Recorded greetings are not wired yet (owner menu): the system greeting plays.
+        let lang = self.cfg.media.language;
+        let mut flow = CallerFlow::new(b, Greeting::System, counts, Limits::default(), lang);
+        flow.start(now);
+        self.voicemail.calls.insert(id, VmCall { flow, take: None, started: false });
+        self.drive_voicemail(id, now);
+    }
+
+    /// A key from the caller of a voicemail call; true when it was one (no feature codes then).
+    pub(in crate::engine) fn voicemail_digit(&mut self, id: u64, side: Side, digit: char, now: Instant) -> bool {
+        if side != Side::A {
+            return false;
+        }
+        let Some(vm) = self.voicemail.calls.get_mut(&id) else { return false };
+        vm.flow.handle_digit(digit, now);
+        self.drive_voicemail(id, now);
+        true
+    }
+
+    /// Something finished playing to a voicemail caller.
+    pub(in crate::engine) fn voicemail_play_done(&mut self, relay: RelayId, side: Side, now: Instant) {
+        if side != Side::A {
+            return;
+        }
+        let Some(vm) = self.voicemail.calls.get_mut(&relay.0) else { return };
+        vm.flow.handle_playback_finished(now);
+        self.drive_voicemail(relay.0, now);
+    }
+
+    /// The relay closed a recording: a voicemail take's length.
+    pub(in crate::engine) fn voicemail_recorded(&mut self, relay: RelayId, bytes: u64, now: Instant) {
+        let Some(vm) = self.voicemail.calls.get_mut(&relay.0) else { return };
+        let ms = bytes.saturating_sub(G711_HEADER_BYTES as u64) / G711_BYTES_PER_MS;
+        vm.flow.handle_recording_stopped(ms, now);
+        self.drive_voicemail(relay.0, now);
+    }
+
+    /// The call ends (either side, any cause): the flow keeps or drops the take.
+    pub(in crate::engine) fn voicemail_call_ending(&mut self, now: Instant, id: u64) {
+        let Some(vm) = self.voicemail.calls.get_mut(&id) else { return };
+        vm.flow.handle_hangup(now);
+        self.drive_voicemail(id, now);
+    }
+
+    /// A voicemail timer of `id` (review timeout, recorder stop grace, length limit).
+    pub(in crate::engine) fn on_voicemail_timer(&mut self, id: u64, now: Instant) {
+        let Some(vm) = self.voicemail.calls.get_mut(&id) else { return };
+        vm.flow.handle_timeout(now);
+        self.drive_voicemail(id, now);
+    }
+
+    /// Carries out what the flow of `id` asks, arms its timer, and forgets it when done.
+    fn drive_voicemail(&mut self, id: u64, now: Instant) {
+        let Some(vm) = self.voicemail.calls.get_mut(&id) else { return };
+        let outs: Vec<CallerOutput> = std::iter::from_fn(|| vm.flow.poll_output()).collect();
+        let take = vm.take.clone();
+        let lead_in = !std::mem::replace(&mut vm.started, true);
+        let box_no = vm.flow.box_no().clone();
+        let lang = self.cfg.media.language;
+        let mut hang_up = false;
+        for out in outs {
+            let alive = self.calls.contains_key(&id);
+            match out {
+                CallerOutput::Play(clips) if alive => {
+                    let mut media: Vec<Clip> = Vec::new();
+                    if lead_in {
+                        media.push(Clip::Silence(LEAD_IN_MS));
+                    }
+                    for c in clips {
+                        match c {
+                            VmClip::Prompt(p) => media.push(Clip::Prompt { id: p.into(), lang }),
+                            VmClip::Take | VmClip::Message(_) => {
+                                if let Some(t) = &take {
+                                    media.push(Clip::File(t.clone()));
+                                }
+                            }
+                            VmClip::Greeting(_) => {
+                                for p in ["vm.person_unavailable", "vm.leave_message"] {
+                                    media.push(Clip::Prompt { id: p.into(), lang });
+                                }
+                            }
+                        }
+                    }
+                    if media.is_empty() {
+                        media.push(Clip::Silence(LEAD_IN_MS));
+                    }
+                    self.out.push_back(Output::Media(MediaCommand::Play {
+                        relay: RelayId(id),
+                        side: Side::A,
+                        clips: media,
+                        looped: false,
+                    }));
+                }
+                CallerOutput::Play(_) => {}
+                CallerOutput::StartRecording => {
+                    let Some(call) = self.calls.get(&id) else { continue };
+                    let caller = call.caller_ext().to_string();
+                    let caller_name = call.invite.common.from.display.clone().unwrap_or_default();
+                    self.out.push_back(Output::Voicemail(VoicemailOp::BeginMessage {
+                        call: id,
+                        box_no: box_no.clone(),
+                        caller,
+                        caller_name,
+                        received_unix_ms: self.wall_ms(now),
+                    }));
+                }
+                CallerOutput::StopRecording => {
+                    self.out.push_back(Output::Media(MediaCommand::StopRecord { relay: RelayId(id) }));
+                }
+                CallerOutput::SaveMessage { duration_ms } => {
+                    log::info!("call {id}: voicemail: saving a {duration_ms} ms message in box {box_no}");
+                    self.out.push_back(Output::Voicemail(VoicemailOp::SaveMessage { call: id, duration_ms }));
+                    if let Some(vm) = self.voicemail.calls.get_mut(&id) {
+                        vm.take = None;
+                    }
+                }
+                CallerOutput::DiscardTake => {
+                    self.out.push_back(Output::Voicemail(VoicemailOp::DiscardTake { call: id }));
+                    if let Some(vm) = self.voicemail.calls.get_mut(&id) {
+                        vm.take = None;
+                    }
+                }
+                CallerOutput::HangUp => hang_up = alive,
+            }
+        }
+        let Some(vm) = self.voicemail.calls.get(&id) else { return };
+        if vm.flow.is_done() {
+            self.voicemail.calls.remove(&id);
+        } else if let Some(at) = vm.flow.poll_timeout() {
+            self.arm(at, TimerKey::Voicemail(id));
+        }
+        if hang_up {
+            self.end_call(id, HangupSide::System, "voicemail", 200, now);
+        }
+    }
+}
