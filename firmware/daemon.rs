@@ -5,11 +5,11 @@
 
 use crate::config::{Config, ExtensionConfig, PortRange};
 use crate::console::{ConsoleCommand, ConsoleRequest};
+use crate::engine::VoicemailOp;
 use crate::engine::{Engine, EngineConfig, Output};
 use crate::media::relay::RelayManager;
 use crate::media::{MediaCommand, MediaEvent, RelayId};
 use crate::sip::transport::{Inbound, SipSockets};
-use crate::engine::VoicemailOp;
 use crate::store::voicemail::{Take, VoicemailStore};
 use crate::store::{spawn_cdr_writer, CdrSink, Store};
 use std::collections::HashMap;
@@ -184,9 +184,8 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     spawn_retention(recordings.clone());
     let (cdr_sink, cdr_writer) = spawn_cdr_writer(store.clone());
     let vm_dir = opts.data_dir.join("voicemail");
-    let (vm_store, vm_report) =
-        VoicemailStore::open(&store, &vm_dir, config.trunk_calls.time_rules.offset())
-            .map_err(|e| StartError(format!("cannot open voicemail in {}: {e}", vm_dir.display())))?;
+    let (vm_store, vm_report) = VoicemailStore::open(&store, &vm_dir, config.trunk_calls.time_rules.offset())
+        .map_err(|e| StartError(format!("cannot open voicemail in {}: {e}", vm_dir.display())))?;
     if vm_report != Default::default() {
         log::warn!("voicemail: recovery after an unclean stop: {vm_report:?}");
     }

@@ -193,7 +193,13 @@ impl Engine {
     }
 
     /// A key from the caller of a voicemail call; true when it was one (no feature codes then).
-    pub(in crate::engine) fn voicemail_digit(&mut self, id: u64, side: Side, digit: char, now: Instant) -> bool {
+    pub(in crate::engine) fn voicemail_digit(
+        &mut self,
+        id: u64,
+        side: Side,
+        digit: char,
+        now: Instant,
+    ) -> bool {
         if side != Side::A {
             return false;
         }
