@@ -524,6 +524,30 @@ impl Voicemail {
                     self.store.discard(take);
                 }
             }
+            VoicemailOp::LoadBox { call, box_no } => {
+                let messages = self
+                    .store
+                    .messages(&box_no)
+                    .into_iter()
+                    .map(|m| {
+                        let path = self.store.message_path(&m);
+                        (m, path)
+                    })
+                    .collect();
+                engine.voicemail_box_loaded(now(), call, messages);
+            }
+            VoicemailOp::SetFolder { box_no, id, folder } => {
+                if let Err(e) = self.store.set_folder(&box_no, id, folder) {
+                    log::warn!("voicemail: box {box_no}: moving message {} failed: {e}", id.0);
+                }
+                engine.set_voicemail_counts(box_no.clone(), self.store.counts(&box_no));
+            }
+            VoicemailOp::Delete { box_no, id } => {
+                if let Err(e) = self.store.delete(&box_no, id) {
+                    log::warn!("voicemail: box {box_no}: deleting message {} failed: {e}", id.0);
+                }
+                engine.set_voicemail_counts(box_no.clone(), self.store.counts(&box_no));
+            }
         }
     }
 }

@@ -158,6 +158,8 @@ pub(super) enum Step {
     External(String),
     /// A mailbox: the box answers and takes a message (`voicemail_call.rs`).
     Voicemail(String),
+    /// The voicemail owner menu (`*92`), for this box or asking for one.
+    VoicemailOwner(Option<String>),
 }
 
 /// What a dialled number resolves to.
@@ -238,6 +240,11 @@ impl Dialplan {
     /// True when `number` is a ring group.
     pub(super) fn has_group(&self, number: &str) -> bool {
         self.groups.contains_key(number)
+    }
+
+    /// The `pin` key of an extension (hot desking and the voicemail owner menu).
+    pub(super) fn extension_pin(&self, ext: &str) -> Option<String> {
+        self.features(ext).pin
     }
 
     /// Every ring group's number.
@@ -525,6 +532,18 @@ impl Engine {
         if let Some(rest) = dialled.strip_prefix(HOTDESK_LOGIN) {
             return self.hot_desk_login(now, peer, txn, req, rest);
         }
+        if let Some(rest) = dialled.strip_prefix(super::VOICEMAIL_OWNER_CODE) {
+            if rest.bytes().all(|b| b.is_ascii_digit()) {
+                // `*92`: the caller's own box when it has one, else the menu asks.
+                let own = self.is_mailbox(from_ext).then(|| from_ext.to_string());
+                let box_no = if rest.is_empty() { own } else { Some(rest.to_string()) };
+                return NewCall::Planned(Box::new(Planned {
+                    resolution: Resolution::Act(Step::VoicemailOwner(box_no)),
+                    hops: 0,
+                    masked: None,
+                }));
+            }
+        }
         if let Some((code, arg)) = feature_code(dialled) {
             return self.feature(now, peer, txn, req, from_ext, code, arg);
         }
@@ -782,6 +801,14 @@ impl Engine {
                 }
                 self.answer_voicemail(now, id, &b);
             }
+            Resolution::Act(Step::VoicemailOwner(b)) => {
+                if let Some(plan) = self.dialplan.calls.get_mut(&id) {
+                    plan.step = Step::VoicemailOwner(b.clone());
+                    plan.ringing.clear();
+                    plan.deadline = None;
+                }
+                self.answer_voicemail_owner(now, id, b.as_deref());
+            }
             Resolution::Act(step) => {
                 log::warn!("call {id}: dial plan step {step:?} has nothing to ring");
                 self.end_call(id, super::cdr::HangupSide::System, "dial plan", 480, now);
@@ -880,7 +907,9 @@ impl Engine {
                     RingStrategy::RingAll => self.group_no_answer(&g, hops, now),
                 }
             }
-            Step::Prompt(_) | Step::External(_) | Step::Voicemail(_) => return false,
+            Step::Prompt(_) | Step::External(_) | Step::Voicemail(_) | Step::VoicemailOwner(_) => {
+                return false
+            }
         };
         if let Resolution::Fail(code) = resolution {
             // Nothing further. An extension's own failure (busy, declined) is what the caller

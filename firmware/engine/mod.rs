@@ -29,7 +29,7 @@ use crate::sip::writer::{self, response_to, Writer};
 use crate::sip::{Peer, Transport};
 pub use call::park::ParkedView;
 pub use call::trunkcalls::{DidView, ListKind, MAX_AUTH_ROUNDS};
-pub use call::voicemail_call::{VoicemailOp, VOICEMAIL_TARGET_PREFIX};
+pub use call::voicemail_call::{VoicemailOp, VOICEMAIL_OWNER_CODE, VOICEMAIL_TARGET_PREFIX};
 use call::{Call, Purpose};
 use cdr::CdrRecord;
 use registrar::{RegisterError, Registrar, MIN_EXPIRES_S};

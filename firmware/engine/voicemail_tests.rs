@@ -242,3 +242,71 @@ fn an_extension_without_voicemail_still_gets_480_when_unregistered() {
     assert!(got.iter().any(|m| status(m) == 480), "{got:?}");
     assert!(h.vm.is_empty());
 }
+
+// The owner menu (`*92`).
+
+fn message(id: u64) -> (crate::apps::voicemail::mailbox::MessageMeta, PathBuf) {
+    use crate::apps::voicemail::mailbox::{Folder, MessageId, MessageMeta};
+    let meta = MessageMeta {
+        id: MessageId(id),
+        box_no: BoxNumber::parse("202").unwrap(),
+        caller: "201".into(),
+        caller_name: String::new(),
+        received_unix_ms: 1_700_000_000_000,
+        duration_ms: 3000,
+        folder: Folder::New,
+        file: format!("vmail_{id}.wav"),
+    };
+    (meta, PathBuf::from(format!("/data/voicemail/202/vmail_{id}.wav")))
+}
+
+fn keys(h: &mut Harness, id: u64, digits: &str) {
+    for d in digits.chars() {
+        key(h, id, d);
+    }
+}
+
+#[test]
+fn star_92_asks_for_the_pin_loads_the_box_and_plays_a_message_with_its_header() {
+    let pin = ExtensionFeatures { pin: Some("1234".into()), ..ExtensionFeatures::default() };
+    let mut h = harness(&[("202", pin)]);
+    h.register("202", 7002);
+    let ok = ok_of(&dial(&mut h, "202", "*92", "o1")).expect("the box answers").clone();
+    in_dialog(&mut h, "ACK", &ok, "202", "o1", 1);
+    let id = call_id(&h);
+    assert_eq!(last_play(&h), ["vm.enter_password"]);
+    // A wrong PIN first.
+    keys(&mut h, id, "9999#");
+    let Some(VoicemailOp::LoadBox { call, box_no }) = h.vm.pop() else { panic!("{:?}", h.vm) };
+    assert_eq!((call, box_no.as_str()), (id, "202"));
+    h.engine.voicemail_box_loaded(h.now, id, vec![message(7)]);
+    h.drain();
+    assert_eq!(last_play(&h), ["vm.login_incorrect"]);
+    play_done(&mut h, id);
+    keys(&mut h, id, "1234#");
+    assert!(matches!(h.vm.pop(), Some(VoicemailOp::LoadBox { .. })));
+    h.engine.voicemail_box_loaded(h.now, id, vec![message(7)]);
+    h.drain();
+    let menu = last_play(&h);
+    assert!(menu.iter().any(|p| p.starts_with("vm.new_message")), "you have 1 new message: {menu:?}");
+    key(&mut h, id, '1');
+    let played = last_play(&h);
+    assert_eq!(played.last().map(String::as_str), Some("file:/data/voicemail/202/vmail_7.wav"), "{played:?}");
+    assert!(played.len() > 3, "a header (received, date, time, caller) before the audio: {played:?}");
+}
+
+#[test]
+fn star_92_with_a_box_number_opens_that_box_and_an_extension_without_pin_cannot_log_in() {
+    let mut h = harness(&[]);
+    h.register("201", 7001);
+    let ok = ok_of(&dial(&mut h, "201", "*92202", "o2")).expect("answered").clone();
+    in_dialog(&mut h, "ACK", &ok, "201", "o2", 1);
+    let id = call_id(&h);
+    assert_eq!(last_play(&h), ["vm.enter_password"]);
+    keys(&mut h, id, "1234#");
+    let Some(VoicemailOp::LoadBox { box_no, .. }) = h.vm.pop() else { panic!("{:?}", h.vm) };
+    assert_eq!(box_no.as_str(), "202");
+    h.engine.voicemail_box_loaded(h.now, id, vec![]);
+    h.drain();
+    assert_eq!(last_play(&h), ["vm.login_incorrect"], "202 has no PIN: phone access is off");
+}
