@@ -231,7 +231,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     };
     let mut engine = Engine::new(engine_cfg, &extensions);
     for (box_no, counts) in voicemail.store.all_counts() {
-        engine.set_voicemail_counts(box_no, counts);
+        engine.set_voicemail_counts(now(), box_no, counts);
     }
     restore_forwards(&mut engine, &store, &extensions);
     // `[block] file` / `[restrict] file`: read once at start, like `block import`.
@@ -514,7 +514,7 @@ impl Voicemail {
                 match self.store.commit_message(take, duration_ms) {
                     Ok(meta) => {
                         let counts = self.store.counts(&meta.box_no);
-                        engine.set_voicemail_counts(meta.box_no, counts);
+                        engine.set_voicemail_counts(now(), meta.box_no, counts);
                     }
                     Err(e) => log::warn!("voicemail: call {call}: the message was not stored: {e}"),
                 }
@@ -540,13 +540,13 @@ impl Voicemail {
                 if let Err(e) = self.store.set_folder(&box_no, id, folder) {
                     log::warn!("voicemail: box {box_no}: moving message {} failed: {e}", id.0);
                 }
-                engine.set_voicemail_counts(box_no.clone(), self.store.counts(&box_no));
+                engine.set_voicemail_counts(now(), box_no.clone(), self.store.counts(&box_no));
             }
             VoicemailOp::Delete { box_no, id } => {
                 if let Err(e) = self.store.delete(&box_no, id) {
                     log::warn!("voicemail: box {box_no}: deleting message {} failed: {e}", id.0);
                 }
-                engine.set_voicemail_counts(box_no.clone(), self.store.counts(&box_no));
+                engine.set_voicemail_counts(now(), box_no.clone(), self.store.counts(&box_no));
             }
         }
     }

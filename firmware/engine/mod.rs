@@ -14,6 +14,8 @@ pub mod cdr;
 pub mod dialplan;
 mod features;
 pub mod registrar;
+// Message waiting: SUBSCRIBE / NOTIFY for voicemail boxes.
+mod mwi;
 #[cfg(test)]
 mod tests;
 
@@ -196,6 +198,8 @@ enum TimerKey {
     Dialplan(u64),
     /// A voicemail flow's timer (review timeout, recorder grace, length limit).
     Voicemail(u64),
+    /// Message-waiting subscriptions expire.
+    Mwi,
 }
 
 /// The PBX core.
@@ -236,6 +240,8 @@ pub struct Engine {
     rewiring: call::transfer::Rewiring,
     /// Calls leaving a message, and the mailbox counts (`voicemail_call.rs`).
     voicemail: call::voicemail_call::VoicemailCalls,
+    /// Message-waiting subscriptions (`mwi.rs`).
+    mwi: mwi::Mwi,
 }
 
 /// The result of checking credentials.
@@ -255,6 +261,7 @@ impl Engine {
         let pool = PortPool::new(cfg.rtp_ports);
         let next_call_id = cfg.first_call_id.max(1);
         let trunks = Self::build_trunks(&cfg);
+        let cfg_host = cfg.advertise.to_string();
         let dialplan = dialplan::Dialplan::new(&cfg.dialplan);
         let trunk_calls = call::trunkcalls::TrunkCalls::new(&cfg.trunk_calls);
         Engine {
@@ -283,6 +290,7 @@ impl Engine {
             trunk_calls,
             rewiring: Default::default(),
             voicemail: Default::default(),
+            mwi: mwi::Mwi::new(&cfg_host),
         }
     }
 
@@ -445,6 +453,7 @@ impl Engine {
                 TimerKey::Dialplan(id) => self.on_dialplan_timer(id, now),
                 TimerKey::Rewire(id) => self.on_rewire_timer(id, now),
                 TimerKey::Voicemail(id) => self.on_voicemail_timer(id, now),
+                TimerKey::Mwi => self.on_mwi_timer(now),
                 TimerKey::RegistrarSweep => {
                     self.sweep_armed = false;
                     let n = self.registrar.sweep(now);
@@ -629,12 +638,8 @@ impl Engine {
             }
             Method::Ack => {}
             Method::Refer if req.common.to.tag().is_some() => self.handle_refer(now, peer, txn, req),
-            Method::Prack
-            | Method::Subscribe
-            | Method::Notify
-            | Method::Refer
-            | Method::Message
-            | Method::Publish => {
+            Method::Subscribe => self.handle_subscribe(now, peer, txn, &req),
+            Method::Prack | Method::Notify | Method::Refer | Method::Message | Method::Publish => {
                 self.reply_status(txn, &req, peer, 405, &[("Allow", writer::ALLOW.to_string())], now)
             }
             Method::Other(_) => {

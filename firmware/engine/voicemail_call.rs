@@ -140,7 +140,8 @@ impl Engine {
     }
 
     /// The daemon's counts of a box (after a store change, and for every box at start).
-    pub fn set_voicemail_counts(&mut self, box_no: BoxNumber, counts: Counts) {
+    pub fn set_voicemail_counts(&mut self, now: Instant, box_no: BoxNumber, counts: Counts) {
+        self.mwi_counts(&box_no, counts, now);
         self.voicemail.counts.insert(box_no, counts);
     }
 

@@ -151,7 +151,7 @@ fn an_unanswered_call_goes_to_the_box_after_the_ring_time_and_leaves_a_message()
     assert!(h.engine.calls(h.now).is_empty());
     // The daemon reports the new counts; the console shows them.
     let b = BoxNumber::parse("202").unwrap();
-    h.engine.set_voicemail_counts(b.clone(), Counts { new: 1, old: 0, work: 0 });
+    h.engine.set_voicemail_counts(h.now, b.clone(), Counts { new: 1, old: 0, work: 0 });
     let boxes = h.engine.voicemail_boxes();
     assert_eq!(boxes.len(), 3, "one box per extension: {boxes:?}");
     assert!(boxes.contains(&(b, Counts { new: 1, old: 0, work: 0 })));
@@ -207,7 +207,11 @@ fn a_full_mailbox_says_so_and_stores_nothing() {
     let mut h = harness(&[("202", vm_on())]);
     h.register("201", 7001);
     let full = crate::apps::voicemail::mailbox::DEFAULT_MAX_UNREAD;
-    h.engine.set_voicemail_counts(BoxNumber::parse("202").unwrap(), Counts { new: full, old: 0, work: 0 });
+    h.engine.set_voicemail_counts(
+        h.now,
+        BoxNumber::parse("202").unwrap(),
+        Counts { new: full, old: 0, work: 0 },
+    );
     let ok = ok_of(&dial(&mut h, "201", "202", "v6")).expect("answered").clone();
     in_dialog(&mut h, "ACK", &ok, "201", "v6", 1);
     let id = call_id(&h);
@@ -309,4 +313,78 @@ fn star_92_with_a_box_number_opens_that_box_and_an_extension_without_pin_cannot_
     h.engine.voicemail_box_loaded(h.now, id, vec![]);
     h.drain();
     assert_eq!(last_play(&h), ["vm.login_incorrect"], "202 has no PIN: phone access is off");
+}
+
+// Message waiting (SUBSCRIBE / NOTIFY).
+
+fn subscribe(from: &str, to: &str, event: &str, expires: u32, call: &str, to_tag: &str) -> String {
+    let port = port_of(from);
+    format!(
+        "SUBSCRIBE sip:{to}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKs{call}{expires}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:{from}@127.0.0.1>;tag=s{call}\r\nTo: <sip:{to}@127.0.0.1>{to_tag}\r\n\
+         Call-ID: {call}\r\nCSeq: {} SUBSCRIBE\r\nContact: <sip:{from}@127.0.0.1:{port}>\r\nEvent: {event}\r\n\
+         Expires: {expires}\r\nAccept: application/simple-message-summary\r\n\r\n",
+        if to_tag.is_empty() { 1 } else { 2 }
+    )
+}
+
+fn notifies(msgs: &[String]) -> Vec<&String> {
+    msgs.iter().filter(|m| first_line(m).starts_with("NOTIFY ")).collect()
+}
+
+#[test]
+fn a_message_summary_subscription_is_notified_now_and_on_every_count_change() {
+    let mut h = harness(&[]);
+    h.register("201", 7001);
+    h.send(phone(7001), &subscribe("201", "201", "message-summary", 3600, "m1", ""));
+    let got = h.take_for(phone(7001));
+    let ok = got.iter().find(|m| m.starts_with("SIP/2.0 200")).expect("200 to the SUBSCRIBE");
+    assert!(ok.contains("Expires: 3600"), "{ok}");
+    let n = notifies(&got);
+    assert_eq!(n.len(), 1, "the immediate NOTIFY: {got:?}");
+    assert!(
+        n[0].contains("Event: message-summary") && n[0].contains("Subscription-State: active"),
+        "{}",
+        n[0]
+    );
+    assert!(n[0].contains("Messages-Waiting: no") && n[0].contains("Voice-Message: 0/0 (0/0)"), "{}", n[0]);
+    assert!(n[0].contains("Content-Type: application/simple-message-summary"), "{}", n[0]);
+    // A message arrives.
+    let b = BoxNumber::parse("201").unwrap();
+    h.engine.set_voicemail_counts(h.now, b.clone(), Counts { new: 1, old: 2, work: 0 });
+    h.drain();
+    let got = h.take_for(phone(7001));
+    let n = notifies(&got);
+    assert_eq!(n.len(), 1, "{got:?}");
+    assert!(n[0].contains("Messages-Waiting: yes") && n[0].contains("Voice-Message: 1/2 (0/0)"), "{}", n[0]);
+    assert!(n[0].contains("CSeq: 2 NOTIFY"), "{}", n[0]);
+    // The same counts again: nothing.
+    h.engine.set_voicemail_counts(h.now, b, Counts { new: 1, old: 2, work: 0 });
+    h.drain();
+    assert!(notifies(&h.take_for(phone(7001))).is_empty());
+    // The subscription runs out: a final NOTIFY.
+    h.advance(Duration::from_secs(3601));
+    let got = h.take_for(phone(7001));
+    assert!(
+        notifies(&got).iter().any(|m| m.contains("Subscription-State: terminated;reason=timeout")),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn subscriptions_to_other_boxes_other_packages_or_too_briefly_are_refused() {
+    let mut h = harness(&[]);
+    h.register("201", 7001);
+    h.send(phone(7001), &subscribe("201", "202", "message-summary", 3600, "m2", ""));
+    assert_eq!(statuses_of(&h.take_for(phone(7001))), [403]);
+    h.send(phone(7001), &subscribe("201", "201", "presence", 3600, "m3", ""));
+    assert_eq!(statuses_of(&h.take_for(phone(7001))), [489]);
+    h.send(phone(7001), &subscribe("201", "201", "message-summary", 10, "m4", ""));
+    let got = h.take_for(phone(7001));
+    assert_eq!(statuses_of(&got), [423]);
+    assert!(got[0].contains("Min-Expires: 60"), "{}", got[0]);
+}
+
+fn statuses_of(msgs: &[String]) -> Vec<u16> {
+    msgs.iter().filter(|m| m.starts_with("SIP/2.0")).map(|m| status(m)).collect()
 }
