@@ -3,13 +3,15 @@
 //! beep, records 201's tone, `#` opens the review menu, `0` saves. Then the console shows one
 //! new message for 202 and the stored WAV under `DATA/voicemail/202/` carries the tone. Then
 //! 202's phone registers, dials `*92`, enters its PIN and `#`, presses `1`, and hears the tone.
+//! In between, SIPp subscribes to 202's `message-summary` and gets the NOTIFY "1 new" (baresip
+//! 1.0's own `mwi` module re-subscribes in a loop at start, so it cannot be the subscriber).
 //!
 //! With `CI=true` a missing `baresip` fails the test; locally it is skipped with a message.
 mod common;
 
 use common::baresip::Phone;
 use common::tones::{read_audio, tone, write_wav, ToneDetector, SAMPLE_RATE};
-use common::{require_tool, TestBox};
+use common::{require_tool, Sipp, TestBox};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -64,7 +66,7 @@ fn messages(tb: &TestBox, box_no: &str) -> Vec<PathBuf> {
 
 #[test]
 fn a_caller_leaves_a_message_and_the_owner_hears_it_with_star_92() {
-    if !require_tool("baresip") {
+    if !require_tool("baresip") || !require_tool("sipp") {
         return;
     }
     let tb = TestBox::start_with_config(&[P201, P202], &[("202", "voicemail = true\npin = \"1234\"")], "");
@@ -124,6 +126,21 @@ fn a_caller_leaves_a_message_and_the_owner_hears_it_with_star_92() {
     );
     assert!(steady.len() >= MIN_TONE_BLOCKS, "the tone is not in the message ({} blocks)", steady.len());
     alice.kill();
+
+    // Message waiting: SUBSCRIBE, 200, and the NOTIFY says one new message.
+    let mwi = Sipp::new("mwi_subscribe.xml", &tb.scratch("sipp"))
+        .remote(&tb.sip_addr())
+        .local_port(tb.port())
+        .media_port(tb.port())
+        .service(P202.0)
+        .auth(P202.0, P202.1)
+        .run();
+    mwi.assert_ok("SUBSCRIBE message-summary for 202");
+    assert!(
+        mwi.logs.contains("mwi body=Messages-Waiting: yes Voice-Message: 1/0"),
+        "the NOTIFY should say 1 new, 0 old:\n{}",
+        mwi.logs
+    );
 
     // The owner listens: `*92`, PIN, `#`, then `1` plays the first new message.
     let silence = tb.scratch("media").join("silence.wav");
