@@ -3,6 +3,7 @@
 //! This is the only place that reads the clock for the engine: one task owns the [`Engine`],
 //! feeds it inbound messages, console questions and timer wake-ups, and carries out its outputs.
 
+use crate::apps::voicemail::mailbox::GreetingKind;
 use crate::config::{Config, ExtensionConfig, PortRange};
 use crate::console::{ConsoleCommand, ConsoleRequest};
 use crate::engine::VoicemailOp;
@@ -10,7 +11,7 @@ use crate::engine::{Engine, EngineConfig, Output};
 use crate::media::relay::RelayManager;
 use crate::media::{MediaCommand, MediaEvent, RelayId};
 use crate::sip::transport::{Inbound, SipSockets};
-use crate::store::voicemail::{Take, VoicemailStore};
+use crate::store::voicemail::{GreetingTake, Take, VoicemailStore};
 use crate::store::{spawn_cdr_writer, CdrSink, Store};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -189,7 +190,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     if vm_report != Default::default() {
         log::warn!("voicemail: recovery after an unclean stop: {vm_report:?}");
     }
-    let mut voicemail = Voicemail { store: vm_store, takes: HashMap::new() };
+    let mut voicemail = Voicemail { store: vm_store, takes: HashMap::new(), greeting_takes: HashMap::new() };
     let (console_tx, mut console_rx) = mpsc::channel::<ConsoleRequest>(CONSOLE_QUEUE);
     let socket_path = console_socket(&opts.data_dir);
     // A stale socket from a previous run must not pass for the new one below.
@@ -232,6 +233,12 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     let mut engine = Engine::new(engine_cfg, &extensions);
     for (box_no, counts) in voicemail.store.all_counts() {
         engine.set_voicemail_counts(now(), box_no, counts);
+    }
+    for (box_no, _) in engine.voicemail_boxes() {
+        let greetings = voicemail.greetings(&box_no);
+        if !greetings.is_empty() {
+            engine.set_voicemail_greetings(box_no, greetings);
+        }
     }
     restore_forwards(&mut engine, &store, &extensions);
     // `[block] file` / `[restrict] file`: read once at start, like `block import`.
@@ -485,9 +492,20 @@ async fn shutdown_signal() {
 struct Voicemail {
     store: VoicemailStore,
     takes: HashMap<u64, Take>,
+    greeting_takes: HashMap<u64, GreetingTake>,
 }
 
 impl Voicemail {
+    /// The recorded greetings of a box with their files.
+    fn greetings(&self, box_no: &crate::apps::voicemail::mailbox::BoxNumber) -> Vec<(GreetingKind, PathBuf)> {
+        let set = self.store.greetings(box_no);
+        GreetingKind::ALL
+            .into_iter()
+            .filter(|k| set.contains(*k))
+            .map(|k| (k, self.store.greeting_path(box_no, k)))
+            .collect()
+    }
+
     /// Applies one of the engine's voicemail outputs and reports back.
     // The commit's fsyncs run on the engine's task: a message is saved once per call, and the
     // flash's fsync is a few ms (open problem: move it to spawn_blocking).
@@ -523,6 +541,33 @@ impl Voicemail {
                 if let Some(take) = self.takes.remove(&call) {
                     self.store.discard(take);
                 }
+                if let Some(take) = self.greeting_takes.remove(&call) {
+                    self.store.discard_greeting(take);
+                }
+            }
+            VoicemailOp::BeginGreeting { call, box_no, kind } => {
+                if let Some(old) = self.greeting_takes.remove(&call) {
+                    self.store.discard_greeting(old);
+                }
+                match self.store.begin_greeting(&box_no, kind) {
+                    Ok(take) => {
+                        let path = take.part_path().to_path_buf();
+                        self.greeting_takes.insert(call, take);
+                        engine.voicemail_take_ready(now(), call, Some(path));
+                    }
+                    Err(e) => {
+                        log::warn!("voicemail: box {box_no}: cannot start a greeting: {e}");
+                        engine.voicemail_take_ready(now(), call, None);
+                    }
+                }
+            }
+            VoicemailOp::SaveGreeting { call } => {
+                let Some(take) = self.greeting_takes.remove(&call) else { return };
+                let box_no = take.box_no().clone();
+                if let Err(e) = self.store.commit_greeting(take) {
+                    log::warn!("voicemail: call {call}: the greeting was not stored: {e}");
+                }
+                engine.set_voicemail_greetings(box_no.clone(), self.greetings(&box_no));
             }
             VoicemailOp::LoadBox { call, box_no } => {
                 let messages = self

@@ -16,7 +16,10 @@
 use super::super::cdr::HangupSide;
 use super::{CallRoute, CallState, Side};
 use crate::apps::voicemail::caller::{CallerFlow, CallerOutput};
-use crate::apps::voicemail::mailbox::{BoxNumber, Counts, Folder, Greeting, Limits, MessageId, MessageMeta};
+use crate::apps::voicemail::mailbox::{
+    choose_greeting, BoxNumber, Counts, Folder, GreetingKind, GreetingSet, Limits, MessageId, MessageMeta,
+    Status,
+};
 use crate::apps::voicemail::owner::{BoxSnapshot, OwnerMenu, OwnerOutput, PinGuard};
 use crate::apps::voicemail::Clip as VmClip;
 use crate::media::audio::wav::G711_HEADER_BYTES;
@@ -69,7 +72,24 @@ pub enum VoicemailOp {
         /// The take's length.
         duration_ms: u64,
     },
-    /// `VoicemailStore::discard` of the call's take (nothing when it has none).
+    /// `VoicemailStore::begin_greeting` (owner menu), then [`Engine::voicemail_take_ready`]
+    /// with the take's `part_path`. The daemon keeps the take under `call`.
+    BeginGreeting {
+        /// The call.
+        call: u64,
+        /// The box.
+        box_no: BoxNumber,
+        /// The slot.
+        kind: GreetingKind,
+    },
+    /// `VoicemailStore::commit_greeting` of the call's greeting take, then
+    /// [`Engine::set_voicemail_greetings`] for its box.
+    SaveGreeting {
+        /// The call.
+        call: u64,
+    },
+    /// `VoicemailStore::discard` / `discard_greeting` of the call's take (nothing when it has
+    /// none).
     DiscardTake {
         /// The call.
         call: u64,
@@ -131,6 +151,8 @@ pub(in crate::engine) struct VoicemailCalls {
     counts: BTreeMap<BoxNumber, Counts>,
     /// Wrong PINs per caller.
     guard: PinGuard,
+    /// Recorded greetings per box: slot → file (from the daemon).
+    greetings: BTreeMap<BoxNumber, Vec<(GreetingKind, PathBuf)>>,
 }
 
 impl Engine {
@@ -143,6 +165,11 @@ impl Engine {
     pub fn set_voicemail_counts(&mut self, now: Instant, box_no: BoxNumber, counts: Counts) {
         self.mwi_counts(&box_no, counts, now);
         self.voicemail.counts.insert(box_no, counts);
+    }
+
+    /// The daemon's recorded greetings of a box (at start and after the owner records one).
+    pub fn set_voicemail_greetings(&mut self, box_no: BoxNumber, greetings: Vec<(GreetingKind, PathBuf)>) {
+        self.voicemail.greetings.insert(box_no, greetings);
     }
 
     /// Every mailbox with its counts, by box number (the console's `show voicemail`).
@@ -167,7 +194,10 @@ impl Engine {
     pub fn voicemail_take_ready(&mut self, now: Instant, call: u64, part_path: Option<PathBuf>) {
         let alive = self.calls.contains_key(&call);
         let Some(vm) = self.voicemail.calls.get_mut(&call) else { return };
-        let Flow::Caller(flow) = &mut vm.flow else { return };
+        let stopped = |flow: &mut Flow| match flow {
+            Flow::Caller(f) => f.handle_recording_stopped(0, now),
+            Flow::Owner(m) => m.handle_recording_stopped(0, now),
+        };
         match part_path {
             Some(path) if alive => {
                 vm.take = Some(path.clone());
@@ -178,11 +208,11 @@ impl Engine {
             Some(_) => {
                 // The caller left between the request and the answer: nothing was said.
                 self.out.push_back(Output::Voicemail(VoicemailOp::DiscardTake { call }));
-                flow.handle_recording_stopped(0, now);
+                stopped(&mut vm.flow);
             }
             None => {
-                log::warn!("call {call}: voicemail: the store could not start a message");
-                flow.handle_recording_stopped(0, now);
+                log::warn!("call {call}: voicemail: the store could not start a recording");
+                stopped(&mut vm.flow);
             }
         }
         self.drive_voicemail(call, now);
@@ -215,9 +245,15 @@ impl Engine {
         let Some(caller) = self.answer_by_box(now, id) else { return };
         let counts = self.voicemail.counts.get(&b).copied().unwrap_or_default();
         log::info!("call {id}: {caller} reaches voicemail box {b} ({} new, {} old)", counts.new, counts.old);
-        // Recorded greetings are not wired yet (owner menu): the system greeting plays.
+        // The box's "available" recording, else its default one, else the system prompts (the
+        // reason the call came, busy or after hours, does not pick a slot yet).
+        let mut recorded = GreetingSet::default();
+        for (k, _) in self.voicemail.greetings.get(&b).map(Vec::as_slice).unwrap_or_default() {
+            recorded.insert(*k);
+        }
+        let greeting = choose_greeting(Status::Available, recorded);
         let lang = self.cfg.media.language;
-        let mut flow = CallerFlow::new(b, Greeting::System, counts, Limits::default(), lang);
+        let mut flow = CallerFlow::new(b, greeting, counts, Limits::default(), lang);
         flow.start(now);
         self.start_vm_call(now, id, Flow::Caller(flow), caller);
     }
@@ -367,8 +403,20 @@ impl Engine {
                         media.push(Clip::File(p.clone()));
                     }
                 }
-                VmClip::Greeting(_) => {
-                    media.extend(SYSTEM_GREETING.iter().map(|p| Clip::Prompt { id: (*p).into(), lang }));
+                VmClip::Greeting(kind) => {
+                    let box_no: Option<&BoxNumber> = vm.and_then(|v| match &v.flow {
+                        Flow::Caller(f) => Some(f.box_no()),
+                        Flow::Owner(m) => m.asked_box(),
+                    });
+                    let file = box_no
+                        .and_then(|b| self.voicemail.greetings.get(b))
+                        .and_then(|g| g.iter().find(|(k, _)| *k == kind))
+                        .map(|(_, p)| p.clone());
+                    match file {
+                        Some(p) => media.push(Clip::File(p)),
+                        None => media
+                            .extend(SYSTEM_GREETING.iter().map(|p| Clip::Prompt { id: (*p).into(), lang })),
+                    }
                 }
             }
         }
@@ -508,19 +556,30 @@ impl Engine {
                         self.out.push_back(Output::Voicemail(VoicemailOp::Delete { box_no: b, id: msg }));
                     }
                 }
-                OwnerOutput::StartRecording { kind } => {
-                    // Greetings by phone are not wired yet: the take ends at once, too short to
-                    // keep, and the menu goes on.
-                    log::info!(
-                        "call {id}: recording a {} greeting by phone is not available yet",
-                        kind.name()
-                    );
-                    greeting_refused = true;
-                }
+                OwnerOutput::StartRecording { kind } => match box_no.clone() {
+                    Some(b) => self.out.push_back(Output::Voicemail(VoicemailOp::BeginGreeting {
+                        call: id,
+                        box_no: b,
+                        kind,
+                    })),
+                    None => greeting_refused = true,
+                },
                 OwnerOutput::StopRecording => {
                     self.out.push_back(Output::Media(MediaCommand::StopRecord { relay: RelayId(id) }));
                 }
-                OwnerOutput::SaveGreeting { .. } | OwnerOutput::DiscardTake => {}
+                OwnerOutput::SaveGreeting { kind } => {
+                    log::info!("call {id}: voicemail: saving the {} greeting", kind.name());
+                    self.out.push_back(Output::Voicemail(VoicemailOp::SaveGreeting { call: id }));
+                    if let Some(vm) = self.voicemail.calls.get_mut(&id) {
+                        vm.take = None;
+                    }
+                }
+                OwnerOutput::DiscardTake => {
+                    self.out.push_back(Output::Voicemail(VoicemailOp::DiscardTake { call: id }));
+                    if let Some(vm) = self.voicemail.calls.get_mut(&id) {
+                        vm.take = None;
+                    }
+                }
                 OwnerOutput::HangUp => hang_up = true,
             }
         }

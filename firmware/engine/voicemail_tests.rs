@@ -388,3 +388,45 @@ fn subscriptions_to_other_boxes_other_packages_or_too_briefly_are_refused() {
 fn statuses_of(msgs: &[String]) -> Vec<u16> {
     msgs.iter().filter(|m| m.starts_with("SIP/2.0")).map(|m| status(m)).collect()
 }
+
+#[test]
+fn the_owner_records_a_greeting_and_the_next_caller_hears_it() {
+    use crate::apps::voicemail::mailbox::GreetingKind;
+    let pin = ExtensionFeatures { pin: Some("1234".into()), voicemail: true, ..ExtensionFeatures::default() };
+    let mut h = harness(&[("202", pin)]);
+    h.register("202", 7002);
+    h.register("201", 7001);
+    let ok = ok_of(&dial(&mut h, "202", "*92", "g1")).expect("answered").clone();
+    in_dialog(&mut h, "ACK", &ok, "202", "g1", 1);
+    let id = call_id(&h);
+    keys(&mut h, id, "1234#");
+    assert!(matches!(h.vm.pop(), Some(VoicemailOp::LoadBox { .. })));
+    h.engine.voicemail_box_loaded(h.now, id, vec![]);
+    h.drain();
+    keys(&mut h, id, "00");
+    assert_eq!(last_play(&h), ["vm.greeting_after_tone", "beep"]);
+    play_done(&mut h, id);
+    let Some(VoicemailOp::BeginGreeting { call, box_no, kind }) = h.vm.pop() else { panic!("{:?}", h.vm) };
+    assert_eq!((call, box_no.as_str(), kind), (id, "202", GreetingKind::Default));
+    let part = PathBuf::from("/data/voicemail/202/greeting_default.wav.part");
+    h.engine.voicemail_take_ready(h.now, id, Some(part));
+    h.drain();
+    assert!(matches!(h.media.last(), Some(MediaCommand::Record { .. })));
+    h.advance(Duration::from_secs(3));
+    key(&mut h, id, '#');
+    assert!(matches!(h.media.last(), Some(MediaCommand::StopRecord { .. })));
+    recorded(&mut h, id, 3000);
+    assert_eq!(h.vm.pop(), Some(VoicemailOp::SaveGreeting { call: id }));
+    assert_eq!(last_play(&h).first().map(String::as_str), Some("vm.greeting_saved"));
+    in_dialog(&mut h, "BYE", &ok, "202", "g1", 2);
+    // The daemon stored it and reports the box's greetings; a caller hears the recording.
+    let file = PathBuf::from("/data/voicemail/202/greeting_default.wav");
+    h.engine.set_voicemail_greetings(BoxNumber::parse("202").unwrap(), vec![(GreetingKind::Default, file)]);
+    h.engine.handle_media_event(h.now, MediaEvent::PlayDone { relay: RelayId(id), side: Side::A });
+    h.drain();
+    // 202 is in no call now but its phone does not answer: after the ring time, the box.
+    dial(&mut h, "201", "202", "g2");
+    let inv = h.take_for(phone(7002)).pop().expect("202 rings");
+    h.send(phone(7002), &answer(&inv, 486, "b", None, 7002));
+    assert_eq!(last_play(&h), ["file:/data/voicemail/202/greeting_default.wav"]);
+}
