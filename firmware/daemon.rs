@@ -3,13 +3,17 @@
 //! This is the only place that reads the clock for the engine: one task owns the [`Engine`],
 //! feeds it inbound messages, console questions and timer wake-ups, and carries out its outputs.
 
+use crate::apps::voicemail::mailbox::GreetingKind;
 use crate::config::{Config, ExtensionConfig, PortRange};
 use crate::console::{ConsoleCommand, ConsoleRequest};
+use crate::engine::VoicemailOp;
 use crate::engine::{Engine, EngineConfig, Output};
 use crate::media::relay::RelayManager;
 use crate::media::{MediaCommand, MediaEvent, RelayId};
 use crate::sip::transport::{Inbound, SipSockets};
+use crate::store::voicemail::{GreetingTake, Take, VoicemailStore};
 use crate::store::{spawn_cdr_writer, CdrSink, Store};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -180,6 +184,13 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     let relay = RelayManager::with_media(config.sip.bind, Some(media_tx), Some(recordings_dir.clone()));
     spawn_retention(recordings.clone());
     let (cdr_sink, cdr_writer) = spawn_cdr_writer(store.clone());
+    let vm_dir = opts.data_dir.join("voicemail");
+    let (vm_store, vm_report) = VoicemailStore::open(&store, &vm_dir, config.trunk_calls.time_rules.offset())
+        .map_err(|e| StartError(format!("cannot open voicemail in {}: {e}", vm_dir.display())))?;
+    if vm_report != Default::default() {
+        log::warn!("voicemail: recovery after an unclean stop: {vm_report:?}");
+    }
+    let mut voicemail = Voicemail { store: vm_store, takes: HashMap::new(), greeting_takes: HashMap::new() };
     let (console_tx, mut console_rx) = mpsc::channel::<ConsoleRequest>(CONSOLE_QUEUE);
     let socket_path = console_socket(&opts.data_dir);
     // A stale socket from a previous run must not pass for the new one below.
@@ -220,6 +231,15 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         park: config.park.clone(),
     };
     let mut engine = Engine::new(engine_cfg, &extensions);
+    for (box_no, counts) in voicemail.store.all_counts() {
+        engine.set_voicemail_counts(now(), box_no, counts);
+    }
+    for (box_no, _) in engine.voicemail_boxes() {
+        let greetings = voicemail.greetings(&box_no);
+        if !greetings.is_empty() {
+            engine.set_voicemail_greetings(box_no, greetings);
+        }
+    }
     restore_forwards(&mut engine, &store, &extensions);
     // `[block] file` / `[restrict] file`: read once at start, like `block import`.
     for (kind, file) in [
@@ -313,13 +333,13 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
             }
             _ = sleep_until(deadline) => engine.handle_timeout(now()),
         }
-        flush(&mut engine, &sockets, &relay, &cdr_sink).await;
+        flush(&mut engine, &sockets, &relay, &cdr_sink, &mut voicemail).await;
         persist_forwards(&mut engine, &store);
     }
     log::info!("shutting down");
     // Take our registrations off the providers (best effort: no wait for the answers).
     engine.unregister_trunks(now());
-    flush(&mut engine, &sockets, &relay, &cdr_sink).await;
+    flush(&mut engine, &sockets, &relay, &cdr_sink, &mut voicemail).await;
     relay.close_all();
     drop(cdr_sink);
     drop(engine);
@@ -468,7 +488,122 @@ async fn shutdown_signal() {
 }
 
 /// Carries out everything the engine asked for.
-async fn flush(engine: &mut Engine, sockets: &SipSockets, relay: &RelayManager, cdr: &CdrSink) {
+/// The voicemail store and the takes being recorded, by call.
+struct Voicemail {
+    store: VoicemailStore,
+    takes: HashMap<u64, Take>,
+    greeting_takes: HashMap<u64, GreetingTake>,
+}
+
+impl Voicemail {
+    /// The recorded greetings of a box with their files.
+    fn greetings(&self, box_no: &crate::apps::voicemail::mailbox::BoxNumber) -> Vec<(GreetingKind, PathBuf)> {
+        let set = self.store.greetings(box_no);
+        GreetingKind::ALL
+            .into_iter()
+            .filter(|k| set.contains(*k))
+            .map(|k| (k, self.store.greeting_path(box_no, k)))
+            .collect()
+    }
+
+    /// Applies one of the engine's voicemail outputs and reports back.
+    // The commit's fsyncs run on the engine's task: a message is saved once per call, and the
+    // flash's fsync is a few ms (open problem: move it to spawn_blocking).
+    fn apply(&mut self, engine: &mut Engine, op: VoicemailOp) {
+        match op {
+            VoicemailOp::BeginMessage { call, box_no, caller, caller_name, received_unix_ms } => {
+                if let Some(old) = self.takes.remove(&call) {
+                    self.store.discard(old);
+                }
+                match self.store.begin_message(&box_no, &caller, &caller_name, received_unix_ms) {
+                    Ok(take) => {
+                        let path = take.part_path().to_path_buf();
+                        self.takes.insert(call, take);
+                        engine.voicemail_take_ready(now(), call, Some(path));
+                    }
+                    Err(e) => {
+                        log::warn!("voicemail: box {box_no}: cannot start a message: {e}");
+                        engine.voicemail_take_ready(now(), call, None);
+                    }
+                }
+            }
+            VoicemailOp::SaveMessage { call, duration_ms } => {
+                let Some(take) = self.takes.remove(&call) else { return };
+                match self.store.commit_message(take, duration_ms) {
+                    Ok(meta) => {
+                        let counts = self.store.counts(&meta.box_no);
+                        engine.set_voicemail_counts(now(), meta.box_no, counts);
+                    }
+                    Err(e) => log::warn!("voicemail: call {call}: the message was not stored: {e}"),
+                }
+            }
+            VoicemailOp::DiscardTake { call } => {
+                if let Some(take) = self.takes.remove(&call) {
+                    self.store.discard(take);
+                }
+                if let Some(take) = self.greeting_takes.remove(&call) {
+                    self.store.discard_greeting(take);
+                }
+            }
+            VoicemailOp::BeginGreeting { call, box_no, kind } => {
+                if let Some(old) = self.greeting_takes.remove(&call) {
+                    self.store.discard_greeting(old);
+                }
+                match self.store.begin_greeting(&box_no, kind) {
+                    Ok(take) => {
+                        let path = take.part_path().to_path_buf();
+                        self.greeting_takes.insert(call, take);
+                        engine.voicemail_take_ready(now(), call, Some(path));
+                    }
+                    Err(e) => {
+                        log::warn!("voicemail: box {box_no}: cannot start a greeting: {e}");
+                        engine.voicemail_take_ready(now(), call, None);
+                    }
+                }
+            }
+            VoicemailOp::SaveGreeting { call } => {
+                let Some(take) = self.greeting_takes.remove(&call) else { return };
+                let box_no = take.box_no().clone();
+                if let Err(e) = self.store.commit_greeting(take) {
+                    log::warn!("voicemail: call {call}: the greeting was not stored: {e}");
+                }
+                engine.set_voicemail_greetings(box_no.clone(), self.greetings(&box_no));
+            }
+            VoicemailOp::LoadBox { call, box_no } => {
+                let messages = self
+                    .store
+                    .messages(&box_no)
+                    .into_iter()
+                    .map(|m| {
+                        let path = self.store.message_path(&m);
+                        (m, path)
+                    })
+                    .collect();
+                engine.voicemail_box_loaded(now(), call, messages);
+            }
+            VoicemailOp::SetFolder { box_no, id, folder } => {
+                if let Err(e) = self.store.set_folder(&box_no, id, folder) {
+                    log::warn!("voicemail: box {box_no}: moving message {} failed: {e}", id.0);
+                }
+                engine.set_voicemail_counts(now(), box_no.clone(), self.store.counts(&box_no));
+            }
+            VoicemailOp::Delete { box_no, id } => {
+                if let Err(e) = self.store.delete(&box_no, id) {
+                    log::warn!("voicemail: box {box_no}: deleting message {} failed: {e}", id.0);
+                }
+                engine.set_voicemail_counts(now(), box_no.clone(), self.store.counts(&box_no));
+            }
+        }
+    }
+}
+
+async fn flush(
+    engine: &mut Engine,
+    sockets: &SipSockets,
+    relay: &RelayManager,
+    cdr: &CdrSink,
+    voicemail: &mut Voicemail,
+) {
     while let Some(out) = engine.poll_output() {
         match out {
             Output::Transmit { peer, data } => sockets.send(peer, data).await,
@@ -485,6 +620,7 @@ async fn flush(engine: &mut Engine, sockets: &SipSockets, relay: &RelayManager, 
             Output::Cdr(rec) => {
                 cdr.push(*rec);
             }
+            Output::Voicemail(op) => voicemail.apply(engine, op),
         }
     }
 }
@@ -697,6 +833,14 @@ fn answer_console(
                     g.members.join(","),
                     g.no_answer.unwrap_or_else(|| "480".into())
                 );
+            }
+        }
+        ConsoleCommand::ShowVoicemail => {
+            let boxes = engine.voicemail_boxes();
+            let _ = writeln!(s, "{} mailbox(es)", boxes.len());
+            let _ = writeln!(s, "{:<10} {:>5} {:>5} {:>5}", "box", "new", "old", "work");
+            for (b, c) in boxes {
+                let _ = writeln!(s, "{:<10} {:>5} {:>5} {:>5}", b.as_str(), c.new, c.old, c.work);
             }
         }
         ConsoleCommand::ShowParked => {

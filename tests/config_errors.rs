@@ -110,7 +110,7 @@ fn duplicate_key_is_a_syntax_error_on_its_line() {
 fn unknown_key_is_refused() {
     let e = assert_refused(&with_line(5, "ring_timout = 60"), 5, "sip.ring_timout");
     assert!(e.message.contains("ring_timout"), "{e}");
-    assert_refused(&with_line(20, "voicemail = true"), 20, "extension[2].voicemail");
+    assert_refused(&with_line(20, "voicemail_box = true"), 20, "extension[2].voicemail_box");
 }
 
 #[test]
@@ -126,6 +126,7 @@ fn wrong_type_is_refused() {
     assert_refused(&with_line(6, "trust_registered_source = 1"), 6, "sip.trust_registered_source");
     assert_refused(&with_line(17, "number = 202"), 17, "extension[2].number");
     assert_refused(&with_line(20, "call_waiting = \"no\""), 20, "extension[2].call_waiting");
+    assert_refused(&with_line(20, "voicemail = \"yes\""), 20, "extension[2].voicemail");
     assert_refused(&with_line(9, "ports = [10000, 20000]"), 9, "rtp.ports");
 }
 

@@ -99,6 +99,9 @@ pub struct ExtensionFeatures {
     pub pickup_group: Option<String>,
     /// Hot-desk PIN (four digits).
     pub pin: Option<String>,
+    /// Busy, no-answer and unregistered calls without a forward of that kind go to the
+    /// extension's own mailbox (`docs/voicemail.md`).
+    pub voicemail: bool,
 }
 
 impl Default for ExtensionFeatures {
@@ -112,6 +115,7 @@ impl Default for ExtensionFeatures {
             dnd: false,
             pickup_group: None,
             pin: None,
+            voicemail: false,
         }
     }
 }
@@ -148,6 +152,7 @@ pub(super) struct RawFeatures {
     pub(super) dnd: Option<Spanned<bool>>,
     pub(super) pickup_group: Option<Spanned<String>>,
     pub(super) pin: Option<Spanned<String>>,
+    pub(super) voicemail: Option<Spanned<bool>>,
 }
 
 fn digits(s: &str) -> bool {
@@ -345,6 +350,10 @@ pub(super) fn validate(
                 return Err(invalid(&p, f("pin"), format!("must be exactly {PIN_DIGITS} digits")));
             }
             feats.pin = Some(p.into_inner());
+            any = true;
+        }
+        if let Some(v) = raw.voicemail {
+            feats.voicemail = v.into_inner();
             any = true;
         }
         if any {

@@ -208,6 +208,7 @@ struct RawExtension {
     dnd: Option<Spanned<bool>>,
     pickup_group: Option<Spanned<String>>,
     pin: Option<Spanned<String>>,
+    voicemail: Option<Spanned<bool>>,
     caller_id: Option<Spanned<String>>,
     external_calls: Option<Spanned<bool>>,
 }
@@ -274,6 +275,7 @@ fn validate(raw: RawFile) -> Result<Config, Invalid> {
             dnd: ext.dnd.take(),
             pickup_group: ext.pickup_group.take(),
             pin: ext.pin.take(),
+            voicemail: ext.voicemail.take(),
         };
         let ext = validate_extension(ext, index)?;
         features.push((ext.config.number.clone(), raw_features, ext.number_span.clone()));

@@ -75,6 +75,8 @@ pub enum ConsoleCommand {
     },
     /// `show parked`: parked calls by slot.
     ShowParked,
+    /// `show voicemail`: every mailbox with its new and old message counts.
+    ShowVoicemail,
     /// `show cdr [N]`: the N most recent call records (default 20, max [`MAX_CDR_SHOW`]).
     ShowCdr(usize),
     /// `show cdr [N] detail`: the same records with every leg (the detailed view of transfers).
@@ -120,6 +122,7 @@ pub fn help_text() -> String {
          block import FILE    add CSV rows (number, note) to the block list\n\
          restrict import FILE add CSV rows (number, note, caller ID) to the restriction list\n\
          show parked          parked calls by slot (sh p)\n\
+         show voicemail       mailboxes with new/old messages (sh vo)\n\
          show cdr [N]         the N most recent call records, default 20 (sh cdr 5)\n\
          show cdr [N] detail  the same with every leg: who was replaced by whom in transfers\n\
          log tail [N]         last N log lines, default {DEFAULT_LOG_TAIL}, max {MAX_LOG_TAIL} (lo t 100)\n\
@@ -170,7 +173,7 @@ fn cdr_count(n: &str) -> Result<usize, String> {
 
 fn parse_show(rest: &[&str]) -> Result<ConsoleCommand, String> {
     const WHAT: &str =
-        "registrations, calls, extensions, version, trunks, forwards, dids, block, restrict, parked or cdr";
+        "registrations, calls, extensions, version, trunks, forwards, dids, block, restrict, parked, voicemail or cdr";
     match rest {
         [] => Err(format!("show what? {WHAT}")),
         [w] if *w == "cdr" || *w == "cdrs" => Ok(ConsoleCommand::ShowCdr(20)),
@@ -193,6 +196,7 @@ fn parse_show(rest: &[&str]) -> Result<ConsoleCommand, String> {
             Ok(ConsoleCommand::ShowList(crate::engine::ListKind::Restrict))
         }
         [w] if abbreviates(w, "parked", 1) => Ok(ConsoleCommand::ShowParked),
+        [w] if abbreviates(w, "voicemail", 2) || *w == "vm" => Ok(ConsoleCommand::ShowVoicemail),
         _ => Err(format!("cannot show `{}`; try {WHAT}", rest.join(" "))),
     }
 }

@@ -102,6 +102,7 @@ async fn start(dir: &Path) -> PathBuf {
                 | ConsoleCommand::ShowList(_)
                 | ConsoleCommand::ListImport { .. } => "lists".to_string(),
                 ConsoleCommand::ShowParked => "parked".to_string(),
+                ConsoleCommand::ShowVoicemail => "voicemail".to_string(),
                 // Never answers: the server must time out on its own.
                 ConsoleCommand::ShowCalls => {
                     std::mem::forget(req.reply);

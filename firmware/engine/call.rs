@@ -27,6 +27,9 @@ pub(super) mod consult;
 pub(super) mod park;
 #[path = "transfer.rs"]
 pub(super) mod transfer;
+// Voicemail answers calls itself, like the dial plan's prompts.
+#[path = "voicemail_call.rs"]
+pub(super) mod voicemail_call;
 
 /// Why the box sent a client request; the answer is routed by this.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,6 +186,8 @@ pub(super) enum CallRoute {
     Room(u32),
     /// Answered by the box to play an announcement, then hung up (trunk calls).
     Announcement,
+    /// Answered by the box into a mailbox (`voicemail_call.rs`).
+    Voicemail,
 }
 
 /// Recent digits of one side.
@@ -1664,6 +1669,7 @@ impl Engine {
     /// CDR.
     pub(super) fn finish_call(&mut self, now: Instant, id: u64, side: HangupSide, cause: &str, status: u16) {
         self.rewire_call_ending(now, id);
+        self.voicemail_call_ending(now, id);
         if let Some(call) = self.calls.get(&id) {
             if self.server.is_proceeding(call.invite_txn) && status >= 300 {
                 let w = response_to(&call.invite.common, call.a.peer.addr, status, Some(&call.a_tag));

@@ -156,6 +156,10 @@ pub(super) enum Step {
     Prompt(&'static str),
     /// An outside number: handed to [`Engine::route_external`].
     External(String),
+    /// A mailbox: the box answers and takes a message (`voicemail_call.rs`).
+    Voicemail(String),
+    /// The voicemail owner menu (`*92`), for this box or asking for one.
+    VoicemailOwner(Option<String>),
 }
 
 /// What a dialled number resolves to.
@@ -233,6 +237,21 @@ pub(super) struct Dialplan {
 }
 
 impl Dialplan {
+    /// True when `number` is a ring group.
+    pub(super) fn has_group(&self, number: &str) -> bool {
+        self.groups.contains_key(number)
+    }
+
+    /// The `pin` key of an extension (hot desking and the voicemail owner menu).
+    pub(super) fn extension_pin(&self, ext: &str) -> Option<String> {
+        self.features(ext).pin
+    }
+
+    /// Every ring group's number.
+    pub(super) fn group_numbers(&self) -> Vec<String> {
+        self.groups.keys().cloned().collect()
+    }
+
     pub(super) fn new(cfg: &DialplanConfig) -> Dialplan {
         Dialplan {
             groups: cfg.ring_groups.iter().map(|g| (g.number.clone(), g.clone())).collect(),
@@ -258,6 +277,11 @@ impl Dialplan {
         match over {
             Some(t) if t.is_empty() => None,
             Some(t) => Some(t),
+            // `voicemail = true`: busy, no answer and unregistered end in the own mailbox
+            // unless a forward of that kind is configured.
+            None if conf.is_none() && f.voicemail && kind != ForwardKind::Always => {
+                Some(format!("{}{ext}", super::VOICEMAIL_TARGET_PREFIX))
+            }
             None => conf,
         }
     }
@@ -331,6 +355,9 @@ impl Engine {
         if hops > MAX_FORWARD_HOPS {
             log::warn!("dial plan: more than {MAX_FORWARD_HOPS} forwards at {number}; stopping with {last}");
             return Resolution::Fail(last);
+        }
+        if let Some(b) = number.strip_prefix(super::VOICEMAIL_TARGET_PREFIX) {
+            return Resolution::Act(Step::Voicemail(b.to_string()));
         }
         if let Some(g) = self.dialplan.groups.get(number) {
             return self.resolve_group(g, hops, now);
@@ -505,10 +532,23 @@ impl Engine {
         if let Some(rest) = dialled.strip_prefix(HOTDESK_LOGIN) {
             return self.hot_desk_login(now, peer, txn, req, rest);
         }
+        if let Some(rest) = dialled.strip_prefix(super::VOICEMAIL_OWNER_CODE) {
+            if rest.bytes().all(|b| b.is_ascii_digit()) {
+                // `*92`: the caller's own box when it has one, else the menu asks.
+                let own = self.is_mailbox(from_ext).then(|| from_ext.to_string());
+                let box_no = if rest.is_empty() { own } else { Some(rest.to_string()) };
+                return NewCall::Planned(Box::new(Planned {
+                    resolution: Resolution::Act(Step::VoicemailOwner(box_no)),
+                    hops: 0,
+                    masked: None,
+                }));
+            }
+        }
         if let Some((code, arg)) = feature_code(dialled) {
             return self.feature(now, peer, txn, req, from_ext, code, arg);
         }
-        if !self.dialplan.groups.contains_key(dialled) && !self.extensions.contains_key(dialled) {
+        let mailbox = dialled.starts_with(super::VOICEMAIL_TARGET_PREFIX);
+        if !mailbox && !self.dialplan.groups.contains_key(dialled) && !self.extensions.contains_key(dialled) {
             return NewCall::NotMine;
         }
         match self.resolve(dialled, 0, 480, now) {
@@ -753,6 +793,22 @@ impl Engine {
                 }
                 self.route_external(now, id, &n);
             }
+            Resolution::Act(Step::Voicemail(b)) => {
+                if let Some(plan) = self.dialplan.calls.get_mut(&id) {
+                    plan.step = Step::Voicemail(b.clone());
+                    plan.ringing.clear();
+                    plan.deadline = None;
+                }
+                self.answer_voicemail(now, id, &b);
+            }
+            Resolution::Act(Step::VoicemailOwner(b)) => {
+                if let Some(plan) = self.dialplan.calls.get_mut(&id) {
+                    plan.step = Step::VoicemailOwner(b.clone());
+                    plan.ringing.clear();
+                    plan.deadline = None;
+                }
+                self.answer_voicemail_owner(now, id, b.as_deref());
+            }
             Resolution::Act(step) => {
                 log::warn!("call {id}: dial plan step {step:?} has nothing to ring");
                 self.end_call(id, super::cdr::HangupSide::System, "dial plan", 480, now);
@@ -851,7 +907,9 @@ impl Engine {
                     RingStrategy::RingAll => self.group_no_answer(&g, hops, now),
                 }
             }
-            Step::Prompt(_) | Step::External(_) => return false,
+            Step::Prompt(_) | Step::External(_) | Step::Voicemail(_) | Step::VoicemailOwner(_) => {
+                return false
+            }
         };
         if let Resolution::Fail(code) = resolution {
             // Nothing further. An extension's own failure (busy, declined) is what the caller

@@ -20,7 +20,7 @@ fn harness_with(numbers: &[&str], dialplan: DialplanConfig) -> Harness {
         dialplan,
         ..EngineConfig::for_tests(now)
     };
-    Harness { engine: Engine::new(cfg, &exts), now, sent: vec![], media: vec![], cdrs: vec![] }
+    Harness { engine: Engine::new(cfg, &exts), now, sent: vec![], media: vec![], cdrs: vec![], vm: vec![] }
 }
 
 fn group(number: &str, strategy: RingStrategy, members: &[&str], no_answer: Option<&str>) -> RingGroupConfig {

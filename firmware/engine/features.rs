@@ -143,9 +143,11 @@ impl Engine {
                 self.dialplan_play_done(relay, side, now);
                 self.on_announcement_done(relay, side, now);
                 self.rewire_play_done(now, relay.0, side);
+                self.voicemail_play_done(relay, side, now);
             }
             MediaEvent::Recorded { relay, path, bytes } => {
                 log::info!("call {}: recording {path} closed, {bytes} bytes", relay.0);
+                self.voicemail_recorded(relay, bytes, now);
             }
         }
     }
@@ -186,6 +188,10 @@ impl Engine {
             Side::A => call.caller_ext().to_string(),
             Side::B => call.callee_ext().to_string(),
         };
+        if self.voicemail_digit(id, side, event.digit, now) {
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&id) else { return };
         let buffer = call.digit_buffers[usize::from(side == Side::B)].push(event.digit, now).to_string();
         if self.rewire_code(id, side, &buffer, now) {
             if let Some(c) = self.calls.get_mut(&id) {

@@ -14,6 +14,8 @@ pub mod cdr;
 pub mod dialplan;
 mod features;
 pub mod registrar;
+// Message waiting: SUBSCRIBE / NOTIFY for voicemail boxes.
+mod mwi;
 #[cfg(test)]
 mod tests;
 
@@ -29,6 +31,7 @@ use crate::sip::writer::{self, response_to, Writer};
 use crate::sip::{Peer, Transport};
 pub use call::park::ParkedView;
 pub use call::trunkcalls::{DidView, ListKind, MAX_AUTH_ROUNDS};
+pub use call::voicemail_call::{VoicemailOp, VOICEMAIL_OWNER_CODE, VOICEMAIL_TARGET_PREFIX};
 use call::{Call, Purpose};
 use cdr::CdrRecord;
 use registrar::{RegisterError, Registrar, MIN_EXPIRES_S};
@@ -126,6 +129,8 @@ pub enum Output {
     Media(MediaCommand),
     /// Store a finished call's record.
     Cdr(Box<CdrRecord>),
+    /// Apply to the voicemail store (`voicemail_call.rs` says how).
+    Voicemail(VoicemailOp),
 }
 
 /// A registration as the console shows it.
@@ -191,6 +196,10 @@ enum TimerKey {
     RegistrarSweep,
     /// The dial plan's step of a call ends (next member, forward, prompt guard).
     Dialplan(u64),
+    /// A voicemail flow's timer (review timeout, recorder grace, length limit).
+    Voicemail(u64),
+    /// Message-waiting subscriptions expire.
+    Mwi,
 }
 
 /// The PBX core.
@@ -229,6 +238,10 @@ pub struct Engine {
     trunk_calls: call::trunkcalls::TrunkCalls,
     /// Transfers and park (`transfer.rs`, `consult.rs`, `park.rs`: child modules of `call`).
     rewiring: call::transfer::Rewiring,
+    /// Calls leaving a message, and the mailbox counts (`voicemail_call.rs`).
+    voicemail: call::voicemail_call::VoicemailCalls,
+    /// Message-waiting subscriptions (`mwi.rs`).
+    mwi: mwi::Mwi,
 }
 
 /// The result of checking credentials.
@@ -248,6 +261,7 @@ impl Engine {
         let pool = PortPool::new(cfg.rtp_ports);
         let next_call_id = cfg.first_call_id.max(1);
         let trunks = Self::build_trunks(&cfg);
+        let cfg_host = cfg.advertise.to_string();
         let dialplan = dialplan::Dialplan::new(&cfg.dialplan);
         let trunk_calls = call::trunkcalls::TrunkCalls::new(&cfg.trunk_calls);
         Engine {
@@ -275,6 +289,8 @@ impl Engine {
             dialplan,
             trunk_calls,
             rewiring: Default::default(),
+            voicemail: Default::default(),
+            mwi: mwi::Mwi::new(&cfg_host),
         }
     }
 
@@ -436,6 +452,8 @@ impl Engine {
                 TimerKey::Call(id) => self.on_call_timer(id, now),
                 TimerKey::Dialplan(id) => self.on_dialplan_timer(id, now),
                 TimerKey::Rewire(id) => self.on_rewire_timer(id, now),
+                TimerKey::Voicemail(id) => self.on_voicemail_timer(id, now),
+                TimerKey::Mwi => self.on_mwi_timer(now),
                 TimerKey::RegistrarSweep => {
                     self.sweep_armed = false;
                     let n = self.registrar.sweep(now);
@@ -620,12 +638,8 @@ impl Engine {
             }
             Method::Ack => {}
             Method::Refer if req.common.to.tag().is_some() => self.handle_refer(now, peer, txn, req),
-            Method::Prack
-            | Method::Subscribe
-            | Method::Notify
-            | Method::Refer
-            | Method::Message
-            | Method::Publish => {
+            Method::Subscribe => self.handle_subscribe(now, peer, txn, &req),
+            Method::Prack | Method::Notify | Method::Refer | Method::Message | Method::Publish => {
                 self.reply_status(txn, &req, peer, 405, &[("Allow", writer::ALLOW.to_string())], now)
             }
             Method::Other(_) => {

@@ -26,6 +26,8 @@ struct Harness {
     sent: Vec<(Peer, String)>,
     media: Vec<MediaCommand>,
     cdrs: Vec<CdrRecord>,
+    /// Voicemail store operations asked for (`voicemail_tests.rs`).
+    vm: Vec<VoicemailOp>,
 }
 
 fn phone(port: u16) -> Peer {
@@ -60,7 +62,14 @@ impl Harness {
             rtp_ports: crate::config::PortRange { lo: 20000, hi: 20099 },
             ..EngineConfig::for_tests(now)
         };
-        Harness { engine: Engine::new(cfg, &exts), now, sent: vec![], media: vec![], cdrs: vec![] }
+        Harness {
+            engine: Engine::new(cfg, &exts),
+            now,
+            sent: vec![],
+            media: vec![],
+            cdrs: vec![],
+            vm: vec![],
+        }
     }
 
     fn drain(&mut self) {
@@ -69,6 +78,7 @@ impl Harness {
                 Output::Transmit { peer, data } => self.sent.push((peer, String::from_utf8(data).unwrap())),
                 Output::Media(m) => self.media.push(m),
                 Output::Cdr(c) => self.cdrs.push(*c),
+                Output::Voicemail(op) => self.vm.push(op),
             }
         }
     }
@@ -990,3 +1000,6 @@ mod dialplan_tests;
 // Transfer and park tests live beside their modules' state, sharing this harness.
 #[path = "transfer_tests.rs"]
 mod transfer_tests;
+// Voicemail: the box answers into a mailbox (`voicemail_call.rs`).
+#[path = "voicemail_tests.rs"]
+mod voicemail_tests;

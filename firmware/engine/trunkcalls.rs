@@ -336,10 +336,15 @@ impl Engine {
                 self.reply_status(txn, req, peer, 603, &[], now);
                 Admission::Done
             }
-            Destination::Queue(_) | Destination::Ivr(_) | Destination::Voicemail(_) => {
+            Destination::Voicemail(b) => {
+                // The dial plan's mailbox target: the box answers into `b` (voicemail_call.rs).
+                let target = format!("{}{b}", super::super::VOICEMAIL_TARGET_PREFIX);
+                Admission::Trunk(Box::new(TrunkPlan { target, leg: l, direct: None }))
+            }
+            Destination::Queue(_) | Destination::Ivr(_) => {
                 log::warn!(
-                    "trunk {trunk}: DID {did}: {} is not built yet (queues, IVR and voicemail arrive \
-                     with issues 5/6); 480 to {shown}",
+                    "trunk {trunk}: DID {did}: {} is not built yet (queues and IVR arrive \
+                     with issue 6); 480 to {shown}",
                     describe(&dest)
                 );
                 self.reply_status(txn, req, peer, 480, &[warning("destination not available yet")], now);

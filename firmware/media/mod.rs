@@ -178,6 +178,9 @@ pub enum Clip {
     AudioFile(String),
     /// Silence, in milliseconds (gaps between prompt pieces).
     Silence(u32),
+    /// A WAV file the box wrote itself, by full path (voicemail takes and messages; 8 kHz mono,
+    /// G.711 or 16-bit). Not cached: each is played about once.
+    File(std::path::PathBuf),
 }
 
 /// What the media drivers report back to the engine.

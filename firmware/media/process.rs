@@ -182,7 +182,30 @@ pub fn resolve_clip(clip: &Clip) -> Option<Pcm> {
         }
         Clip::AudioFile(name) => audio_file(name),
         Clip::Silence(ms) => Some(Arc::from(vec![0i16; (*ms as usize).min(10_000) * 8])),
+        Clip::File(path) => box_file(path),
     }
+}
+
+/// Largest file [`Clip::File`] plays: the longest voicemail message (3600 s of G.711 at 8000
+/// bytes/s) with room for a 16-bit copy; anything bigger is not one of ours.
+const MAX_FILE_CLIP_BYTES: u64 = 2 * 3600 * 8000 * 2;
+
+/// A file the box wrote (voicemail), decoded to PCM.
+fn box_file(path: &Path) -> Option<Pcm> {
+    let len = std::fs::metadata(path).ok()?.len();
+    if len > MAX_FILE_CLIP_BYTES {
+        log::warn!("{}: {len} bytes is too big to play", path.display());
+        return None;
+    }
+    let bytes = std::fs::read(path).ok()?;
+    let wav = match super::audio::wav::parse(&bytes) {
+        Ok(w) => w,
+        Err(e) => {
+            log::warn!("{}: cannot play: {e}", path.display());
+            return None;
+        }
+    };
+    Some(Arc::from(wav.mono_pcm16()))
 }
 
 impl Processing {

@@ -105,6 +105,11 @@ impl GreetingTake {
     pub fn part_path(&self) -> &Path {
         &self.part
     }
+
+    /// The box it is for.
+    pub fn box_no(&self) -> &BoxNumber {
+        &self.box_no
+    }
 }
 
 /// The voicemail part of the store. Clones of [`Store`] share the database; one

@@ -13,7 +13,8 @@
 //! machine (which output maps to which store or media call) is at the end of
 //! `docs/voicemail.md`.
 //!
-//! Not wired into the engine yet.
+//! Wired into the engine by `engine/voicemail_call.rs` (caller flow, owner menu) and
+//! `engine/mwi.rs` (subscriptions); the daemon applies the store operations.
 
 pub mod caller;
 pub mod mailbox;

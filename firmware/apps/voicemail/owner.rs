@@ -320,6 +320,12 @@ impl OwnerMenu {
         self.box_no.as_ref().filter(|_| self.logged_in)
     }
 
+    /// The box being logged in to (given, or entered), before or after the PIN check: the one
+    /// [`OwnerOutput::LoadBox`] named.
+    pub fn asked_box(&self) -> Option<&BoxNumber> {
+        self.box_no.as_ref()
+    }
+
     /// True once the menu has nothing left to do.
     pub fn is_done(&self) -> bool {
         self.state == State::Done

@@ -109,7 +109,7 @@ fn harness_with(calls: TrunkCallsConfig) -> Harness {
         ..EngineConfig::for_tests(now)
     };
     let exts = vec![ext("201", true), ext("202", true), ext("203", true)];
-    Harness { engine: Engine::new(cfg, &exts), now, sent: vec![], media: vec![], cdrs: vec![] }
+    Harness { engine: Engine::new(cfg, &exts), now, sent: vec![], media: vec![], cdrs: vec![], vm: vec![] }
 }
 
 /// The box's trunk registers: its REGISTER is answered 200 by the provider.
@@ -197,6 +197,21 @@ fn an_unknown_did_gets_404_and_a_hangup_destination_603() {
     assert_eq!(final_status(&h.take_for(provider())), 404);
     h.send(provider(), &provider_invite("0312342222", "0611112222", "in5", ""));
     assert_eq!(final_status(&h.take_for(provider())), 603);
+}
+
+#[test]
+fn a_did_to_a_voicemail_box_is_answered_by_the_box_with_the_greeting() {
+    let mut c = calls_config();
+    c.time_rules = rules("[[did]]\nnumber = \"0312346666\"\ndefault = { voicemail = \"202\" }\n");
+    let mut h = harness_with(c);
+    register_trunk(&mut h);
+    h.send(provider(), &provider_invite("0312346666", "0611112222", "vm1", ""));
+    assert_eq!(final_status(&h.take_for(provider())), 200);
+    let greeting = h.media.iter().any(|m| {
+        matches!(m, MediaCommand::Play { side: Side::A, clips, .. }
+            if clips.iter().any(|c| matches!(c, crate::media::Clip::Prompt { id, .. } if id == "vm.leave_message")))
+    });
+    assert!(greeting, "{:?}", h.media);
 }
 
 #[test]
