@@ -535,7 +535,14 @@ fn an_ip_trunk_without_an_account_never_sends_an_empty_user_part() {
         ..EngineConfig::for_tests(now)
     };
     let exts = vec![ext("201", true), ext("202", true)];
-    let mut h = Harness { engine: Engine::new(cfg, &exts), now, sent: vec![], media: vec![], cdrs: vec![] };
+    let mut h = Harness {
+        engine: Engine::new(cfg, &exts),
+        now,
+        sent: vec![],
+        media: vec![],
+        cdrs: vec![],
+        vm: vec![],
+    };
     h.engine.handle_timeout(h.now);
     h.drain();
     let options = h.take_for(provider()).pop().expect("an OPTIONS keepalive");
