@@ -293,6 +293,11 @@ impl Totals {
         Ratio { num: self.answered, den }
     }
 
+    /// 通話数: conversations, answered inbound plus connected outbound (seed 004 §2.12 [interp]).
+    pub fn talk_count(&self) -> u64 {
+        self.answered.saturating_add(self.connected)
+    }
+
     /// 接続率: connected ÷ outgoing.
     pub fn connect_rate(&self) -> Ratio {
         Ratio { num: self.connected, den: self.outgoing }
@@ -439,6 +444,10 @@ pub struct Realtime {
     pub in_call_in: u32,
     /// 通話中(発): agents talking or holding an outbound call.
     pub in_call_out: u32,
+    /// 着信中: agents whose phone is ringing with a queue call (seed 002 counts them as talking).
+    pub ringing: u32,
+    /// 発信中: agents dialling out, before the far end answers.
+    pub dialling: u32,
     /// ログイン.
     pub logged_in: u32,
     /// 受付可.
@@ -594,6 +603,8 @@ impl Stats {
             match a.state {
                 AgentState::Available => r.available += 1,
                 AgentState::AfterCallWork => r.after_call_work += 1,
+                AgentState::Ringing => r.ringing += 1,
+                AgentState::Dialling => r.dialling += 1,
                 AgentState::ShortBreak => r.short_break += 1,
                 AgentState::LunchBreak => r.lunch_break += 1,
                 AgentState::OtherWork(_) => r.other_work += 1,

@@ -275,6 +275,8 @@ fn outbound_counts_connect_rate_and_ring_time() {
     assert_eq!((t.outgoing, t.connected), (2, 1));
     assert_eq!(t.connect_rate().seed004(), "50.0");
     assert_eq!(t.avg_ring_out_ms(), Some(16_500));
+    // 通話数 = 1 answered + 1 connected = 2.
+    assert_eq!(t.talk_count(), 2);
 }
 
 #[test]
@@ -535,9 +537,9 @@ fn realtime_shows_waiting_calls_and_the_longest_wait() {
         ),
         ring(T0 + 30 * S, "201", 1),
         state(T0 + 30 * S, "201", Available, Ringing),
-        connect(T0 + 35 * S, "201", 1, 25 * S, 5 * S),
-        state(T0 + 35 * S, "201", Ringing, Talking),
     ]);
+    assert_eq!(s.realtime(T0 + 32 * S).ringing, 1);
+    s.extend(&[connect(T0 + 35 * S, "201", 1, 25 * S, 5 * S), state(T0 + 35 * S, "201", Ringing, Talking)]);
     let r = s.realtime(T0 + 60 * S);
     // Waiting: calls 2 (40 s) and 3 (35 s); agent 201 talks inbound, 202 available.
     assert_eq!((r.waiting, r.longest_wait_ms), (2, 40 * S));
@@ -557,4 +559,58 @@ fn buckets_stop_at_the_cap_and_count_what_was_dropped() {
     assert_eq!(s.buckets().count(), MAX_BUCKETS);
     assert_eq!(s.dropped(), 11);
     assert_eq!(total(&s, Scope::Overall).outgoing, MAX_BUCKETS as u64 + 10);
+}
+
+/// Throughput figure for the report: `cargo test --lib stats_pass_throughput -- --ignored
+/// --nocapture`. 50 agents each handling a call every 5 minutes for 8 hours, every unit.
+#[test]
+#[ignore]
+#[allow(clippy::disallowed_methods)] // measurement: reads the clock
+fn stats_pass_throughput() {
+    use AgentState::*;
+    let mut events = Vec::new();
+    let mut call = 0u64;
+    for minute in 0..8 * 60u64 {
+        for a in 0..50u64 {
+            if (minute + a) % 5 != 0 {
+                continue;
+            }
+            call += 1;
+            let at = T0 + 9 * H + minute * MIN + a * S;
+            let id = format!("{}", 200 + a);
+            events.push(enter(at, call));
+            events.push(ring(at, &id, call));
+            events.push(state(at, &id, Available, Ringing));
+            events.push(connect(at + 5 * S, &id, call, 5 * S, 5 * S));
+            events.push(state(at + 5 * S, &id, Ringing, Talking));
+            events.push(ev(
+                at + 125 * S,
+                Some("q"),
+                Some(&id),
+                Some(call),
+                EventKind::Complete { direction: Direction::Inbound, talk_ms: 120 * S, hold_ms: 0, holds: 0 },
+            ));
+            events.push(state(at + 125 * S, &id, Talking, AfterCallWork));
+            events.push(ev(
+                at + 155 * S,
+                None,
+                Some(&id),
+                None,
+                EventKind::AcwEnd { direction: Direction::Inbound, acw_ms: 30 * S },
+            ));
+            events.push(state(at + 155 * S, &id, AfterCallWork, Available));
+        }
+    }
+    let start = std::time::Instant::now();
+    let mut s = stats(&[Unit::Hour, Unit::Day, Unit::Month, Unit::Weekday, Unit::Total]);
+    s.extend(&events);
+    let took = start.elapsed();
+    println!(
+        "{} events, {} buckets, {:?} ({:.0} events/s)",
+        events.len(),
+        s.buckets().count(),
+        took,
+        events.len() as f64 / took.as_secs_f64()
+    );
+    assert_eq!(total(&s, q()).answered, call);
 }
