@@ -281,6 +281,48 @@ pub struct Totals {
 }
 
 impl Totals {
+    /// Adds another bucket's figures (e.g. stored hourly batches into a day). Sums and counts
+    /// add, maxima take the larger. `login_days` adds too, which is right only for buckets of
+    /// different days: sum hourly batches into days by recounting days, not by adding.
+    pub fn add(&mut self, other: &Totals) {
+        fn sum<const N: usize>(a: &mut [u64; N], b: &[u64; N]) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x = x.saturating_add(*y);
+            }
+        }
+        let pairs: [(&mut u64, u64); 16] = [
+            (&mut self.incoming, other.incoming),
+            (&mut self.answered, other.answered),
+            (&mut self.answered_within_target, other.answered_within_target),
+            (&mut self.abandoned, other.abandoned),
+            (&mut self.hangups, other.hangups),
+            (&mut self.timeouts, other.timeouts),
+            (&mut self.overflows, other.overflows),
+            (&mut self.no_answer, other.no_answer),
+            (&mut self.outgoing, other.outgoing),
+            (&mut self.connected, other.connected),
+            (&mut self.ring_in_ms, other.ring_in_ms),
+            (&mut self.answer_ring_ms, other.answer_ring_ms),
+            (&mut self.answer_wait_ms, other.answer_wait_ms),
+            (&mut self.abandon_ms, other.abandon_ms),
+            (&mut self.ring_out_ms, other.ring_out_ms),
+            (&mut self.login_days, other.login_days),
+        ];
+        for (x, y) in pairs {
+            *x = x.saturating_add(y);
+        }
+        self.max_answer_wait_ms = self.max_answer_wait_ms.max(other.max_answer_wait_ms);
+        self.max_abandon_ms = self.max_abandon_ms.max(other.max_abandon_ms);
+        sum(&mut self.talk_ms, &other.talk_ms);
+        sum(&mut self.talks, &other.talks);
+        sum(&mut self.acw_ms, &other.acw_ms);
+        sum(&mut self.hold_ms, &other.hold_ms);
+        sum(&mut self.holds, &other.holds);
+        sum(&mut self.state_ms, &other.state_ms);
+        sum(&mut self.state_entries, &other.state_entries);
+        self.last_login_day = self.last_login_day.max(other.last_login_day);
+    }
+
     /// 応答率 (seed 004): answered ÷ incoming.
     pub fn answer_rate(&self) -> Ratio {
         Ratio { num: self.answered, den: self.incoming }

@@ -491,6 +491,24 @@ fn an_empty_period_has_no_bucket_and_empty_totals_show_zero_or_dash() {
     assert_eq!(s.realtime(T0), Realtime::default());
 }
 
+#[test]
+fn hourly_buckets_add_up_to_the_day() {
+    let mut s = stats(&[Unit::Hour, Unit::Day]);
+    let mut events = outcome_events();
+    // Shift the second half of the scenario by an hour so two hour buckets are used.
+    for e in events.iter_mut().skip(6) {
+        e.at_ms += H;
+    }
+    s.extend(&events);
+    let d = day(2026, 11, 22);
+    let mut sum = s.get(Period::Hour(d, 0), &q()).cloned().unwrap();
+    sum.add(s.get(Period::Hour(d, 1), &q()).unwrap());
+    let whole = s.get(Period::Day(d), &q()).unwrap();
+    // Same figures as the single-hour scenario: 4 incoming, 2 answered, 2 abandoned, max 300 s.
+    assert_eq!((sum.incoming, sum.answered, sum.abandoned, sum.max_abandon_ms), (4, 2, 2, 300 * S));
+    assert_eq!(&sum, whole);
+}
+
 // Tests for rounding and formatting.
 
 #[test]
