@@ -156,6 +156,25 @@ fn abandoned_and_abandon_time_include_rung_timeouts_only() {
 }
 
 #[test]
+fn a_timeout_that_never_rang_an_agent_is_not_abandoned() {
+    let mut s = stats(&[Unit::Total]);
+    s.extend(&[
+        enter(T0, 1),
+        ev(
+            T0 + 300 * S,
+            Some("q"),
+            None,
+            Some(1),
+            EventKind::Timeout { wait_ms: 300 * S, destination: None },
+        ),
+    ]);
+    let t = total(&s, q());
+    // 制限時間 1 (seed 002), but 着信数 0 and 放棄数 0 (seed 004 counts only rung calls).
+    assert_eq!((t.timeouts, t.incoming, t.abandoned), (1, 0, 0));
+    assert_eq!(s.realtime(T0 + 301 * S).waiting, 0);
+}
+
+#[test]
 fn answer_times_average_the_answered_calls() {
     let mut s = stats(&[Unit::Total]);
     s.extend(&outcome_events());
