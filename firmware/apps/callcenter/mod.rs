@@ -6,16 +6,19 @@
 //! - [`agent`]: the agent state machine (seed 004 §2.8) and the custom-state catalog.
 //! - [`strategy`]: the ringing strategies and the skill-level rule.
 //! - [`queue`]: the ACD ([`Acd`]) that ties them together.
+//! - [`stats`]: report metrics computed from the event log in one streaming pass ([`Stats`]).
 //!
 //! Not wired into the engine yet; `docs/callcenter.md` says how the engine should drive it.
 //!
 //! The public interface is: [`Acd`], [`AcdConfig`], [`QueueConfig`], [`MemberConfig`],
 //! [`PeriodicAnnouncement`], [`Output`], [`RouteReason`], [`AcdError`], [`Strategy`],
 //! [`AgentState`], [`AgentError`], [`StatusCatalog`], [`Event`], [`EventKind`], [`EventRing`],
-//! [`Cause`], [`Direction`], [`OverflowReason`].
+//! [`Cause`], [`Direction`], [`OverflowReason`], [`Stats`], [`StatsConfig`], [`Totals`], [`Ratio`],
+//! [`Unit`], [`Period`], [`Scope`], [`BucketKey`], [`Realtime`], [`QueueRealtime`].
 pub mod agent;
 pub mod events;
 pub mod queue;
+pub mod stats;
 pub mod strategy;
 
 #[cfg(test)]
@@ -26,4 +29,5 @@ pub use events::{Cause, Direction, Event, EventKind, EventParseError, EventRing,
 pub use queue::{
     Acd, AcdConfig, AcdError, MemberConfig, Output, PeriodicAnnouncement, QueueConfig, RouteReason,
 };
+pub use stats::{BucketKey, Period, QueueRealtime, Ratio, Realtime, Scope, Stats, StatsConfig, Totals, Unit};
 pub use strategy::Strategy;
