@@ -335,7 +335,7 @@ impl Totals {
         Ratio { num: self.answered, den }
     }
 
-    /// 通話数: conversations, answered inbound plus connected outbound (seed 004 §2.12 [interp]).
+    /// 通話数: conversations, answered inbound plus connected outbound (seed 004 §2.12, interpretation).
     pub fn talk_count(&self) -> u64 {
         self.answered.saturating_add(self.connected)
     }
@@ -768,22 +768,11 @@ impl Stats {
                 }
                 self.bump(at, &group, |t| t.overflows += 1);
             }
-            EventKind::Complete { direction, talk_ms, hold_ms, holds } => {
+            // A transfer ends the agent's talk like a hang-up does; both carry the figures.
+            EventKind::Complete { direction, talk_ms, hold_ms, holds }
+            | EventKind::Transfer { direction, talk_ms, hold_ms, holds, .. } => {
                 let (d, talk, hold, holds) = (dir(*direction), *talk_ms, *hold_ms, u64::from(*holds));
                 self.end_talk(at, agent, queue);
-                self.bump(at, &all, |t| {
-                    t.talks[d] += 1;
-                    t.talk_ms[d] = t.talk_ms[d].saturating_add(talk);
-                    t.hold_ms[d] = t.hold_ms[d].saturating_add(hold);
-                    t.holds[d] += holds;
-                });
-            }
-            EventKind::Transfer { talk_ms, .. } => {
-                // `transfer` carries neither direction nor hold figures: a queue means inbound,
-                // and the holds come from this agent's hold/unhold events.
-                let d = if queue.is_some() { 0 } else { 1 };
-                let talk = *talk_ms;
-                let (holds, hold) = self.end_talk(at, agent, queue);
                 self.bump(at, &all, |t| {
                     t.talks[d] += 1;
                     t.talk_ms[d] = t.talk_ms[d].saturating_add(talk);

@@ -319,10 +319,22 @@ fn a_transfer_takes_its_holds_from_the_hold_events() {
         connect(T0 + 2 * S, "201", 1, 2 * S, 2 * S),
         ev(T0 + 10 * S, Some("q"), a, Some(1), EventKind::Hold),
         ev(T0 + 22 * S, Some("q"), a, Some(1), EventKind::Unhold { hold_ms: 12 * S }),
-        ev(T0 + 62 * S, Some("q"), a, Some(1), EventKind::Transfer { target: "202".into(), talk_ms: 60 * S }),
+        ev(
+            T0 + 62 * S,
+            Some("q"),
+            a,
+            Some(1),
+            EventKind::Transfer {
+                target: "202".into(),
+                direction: Direction::Inbound,
+                talk_ms: 60 * S,
+                hold_ms: 12 * S,
+                holds: 1,
+            },
+        ),
     ]);
     let t = total(&s, ag("201"));
-    // Talk 60 s inbound (the call came from a queue), 1 hold of 12 s.
+    // Talk 60 s inbound, 1 hold of 12 s, as the transfer event says.
     assert_eq!((t.talk_ms[0], t.holds[0], t.hold_ms[0]), (60 * S, 1, 12 * S));
 }
 
