@@ -10,6 +10,7 @@
 
 mod dialplan;
 mod load;
+mod notify;
 mod trunkcalls;
 
 pub use dialplan::{
@@ -17,6 +18,7 @@ pub use dialplan::{
     HOTDESK_LOGIN, HOTDESK_LOGOUT, MAX_GROUP_MEMBERS, MAX_RING_GROUPS, MIN_EXTERNAL_DIGITS, PIN_DIGITS,
 };
 pub use load::{load_file, parse_str, ConfigError};
+pub use notify::{MailTo, NotifyConfig, MAX_ADDRESS_BYTES, MAX_CHAT_TARGETS};
 pub use trunkcalls::{
     BlockConfig, BlockTreatment, DidOptions, ExtensionOutbound, ForwardPresent, TrunkCallsConfig,
 };
@@ -46,6 +48,8 @@ pub struct Config {
     pub dialplan: DialplanConfig,
     /// `[[did]]`, `[[outbound_route]]`, `[block]`, `[restrict]`: calls over the trunks.
     pub trunk_calls: TrunkCallsConfig,
+    /// `[smtp]`, `[[chat]]`, `[[chat_rule]]`: voicemail notifications (issue 5).
+    pub notify: NotifyConfig,
 }
 
 /// `[media]`.
