@@ -191,8 +191,9 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         log::warn!("voicemail: recovery after an unclean stop: {vm_report:?}");
     }
     let outbox_dir = opts.data_dir.join("outbox");
-    let (notifier, mut delete_rx) = crate::notify::driver::Notifier::start(&outbox_dir, config.notify.clone())
-        .map_err(|e| StartError(format!("cannot open the outbox in {}: {e}", outbox_dir.display())))?;
+    let (notifier, mut delete_rx) =
+        crate::notify::driver::Notifier::start(&outbox_dir, config.notify.clone())
+            .map_err(|e| StartError(format!("cannot open the outbox in {}: {e}", outbox_dir.display())))?;
     let mut voicemail = Voicemail {
         store: vm_store,
         takes: HashMap::new(),
@@ -205,7 +206,12 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                 .map(|e| (e.number.clone(), e.name.clone()))
                 .chain(config.dialplan.ring_groups.iter().map(|g| (g.number.clone(), g.name.clone())))
                 .collect(),
-            groups: config.dialplan.ring_groups.iter().map(|g| (g.number.clone(), g.members.clone())).collect(),
+            groups: config
+                .dialplan
+                .ring_groups
+                .iter()
+                .map(|g| (g.number.clone(), g.members.clone()))
+                .collect(),
         },
     };
     let (console_tx, mut console_rx) = mpsc::channel::<ConsoleRequest>(CONSOLE_QUEUE);

@@ -578,7 +578,9 @@ fn validate_extension(ext: RawExtension, index: usize, smtp: bool) -> Result<Che
     let field = |name: &str| format!("extension[{index}].{name}");
     let email = match ext.email {
         None => None,
-        Some(e) if !smtp => return Err(invalid(&e, field("email"), "needs an [smtp] section to send through")),
+        Some(e) if !smtp => {
+            return Err(invalid(&e, field("email"), "needs an [smtp] section to send through"))
+        }
         Some(e) if !super::notify::address_ok(e.get_ref()) => {
             return Err(invalid(&e, field("email"), format!("`{}` is not an e-mail address", e.get_ref())))
         }

@@ -71,7 +71,11 @@ pub(super) fn validate_smtp(raw: RawSmtp) -> Result<SmtpConfig, Invalid> {
             "starttls" => Security::Starttls,
             "tls" => Security::Tls,
             other => {
-                return Err(invalid(s, "smtp.security", format!("`{other}` is not one of none, starttls, tls")))
+                return Err(invalid(
+                    s,
+                    "smtp.security",
+                    format!("`{other}` is not one of none, starttls, tls"),
+                ))
             }
         },
     };
@@ -87,7 +91,11 @@ pub(super) fn validate_smtp(raw: RawSmtp) -> Result<SmtpConfig, Invalid> {
             .ok_or_else(|| invalid(p, "smtp.port", format!("{} is not in 1..=65535", p.get_ref())))?,
     };
     if !address_ok(raw.from.get_ref()) {
-        return Err(invalid(&raw.from, "smtp.from", format!("`{}` is not an e-mail address", raw.from.get_ref())));
+        return Err(invalid(
+            &raw.from,
+            "smtp.from",
+            format!("`{}` is not an e-mail address", raw.from.get_ref()),
+        ));
     }
     let username = raw.username.map(Spanned::into_inner).unwrap_or_default();
     if security == Security::None && !username.is_empty() {
@@ -96,7 +104,8 @@ pub(super) fn validate_smtp(raw: RawSmtp) -> Result<SmtpConfig, Invalid> {
         return Err(Invalid {
             span,
             field: "smtp.username".into(),
-            message: "credentials need security = \"starttls\" or \"tls\" (a password never goes in clear)".into(),
+            message: "credentials need security = \"starttls\" or \"tls\" (a password never goes in clear)"
+                .into(),
         });
     }
     let ca_file = match raw.ca_file {
@@ -126,13 +135,21 @@ pub(super) fn validate_chat(
     rules: Vec<Spanned<ChatRule>>,
 ) -> Result<(Vec<ChatTarget>, Vec<ChatRule>), Invalid> {
     if let Some(extra) = chat.get(MAX_CHAT_TARGETS) {
-        return Err(invalid(extra, format!("chat[{}]", MAX_CHAT_TARGETS + 1), format!("at most {MAX_CHAT_TARGETS} chat targets")));
+        return Err(invalid(
+            extra,
+            format!("chat[{}]", MAX_CHAT_TARGETS + 1),
+            format!("at most {MAX_CHAT_TARGETS} chat targets"),
+        ));
     }
     let mut targets: Vec<ChatTarget> = Vec::new();
     for (i, t) in chat.iter().enumerate() {
         let name = &t.get_ref().name;
         if name.is_empty() || targets.iter().any(|o| &o.name == name) {
-            return Err(invalid(t, format!("chat[{}].name", i + 1), format!("`{name}` is empty or used twice")));
+            return Err(invalid(
+                t,
+                format!("chat[{}].name", i + 1),
+                format!("`{name}` is empty or used twice"),
+            ));
         }
         targets.push(t.get_ref().clone());
     }
@@ -140,7 +157,11 @@ pub(super) fn validate_chat(
     for (i, r) in rules.into_iter().enumerate() {
         for name in &r.get_ref().targets {
             if !targets.iter().any(|t| &t.name == name) {
-                return Err(invalid(&r, format!("chat_rule[{}].targets", i + 1), format!("no [[chat]] named `{name}`")));
+                return Err(invalid(
+                    &r,
+                    format!("chat_rule[{}].targets", i + 1),
+                    format!("no [[chat]] named `{name}`"),
+                ));
             }
         }
         out.push(r.into_inner());
@@ -156,7 +177,10 @@ mod tests {
 
     #[test]
     fn smtp_takes_its_keys_and_defaults_the_port_from_the_security() {
-        let c = parse_str("[smtp]\nhost = \"mail.example.jp\"\nsecurity = \"tls\"\nfrom = \"pbx@example.jp\"\n", "x");
+        let c = parse_str(
+            "[smtp]\nhost = \"mail.example.jp\"\nsecurity = \"tls\"\nfrom = \"pbx@example.jp\"\n",
+            "x",
+        );
         let smtp = c.ok().and_then(|c| c.notify.smtp);
         assert_eq!(smtp.map(|s| s.port), Some(465));
     }
@@ -175,7 +199,9 @@ mod tests {
         let e = parse_str(&t, "x").err();
         assert_eq!(e.as_ref().and_then(|e| e.field.as_deref()), Some("extension[1].email"));
         assert_eq!(e.and_then(|e| e.line), Some(8));
-        let t = format!("[smtp]\nhost = \"h\"\nfrom = \"a@b.jp\"\n{EXT}email = \"me@b.jp\"\ndelete_after_email = true\n");
+        let t = format!(
+            "[smtp]\nhost = \"h\"\nfrom = \"a@b.jp\"\n{EXT}email = \"me@b.jp\"\ndelete_after_email = true\n"
+        );
         let mail = parse_str(&t, "x").ok().and_then(|c| c.notify.mail.get("201").cloned());
         assert_eq!(mail, Some(crate::config::MailTo { address: "me@b.jp".into(), delete_after: true }));
     }

@@ -35,7 +35,10 @@ fn wall_ms() -> u64 {
 impl Notifier {
     /// Opens `<dir>` (restoring the jobs of the last run) and starts the sending task. The
     /// receiver yields the messages to delete ("delete after e-mail").
-    pub fn start(dir: &Path, config: NotifyConfig) -> std::io::Result<(Notifier, mpsc::Receiver<VoicemailRef>)> {
+    pub fn start(
+        dir: &Path,
+        config: NotifyConfig,
+    ) -> std::io::Result<(Notifier, mpsc::Receiver<VoicemailRef>)> {
         let (dir, jobs) = OutboxDir::open(dir)?;
         let n = Notifier {
             outbox: Arc::new(Mutex::new(Outbox::restore(jobs, CAPACITY))),
@@ -96,7 +99,12 @@ impl Notifier {
                 wall_ms(),
             );
             match queued {
-                Ok(ids) => log::info!("notify: box {} message {}: {} job(s) queued", meta.box_no, meta.id.0, ids.len()),
+                Ok(ids) => log::info!(
+                    "notify: box {} message {}: {} job(s) queued",
+                    meta.box_no,
+                    meta.id.0,
+                    ids.len()
+                ),
                 // The message stays in its box; only the notification is lost.
                 Err(e) => log::error!("ALARM notify: box {} message {}: {e}", meta.box_no, meta.id.0),
             }
@@ -165,7 +173,8 @@ impl Notifier {
             if let Some(job) = due {
                 let n = self.clone();
                 tokio::spawn(async move {
-                    let result = super::outbox::run_job(&job, &n.dir, n.config.smtp.as_ref(), &n.config.chat).await;
+                    let result =
+                        super::outbox::run_job(&job, &n.dir, n.config.smtp.as_ref(), &n.config.chat).await;
                     match result {
                         Ok(()) => n.lock().handle_sent(job.id),
                         Err((e, permanent)) => {
