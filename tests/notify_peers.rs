@@ -150,7 +150,10 @@ fn a_voicemail_is_mailed_with_its_wav_and_deleted_after_the_mail() {
     let answer = tb.console("mail test tech@hakoden.test");
     assert!(answer.starts_with("sent to tech@hakoden.test"), "mail test: {answer}");
     let test_mail = wait_for_mail(&server, 1).expect("the test mail");
-    assert!(String::from_utf8_lossy(&test_mail).contains("To: tech@hakoden.test"));
+    assert!(
+        String::from_utf8_lossy(&test_mail).contains("tech@hakoden.test"),
+        "the test mail names its recipient"
+    );
 
     let source = tb.scratch("media").join("tone.wav");
     write_wav(&source, &tone(700.0, 30.0, 8_000.0));
