@@ -557,21 +557,8 @@ impl NotifyWiring {
     /// Queues the notifications of a message just committed.
     fn saved(&self, meta: &crate::apps::voicemail::mailbox::MessageMeta, wav: PathBuf) {
         let box_no = meta.box_no.to_string();
-        let mail_cfg = &self.notifier.config().mail;
-        let owners: Vec<&String> = match self.groups.get(&box_no) {
-            Some(members) => members.iter().collect(),
-            None => vec![&box_no],
-        };
-        let mut to: Vec<String> = Vec::new();
-        let mut delete_after = false;
-        for o in owners {
-            if let Some(m) = mail_cfg.get(o.as_str()) {
-                if !to.contains(&m.address) {
-                    to.push(m.address.clone());
-                }
-                delete_after |= m.delete_after;
-            }
-        }
+        let members = self.groups.get(&box_no).map(Vec::as_slice);
+        let (to, delete_after) = self.notifier.config().mail_for(&box_no, members);
         let has_chat = self.notifier.config().chat_rules.iter().any(|r| r.box_no == box_no);
         if to.is_empty() && !has_chat {
             return;

@@ -3,7 +3,8 @@
 //! The public interface is: [`Config`], [`SipConfig`], [`DigestAlgorithm`], [`MediaConfig`],
 //! [`RecordingConfig`], [`ConferenceConfig`], [`RecordPolicy`], [`RtpConfig`], [`ExtensionConfig`],
 //! [`PortRange`], [`ConfigError`], [`load_file`], [`parse_str`], and the dial plan's
-//! [`DialplanConfig`], [`RingGroupConfig`], [`RingStrategy`], [`ExtensionFeatures`].
+//! [`DialplanConfig`], [`RingGroupConfig`], [`RingStrategy`], [`ExtensionFeatures`], and the
+//! notifications' [`NotifyConfig`] and [`MailTo`].
 //!
 //! The file format (TOML) is documented in `docs/configuration.md`. A config that fails
 //! validation is refused whole: the box does not start half-way.

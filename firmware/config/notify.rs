@@ -27,6 +27,27 @@ pub struct NotifyConfig {
     pub mail: std::collections::BTreeMap<String, MailTo>,
 }
 
+impl NotifyConfig {
+    /// Who a new message in `box_no` is mailed to, and whether it is deleted afterwards: the
+    /// owner's address, or for a ring group (`members` is `Some`) every member's, once each.
+    /// Any recipient asking for "delete after e-mail" deletes it (the group shares one copy).
+    pub fn mail_for(&self, box_no: &str, members: Option<&[String]>) -> (Vec<String>, bool) {
+        let owners: Vec<&str> = match members {
+            Some(m) => m.iter().map(String::as_str).collect(),
+            None => vec![box_no],
+        };
+        let mut to: Vec<String> = Vec::new();
+        let mut delete_after = false;
+        for m in owners.into_iter().filter_map(|o| self.mail.get(o)) {
+            if !to.contains(&m.address) {
+                to.push(m.address.clone());
+            }
+            delete_after |= m.delete_after;
+        }
+        (to, delete_after)
+    }
+}
+
 /// An extension's `email` and `delete_after_email`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailTo {
@@ -204,6 +225,18 @@ mod tests {
         );
         let mail = parse_str(&t, "x").ok().and_then(|c| c.notify.mail.get("201").cloned());
         assert_eq!(mail, Some(crate::config::MailTo { address: "me@b.jp".into(), delete_after: true }));
+    }
+
+    #[test]
+    fn a_group_box_mails_every_member_with_an_address_once() {
+        let mut c = crate::config::NotifyConfig::default();
+        for (n, a, d) in [("201", "a@x.jp", false), ("202", "b@x.jp", true), ("203", "a@x.jp", false)] {
+            c.mail.insert(n.into(), crate::config::MailTo { address: a.into(), delete_after: d });
+        }
+        let members: Vec<String> = ["201", "202", "203", "204"].map(String::from).to_vec();
+        assert_eq!(c.mail_for("600", Some(&members)), (vec!["a@x.jp".into(), "b@x.jp".into()], true));
+        assert_eq!(c.mail_for("201", None), (vec!["a@x.jp".into()], false));
+        assert_eq!(c.mail_for("204", None), (vec![], false));
     }
 
     #[test]
