@@ -116,15 +116,21 @@ impl Notifier {
     pub fn show(&self) -> String {
         use std::fmt::Write;
         let outbox = self.lock();
+        let now = wall_ms();
         let mut s = String::new();
         for j in outbox.list() {
+            let next = match j.state {
+                super::outbox::JobState::Waiting => {
+                    format!(" next in {} s", j.next_attempt_unix_ms.saturating_sub(now).div_ceil(1000))
+                }
+                _ => String::new(),
+            };
             let _ = writeln!(
                 s,
-                "{:>4} {:<8} attempts {} next {} {}{}",
+                "{:>4} {:<8} attempts {}{next}  {}{}",
                 j.id.0,
                 format!("{:?}", j.state).to_lowercase(),
                 j.attempts,
-                j.next_attempt_unix_ms,
                 j.label,
                 j.last_error.as_ref().map(|e| format!("\n     last error: {e}")).unwrap_or_default()
             );
