@@ -3,7 +3,7 @@
 //! This is the only place that reads the clock for the engine: one task owns the [`Engine`],
 //! feeds it inbound messages, console questions and timer wake-ups, and carries out its outputs.
 
-use crate::apps::voicemail::mailbox::GreetingKind;
+use crate::apps::voicemail::mailbox::{BoxNumber, GreetingKind, MessageId};
 use crate::config::{Config, ExtensionConfig, PortRange};
 use crate::console::{ConsoleCommand, ConsoleRequest};
 use crate::engine::VoicemailOp;
@@ -190,7 +190,30 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     if vm_report != Default::default() {
         log::warn!("voicemail: recovery after an unclean stop: {vm_report:?}");
     }
-    let mut voicemail = Voicemail { store: vm_store, takes: HashMap::new(), greeting_takes: HashMap::new() };
+    let outbox_dir = opts.data_dir.join("outbox");
+    let (notifier, mut delete_rx) =
+        crate::notify::driver::Notifier::start(&outbox_dir, config.notify.clone())
+            .map_err(|e| StartError(format!("cannot open the outbox in {}: {e}", outbox_dir.display())))?;
+    let mut voicemail = Voicemail {
+        store: vm_store,
+        takes: HashMap::new(),
+        greeting_takes: HashMap::new(),
+        notify: NotifyWiring {
+            notifier: notifier.clone(),
+            offset: config.trunk_calls.time_rules.offset(),
+            names: extensions
+                .iter()
+                .map(|e| (e.number.clone(), e.name.clone()))
+                .chain(config.dialplan.ring_groups.iter().map(|g| (g.number.clone(), g.name.clone())))
+                .collect(),
+            groups: config
+                .dialplan
+                .ring_groups
+                .iter()
+                .map(|g| (g.number.clone(), g.members.clone()))
+                .collect(),
+        },
+    };
     let (console_tx, mut console_rx) = mpsc::channel::<ConsoleRequest>(CONSOLE_QUEUE);
     let socket_path = console_socket(&opts.data_dir);
     // A stale socket from a previous run must not pass for the new one below.
@@ -305,6 +328,22 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                             let reply = import_list(&mut engine, kind, &path, Some(&opts.data_dir));
                             let _ = req.reply.send(reply);
                         }
+                        ConsoleCommand::ShowOutbox => {
+                            let _ = req.reply.send(notifier.show());
+                        }
+                        ConsoleCommand::MailTest(to) => {
+                            let smtp = notifier.config().smtp.clone();
+                            tokio::spawn(async move {
+                                let text = match smtp {
+                                    None => "error: no [smtp] section in the configuration".to_string(),
+                                    Some(smtp) => match crate::notify::smtp::send_test_mail(&smtp, &to).await {
+                                        Ok(r) => format!("sent to {to}: {}", r.server_text),
+                                        Err(e) => format!("error: {e}"),
+                                    },
+                                };
+                                let _ = req.reply.send(text);
+                            });
+                        }
                         ConsoleCommand::AudioList => {
                             let _ = req.reply.send(list_audio(&opts.data_dir.join("audio")));
                         }
@@ -329,6 +368,14 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                         recordings.add_bytes_written(*bytes);
                     }
                     engine.handle_media_event(now(), ev);
+                }
+            }
+            vm = delete_rx.recv() => {
+                // "Delete after e-mail": the same path as the owner menu's delete.
+                let parsed = vm.and_then(|vm| Some((BoxNumber::parse(&vm.box_no)?, vm.message)));
+                if let Some((box_no, id)) = parsed {
+                    log::info!("voicemail: box {box_no}: message {id} deleted after its notifications");
+                    voicemail.apply(&mut engine, VoicemailOp::Delete { box_no, id: MessageId(id) });
                 }
             }
             _ = sleep_until(deadline) => engine.handle_timeout(now()),
@@ -493,6 +540,34 @@ struct Voicemail {
     store: VoicemailStore,
     takes: HashMap<u64, Take>,
     greeting_takes: HashMap<u64, GreetingTake>,
+    notify: NotifyWiring,
+}
+
+/// What a saved message needs to be notified: the outbox, and who owns each box.
+struct NotifyWiring {
+    notifier: crate::notify::driver::Notifier,
+    offset: crate::apps::timerules::UtcOffset,
+    /// Box number → display name (extensions and ring groups).
+    names: HashMap<String, String>,
+    /// Ring-group number → members: a group box mails every member with an address.
+    groups: HashMap<String, Vec<String>>,
+}
+
+impl NotifyWiring {
+    /// Queues the notifications of a message just committed.
+    fn saved(&self, meta: &crate::apps::voicemail::mailbox::MessageMeta, wav: PathBuf) {
+        let box_no = meta.box_no.to_string();
+        let members = self.groups.get(&box_no).map(Vec::as_slice);
+        let (to, delete_after) = self.notifier.config().mail_for(&box_no, members);
+        let has_chat = self.notifier.config().chat_rules.iter().any(|r| r.box_no == box_no);
+        if to.is_empty() && !has_chat {
+            return;
+        }
+        // Deleting without a mail sent would lose the message: only with at least one address.
+        let delete_after = delete_after && !to.is_empty();
+        let name = self.names.get(&box_no).cloned().unwrap_or_else(|| box_no.clone());
+        self.notifier.queue_voicemail(meta.clone(), name, self.offset, wav, to, delete_after);
+    }
 }
 
 impl Voicemail {
@@ -531,6 +606,7 @@ impl Voicemail {
                 let Some(take) = self.takes.remove(&call) else { return };
                 match self.store.commit_message(take, duration_ms) {
                     Ok(meta) => {
+                        self.notify.saved(&meta, self.store.message_path(&meta));
                         let counts = self.store.counts(&meta.box_no);
                         engine.set_voicemail_counts(now(), meta.box_no, counts);
                     }
@@ -917,6 +993,8 @@ fn answer_console(
         ConsoleCommand::Help => s = crate::console::help_text(),
         // Answered in the run loop (off the engine's task).
         ConsoleCommand::AudioImport { .. } | ConsoleCommand::AudioList => s = "error: internal".into(),
+        // Answered in the run loop (the outbox task's state, the network).
+        ConsoleCommand::ShowOutbox | ConsoleCommand::MailTest(_) => s = "error: internal".into(),
     }
     s.trim_end().to_string()
 }

@@ -124,6 +124,12 @@ struct RawFile {
     outbound_route: Vec<Spanned<super::trunkcalls::RawRoute>>,
     block: Option<Spanned<super::trunkcalls::RawBlock>>,
     restrict: Option<Spanned<super::trunkcalls::RawRestrict>>,
+    // Notifications (issue 5): see `notify.rs`.
+    smtp: Option<super::notify::RawSmtp>,
+    #[serde(default)]
+    chat: Vec<Spanned<crate::notify::chat::ChatTarget>>,
+    #[serde(default)]
+    chat_rule: Vec<Spanned<crate::notify::chat::ChatRule>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -211,6 +217,9 @@ struct RawExtension {
     voicemail: Option<Spanned<bool>>,
     caller_id: Option<Spanned<String>>,
     external_calls: Option<Spanned<bool>>,
+    // Notification keys (config/notify.rs).
+    email: Option<Spanned<String>>,
+    delete_after_email: Option<Spanned<bool>>,
 }
 
 /// A validation failure before the file name and line are attached.
@@ -233,6 +242,10 @@ fn validate(raw: RawFile) -> Result<Config, Invalid> {
     if let Some(sip) = raw.sip {
         validate_sip(sip, &mut config.sip)?;
     }
+    if let Some(smtp) = raw.smtp {
+        config.notify.smtp = Some(super::notify::validate_smtp(smtp)?);
+    }
+    (config.notify.chat, config.notify.chat_rules) = super::notify::validate_chat(raw.chat, raw.chat_rule)?;
     let mut rtp_span = None;
     if let Some(RawRtp { ports: Some(ports) }) = raw.rtp {
         config.rtp = RtpConfig {
@@ -277,7 +290,7 @@ fn validate(raw: RawFile) -> Result<Config, Invalid> {
             pin: ext.pin.take(),
             voicemail: ext.voicemail.take(),
         };
-        let ext = validate_extension(ext, index)?;
+        let ext = validate_extension(ext, index, config.notify.smtp.is_some())?;
         features.push((ext.config.number.clone(), raw_features, ext.number_span.clone()));
         if let Some(first) = seen.insert(ext.config.number.clone(), index) {
             return Err(Invalid {
@@ -285,6 +298,9 @@ fn validate(raw: RawFile) -> Result<Config, Invalid> {
                 field: format!("extension[{index}].number"),
                 message: format!("number {} is already used by extension[{first}]", ext.config.number),
             });
+        }
+        if let Some(m) = ext.mail {
+            config.notify.mail.insert(ext.config.number.clone(), m);
         }
         config.extensions.push(ext.config);
     }
@@ -554,11 +570,22 @@ fn extension_outbound(
 
 struct CheckedExtension {
     config: ExtensionConfig,
+    mail: Option<super::MailTo>,
     number_span: Range<usize>,
 }
 
-fn validate_extension(ext: RawExtension, index: usize) -> Result<CheckedExtension, Invalid> {
+fn validate_extension(ext: RawExtension, index: usize, smtp: bool) -> Result<CheckedExtension, Invalid> {
     let field = |name: &str| format!("extension[{index}].{name}");
+    let email = match ext.email {
+        None => None,
+        Some(e) if !smtp => {
+            return Err(invalid(&e, field("email"), "needs an [smtp] section to send through"))
+        }
+        Some(e) if !super::notify::address_ok(e.get_ref()) => {
+            return Err(invalid(&e, field("email"), format!("`{}` is not an e-mail address", e.get_ref())))
+        }
+        Some(e) => Some(e.into_inner()),
+    };
     let number = ext.number.get_ref();
     if !EXTENSION_DIGITS.contains(&number.len()) || !number.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid(
@@ -600,7 +627,12 @@ fn validate_extension(ext: RawExtension, index: usize) -> Result<CheckedExtensio
             "must be printable ASCII without spaces, quotes or backslashes (it goes into SIP digest)",
         ));
     }
+    let mail = email.map(|address| super::MailTo {
+        address,
+        delete_after: ext.delete_after_email.map(Spanned::into_inner).unwrap_or(false),
+    });
     Ok(CheckedExtension {
+        mail,
         number_span: ext.number.span(),
         config: ExtensionConfig {
             number: ext.number.into_inner(),

@@ -3,13 +3,15 @@
 //! The public interface is: [`Config`], [`SipConfig`], [`DigestAlgorithm`], [`MediaConfig`],
 //! [`RecordingConfig`], [`ConferenceConfig`], [`RecordPolicy`], [`RtpConfig`], [`ExtensionConfig`],
 //! [`PortRange`], [`ConfigError`], [`load_file`], [`parse_str`], and the dial plan's
-//! [`DialplanConfig`], [`RingGroupConfig`], [`RingStrategy`], [`ExtensionFeatures`].
+//! [`DialplanConfig`], [`RingGroupConfig`], [`RingStrategy`], [`ExtensionFeatures`], and the
+//! notifications' [`NotifyConfig`] and [`MailTo`].
 //!
 //! The file format (TOML) is documented in `docs/configuration.md`. A config that fails
 //! validation is refused whole: the box does not start half-way.
 
 mod dialplan;
 mod load;
+mod notify;
 mod trunkcalls;
 
 pub use dialplan::{
@@ -17,6 +19,7 @@ pub use dialplan::{
     HOTDESK_LOGIN, HOTDESK_LOGOUT, MAX_GROUP_MEMBERS, MAX_RING_GROUPS, MIN_EXTERNAL_DIGITS, PIN_DIGITS,
 };
 pub use load::{load_file, parse_str, ConfigError};
+pub use notify::{MailTo, NotifyConfig, MAX_ADDRESS_BYTES, MAX_CHAT_TARGETS};
 pub use trunkcalls::{
     BlockConfig, BlockTreatment, DidOptions, ExtensionOutbound, ForwardPresent, TrunkCallsConfig,
 };
@@ -46,6 +49,8 @@ pub struct Config {
     pub dialplan: DialplanConfig,
     /// `[[did]]`, `[[outbound_route]]`, `[block]`, `[restrict]`: calls over the trunks.
     pub trunk_calls: TrunkCallsConfig,
+    /// `[smtp]`, `[[chat]]`, `[[chat_rule]]`: voicemail notifications (issue 5).
+    pub notify: NotifyConfig,
 }
 
 /// `[media]`.

@@ -93,6 +93,10 @@ pub enum ConsoleCommand {
     AudioList,
     /// `log tail [N]`: the last N lines of the RAM log.
     LogTail(usize),
+    /// `show outbox`: voicemail notifications waiting or failed, with their last error.
+    ShowOutbox,
+    /// `mail test ADDRESS`: a test mail through `[smtp]`, answered with the server's words.
+    MailTest(String),
     /// `help`: the command list ([`help_text`]).
     Help,
 }
@@ -125,6 +129,8 @@ pub fn help_text() -> String {
          show voicemail       mailboxes with new/old messages (sh vo)\n\
          show cdr [N]         the N most recent call records, default 20 (sh cdr 5)\n\
          show cdr [N] detail  the same with every leg: who was replaced by whom in transfers\n\
+         show outbox          voicemail notifications waiting or failed, with their last error\n\
+         mail test ADDRESS    send a test mail through [smtp]; shows the server's answer\n\
          log tail [N]         last N log lines, default {DEFAULT_LOG_TAIL}, max {MAX_LOG_TAIL} (lo t 100)\n\
          audio list           stored audio files (prompts, greetings, music on hold)\n\
          audio import FILE NAME  convert a WAV on the box into audio file NAME\n\
@@ -144,6 +150,11 @@ pub fn parse_command(line: &str) -> Result<ConsoleCommand, String> {
         [w, rest @ ..] if abbreviates(w, "show", 2) => parse_show(rest),
         [w, rest @ ..] if abbreviates(w, "log", 2) => parse_log(rest),
         [w, rest @ ..] if abbreviates(w, "audio", 2) => parse_audio(line.trim(), rest),
+        [w, t, _] if abbreviates(w, "mail", 2) && abbreviates(t, "test", 1) => {
+            // The address keeps its case (local parts may be case-sensitive).
+            let to = line.split_whitespace().nth(2).unwrap_or_default().to_string();
+            Ok(ConsoleCommand::MailTest(to))
+        }
         [w, i, _, ..] if (*w == "block" || *w == "restrict") && abbreviates(i, "import", 1) => {
             let kind = if *w == "block" {
                 crate::engine::ListKind::Block
@@ -173,7 +184,7 @@ fn cdr_count(n: &str) -> Result<usize, String> {
 
 fn parse_show(rest: &[&str]) -> Result<ConsoleCommand, String> {
     const WHAT: &str =
-        "registrations, calls, extensions, version, trunks, forwards, dids, block, restrict, parked, voicemail or cdr";
+        "registrations, calls, extensions, version, trunks, forwards, dids, block, restrict, parked, voicemail, outbox or cdr";
     match rest {
         [] => Err(format!("show what? {WHAT}")),
         [w] if *w == "cdr" || *w == "cdrs" => Ok(ConsoleCommand::ShowCdr(20)),
@@ -196,6 +207,7 @@ fn parse_show(rest: &[&str]) -> Result<ConsoleCommand, String> {
             Ok(ConsoleCommand::ShowList(crate::engine::ListKind::Restrict))
         }
         [w] if abbreviates(w, "parked", 1) => Ok(ConsoleCommand::ShowParked),
+        [w] if abbreviates(w, "outbox", 1) => Ok(ConsoleCommand::ShowOutbox),
         [w] if abbreviates(w, "voicemail", 2) || *w == "vm" => Ok(ConsoleCommand::ShowVoicemail),
         _ => Err(format!("cannot show `{}`; try {WHAT}", rest.join(" "))),
     }

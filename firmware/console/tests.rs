@@ -26,6 +26,8 @@ fn full_and_abbreviated_commands_parse() {
         ("log tail 7", LogTail(7)),
         ("lo t 2000", LogTail(2000)),
         ("help", Help),
+        ("sh out", ShowOutbox),
+        ("mail test Yamada@Example.jp", MailTest("Yamada@Example.jp".into())),
         ("h", Help),
         ("?", Help),
     ] {
@@ -114,6 +116,7 @@ async fn start(dir: &Path) -> PathBuf {
                 }
                 ConsoleCommand::ShowExtensions => "error: no extensions here".to_string(),
                 ConsoleCommand::AudioImport { .. } | ConsoleCommand::AudioList => "audio".to_string(),
+                ConsoleCommand::ShowOutbox | ConsoleCommand::MailTest(_) => "notify".to_string(),
             };
             let _ = req.reply.send(answer);
         }

@@ -14,9 +14,10 @@
 //! - [`tls`]: the rustls client configuration shared by SMTP and HTTP (webpki roots, or one CA
 //!   file).
 //!
-//! Not wired into the engine or the configuration yet.
+//! - [`driver`]: the daemon's outbox task and the console's view of it.
 
 pub mod chat;
+pub mod driver;
 pub mod http;
 pub mod mime;
 pub mod outbox;
