@@ -9,6 +9,7 @@
 //! validation is refused whole: the box does not start half-way.
 
 mod dialplan;
+mod ivr;
 mod load;
 mod trunkcalls;
 
@@ -46,6 +47,8 @@ pub struct Config {
     pub dialplan: DialplanConfig,
     /// `[[did]]`, `[[outbound_route]]`, `[block]`, `[restrict]`: calls over the trunks.
     pub trunk_calls: TrunkCallsConfig,
+    /// `[[ivr]]`: the IVR menus (issue 6).
+    pub ivrs: std::sync::Arc<crate::apps::ivr::Ivrs>,
 }
 
 /// `[media]`.
