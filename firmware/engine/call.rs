@@ -30,6 +30,9 @@ pub(super) mod transfer;
 // Voicemail answers calls itself, like the dial plan's prompts.
 #[path = "voicemail_call.rs"]
 pub(super) mod voicemail_call;
+// IVR menus answer calls themselves and hand them on (issue 6).
+#[path = "ivr_call.rs"]
+pub(super) mod ivr_call;
 
 /// Why the box sent a client request; the answer is routed by this.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1670,6 +1673,7 @@ impl Engine {
     pub(super) fn finish_call(&mut self, now: Instant, id: u64, side: HangupSide, cause: &str, status: u16) {
         self.rewire_call_ending(now, id);
         self.voicemail_call_ending(now, id);
+        self.ivr_call_ending(id);
         if let Some(call) = self.calls.get(&id) {
             if self.server.is_proceeding(call.invite_txn) && status >= 300 {
                 let w = response_to(&call.invite.common, call.a.peer.addr, status, Some(&call.a_tag));

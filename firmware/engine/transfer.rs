@@ -139,7 +139,7 @@ pub(super) enum DialError {
 }
 
 impl DialError {
-    fn status(self) -> u16 {
+    pub(super) fn status(self) -> u16 {
         match self {
             DialError::NotFound => 404,
             DialError::Unavailable => 480,
