@@ -76,3 +76,47 @@ fn to_invalid(e: &IvrError, spans: &[Range<usize>]) -> Invalid {
     }
     Invalid { span, field, message }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::parse_str;
+
+    const EXTS: &str = "[[extension]]\nnumber = \"201\"\nname = \"A\"\npassword = \"password-201\"\n\
+                        [[ring_group]]\nnumber = \"800\"\nname = \"Sales\"\nmembers = [\"201\"]\n";
+
+    fn refused(extra: &str) -> String {
+        parse_str(&format!("{EXTS}{extra}"), "box.toml").expect_err("must be refused").to_string()
+    }
+
+    #[test]
+    fn menus_load_with_extensions_groups_mailboxes_and_prompts_as_names() {
+        let text = format!(
+            "{EXTS}[[ivr]]\nname = \"main\"\nnumber = \"7000\"\nprompt = \"common.enter_extension\"\n\
+             keys = {{ \"1\" = {{ extension = \"201\" }}, \"2\" = {{ group = \"800\" }}, \
+             \"3\" = {{ voicemail = \"800\" }}, \"4\" = {{ announcement = \"年末年始\" }} }}\n\
+             [[did]]\nnumber = \"0312345678\"\ndefault = {{ ivr = \"main\" }}\n"
+        );
+        let c = parse_str(&text, "box.toml").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.ivrs.by_number("7000").map(|m| m.name()), Some("main"));
+    }
+
+    #[test]
+    fn an_unknown_extension_names_the_file_line_and_key() {
+        let e = refused("\n[[ivr]]\nname = \"main\"\nprompt = \"common.enter_extension\"\nkeys = { \"1\" = { extension = \"299\" } }\n");
+        assert!(e.starts_with("box.toml:10: field `ivr[1].keys[\"1\"]`"), "{e}");
+    }
+
+    #[test]
+    fn queues_are_refused_until_the_acd_is_wired() {
+        let e = refused("[[ivr]]\nname = \"m\"\nprompt = \"common.enter_extension\"\nkeys = { \"1\" = { queue = \"q\" } }\n");
+        assert!(e.contains("queues arrive with the ACD wiring"), "{e}");
+    }
+
+    #[test]
+    fn a_mistyped_prompt_id_and_a_number_taken_by_an_extension_are_refused() {
+        let e = refused("[[ivr]]\nname = \"m\"\nprompt = \"common.enter_extensoin\"\n");
+        assert!(e.contains("ivr[1].prompt"), "{e}");
+        let e = refused("[[ivr]]\nname = \"m\"\nnumber = \"201\"\nprompt = \"common.enter_extension\"\n");
+        assert!(e.contains("ivr[1].number"), "{e}");
+    }
+}

@@ -134,6 +134,11 @@ impl Engine {
         self.ivr.calls.remove(&id);
     }
 
+    /// The menu phones reach by dialling `number`.
+    pub(in crate::engine) fn ivr_by_number(&self, number: &str) -> Option<String> {
+        self.cfg.ivrs.by_number(number).map(|m| m.name().to_string())
+    }
+
     /// Names a running session asks about (a directly dialled extension).
     fn ivr_name_exists(&self, kind: NameKind, name: &str) -> bool {
         match kind {

@@ -18,6 +18,7 @@ fn provider() -> Peer {
 const MENUS: &str = r#"
 [[ivr]]
 name = "main"
+number = "7000"
 prompt = "common.enter_extension"
 keys = { "1" = { extension = "201" }, "2" = { voicemail = "202" }, "3" = { announcement = "common.goodbye" } }
 timeout_seconds = 5
@@ -191,4 +192,16 @@ fn a_voicemail_key_starts_the_mailbox_greeting_on_the_answered_call() {
     call_the_menu(&mut h, "iv5");
     press(&mut h, '2');
     assert!(prompts_played(&h).contains(&"vm.leave_message".to_string()), "{:?}", h.media);
+}
+
+#[test]
+fn a_phone_dialling_the_menu_number_is_answered_and_key_1_rings_the_extension() {
+    let mut h = harness();
+    h.register("201", 7001);
+    h.register("202", 7002);
+    h.send(phone(7002), &invite("202", "7000", 7002, "p1", &sdp(4000, "0 101")));
+    assert!(h.take_for(phone(7002)).iter().any(|m| status(m) == 200));
+    assert!(prompts_played(&h).contains(&"common.enter_extension".to_string()), "{:?}", h.media);
+    press(&mut h, '1');
+    assert!(h.take_for(phone(7001)).pop().expect("201 rings").starts_with("INVITE sip:201@"));
 }
