@@ -6,8 +6,9 @@
 //! Leaving the menu ([`IvrOutput::Route`]): the caller is answered already, so the call goes on
 //! without a second 200:
 //! - extension: the box dials it as a new B party of the call (the transfer helper's
-//!   [`Engine::dial_leg`], side B vacant); the caller hears music while it rings, and the
-//!   relay bridges when it answers. A failure (busy, no answer) ends the call.
+//!   [`Engine::dial_leg`], side B vacant, [`LegKind::Ivr`]); the caller hears music while it
+//!   rings, and the relay bridges when it answers (CDR re-wire `ivr`). A failure (busy, no
+//!   answer within the transfer ring time) ends the call.
 //! - voicemail box: the caller's voicemail flow starts on the answered call.
 //! - announcement: played, then the call ends.
 //! - ring group, queue, outside number: not reachable from an answered call yet; the caller
@@ -216,7 +217,7 @@ impl Engine {
                 if let Some(call) = self.calls.get_mut(&id) {
                     call.route = CallRoute::Extension;
                 }
-                match self.dial_leg(now, id, Side::B, &ext, LegKind::Blind { notify: false }) {
+                match self.dial_leg(now, id, Side::B, &ext, LegKind::Ivr) {
                     Ok(()) => self.music_to(id, Side::A),
                     Err(e) => {
                         let code = e.status();

@@ -138,6 +138,7 @@ fn key_1_in_the_did_menu_rings_the_extension_and_bridges_the_answered_caller() {
     assert!(h.take_for(provider()).iter().any(|m| m.starts_with("BYE ")));
     let cdr = h.cdrs.pop().expect("a CDR");
     assert_eq!(cdr.did.as_deref(), Some(DID));
+    assert_eq!(cdr.rewires.first().map(|r| (r.kind.as_str(), r.by.as_str())), Some(("ivr", "201")));
 }
 
 fn header_of(msg: &str, name: &str) -> String {
@@ -204,4 +205,25 @@ fn a_phone_dialling_the_menu_number_is_answered_and_key_1_rings_the_extension() 
     assert!(prompts_played(&h).contains(&"common.enter_extension".to_string()), "{:?}", h.media);
     press(&mut h, '1');
     assert!(h.take_for(phone(7001)).pop().expect("201 rings").starts_with("INVITE sip:201@"));
+}
+
+#[test]
+fn a_busy_extension_behind_a_key_ends_the_answered_call_with_a_bye() {
+    let mut h = harness();
+    h.register("201", 7001);
+    call_the_menu(&mut h, "iv6");
+    press(&mut h, '1');
+    let inv = h.take_for(phone(7001)).pop().expect("201 rings");
+    h.send(phone(7001), &answer(&inv, 486, "ext", None, 7001));
+    assert!(h.take_for(provider()).iter().any(|m| m.starts_with("BYE ")));
+    assert!(h.engine.calls(h.now).is_empty());
+}
+
+#[test]
+fn a_menu_key_to_an_unregistered_extension_ends_the_call() {
+    let mut h = harness();
+    call_the_menu(&mut h, "iv7");
+    press(&mut h, '1');
+    assert!(h.take_for(provider()).iter().any(|m| m.starts_with("BYE ")));
+    assert!(h.engine.calls(h.now).is_empty());
 }
