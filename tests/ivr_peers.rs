@@ -1,12 +1,13 @@
 //! The IVR of issue 6 with real peers (baresip 1.0 phones): 201 dials the menu's number, the
 //! box answers and plays the menu, 201 presses `1` (RFC 4733 from `ctrl_tcp sndcode`), the box
 //! rings 202 and, once 202 answers, bridges the already answered caller to it: each hears the
-//! other's tone.
+//! other's tone. Then the same from a DID: SIPp plays the provider of a trunk and presses 1 by
+//! SIP INFO.
 mod common;
 
 use common::baresip::Phone;
 use common::tones::{blocks, tone, write_wav, ToneDetector, BLOCK_SAMPLES};
-use common::{require_tool, TestBox};
+use common::{require_tool, wait_udp_bound, RtpSink, Sipp, TestBox};
 use std::path::Path;
 use std::time::Duration;
 
@@ -124,4 +125,65 @@ fn a_caller_presses_1_in_the_menu_and_talks_to_the_extension() {
     {
         assert!(log.contains(needle), "the box's log lacks `{needle}`:\n{log}");
     }
+}
+
+/// The DID the provider delivers to the menu.
+const DID: &str = "0312347000";
+/// The provider's whole scenario (register, call, menu, talk) takes about 6 s.
+const PROVIDER_TIMEOUT: Duration = Duration::from_secs(20);
+/// 4 s of the extension's audio at 50 packets/s, with room for the re-open and jitter.
+const MIN_RTP_PACKETS: u64 = 100;
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[test]
+fn a_did_call_from_the_provider_presses_1_by_info_and_reaches_the_extension() {
+    if !require_tool("sipp") || !require_tool("baresip") {
+        return;
+    }
+    let port = free_udp_port();
+    let toml = format!(
+        "[[trunk]]\nname = \"provider\"\nregistrar = \"127.0.0.1:{port}\"\ndomain = \"provider.example\"\n\
+         username = \"{DID}\"\nauth_username = \"hakoden-trunk\"\npassword = \"trunk-Secret-1\"\nexpires = 120\n\n\
+         [[did]]\nnumber = \"{DID}\"\ndefault = {{ ivr = \"main\" }}\n{MENU}"
+    );
+    let tb = TestBox::start_with_config(&[ALICE, BOB], &[], &toml);
+    let media = tb.scratch("media");
+    let path = media.join("tone.wav");
+    write_wav(&path, &tone(TONES_HZ[1], SOURCE_SECONDS, TONE_AMPLITUDE));
+    let mut bob = Phone::builder(&tb, BOB, &path, PHONE_SECONDS).without_recording().start();
+    assert!(
+        bob.wait_for("200 OK", Some("Register:"), ESTABLISH_TIMEOUT),
+        "202 did not register\n{}",
+        bob.report()
+    );
+    let sink = RtpSink::bind(free_udp_port());
+    let child = Sipp::new("provider_inbound_ivr.xml", &tb.scratch("sipp"))
+        .remote(&tb.sip_addr())
+        .local_port(port)
+        .calls(1)
+        .timeout(PROVIDER_TIMEOUT)
+        .key("did", DID)
+        .key("caller", "0611112222")
+        .key("rtp_sink", sink.port())
+        .spawn();
+    wait_udp_bound(port);
+    let run = child.wait();
+    let rtp = sink.finish();
+    let context = || format!("{}\n{}\n--- box ---\n{}", run.report(), bob.report(), tb.stderr_tail(80));
+    assert!(run.code == Some(0) && run.failed_calls() == 0, "the DID call failed\n{}", context());
+    assert!(bob.log().contains("established"), "202 was not connected\n{}", context());
+    assert!(rtp.packets >= MIN_RTP_PACKETS, "the provider heard {} RTP packets\n{}", rtp.packets, context());
+    let log = tb.console(&format!("log tail {LOG_TAIL_LINES}"));
+    for needle in ["DTMF 1 from the caller (info", "answered into IVR menu main", "ivr: side b is now 202"] {
+        assert!(log.contains(needle), "the box's log lacks `{needle}`:\n{log}");
+    }
+    let cdr = tb.console_until("show cdr 1", ESTABLISH_TIMEOUT, |s| s.contains(DID));
+    assert!(cdr.contains(&format!("did: {DID}")), "the CDR lacks the DID:\n{cdr}");
+    bob.kill();
 }

@@ -213,10 +213,9 @@ impl Engine {
         match dest {
             Destination::Extension(ext) => {
                 // Side B was never taken: the dialled phone becomes it when it answers.
+                // The route stays the box's while it rings (in-dialog INFO is answered by the
+                // box); the leg's answer makes it `Extension`.
                 self.rewire_of(id).vacant = Some(Side::B);
-                if let Some(call) = self.calls.get_mut(&id) {
-                    call.route = CallRoute::Extension;
-                }
                 match self.dial_leg(now, id, Side::B, &ext, LegKind::Ivr) {
                     Ok(()) => self.music_to(id, Side::A),
                     Err(e) => {

@@ -664,7 +664,13 @@ impl Engine {
             LegKind::Ringback => {
                 self.replace_side(now, id, leg.side, party, "park ringback");
             }
-            LegKind::Ivr => self.replace_side(now, id, leg.side, party, "ivr"),
+            LegKind::Ivr => {
+                // Until now the box was the caller's other end (`ivr_call.rs`).
+                if let Some(c) = self.calls.get_mut(&id) {
+                    c.route = super::CallRoute::Extension;
+                }
+                self.replace_side(now, id, leg.side, party, "ivr");
+            }
             LegKind::Consult => self.consult_answered(id, party),
         }
     }
