@@ -251,6 +251,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         trunks: config.trunks.clone(),
         dialplan: config.dialplan.clone(),
         trunk_calls: config.trunk_calls.clone(),
+        ivrs: config.ivrs.clone(),
         park: config.park.clone(),
     };
     let mut engine = Engine::new(engine_cfg, &extensions);

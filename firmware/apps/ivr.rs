@@ -242,6 +242,9 @@ pub struct IvrsConfig {
 pub struct IvrConfig {
     /// The menu's name, used by `{ ivr = "name" }` destinations.
     pub name: String,
+    /// An internal number phones dial to reach the menu (testing it without a DID).
+    #[serde(default)]
+    pub number: Option<String>,
     /// The menu prompt (prompt id or admin audio name). Without it the menu only applies its
     /// schedule and then `default`.
     #[serde(default)]
@@ -299,6 +302,7 @@ pub fn parse_ivrs(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Menu {
     name: String,
+    number: Option<String>,
     prompt: Option<String>,
     keys: [Option<Destination>; KEYS.len()],
     timeout: Duration,
@@ -314,6 +318,11 @@ impl Menu {
     /// The menu's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The internal number phones dial to reach it, if any.
+    pub fn number(&self) -> Option<&str> {
+        self.number.as_deref()
     }
 
     /// Where `key` goes, if it is mapped.
@@ -360,6 +369,11 @@ impl Ivrs {
         &self.menus
     }
 
+    /// The menu phones reach by dialling `number`.
+    pub fn by_number(&self, number: &str) -> Option<&Menu> {
+        self.menus.iter().find(|m| m.number.as_deref() == Some(number))
+    }
+
     /// Validates the serde shape. `exists` answers for names outside this file.
     pub fn from_config(
         config: &IvrsConfig,
@@ -375,6 +389,9 @@ impl Ivrs {
             let (menu, rule_edges) = build_menu(&path, raw, offset, exists)?;
             if ivrs.menu(&menu.name).is_some() {
                 return Err(IvrError::Duplicate { field: format!("{path}.name"), name: menu.name });
+            }
+            if let Some(n) = menu.number.as_deref().filter(|n| ivrs.by_number(n).is_some()) {
+                return Err(IvrError::Duplicate { field: format!("{path}.number"), name: n.to_string() });
             }
             ivrs.menus.push(menu);
             ivrs.rule_edges.push(rule_edges);
@@ -540,6 +557,16 @@ fn build_menu(
     if name.is_empty() || name.len() > MAX_NAME_BYTES {
         return Err(invalid(format!("{path}.name"), &raw.name, "expected a name of 1 to 64 bytes"));
     }
+    let number = raw.number.as_deref().map(str::trim);
+    if let Some(n) = number {
+        let digits = !n.is_empty() && n.len() <= MAX_DIRECT_DIGITS && n.bytes().all(|b| b.is_ascii_digit());
+        if !digits {
+            return Err(invalid(format!("{path}.number"), n, "expected 1 to 8 digits"));
+        }
+        if exists(NameKind::Extension, n) || exists(NameKind::Group, n) {
+            return Err(invalid(format!("{path}.number"), n, "an extension or ring group has this number"));
+        }
+    }
     if let Some(p) = &raw.prompt {
         check_name(format!("{path}.prompt"), NameKind::Prompt, p, exists)?;
     } else if !raw.keys.is_empty() || raw.direct_dial {
@@ -592,6 +619,7 @@ fn build_menu(
     let schedule = schedule_from_config(path, &raw.rule, &default, offset)?;
     let menu = Menu {
         name: name.to_string(),
+        number: number.map(str::to_string),
         prompt: raw.prompt.clone(),
         keys,
         timeout: Duration::from_secs(u64::from(timeout)),

@@ -130,6 +130,9 @@ struct RawFile {
     chat: Vec<Spanned<crate::notify::chat::ChatTarget>>,
     #[serde(default)]
     chat_rule: Vec<Spanned<crate::notify::chat::ChatRule>>,
+    // IVR menus (issue 6): see `ivr.rs`.
+    #[serde(default)]
+    ivr: Vec<Spanned<crate::apps::ivr::IvrConfig>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -469,6 +472,9 @@ fn validate(raw: RawFile) -> Result<Config, Invalid> {
             return Err(invalid(v, "park.first_slot", format!("park slots cover extension {}", e.number)));
         }
     }
+    let groups: Vec<String> = config.dialplan.ring_groups.iter().map(|g| g.number.clone()).collect();
+    let known = super::ivr::Known { extensions: &ext_numbers, groups: &groups, lang: config.media.language };
+    config.ivrs = super::ivr::validate(raw.ivr, config.trunk_calls.time_rules.offset(), &known)?;
     Ok(config)
 }
 

@@ -10,6 +10,7 @@
 //! validation is refused whole: the box does not start half-way.
 
 mod dialplan;
+mod ivr;
 mod load;
 mod notify;
 mod trunkcalls;
@@ -51,6 +52,8 @@ pub struct Config {
     pub trunk_calls: TrunkCallsConfig,
     /// `[smtp]`, `[[chat]]`, `[[chat_rule]]`: voicemail notifications (issue 5).
     pub notify: NotifyConfig,
+    /// `[[ivr]]`: the IVR menus (issue 6).
+    pub ivrs: std::sync::Arc<crate::apps::ivr::Ivrs>,
 }
 
 /// `[media]`.

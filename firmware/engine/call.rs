@@ -30,6 +30,9 @@ pub(super) mod transfer;
 // Voicemail answers calls itself, like the dial plan's prompts.
 #[path = "voicemail_call.rs"]
 pub(super) mod voicemail_call;
+// IVR menus answer calls themselves and hand them on (issue 6).
+#[path = "ivr_call.rs"]
+pub(super) mod ivr_call;
 
 /// Why the box sent a client request; the answer is routed by this.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -380,15 +383,21 @@ impl Engine {
         }
         let room = self.room_for(&to_ext);
         let mut plan = None;
+        // IVR (issue 6): a phone dialled a menu's number; the box answers it.
+        let ivr_menu = if trunk_plan.is_none() { self.ivr_by_number(&to_ext) } else { None };
         let leaves_by_trunk = trunk_plan.as_ref().is_some_and(|p| p.direct.is_some());
-        if room.is_none() && !leaves_by_trunk {
+        if room.is_none() && !leaves_by_trunk && ivr_menu.is_none() {
             match self.dialplan_new_call(now, peer, txn, &req, &from_ext, &to_ext) {
                 super::dialplan::NewCall::Handled => return,
                 super::dialplan::NewCall::Planned(p) => plan = Some(p),
                 super::dialplan::NewCall::NotMine => {}
             }
         }
-        if room.is_none() && plan.is_none() && trunk_plan.is_none() && !self.extensions.contains_key(&to_ext)
+        if room.is_none()
+            && plan.is_none()
+            && trunk_plan.is_none()
+            && ivr_menu.is_none()
+            && !self.extensions.contains_key(&to_ext)
         {
             match self.plan_outbound(now, peer, txn, &req, &from_ext, &to_ext) {
                 trunkcalls::Outbound::NotExternal => {}
@@ -398,7 +407,7 @@ impl Engine {
         }
         let direct = trunk_plan.as_ref().and_then(|p| p.direct.clone());
         let mut contacts: Vec<(String, Peer)> = direct.clone().unwrap_or_default();
-        if room.is_none() && plan.is_none() && direct.is_none() {
+        if room.is_none() && plan.is_none() && direct.is_none() && ivr_menu.is_none() {
             let Some(callee) = self.extensions.get(&to_ext).cloned() else {
                 return self.reply_status(txn, &req, peer, 404, &[], now);
             };
@@ -563,6 +572,9 @@ impl Engine {
         }
         if let Some(room) = room {
             return self.answer_room_call(now, id, room, a_remote);
+        }
+        if let Some(menu) = ivr_menu {
+            return self.answer_ivr(now, id, &menu);
         }
         self.arm(now + self.cfg.ring_timeout, TimerKey::Call(id));
         if let Some(p) = plan {
@@ -1670,6 +1682,7 @@ impl Engine {
     pub(super) fn finish_call(&mut self, now: Instant, id: u64, side: HangupSide, cause: &str, status: u16) {
         self.rewire_call_ending(now, id);
         self.voicemail_call_ending(now, id);
+        self.ivr_call_ending(id);
         if let Some(call) = self.calls.get(&id) {
             if self.server.is_proceeding(call.invite_txn) && status >= 300 {
                 let w = response_to(&call.invite.common, call.a.peer.addr, status, Some(&call.a_tag));

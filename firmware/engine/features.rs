@@ -144,6 +144,7 @@ impl Engine {
                 self.on_announcement_done(relay, side, now);
                 self.rewire_play_done(now, relay.0, side);
                 self.voicemail_play_done(relay, side, now);
+                self.ivr_play_done(relay, side, now);
             }
             MediaEvent::Recorded { relay, path, bytes } => {
                 log::info!("call {}: recording {path} closed, {bytes} bytes", relay.0);
@@ -189,6 +190,9 @@ impl Engine {
             Side::B => call.callee_ext().to_string(),
         };
         if self.voicemail_digit(id, side, event.digit, now) {
+            return;
+        }
+        if self.ivr_digit(id, side, event.digit, now) {
             return;
         }
         let Some(call) = self.calls.get_mut(&id) else { return };

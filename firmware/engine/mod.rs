@@ -86,6 +86,8 @@ pub struct EngineConfig {
     pub trunk_calls: crate::config::TrunkCallsConfig,
     /// Call park slots and ringback.
     pub park: crate::config::ParkConfig,
+    /// IVR menus (`[[ivr]]`, issue 6).
+    pub ivrs: std::sync::Arc<crate::apps::ivr::Ivrs>,
 }
 
 impl EngineConfig {
@@ -111,6 +113,7 @@ impl EngineConfig {
             dialplan: crate::config::DialplanConfig::default(),
             trunk_calls: crate::config::TrunkCallsConfig::default(),
             park: crate::config::ParkConfig::default(),
+            ivrs: Default::default(),
         }
     }
 }
@@ -198,6 +201,8 @@ enum TimerKey {
     Dialplan(u64),
     /// A voicemail flow's timer (review timeout, recorder grace, length limit).
     Voicemail(u64),
+    /// An IVR session's timer (no key, inter-digit, prompt guard).
+    Ivr(u64),
     /// Message-waiting subscriptions expire.
     Mwi,
 }
@@ -240,6 +245,8 @@ pub struct Engine {
     rewiring: call::transfer::Rewiring,
     /// Calls leaving a message, and the mailbox counts (`voicemail_call.rs`).
     voicemail: call::voicemail_call::VoicemailCalls,
+    /// Calls in an IVR menu (`ivr_call.rs`).
+    ivr: call::ivr_call::IvrCalls,
     /// Message-waiting subscriptions (`mwi.rs`).
     mwi: mwi::Mwi,
 }
@@ -290,6 +297,7 @@ impl Engine {
             trunk_calls,
             rewiring: Default::default(),
             voicemail: Default::default(),
+            ivr: Default::default(),
             mwi: mwi::Mwi::new(&cfg_host),
         }
     }
@@ -453,6 +461,7 @@ impl Engine {
                 TimerKey::Dialplan(id) => self.on_dialplan_timer(id, now),
                 TimerKey::Rewire(id) => self.on_rewire_timer(id, now),
                 TimerKey::Voicemail(id) => self.on_voicemail_timer(id, now),
+                TimerKey::Ivr(id) => self.on_ivr_timer(id, now),
                 TimerKey::Mwi => self.on_mwi_timer(now),
                 TimerKey::RegistrarSweep => {
                     self.sweep_armed = false;

@@ -8,6 +8,8 @@ use md5::{Digest, Md5};
 
 // Calls over a trunk (issue 4).
 mod trunkcalls_tests;
+// IVR menus (issue 6).
+mod ivr_tests;
 
 const BOX_PORT: u16 = 5060;
 

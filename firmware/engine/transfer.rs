@@ -48,6 +48,8 @@ pub(super) enum LegKind {
     Ringback,
     /// `#9`: the presser (on the leg's side) consults the target; the other party is held.
     Consult,
+    /// An IVR menu sends its answered caller to an extension (`ivr_call.rs`); side B is vacant.
+    Ivr,
 }
 
 /// A UAC leg the box is dialling to take over one side of a call.
@@ -139,7 +141,7 @@ pub(super) enum DialError {
 }
 
 impl DialError {
-    fn status(self) -> u16 {
+    pub(super) fn status(self) -> u16 {
         match self {
             DialError::NotFound => 404,
             DialError::Unavailable => 480,
@@ -662,6 +664,13 @@ impl Engine {
             LegKind::Ringback => {
                 self.replace_side(now, id, leg.side, party, "park ringback");
             }
+            LegKind::Ivr => {
+                // Until now the box was the caller's other end (`ivr_call.rs`).
+                if let Some(c) = self.calls.get_mut(&id) {
+                    c.route = super::CallRoute::Extension;
+                }
+                self.replace_side(now, id, leg.side, party, "ivr");
+            }
             LegKind::Consult => self.consult_answered(id, party),
         }
     }
@@ -694,6 +703,15 @@ impl Engine {
             }
             LegKind::Ringback => {
                 self.end_call(id, HangupSide::System, "parked call not retrieved", 408, now);
+            }
+            LegKind::Ivr => {
+                self.end_call(
+                    id,
+                    HangupSide::System,
+                    &format!("IVR target did not answer: {code}"),
+                    code,
+                    now,
+                );
             }
             LegKind::Consult => {
                 if let Some(r) = self.rewiring.calls.get_mut(&id) {

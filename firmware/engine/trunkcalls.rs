@@ -139,6 +139,8 @@ pub(in crate::engine) struct TrunkLeg {
     out: Option<OutboundIdentity>,
     /// Set when the box answers and plays this audio, then hangs up.
     announcement: Option<String>,
+    /// Set when the box answers into this IVR menu (`ivr_call.rs`).
+    ivr: Option<String>,
     auth_rounds: u32,
     last_nonce: Option<String>,
     /// Credentials sent so far, one per header name: a provider that challenges as proxy (407)
@@ -156,6 +158,7 @@ impl TrunkLeg {
             did,
             out: None,
             announcement: None,
+            ivr: None,
             auth_rounds: 0,
             last_nonce: None,
             credentials: Vec::new(),
@@ -341,10 +344,14 @@ impl Engine {
                 let target = format!("{}{b}", super::super::VOICEMAIL_TARGET_PREFIX);
                 Admission::Trunk(Box::new(TrunkPlan { target, leg: l, direct: None }))
             }
-            Destination::Queue(_) | Destination::Ivr(_) => {
+            Destination::Ivr(name) => {
+                l.ivr = Some(name);
+                Admission::Trunk(Box::new(TrunkPlan { target: did, leg: l, direct: Some(Vec::new()) }))
+            }
+            Destination::Queue(_) => {
                 log::warn!(
-                    "trunk {trunk}: DID {did}: {} is not built yet (queues and IVR arrive \
-                     with issue 6); 480 to {shown}",
+                    "trunk {trunk}: DID {did}: {} is not built yet (queues arrive with the \
+                     ACD wiring); 480 to {shown}",
                     describe(&dest)
                 );
                 self.reply_status(txn, req, peer, 480, &[warning("destination not available yet")], now);
@@ -564,8 +571,13 @@ impl Engine {
             }
         }
         let announcement = leg.announcement.take();
+        let ivr = leg.ivr.take();
         let Some(call) = self.calls.get_mut(&id) else { return false };
         call.trunk = Some(Box::new(leg));
+        if let Some(menu) = ivr {
+            self.answer_ivr(now, id, &menu);
+            return true;
+        }
         match announcement {
             Some(name) => {
                 self.answer_announcement(now, id, &name);

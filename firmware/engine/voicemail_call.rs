@@ -243,6 +243,22 @@ impl Engine {
             return self.end_call(id, HangupSide::System, "no such mailbox", 404, now);
         };
         let Some(caller) = self.answer_by_box(now, id) else { return };
+        self.start_caller_flow(now, id, b, caller);
+    }
+
+    /// Call `id`, answered by the box already (an IVR menu), goes into mailbox `box_no`.
+    pub(in crate::engine) fn voicemail_for_answered(&mut self, now: Instant, id: u64, box_no: &str) {
+        let Some(b) = BoxNumber::parse(box_no).filter(|_| self.is_mailbox(box_no)) else {
+            log::warn!("call {id}: voicemail box {box_no} does not exist");
+            return self.end_call(id, HangupSide::System, "no such mailbox", 404, now);
+        };
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        call.route = CallRoute::Voicemail;
+        let caller = call.caller_ext().to_string();
+        self.start_caller_flow(now, id, b, caller);
+    }
+
+    fn start_caller_flow(&mut self, now: Instant, id: u64, b: BoxNumber, caller: String) {
         let counts = self.voicemail.counts.get(&b).copied().unwrap_or_default();
         log::info!("call {id}: {caller} reaches voicemail box {b} ({} new, {} old)", counts.new, counts.old);
         // The box's "available" recording, else its default one, else the system prompts (the
