@@ -9,10 +9,10 @@ mod common;
 
 use common::baresip::Phone;
 use common::tones::{tone, write_wav};
+use common::voicemail::{context, leave_message, messages, ACT_TIMEOUT, SETUP_TIMEOUT};
 use common::{require_tool, TestBox};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
@@ -20,20 +20,10 @@ const P201: (&str, &str) = ("201", "secret-201");
 const P202: (&str, &str) = ("202", "secret-202");
 /// Upper bound on the phone's life (`baresip -t`) in case the test's own hang-up fails.
 const PHONE_SECONDS: u32 = 30;
-/// Time for the phone to register, and for a call to be set up.
-const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
-/// The greeting before the recording starts (skipped with `#`), and the goodbye.
-const GREETING_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long the caller speaks.
 const SPEAK: Duration = Duration::from_secs(1);
-/// Time for the box to act on a key, store a message, send a mail or delete it.
-const ACT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Between two key presses.
-const KEY_GAP: Duration = Duration::from_millis(400);
 /// The server holds the voicemail's DATA answer at most this long.
 const HOLD: Duration = Duration::from_secs(20);
-/// Lines of the box's log searched.
-const LOG_LINES: usize = 400;
 
 /// Mails received (the DATA, dot-stuffing undone) and the switch that lets a held one through.
 struct SmtpServer {
@@ -103,24 +93,6 @@ fn session(conn: TcpStream, mails: &Mutex<Vec<Vec<u8>>>, held: &mpsc::Receiver<(
     }
 }
 
-fn box_logged(tb: &TestBox, needle: &str, timeout: Duration) -> bool {
-    tb.console_until(&format!("log tail {LOG_LINES}"), timeout, |s| s.contains(needle)).contains(needle)
-}
-
-fn context(tb: &TestBox, phone: &Phone) -> String {
-    format!("{}\n--- box ---\n{}", phone.report(), tb.stderr_tail(80))
-}
-
-fn messages(tb: &TestBox, box_no: &str) -> Vec<PathBuf> {
-    let dir = tb.data_dir().join("voicemail").join(box_no);
-    let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
-    entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "wav"))
-        .collect()
-}
-
 fn wait_for_mail(server: &SmtpServer, count: usize) -> Option<Vec<u8>> {
     for _ in 0..(ACT_TIMEOUT.as_millis() / 100) {
         if let Some(m) = server.mails.lock().unwrap().get(count - 1) {
@@ -164,28 +136,7 @@ fn a_voicemail_is_mailed_with_its_wav_and_deleted_after_the_mail() {
         "201 did not register\n{}",
         context(&tb, &alice)
     );
-    alice.command("dial", "202");
-    assert!(
-        alice.wait_for("Call established", None, SETUP_TIMEOUT),
-        "not answered\n{}",
-        context(&tb, &alice)
-    );
-    std::thread::sleep(KEY_GAP);
-    alice.command("sndcode", "#");
-    assert!(
-        box_logged(&tb, "voicemail recording to", GREETING_TIMEOUT),
-        "no recording\n{}",
-        context(&tb, &alice)
-    );
-    std::thread::sleep(SPEAK);
-    alice.command("sndcode", "#");
-    assert!(
-        box_logged(&tb, ".wav.part closed", ACT_TIMEOUT),
-        "recorder did not stop\n{}",
-        context(&tb, &alice)
-    );
-    alice.command("sndcode", "0");
-    assert!(box_logged(&tb, "voicemail: saving", ACT_TIMEOUT), "0 did not save\n{}", context(&tb, &alice));
+    leave_message(&tb, &mut alice, "202", SPEAK);
 
     let mail =
         wait_for_mail(&server, 2).unwrap_or_else(|| panic!("no voicemail mail\n{}", context(&tb, &alice)));

@@ -11,8 +11,10 @@ mod common;
 
 use common::baresip::Phone;
 use common::tones::{read_audio, tone, write_wav, ToneDetector, SAMPLE_RATE};
+use common::voicemail::{
+    box_logged, context, leave_message, messages, ACT_TIMEOUT, GREETING_TIMEOUT, KEY_GAP, SETUP_TIMEOUT,
+};
 use common::{require_tool, Sipp, TestBox};
-use std::path::PathBuf;
 use std::time::Duration;
 
 const P201: (&str, &str) = ("201", "secret-201");
@@ -20,49 +22,19 @@ const P202: (&str, &str) = ("202", "secret-202");
 
 /// Upper bound on the phone's life (`baresip -t`) in case the test's own hang-up fails.
 const PHONE_SECONDS: u32 = 40;
-/// Time for the phone to register, and for a call to be set up.
-const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
-/// The system greeting ("unavailable", "leave a message") and the beep play before recording;
-/// a few seconds of prompts, generously bounded.
-const GREETING_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long the caller's tone is recorded before `#`.
 const SPEAK: Duration = Duration::from_secs(2);
-/// Time for the box to act on a key or store a message.
-const ACT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The caller's tone and its level (about -12 dBFS).
 const TONE_HZ: f64 = 700.0;
 const TONE_AMPLITUDE: f64 = 8_000.0;
 /// Least steady tone in the stored message: 1 s of the 2 s spoken (the first packets after
 /// the beep and the last before `#` may be cut).
 const MIN_TONE_BLOCKS: usize = 10;
-/// Between two key presses: the previous press (start, updates, end packets) is over.
-const KEY_GAP: Duration = Duration::from_millis(400);
 /// "You have 1 new message", the menu (cut by `1`), the message's header (received, date,
 /// time, caller) and the message itself.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(20);
 /// Polling step while waiting for what a phone heard.
 const POLL: Duration = Duration::from_millis(500);
-/// Lines of the box's log searched.
-const LOG_LINES: usize = 400;
-
-fn box_logged(tb: &TestBox, needle: &str, timeout: Duration) -> bool {
-    tb.console_until(&format!("log tail {LOG_LINES}"), timeout, |s| s.contains(needle)).contains(needle)
-}
-
-fn context(tb: &TestBox, phone: &Phone) -> String {
-    format!("{}\n--- box ---\n{}", phone.report(), tb.stderr_tail(80))
-}
-
-/// The stored messages of a box: WAV files, not takes still being written.
-fn messages(tb: &TestBox, box_no: &str) -> Vec<PathBuf> {
-    let dir = tb.data_dir().join("voicemail").join(box_no);
-    let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
-    entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "wav"))
-        .collect()
-}
 
 #[test]
 fn a_caller_leaves_a_message_and_the_owner_hears_it_with_star_92() {
@@ -80,29 +52,7 @@ fn a_caller_leaves_a_message_and_the_owner_hears_it_with_star_92() {
         context(&tb, &alice)
     );
 
-    alice.command("dial", "202");
-    assert!(
-        alice.wait_for("Call established", None, SETUP_TIMEOUT),
-        "not answered\n{}",
-        context(&tb, &alice)
-    );
-    // `#` during the greeting skips to the beep.
-    std::thread::sleep(KEY_GAP);
-    alice.command("sndcode", "#");
-    assert!(
-        box_logged(&tb, "voicemail recording to", GREETING_TIMEOUT),
-        "the recording did not start after the greeting\n{}",
-        context(&tb, &alice)
-    );
-    std::thread::sleep(SPEAK);
-    alice.command("sndcode", "#");
-    assert!(
-        box_logged(&tb, ".wav.part closed", ACT_TIMEOUT),
-        "the recorder did not stop on #\n{}",
-        context(&tb, &alice)
-    );
-    alice.command("sndcode", "0");
-    assert!(box_logged(&tb, "voicemail: saving", ACT_TIMEOUT), "0 did not save\n{}", context(&tb, &alice));
+    leave_message(&tb, &mut alice, "202", SPEAK);
     // "Message saved. Goodbye." and the box hangs up.
     assert!(
         alice.wait_for("session closed", None, GREETING_TIMEOUT),

@@ -15,6 +15,7 @@
 
 pub mod baresip;
 pub mod tones;
+pub mod voicemail;
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
