@@ -169,6 +169,9 @@ impl UtcOffset {
     /// Japan Standard Time, `+09:00` (no daylight saving).
     pub const JST: UtcOffset = UtcOffset { minutes: 9 * 60 };
 
+    /// UTC itself (file names that must not depend on the configured zone).
+    pub const UTC: UtcOffset = UtcOffset { minutes: 0 };
+
     /// An offset of `minutes` east of UTC; `None` beyond ±14:00.
     pub fn from_minutes(minutes: i32) -> Option<UtcOffset> {
         (minutes.abs() <= MAX_OFFSET_MINUTES).then_some(UtcOffset { minutes })

@@ -67,18 +67,9 @@ pub struct RecordingStore {
 
 /// The UTC calendar date of a Unix time in ms, as `YYYYMMDD`.
 pub fn yyyymmdd(unix_ms: u64) -> String {
-    // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
-    let days = (unix_ms / DAY_MS) as i64;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}{m:02}{d:02}")
+    use crate::apps::timerules::{LocalTime, UtcOffset};
+    let d = LocalTime::from_unix_ms(unix_ms, UtcOffset::UTC).date;
+    format!("{:04}{:02}{:02}", d.year, d.month, d.day)
 }
 
 impl RecordingStore {

@@ -358,27 +358,16 @@ pub struct DateTime {
 impl DateTime {
     /// The local time of a Unix instant at a fixed offset.
     pub fn from_unix_ms(unix_ms: u64, offset: UtcOffset) -> DateTime {
-        let secs = i64::try_from(unix_ms / 1000).unwrap_or(i64::MAX / 2) + i64::from(offset.minutes()) * 60;
-        let days = secs.div_euclid(86_400);
-        let sod = secs.rem_euclid(86_400);
-        // Days to a civil date (H. Hinnant's civil_from_days).
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        // Every field is in range by construction; the fallbacks are never taken.
+        // The calendar is the time rules' (one civil-date routine in the firmware). Offsets are
+        // whole minutes, so the second comes straight from the Unix time.
+        let local = crate::apps::timerules::LocalTime::from_unix_ms(unix_ms, offset);
         DateTime {
-            year: i32::try_from(year).unwrap_or(i32::MAX),
-            month: u8::try_from(month).unwrap_or(1),
-            day: u8::try_from(day).unwrap_or(1),
-            hour: u8::try_from(sod / 3600).unwrap_or(0),
-            minute: u8::try_from(sod % 3600 / 60).unwrap_or(0),
-            second: u8::try_from(sod % 60).unwrap_or(0),
+            year: local.date.year,
+            month: local.date.month,
+            day: local.date.day,
+            hour: u8::try_from(local.minute_of_day / 60).unwrap_or(0),
+            minute: u8::try_from(local.minute_of_day % 60).unwrap_or(0),
+            second: u8::try_from(unix_ms / 1000 % 60).unwrap_or(0),
         }
     }
 
