@@ -7,7 +7,7 @@ mod common;
 
 use common::baresip::Phone;
 use common::tones::{blocks, tone, write_wav, ToneDetector, BLOCK_SAMPLES};
-use common::{require_tool, wait_udp_bound, RtpSink, Sipp, TestBox};
+use common::{free_udp_port, require_tool, wait_udp_bound, RtpSink, Sipp, TestBox};
 use std::path::Path;
 use std::time::Duration;
 
@@ -133,13 +133,6 @@ const DID: &str = "0312347000";
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(20);
 /// 4 s of the extension's audio at 50 packets/s, with room for the re-open and jitter.
 const MIN_RTP_PACKETS: u64 = 100;
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 #[test]
 fn a_did_call_from_the_provider_presses_1_by_info_and_reaches_the_extension() {

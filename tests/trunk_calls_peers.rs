@@ -10,7 +10,7 @@ mod common;
 
 use common::baresip::Phone;
 use common::tones::{tone, write_wav};
-use common::{require_tool, wait_udp_bound, RtpSink, Sipp, SippChild, TestBox};
+use common::{free_udp_port, require_tool, wait_udp_bound, RtpSink, Sipp, SippChild, TestBox};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -34,13 +34,6 @@ const PROVIDER_TIMEOUT: Duration = Duration::from_secs(20);
 /// RTP packets of 20 ms the provider must get from a call that talks for 1-3 s: well below
 /// the 50-150 sent, well above a stray packet or two.
 const MIN_RTP_PACKETS: u64 = 25;
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// The trunk, one outbound route, the block list and the given `[[did]]` blocks.
 fn trunk_toml(provider_port: u16, dids: &str) -> String {

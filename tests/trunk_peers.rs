@@ -3,19 +3,12 @@
 
 mod common;
 
-use common::{require_tool, wait_udp_bound, Sipp, TestBox};
+use common::{free_udp_port, require_tool, wait_udp_bound, Sipp, TestBox};
 use std::time::Duration;
 
 /// How long the trunk may take to register (its first REGISTER may go out before SIPp listens;
 /// Timer E resends it within 1.5 s).
 const REGISTER_WAIT: Duration = Duration::from_secs(10);
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// Starts SIPp as the provider's registrar, then a box with one trunk to it (`password`), and
 /// polls `show trunks` until it contains `until` (bounded); returns the last display and SIPp.

@@ -11,7 +11,7 @@ mod common;
 
 use common::baresip::Phone;
 use common::tones::{read_audio, tone, write_wav, ToneDetector};
-use common::{require_tool, wait_udp_bound, RtpSink, Sipp, SippChild, SippRun, TestBox};
+use common::{free_udp_port, require_tool, wait_udp_bound, RtpSink, Sipp, SippChild, SippRun, TestBox};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -44,13 +44,6 @@ const ALICE_HZ: f64 = 700.0;
 /// 100 ms blocks in which 201 must hear its own tone come back from the provider, in a call
 /// that talks for 1 s (10 blocks; the echo starts a round trip late).
 const MIN_ECHO_BLOCKS: usize = 4;
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// A registering trunk (digest), the route `0` over it, and `more` tables.
 fn register_trunk(provider_port: u16, more: &str) -> String {

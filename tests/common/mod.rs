@@ -852,6 +852,11 @@ pub const BIND_WAIT: Duration = Duration::from_secs(5);
 
 /// Whether something listens on UDP `port` on this machine, read from /proc so that the
 /// check never takes the port itself.
+/// A UDP port free on 127.0.0.1 right now, for a peer the test starts (a SIPp provider).
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
 pub fn udp_port_bound(port: u16) -> bool {
     let needle = format!(":{port:04X}");
     ["/proc/net/udp", "/proc/net/udp6"].iter().any(|f| {
