@@ -348,6 +348,16 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                         ConsoleCommand::AudioList => {
                             let _ = req.reply.send(list_audio(&opts.data_dir.join("audio")));
                         }
+                        // Reads the event log (a report reads up to a year): off the engine's task.
+                        cmd @ (ConsoleCommand::ShowEvents(_) | ConsoleCommand::Report { .. }) => {
+                            let store = store.clone();
+                            let names: HashMap<String, String> =
+                                extensions.iter().map(|e| (e.number.clone(), e.name.clone())).collect();
+                            let offset = config.trunk_calls.time_rules.offset();
+                            tokio::task::spawn_blocking(move || {
+                                let _ = req.reply.send(answer_callcenter(&store, cmd, offset, &names));
+                            });
+                        }
                         command => {
                             let mut text = answer_console(&engine, &relay, &cdr_sink, &store, command.clone(), now());
                             if command == ConsoleCommand::ShowVersion {
@@ -394,6 +404,40 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), cdr_writer).await;
     let _ = std::fs::remove_file(&socket_path);
     Ok(())
+}
+
+/// `show events` and `report` over the call-center event log (blocking: runs on the pool).
+fn answer_callcenter(
+    store: &Store,
+    cmd: ConsoleCommand,
+    offset: crate::apps::timerules::UtcOffset,
+    names: &HashMap<String, String>,
+) -> String {
+    match cmd {
+        ConsoleCommand::ShowEvents(n) => match store.recent_queue_events(n) {
+            Ok(page) if page.events.is_empty() && page.corrupt == 0 => "no call-center events stored".into(),
+            Ok(page) => {
+                let mut text: Vec<String> = page.events.iter().map(|e| e.to_json_line()).collect();
+                if page.corrupt > 0 {
+                    text.push(format!("({} corrupt entries skipped)", page.corrupt));
+                }
+                text.join("\n")
+            }
+            Err(e) => format!("error: {e}"),
+        },
+        ConsoleCommand::Report { query, csv } => {
+            let cfg = crate::apps::callcenter::ReportConfig { offset, ..Default::default() };
+            match store.queue_report(query, cfg, &|id| names.get(id).cloned()) {
+                Ok((report, _)) if csv => report.to_csv(),
+                Ok((report, corrupt)) if corrupt > 0 => {
+                    format!("{}; {corrupt} corrupt entries skipped", report.to_text())
+                }
+                Ok((report, _)) => report.to_text(),
+                Err(e) => format!("error: {e}"),
+            }
+        }
+        _ => "error: internal".into(),
+    }
 }
 
 /// Loads the runtime forwarding/DND state the dial plan stored (feature-code toggles).
@@ -996,6 +1040,7 @@ fn answer_console(
         ConsoleCommand::AudioImport { .. } | ConsoleCommand::AudioList => s = "error: internal".into(),
         // Answered in the run loop (the outbox task's state, the network).
         ConsoleCommand::ShowOutbox | ConsoleCommand::MailTest(_) => s = "error: internal".into(),
+        ConsoleCommand::ShowEvents(_) | ConsoleCommand::Report { .. } => s = "error: internal".into(),
     }
     s.trim_end().to_string()
 }

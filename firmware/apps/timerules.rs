@@ -307,6 +307,13 @@ impl Date {
         }
     }
 
+    /// Unix milliseconds of this date's local midnight at `offset` (0 before the epoch), so
+    /// reports can turn a local day range into a scan of the event log.
+    pub fn midnight_unix_ms(self, offset: UtcOffset) -> u64 {
+        let secs = self.days_since_epoch() * SECONDS_PER_DAY - i64::from(offset.minutes) * 60;
+        u64::try_from(secs).map_or(0, |s| s.saturating_mul(1000))
+    }
+
     /// The day of the week; 1970-01-01 was a Thursday.
     pub fn weekday(self) -> Weekday {
         let index = (self.days_since_epoch() + 3).rem_euclid(7);
@@ -924,6 +931,17 @@ mod tests {
     }
 
     // Tests for civil time.
+
+    #[test]
+    fn midnight_unix_ms_is_the_local_start_of_the_day() {
+        let d = Date::new(2026, 11, 22).unwrap();
+        // 2026-11-22 00:00 JST = 2026-11-21 15:00 UTC.
+        assert_eq!(d.midnight_unix_ms(UtcOffset::JST), 1_795_273_200_000);
+        assert_eq!(d.midnight_unix_ms(UtcOffset::UTC), 1_795_305_600_000);
+        let local = LocalTime::from_unix_ms(d.midnight_unix_ms(UtcOffset::JST), UtcOffset::JST);
+        assert_eq!((local.date, local.minute_of_day), (d, 0));
+        assert_eq!(Date::new(1970, 1, 1).unwrap().midnight_unix_ms(UtcOffset::JST), 0);
+    }
 
     #[test]
     fn epoch_is_thursday_first_of_january_1970() {

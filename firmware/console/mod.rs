@@ -2,7 +2,8 @@
 //!
 //! The public interface is: [`ConsoleCommand`], [`parse_command`], [`help_text`],
 //! [`ConsoleRequest`], [`serve`], [`run_client`], and the limits [`MAX_LINE_BYTES`],
-//! [`MAX_CONNECTIONS`], [`DEFAULT_LOG_TAIL`], [`MAX_LOG_TAIL`].
+//! [`MAX_CONNECTIONS`], [`DEFAULT_LOG_TAIL`], [`MAX_LOG_TAIL`], [`DEFAULT_EVENTS_SHOW`],
+//! [`MAX_EVENTS_SHOW`].
 //!
 //! Layers:
 //! - this file: the command language ([`parse_command`]), pure and unit-tested;
@@ -43,6 +44,13 @@ pub const DEFAULT_LOG_TAIL: usize = 50;
 
 /// Most call records `show cdr` prints.
 pub const MAX_CDR_SHOW: usize = 500;
+
+/// `show events` without a count.
+pub const DEFAULT_EVENTS_SHOW: usize = 20;
+
+/// Most call-center events `show events` prints: a technician's look at the log's tail, not
+/// an export (reports and their CSV are for that).
+pub const MAX_EVENTS_SHOW: usize = 500;
 
 /// Largest `log tail` count: the whole RAM ring.
 pub const MAX_LOG_TAIL: usize = crate::logger::RING_LINES;
@@ -91,6 +99,16 @@ pub enum ConsoleCommand {
     },
     /// `audio list`: the stored audio files.
     AudioList,
+    /// `show events [N]`: the newest N call-center events as JSON lines, oldest of them first
+    /// (default [`DEFAULT_EVENTS_SHOW`], max [`MAX_EVENTS_SHOW`]).
+    ShowEvents(usize),
+    /// `report queue|agent PERIOD FROM [TO] [csv]`: a call-center report over local dates.
+    Report {
+        /// Kind, unit and dates.
+        query: crate::apps::callcenter::ReportQuery,
+        /// Every column as CSV (UTF-8 with BOM) instead of the headline table.
+        csv: bool,
+    },
     /// `log tail [N]`: the last N lines of the RAM log.
     LogTail(usize),
     /// `show outbox`: voicemail notifications waiting or failed, with their last error.
@@ -130,6 +148,10 @@ pub fn help_text() -> String {
          show cdr [N]         the N most recent call records, default 20 (sh cdr 5)\n\
          show cdr [N] detail  the same with every leg: who was replaced by whom in transfers\n\
          show outbox          voicemail notifications waiting or failed, with their last error\n\
+         show events [N]      the N newest call-center events as JSON lines, default {DEFAULT_EVENTS_SHOW}, max {MAX_EVENTS_SHOW}\n\
+         report queue|agent hour|day|month|weekday FROM [TO] [csv]\n\
+         \x20                    call-center report over local dates YYYY-MM-DD (TO included);\n\
+         \x20                    csv prints every column for Excel (rep q day 2026-11-01 2026-11-30 csv)\n\
          mail test ADDRESS    send a test mail through [smtp]; shows the server's answer\n\
          log tail [N]         last N log lines, default {DEFAULT_LOG_TAIL}, max {MAX_LOG_TAIL} (lo t 100)\n\
          audio list           stored audio files (prompts, greetings, music on hold)\n\
@@ -150,6 +172,7 @@ pub fn parse_command(line: &str) -> Result<ConsoleCommand, String> {
         [w, rest @ ..] if abbreviates(w, "show", 2) => parse_show(rest),
         [w, rest @ ..] if abbreviates(w, "log", 2) => parse_log(rest),
         [w, rest @ ..] if abbreviates(w, "audio", 2) => parse_audio(line.trim(), rest),
+        [w, rest @ ..] if abbreviates(w, "report", 3) => parse_report(rest),
         [w, t, _] if abbreviates(w, "mail", 2) && abbreviates(t, "test", 1) => {
             // The address keeps its case (local parts may be case-sensitive).
             let to = line.split_whitespace().nth(2).unwrap_or_default().to_string();
@@ -184,7 +207,7 @@ fn cdr_count(n: &str) -> Result<usize, String> {
 
 fn parse_show(rest: &[&str]) -> Result<ConsoleCommand, String> {
     const WHAT: &str =
-        "registrations, calls, extensions, version, trunks, forwards, dids, block, restrict, parked, voicemail, outbox or cdr";
+        "registrations, calls, extensions, version, trunks, forwards, dids, block, restrict, parked, voicemail, outbox, events or cdr";
     match rest {
         [] => Err(format!("show what? {WHAT}")),
         [w] if *w == "cdr" || *w == "cdrs" => Ok(ConsoleCommand::ShowCdr(20)),
@@ -195,6 +218,11 @@ fn parse_show(rest: &[&str]) -> Result<ConsoleCommand, String> {
         [w, n, d] if (*w == "cdr" || *w == "cdrs") && abbreviates(d, "detail", 1) => {
             cdr_count(n).map(ConsoleCommand::ShowCdrDetail)
         }
+        [w] if abbreviates(w, "events", 2) => Ok(ConsoleCommand::ShowEvents(DEFAULT_EVENTS_SHOW)),
+        [w, n] if abbreviates(w, "events", 2) => match n.parse::<usize>() {
+            Ok(n) if (1..=MAX_EVENTS_SHOW).contains(&n) => Ok(ConsoleCommand::ShowEvents(n)),
+            _ => Err(format!("`{n}` is not an event count from 1 to {MAX_EVENTS_SHOW}")),
+        },
         [w] if abbreviates(w, "registrations", 1) => Ok(ConsoleCommand::ShowRegistrations),
         [w] if abbreviates(w, "calls", 1) => Ok(ConsoleCommand::ShowCalls),
         [w] if abbreviates(w, "extensions", 1) => Ok(ConsoleCommand::ShowExtensions),
@@ -229,6 +257,39 @@ fn parse_audio(line: &str, rest: &[&str]) -> Result<ConsoleCommand, String> {
         }
         _ => Err(USAGE.into()),
     }
+}
+
+/// `report queue|agent PERIOD FROM [TO] [csv]`; the line is already lower-case.
+fn parse_report(rest: &[&str]) -> Result<ConsoleCommand, String> {
+    use crate::apps::callcenter::{ReportKind, ReportQuery, Unit};
+    use crate::apps::timerules::Date;
+    const USAGE: &str = "usage: report queue|agent hour|day|month|weekday FROM [TO] [csv], dates YYYY-MM-DD";
+    let (csv, rest) = match rest.split_last() {
+        Some((last, front)) if *last == "csv" => (true, front),
+        _ => (false, rest),
+    };
+    let (kind, unit, from, to) = match rest {
+        [k, u, from] => (k, u, from, from),
+        [k, u, from, to] => (k, u, from, to),
+        _ => return Err(USAGE.into()),
+    };
+    let kind = if abbreviates(kind, "queue", 1) || abbreviates(kind, "group", 1) {
+        ReportKind::Queue
+    } else if abbreviates(kind, "agent", 1) || abbreviates(kind, "operator", 1) {
+        ReportKind::Agent
+    } else {
+        return Err(format!("`{kind}` is not queue or agent; {USAGE}"));
+    };
+    let unit = match *unit {
+        u if abbreviates(u, "hour", 1) => Unit::Hour,
+        u if abbreviates(u, "day", 1) => Unit::Day,
+        u if abbreviates(u, "month", 1) => Unit::Month,
+        u if abbreviates(u, "weekday", 1) => Unit::Weekday,
+        u => return Err(format!("`{u}` is not hour, day, month or weekday; {USAGE}")),
+    };
+    let date = |s: &str| Date::parse(s).ok_or_else(|| format!("`{s}` is not a date YYYY-MM-DD; {USAGE}"));
+    let query = ReportQuery::new(kind, unit, date(from)?, date(to)?).map_err(|e| format!("{e}; {USAGE}"))?;
+    Ok(ConsoleCommand::Report { query, csv })
 }
 
 fn parse_log(rest: &[&str]) -> Result<ConsoleCommand, String> {

@@ -36,6 +36,51 @@ fn full_and_abbreviated_commands_parse() {
 }
 
 #[test]
+fn show_events_takes_an_optional_bounded_count() {
+    assert_eq!(parse_command("show events"), Ok(ConsoleCommand::ShowEvents(DEFAULT_EVENTS_SHOW)));
+    assert_eq!(parse_command("sh ev 5"), Ok(ConsoleCommand::ShowEvents(5)));
+    assert_eq!(parse_command("sh e"), Ok(ConsoleCommand::ShowExtensions));
+    for bad in ["show events 0", "show events 501", "show events many", "show events 5 6"] {
+        assert!(parse_command(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn report_commands_parse_kind_unit_dates_and_csv() {
+    use crate::apps::callcenter::{ReportKind, ReportQuery, Unit};
+    use crate::apps::timerules::Date;
+    let d = |s: &str| Date::parse(s).unwrap();
+    let q = |kind, unit, from: &str, to: &str| ReportQuery::new(kind, unit, d(from), d(to)).unwrap();
+    for (line, query, csv) in [
+        ("report queue day 2026-11-01 2026-11-30", q(ReportKind::Queue, Unit::Day, "2026-11-01", "2026-11-30"), false),
+        ("rep q h 2026-11-02", q(ReportKind::Queue, Unit::Hour, "2026-11-02", "2026-11-02"), false),
+        ("REPORT agent month 2026-01-01 2026-12-31 CSV", q(ReportKind::Agent, Unit::Month, "2026-01-01", "2026-12-31"), true),
+        ("rep a w 2026-11-01 2026-11-30 csv", q(ReportKind::Agent, Unit::Weekday, "2026-11-01", "2026-11-30"), true),
+    ] {
+        assert_eq!(parse_command(line), Ok(ConsoleCommand::Report { query, csv }), "{line}");
+    }
+}
+
+#[test]
+fn report_commands_refuse_bad_dates_ranges_and_words_with_the_usage() {
+    for bad in [
+        "report",
+        "report queue",
+        "report queue day",
+        "report queue day 2026-11-31",
+        "report queue day 2026/11/01",
+        "report queue day 2026-11-30 2026-11-01",
+        "report queue hour 2026-01-01 2026-03-01",
+        "report queue year 2026-01-01",
+        "report caller day 2026-01-01",
+        "report queue day 2026-01-01 2026-01-02 pdf",
+    ] {
+        let e = parse_command(bad).unwrap_err();
+        assert!(e.contains("usage: report"), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn unknown_or_malformed_commands_are_refused_with_a_hint() {
     for line in ["", "   ", "reboot", "s reg", "show", "show bananas", "sh reg now", "log", "log head"] {
         let e = parse_command(line).unwrap_err();
@@ -116,6 +161,7 @@ async fn start(dir: &Path) -> PathBuf {
                 }
                 ConsoleCommand::ShowExtensions => "error: no extensions here".to_string(),
                 ConsoleCommand::AudioImport { .. } | ConsoleCommand::AudioList => "audio".to_string(),
+                ConsoleCommand::ShowEvents(_) | ConsoleCommand::Report { .. } => "callcenter".to_string(),
                 ConsoleCommand::ShowOutbox | ConsoleCommand::MailTest(_) => "notify".to_string(),
             };
             let _ = req.reply.send(answer);

@@ -1,15 +1,18 @@
 //! The embedded store: the only code that knows the KV engine (fjall).
 //!
 //! The public interface is: [`Store`], [`StoreError`], [`MAX_CDRS`], [`CdrSink`],
-//! [`spawn_cdr_writer`], and the writer's limits [`CDR_QUEUE_RECORDS`], [`BATCH_MAX_RECORDS`],
-//! [`BATCH_MAX_DELAY`].
+//! [`spawn_cdr_writer`], the writer's limits [`CDR_QUEUE_RECORDS`], [`BATCH_MAX_RECORDS`],
+//! [`BATCH_MAX_DELAY`]; for the call-center event log [`QueueEventSink`],
+//! [`spawn_queue_event_writer`], [`EventPage`], [`MAX_QUEUE_EVENTS`], [`MAX_EVENTS_PER_READ`],
+//! [`EVENT_QUEUE_EVENTS`], [`EVENT_BATCH_MAX`].
 //!
 //! Layers:
 //! - [`Store`]: synchronous, durable operations on the keyspaces below. Every write is one
 //!   atomic batch committed with `fdatasync` before the call returns; callers on the async
 //!   runtime reach it through [`spawn_cdr_writer`] or `spawn_blocking`.
-//! - `writer`: the CDR group-commit task. The engine pushes records into a bounded channel and
-//!   never waits on flash; the task turns bursts into one commit.
+//! - `writer`: the group-commit tasks (CDRs, queue events). The engine pushes records into a
+//!   bounded channel and never waits on flash; the task turns bursts into one commit.
+//! - `callcenter`: the queue/agent event log and the reports run over it.
 //!
 //! Keyspaces (layout and durability are documented in `docs/storage.md`):
 //! - `config`: provisioned extensions, key `ext/<number>`, value JSON.
@@ -17,12 +20,20 @@
 //!   order), value JSON of [`CdrRecord`]; capped at [`MAX_CDRS`], oldest deleted first.
 //! - `meta`: small UTF-8 strings (schema version, counters) by name.
 //! - `events`: created empty; the call-model event log of later work.
+//! - `queue_events`: the call-center event log, key = `at_ms` + sequence (16 bytes
+//!   big-endian), value = the event's JSON line; capped at [`MAX_QUEUE_EVENTS`] (see
+//!   `callcenter`).
 
+mod callcenter;
 pub mod recordings;
 pub mod voicemail;
 mod writer;
 
-pub use writer::{spawn_cdr_writer, CdrSink, BATCH_MAX_DELAY, BATCH_MAX_RECORDS, CDR_QUEUE_RECORDS};
+pub use callcenter::{EventPage, MAX_EVENTS_PER_READ, MAX_QUEUE_EVENTS};
+pub use writer::{
+    spawn_cdr_writer, spawn_queue_event_writer, CdrSink, QueueEventSink, BATCH_MAX_DELAY, BATCH_MAX_RECORDS,
+    CDR_QUEUE_RECORDS, EVENT_BATCH_MAX, EVENT_QUEUE_EVENTS,
+};
 
 use crate::config::ExtensionConfig;
 use crate::engine::cdr::CdrRecord;
@@ -133,6 +144,17 @@ struct Inner {
     cdr_commits: AtomicU64,
     /// Key + value bytes handed to the engine by those commits.
     cdr_bytes: AtomicU64,
+    /// The call-center event log.
+    queue_events: Keyspace,
+    /// Retention cap of `queue_events`.
+    event_cap: usize,
+    /// Serializes event appends and carries the count and next sequence number.
+    event_state: Mutex<callcenter::EventLogState>,
+    /// Corrupt event entries skipped (and oversized events refused) since open.
+    events_corrupt: AtomicU64,
+    /// Durable event commits since open, and their key + value bytes.
+    event_commits: AtomicU64,
+    event_bytes: AtomicU64,
 }
 
 struct CdrState {
@@ -161,6 +183,12 @@ impl Store {
     /// [`Store::open`] with another CDR retention cap, for tests of the trimming.
     #[doc(hidden)]
     pub fn open_with_cap(dir: &Path, cap: usize) -> Result<Store, StoreError> {
+        Self::open_with_caps(dir, cap, MAX_QUEUE_EVENTS)
+    }
+
+    /// [`Store::open`] with other retention caps (CDRs, queue events), for tests of trimming.
+    #[doc(hidden)]
+    pub fn open_with_caps(dir: &Path, cap: usize, event_cap: usize) -> Result<Store, StoreError> {
         let open_err = |reason: String| StoreError::Open { dir: dir.to_path_buf(), reason };
         std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
         let db = Database::builder(dir)
@@ -176,6 +204,8 @@ impl Store {
         let cdr = keyspace("cdr")?;
         let meta = keyspace("meta")?;
         let events = keyspace("events")?;
+        let queue_events = keyspace("queue_events")?;
+        let event_state = callcenter::EventLogState::load(&queue_events, &meta).map_err(open_err)?;
         // One scan at boot; afterwards the count is kept in RAM under the append lock.
         let count = cdr.len().map_err(|e| open_err(format!("counting CDRs: {e}")))?;
         Ok(Store {
@@ -189,6 +219,12 @@ impl Store {
                 cdr_state: Mutex::new(CdrState { count }),
                 cdr_commits: AtomicU64::new(0),
                 cdr_bytes: AtomicU64::new(0),
+                queue_events,
+                event_cap: event_cap.max(1),
+                event_state: Mutex::new(event_state),
+                events_corrupt: AtomicU64::new(0),
+                event_commits: AtomicU64::new(0),
+                event_bytes: AtomicU64::new(0),
             }),
         })
     }

@@ -7,6 +7,7 @@
 //! - [`strategy`]: the ringing strategies and the skill-level rule.
 //! - [`queue`]: the ACD ([`Acd`]) that ties them together.
 //! - [`stats`]: report metrics computed from the event log in one streaming pass ([`Stats`]).
+//! - [`report`]: a query over local dates turned into report rows and CSV ([`ReportBuilder`]).
 //!
 //! Not wired into the engine yet; `docs/callcenter.md` says how the engine should drive it.
 //!
@@ -14,10 +15,13 @@
 //! [`PeriodicAnnouncement`], [`Output`], [`RouteReason`], [`AcdError`], [`Strategy`],
 //! [`AgentState`], [`AgentError`], [`StatusCatalog`], [`Event`], [`EventKind`], [`EventRing`],
 //! [`Cause`], [`Direction`], [`OverflowReason`], [`Stats`], [`StatsConfig`], [`Totals`], [`Ratio`],
-//! [`Unit`], [`Period`], [`Scope`], [`BucketKey`], [`Realtime`], [`QueueRealtime`].
+//! [`Unit`], [`Period`], [`Scope`], [`BucketKey`], [`Realtime`], [`QueueRealtime`],
+//! [`ReportQuery`], [`ReportKind`], [`ReportConfig`], [`ReportBuilder`], [`Report`],
+//! [`ReportError`].
 pub mod agent;
 pub mod events;
 pub mod queue;
+pub mod report;
 pub mod stats;
 pub mod strategy;
 
@@ -29,5 +33,6 @@ pub use events::{Cause, Direction, Event, EventKind, EventParseError, EventRing,
 pub use queue::{
     Acd, AcdConfig, AcdError, MemberConfig, Output, PeriodicAnnouncement, QueueConfig, RouteReason,
 };
+pub use report::{Report, ReportBuilder, ReportConfig, ReportError, ReportKind, ReportQuery};
 pub use stats::{BucketKey, Period, QueueRealtime, Ratio, Realtime, Scope, Stats, StatsConfig, Totals, Unit};
 pub use strategy::Strategy;

@@ -556,6 +556,8 @@ pub struct Stats {
     labels: [Option<String>; super::agent::MAX_CUSTOM_STATES],
     dropped: u64,
     clamped: u64,
+    /// Facts before this instant only set up state (see [`Stats::count_from`]).
+    count_from_ms: u64,
 }
 
 /// Which scopes one update goes to.
@@ -583,7 +585,15 @@ impl Stats {
             labels: Default::default(),
             dropped: 0,
             clamped: 0,
+            count_from_ms: 0,
         }
+    }
+
+    /// Counts nothing before `from_ms`: earlier events still set up who is waiting and which
+    /// state each agent is in, so a report that replays a warm-up before its period starts
+    /// neither loses the statuses open at its start nor counts the warm-up's facts.
+    pub fn count_from(&mut self, from_ms: u64) {
+        self.count_from_ms = from_ms;
     }
 
     /// Feeds every event of an iterator, in log order.
@@ -892,6 +902,7 @@ impl Stats {
 
     /// Adds `[since, until)` in `state` to the overall and agent buckets, split at local hours.
     fn add_state_time(&mut self, id: &str, state: AgentState, since: u64, until: u64) {
+        let since = since.max(self.count_from_ms);
         if state == AgentState::LoggedOut || until <= since {
             return;
         }
@@ -927,6 +938,9 @@ impl Stats {
 
     /// Applies `f` to the bucket of every configured unit for every scope of `target`.
     fn bump(&mut self, at_ms: u64, target: &Target<'_>, f: impl Fn(&mut Totals)) {
+        if at_ms < self.count_from_ms {
+            return;
+        }
         let local = LocalTime::from_unix_ms(at_ms, self.cfg.offset);
         let mut scopes: [Option<Scope>; 3] = [None, None, None];
         if target.overall {

@@ -663,3 +663,28 @@ fn stats_pass_throughput() {
     );
     assert_eq!(total(&s, q()).answered, call);
 }
+
+// Tests for a pass that replays a warm-up before its period (reports).
+
+#[test]
+fn facts_before_count_from_are_not_counted_but_their_state_carries_over() {
+    let mut s = stats(&[Unit::Total]);
+    s.count_from(T0);
+    s.extend(&[
+        state(T0 - 2 * H, "201", AgentState::LoggedOut, AgentState::Available),
+        enter(T0 - 10 * S, 1),
+        ring(T0 - 5 * S, "201", 1),
+        connect(T0 - S, "201", 1, 9 * S, 4 * S),
+        enter(T0 + MIN, 2),
+        ring(T0 + MIN + 2 * S, "201", 2),
+        ev(T0 + 6 * MIN, Some("q"), None, Some(2), EventKind::Timeout { wait_ms: 5 * MIN, destination: None }),
+    ]);
+    s.finish(T0 + H);
+    let agent = total(&s, ag("201"));
+    // The warm-up's answer is not in the period; the agent's status from before it is, from T0.
+    assert_eq!(agent.answered, 0);
+    assert_eq!(agent.state_ms[SLOT_AVAILABLE], H);
+    assert_eq!(agent.login_days, 1);
+    let queue = total(&s, q());
+    assert_eq!((queue.incoming, queue.answered, queue.abandoned), (1, 0, 1));
+}
