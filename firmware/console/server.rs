@@ -26,6 +26,11 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// instead of hanging (a wedged engine is exactly when a technician connects).
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a call-center report may take: it reads every event of its range (a year of a
+/// busy queue is ~2 million) on the blocking pool, not on the engine's task. Below the
+/// client's own 30 s timeout so the technician gets a reason rather than a dead socket.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(25);
+
 /// How long writing the reply may take before the connection is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -170,10 +175,10 @@ async fn read_request(reader: &mut BufReader<Take<OwnedReadHalf>>) -> Result<Str
 async fn ask(tx: &mpsc::Sender<ConsoleRequest>, command: super::ConsoleCommand) -> String {
     let described = format!("{command:?}");
     // Converting a long upload takes seconds of CPU (docs/audio.md); everything else is instant.
-    let limit = if matches!(command, super::ConsoleCommand::AudioImport { .. }) {
-        IMPORT_TIMEOUT
-    } else {
-        REPLY_TIMEOUT
+    let limit = match command {
+        super::ConsoleCommand::AudioImport { .. } => IMPORT_TIMEOUT,
+        super::ConsoleCommand::Report { .. } => REPORT_TIMEOUT,
+        _ => REPLY_TIMEOUT,
     };
     let (reply, answer) = oneshot::channel();
     let exchange = async {

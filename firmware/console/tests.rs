@@ -52,10 +52,22 @@ fn report_commands_parse_kind_unit_dates_and_csv() {
     let d = |s: &str| Date::parse(s).unwrap();
     let q = |kind, unit, from: &str, to: &str| ReportQuery::new(kind, unit, d(from), d(to)).unwrap();
     for (line, query, csv) in [
-        ("report queue day 2026-11-01 2026-11-30", q(ReportKind::Queue, Unit::Day, "2026-11-01", "2026-11-30"), false),
+        (
+            "report queue day 2026-11-01 2026-11-30",
+            q(ReportKind::Queue, Unit::Day, "2026-11-01", "2026-11-30"),
+            false,
+        ),
         ("rep q h 2026-11-02", q(ReportKind::Queue, Unit::Hour, "2026-11-02", "2026-11-02"), false),
-        ("REPORT agent month 2026-01-01 2026-12-31 CSV", q(ReportKind::Agent, Unit::Month, "2026-01-01", "2026-12-31"), true),
-        ("rep a w 2026-11-01 2026-11-30 csv", q(ReportKind::Agent, Unit::Weekday, "2026-11-01", "2026-11-30"), true),
+        (
+            "REPORT agent month 2026-01-01 2026-12-31 CSV",
+            q(ReportKind::Agent, Unit::Month, "2026-01-01", "2026-12-31"),
+            true,
+        ),
+        (
+            "rep a w 2026-11-01 2026-11-30 csv",
+            q(ReportKind::Agent, Unit::Weekday, "2026-11-01", "2026-11-30"),
+            true,
+        ),
     ] {
         assert_eq!(parse_command(line), Ok(ConsoleCommand::Report { query, csv }), "{line}");
     }

@@ -59,7 +59,9 @@ impl EventLogState {
     /// Reads the state record, or rebuilds it with one scan of the keyspace.
     pub(super) fn load(events: &Keyspace, meta: &Keyspace) -> Result<EventLogState, String> {
         let stored = meta.get(STATE_KEY).map_err(|e| format!("reading {STATE_KEY}: {e}"))?;
-        if let Some(state) = stored.as_deref().and_then(|v| std::str::from_utf8(v).ok()).and_then(Self::decode) {
+        if let Some(state) =
+            stored.as_deref().and_then(|v| std::str::from_utf8(v).ok()).and_then(Self::decode)
+        {
             return Ok(state);
         }
         if stored.is_some() {
@@ -175,7 +177,10 @@ impl Store {
         *state = next;
         self.inner.event_commits.fetch_add(1, Ordering::Relaxed);
         self.inner.event_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-        log::debug!("store: {written} queue events committed, {bytes} bytes written, {} trimmed", doomed.len());
+        log::debug!(
+            "store: {written} queue events committed, {bytes} bytes written, {} trimmed",
+            doomed.len()
+        );
         if !doomed.is_empty() {
             log::warn!(
                 "alarm: queue event retention cap {} reached: deleted {} oldest events",
@@ -189,7 +194,12 @@ impl Store {
     /// Streams the events with `from_ms ≤ at_ms < to_ms` to `f` in log order, skipping (and
     /// counting) corrupt entries; returns how many were skipped. Nothing is collected, so a
     /// report over a year of events holds one event at a time.
-    pub fn scan_queue_events(&self, from_ms: u64, to_ms: u64, mut f: impl FnMut(Event)) -> Result<u64, StoreError> {
+    pub fn scan_queue_events(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+        mut f: impl FnMut(Event),
+    ) -> Result<u64, StoreError> {
         let mut corrupt = 0;
         if from_ms >= to_ms {
             return Ok(0);
@@ -213,7 +223,12 @@ impl Store {
 
     /// Up to `limit` (at most [`MAX_EVENTS_PER_READ`]) events with `from_ms ≤ at_ms < to_ms`,
     /// the oldest first.
-    pub fn queue_events_between(&self, from_ms: u64, to_ms: u64, limit: usize) -> Result<EventPage, StoreError> {
+    pub fn queue_events_between(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+        limit: usize,
+    ) -> Result<EventPage, StoreError> {
         let limit = limit.min(MAX_EVENTS_PER_READ);
         let mut page = EventPage::default();
         if from_ms >= to_ms || limit == 0 {

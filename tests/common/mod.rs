@@ -243,10 +243,21 @@ impl TestBox {
         extension_toml: &[(&str, &str)],
         extra_toml: &str,
     ) -> TestBox {
+        Self::start_seeded(extensions, extension_toml, extra_toml, &|_| {})
+    }
+
+    /// Like [`TestBox::start_with_config`], after `seed` has written into the data directory
+    /// (e.g. a store holding events to report on) before the box first opens it.
+    pub fn start_seeded(
+        extensions: &[(&str, &str)],
+        extension_toml: &[(&str, &str)],
+        extra_toml: &str,
+        seed: &dyn Fn(&Path),
+    ) -> TestBox {
         let config = config_toml(extensions, extension_toml, extra_toml);
         let mut last_error = String::new();
         for attempt in 1..=START_TRIES {
-            match Self::try_start(&config) {
+            match Self::try_start(&config, seed) {
                 Ok(tb) => return tb,
                 Err(e) => {
                     eprintln!("box start attempt {attempt} failed: {e}");
@@ -257,7 +268,7 @@ impl TestBox {
         panic!("the box did not start after {START_TRIES} attempts:\n{last_error}");
     }
 
-    fn try_start(config_text: &str) -> Result<TestBox, String> {
+    fn try_start(config_text: &str, seed: &dyn Fn(&Path)) -> Result<TestBox, String> {
         let dir = tempfile::Builder::new()
             .prefix("hakoden-test-")
             .tempdir()
@@ -265,6 +276,7 @@ impl TestBox {
         let ports = PortBlock::reserve();
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).map_err(|e| format!("mkdir data: {e}"))?;
+        seed(&data);
         let config = dir.path().join("hakoden.toml");
         std::fs::write(&config, config_text).map_err(|e| format!("config: {e}"))?;
         let stderr_path = dir.path().join("hakoden.stderr");

@@ -212,7 +212,8 @@ impl ReportBuilder {
             ReportKind::Queue => !matches!(s, Scope::Agent(_)),
             ReportKind::Agent => matches!(s, Scope::Agent(_)),
         };
-        let mut scopes: BTreeSet<Scope> = self.stats.buckets().map(|(k, _)| k.scope.clone()).filter(wanted).collect();
+        let mut scopes: BTreeSet<Scope> =
+            self.stats.buckets().map(|(k, _)| k.scope.clone()).filter(wanted).collect();
         if kind == ReportKind::Queue {
             scopes.insert(Scope::Overall);
         }
@@ -254,10 +255,9 @@ impl ReportBuilder {
             .filter_map(|n| {
                 let state = AgentState::OtherWork(n);
                 let slot = state_slot(state)?;
-                let used = self
-                    .stats
-                    .buckets()
-                    .any(|(k, t): (&BucketKey, &Totals)| matches!(k.scope, Scope::Agent(_)) && t.state_ms.get(slot).is_some_and(|v| *v > 0));
+                let used = self.stats.buckets().any(|(k, t): (&BucketKey, &Totals)| {
+                    matches!(k.scope, Scope::Agent(_)) && t.state_ms.get(slot).is_some_and(|v| *v > 0)
+                });
                 let label = self.stats.custom_label(n).map(str::to_string);
                 (used || label.is_some()).then(|| (state, label.unwrap_or_else(|| format!("別作業{n}"))))
             })
@@ -283,11 +283,32 @@ pub struct Report {
 }
 
 /// Columns of the console view: the period, who, and the headline figures.
-const QUEUE_TEXT_COLUMNS: [&str; 10] =
-    ["期間", "電話グループ名", "着信数", "応答数", "放棄数", "応答率", "サービスレベル", "平均応答時間", "平均放棄時間", "平均処理時間(着)"];
+const QUEUE_TEXT_COLUMNS: [&str; 10] = [
+    "期間",
+    "電話グループ名",
+    "着信数",
+    "応答数",
+    "放棄数",
+    "応答率",
+    "サービスレベル",
+    "平均応答時間",
+    "平均放棄時間",
+    "平均処理時間(着)",
+];
 const AGENT_TEXT_COLUMNS: [&str; 13] = [
-    "期間", "名前", "内線番号", "着信数", "応答数", "着信無応答数", "発信数", "接続数", "応答率", "稼働率", "占有率",
-    "平均処理時間(着)", "ログイン時間合計",
+    "期間",
+    "名前",
+    "内線番号",
+    "着信数",
+    "応答数",
+    "着信無応答数",
+    "発信数",
+    "接続数",
+    "応答率",
+    "稼働率",
+    "占有率",
+    "平均処理時間(着)",
+    "ログイン時間合計",
 ];
 
 impl Report {
@@ -314,7 +335,8 @@ impl Report {
         let pick = |line: &[String]| -> Vec<String> {
             cols.iter().map(|i| line.get(*i).cloned().unwrap_or_default()).collect()
         };
-        let lines: Vec<Vec<String>> = std::iter::once(pick(&self.header)).chain(self.rows.iter().map(|r| pick(r))).collect();
+        let lines: Vec<Vec<String>> =
+            std::iter::once(pick(&self.header)).chain(self.rows.iter().map(|r| pick(r))).collect();
         let widths: Vec<usize> = (0..cols.len())
             .map(|i| lines.iter().map(|l| l.get(i).map_or(0, |c| display_width(c))).max().unwrap_or(0))
             .collect();
@@ -330,7 +352,8 @@ impl Report {
         }
         let _ = write!(out, "{} events read", self.events);
         if self.dropped > 0 {
-            let _ = write!(out, "; {} updates dropped at the statistics caps (narrow the range)", self.dropped);
+            let _ =
+                write!(out, "; {} updates dropped at the statistics caps (narrow the range)", self.dropped);
         }
         if self.cut_rows > 0 {
             let _ = write!(out, "; {} rows cut at {MAX_REPORT_ROWS}", self.cut_rows);
@@ -388,19 +411,50 @@ fn header(kind: ReportKind, custom: &[(AgentState, String)]) -> Vec<String> {
         ReportKind::Queue => {
             add(&["期間", "電話グループ名", "電話番号"]);
             add(&[
-                "着信数", "発信数", "応答数", "接続数", "保留数(着)", "保留数(発)", "通話数", "放棄数",
-                "1時間あたりの処理数(CPH)(着)", "1時間あたりの処理数(CPH)(発)", "応答率", "接続率",
-                "サービスレベル", "稼働率", "占有率",
+                "着信数",
+                "発信数",
+                "応答数",
+                "接続数",
+                "保留数(着)",
+                "保留数(発)",
+                "通話数",
+                "放棄数",
+                "1時間あたりの処理数(CPH)(着)",
+                "1時間あたりの処理数(CPH)(発)",
+                "応答率",
+                "接続率",
+                "サービスレベル",
+                "稼働率",
+                "占有率",
             ]);
             add(&AVERAGES_AND_TOTALS_HEAD);
             add(&["平均放棄時間", "合計放棄時間"]);
-            add(&["平均応答時間", "最大応答時間", "最大放棄時間", "破棄呼", "あふれ", "制限時間", "応答率(全呼)"]);
+            add(&[
+                "平均応答時間",
+                "最大応答時間",
+                "最大放棄時間",
+                "破棄呼",
+                "あふれ",
+                "制限時間",
+                "応答率(全呼)",
+            ]);
         }
         ReportKind::Agent => {
             add(&["期間", "名前", "内線番号"]);
             add(&[
-                "着信数", "発信数", "応答数", "接続数", "保留数(着)", "保留数(発)", "着信無応答数",
-                "1時間あたりの着信数", "1時間あたりの発信数", "応答率", "接続率", "稼働率", "占有率",
+                "着信数",
+                "発信数",
+                "応答数",
+                "接続数",
+                "保留数(着)",
+                "保留数(発)",
+                "着信無応答数",
+                "1時間あたりの着信数",
+                "1時間あたりの発信数",
+                "応答率",
+                "接続率",
+                "稼働率",
+                "占有率",
             ]);
             add(&AVERAGES_AND_TOTALS_HEAD);
             add(&["ログイン時間合計", "ログイン時間平均"]);
@@ -418,12 +472,30 @@ fn header(kind: ReportKind, custom: &[(AgentState, String)]) -> Vec<String> {
 /// The shared time columns, in the order of seed 004 §2.12 / §2.13 (放棄 items are the queue
 /// report's own and come after).
 const AVERAGES_AND_TOTALS_HEAD: [&str; 24] = [
-    "平均処理時間(着)", "平均処理時間(発)", "平均通話時間(着)", "平均通話時間(発)",
-    "平均後処理時間(着)", "平均後処理時間(発)", "平均保留時間①(着)", "平均保留時間①(発)",
-    "平均保留時間②(着)", "平均保留時間②(発)", "平均着信呼出時間", "平均着信応答時間",
-    "平均発信呼出時間", "合計保留時間(着)", "合計保留時間(発)", "合計処理時間(着)",
-    "合計処理時間(発)", "合計通話時間(着)", "合計通話時間(発)", "合計後処理時間(着)",
-    "合計後処理時間(発)", "合計着信呼出時間", "合計着信応答時間", "合計発信呼出時間",
+    "平均処理時間(着)",
+    "平均処理時間(発)",
+    "平均通話時間(着)",
+    "平均通話時間(発)",
+    "平均後処理時間(着)",
+    "平均後処理時間(発)",
+    "平均保留時間①(着)",
+    "平均保留時間①(発)",
+    "平均保留時間②(着)",
+    "平均保留時間②(発)",
+    "平均着信呼出時間",
+    "平均着信応答時間",
+    "平均発信呼出時間",
+    "合計保留時間(着)",
+    "合計保留時間(発)",
+    "合計処理時間(着)",
+    "合計処理時間(発)",
+    "合計通話時間(着)",
+    "合計通話時間(発)",
+    "合計後処理時間(着)",
+    "合計後処理時間(発)",
+    "合計着信呼出時間",
+    "合計着信応答時間",
+    "合計発信呼出時間",
 ];
 
 fn hms(ms: Option<u64>) -> String {

@@ -201,3 +201,49 @@ async fn events_pushed_through_the_writer_are_stored_by_shutdown() {
     let (commits, bytes) = store.queue_event_write_stats();
     assert!(commits >= 1 && bytes > 6 * 16, "{commits} {bytes}");
 }
+
+/// Cost figures for docs/callcenter.md: `cargo test --lib --release -- --ignored
+/// a_month_of_events_cost`. A month of a busy queue: 30 days × 5,000 events.
+#[test]
+#[ignore = "benchmark; run by hand"]
+#[allow(clippy::disallowed_methods)] // benchmark: reads the clock
+fn a_month_of_events_cost() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let t = std::time::Instant::now();
+    let mut batch = Vec::new();
+    for d in 0..30u64 {
+        for rep in 0..500u64 {
+            for e in shift(T0 + d * 24 * 3_600 * S) {
+                let mut e = e;
+                e.at_ms += rep;
+                batch.push(e);
+            }
+            if batch.len() >= 256 {
+                store.append_queue_events(&batch).unwrap();
+                batch.clear();
+            }
+        }
+    }
+    store.append_queue_events(&batch).unwrap();
+    let append = t.elapsed();
+    let (commits, bytes) = store.queue_event_write_stats();
+    let n = store.queue_event_count();
+    let from = Date::new(2026, 11, 22).unwrap();
+    let to = Date::new(2026, 12, 21).unwrap();
+    let t = std::time::Instant::now();
+    let q = ReportQuery::new(ReportKind::Agent, Unit::Day, from, to).unwrap();
+    let (report, _) = store.queue_report(q, ReportConfig::default(), &|_| None).unwrap();
+    let report_time = t.elapsed();
+    let t = std::time::Instant::now();
+    drop(store);
+    let store = open(dir.path());
+    let reopen = t.elapsed();
+    println!(
+        "{n} events in {commits} commits, {append:?} ({} bytes/event logical); month report ({} rows, {} events read) {report_time:?}; reopen {reopen:?}",
+        bytes / n as u64,
+        report.rows.len(),
+        report.events
+    );
+    assert_eq!(store.queue_event_count(), n);
+}

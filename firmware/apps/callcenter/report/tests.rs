@@ -27,12 +27,36 @@ fn day_events(start: u64) -> Vec<Event> {
     vec![
         st(start + 9 * H, AgentState::LoggedOut, AgentState::Available),
         ev(start + 10 * H, Some("q"), None, Some(1), EventKind::Enter { caller: "03".into(), position: 1 }),
-        ev(start + 10 * H + 5 * S, Some("q"), Some("201"), Some(1), EventKind::Ring { ring_limit_ms: 20 * S }),
-        ev(start + 10 * H + 9 * S, Some("q"), Some("201"), Some(1), EventKind::Connect { wait_ms: 9 * S, ring_ms: 4 * S }),
+        ev(
+            start + 10 * H + 5 * S,
+            Some("q"),
+            Some("201"),
+            Some(1),
+            EventKind::Ring { ring_limit_ms: 20 * S },
+        ),
+        ev(
+            start + 10 * H + 9 * S,
+            Some("q"),
+            Some("201"),
+            Some(1),
+            EventKind::Connect { wait_ms: 9 * S, ring_ms: 4 * S },
+        ),
         ev(start + 11 * H, Some("q"), None, Some(2), EventKind::Enter { caller: "04".into(), position: 1 }),
         ev(start + 11 * H + S, Some("q"), Some("201"), Some(2), EventKind::Ring { ring_limit_ms: 20 * S }),
-        ev(start + 11 * H + 20 * S, Some("q"), Some("201"), Some(2), EventKind::RingStopped { ring_ms: 19 * S }),
-        ev(start + 11 * H + 21 * S, Some("q"), None, Some(2), EventKind::Abandon { wait_ms: 21 * S, rang: true, position: 1 }),
+        ev(
+            start + 11 * H + 20 * S,
+            Some("q"),
+            Some("201"),
+            Some(2),
+            EventKind::RingStopped { ring_ms: 19 * S },
+        ),
+        ev(
+            start + 11 * H + 21 * S,
+            Some("q"),
+            None,
+            Some(2),
+            EventKind::Abandon { wait_ms: 21 * S, rang: true, position: 1 },
+        ),
         st(start + 17 * H, AgentState::Available, AgentState::LoggedOut),
     ]
 }
@@ -61,7 +85,10 @@ fn a_query_refuses_reversed_overlong_and_total_ranges() {
     assert_eq!(ReportQuery::new(ReportKind::Queue, Unit::Hour, jan, feb), Err(ReportError::TooLong(32, 31)));
     assert!(ReportQuery::new(ReportKind::Queue, Unit::Day, jan, feb).is_ok());
     let next_year = Date::new(2027, 2, 5).unwrap();
-    assert_eq!(ReportQuery::new(ReportKind::Queue, Unit::Day, jan, next_year), Err(ReportError::TooLong(401, 400)));
+    assert_eq!(
+        ReportQuery::new(ReportKind::Queue, Unit::Day, jan, next_year),
+        Err(ReportError::TooLong(401, 400))
+    );
     assert_eq!(ReportQuery::new(ReportKind::Queue, Unit::Total, jan, jan), Err(ReportError::Unit));
 }
 
@@ -168,7 +195,10 @@ fn an_agent_report_names_agents_and_counts_status_open_at_the_window_start() {
     let q = ReportQuery::new(ReportKind::Agent, Unit::Month, day(22), day(22)).unwrap();
     let r = run(q, &events);
     assert_eq!(r.rows.len(), 4);
-    assert_eq!((r.rows[0][0].as_str(), r.rows[0][1].as_str(), r.rows[0][2].as_str()), ("2026/11", "山田 太郎", "201"));
+    assert_eq!(
+        (r.rows[0][0].as_str(), r.rows[0][1].as_str(), r.rows[0][2].as_str()),
+        ("2026/11", "山田 太郎", "201")
+    );
     // No name: the extension stands in, as in the spec's sample.
     assert_eq!((r.rows[1][1].as_str(), r.rows[1][2].as_str()), ("202", "202"));
     assert_eq!(cell(&r, 0, "受付可合計"), "1:00:00");
@@ -184,11 +214,10 @@ fn csv_has_a_bom_crlf_lines_quoting_and_no_formulas() {
     let r = Report {
         kind: ReportKind::Agent,
         header: vec!["期間".into(), "名前".into(), "n".into()],
-        rows: vec![vec!["2026/11/22".into(), "Sato, \"Ken\"".into(), "-1".into()], vec![
-            "合計".into(),
-            "=HYPERLINK(\"x\")".into(),
-            "@a".into(),
-        ]],
+        rows: vec![
+            vec!["2026/11/22".into(), "Sato, \"Ken\"".into(), "-1".into()],
+            vec!["合計".into(), "=HYPERLINK(\"x\")".into(), "@a".into()],
+        ],
         events: 0,
         dropped: 0,
         cut_rows: 0,

@@ -677,7 +677,13 @@ fn facts_before_count_from_are_not_counted_but_their_state_carries_over() {
         connect(T0 - S, "201", 1, 9 * S, 4 * S),
         enter(T0 + MIN, 2),
         ring(T0 + MIN + 2 * S, "201", 2),
-        ev(T0 + 6 * MIN, Some("q"), None, Some(2), EventKind::Timeout { wait_ms: 5 * MIN, destination: None }),
+        ev(
+            T0 + 6 * MIN,
+            Some("q"),
+            None,
+            Some(2),
+            EventKind::Timeout { wait_ms: 5 * MIN, destination: None },
+        ),
     ]);
     s.finish(T0 + H);
     let agent = total(&s, ag("201"));
