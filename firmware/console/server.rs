@@ -170,7 +170,10 @@ async fn read_request(reader: &mut BufReader<Take<OwnedReadHalf>>) -> Result<Str
 async fn ask(tx: &mpsc::Sender<ConsoleRequest>, command: super::ConsoleCommand) -> String {
     let described = format!("{command:?}");
     // Converting a long upload takes seconds of CPU (docs/audio.md); everything else is instant.
-    let limit = if matches!(command, super::ConsoleCommand::AudioImport { .. }) {
+    let limit = if matches!(
+        command,
+        super::ConsoleCommand::AudioImport { .. } | super::ConsoleCommand::VoicemailGreeting { .. }
+    ) {
         IMPORT_TIMEOUT
     } else {
         REPLY_TIMEOUT
