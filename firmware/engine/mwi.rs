@@ -245,7 +245,12 @@ impl Engine {
         }
         for (ext, uri, peer) in targets {
             let branch = self.branch();
-            let (tag, call_id) = (self.token(), format!("mwi-{}", self.token()));
+            // The Call-ID of the phone's REGISTER when there is one: the NOTIFY is still out of
+            // any dialog (new From tag, no To tag), and a phone can tie it to its registration.
+            let reg_call_id =
+                self.registrar.contacts(&ext, now).iter().find(|c| c.uri == uri).map(|c| c.call_id.clone());
+            let tag = self.token();
+            let call_id = reg_call_id.unwrap_or_else(|| format!("mwi-{}", self.token()));
             let host = self.host_for(&peer);
             let bytes = Writer::request("NOTIFY", &uri)
                 .header("Via", self.via_for(&peer, &branch))
