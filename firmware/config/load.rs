@@ -774,6 +774,23 @@ mod tests {
     }
 
     #[test]
+    fn voicemail_limits_are_read_and_out_of_range_values_name_their_key() {
+        use crate::apps::voicemail::mailbox::Limits;
+        let c = parse_str("[voicemail]\nmax_unread = 1\nmax_message_seconds = 2\n", "x").ok();
+        assert_eq!(c.map(|c| c.voicemail), Limits::new(1, 2));
+        assert_eq!(parse_str("", "x").ok().map(|c| c.voicemail), Some(Limits::default()));
+        for (text, key) in [
+            ("[voicemail]\nmax_unread = 0\n", "voicemail.max_unread"),
+            ("[voicemail]\nmax_unread = 1001\n", "voicemail.max_unread"),
+            ("[voicemail]\nmax_message_seconds = 3601\n", "voicemail.max_message_seconds"),
+            ("[voicemail]\nmax_message_seconds = -1\n", "voicemail.max_message_seconds"),
+        ] {
+            let e = parse_str(text, "x").err().map(|e| e.field);
+            assert_eq!(e, Some(Some(key.into())), "{text}");
+        }
+    }
+
+    #[test]
     fn park_takes_its_keys_and_refuses_slots_over_an_extension() {
         let c = parse_str("[park]\nfirst_slot = 8001\nslots = 5\nringback_seconds = 30\n", "x").ok();
         let park = c.map(|c| c.park);
