@@ -206,15 +206,12 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                 .map(|e| (e.number.clone(), e.name.clone()))
                 .chain(config.dialplan.ring_groups.iter().map(|g| (g.number.clone(), g.name.clone())))
                 .collect(),
-            groups: config
-                .dialplan
-                .ring_groups
-                .iter()
-                .map(|g| (g.number.clone(), g.members.clone()))
-                .collect(),
         },
     };
     let (console_tx, mut console_rx) = mpsc::channel::<ConsoleRequest>(CONSOLE_QUEUE);
+    // Greeting uploads done off the engine's task: (box, the console's reply, its text).
+    let (greeting_tx, mut greeting_rx) =
+        mpsc::channel::<(BoxNumber, tokio::sync::oneshot::Sender<String>, String)>(CONSOLE_QUEUE);
     let socket_path = console_socket(&opts.data_dir);
     // A stale socket from a previous run must not pass for the new one below.
     let _ = std::fs::remove_file(&socket_path);
@@ -255,6 +252,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         park: config.park.clone(),
     };
     let mut engine = Engine::new(engine_cfg, &extensions);
+    engine.set_voicemail_policy(config.voicemail, config.notify.chat_rules.clone());
     for (box_no, counts) in voicemail.store.all_counts() {
         engine.set_voicemail_counts(now(), box_no, counts);
     }
@@ -358,6 +356,30 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                                 let _ = req.reply.send(answer_callcenter(&store, cmd, offset, &names));
                             });
                         }
+                        // Conversion and fsyncs off the engine's task; the loop answers once the
+                        // engine knows the new greeting (`greeting_rx` below).
+                        ConsoleCommand::VoicemailGreeting { box_no, slot, file } => {
+                            let owned = BoxNumber::parse(&box_no).filter(|b| engine.box_owner(b.as_str()).is_some());
+                            let Some(b) = owned else {
+                                let _ = req.reply.send(format!("error: {box_no} is not a mailbox (an extension or a ring group)"));
+                                continue;
+                            };
+                            let files = voicemail.store.greeting_files();
+                            let done = greeting_tx.clone();
+                            tokio::task::spawn_blocking(move || {
+                                let text = match &file {
+                                    Some(f) => match files.put_file(&b, slot, std::path::Path::new(f)) {
+                                        Ok(()) => format!("box {b}: {} greeting set from {f}", slot.name()),
+                                        Err(e) => format!("error: {f} is not usable as a greeting: {e}"),
+                                    },
+                                    None => match files.delete(&b, slot) {
+                                        Ok(()) => format!("box {b}: {} greeting removed", slot.name()),
+                                        Err(e) => format!("error: {e}"),
+                                    },
+                                };
+                                let _ = done.blocking_send((b, req.reply, text));
+                            });
+                        }
                         command => {
                             let mut text = answer_console(&engine, &relay, &cdr_sink, &store, command.clone(), now());
                             if command == ConsoleCommand::ShowVersion {
@@ -379,6 +401,12 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                         recordings.add_bytes_written(*bytes);
                     }
                     engine.handle_media_event(now(), ev);
+                }
+            }
+            changed = greeting_rx.recv() => {
+                if let Some((box_no, reply, text)) = changed {
+                    engine.set_voicemail_greetings(box_no.clone(), voicemail.greetings(&box_no));
+                    let _ = reply.send(text);
                 }
             }
             vm = delete_rx.recv() => {
@@ -594,16 +622,23 @@ struct NotifyWiring {
     offset: crate::apps::timerules::UtcOffset,
     /// Box number → display name (extensions and ring groups).
     names: HashMap<String, String>,
-    /// Ring-group number → members: a group box mails every member with an address.
-    groups: HashMap<String, Vec<String>>,
 }
 
 impl NotifyWiring {
     /// Queues the notifications of a message just committed.
-    fn saved(&self, meta: &crate::apps::voicemail::mailbox::MessageMeta, wav: PathBuf) {
+    /// A group (or queue) box mails every member with an address (`Engine::box_owner`).
+    fn saved(
+        &self,
+        meta: &crate::apps::voicemail::mailbox::MessageMeta,
+        wav: PathBuf,
+        owner: Option<crate::engine::MailboxOwner>,
+    ) {
         let box_no = meta.box_no.to_string();
-        let members = self.groups.get(&box_no).map(Vec::as_slice);
-        let (to, delete_after) = self.notifier.config().mail_for(&box_no, members);
+        let members = match owner {
+            Some(crate::engine::MailboxOwner::Extension(_)) | None => None,
+            Some(o) => Some(o.extensions()),
+        };
+        let (to, delete_after) = self.notifier.config().mail_for(&box_no, members.as_deref());
         let has_chat = self.notifier.config().chat_rules.iter().any(|r| r.box_no == box_no);
         if to.is_empty() && !has_chat {
             return;
@@ -651,7 +686,8 @@ impl Voicemail {
                 let Some(take) = self.takes.remove(&call) else { return };
                 match self.store.commit_message(take, duration_ms) {
                     Ok(meta) => {
-                        self.notify.saved(&meta, self.store.message_path(&meta));
+                        let owner = engine.box_owner(meta.box_no.as_str());
+                        self.notify.saved(&meta, self.store.message_path(&meta), owner);
                         let counts = self.store.counts(&meta.box_no);
                         engine.set_voicemail_counts(now(), meta.box_no, counts);
                     }
@@ -1039,7 +1075,9 @@ fn answer_console(
         // Answered in the run loop (off the engine's task).
         ConsoleCommand::AudioImport { .. } | ConsoleCommand::AudioList => s = "error: internal".into(),
         // Answered in the run loop (the outbox task's state, the network).
-        ConsoleCommand::ShowOutbox | ConsoleCommand::MailTest(_) => s = "error: internal".into(),
+        ConsoleCommand::ShowOutbox
+        | ConsoleCommand::MailTest(_)
+        | ConsoleCommand::VoicemailGreeting { .. } => s = "error: internal".into(),
         ConsoleCommand::ShowEvents(_) | ConsoleCommand::Report { .. } => s = "error: internal".into(),
     }
     s.trim_end().to_string()

@@ -131,3 +131,165 @@ fn a_caller_leaves_a_message_and_the_owner_hears_it_with_star_92() {
     assert!(heard_blocks >= MIN_TONE_BLOCKS, "202 did not hear the message\n{}", context(&tb, &bob));
     bob.command("hangup", "");
 }
+
+/// The uploaded greeting's tone, distinct from the callers' 700 Hz.
+const GREETING_HZ: f64 = 1_000.0;
+
+/// Registers `ext` with SIPp (a new contact), takes the unsolicited NOTIFY, unregisters; returns
+/// the logged `mwi body=...` line.
+fn unsolicited_mwi(tb: &TestBox, ext: (&str, &str)) -> String {
+    let run = Sipp::new("mwi_unsolicited.xml", &tb.scratch("sipp"))
+        .remote(&tb.sip_addr())
+        .local_port(tb.port())
+        .media_port(tb.port())
+        .service(ext.0)
+        .auth(ext.0, ext.1)
+        .run();
+    run.assert_ok(&format!("REGISTER {} and its unsolicited NOTIFY", ext.0));
+    run.logs.lines().find(|l| l.contains("mwi body=")).unwrap_or_default().to_string()
+}
+
+/// How often `needle` is in the box's log tail.
+fn log_count(tb: &TestBox, needle: &str) -> usize {
+    tb.console("log tail 1000").matches(needle).count()
+}
+
+#[test]
+fn an_uploaded_greeting_is_heard_and_a_phone_that_never_subscribes_gets_mwi() {
+    if !require_tool("baresip") || !require_tool("sipp") {
+        return;
+    }
+    let tb = TestBox::start_with_config(&[P201, P202], &[("202", "voicemail = true")], "");
+    let greeting = tb.scratch("media").join("Greeting Tone.wav");
+    write_wav(&greeting, &tone(GREETING_HZ, 4.0, TONE_AMPLITUDE));
+    let answer = tb.console(&format!("voicemail greeting 202 default {}", greeting.display()));
+    assert!(answer.contains("default greeting set"), "upload refused: {answer}");
+    let line = unsolicited_mwi(&tb, P202);
+    assert!(line.contains("mwi body=Messages-Waiting: no Voice-Message: 0/0"), "{line}");
+
+    let silence = tb.scratch("media").join("silence.wav");
+    write_wav(&silence, &vec![0i16; 30 * SAMPLE_RATE as usize]);
+    let alice = Phone::builder(&tb, P201, &silence, PHONE_SECONDS).ctrl_tcp(tb.port()).start();
+    assert!(alice.wait_for("200 OK", Some("Register:"), SETUP_TIMEOUT), "{}", context(&tb, &alice));
+    alice.command("dial", "202");
+    assert!(alice.wait_for("Call established", None, SETUP_TIMEOUT), "{}", context(&tb, &alice));
+    let mut blocks = 0;
+    for _ in 0..(LISTEN_TIMEOUT.as_millis() / POLL.as_millis()) {
+        std::thread::sleep(POLL);
+        let Some((_, heard)) = alice.heard().and_then(|p| read_audio(&p)) else { continue };
+        blocks = ToneDetector::MIXED.steady_blocks(&heard, GREETING_HZ, 3).len();
+        if blocks >= MIN_TONE_BLOCKS {
+            break;
+        }
+    }
+    assert!(
+        blocks >= MIN_TONE_BLOCKS,
+        "201 did not hear the uploaded greeting ({blocks})\n{}",
+        context(&tb, &alice)
+    );
+    alice.command("hangup", "");
+}
+
+#[test]
+fn configured_limits_cut_a_long_message_and_refuse_a_full_box() {
+    if !require_tool("baresip") {
+        return;
+    }
+    let limits = "[voicemail]\nmax_unread = 1\nmax_message_seconds = 2\n";
+    let tb = TestBox::start_with_config(&[P201, P202], &[("202", "voicemail = true")], limits);
+    let source = tb.scratch("media").join("tone.wav");
+    write_wav(&source, &tone(TONE_HZ, 60.0, TONE_AMPLITUDE));
+    let alice =
+        Phone::builder(&tb, P201, &source, PHONE_SECONDS).without_recording().ctrl_tcp(tb.port()).start();
+    assert!(alice.wait_for("200 OK", Some("Register:"), SETUP_TIMEOUT), "{}", context(&tb, &alice));
+    alice.command("dial", "202");
+    assert!(alice.wait_for("Call established", None, SETUP_TIMEOUT), "{}", context(&tb, &alice));
+    std::thread::sleep(KEY_GAP);
+    alice.command("sndcode", "#");
+    assert!(box_logged(&tb, "voicemail recording to", GREETING_TIMEOUT), "{}", context(&tb, &alice));
+    // No `#`: the 2 s limit stops the recording, keeps it, says goodbye and hangs up.
+    assert!(box_logged(&tb, "voicemail: saving", ACT_TIMEOUT), "not cut at 2 s\n{}", context(&tb, &alice));
+    assert!(alice.wait_for("session closed", None, GREETING_TIMEOUT), "{}", context(&tb, &alice));
+    let one_new = |s: &str| s.lines().any(|l| l.split_whitespace().take(2).eq(["202", "1"]));
+    assert!(one_new(&tb.console_until("show voicemail", ACT_TIMEOUT, one_new)));
+    assert_eq!(messages(&tb, "202").len(), 1);
+
+    // One unread message fills the box: "mailbox full", hang-up, nothing recorded.
+    alice.command("dial", "202");
+    assert!(alice.wait_for("Call established", None, SETUP_TIMEOUT), "{}", context(&tb, &alice));
+    std::thread::sleep(KEY_GAP);
+    let closed = |p: &Phone| p.log().matches("session closed").count() >= 2;
+    for _ in 0..(GREETING_TIMEOUT.as_millis() / POLL.as_millis()) {
+        if closed(&alice) {
+            break;
+        }
+        std::thread::sleep(POLL);
+    }
+    assert!(closed(&alice), "the full box did not hang up\n{}", context(&tb, &alice));
+    assert_eq!(log_count(&tb, "voicemail recording to"), 1, "nothing recorded for the full box");
+    assert_eq!(messages(&tb, "202").len(), 1);
+}
+
+#[test]
+fn a_box_killed_mid_recording_comes_back_consistent() {
+    if !require_tool("baresip") || !require_tool("sipp") {
+        return;
+    }
+    let mut tb =
+        TestBox::start_with_config(&[P201, P202], &[("202", "voicemail = true\npin = \"1234\"")], "");
+    let source = tb.scratch("media").join("tone.wav");
+    write_wav(&source, &tone(TONE_HZ, 60.0, TONE_AMPLITUDE));
+    let mut alice =
+        Phone::builder(&tb, P201, &source, PHONE_SECONDS).without_recording().ctrl_tcp(tb.port()).start();
+    assert!(alice.wait_for("200 OK", Some("Register:"), SETUP_TIMEOUT), "{}", context(&tb, &alice));
+    leave_message(&tb, &mut alice, "202", SPEAK);
+    assert!(alice.wait_for("session closed", None, GREETING_TIMEOUT), "{}", context(&tb, &alice));
+    // The second message is being recorded when the power goes.
+    alice.command("dial", "202");
+    assert!(alice.wait_for("Call established", None, SETUP_TIMEOUT), "{}", context(&tb, &alice));
+    std::thread::sleep(KEY_GAP);
+    alice.command("sndcode", "#");
+    assert!(log_count_until(&tb, "voicemail recording to", 2), "{}", context(&tb, &alice));
+    std::thread::sleep(SPEAK);
+    let dir = tb.data_dir().join("voicemail").join("202");
+    let part_now = std::fs::read_dir(&dir)
+        .map(|d| d.filter_map(|e| e.ok()).any(|e| e.path().to_string_lossy().ends_with(".part")))
+        .unwrap_or(false);
+    assert!(part_now, "a take is being written when the box is killed");
+    alice.kill();
+    tb.restart();
+
+    let parts: Vec<_> = std::fs::read_dir(&dir)
+        .expect("box dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".part"))
+        .collect();
+    assert!(parts.is_empty(), "no take survives the restart: {parts:?}");
+    assert_eq!(messages(&tb, "202").len(), 1, "the committed message only");
+    let shown = tb.console("show voicemail");
+    assert!(shown.lines().any(|l| l.split_whitespace().take(2).eq(["202", "1"])), "{shown}");
+    let line = unsolicited_mwi(&tb, P202);
+    assert!(line.contains("mwi body=Messages-Waiting: yes Voice-Message: 1/0"), "MWI after restart: {line}");
+
+    // The owner menu works on the recovered box.
+    let silence = tb.scratch("media").join("silence.wav");
+    write_wav(&silence, &vec![0i16; 30 * SAMPLE_RATE as usize]);
+    let bob =
+        Phone::builder(&tb, P202, &silence, PHONE_SECONDS).without_recording().ctrl_tcp(tb.port()).start();
+    assert!(bob.wait_for("200 OK", Some("Register:"), SETUP_TIMEOUT), "{}", context(&tb, &bob));
+    bob.command("dial", "*92");
+    assert!(bob.wait_for("Call established", None, SETUP_TIMEOUT), "{}", context(&tb, &bob));
+    for key in ["1", "2", "3", "4", "#"] {
+        std::thread::sleep(KEY_GAP);
+        bob.command("sndcode", key);
+    }
+    assert!(box_logged(&tb, "logged in to voicemail box 202", ACT_TIMEOUT), "{}", context(&tb, &bob));
+    bob.command("hangup", "");
+}
+
+/// Waits until `needle` is in the box's log `n` times.
+fn log_count_until(tb: &TestBox, needle: &str, n: usize) -> bool {
+    let got = tb.console_until("log tail 1000", GREETING_TIMEOUT, |s| s.matches(needle).count() >= n);
+    got.matches(needle).count() >= n
+}

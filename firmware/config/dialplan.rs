@@ -75,8 +75,14 @@ pub struct RingGroupConfig {
     pub ring_s: u32,
     /// Total seconds before the no-answer destination, whatever the strategy.
     pub timeout_s: Option<u32>,
-    /// Internal number called when nobody answers; `None`: the caller gets 480.
+    /// Internal number called when nobody answers; `None`: the caller gets 480 (or the
+    /// group's own mailbox with `voicemail`).
     pub no_answer: Option<String>,
+    /// Unanswered calls without a `no_answer` target go to the group's own mailbox (keyed by
+    /// its number; e-mail to every member with an address; `docs/voicemail.md`).
+    pub voicemail: bool,
+    /// PIN of the group's mailbox in the `*92<group>` owner menu; `None`: not by phone.
+    pub pin: Option<String>,
 }
 
 /// Per-extension dial-plan settings from `[[extension]]` (their runtime overrides live in the
@@ -139,6 +145,8 @@ pub(super) struct RawRingGroup {
     ring_seconds: Option<Spanned<i64>>,
     timeout_seconds: Option<Spanned<i64>>,
     no_answer: Option<Spanned<String>>,
+    voicemail: Option<Spanned<bool>>,
+    pin: Option<Spanned<String>>,
 }
 
 /// The dial-plan keys of one `[[extension]]`, taken out of its raw block.
@@ -285,6 +293,12 @@ pub(super) fn validate(
                 ))
             }
         };
+        let pin = match g.pin {
+            None => None,
+            Some(p) if p.get_ref().len() == PIN_DIGITS && digits(p.get_ref()) => Some(p.into_inner()),
+            // The PIN itself is never echoed: error messages end up in logs.
+            Some(p) => return Err(invalid(&p, f("pin"), format!("must be exactly {PIN_DIGITS} digits"))),
+        };
         out.ring_groups.push(RingGroupConfig {
             number: g.number.into_inner(),
             name: g.name.into_inner(),
@@ -293,6 +307,8 @@ pub(super) fn validate(
             ring_s,
             timeout_s,
             no_answer,
+            voicemail: g.voicemail.is_some_and(Spanned::into_inner),
+            pin,
         });
     }
     for (i, (number, raw, _)) in extensions.into_iter().enumerate() {

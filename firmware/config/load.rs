@@ -108,6 +108,7 @@ struct RawFile {
     extension: Vec<Spanned<RawExtension>>,
     media: Option<RawMedia>,
     recording: Option<RawRecording>,
+    voicemail: Option<RawVoicemail>,
     conference: Option<RawConference>,
     park: Option<RawPark>,
     #[serde(default)]
@@ -165,6 +166,13 @@ struct RawMedia {
 struct RawRecording {
     retention_days: Option<Spanned<i64>>,
     max_mib: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVoicemail {
+    max_unread: Option<Spanned<i64>>,
+    max_message_seconds: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -350,6 +358,33 @@ fn validate(raw: RawFile) -> Result<Config, Invalid> {
             let v = *m.get_ref();
             config.recording.max_mib =
                 u64::try_from(v).map_err(|_| invalid(&m, "recording.max_mib", format!("{v} is negative")))?;
+        }
+    }
+    if let Some(v) = raw.voicemail {
+        use crate::apps::voicemail::mailbox::{MAX_MAX_MESSAGE_SECS, MAX_MAX_UNREAD};
+        if let Some(n) = v.max_unread {
+            let x = *n.get_ref();
+            config.voicemail.max_unread =
+                u32::try_from(x).ok().filter(|x| (1..=MAX_MAX_UNREAD).contains(x)).ok_or_else(|| {
+                    invalid(
+                        &n,
+                        "voicemail.max_unread",
+                        format!("{x} is outside 1..={MAX_MAX_UNREAD} messages"),
+                    )
+                })?;
+        }
+        if let Some(n) = v.max_message_seconds {
+            let x = *n.get_ref();
+            config.voicemail.max_message_secs = u32::try_from(x)
+                .ok()
+                .filter(|x| (1..=MAX_MAX_MESSAGE_SECS).contains(x))
+                .ok_or_else(|| {
+                    invalid(
+                        &n,
+                        "voicemail.max_message_seconds",
+                        format!("{x} is outside 1..={MAX_MAX_MESSAGE_SECS} seconds"),
+                    )
+                })?;
         }
     }
     for (i, t) in raw.trunk.into_iter().enumerate() {
@@ -735,6 +770,23 @@ mod tests {
         assert!(password_byte_ok(b'-'));
         for b in [b' ', b'"', b'\'', b'\\', b'\t', 0x7f] {
             assert!(!password_byte_ok(b), "{b}");
+        }
+    }
+
+    #[test]
+    fn voicemail_limits_are_read_and_out_of_range_values_name_their_key() {
+        use crate::apps::voicemail::mailbox::Limits;
+        let c = parse_str("[voicemail]\nmax_unread = 1\nmax_message_seconds = 2\n", "x").ok();
+        assert_eq!(c.map(|c| c.voicemail), Limits::new(1, 2));
+        assert_eq!(parse_str("", "x").ok().map(|c| c.voicemail), Some(Limits::default()));
+        for (text, key) in [
+            ("[voicemail]\nmax_unread = 0\n", "voicemail.max_unread"),
+            ("[voicemail]\nmax_unread = 1001\n", "voicemail.max_unread"),
+            ("[voicemail]\nmax_message_seconds = 3601\n", "voicemail.max_message_seconds"),
+            ("[voicemail]\nmax_message_seconds = -1\n", "voicemail.max_message_seconds"),
+        ] {
+            let e = parse_str(text, "x").err().map(|e| e.field);
+            assert_eq!(e, Some(Some(key.into())), "{text}");
         }
     }
 

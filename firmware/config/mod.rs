@@ -40,6 +40,8 @@ pub struct Config {
     pub media: MediaConfig,
     /// `[recording]`: retention of call recordings.
     pub recording: RecordingConfig,
+    /// `[voicemail]`: `max_unread` and `max_message_seconds` (issue 5; `docs/voicemail.md`).
+    pub voicemail: crate::apps::voicemail::mailbox::Limits,
     /// `[conference]`: dial-in room numbers.
     pub conference: ConferenceConfig,
     /// `[park]`: call park slots.

@@ -115,6 +115,17 @@ pub enum ConsoleCommand {
     ShowOutbox,
     /// `mail test ADDRESS`: a test mail through `[smtp]`, answered with the server's words.
     MailTest(String),
+    /// `voicemail greeting BOX SLOT FILE` / `voicemail greeting BOX SLOT delete`: a box's
+    /// greeting from a WAV on the box (8 kHz 16-bit mono as is, other WAVs converted), or its
+    /// removal.
+    VoicemailGreeting {
+        /// The mailbox (digits).
+        box_no: String,
+        /// The slot.
+        slot: crate::apps::voicemail::mailbox::GreetingKind,
+        /// The WAV file (case kept); `None` deletes the slot's greeting.
+        file: Option<String>,
+    },
     /// `help`: the command list ([`help_text`]).
     Help,
 }
@@ -153,6 +164,8 @@ pub fn help_text() -> String {
          \x20                    call-center report over local dates YYYY-MM-DD (TO included);\n\
          \x20                    csv prints every column for Excel (rep q day 2026-11-01 2026-11-30 csv)\n\
          mail test ADDRESS    send a test mail through [smtp]; shows the server's answer\n\
+         voicemail greeting BOX SLOT FILE|delete  set (WAV) or remove a box's greeting; SLOT is\n\
+         \x20                    default, available, busy, dnd or after_hours\n\
          log tail [N]         last N log lines, default {DEFAULT_LOG_TAIL}, max {MAX_LOG_TAIL} (lo t 100)\n\
          audio list           stored audio files (prompts, greetings, music on hold)\n\
          audio import FILE NAME  convert a WAV on the box into audio file NAME\n\
@@ -173,6 +186,9 @@ pub fn parse_command(line: &str) -> Result<ConsoleCommand, String> {
         [w, rest @ ..] if abbreviates(w, "log", 2) => parse_log(rest),
         [w, rest @ ..] if abbreviates(w, "audio", 2) => parse_audio(line.trim(), rest),
         [w, rest @ ..] if abbreviates(w, "report", 3) => parse_report(rest),
+        [w, g, ..] if (abbreviates(w, "voicemail", 2) || *w == "vm") && abbreviates(g, "greeting", 1) => {
+            parse_greeting(line.trim())
+        }
         [w, t, _] if abbreviates(w, "mail", 2) && abbreviates(t, "test", 1) => {
             // The address keeps its case (local parts may be case-sensitive).
             let to = line.split_whitespace().nth(2).unwrap_or_default().to_string();
@@ -290,6 +306,40 @@ fn parse_report(rest: &[&str]) -> Result<ConsoleCommand, String> {
     let date = |s: &str| Date::parse(s).ok_or_else(|| format!("`{s}` is not a date YYYY-MM-DD; {USAGE}"));
     let query = ReportQuery::new(kind, unit, date(from)?, date(to)?).map_err(|e| format!("{e}; {USAGE}"))?;
     Ok(ConsoleCommand::Report { query, csv })
+}
+
+/// The first word of `s` and what follows it.
+fn next_word(s: &str) -> (&str, &str) {
+    let s = s.trim_start();
+    match s.find(char::is_whitespace) {
+        // `find` returns a char boundary: the split cannot panic.
+        Some(i) => s.split_at(i),
+        None => (s, ""),
+    }
+}
+
+/// `voicemail greeting BOX SLOT FILE|delete`; FILE keeps its case and spaces.
+fn parse_greeting(line: &str) -> Result<ConsoleCommand, String> {
+    use crate::apps::voicemail::mailbox::GreetingKind;
+    const USAGE: &str = "usage: voicemail greeting BOX SLOT FILE | voicemail greeting BOX SLOT delete \
+                         (SLOT: default, available, busy, dnd, after_hours)";
+    // The first two words are `voicemail greeting`; the fifth runs to the end of the line.
+    let (_, rest) = next_word(line);
+    let (_, rest) = next_word(rest);
+    let (box_no, rest) = next_word(rest);
+    let (slot, rest) = next_word(rest);
+    let file = rest.trim();
+    if box_no.is_empty() || slot.is_empty() || file.is_empty() {
+        return Err(USAGE.into());
+    }
+    if crate::apps::voicemail::mailbox::BoxNumber::parse(box_no).is_none() {
+        return Err(format!("`{box_no}` is not a mailbox number; {USAGE}"));
+    }
+    let Some(slot) = GreetingKind::from_name(&slot.to_lowercase()) else {
+        return Err(format!("`{slot}` is not a greeting slot; {USAGE}"));
+    };
+    let file = (!file.eq_ignore_ascii_case("delete")).then(|| file.to_string());
+    Ok(ConsoleCommand::VoicemailGreeting { box_no: box_no.to_string(), slot, file })
 }
 
 fn parse_log(rest: &[&str]) -> Result<ConsoleCommand, String> {

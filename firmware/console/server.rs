@@ -176,7 +176,9 @@ async fn ask(tx: &mpsc::Sender<ConsoleRequest>, command: super::ConsoleCommand) 
     let described = format!("{command:?}");
     // Converting a long upload takes seconds of CPU (docs/audio.md); everything else is instant.
     let limit = match command {
-        super::ConsoleCommand::AudioImport { .. } => IMPORT_TIMEOUT,
+        super::ConsoleCommand::AudioImport { .. } | super::ConsoleCommand::VoicemailGreeting { .. } => {
+            IMPORT_TIMEOUT
+        }
         super::ConsoleCommand::Report { .. } => REPORT_TIMEOUT,
         _ => REPLY_TIMEOUT,
     };

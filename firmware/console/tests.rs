@@ -175,6 +175,7 @@ async fn start(dir: &Path) -> PathBuf {
                 ConsoleCommand::AudioImport { .. } | ConsoleCommand::AudioList => "audio".to_string(),
                 ConsoleCommand::ShowEvents(_) | ConsoleCommand::Report { .. } => "callcenter".to_string(),
                 ConsoleCommand::ShowOutbox | ConsoleCommand::MailTest(_) => "notify".to_string(),
+                ConsoleCommand::VoicemailGreeting { .. } => "greeting".to_string(),
             };
             let _ = req.reply.send(answer);
         }
@@ -346,4 +347,33 @@ fn list_commands_parse_and_keep_the_path_as_typed() {
         Ok(ConsoleCommand::ListImport { kind: ListKind::Restrict, path: "r.csv".into() })
     );
     assert!(parse_command("block import").is_err());
+}
+
+#[test]
+fn voicemail_greeting_commands_name_a_box_a_slot_and_a_file_or_delete() {
+    use crate::apps::voicemail::mailbox::GreetingKind;
+    assert_eq!(
+        parse_command("voicemail greeting 202 busy /tmp/My Greetings/Busy.WAV"),
+        Ok(ConsoleCommand::VoicemailGreeting {
+            box_no: "202".into(),
+            slot: GreetingKind::Busy,
+            file: Some("/tmp/My Greetings/Busy.WAV".into())
+        })
+    );
+    assert_eq!(
+        parse_command("vm gr 800 after_hours DELETE"),
+        Ok(ConsoleCommand::VoicemailGreeting {
+            box_no: "800".into(),
+            slot: GreetingKind::AfterHours,
+            file: None
+        })
+    );
+    for bad in [
+        "voicemail greeting",
+        "voicemail greeting 202 busy",
+        "vm greeting 202 lunch x.wav",
+        "vm gr ab busy x.wav",
+    ] {
+        assert!(parse_command(bad).is_err(), "{bad}");
+    }
 }

@@ -15,6 +15,7 @@
 //! re-registers after a restart anyway, see `docs/dialplan.md`).
 
 use super::Engine;
+use crate::apps::voicemail::mailbox::Status as VmStatus;
 use crate::config::{
     target_ok, DialplanConfig, ExtensionFeatures, RingGroupConfig, RingStrategy, HOTDESK_LOGIN,
     HOTDESK_LOGOUT, PIN_DIGITS,
@@ -156,8 +157,9 @@ pub(super) enum Step {
     Prompt(&'static str),
     /// An outside number: handed to [`Engine::route_external`].
     External(String),
-    /// A mailbox: the box answers and takes a message (`voicemail_call.rs`).
-    Voicemail(String),
+    /// A mailbox: the box answers and takes a message (`voicemail_call.rs`); the status picks
+    /// the greeting (busy or DND when the owner's busy forward led there).
+    Voicemail(String, VmStatus),
     /// The voicemail owner menu (`*92`), for this box or asking for one.
     VoicemailOwner(Option<String>),
 }
@@ -237,14 +239,22 @@ pub(super) struct Dialplan {
 }
 
 impl Dialplan {
-    /// True when `number` is a ring group.
-    pub(super) fn has_group(&self, number: &str) -> bool {
-        self.groups.contains_key(number)
+    /// The ring group `number`.
+    pub(super) fn group(&self, number: &str) -> Option<&RingGroupConfig> {
+        self.groups.get(number)
     }
 
-    /// The `pin` key of an extension (hot desking and the voicemail owner menu).
-    pub(super) fn extension_pin(&self, ext: &str) -> Option<String> {
-        self.features(ext).pin
+    /// The extension's `voicemail = true`.
+    pub(super) fn extension_voicemail(&self, ext: &str) -> bool {
+        self.features(ext).voicemail
+    }
+
+    /// The PIN of a mailbox in the owner menu: the extension's `pin`, or the ring group's.
+    pub(super) fn mailbox_pin(&self, number: &str) -> Option<String> {
+        match self.groups.get(number) {
+            Some(g) => g.pin.clone(),
+            None => self.features(number).pin,
+        }
     }
 
     /// Every ring group's number.
@@ -295,6 +305,15 @@ impl Dialplan {
         if self.dirty.len() < MAX_DIRTY {
             self.dirty.insert(ext.to_string());
         }
+    }
+}
+
+/// `ext`'s own mailbox reached through its busy forward greets with `status` (busy or DND);
+/// any other resolution is left as it is.
+fn voicemail_status(r: Resolution, ext: &str, status: VmStatus) -> Resolution {
+    match r {
+        Resolution::Act(Step::Voicemail(b, _)) if b == ext => Resolution::Act(Step::Voicemail(b, status)),
+        r => r,
     }
 }
 
@@ -357,7 +376,7 @@ impl Engine {
             return Resolution::Fail(last);
         }
         if let Some(b) = number.strip_prefix(super::VOICEMAIL_TARGET_PREFIX) {
-            return Resolution::Act(Step::Voicemail(b.to_string()));
+            return Resolution::Act(Step::Voicemail(b.to_string(), VmStatus::Available));
         }
         if let Some(g) = self.dialplan.groups.get(number) {
             return self.resolve_group(g, hops, now);
@@ -377,16 +396,16 @@ impl Engine {
             log::info!("dial plan: {ext} forwards every call to {t}");
             return self.resolve(&t, hops + 1, 480, now);
         }
-        let busy_forward = || match dp.forward(ext, ForwardKind::Busy) {
+        let busy_forward = |status: VmStatus| match dp.forward(ext, ForwardKind::Busy) {
             Some(t) => {
                 log::info!("dial plan: {ext} is busy or DND; forwarding to {t}");
-                self.resolve(&t, hops + 1, 486, now)
+                voicemail_status(self.resolve(&t, hops + 1, 486, now), ext, status)
             }
             None => Resolution::Fail(486),
         };
         if dp.dnd(ext) {
             log::info!("dial plan: {ext} is in do-not-disturb");
-            return busy_forward();
+            return busy_forward(VmStatus::DoNotDisturb);
         }
         let contacts = self.contacts_of(ext, now);
         if contacts.is_empty() {
@@ -400,7 +419,7 @@ impl Engine {
         }
         let call_waiting = self.extensions.get(ext).is_none_or(|e| e.call_waiting);
         if self.in_call(ext) && !call_waiting {
-            return busy_forward();
+            return busy_forward(VmStatus::Busy);
         }
         let no_answer = dp.forward(ext, ForwardKind::NoAnswer);
         let ring_for =
@@ -485,8 +504,32 @@ impl Engine {
                 log::info!("ring group {}: no answer; going to {t}", g.number);
                 self.resolve(t, hops + 1, 480, now)
             }
+            None if g.voicemail => {
+                log::info!("ring group {}: no answer; to its mailbox", g.number);
+                Resolution::Act(Step::Voicemail(g.number.clone(), VmStatus::Available))
+            }
             None => Resolution::Fail(480),
         }
+    }
+
+    /// Seed 001's whitelist: ring `number` (an extension's phones, DND or not, or a ring group)
+    /// as a normal call instead of its mailbox; `None` when nothing can ring.
+    pub(super) fn ring_through(&self, number: &str, now: Instant) -> Option<Resolution> {
+        if let Some(g) = self.dialplan.groups.get(number) {
+            let r = self.resolve_group(g, 0, now);
+            return matches!(r, Resolution::Ring { .. }).then_some(r);
+        }
+        let contacts = self.contacts_of(number, now);
+        if contacts.is_empty() {
+            return None;
+        }
+        let f = self.dialplan.features(number);
+        let mailbox = format!("{}{number}", super::VOICEMAIL_TARGET_PREFIX);
+        Some(Resolution::Ring {
+            contacts: contacts.into_iter().map(|(u, p)| (u, p, number.to_string())).collect(),
+            step: Step::Extension { ext: number.to_string(), no_answer: Some(mailbox) },
+            ring_for: Some(Duration::from_secs(u64::from(f.forward_no_answer_s))),
+        })
     }
 
     // ---- a new INVITE ------------------------------------------------------------------------
@@ -793,13 +836,16 @@ impl Engine {
                 }
                 self.route_external(now, id, &n);
             }
-            Resolution::Act(Step::Voicemail(b)) => {
+            Resolution::Act(Step::Voicemail(b, status)) => {
+                if let Some(ring) = self.voicemail_bypass(now, id, &b) {
+                    return self.apply(now, id, ring, display);
+                }
                 if let Some(plan) = self.dialplan.calls.get_mut(&id) {
-                    plan.step = Step::Voicemail(b.clone());
+                    plan.step = Step::Voicemail(b.clone(), status);
                     plan.ringing.clear();
                     plan.deadline = None;
                 }
-                self.answer_voicemail(now, id, &b);
+                self.answer_voicemail(now, id, &b, status);
             }
             Resolution::Act(Step::VoicemailOwner(b)) => {
                 if let Some(plan) = self.dialplan.calls.get_mut(&id) {
@@ -895,7 +941,12 @@ impl Engine {
                         let why =
                             failed.map_or_else(|| "no answer in time".to_string(), |c| format!("status {c}"));
                         log::info!("call {id}: {ext} did not take the call ({why}); forwarding to {t}");
-                        self.resolve(&t, hops + 1, failed.unwrap_or(480), now)
+                        let r = self.resolve(&t, hops + 1, failed.unwrap_or(480), now);
+                        if busy {
+                            voicemail_status(r, &ext, VmStatus::Busy)
+                        } else {
+                            r
+                        }
                     }
                     None => return false,
                 }
@@ -907,7 +958,7 @@ impl Engine {
                     RingStrategy::RingAll => self.group_no_answer(&g, hops, now),
                 }
             }
-            Step::Prompt(_) | Step::External(_) | Step::Voicemail(_) | Step::VoicemailOwner(_) => {
+            Step::Prompt(_) | Step::External(_) | Step::Voicemail(..) | Step::VoicemailOwner(_) => {
                 return false
             }
         };

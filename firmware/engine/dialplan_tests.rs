@@ -32,6 +32,8 @@ fn group(number: &str, strategy: RingStrategy, members: &[&str], no_answer: Opti
         ring_s: 20,
         timeout_s: None,
         no_answer: no_answer.map(str::to_string),
+        voicemail: false,
+        pin: None,
     }
 }
 

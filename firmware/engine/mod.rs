@@ -31,7 +31,7 @@ use crate::sip::writer::{self, response_to, Writer};
 use crate::sip::{Peer, Transport};
 pub use call::park::ParkedView;
 pub use call::trunkcalls::{DidView, ListKind, MAX_AUTH_ROUNDS};
-pub use call::voicemail_call::{VoicemailOp, VOICEMAIL_OWNER_CODE, VOICEMAIL_TARGET_PREFIX};
+pub use call::voicemail_call::{MailboxOwner, VoicemailOp, VOICEMAIL_OWNER_CODE, VOICEMAIL_TARGET_PREFIX};
 use call::{Call, Purpose};
 use cdr::CdrRecord;
 use registrar::{RegisterError, Registrar, MIN_EXPIRES_S};
@@ -722,6 +722,7 @@ impl Engine {
             AuthOutcome::Challenge { stale } => return self.challenge(now, peer, txn, req, stale, false),
             AuthOutcome::Forbidden => return self.reply_status(txn, req, peer, 403, &[], now),
         }
+        let before: Vec<String> = self.registrar.contacts(&ext, now).iter().map(|b| b.uri.clone()).collect();
         match self.registrar.apply(&ext, req, peer, now) {
             Ok(bindings) => {
                 let extra: Vec<(&str, String)> = bindings
@@ -738,6 +739,7 @@ impl Engine {
                 }
                 self.reply_status(txn, req, peer, 200, &extra, now);
                 self.arm_sweep(now);
+                self.mwi_registered(now, &ext, &before);
             }
             Err(RegisterError::IntervalTooBrief) => {
                 self.reply_status(txn, req, peer, 423, &[("Min-Expires", MIN_EXPIRES_S.to_string())], now)

@@ -6,12 +6,17 @@
 //!
 //! A phone may subscribe to its own extension's box only (authenticated like a call: digest, or
 //! the registered source when `trust_registered_source`); a ring group's box is not offered to
-//! subscribers yet. Unsolicited NOTIFYs (phones that never SUBSCRIBE) are not sent yet.
+//! subscribers.
+//!
+//! Unsolicited NOTIFYs (RFC 3842 §3: no subscription, out of any dialog) go to every registered
+//! contact of the box's phones ([`Engine::box_owner`]: the extension, or every member of a
+//! group) that has no subscription to the box: on every count change, and to the new contacts
+//! of a REGISTER. Only boxes in use get them ([`Engine::box_in_use`]).
 
 use super::{AuthOutcome, Engine, Purpose, TimerKey};
 use crate::apps::voicemail::mailbox::BoxNumber;
 use crate::apps::voicemail::mwi::{
-    MwiOutput, MwiTable, SubId, SubState, SubscribeAnswer, CONTENT_TYPE, EVENT,
+    message_summary, MwiOutput, MwiTable, SubId, SubState, SubscribeAnswer, CONTENT_TYPE, EVENT,
 };
 use crate::sip::message::Request;
 use crate::sip::transaction::ServerTxnId;
@@ -19,6 +24,10 @@ use crate::sip::writer::{self, response_to, Writer};
 use crate::sip::Peer;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
+
+/// Most unsolicited NOTIFYs per count change: a group of 64 members with a few phones each;
+/// beyond it the rest of the lamps wait for their next REGISTER.
+const MAX_UNSOLICITED_PER_CHANGE: usize = 256;
 
 /// The dialog of one subscription (the box is the notifier, UAS of the SUBSCRIBE).
 #[derive(Debug, Clone)]
@@ -39,6 +48,8 @@ struct SubDialog {
 #[derive(Debug)]
 pub(super) struct Mwi {
     table: MwiTable,
+    /// The `Message-Account` host of NOTIFY bodies (the table's).
+    host: String,
     dialogs: HashMap<SubId, SubDialog>,
     /// (Call-ID, subscriber's tag) → subscription, for refreshes.
     index: HashMap<(String, String), SubId>,
@@ -47,7 +58,13 @@ pub(super) struct Mwi {
 
 impl Mwi {
     pub(super) fn new(host: &str) -> Mwi {
-        Mwi { table: MwiTable::new(host), dialogs: HashMap::new(), index: HashMap::new(), next: 1 }
+        Mwi {
+            table: MwiTable::new(host),
+            host: host.to_string(),
+            dialogs: HashMap::new(),
+            index: HashMap::new(),
+            next: 1,
+        }
     }
 }
 
@@ -161,12 +178,98 @@ impl Engine {
         while let Some(out) = self.mwi.table.poll_output() {
             match out {
                 MwiOutput::Notify { sub, state, body } => self.send_mwi_notify(now, sub, state, &body),
-                // Not sent yet (see the module doc); subscribers are told above.
-                MwiOutput::Unsolicited { .. } => {}
+                MwiOutput::Unsolicited { box_no, body } => {
+                    self.send_unsolicited_mwi(now, &box_no, &body, None);
+                }
             }
         }
         if let Some(at) = self.mwi.table.poll_timeout() {
             self.arm(at, TimerKey::Mwi);
+        }
+    }
+
+    /// A REGISTER of `ext` succeeded; `before` are the contact URIs bound before it. Each new
+    /// contact hears the counts of every box in use whose phones include `ext` (its own, its
+    /// groups'), so a phone that boots or re-registers after a restart lights its lamp.
+    pub(super) fn mwi_registered(&mut self, now: Instant, ext: &str, before: &[String]) {
+        let fresh: Vec<String> = self
+            .registrar
+            .contacts(ext, now)
+            .iter()
+            .filter(|b| !before.contains(&b.uri))
+            .map(|b| b.uri.clone())
+            .collect();
+        if fresh.is_empty() {
+            return;
+        }
+        let numbers = std::iter::once(ext.to_string()).chain(self.dialplan.group_numbers());
+        let boxes: Vec<BoxNumber> = numbers
+            .filter(|n| self.box_owner(n).is_some_and(|o| o.extensions().iter().any(|e| e == ext)))
+            .filter_map(|n| BoxNumber::parse(&n))
+            .filter(|b| self.box_in_use(b))
+            .collect();
+        for b in boxes {
+            let body = message_summary(&b, &self.mwi.host, self.mwi.table.counts(&b));
+            self.send_unsolicited_mwi(now, &b, &body, Some((ext, &fresh)));
+        }
+    }
+
+    /// Out-of-dialog NOTIFYs of a box's counts to its phones' registered contacts (only `only`'s
+    /// contacts of that extension when given), skipping contacts subscribed to the box.
+    fn send_unsolicited_mwi(
+        &mut self,
+        now: Instant,
+        box_no: &BoxNumber,
+        body: &str,
+        only: Option<(&str, &[String])>,
+    ) {
+        if !self.box_in_use(box_no) {
+            return;
+        }
+        let Some(owner) = self.box_owner(box_no.as_str()) else { return };
+        let mut targets: Vec<(String, String, Peer)> = Vec::new();
+        for ext in owner.extensions() {
+            if only.is_some_and(|(e, _)| e != ext) {
+                continue;
+            }
+            for (uri, peer) in self.contacts_of(&ext, now) {
+                if only.is_some_and(|(_, uris)| !uris.contains(&uri)) {
+                    continue;
+                }
+                let subscribed =
+                    self.mwi.dialogs.values().any(|d| d.peer == peer && d.ext == box_no.as_str());
+                if !subscribed && targets.len() < MAX_UNSOLICITED_PER_CHANGE {
+                    targets.push((ext.clone(), uri, peer));
+                }
+            }
+        }
+        for (ext, uri, peer) in targets {
+            let branch = self.branch();
+            // The Call-ID of the phone's REGISTER when there is one: the NOTIFY is still out of
+            // any dialog (new From tag, no To tag), and a phone can tie it to its registration.
+            let reg_call_id =
+                self.registrar.contacts(&ext, now).iter().find(|c| c.uri == uri).map(|c| c.call_id.clone());
+            let tag = self.token();
+            let call_id = reg_call_id.unwrap_or_else(|| format!("mwi-{}", self.token()));
+            let host = self.host_for(&peer);
+            let bytes = Writer::request("NOTIFY", &uri)
+                .header("Via", self.via_for(&peer, &branch))
+                .header("Max-Forwards", 70)
+                .header("From", format_args!("<sip:{box_no}@{host}>;tag={tag}"))
+                .header("To", format_args!("<sip:{ext}@{host}>"))
+                .header("Call-ID", &call_id)
+                .header("CSeq", "1 NOTIFY")
+                .header("Contact", self.contact_for(box_no.as_str(), &peer))
+                .header("Event", EVENT)
+                // RFC 6665 §8.2.3 asks every NOTIFY for the header; there is no subscription to
+                // keep alive, so it says this one ends here.
+                .header("Subscription-State", "terminated;reason=noresource")
+                .header("User-Agent", writer::SERVER)
+                .finish_with_body(CONTENT_TYPE, body.as_bytes());
+            log::info!("MWI: unsolicited NOTIFY of box {box_no} to {ext} at {peer}");
+            let txn = self.client.start(&branch, false, bytes.clone(), peer, 0, now);
+            self.purposes.insert(txn, Purpose::Fire { call: 0 });
+            self.transmit(peer, bytes);
         }
     }
 

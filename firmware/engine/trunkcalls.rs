@@ -148,6 +148,9 @@ pub(in crate::engine) struct TrunkLeg {
     credentials: Vec<(&'static str, String)>,
     /// This call counts against its DID's `max_channels`.
     counted: bool,
+    /// The DID has time rules and none matched: its default (closed) route decided, so a
+    /// mailbox reached from here greets with `after_hours` (`docs/voicemail.md`).
+    pub(in crate::engine) after_hours: bool,
 }
 
 impl TrunkLeg {
@@ -163,6 +166,7 @@ impl TrunkLeg {
             last_nonce: None,
             credentials: Vec::new(),
             counted: false,
+            after_hours: false,
         }
     }
 }
@@ -307,10 +311,18 @@ impl Engine {
             self.reply_status(txn, req, peer, 404, &[], now);
             return Admission::Done;
         };
+        let closed = rule.is_none();
         let (dest, rule) = (dest.clone(), rule.unwrap_or("default").to_string());
         log::info!("trunk {trunk}: call from {shown} to DID {did} -> {} (rule {rule})", describe(&dest));
         let mut l = leg(Some(did.clone()));
         l.counted = true;
+        l.after_hours = closed
+            && self
+                .cfg
+                .trunk_calls
+                .time_rules
+                .rule_set(&did)
+                .is_some_and(|s| s.rule_names().next().is_some());
         match dest {
             Destination::Extension(t) | Destination::Group(t) => {
                 // Ring groups are keyed by their number and reached as a phone's call would

@@ -25,8 +25,9 @@ use crate::apps::voicemail::Clip as VmClip;
 use crate::media::audio::wav::G711_HEADER_BYTES;
 use crate::media::sdp::{Direction, Encoding};
 use crate::media::{Clip, MediaCommand, RelayId};
+use crate::notify::chat::{bypasses_voicemail, ChatRule};
 use crate::sip::writer::{self, response_to};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -39,7 +40,7 @@ pub const VOICEMAIL_TARGET_PREFIX: &str = "vm:";
 /// The owner menu: `*92` for the caller's own box, `*92<box>` for another (seed 004 §2.18).
 pub const VOICEMAIL_OWNER_CODE: &str = "*92";
 
-/// The greeting played instead of a recorded one (recorded greetings are not wired yet).
+/// The greeting played when the box has no recording for the status nor a default one.
 const SYSTEM_GREETING: [&str; 2] = ["vm.person_unavailable", "vm.leave_message"];
 
 /// G.711 is 8000 bytes per second: bytes per millisecond of a take.
@@ -120,6 +121,32 @@ pub enum VoicemailOp {
     },
 }
 
+/// Who a mailbox belongs to: whose phones get its message-waiting NOTIFYs and who gets its
+/// e-mail. [`Engine::box_owner`] is the one place that knows; a new kind of box (queues) is one
+/// more variant and one more arm there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MailboxOwner {
+    /// An extension's own box.
+    Extension(String),
+    /// A ring group's box: every member shares it.
+    Group {
+        /// The member extensions, in configuration order.
+        members: Vec<String>,
+    },
+}
+
+impl MailboxOwner {
+    /// The extensions whose phones light up for the box and whose addresses get its e-mail.
+    #[must_use]
+    pub fn extensions(&self) -> Vec<String> {
+        match self {
+            MailboxOwner::Extension(e) => vec![e.clone()],
+            MailboxOwner::Group { members } => members.clone(),
+        }
+    }
+}
+
 /// Which machine a voicemail call runs.
 #[derive(Debug)]
 enum Flow {
@@ -153,12 +180,85 @@ pub(in crate::engine) struct VoicemailCalls {
     guard: PinGuard,
     /// Recorded greetings per box: slot → file (from the daemon).
     greetings: BTreeMap<BoxNumber, Vec<(GreetingKind, PathBuf)>>,
+    /// `[voicemail]` limits (from the daemon; defaults until then).
+    limits: Limits,
+    /// `[[chat_rule]]`s: their whitelists let callers ring through instead of reaching the box.
+    chat_rules: Vec<ChatRule>,
+    /// Calls that rang through a whitelist once already: the next mailbox takes them.
+    bypassed: HashSet<u64>,
 }
 
 impl Engine {
-    /// True when `box_no` is a mailbox: every extension and every ring group has one.
+    /// Who owns mailbox `number`: every extension and every ring group has one (queues arrive
+    /// as one more arm here).
+    #[must_use]
+    pub fn box_owner(&self, number: &str) -> Option<MailboxOwner> {
+        if self.extensions.contains_key(number) {
+            return Some(MailboxOwner::Extension(number.to_string()));
+        }
+        if let Some(g) = self.dialplan.group(number) {
+            return Some(MailboxOwner::Group { members: g.members.clone() });
+        }
+        None
+    }
+
+    /// True when `box_no` is a mailbox.
     pub(in crate::engine) fn is_mailbox(&self, box_no: &str) -> bool {
-        self.extensions.contains_key(box_no) || self.dialplan.has_group(box_no)
+        self.box_owner(box_no).is_some()
+    }
+
+    /// True when the box is used: its owner has `voicemail = true`, or it holds messages. Only
+    /// such boxes send unsolicited NOTIFYs, so phones of offices without voicemail are not
+    /// pestered with a lamp they never use.
+    pub(in crate::engine) fn box_in_use(&self, box_no: &BoxNumber) -> bool {
+        let n = box_no.as_str();
+        let configured = match self.box_owner(n) {
+            Some(MailboxOwner::Extension(e)) => self.dialplan.extension_voicemail(&e),
+            Some(MailboxOwner::Group { .. }) => self.dialplan.group(n).is_some_and(|g| g.voicemail),
+            None => false,
+        };
+        configured || self.voicemail.counts.get(box_no).is_some_and(|c| c.total() > 0)
+    }
+
+    /// The `[voicemail]` limits and the `[[chat_rule]]` whitelists (the daemon, at start).
+    pub fn set_voicemail_policy(&mut self, limits: Limits, chat_rules: Vec<ChatRule>) {
+        self.voicemail.limits = limits;
+        self.voicemail.chat_rules = chat_rules;
+    }
+
+    /// Seed 001: a caller on the whitelist of the box's `[[chat_rule]]` rings the box's owner
+    /// instead of reaching the box, once per call: when that ringing ends unanswered (or busy),
+    /// the configured forward applies, and a mailbox then takes the message. `None`: to the box.
+    pub(in crate::engine) fn voicemail_bypass(
+        &mut self,
+        now: Instant,
+        id: u64,
+        box_no: &str,
+    ) -> Option<super::super::dialplan::Resolution> {
+        if self.voicemail.bypassed.contains(&id) {
+            return None;
+        }
+        let caller = self.calls.get(&id)?.caller_ext().to_string();
+        let rule = self.voicemail.chat_rules.iter().find(|r| r.box_no == box_no)?;
+        if !bypasses_voicemail(rule, &caller) {
+            return None;
+        }
+        let ring = self.ring_through(box_no, now)?;
+        log::info!("call {id}: {caller} is on box {box_no}'s whitelist; ringing instead of voicemail");
+        self.voicemail.bypassed.insert(id);
+        Some(ring)
+    }
+
+    /// The status whose greeting call `id` hears: `after_hours` when a DID's closed route
+    /// brought it, else why the dial plan sent it (busy, DND, available).
+    fn greeting_status(&self, id: u64, status: Status) -> Status {
+        // A DID's closed route speaks for the whole office: it wins over the owner's own state.
+        let after_hours = self.calls.get(&id).and_then(|c| c.trunk.as_ref()).is_some_and(|t| t.after_hours);
+        if after_hours {
+            Status::AfterHours
+        } else {
+            status
+        }
     }
 
     /// The daemon's counts of a box (after a store change, and for every box at start).
@@ -225,7 +325,7 @@ impl Engine {
         let Flow::Owner(menu) = &vm.flow else { return };
         let box_no = menu.asked_box().cloned();
         let snapshot = box_no.filter(|b| self.is_mailbox(b.as_str())).map(|b| BoxSnapshot {
-            pin: self.dialplan.extension_pin(b.as_str()).unwrap_or_default(),
+            pin: self.dialplan.mailbox_pin(b.as_str()).unwrap_or_default(),
             messages: messages.iter().map(|(m, _)| m.clone()).collect(),
         });
         let Some(vm) = self.voicemail.calls.get_mut(&call) else { return };
@@ -236,14 +336,21 @@ impl Engine {
         self.drive_voicemail(call, now);
     }
 
-    /// The box answers call `id` into mailbox `box_no` and starts the caller's flow.
-    pub(in crate::engine) fn answer_voicemail(&mut self, now: Instant, id: u64, box_no: &str) {
+    /// The box answers call `id` into mailbox `box_no` and starts the caller's flow; `status`
+    /// is why the call came (busy, DND, else available) and picks the greeting.
+    pub(in crate::engine) fn answer_voicemail(
+        &mut self,
+        now: Instant,
+        id: u64,
+        box_no: &str,
+        status: Status,
+    ) {
         let Some(b) = BoxNumber::parse(box_no).filter(|_| self.is_mailbox(box_no)) else {
             log::warn!("call {id}: voicemail box {box_no} does not exist; 404");
             return self.end_call(id, HangupSide::System, "no such mailbox", 404, now);
         };
         let Some(caller) = self.answer_by_box(now, id) else { return };
-        self.start_caller_flow(now, id, b, caller);
+        self.start_caller_flow(now, id, b, caller, status);
     }
 
     /// Call `id`, answered by the box already (an IVR menu), goes into mailbox `box_no`.
@@ -255,21 +362,25 @@ impl Engine {
         let Some(call) = self.calls.get_mut(&id) else { return };
         call.route = CallRoute::Voicemail;
         let caller = call.caller_ext().to_string();
-        self.start_caller_flow(now, id, b, caller);
+        self.start_caller_flow(now, id, b, caller, Status::Available);
     }
 
-    fn start_caller_flow(&mut self, now: Instant, id: u64, b: BoxNumber, caller: String) {
+    fn start_caller_flow(&mut self, now: Instant, id: u64, b: BoxNumber, caller: String, status: Status) {
         let counts = self.voicemail.counts.get(&b).copied().unwrap_or_default();
-        log::info!("call {id}: {caller} reaches voicemail box {b} ({} new, {} old)", counts.new, counts.old);
-        // The box's "available" recording, else its default one, else the system prompts (the
-        // reason the call came, busy or after hours, does not pick a slot yet).
+        let status = self.greeting_status(id, status);
+        // The status's own recording, else the default one, else the system prompts.
         let mut recorded = GreetingSet::default();
         for (k, _) in self.voicemail.greetings.get(&b).map(Vec::as_slice).unwrap_or_default() {
             recorded.insert(*k);
         }
-        let greeting = choose_greeting(Status::Available, recorded);
+        let greeting = choose_greeting(status, recorded);
+        log::info!(
+            "call {id}: {caller} reaches voicemail box {b} ({} new, {} old; status {status:?}, greeting {greeting:?})",
+            counts.new,
+            counts.old
+        );
         let lang = self.cfg.media.language;
-        let mut flow = CallerFlow::new(b, greeting, counts, Limits::default(), lang);
+        let mut flow = CallerFlow::new(b, greeting, counts, self.voicemail.limits, lang);
         flow.start(now);
         self.start_vm_call(now, id, Flow::Caller(flow), caller);
     }
@@ -380,6 +491,7 @@ impl Engine {
 
     /// The call ends (either side, any cause): the flow keeps or drops the take.
     pub(in crate::engine) fn voicemail_call_ending(&mut self, now: Instant, id: u64) {
+        self.voicemail.bypassed.remove(&id);
         let Some(vm) = self.voicemail.calls.get_mut(&id) else { return };
         match &mut vm.flow {
             Flow::Caller(f) => f.handle_hangup(now),

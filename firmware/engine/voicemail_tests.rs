@@ -430,3 +430,190 @@ fn the_owner_records_a_greeting_and_the_next_caller_hears_it() {
     h.send(phone(7002), &answer(&inv, 486, "b", None, 7002));
     assert_eq!(last_play(&h), ["file:/data/voicemail/202/greeting_default.wav"]);
 }
+
+// Greetings by status, configured limits, unsolicited MWI, group boxes, whitelists.
+
+fn all_greetings(h: &mut Harness, box_no: &str) {
+    use crate::apps::voicemail::mailbox::GreetingKind;
+    let files = GreetingKind::ALL
+        .into_iter()
+        .map(|k| (k, PathBuf::from(format!("/data/voicemail/{box_no}/{}", k.file_name()))))
+        .collect();
+    h.engine.set_voicemail_greetings(BoxNumber::parse(box_no).unwrap(), files);
+}
+
+#[test]
+fn the_greeting_follows_why_the_call_came_busy_dnd_or_no_answer() {
+    let dnd = ExtensionFeatures { dnd: true, ..vm_on() };
+    let mut h = harness(&[("202", vm_on()), ("203", dnd)]);
+    all_greetings(&mut h, "202");
+    all_greetings(&mut h, "203");
+    h.register("201", 7001);
+    h.register("202", 7002);
+    // 202's phone is busy: the busy greeting.
+    dial(&mut h, "201", "202", "s1");
+    let inv = h.take_for(phone(7002)).pop().unwrap();
+    h.send(phone(7002), &answer(&inv, 486, "t", None, 7002));
+    assert_eq!(last_play(&h), ["file:/data/voicemail/202/greeting_busy.wav"]);
+    // 203 is in do-not-disturb: the DND greeting.
+    dial(&mut h, "201", "203", "s2");
+    assert_eq!(last_play(&h), ["file:/data/voicemail/203/greeting_dnd.wav"]);
+    // 202 does not answer in time: available.
+    dial(&mut h, "201", "202", "s3");
+    let inv = h.take_for(phone(7002)).pop().unwrap();
+    h.send(phone(7002), &answer(&inv, 180, "r3", None, 7002));
+    h.advance(Duration::from_secs(10));
+    assert_eq!(last_play(&h), ["file:/data/voicemail/202/greeting_available.wav"]);
+}
+
+#[test]
+fn configured_limits_fill_a_one_message_box_and_cut_a_long_message() {
+    use crate::apps::voicemail::mailbox::Limits;
+    let mut h = harness(&[("202", vm_on())]);
+    h.engine.set_voicemail_policy(Limits::new(1, 2).unwrap(), vec![]);
+    h.register("201", 7001);
+    let ok = ok_of(&dial(&mut h, "201", "202", "l1")).expect("answered").clone();
+    in_dialog(&mut h, "ACK", &ok, "201", "l1", 1);
+    let id = call_id(&h);
+    to_recording(&mut h, id);
+    h.advance(Duration::from_secs(2));
+    assert!(
+        matches!(h.media.last(), Some(MediaCommand::StopRecord { .. })),
+        "2 s is the limit: {:?}",
+        h.media.last()
+    );
+    recorded(&mut h, id, 2000);
+    assert_eq!(h.vm.pop(), Some(VoicemailOp::SaveMessage { call: id, duration_ms: 2000 }));
+    assert_eq!(last_play(&h), ["vm.message_saved", "common.goodbye"]);
+    h.engine.set_voicemail_counts(
+        h.now,
+        BoxNumber::parse("202").unwrap(),
+        Counts { new: 1, old: 0, work: 0 },
+    );
+    // One unread message fills it.
+    let ok = ok_of(&dial(&mut h, "201", "202", "l2")).expect("answered").clone();
+    in_dialog(&mut h, "ACK", &ok, "201", "l2", 1);
+    assert_eq!(last_play(&h), ["vm.mailbox_full", "common.goodbye"]);
+}
+
+#[test]
+fn phones_of_a_box_in_use_get_unsolicited_notifies_on_register_and_on_change() {
+    let mut h = harness(&[("202", vm_on())]);
+    h.register("202", 7002);
+    let got = h.take_for(phone(7002));
+    let n = notifies(&got);
+    assert_eq!(n.len(), 1, "a NOTIFY after the REGISTER: {got:?}");
+    assert!(n[0].starts_with("NOTIFY sip:202@127.0.0.1:7002 SIP/2.0"), "{}", n[0]);
+    assert!(n[0].contains("Event: message-summary") && n[0].contains("Voice-Message: 0/0 (0/0)"), "{}", n[0]);
+    assert!(!n[0].contains("\r\nTo: <sip:202@127.0.0.1>;tag="), "out of dialog: {}", n[0]);
+    // A refresh from the same contact is not a new phone.
+    h.register("202", 7002);
+    assert!(notifies(&h.take_for(phone(7002))).is_empty());
+    // A count change.
+    h.engine.set_voicemail_counts(
+        h.now,
+        BoxNumber::parse("202").unwrap(),
+        Counts { new: 2, old: 1, work: 1 },
+    );
+    h.drain();
+    let got = h.take_for(phone(7002));
+    let n = notifies(&got);
+    assert_eq!(n.len(), 1, "{got:?}");
+    assert!(n[0].contains("Messages-Waiting: yes") && n[0].contains("Voice-Message: 2/2 (0/0)"), "{}", n[0]);
+    // 201 has no voicemail and no messages: left alone.
+    h.register("201", 7001);
+    assert!(notifies(&h.take_for(phone(7001))).is_empty());
+}
+
+fn group_harness(
+    features: &[(&str, ExtensionFeatures)],
+    rules: Vec<crate::notify::chat::ChatRule>,
+) -> Harness {
+    let mut h = harness(features);
+    let g = crate::config::RingGroupConfig {
+        number: "800".into(),
+        name: "Sales".into(),
+        strategy: crate::config::RingStrategy::RingAll,
+        members: vec!["202".into(), "203".into()],
+        ring_s: 5,
+        timeout_s: None,
+        no_answer: None,
+        voicemail: true,
+        pin: Some("8000".into()),
+    };
+    let exts = ["201", "202", "203"].iter().map(|n| ext(n, true)).collect::<Vec<_>>();
+    let cfg = EngineConfig {
+        sip_port: BOX_PORT,
+        ring_timeout: Duration::from_secs(60),
+        rtp_ports: crate::config::PortRange { lo: 20000, hi: 20099 },
+        dialplan: DialplanConfig {
+            ring_groups: vec![g],
+            extensions: features.iter().map(|(n, f)| (n.to_string(), f.clone())).collect(),
+        },
+        ..EngineConfig::for_tests(h.now)
+    };
+    h.engine = Engine::new(cfg, &exts);
+    h.engine.set_voicemail_policy(Default::default(), rules);
+    h
+}
+
+#[test]
+fn an_unanswered_group_with_voicemail_reaches_its_own_box_and_lights_every_member() {
+    let mut h = group_harness(&[], vec![]);
+    h.register("201", 7001);
+    h.register("202", 7002);
+    h.register("203", 7003);
+    for p in [7002, 7003] {
+        assert_eq!(notifies(&h.take_for(phone(p))).len(), 1, "members hear of the group box at REGISTER");
+    }
+    assert!(notifies(&h.take_for(phone(7001))).is_empty());
+    assert_eq!(
+        h.engine.box_owner("800"),
+        Some(MailboxOwner::Group { members: vec!["202".into(), "203".into()] })
+    );
+    dial(&mut h, "201", "800", "gv1");
+    h.advance(Duration::from_secs(5));
+    let ok = ok_of(&h.take_for(phone(7001))).expect("the box answers for the group").clone();
+    in_dialog(&mut h, "ACK", &ok, "201", "gv1", 1);
+    let id = call_id(&h);
+    play_done(&mut h, id);
+    play_done(&mut h, id);
+    let Some(VoicemailOp::BeginMessage { box_no, .. }) = h.vm.pop() else { panic!("{:?}", h.vm) };
+    assert_eq!(box_no.as_str(), "800");
+    h.engine.set_voicemail_counts(h.now, box_no, Counts { new: 1, old: 0, work: 0 });
+    h.drain();
+    for p in [7002, 7003] {
+        let got = h.take_for(phone(p));
+        let n = notifies(&got);
+        assert!(
+            n.iter().any(|m| m.contains("Message-Account: sip:800@") && m.contains("Voice-Message: 1/0")),
+            "{got:?}"
+        );
+    }
+}
+
+#[test]
+fn a_whitelisted_caller_rings_through_a_dnd_extension_then_reaches_the_box() {
+    let rule = crate::notify::chat::ChatRule {
+        box_no: "202".into(),
+        targets: vec![],
+        whitelist: vec!["201".into()],
+    };
+    let dnd = ExtensionFeatures { dnd: true, ..vm_on() };
+    let mut h = group_harness(&[("202", dnd)], vec![rule]);
+    h.register("201", 7001);
+    h.register("202", 7002);
+    h.register("203", 7003);
+    h.take_for(phone(7002));
+    // 203 is not on the list: the box answers at once.
+    assert!(ok_of(&dial(&mut h, "203", "202", "w1")).is_some());
+    assert!(h.take_for(phone(7002)).iter().all(|m| !first_line(m).starts_with("INVITE ")));
+    // 201 is: 202's phone rings despite DND, for its no-answer time, then the box answers.
+    let got = dial(&mut h, "201", "202", "w2");
+    assert!(ok_of(&got).is_none(), "not answered by the box yet: {got:?}");
+    let inv = h.take_for(phone(7002)).pop().expect("202 rings");
+    assert!(first_line(&inv).starts_with("INVITE "), "{inv}");
+    h.send(phone(7002), &answer(&inv, 180, "wr", None, 7002));
+    h.advance(Duration::from_secs(10));
+    assert!(ok_of(&h.take_for(phone(7001))).is_some(), "after the ring time: the box");
+}

@@ -478,21 +478,70 @@ impl VoicemailStore {
         kind: GreetingKind,
         bytes: &[u8],
     ) -> Result<(), StoreError> {
-        let op = "put_greeting_upload";
-        let pcm = crate::media::audio::wav::import_admin_audio(bytes, MAX_GREETING_UPLOAD_BYTES)
-            .map_err(|e| StoreError::Invalid { op, reason: e.to_string() })?;
-        let take = self.begin_greeting(box_no, kind)?;
-        let wav = crate::media::audio::wav::encode_pcm16_mono_8k(&pcm);
-        if let Err(e) = fs::write(&take.part, wav) {
-            self.discard_greeting(take);
-            return Err(io_err(op)(e));
-        }
-        self.commit_greeting(take)
+        self.greeting_files().put_upload(box_no, kind, bytes)
     }
 
     /// Removes a greeting slot's recording (the fallback order then applies).
     pub fn delete_greeting(&self, box_no: &BoxNumber, kind: GreetingKind) -> Result<(), StoreError> {
-        match fs::remove_file(self.greeting_path(box_no, kind)) {
+        self.greeting_files().delete(box_no, kind)
+    }
+
+    /// The greeting files alone, to convert and write an upload off the engine's task (greetings
+    /// are files only: no metadata, no index).
+    pub fn greeting_files(&self) -> GreetingFiles {
+        GreetingFiles { dir: self.dir.clone() }
+    }
+}
+
+/// The greeting files of every box (`greeting_<slot>.wav`), usable from a blocking thread.
+#[derive(Debug, Clone)]
+pub struct GreetingFiles {
+    dir: PathBuf,
+}
+
+impl GreetingFiles {
+    /// Converts and stores an upload in a slot, atomically (temp file, fsync, rename, fsync of
+    /// the directory): the old greeting plays until the new one is whole.
+    pub fn put_upload(&self, box_no: &BoxNumber, kind: GreetingKind, bytes: &[u8]) -> Result<(), StoreError> {
+        let op = "put_greeting_upload";
+        let pcm = crate::media::audio::wav::import_admin_audio(bytes, MAX_GREETING_UPLOAD_BYTES)
+            .map_err(|e| StoreError::Invalid { op, reason: e.to_string() })?;
+        let bdir = self.dir.join(box_no.as_str());
+        fs::create_dir_all(&bdir).map_err(io_err(op))?;
+        let part = bdir.join(format!("{}{PART_SUFFIX}", kind.file_name()));
+        let wav = crate::media::audio::wav::encode_pcm16_mono_8k(&pcm);
+        let result = (|| {
+            fs::write(&part, wav)?;
+            fs::File::options().write(true).open(&part)?.sync_all()?;
+            fs::rename(&part, bdir.join(kind.file_name()))?;
+            sync_dir(&bdir)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&part);
+        }
+        result.map_err(io_err(op))
+    }
+
+    /// Reads the file at `src` (refused beyond [`MAX_GREETING_UPLOAD_BYTES`] before reading)
+    /// and stores it as [`GreetingFiles::put_upload`] does.
+    pub fn put_file(&self, box_no: &BoxNumber, kind: GreetingKind, src: &Path) -> Result<(), StoreError> {
+        let op = "put_greeting_upload";
+        let len = fs::metadata(src).map_err(io_err(op))?.len();
+        if len > MAX_GREETING_UPLOAD_BYTES as u64 {
+            return Err(StoreError::Invalid {
+                op,
+                reason: format!(
+                    "{len} bytes is over the greeting limit of {MAX_GREETING_UPLOAD_BYTES} bytes"
+                ),
+            });
+        }
+        let bytes = fs::read(src).map_err(io_err(op))?;
+        self.put_upload(box_no, kind, &bytes)
+    }
+
+    /// Removes a slot's recording (the fallback order then applies); a missing one is fine.
+    pub fn delete(&self, box_no: &BoxNumber, kind: GreetingKind) -> Result<(), StoreError> {
+        match fs::remove_file(self.dir.join(box_no.as_str()).join(kind.file_name())) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err("delete_greeting")(e)),
