@@ -252,6 +252,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         dialplan: config.dialplan.clone(),
         trunk_calls: config.trunk_calls.clone(),
         ivrs: config.ivrs.clone(),
+        supervisors: config.supervisors.clone(),
         park: config.park.clone(),
     };
     let mut engine = Engine::new(engine_cfg, &extensions);
@@ -686,7 +687,12 @@ async fn flush(
             Output::Transmit { peer, data } => sockets.send(peer, data).await,
             Output::Media(cmd) => {
                 let relay_id = cmd.relay();
-                let opening = matches!(cmd, MediaCommand::Open { .. } | MediaCommand::JoinRoom { .. });
+                let opening = matches!(
+                    cmd,
+                    MediaCommand::Open { .. }
+                        | MediaCommand::JoinRoom { .. }
+                        | MediaCommand::JoinRoomMonitoring { .. }
+                );
                 if let Err(e) = relay.execute(cmd) {
                     log::warn!("relay {}: {e}", relay_id.0);
                     if opening {

@@ -88,6 +88,8 @@ pub struct EngineConfig {
     pub park: crate::config::ParkConfig,
     /// IVR menus (`[[ivr]]`, issue 6).
     pub ivrs: std::sync::Arc<crate::apps::ivr::Ivrs>,
+    /// Who may listen, whisper and barge (`supervisor` on `[[extension]]`, issue 6).
+    pub supervisors: crate::apps::supervision::SupervisorRoles,
 }
 
 impl EngineConfig {
@@ -114,6 +116,7 @@ impl EngineConfig {
             trunk_calls: crate::config::TrunkCallsConfig::default(),
             park: crate::config::ParkConfig::default(),
             ivrs: Default::default(),
+            supervisors: Default::default(),
         }
     }
 }

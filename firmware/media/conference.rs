@@ -8,7 +8,7 @@
 
 use super::audio::g711::{self, Law};
 use super::audio::jitter::{Frame, JitterBuffer, JitterConfig};
-use super::audio::mixer::{Mixer, ParticipantId};
+use super::audio::mixer::{Mixer, MonitorMode, ParticipantId};
 use super::audio::player::Player;
 use super::audio::{Frame20, FRAME_SAMPLES, SILENT_FRAME};
 use super::dtmf::{DigitStream, DigitStreamConfig};
@@ -108,6 +108,21 @@ impl Rooms {
         audio_pt: u8,
         telephone_event_pt: Option<u8>,
     ) -> Result<(), RelayError> {
+        self.join_with(relay, room, port, remote, (audio_pt, telephone_event_pt), None)
+    }
+
+    /// [`Rooms::join`] with the codec as (audio, telephone-event) payload types and, for a
+    /// supervisor, the (agent, mode) applied under the same lock as the join: the room never
+    /// mixes the supervisor as a plain member. A refused mode leaves the room as it was.
+    pub fn join_with(
+        &self,
+        relay: RelayId,
+        room: u32,
+        port: u16,
+        remote: Option<SocketAddr>,
+        (audio_pt, telephone_event_pt): (u8, Option<u8>),
+        monitor: Option<(RelayId, MonitorMode)>,
+    ) -> Result<(), RelayError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| RelayError::NoRuntime)?;
         let _in = runtime.enter();
         if self.contains(relay) {
@@ -152,6 +167,12 @@ impl Rooms {
             return Err(RelayError::Room(format!("room {room} is full ({MAX_PER_ROOM})")));
         }
         st.mixer.add_participant(ParticipantId(relay.0)).map_err(|e| RelayError::Room(format!("{e:?}")))?;
+        if let Some((agent, mode)) = monitor {
+            if let Err(e) = st.mixer.monitor(ParticipantId(relay.0), ParticipantId(agent.0), mode) {
+                st.mixer.remove(ParticipantId(relay.0));
+                return Err(RelayError::Room(format!("room {room}: {e}")));
+            }
+        }
         st.participants.push(p);
         let n = st.participants.len();
         if let Some(w) = st.waker.take() {
@@ -162,6 +183,22 @@ impl Rooms {
         lock(&self.members).insert(relay, room);
         log::info!("conference room {room}: call {} joined ({n} in the room)", relay.0);
         Ok(())
+    }
+
+    /// Puts `supervisor` in `mode` towards `agent`; both must be in the same room.
+    pub fn monitor(&self, supervisor: RelayId, agent: RelayId, mode: MonitorMode) -> Result<(), RelayError> {
+        let members = lock(&self.members);
+        let room = *members.get(&supervisor).ok_or(RelayError::UnknownRelay(supervisor))?;
+        if members.get(&agent) != Some(&room) {
+            return Err(RelayError::Room(format!("call {} is not in room {room}", agent.0)));
+        }
+        drop(members);
+        let rooms = lock(&self.rooms);
+        let r = rooms.get(&room).ok_or(RelayError::UnknownRelay(supervisor))?;
+        let mut st = lock(&r.state);
+        st.mixer
+            .monitor(ParticipantId(supervisor.0), ParticipantId(agent.0), mode)
+            .map_err(|e| RelayError::Room(format!("room {room}: {e}")))
     }
 
     /// Plays clips to one participant instead of the mix.
