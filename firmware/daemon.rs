@@ -333,6 +333,21 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                         ConsoleCommand::ShowOutbox => {
                             let _ = req.reply.send(notifier.show());
                         }
+                        ConsoleCommand::Supervise { mode, supervisor, agent } => {
+                            let text = match engine.supervise(now(), mode, &supervisor, &agent) {
+                                Ok(()) => format!("ringing {supervisor} to {mode:?} to {agent}"),
+                                Err(e) => format!("error: {e} ({})", e.http_status()),
+                            };
+                            let _ = req.reply.send(text);
+                        }
+                        ConsoleCommand::SuperviseStop(supervisor) => {
+                            let text = if engine.stop_supervision(now(), &supervisor) {
+                                format!("stopped {supervisor}'s supervision")
+                            } else {
+                                format!("error: {supervisor} is not supervising anyone")
+                            };
+                            let _ = req.reply.send(text);
+                        }
                         ConsoleCommand::MailTest(to) => {
                             let smtp = notifier.config().smtp.clone();
                             tokio::spawn(async move {
@@ -997,6 +1012,29 @@ fn answer_console(
         }
         // Answered in the run loop (it changes the engine).
         ConsoleCommand::ListImport { .. } => s = "error: internal".into(),
+        ConsoleCommand::ShowSupervision => {
+            let sessions = engine.supervisions(now);
+            let _ = writeln!(s, "{} supervision session(s)", sessions.len());
+            let _ = writeln!(
+                s,
+                "{:<10} {:<8} {:<8} {:<8} {:<9} {:>8} {:>6}",
+                "supervisor", "agent", "mode", "state", "origin", "call", "age"
+            );
+            for v in sessions {
+                let _ = writeln!(
+                    s,
+                    "{:<10} {:<8} {:<8} {:<8} {:<9} {:>8} {:>5}s",
+                    v.supervisor,
+                    v.agent,
+                    format!("{:?}", v.mode).to_lowercase(),
+                    v.state,
+                    v.origin,
+                    v.call,
+                    v.age_s
+                );
+            }
+        }
+        ConsoleCommand::Supervise { .. } | ConsoleCommand::SuperviseStop(_) => s = "error: internal".into(),
         ConsoleCommand::Help => s = crate::console::help_text(),
         // Answered in the run loop (off the engine's task).
         ConsoleCommand::AudioImport { .. } | ConsoleCommand::AudioList => s = "error: internal".into(),

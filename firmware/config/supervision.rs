@@ -54,11 +54,7 @@ pub(super) fn validate(
         // The scope size was checked above; the table holds fewer supervisors than extensions.
         if !permission.is_some_and(|p| roles.grant(&number, p)) {
             let span = keys.supervisor.map(|s| s.span()).unwrap_or(0..0);
-            return Err(Invalid {
-                span,
-                field: field("supervisor"),
-                message: "too many supervisors".into(),
-            });
+            return Err(Invalid { span, field: field("supervisor"), message: "too many supervisors".into() });
         }
     }
     Ok(roles)

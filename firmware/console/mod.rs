@@ -97,6 +97,20 @@ pub enum ConsoleCommand {
     ShowOutbox,
     /// `mail test ADDRESS`: a test mail through `[smtp]`, answered with the server's words.
     MailTest(String),
+    /// `show supervision`: supervisors listening, whispering or barging now.
+    ShowSupervision,
+    /// `supervise listen|whisper|barge SUPERVISOR AGENT`: the box rings the supervisor's phone
+    /// and joins it to the agent's call in that mode.
+    Supervise {
+        /// The mode to start in.
+        mode: crate::apps::supervision::Mode,
+        /// The supervisor's extension.
+        supervisor: String,
+        /// The agent's extension.
+        agent: String,
+    },
+    /// `supervise stop SUPERVISOR`: ends that supervisor's session (their leg only).
+    SuperviseStop(String),
     /// `help`: the command list ([`help_text`]).
     Help,
 }
@@ -130,6 +144,9 @@ pub fn help_text() -> String {
          show cdr [N]         the N most recent call records, default 20 (sh cdr 5)\n\
          show cdr [N] detail  the same with every leg: who was replaced by whom in transfers\n\
          show outbox          voicemail notifications waiting or failed, with their last error\n\
+         show supervision     supervisors listening, whispering or barging now (sh su)\n\
+         supervise listen|whisper|barge SUP AGENT  ring supervisor SUP, then join AGENT's call\n\
+         supervise stop SUP   end SUP's supervision (the agent's call goes on)\n\
          mail test ADDRESS    send a test mail through [smtp]; shows the server's answer\n\
          log tail [N]         last N log lines, default {DEFAULT_LOG_TAIL}, max {MAX_LOG_TAIL} (lo t 100)\n\
          audio list           stored audio files (prompts, greetings, music on hold)\n\
@@ -150,6 +167,7 @@ pub fn parse_command(line: &str) -> Result<ConsoleCommand, String> {
         [w, rest @ ..] if abbreviates(w, "show", 2) => parse_show(rest),
         [w, rest @ ..] if abbreviates(w, "log", 2) => parse_log(rest),
         [w, rest @ ..] if abbreviates(w, "audio", 2) => parse_audio(line.trim(), rest),
+        [w, rest @ ..] if abbreviates(w, "supervise", 3) => parse_supervise(rest),
         [w, t, _] if abbreviates(w, "mail", 2) && abbreviates(t, "test", 1) => {
             // The address keeps its case (local parts may be case-sensitive).
             let to = line.split_whitespace().nth(2).unwrap_or_default().to_string();
@@ -184,7 +202,7 @@ fn cdr_count(n: &str) -> Result<usize, String> {
 
 fn parse_show(rest: &[&str]) -> Result<ConsoleCommand, String> {
     const WHAT: &str =
-        "registrations, calls, extensions, version, trunks, forwards, dids, block, restrict, parked, voicemail, outbox or cdr";
+        "registrations, calls, extensions, version, trunks, forwards, dids, block, restrict, parked, voicemail, outbox, supervision or cdr";
     match rest {
         [] => Err(format!("show what? {WHAT}")),
         [w] if *w == "cdr" || *w == "cdrs" => Ok(ConsoleCommand::ShowCdr(20)),
@@ -208,6 +226,7 @@ fn parse_show(rest: &[&str]) -> Result<ConsoleCommand, String> {
         }
         [w] if abbreviates(w, "parked", 1) => Ok(ConsoleCommand::ShowParked),
         [w] if abbreviates(w, "outbox", 1) => Ok(ConsoleCommand::ShowOutbox),
+        [w] if abbreviates(w, "supervision", 2) => Ok(ConsoleCommand::ShowSupervision),
         [w] if abbreviates(w, "voicemail", 2) || *w == "vm" => Ok(ConsoleCommand::ShowVoicemail),
         _ => Err(format!("cannot show `{}`; try {WHAT}", rest.join(" "))),
     }
@@ -226,6 +245,38 @@ fn parse_audio(line: &str, rest: &[&str]) -> Result<ConsoleCommand, String> {
                 }
                 _ => Err(USAGE.into()),
             }
+        }
+        _ => Err(USAGE.into()),
+    }
+}
+
+/// `supervise listen|whisper|barge SUPERVISOR AGENT` / `supervise stop SUPERVISOR`.
+fn parse_supervise(rest: &[&str]) -> Result<ConsoleCommand, String> {
+    use crate::apps::supervision::Mode;
+    const USAGE: &str = "usage: supervise listen|whisper|barge SUPERVISOR AGENT | supervise stop SUPERVISOR";
+    let extension = |e: &str| {
+        let ok = !e.is_empty()
+            && e.len() <= crate::apps::supervision::MAX_EXTENSION_DIGITS
+            && e.bytes().all(|b| b.is_ascii_digit());
+        if ok {
+            Ok(e.to_string())
+        } else {
+            Err(format!("`{e}` is not an extension"))
+        }
+    };
+    match rest {
+        [w, sup] if abbreviates(w, "stop", 2) => Ok(ConsoleCommand::SuperviseStop(extension(sup)?)),
+        [w, sup, agent] => {
+            let mode = if abbreviates(w, "listen", 1) {
+                Mode::Listen
+            } else if abbreviates(w, "whisper", 1) {
+                Mode::Whisper
+            } else if abbreviates(w, "barge", 1) {
+                Mode::Barge
+            } else {
+                return Err(USAGE.into());
+            };
+            Ok(ConsoleCommand::Supervise { mode, supervisor: extension(sup)?, agent: extension(agent)? })
         }
         _ => Err(USAGE.into()),
     }

@@ -117,6 +117,9 @@ async fn start(dir: &Path) -> PathBuf {
                 ConsoleCommand::ShowExtensions => "error: no extensions here".to_string(),
                 ConsoleCommand::AudioImport { .. } | ConsoleCommand::AudioList => "audio".to_string(),
                 ConsoleCommand::ShowOutbox | ConsoleCommand::MailTest(_) => "notify".to_string(),
+                ConsoleCommand::ShowSupervision
+                | ConsoleCommand::Supervise { .. }
+                | ConsoleCommand::SuperviseStop(_) => "supervision".to_string(),
             };
             let _ = req.reply.send(answer);
         }
@@ -288,4 +291,28 @@ fn list_commands_parse_and_keep_the_path_as_typed() {
         Ok(ConsoleCommand::ListImport { kind: ListKind::Restrict, path: "r.csv".into() })
     );
     assert!(parse_command("block import").is_err());
+}
+
+#[test]
+fn supervise_commands_parse_with_their_mode_and_extensions() {
+    use crate::apps::supervision::Mode;
+    let sup = |mode, s: &str, a: &str| ConsoleCommand::Supervise {
+        mode,
+        supervisor: s.to_string(),
+        agent: a.to_string(),
+    };
+    for (line, want) in [
+        ("supervise listen 900 201", sup(Mode::Listen, "900", "201")),
+        ("sup w 900 201", sup(Mode::Whisper, "900", "201")),
+        ("SUPERVISE BARGE 900 201", sup(Mode::Barge, "900", "201")),
+        ("supervise stop 900", ConsoleCommand::SuperviseStop("900".into())),
+        ("show supervision", ConsoleCommand::ShowSupervision),
+        ("sh su", ConsoleCommand::ShowSupervision),
+    ] {
+        assert_eq!(parse_command(line), Ok(want), "{line}");
+    }
+    for line in ["supervise", "supervise listen 900", "supervise spy 900 201", "supervise listen 9x 201"] {
+        assert!(parse_command(line).is_err(), "{line}");
+    }
+    assert!(help_text().contains("supervise stop"));
 }

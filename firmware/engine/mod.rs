@@ -30,6 +30,7 @@ use crate::sip::transaction::{
 use crate::sip::writer::{self, response_to, Writer};
 use crate::sip::{Peer, Transport};
 pub use call::park::ParkedView;
+pub use call::supervise_call::{SuperviseError, SupervisionView, MAX_SESSIONS as MAX_SUPERVISION_SESSIONS};
 pub use call::trunkcalls::{DidView, ListKind, MAX_AUTH_ROUNDS};
 pub use call::voicemail_call::{VoicemailOp, VOICEMAIL_OWNER_CODE, VOICEMAIL_TARGET_PREFIX};
 use call::{Call, Purpose};
@@ -208,6 +209,8 @@ enum TimerKey {
     Ivr(u64),
     /// Message-waiting subscriptions expire.
     Mwi,
+    /// A supervision session's timer (the supervisor's phone rings too long).
+    Supervision(u64),
 }
 
 /// The PBX core.
@@ -252,6 +255,8 @@ pub struct Engine {
     ivr: call::ivr_call::IvrCalls,
     /// Message-waiting subscriptions (`mwi.rs`).
     mwi: mwi::Mwi,
+    /// Supervisors listening, whispering, barging (`supervise_call.rs`).
+    supervision: call::supervise_call::Supervisions,
 }
 
 /// The result of checking credentials.
@@ -302,6 +307,7 @@ impl Engine {
             voicemail: Default::default(),
             ivr: Default::default(),
             mwi: mwi::Mwi::new(&cfg_host),
+            supervision: Default::default(),
         }
     }
 
@@ -466,6 +472,7 @@ impl Engine {
                 TimerKey::Voicemail(id) => self.on_voicemail_timer(id, now),
                 TimerKey::Ivr(id) => self.on_ivr_timer(id, now),
                 TimerKey::Mwi => self.on_mwi_timer(now),
+                TimerKey::Supervision(id) => self.on_supervision_timer(id, now),
                 TimerKey::RegistrarSweep => {
                     self.sweep_armed = false;
                     let n = self.registrar.sweep(now);
@@ -776,7 +783,7 @@ impl Engine {
                     && !(resp.code < 300
                         && matches!(
                             self.purposes.get(&txn),
-                            Some(Purpose::Fork { .. } | Purpose::Leg { .. })
+                            Some(Purpose::Fork { .. } | Purpose::Leg { .. } | Purpose::Supervise { .. })
                         )) {
                     self.purposes.remove(&txn)
                 } else {
