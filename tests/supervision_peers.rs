@@ -251,6 +251,11 @@ fn a_supervisor_listens_whispers_and_barges_and_the_recordings_show_who_heard_wh
     // Before: the two hear each other only.
     check("before", &caller, &heard[c], span(&[0, 0, 0], &before, c), &[B], &[A, C], &context);
     check("before", &agent, &heard[a], span(&[0, 0, 0], &before, a), &[A], &[B, C], &context);
+    // The join itself (relay to room) and the whole listen stretch, untrimmed at the start: not
+    // one block of C reaches the caller before barge, nor the agent before whisper.
+    let untrimmed_to = |to: &[usize], i: usize| before[i] / BLOCK_SAMPLES..inner_blocks(0, to[i]).end;
+    check("join", &caller, &heard[c], untrimmed_to(&barge, c), &[], &[C], &context);
+    check("join", &agent, &heard[a], untrimmed_to(&whisper, a), &[], &[C], &context);
     // Listen.
     check("listen", &caller, &heard[c], span(&listen, &whisper, c), &[B], &[C], &context);
     check("listen", &agent, &heard[a], span(&listen, &whisper, a), &[A], &[C], &context);
