@@ -130,10 +130,19 @@ struct Dialled {
     port: u16,
     /// Our ACK for its 2xx, re-sent when the 2xx is retransmitted.
     ack: Option<Vec<u8>>,
-    /// What its answer chose: (audio PT, telephone-event PT), and where it receives RTP.
-    media: Option<((u8, Option<u8>), Option<SocketAddr>)>,
+    /// What its answer chose, once it answered.
+    media: Option<Answered>,
     /// The phone hung up (no BYE from us then).
     gone: bool,
+}
+
+/// The codec and address a dialled supervisor's answer chose.
+#[derive(Debug, Clone, Copy)]
+struct Answered {
+    /// (audio PT, telephone-event PT).
+    codec: (u8, Option<u8>),
+    /// Where it receives RTP.
+    remote: Option<SocketAddr>,
 }
 
 #[derive(Debug)]
@@ -456,7 +465,7 @@ impl Engine {
                     let voice =
                         formats.iter().find(|f| matches!(f.encoding, Encoding::Pcmu | Encoding::Pcma))?;
                     let te = formats.iter().find(|f| f.encoding == Encoding::TelephoneEvent).map(|f| f.pt);
-                    Some(((voice.pt, te), a.rtp_addr()))
+                    Some(Answered { codec: (voice.pt, te), remote: a.rtp_addr() })
                 });
                 let target_state = self.supervision_state_of(sid);
                 let Some(e) = self.supervision.sessions.get_mut(&sid) else { return };
@@ -764,7 +773,7 @@ impl Engine {
                     Some((c.a_port, c.media_addr[0], pt, te, Some(call)))
                 })
             }
-            Leg::Dialled(d) => d.media.map(|((pt, te), remote)| (d.port, remote, pt, te, None)),
+            Leg::Dialled(d) => d.media.map(|m| (d.port, m.remote, m.codec.0, m.codec.1, None)),
         };
         let Some((port, remote, audio_pt, te, own_call)) = seat else {
             e.session.handle_supervisor_hangup(now);
