@@ -497,6 +497,8 @@ impl Engine {
         let id = relay.0;
         if self.calls.contains_key(&id) {
             self.end_call(id, cdr::HangupSide::System, "media ports unavailable", 503, now);
+        } else {
+            self.supervision_media_failed(now, relay);
         }
     }
 

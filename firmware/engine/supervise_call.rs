@@ -415,6 +415,19 @@ impl Engine {
         }
     }
 
+    /// The room refused a dialled supervisor's seat (port, or the room is full): only that
+    /// supervisor is hung up.
+    pub(in crate::engine) fn supervision_media_failed(&mut self, now: Instant, relay: RelayId) {
+        let Some(sid) = self.session_of_relay(relay.0) else { return };
+        if let Some(e) = self.supervision.sessions.get_mut(&sid) {
+            log::warn!("supervision {sid}: the room refused {}", e.session.supervisor());
+            // The seat never opened: nothing to close.
+            e.joined = false;
+            e.session.handle_supervisor_hangup(now);
+        }
+        self.drive_supervision(sid, now);
+    }
+
     /// A session's ring timer.
     pub(in crate::engine) fn on_supervision_timer(&mut self, sid: u64, now: Instant) {
         let Some(e) = self.supervision.sessions.get_mut(&sid) else { return };

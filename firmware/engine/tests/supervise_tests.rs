@@ -353,3 +353,20 @@ fn the_agents_call_ending_while_the_supervisor_rings_cancels_the_ring() {
     assert!(h.engine.supervisions(h.now).is_empty());
     assert_eq!(h.engine.rtp_ports_in_use().0, 0);
 }
+
+#[test]
+fn a_room_refusing_a_dialled_supervisor_hangs_up_only_the_supervisor() {
+    let mut h = harness();
+    agent_in_call(&mut h);
+    let inv = api_ring(&mut h, Mode::Barge);
+    h.send(phone(SUPERVISOR), &answer(&inv, 200, "sup", Some(&sdp(6100, "0 101")), SUPERVISOR));
+    h.take_for(phone(SUPERVISOR));
+    h.media.clear();
+    h.engine.media_failed(API_SUPERVISOR, h.now);
+    h.drain();
+    assert!(h.take_for(phone(SUPERVISOR)).iter().any(|m| first_line(m).starts_with("BYE ")));
+    assert!(h.take_for(phone(7001)).is_empty() && h.take_for(phone(7002)).is_empty());
+    assert!(h.media.is_empty(), "no seat to close, nothing else touched: {:?}", h.media);
+    assert!(h.engine.supervisions(h.now).is_empty());
+    assert_eq!(h.engine.calls(h.now).len(), 1);
+}
