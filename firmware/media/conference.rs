@@ -363,3 +363,64 @@ fn poll_room(
     send_events(events, evs);
     Poll::Pending
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An even port whose pair (RTP, RTCP) is free on loopback now.
+    fn free_pair() -> u16 {
+        for _ in 0..100 {
+            let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let port = probe.local_addr().unwrap().port() & !1;
+            drop(probe);
+            let pair = (
+                std::net::UdpSocket::bind(("127.0.0.1", port)),
+                std::net::UdpSocket::bind(("127.0.0.1", port + 1)),
+            );
+            if let (Ok(_), Ok(_)) = pair {
+                return port;
+            }
+        }
+        panic!("no free port pair on loopback");
+    }
+
+    fn join(
+        rooms: &Rooms,
+        relay: u64,
+        room: u32,
+        monitor: Option<(RelayId, MonitorMode)>,
+    ) -> Result<(), RelayError> {
+        rooms.join_with(RelayId(relay), room, free_pair(), None, (0, Some(101)), monitor)
+    }
+
+    #[tokio::test]
+    async fn a_supervisor_joins_in_a_mode_and_a_refused_mode_leaves_the_room_as_it_was() {
+        let rooms = Rooms::new(IpAddr::from([127, 0, 0, 1]), None);
+        join(&rooms, 1, 7, None).unwrap();
+        join(&rooms, 2, 7, None).unwrap();
+        join(&rooms, 3, 7, Some((RelayId(2), MonitorMode::Listen))).unwrap();
+        assert_eq!(rooms.size(7), 3);
+        {
+            let all = lock(&rooms.rooms);
+            let st = lock(&all.get(&7).unwrap().state);
+            let (caller, agent, sup) = (ParticipantId(1), ParticipantId(2), ParticipantId(3));
+            assert!(st.mixer.is_audible(sup, caller) && st.mixer.is_audible(sup, agent));
+            assert!(!st.mixer.is_audible(caller, sup) && !st.mixer.is_audible(agent, sup));
+        }
+        rooms.monitor(RelayId(3), RelayId(2), MonitorMode::Whisper).unwrap();
+        {
+            let all = lock(&rooms.rooms);
+            let st = lock(&all.get(&7).unwrap().state);
+            assert!(st.mixer.is_audible(ParticipantId(2), ParticipantId(3)));
+            assert!(!st.mixer.is_audible(ParticipantId(1), ParticipantId(3)));
+        }
+        // An agent that is in no room (or another room) is refused; nothing changes.
+        assert!(join(&rooms, 4, 7, Some((RelayId(99), MonitorMode::Barge))).is_err());
+        assert_eq!(rooms.size(7), 3);
+        assert!(!rooms.contains(RelayId(4)));
+        join(&rooms, 5, 8, None).unwrap();
+        assert!(rooms.monitor(RelayId(3), RelayId(5), MonitorMode::Barge).is_err());
+        rooms.close_all();
+    }
+}
