@@ -54,6 +54,15 @@ const PARTICIPANT_S: u64 = 1 << 60;
 /// rooms are 1,000,000 + id and dial-in rooms are 4-digit numbers, so the ranges never meet.
 const ROOM_BASE: u32 = 2_000_000;
 
+/// Outputs of one session drained per input: a session emits an action and its event, and a
+/// failed action feeds it once more (two more), so four is the most; hitting this is a bug
+/// and must not become a livelock.
+const MAX_OUTPUTS_PER_INPUT: usize = 16;
+
+/// [`Leg::Caller`]'s call once that call has ended or is being ended: nothing left to hang up.
+/// Call ids count up from 1 and never reach it.
+const CALL_GONE: u64 = u64::MAX;
+
 /// Why [`Engine::supervise`] did not start a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -396,7 +405,7 @@ impl Engine {
             if let Some(e) = self.supervision.sessions.get_mut(&sid) {
                 // The call is already ending: its relay (and room seat) closes with it.
                 e.joined = false;
-                e.leg = Leg::Caller { call: u64::MAX };
+                e.leg = Leg::Caller { call: CALL_GONE };
                 e.session.handle_supervisor_hangup(now);
             }
             self.drive_supervision(sid, now);
@@ -657,9 +666,8 @@ impl Engine {
 
     /// Drains session `sid`'s outputs, arms its timer, and forgets it once done.
     fn drive_supervision(&mut self, sid: u64, now: Instant) {
-        // Each output may feed the session again (a failed ring, a refused join); bounded so a
-        // bug cannot loop: a session emits at most a handful of outputs per input.
-        for _ in 0..16 {
+        // Each output may feed the session again (a failed ring, a refused join).
+        for _ in 0..MAX_OUTPUTS_PER_INPUT {
             let Some(e) = self.supervision.sessions.get_mut(&sid) else { return };
             let Some(out) = e.session.poll_output() else { break };
             match out {
@@ -820,7 +828,7 @@ impl Engine {
         let relay = e.relay(sid);
         match &mut e.leg {
             Leg::Caller { call } => {
-                let call = std::mem::replace(call, u64::MAX);
+                let call = std::mem::replace(call, CALL_GONE);
                 if self.calls.contains_key(&call) {
                     self.end_call(call, HangupSide::System, "supervision ended", 200, now);
                 }
