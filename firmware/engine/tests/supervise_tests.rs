@@ -370,3 +370,46 @@ fn a_room_refusing_a_dialled_supervisor_hangs_up_only_the_supervisor() {
     assert!(h.engine.supervisions(h.now).is_empty());
     assert_eq!(h.engine.calls(h.now).len(), 1);
 }
+
+#[test]
+fn a_mode_key_by_sip_info_switches_too() {
+    let mut h = harness();
+    agent_in_call(&mut h);
+    let ok = dial(&mut h, "900", SUPERVISOR, "995202");
+    let to_tag = ok.split("To: ").nth(1).unwrap().lines().next().unwrap().to_string();
+    h.send(
+        phone(SUPERVISOR),
+        &format!(
+            "INFO sip:995202@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7009;branch=z9hG4bKsinfo\r\n\
+             From: <sip:900@127.0.0.1>;tag=fs1\r\nTo: {to_tag}\r\nCall-ID: s1\r\nCSeq: 2 INFO\r\n\
+             Content-Type: application/dtmf\r\n\r\n6"
+        ),
+    );
+    assert_eq!(status(&h.take_for(phone(SUPERVISOR))[0]), 200);
+    assert_eq!(monitors(&h).last(), Some(&(2, MonitorMode::Barge)));
+    assert!(h.take_for(phone(7001)).is_empty() && h.take_for(phone(7002)).is_empty());
+}
+
+#[test]
+fn an_extension_numbered_like_a_code_is_dialled_as_the_extension() {
+    let now = Instant::now();
+    let cfg = EngineConfig {
+        rtp_ports: crate::config::PortRange { lo: 20000, hi: 20099 },
+        ..EngineConfig::for_tests(now)
+    };
+    let exts = vec![ext("201", true), ext("9951", true)];
+    let mut h = Harness {
+        engine: Engine::new(cfg, &exts),
+        now,
+        sent: vec![],
+        media: vec![],
+        cdrs: vec![],
+        vm: vec![],
+    };
+    h.register("201", 7001);
+    h.register("9951", 7002);
+    h.send(phone(7001), &invite("201", "9951", 7001, "c9", &sdp(4000, "0 101")));
+    let rung = h.take_for(phone(7002));
+    assert!(rung.iter().any(|m| m.starts_with("INVITE sip:9951@")), "{rung:?}");
+    assert!(h.engine.supervisions(h.now).is_empty());
+}
