@@ -249,6 +249,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         dialplan: config.dialplan.clone(),
         trunk_calls: config.trunk_calls.clone(),
         ivrs: config.ivrs.clone(),
+        supervisors: config.supervisors.clone(),
         park: config.park.clone(),
     };
     let mut engine = Engine::new(engine_cfg, &extensions);
@@ -329,6 +330,21 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                         }
                         ConsoleCommand::ShowOutbox => {
                             let _ = req.reply.send(notifier.show());
+                        }
+                        ConsoleCommand::Supervise { mode, supervisor, agent } => {
+                            let text = match engine.supervise(now(), mode, &supervisor, &agent) {
+                                Ok(()) => format!("ringing {supervisor} to {mode:?} to {agent}"),
+                                Err(e) => format!("error: {e} ({})", e.http_status()),
+                            };
+                            let _ = req.reply.send(text);
+                        }
+                        ConsoleCommand::SuperviseStop(supervisor) => {
+                            let text = if engine.stop_supervision(now(), &supervisor) {
+                                format!("stopped {supervisor}'s supervision")
+                            } else {
+                                format!("error: {supervisor} is not supervising anyone")
+                            };
+                            let _ = req.reply.send(text);
                         }
                         ConsoleCommand::MailTest(to) => {
                             let smtp = notifier.config().smtp.clone();
@@ -766,7 +782,12 @@ async fn flush(
             Output::Transmit { peer, data } => sockets.send(peer, data).await,
             Output::Media(cmd) => {
                 let relay_id = cmd.relay();
-                let opening = matches!(cmd, MediaCommand::Open { .. } | MediaCommand::JoinRoom { .. });
+                let opening = matches!(
+                    cmd,
+                    MediaCommand::Open { .. }
+                        | MediaCommand::JoinRoom { .. }
+                        | MediaCommand::JoinRoomMonitoring { .. }
+                );
                 if let Err(e) = relay.execute(cmd) {
                     log::warn!("relay {}: {e}", relay_id.0);
                     if opening {
@@ -1071,6 +1092,29 @@ fn answer_console(
         }
         // Answered in the run loop (it changes the engine).
         ConsoleCommand::ListImport { .. } => s = "error: internal".into(),
+        ConsoleCommand::ShowSupervision => {
+            let sessions = engine.supervisions(now);
+            let _ = writeln!(s, "{} supervision session(s)", sessions.len());
+            let _ = writeln!(
+                s,
+                "{:<10} {:<8} {:<8} {:<8} {:<9} {:>8} {:>6}",
+                "supervisor", "agent", "mode", "state", "origin", "call", "age"
+            );
+            for v in sessions {
+                let _ = writeln!(
+                    s,
+                    "{:<10} {:<8} {:<8} {:<8} {:<9} {:>8} {:>5}s",
+                    v.supervisor,
+                    v.agent,
+                    format!("{:?}", v.mode).to_lowercase(),
+                    v.state,
+                    v.origin,
+                    v.call,
+                    v.age_s
+                );
+            }
+        }
+        ConsoleCommand::Supervise { .. } | ConsoleCommand::SuperviseStop(_) => s = "error: internal".into(),
         ConsoleCommand::Help => s = crate::console::help_text(),
         // Answered in the run loop (off the engine's task).
         ConsoleCommand::AudioImport { .. } | ConsoleCommand::AudioList => s = "error: internal".into(),

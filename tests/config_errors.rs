@@ -253,3 +253,28 @@ fn digest_algorithms_are_configurable_and_unknown_ones_refused() {
     assert!(e.message.contains("SHA-512"), "{e}");
     assert_eq!(refused("[sip]\nauth_algorithms = []\n").field.as_deref(), Some("sip.auth_algorithms"));
 }
+
+#[test]
+fn supervisor_keys_load_into_the_role_table() {
+    use hakoden::apps::supervision::{Mode, Refusal};
+    let text = format!("{GOOD}supervisor = true\nsupervises = [\"201\"]\n")
+        .replace("name = \"Sales\"", "name = \"Sales\"\nsupervisor = true");
+    let c = parse_str(&text, FILE).unwrap_or_else(|e| panic!("{e}"));
+    let roles = &c.supervisors;
+    assert_eq!(roles.check("202", "203", Mode::Barge), Ok(()), "default scope: everyone");
+    assert_eq!(roles.check("203", "201", Mode::Whisper), Ok(()));
+    assert_eq!(roles.check("203", "202", Mode::Listen), Err(Refusal::OutOfScope));
+    assert_eq!(roles.check("201", "202", Mode::Listen), Err(Refusal::NotASupervisor));
+}
+
+#[test]
+fn supervises_needs_supervisor_and_known_extensions() {
+    // GOOD has 25 lines: the keys below land in extension 203 on lines 26 and 27.
+    let e = assert_refused(&format!("{GOOD}supervises = [\"201\"]\n"), 26, "extension[3].supervises");
+    assert!(e.message.contains("supervisor = true"), "{e}");
+    let text = format!("{GOOD}supervisor = true\nsupervises = [\"201\", \"299\"]\n");
+    let e = assert_refused(&text, 27, "extension[3].supervises");
+    assert!(e.message.contains("299"), "{e}");
+    let text = format!("{GOOD}supervisor = true\nsupervises = [\"203\"]\n");
+    assert_refused(&text, 27, "extension[3].supervises");
+}

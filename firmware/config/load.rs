@@ -231,6 +231,9 @@ struct RawExtension {
     // Notification keys (config/notify.rs).
     email: Option<Spanned<String>>,
     delete_after_email: Option<Spanned<bool>>,
+    // Supervision keys (config/supervision.rs).
+    supervisor: Option<Spanned<bool>>,
+    supervises: Option<Spanned<Vec<String>>>,
 }
 
 /// A validation failure before the file name and line are attached.
@@ -284,6 +287,7 @@ fn validate(raw: RawFile) -> Result<Config, Invalid> {
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut features = Vec::new();
     let mut outbound = Vec::new();
+    let mut supervisors = Vec::new();
     for (i, ext) in raw.extension.into_iter().enumerate() {
         let index = i + 1;
         if let Some(o) = extension_outbound(ext.get_ref(), index)? {
@@ -301,6 +305,11 @@ fn validate(raw: RawFile) -> Result<Config, Invalid> {
             pin: ext.pin.take(),
             voicemail: ext.voicemail.take(),
         };
+        let raw_supervisor = super::supervision::RawSupervisor {
+            supervisor: ext.supervisor.take(),
+            supervises: ext.supervises.take(),
+        };
+        supervisors.push((ext.number.get_ref().clone(), index, raw_supervisor));
         let ext = validate_extension(ext, index, config.notify.smtp.is_some())?;
         features.push((ext.config.number.clone(), raw_features, ext.number_span.clone()));
         if let Some(first) = seen.insert(ext.config.number.clone(), index) {
@@ -450,6 +459,7 @@ fn validate(raw: RawFile) -> Result<Config, Invalid> {
     }
     let trunk_names: Vec<String> = config.trunks.iter().map(|t| t.name.clone()).collect();
     let ext_numbers: Vec<String> = config.extensions.iter().map(|e| e.number.clone()).collect();
+    config.supervisors = super::supervision::validate(supervisors, &ext_numbers)?;
     let calls = super::trunkcalls::RawTrunkCalls {
         utc_offset: raw.utc_offset,
         holidays: raw.holidays,

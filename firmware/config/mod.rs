@@ -13,6 +13,7 @@ mod dialplan;
 mod ivr;
 mod load;
 mod notify;
+mod supervision;
 mod trunkcalls;
 
 pub use dialplan::{
@@ -56,6 +57,8 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// `[[ivr]]`: the IVR menus (issue 6).
     pub ivrs: std::sync::Arc<crate::apps::ivr::Ivrs>,
+    /// `supervisor` / `supervises` of `[[extension]]`: who may listen, whisper and barge (issue 6).
+    pub supervisors: crate::apps::supervision::SupervisorRoles,
 }
 
 /// `[media]`.

@@ -126,6 +126,20 @@ pub enum ConsoleCommand {
         /// The WAV file (case kept); `None` deletes the slot's greeting.
         file: Option<String>,
     },
+    /// `show supervision`: supervisors listening, whispering or barging now.
+    ShowSupervision,
+    /// `supervise listen|whisper|barge SUPERVISOR AGENT`: the box rings the supervisor's phone
+    /// and joins it to the agent's call in that mode.
+    Supervise {
+        /// The mode to start in.
+        mode: crate::apps::supervision::Mode,
+        /// The supervisor's extension.
+        supervisor: String,
+        /// The agent's extension.
+        agent: String,
+    },
+    /// `supervise stop SUPERVISOR`: ends that supervisor's session (their leg only).
+    SuperviseStop(String),
     /// `help`: the command list ([`help_text`]).
     Help,
 }
@@ -163,6 +177,9 @@ pub fn help_text() -> String {
          report queue|agent hour|day|month|weekday FROM [TO] [csv]\n\
          \x20                    call-center report over local dates YYYY-MM-DD (TO included);\n\
          \x20                    csv prints every column for Excel (rep q day 2026-11-01 2026-11-30 csv)\n\
+         show supervision     supervisors listening, whispering or barging now (sh su)\n\
+         supervise listen|whisper|barge SUP AGENT  ring supervisor SUP, then join AGENT's call\n\
+         supervise stop SUP   end SUP's supervision (the agent's call goes on)\n\
          mail test ADDRESS    send a test mail through [smtp]; shows the server's answer\n\
          voicemail greeting BOX SLOT FILE|delete  set (WAV) or remove a box's greeting; SLOT is\n\
          \x20                    default, available, busy, dnd or after_hours\n\
@@ -189,6 +206,7 @@ pub fn parse_command(line: &str) -> Result<ConsoleCommand, String> {
         [w, g, ..] if (abbreviates(w, "voicemail", 2) || *w == "vm") && abbreviates(g, "greeting", 1) => {
             parse_greeting(line.trim())
         }
+        [w, rest @ ..] if abbreviates(w, "supervise", 3) => parse_supervise(rest),
         [w, t, _] if abbreviates(w, "mail", 2) && abbreviates(t, "test", 1) => {
             // The address keeps its case (local parts may be case-sensitive).
             let to = line.split_whitespace().nth(2).unwrap_or_default().to_string();
@@ -223,7 +241,7 @@ fn cdr_count(n: &str) -> Result<usize, String> {
 
 fn parse_show(rest: &[&str]) -> Result<ConsoleCommand, String> {
     const WHAT: &str =
-        "registrations, calls, extensions, version, trunks, forwards, dids, block, restrict, parked, voicemail, outbox, events or cdr";
+        "registrations, calls, extensions, version, trunks, forwards, dids, block, restrict, parked, voicemail, outbox, events, supervision or cdr";
     match rest {
         [] => Err(format!("show what? {WHAT}")),
         [w] if *w == "cdr" || *w == "cdrs" => Ok(ConsoleCommand::ShowCdr(20)),
@@ -252,6 +270,7 @@ fn parse_show(rest: &[&str]) -> Result<ConsoleCommand, String> {
         }
         [w] if abbreviates(w, "parked", 1) => Ok(ConsoleCommand::ShowParked),
         [w] if abbreviates(w, "outbox", 1) => Ok(ConsoleCommand::ShowOutbox),
+        [w] if abbreviates(w, "supervision", 2) => Ok(ConsoleCommand::ShowSupervision),
         [w] if abbreviates(w, "voicemail", 2) || *w == "vm" => Ok(ConsoleCommand::ShowVoicemail),
         _ => Err(format!("cannot show `{}`; try {WHAT}", rest.join(" "))),
     }
@@ -340,6 +359,38 @@ fn parse_greeting(line: &str) -> Result<ConsoleCommand, String> {
     };
     let file = (!file.eq_ignore_ascii_case("delete")).then(|| file.to_string());
     Ok(ConsoleCommand::VoicemailGreeting { box_no: box_no.to_string(), slot, file })
+}
+
+/// `supervise listen|whisper|barge SUPERVISOR AGENT` / `supervise stop SUPERVISOR`.
+fn parse_supervise(rest: &[&str]) -> Result<ConsoleCommand, String> {
+    use crate::apps::supervision::Mode;
+    const USAGE: &str = "usage: supervise listen|whisper|barge SUPERVISOR AGENT | supervise stop SUPERVISOR";
+    let extension = |e: &str| {
+        let ok = !e.is_empty()
+            && e.len() <= crate::apps::supervision::MAX_EXTENSION_DIGITS
+            && e.bytes().all(|b| b.is_ascii_digit());
+        if ok {
+            Ok(e.to_string())
+        } else {
+            Err(format!("`{e}` is not an extension"))
+        }
+    };
+    match rest {
+        [w, sup] if abbreviates(w, "stop", 2) => Ok(ConsoleCommand::SuperviseStop(extension(sup)?)),
+        [w, sup, agent] => {
+            let mode = if abbreviates(w, "listen", 1) {
+                Mode::Listen
+            } else if abbreviates(w, "whisper", 1) {
+                Mode::Whisper
+            } else if abbreviates(w, "barge", 1) {
+                Mode::Barge
+            } else {
+                return Err(USAGE.into());
+            };
+            Ok(ConsoleCommand::Supervise { mode, supervisor: extension(sup)?, agent: extension(agent)? })
+        }
+        _ => Err(USAGE.into()),
+    }
 }
 
 fn parse_log(rest: &[&str]) -> Result<ConsoleCommand, String> {

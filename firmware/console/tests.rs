@@ -176,6 +176,9 @@ async fn start(dir: &Path) -> PathBuf {
                 ConsoleCommand::ShowEvents(_) | ConsoleCommand::Report { .. } => "callcenter".to_string(),
                 ConsoleCommand::ShowOutbox | ConsoleCommand::MailTest(_) => "notify".to_string(),
                 ConsoleCommand::VoicemailGreeting { .. } => "greeting".to_string(),
+                ConsoleCommand::ShowSupervision
+                | ConsoleCommand::Supervise { .. }
+                | ConsoleCommand::SuperviseStop(_) => "supervision".to_string(),
             };
             let _ = req.reply.send(answer);
         }
@@ -376,4 +379,28 @@ fn voicemail_greeting_commands_name_a_box_a_slot_and_a_file_or_delete() {
     ] {
         assert!(parse_command(bad).is_err(), "{bad}");
     }
+}
+
+#[test]
+fn supervise_commands_parse_with_their_mode_and_extensions() {
+    use crate::apps::supervision::Mode;
+    let sup = |mode, s: &str, a: &str| ConsoleCommand::Supervise {
+        mode,
+        supervisor: s.to_string(),
+        agent: a.to_string(),
+    };
+    for (line, want) in [
+        ("supervise listen 900 201", sup(Mode::Listen, "900", "201")),
+        ("sup w 900 201", sup(Mode::Whisper, "900", "201")),
+        ("SUPERVISE BARGE 900 201", sup(Mode::Barge, "900", "201")),
+        ("supervise stop 900", ConsoleCommand::SuperviseStop("900".into())),
+        ("show supervision", ConsoleCommand::ShowSupervision),
+        ("sh su", ConsoleCommand::ShowSupervision),
+    ] {
+        assert_eq!(parse_command(line), Ok(want), "{line}");
+    }
+    for line in ["supervise", "supervise listen 900", "supervise spy 900 201", "supervise listen 9x 201"] {
+        assert!(parse_command(line).is_err(), "{line}");
+    }
+    assert!(help_text().contains("supervise stop"));
 }

@@ -33,6 +33,9 @@ pub(super) mod voicemail_call;
 // IVR menus answer calls themselves and hand them on (issue 6).
 #[path = "ivr_call.rs"]
 pub(super) mod ivr_call;
+// Supervision answers a supervisor's call itself and joins it to an agent's room (issue 6).
+#[path = "supervise_call.rs"]
+pub(super) mod supervise_call;
 
 /// Why the box sent a client request; the answer is routed by this.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +50,8 @@ pub(super) enum Purpose {
     Relay { call: u64, txn: ServerTxnId, req: Box<Request>, peer: Peer },
     /// The INVITE of a new party for one side of a call (transfer, park ringback).
     Leg { call: u64, leg: u64 },
+    /// The INVITE to a supervisor's phone for an API supervision session (`supervise_call.rs`).
+    Supervise { session: u64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -385,8 +390,11 @@ impl Engine {
         let mut plan = None;
         // IVR (issue 6): a phone dialled a menu's number; the box answers it.
         let ivr_menu = if trunk_plan.is_none() { self.ivr_by_number(&to_ext) } else { None };
+        // Supervision (issue 6): `995`/`994`/`996` + extension; the box answers it too.
+        let supervise = if trunk_plan.is_none() { self.supervision_code(&to_ext) } else { None };
+        let box_answers = ivr_menu.is_some() || supervise.is_some();
         let leaves_by_trunk = trunk_plan.as_ref().is_some_and(|p| p.direct.is_some());
-        if room.is_none() && !leaves_by_trunk && ivr_menu.is_none() {
+        if room.is_none() && !leaves_by_trunk && !box_answers {
             match self.dialplan_new_call(now, peer, txn, &req, &from_ext, &to_ext) {
                 super::dialplan::NewCall::Handled => return,
                 super::dialplan::NewCall::Planned(p) => plan = Some(p),
@@ -396,7 +404,7 @@ impl Engine {
         if room.is_none()
             && plan.is_none()
             && trunk_plan.is_none()
-            && ivr_menu.is_none()
+            && !box_answers
             && !self.extensions.contains_key(&to_ext)
         {
             match self.plan_outbound(now, peer, txn, &req, &from_ext, &to_ext) {
@@ -407,7 +415,7 @@ impl Engine {
         }
         let direct = trunk_plan.as_ref().and_then(|p| p.direct.clone());
         let mut contacts: Vec<(String, Peer)> = direct.clone().unwrap_or_default();
-        if room.is_none() && plan.is_none() && direct.is_none() && ivr_menu.is_none() {
+        if room.is_none() && plan.is_none() && direct.is_none() && !box_answers {
             let Some(callee) = self.extensions.get(&to_ext).cloned() else {
                 return self.reply_status(txn, &req, peer, 404, &[], now);
             };
@@ -576,6 +584,9 @@ impl Engine {
         if let Some(menu) = ivr_menu {
             return self.answer_ivr(now, id, &menu);
         }
+        if let Some((mode, target)) = supervise {
+            return self.answer_supervision(now, id, mode, &target);
+        }
         self.arm(now + self.cfg.ring_timeout, TimerKey::Call(id));
         if let Some(p) = plan {
             log::info!(
@@ -735,6 +746,7 @@ impl Engine {
         match purpose {
             Purpose::Fork { call, fork } => self.on_fork_response(now, call, fork, txn, peer, resp),
             Purpose::Leg { leg, .. } => self.on_leg_response(now, leg, peer, resp),
+            Purpose::Supervise { session } => self.on_supervision_response(now, session, peer, resp),
             Purpose::Fire { .. } => {}
             Purpose::ReInvite { call, from, txn: stxn, req, peer: from_peer } => {
                 self.on_reinvite_response(now, call, from, stxn, &req, from_peer, resp)
@@ -1336,7 +1348,7 @@ impl Engine {
     }
 
     pub(super) fn handle_in_dialog(&mut self, now: Instant, peer: Peer, txn: ServerTxnId, req: Request) {
-        if self.consult_request(now, peer, txn, &req) {
+        if self.consult_request(now, peer, txn, &req) || self.supervision_request(now, peer, txn, &req) {
             return;
         }
         let Some((id, side, fork)) = self.locate(&req) else {
@@ -1634,6 +1646,7 @@ impl Engine {
                 self.reply(txn, 408, w.finish(), now);
             }
             Purpose::Leg { leg, .. } => self.on_leg_timeout(now, leg),
+            Purpose::Supervise { session } => self.on_supervision_timeout(now, session),
             Purpose::Fire { .. } => {}
         }
     }
@@ -1683,6 +1696,7 @@ impl Engine {
         self.rewire_call_ending(now, id);
         self.voicemail_call_ending(now, id);
         self.ivr_call_ending(id);
+        self.supervision_call_ending(now, id);
         if let Some(call) = self.calls.get(&id) {
             if self.server.is_proceeding(call.invite_txn) && status >= 300 {
                 let w = response_to(&call.invite.common, call.a.peer.addr, status, Some(&call.a_tag));

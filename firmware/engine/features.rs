@@ -145,6 +145,7 @@ impl Engine {
                 self.rewire_play_done(now, relay.0, side);
                 self.voicemail_play_done(relay, side, now);
                 self.ivr_play_done(relay, side, now);
+                self.supervision_play_done(relay, side, now);
             }
             MediaEvent::Recorded { relay, path, bytes } => {
                 log::info!("call {}: recording {path} closed, {bytes} bytes", relay.0);
@@ -156,6 +157,9 @@ impl Engine {
     /// A key press on one side, from any source: reported in the log, then matched against the
     /// in-call feature codes.
     pub(super) fn on_digit(&mut self, id: u64, side: Side, event: DigitEvent, now: Instant) {
+        if self.supervision_digit(id, side, event.digit, now) {
+            return;
+        }
         let Some(call) = self.calls.get_mut(&id) else { return };
         // One digit stream per leg (issue 3): the relay merges RFC 4733 and in-band, but INFO
         // reaches the engine directly; a phone sending a press both ways is reported once.

@@ -30,6 +30,7 @@ use crate::sip::transaction::{
 use crate::sip::writer::{self, response_to, Writer};
 use crate::sip::{Peer, Transport};
 pub use call::park::ParkedView;
+pub use call::supervise_call::{SuperviseError, SupervisionView, MAX_SESSIONS as MAX_SUPERVISION_SESSIONS};
 pub use call::trunkcalls::{DidView, ListKind, MAX_AUTH_ROUNDS};
 pub use call::voicemail_call::{MailboxOwner, VoicemailOp, VOICEMAIL_OWNER_CODE, VOICEMAIL_TARGET_PREFIX};
 use call::{Call, Purpose};
@@ -88,6 +89,8 @@ pub struct EngineConfig {
     pub park: crate::config::ParkConfig,
     /// IVR menus (`[[ivr]]`, issue 6).
     pub ivrs: std::sync::Arc<crate::apps::ivr::Ivrs>,
+    /// Who may listen, whisper and barge (`supervisor` on `[[extension]]`, issue 6).
+    pub supervisors: crate::apps::supervision::SupervisorRoles,
 }
 
 impl EngineConfig {
@@ -114,6 +117,7 @@ impl EngineConfig {
             trunk_calls: crate::config::TrunkCallsConfig::default(),
             park: crate::config::ParkConfig::default(),
             ivrs: Default::default(),
+            supervisors: Default::default(),
         }
     }
 }
@@ -205,6 +209,8 @@ enum TimerKey {
     Ivr(u64),
     /// Message-waiting subscriptions expire.
     Mwi,
+    /// A supervision session's timer (the supervisor's phone rings too long).
+    Supervision(u64),
 }
 
 /// The PBX core.
@@ -249,6 +255,8 @@ pub struct Engine {
     ivr: call::ivr_call::IvrCalls,
     /// Message-waiting subscriptions (`mwi.rs`).
     mwi: mwi::Mwi,
+    /// Supervisors listening, whispering, barging (`supervise_call.rs`).
+    supervision: call::supervise_call::Supervisions,
 }
 
 /// The result of checking credentials.
@@ -299,6 +307,7 @@ impl Engine {
             voicemail: Default::default(),
             ivr: Default::default(),
             mwi: mwi::Mwi::new(&cfg_host),
+            supervision: Default::default(),
         }
     }
 
@@ -463,6 +472,7 @@ impl Engine {
                 TimerKey::Voicemail(id) => self.on_voicemail_timer(id, now),
                 TimerKey::Ivr(id) => self.on_ivr_timer(id, now),
                 TimerKey::Mwi => self.on_mwi_timer(now),
+                TimerKey::Supervision(id) => self.on_supervision_timer(id, now),
                 TimerKey::RegistrarSweep => {
                     self.sweep_armed = false;
                     let n = self.registrar.sweep(now);
@@ -487,6 +497,8 @@ impl Engine {
         let id = relay.0;
         if self.calls.contains_key(&id) {
             self.end_call(id, cdr::HangupSide::System, "media ports unavailable", 503, now);
+        } else {
+            self.supervision_media_failed(now, relay);
         }
     }
 
@@ -775,7 +787,7 @@ impl Engine {
                     && !(resp.code < 300
                         && matches!(
                             self.purposes.get(&txn),
-                            Some(Purpose::Fork { .. } | Purpose::Leg { .. })
+                            Some(Purpose::Fork { .. } | Purpose::Leg { .. } | Purpose::Supervise { .. })
                         )) {
                     self.purposes.remove(&txn)
                 } else {

@@ -10,6 +10,8 @@ use md5::{Digest, Md5};
 mod trunkcalls_tests;
 // IVR menus (issue 6).
 mod ivr_tests;
+// Supervision: listen, whisper, barge (issue 6).
+mod supervise_tests;
 
 const BOX_PORT: u16 = 5060;
 

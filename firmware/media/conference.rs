@@ -8,7 +8,7 @@
 
 use super::audio::g711::{self, Law};
 use super::audio::jitter::{Frame, JitterBuffer, JitterConfig};
-use super::audio::mixer::{Mixer, ParticipantId};
+use super::audio::mixer::{Mixer, MonitorMode, ParticipantId};
 use super::audio::player::Player;
 use super::audio::{Frame20, FRAME_SAMPLES, SILENT_FRAME};
 use super::dtmf::{DigitStream, DigitStreamConfig};
@@ -108,6 +108,21 @@ impl Rooms {
         audio_pt: u8,
         telephone_event_pt: Option<u8>,
     ) -> Result<(), RelayError> {
+        self.join_with(relay, room, port, remote, (audio_pt, telephone_event_pt), None)
+    }
+
+    /// [`Rooms::join`] with the codec as (audio, telephone-event) payload types and, for a
+    /// supervisor, the (agent, mode) applied under the same lock as the join: the room never
+    /// mixes the supervisor as a plain member. A refused mode leaves the room as it was.
+    pub fn join_with(
+        &self,
+        relay: RelayId,
+        room: u32,
+        port: u16,
+        remote: Option<SocketAddr>,
+        (audio_pt, telephone_event_pt): (u8, Option<u8>),
+        monitor: Option<(RelayId, MonitorMode)>,
+    ) -> Result<(), RelayError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| RelayError::NoRuntime)?;
         let _in = runtime.enter();
         if self.contains(relay) {
@@ -152,6 +167,12 @@ impl Rooms {
             return Err(RelayError::Room(format!("room {room} is full ({MAX_PER_ROOM})")));
         }
         st.mixer.add_participant(ParticipantId(relay.0)).map_err(|e| RelayError::Room(format!("{e:?}")))?;
+        if let Some((agent, mode)) = monitor {
+            if let Err(e) = st.mixer.monitor(ParticipantId(relay.0), ParticipantId(agent.0), mode) {
+                st.mixer.remove(ParticipantId(relay.0));
+                return Err(RelayError::Room(format!("room {room}: {e}")));
+            }
+        }
         st.participants.push(p);
         let n = st.participants.len();
         if let Some(w) = st.waker.take() {
@@ -162,6 +183,22 @@ impl Rooms {
         lock(&self.members).insert(relay, room);
         log::info!("conference room {room}: call {} joined ({n} in the room)", relay.0);
         Ok(())
+    }
+
+    /// Puts `supervisor` in `mode` towards `agent`; both must be in the same room.
+    pub fn monitor(&self, supervisor: RelayId, agent: RelayId, mode: MonitorMode) -> Result<(), RelayError> {
+        let members = lock(&self.members);
+        let room = *members.get(&supervisor).ok_or(RelayError::UnknownRelay(supervisor))?;
+        if members.get(&agent) != Some(&room) {
+            return Err(RelayError::Room(format!("call {} is not in room {room}", agent.0)));
+        }
+        drop(members);
+        let rooms = lock(&self.rooms);
+        let r = rooms.get(&room).ok_or(RelayError::UnknownRelay(supervisor))?;
+        let mut st = lock(&r.state);
+        st.mixer
+            .monitor(ParticipantId(supervisor.0), ParticipantId(agent.0), mode)
+            .map_err(|e| RelayError::Room(format!("room {room}: {e}")))
     }
 
     /// Plays clips to one participant instead of the mix.
@@ -325,4 +362,65 @@ fn poll_room(
     drop(guard);
     send_events(events, evs);
     Poll::Pending
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An even port whose pair (RTP, RTCP) is free on loopback now.
+    fn free_pair() -> u16 {
+        for _ in 0..100 {
+            let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let port = probe.local_addr().unwrap().port() & !1;
+            drop(probe);
+            let pair = (
+                std::net::UdpSocket::bind(("127.0.0.1", port)),
+                std::net::UdpSocket::bind(("127.0.0.1", port + 1)),
+            );
+            if let (Ok(_), Ok(_)) = pair {
+                return port;
+            }
+        }
+        panic!("no free port pair on loopback");
+    }
+
+    fn join(
+        rooms: &Rooms,
+        relay: u64,
+        room: u32,
+        monitor: Option<(RelayId, MonitorMode)>,
+    ) -> Result<(), RelayError> {
+        rooms.join_with(RelayId(relay), room, free_pair(), None, (0, Some(101)), monitor)
+    }
+
+    #[tokio::test]
+    async fn a_supervisor_joins_in_a_mode_and_a_refused_mode_leaves_the_room_as_it_was() {
+        let rooms = Rooms::new(IpAddr::from([127, 0, 0, 1]), None);
+        join(&rooms, 1, 7, None).unwrap();
+        join(&rooms, 2, 7, None).unwrap();
+        join(&rooms, 3, 7, Some((RelayId(2), MonitorMode::Listen))).unwrap();
+        assert_eq!(rooms.size(7), 3);
+        {
+            let all = lock(&rooms.rooms);
+            let st = lock(&all.get(&7).unwrap().state);
+            let (caller, agent, sup) = (ParticipantId(1), ParticipantId(2), ParticipantId(3));
+            assert!(st.mixer.is_audible(sup, caller) && st.mixer.is_audible(sup, agent));
+            assert!(!st.mixer.is_audible(caller, sup) && !st.mixer.is_audible(agent, sup));
+        }
+        rooms.monitor(RelayId(3), RelayId(2), MonitorMode::Whisper).unwrap();
+        {
+            let all = lock(&rooms.rooms);
+            let st = lock(&all.get(&7).unwrap().state);
+            assert!(st.mixer.is_audible(ParticipantId(2), ParticipantId(3)));
+            assert!(!st.mixer.is_audible(ParticipantId(1), ParticipantId(3)));
+        }
+        // An agent that is in no room (or another room) is refused; nothing changes.
+        assert!(join(&rooms, 4, 7, Some((RelayId(99), MonitorMode::Barge))).is_err());
+        assert_eq!(rooms.size(7), 3);
+        assert!(!rooms.contains(RelayId(4)));
+        join(&rooms, 5, 8, None).unwrap();
+        assert!(rooms.monitor(RelayId(3), RelayId(5), MonitorMode::Barge).is_err());
+        rooms.close_all();
+    }
 }

@@ -26,6 +26,7 @@ pub mod sdp;
 pub use pool::PortPool;
 pub use relay::{RelayError, RelayManager, RelayStats};
 
+use audio::mixer::MonitorMode;
 use std::net::SocketAddr;
 
 /// Identifies one relay (one per call bridge).
@@ -142,6 +143,36 @@ pub enum MediaCommand {
         /// The telephone-event payload type, when negotiated.
         telephone_event_pt: Option<u8>,
     },
+    /// Connect a supervisor's phone to the room of an agent's call already in a `mode`
+    /// (issue 6). Like [`MediaCommand::JoinRoom`], but the mode applies before the first mix,
+    /// so not even one frame of the supervisor reaches a party that must not hear it.
+    JoinRoomMonitoring {
+        /// The supervisor's relay id (their call's id).
+        relay: RelayId,
+        /// The agent's call room.
+        room: u32,
+        /// Local RTP port facing the supervisor's phone (even); RTCP is `port + 1`.
+        port: u16,
+        /// Where the phone said (SDP) it receives RTP.
+        remote: Option<SocketAddr>,
+        /// The G.711 payload type in use.
+        audio_pt: u8,
+        /// The telephone-event payload type, when negotiated (mode keys 4/5/6).
+        telephone_event_pt: Option<u8>,
+        /// The agent's participant in that room.
+        agent: RelayId,
+        /// What the supervisor hears and who hears them.
+        mode: MonitorMode,
+    },
+    /// Change a supervisor's mode towards an agent in the same room (issue 6).
+    SetMonitor {
+        /// The supervisor's relay id.
+        relay: RelayId,
+        /// The agent's participant.
+        agent: RelayId,
+        /// The new mode.
+        mode: MonitorMode,
+    },
 }
 
 impl MediaCommand {
@@ -157,7 +188,9 @@ impl MediaCommand {
             | MediaCommand::Record { relay, .. }
             | MediaCommand::StopRecord { relay }
             | MediaCommand::SendDigits { relay, .. }
-            | MediaCommand::JoinRoom { relay, .. } => *relay,
+            | MediaCommand::JoinRoom { relay, .. }
+            | MediaCommand::JoinRoomMonitoring { relay, .. }
+            | MediaCommand::SetMonitor { relay, .. } => *relay,
         }
     }
 }

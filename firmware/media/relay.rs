@@ -275,6 +275,24 @@ impl RelayManager {
             MediaCommand::JoinRoom { relay, room, port, remote, audio_pt, telephone_event_pt } => {
                 self.inner.rooms.join(relay, room, port, remote, audio_pt, telephone_event_pt)
             }
+            MediaCommand::JoinRoomMonitoring {
+                relay,
+                room,
+                port,
+                remote,
+                audio_pt,
+                telephone_event_pt,
+                agent,
+                mode,
+            } => self.inner.rooms.join_with(
+                relay,
+                room,
+                port,
+                remote,
+                (audio_pt, telephone_event_pt),
+                Some((agent, mode)),
+            ),
+            MediaCommand::SetMonitor { relay, agent, mode } => self.inner.rooms.monitor(relay, agent, mode),
         }
     }
 

@@ -1,0 +1,415 @@
+//! Supervision with a virtual clock (issue 6): 201 (port 7001) calls agent 202 (7002); the
+//! supervisor 900 (7009) listens, whispers and barges; 901 (7008) may only supervise 203; 203
+//! (7003) is no supervisor.
+
+use super::*;
+use crate::apps::supervision::{Mode, Permission, Scope, SupervisorRoles};
+use crate::media::audio::mixer::MonitorMode;
+use crate::media::dtmf::{DigitEvent, DtmfSource};
+use crate::media::{Clip, MediaEvent, RelayId, Side};
+
+const SUPERVISOR: u16 = 7009;
+/// The agent's call is call 1; its room.
+const ROOM: u32 = 2_000_001;
+/// The agent (callee) is side B of call 1.
+const AGENT: RelayId = RelayId(1 | super::call::PARTICIPANT_B);
+/// Relay id of the first API-dialled supervisor (session 0).
+const API_SUPERVISOR: RelayId = RelayId(1 << 60);
+
+fn harness() -> Harness {
+    let now = Instant::now();
+    let all = [Mode::Listen, Mode::Whisper, Mode::Barge];
+    let mut roles = SupervisorRoles::new();
+    assert!(roles.grant("900", Permission::new(&all, Scope::All).unwrap()));
+    let only_203 = Scope::Agents(["203".to_string()].into_iter().collect());
+    assert!(roles.grant("901", Permission::new(&all, only_203).unwrap()));
+    let cfg = EngineConfig {
+        rtp_ports: crate::config::PortRange { lo: 20000, hi: 20099 },
+        supervisors: roles,
+        ..EngineConfig::for_tests(now)
+    };
+    let exts = ["201", "202", "203", "900", "901"].map(|n| ext(n, true)).to_vec();
+    Harness { engine: Engine::new(cfg, &exts), now, sent: vec![], media: vec![], cdrs: vec![], vm: vec![] }
+}
+
+/// 201 → 202 answered and ACKed; the phones' messages so far are taken. Returns the caller's
+/// To (with the box's tag) for in-dialog requests.
+fn agent_in_call(h: &mut Harness) -> String {
+    answered_call(h);
+    let ok = h.take_for(phone(7001)).pop().unwrap();
+    h.take_for(phone(7002));
+    let to_tag = ack_caller(h, &ok, "c1");
+    h.media.clear();
+    to_tag
+}
+
+/// `ext` on `port` dials `code`; returns the box's final answer to it.
+fn dial(h: &mut Harness, ext: &str, port: u16, code: &str) -> String {
+    h.register(ext, port);
+    h.send(phone(port), &invite(ext, code, port, "s1", &sdp(6000, "0 101")));
+    h.take_for(phone(port)).into_iter().rfind(|m| !m.starts_with("SIP/2.0 100")).unwrap()
+}
+
+fn key(h: &mut Harness, relay: RelayId, digit: char) {
+    let event = DigitEvent { digit, duration_ms: 100, source: DtmfSource::Rfc4733 };
+    h.engine.handle_media_event(h.now, MediaEvent::Digit { relay, side: Side::A, event });
+    h.drain();
+}
+
+fn monitors(h: &Harness) -> Vec<(u64, MonitorMode)> {
+    h.media
+        .iter()
+        .filter_map(|m| match m {
+            MediaCommand::JoinRoomMonitoring { relay, mode, .. } => Some((relay.0, *mode)),
+            MediaCommand::SetMonitor { relay, mode, .. } => Some((relay.0, *mode)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A BYE from the supervisor's phone on its dial-code call.
+fn supervisor_bye(h: &mut Harness, ok: &str) {
+    let to_tag = ok.split("To: ").nth(1).unwrap().lines().next().unwrap().to_string();
+    h.send(
+        phone(SUPERVISOR),
+        &format!(
+            "BYE sip:995202@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7009;branch=z9hG4bKsbye\r\n\
+             From: <sip:900@127.0.0.1>;tag=fs1\r\nTo: {to_tag}\r\nCall-ID: s1\r\nCSeq: 2 BYE\r\n\r\n"
+        ),
+    );
+}
+
+// Tests for dial codes.
+
+#[test]
+fn a_listen_code_joins_the_agents_call_without_a_message_to_either_phone() {
+    let mut h = harness();
+    agent_in_call(&mut h);
+    let ok = dial(&mut h, "900", SUPERVISOR, "995202");
+    assert_eq!(status(&ok), 200, "the box answers the supervisor");
+    assert!(ok.contains("m=audio 20004 RTP/AVP 0 101"), "{ok}");
+    assert!(h.take_for(phone(7001)).is_empty() && h.take_for(phone(7002)).is_empty());
+    // The bridge becomes a room on the same ports; the supervisor's relay becomes its seat.
+    let moves: Vec<(u64, u16)> = h
+        .media
+        .iter()
+        .filter_map(|m| match m {
+            MediaCommand::JoinRoom { relay, room: ROOM, port, .. } => Some((relay.0, *port)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(moves, vec![(1, 20000), (AGENT.0, 20002)]);
+    assert!(h.media.contains(&MediaCommand::Close { relay: RelayId(1) }));
+    assert!(h.media.contains(&MediaCommand::Close { relay: RelayId(2) }));
+    let join = h.media.iter().find(|m| matches!(m, MediaCommand::JoinRoomMonitoring { .. })).unwrap();
+    assert!(
+        matches!(
+            join,
+            MediaCommand::JoinRoomMonitoring {
+                relay: RelayId(2),
+                room: ROOM,
+                port: 20004,
+                agent: AGENT,
+                mode: MonitorMode::Listen,
+                ..
+            }
+        ),
+        "{join:?}"
+    );
+    let view = h.engine.supervisions(h.now);
+    assert_eq!(
+        (view[0].supervisor.as_str(), view[0].agent.as_str(), view[0].state),
+        ("900", "202", "joined")
+    );
+}
+
+#[test]
+fn whisper_and_barge_codes_join_in_their_mode() {
+    for (code, mode) in [("994202", MonitorMode::Whisper), ("996202", MonitorMode::Barge)] {
+        let mut h = harness();
+        agent_in_call(&mut h);
+        dial(&mut h, "900", SUPERVISOR, code);
+        assert_eq!(monitors(&h), vec![(2, mode)]);
+    }
+}
+
+#[test]
+fn keys_4_5_6_switch_the_mode_and_reach_nobody_else() {
+    let mut h = harness();
+    agent_in_call(&mut h);
+    dial(&mut h, "900", SUPERVISOR, "995202");
+    for d in ['5', '6', '1', '4', '4'] {
+        key(&mut h, RelayId(2), d);
+    }
+    assert_eq!(
+        monitors(&h),
+        vec![
+            (2, MonitorMode::Listen),
+            (2, MonitorMode::Whisper),
+            (2, MonitorMode::Barge),
+            (2, MonitorMode::Listen)
+        ]
+    );
+    assert_eq!(h.engine.supervisions(h.now)[0].mode, Mode::Listen);
+    assert!(h.take_for(phone(7001)).is_empty() && h.take_for(phone(7002)).is_empty());
+    let agent_call = h.engine.calls(h.now).into_iter().find(|c| c.id == 1).unwrap();
+    assert_eq!(agent_call.digits, "", "the supervisor's keys are not the call's");
+}
+
+#[test]
+fn the_supervisor_hanging_up_leaves_the_agents_call_untouched() {
+    let mut h = harness();
+    agent_in_call(&mut h);
+    let ok = dial(&mut h, "900", SUPERVISOR, "995202");
+    h.media.clear();
+    supervisor_bye(&mut h, &ok);
+    assert_eq!(status(&h.take_for(phone(SUPERVISOR))[0]), 200);
+    assert!(h.take_for(phone(7001)).is_empty() && h.take_for(phone(7002)).is_empty());
+    assert_eq!(h.media, vec![MediaCommand::Close { relay: RelayId(2) }], "only the supervisor's seat");
+    assert!(h.engine.calls(h.now).iter().any(|c| c.id == 1), "the agent's call goes on");
+    assert!(h.engine.supervisions(h.now).is_empty());
+}
+
+#[test]
+fn the_agents_call_ending_hangs_up_the_supervisor_and_empties_the_room() {
+    let mut h = harness();
+    let to_tag = agent_in_call(&mut h);
+    dial(&mut h, "900", SUPERVISOR, "995202");
+    h.media.clear();
+    h.send(phone(7001), &in_dialog_from_caller("BYE", 2, &to_tag, "", ""));
+    assert!(h.take_for(phone(7002)).iter().any(|m| first_line(m).starts_with("BYE ")));
+    assert!(h.take_for(phone(SUPERVISOR)).iter().any(|m| first_line(m).starts_with("BYE ")));
+    for relay in [1, AGENT.0, 2] {
+        assert!(h.media.contains(&MediaCommand::Close { relay: RelayId(relay) }), "{relay} leaves");
+    }
+    assert!(h.engine.calls(h.now).is_empty());
+    assert!(h.engine.supervisions(h.now).is_empty());
+    assert_eq!(h.engine.rtp_ports_in_use().0, 0);
+}
+
+#[test]
+fn a_second_session_joins_the_room_the_first_one_made() {
+    let mut h = harness();
+    agent_in_call(&mut h);
+    let ok = dial(&mut h, "900", SUPERVISOR, "995202");
+    supervisor_bye(&mut h, &ok);
+    h.media.clear();
+    h.send(phone(SUPERVISOR), &invite("900", "996202", SUPERVISOR, "s2", &sdp(6000, "0 101")));
+    assert!(!h.media.iter().any(|m| matches!(m, MediaCommand::JoinRoom { .. })), "already in the room");
+    assert!(h.media.iter().any(|m| matches!(
+        m,
+        MediaCommand::JoinRoomMonitoring { room: ROOM, agent: AGENT, mode: MonitorMode::Barge, .. }
+    )));
+}
+
+// Tests for refusals: the agent's call never sees a thing.
+
+fn refused_with(code: &str, ext: &str, port: u16, prompt: &str) {
+    let mut h = harness();
+    agent_in_call(&mut h);
+    let ok = dial(&mut h, ext, port, code);
+    assert_eq!(status(&ok), 200, "answered to hear why");
+    let relay = h.media.iter().find_map(|m| match m {
+        MediaCommand::Play { relay, clips, .. }
+            if clips.contains(&Clip::Prompt { id: prompt.into(), lang: crate::media::prompts::Lang::Ja }) =>
+        {
+            Some(*relay)
+        }
+        _ => None,
+    });
+    let relay = relay.unwrap_or_else(|| panic!("{prompt} is played: {:?}", h.media));
+    assert!(h.media.iter().all(|m| m.relay() == relay), "nothing touches the agent's call: {:?}", h.media);
+    h.engine.handle_media_event(h.now, MediaEvent::PlayDone { relay, side: Side::A });
+    h.drain();
+    assert!(h.take_for(phone(port)).iter().any(|m| first_line(m).starts_with("BYE ")));
+    assert!(h.take_for(phone(7001)).is_empty() && h.take_for(phone(7002)).is_empty());
+    assert_eq!(h.engine.calls(h.now).len(), 1, "only the agent's call is left");
+    assert!(h.engine.supervisions(h.now).is_empty());
+}
+
+#[test]
+fn a_non_supervisor_hears_the_refusal_and_only_their_call_ends() {
+    refused_with("995202", "203", 7003, "common.sorry_error");
+}
+
+#[test]
+fn a_supervisor_out_of_scope_is_refused() {
+    refused_with("996202", "901", 7008, "common.sorry_error");
+}
+
+#[test]
+fn supervising_an_agent_in_no_call_says_not_available() {
+    refused_with("995203", "900", SUPERVISOR, "call.is_not_available");
+}
+
+#[test]
+fn a_supervision_code_from_an_unknown_extension_number_is_refused() {
+    refused_with("995777", "900", SUPERVISOR, "common.sorry_error");
+}
+
+// Tests for API sessions.
+
+/// Starts an API session in `mode` and returns the INVITE sent to the supervisor's phone.
+fn api_ring(h: &mut Harness, mode: Mode) -> String {
+    h.register("900", SUPERVISOR);
+    h.engine.supervise(h.now, mode, "900", "202").unwrap();
+    h.drain();
+    let inv = h.take_for(phone(SUPERVISOR)).pop().expect("the supervisor's phone is rung");
+    assert!(inv.starts_with("INVITE sip:900@127.0.0.1:7009"), "{inv}");
+    assert!(inv.contains("From: <sip:202@"), "it shows whom it will hear: {inv}");
+    inv
+}
+
+#[test]
+fn an_api_session_rings_the_supervisor_and_joins_when_it_answers() {
+    let mut h = harness();
+    agent_in_call(&mut h);
+    let inv = api_ring(&mut h, Mode::Whisper);
+    assert_eq!(h.engine.supervisions(h.now)[0].state, "ringing");
+    assert!(h.media.is_empty(), "nothing moves before the supervisor answers");
+    h.send(phone(SUPERVISOR), &answer(&inv, 200, "sup", Some(&sdp(6100, "0 101")), SUPERVISOR));
+    assert!(h.take_for(phone(SUPERVISOR)).iter().any(|m| first_line(m).starts_with("ACK ")));
+    let join = h.media.iter().find(|m| matches!(m, MediaCommand::JoinRoomMonitoring { .. })).unwrap();
+    assert!(
+        matches!(
+            join,
+            MediaCommand::JoinRoomMonitoring {
+                relay: API_SUPERVISOR,
+                room: ROOM,
+                agent: AGENT,
+                mode: MonitorMode::Whisper,
+                remote: Some(_),
+                ..
+            }
+        ),
+        "{join:?}"
+    );
+    key(&mut h, API_SUPERVISOR, '6');
+    assert_eq!(monitors(&h).last(), Some(&(API_SUPERVISOR.0, MonitorMode::Barge)));
+    // Stopped through the API: BYE to the supervisor only, the seat closes, the call goes on.
+    h.media.clear();
+    assert!(h.engine.stop_supervision(h.now, "900"));
+    h.drain();
+    assert!(h.take_for(phone(SUPERVISOR)).iter().any(|m| first_line(m).starts_with("BYE ")));
+    assert!(h.take_for(phone(7001)).is_empty() && h.take_for(phone(7002)).is_empty());
+    assert_eq!(h.media, vec![MediaCommand::Close { relay: API_SUPERVISOR }]);
+    assert!(h.engine.supervisions(h.now).is_empty());
+    assert_eq!(h.engine.calls(h.now).len(), 1);
+}
+
+#[test]
+fn an_unanswered_api_ring_is_cancelled_after_the_ring_timeout() {
+    let mut h = harness();
+    agent_in_call(&mut h);
+    let ports = h.engine.rtp_ports_in_use().0;
+    let inv = api_ring(&mut h, Mode::Listen);
+    assert_eq!(h.engine.rtp_ports_in_use().0, ports + 1, "the ring holds a port");
+    h.send(phone(SUPERVISOR), &answer(&inv, 180, "sup", None, SUPERVISOR));
+    h.advance(crate::apps::supervision::SUPERVISOR_RING_TIMEOUT + Duration::from_secs(1));
+    assert!(h.take_for(phone(SUPERVISOR)).iter().any(|m| first_line(m).starts_with("CANCEL ")));
+    assert!(h.engine.supervisions(h.now).is_empty());
+    assert!(h.media.is_empty(), "the agent's call was never moved");
+    assert_eq!(h.engine.rtp_ports_in_use().0, ports, "the ring's port is free again");
+}
+
+#[test]
+fn a_busy_supervisor_phone_ends_the_session_and_nothing_else() {
+    let mut h = harness();
+    agent_in_call(&mut h);
+    let inv = api_ring(&mut h, Mode::Listen);
+    h.send(phone(SUPERVISOR), &answer(&inv, 486, "sup", None, SUPERVISOR));
+    assert!(h.engine.supervisions(h.now).is_empty());
+    assert!(h.media.is_empty());
+    assert!(h.take_for(phone(7001)).is_empty() && h.take_for(phone(7002)).is_empty());
+}
+
+#[test]
+fn api_requests_are_refused_with_their_status_and_nothing_is_sent() {
+    use crate::engine::SuperviseError;
+    let mut h = harness();
+    agent_in_call(&mut h);
+    h.register("203", 7003);
+    let refused = h.engine.supervise(h.now, Mode::Listen, "203", "202").unwrap_err();
+    assert_eq!(refused.http_status(), 403);
+    let idle = h.engine.supervise(h.now, Mode::Listen, "900", "203").unwrap_err();
+    assert_eq!(idle.http_status(), 409);
+    assert_eq!(
+        h.engine.supervise(h.now, Mode::Listen, "900", "202"),
+        Err(SuperviseError::SupervisorUnreachable),
+        "900 is not registered"
+    );
+    h.drain();
+    assert!(h.sent.is_empty() && h.media.is_empty());
+}
+
+#[test]
+fn the_agents_call_ending_while_the_supervisor_rings_cancels_the_ring() {
+    let mut h = harness();
+    let to_tag = agent_in_call(&mut h);
+    let inv = api_ring(&mut h, Mode::Listen);
+    h.send(phone(SUPERVISOR), &answer(&inv, 180, "sup", None, SUPERVISOR));
+    h.send(phone(7001), &in_dialog_from_caller("BYE", 2, &to_tag, "", ""));
+    assert!(h.take_for(phone(SUPERVISOR)).iter().any(|m| first_line(m).starts_with("CANCEL ")));
+    assert!(h.engine.supervisions(h.now).is_empty());
+    assert_eq!(h.engine.rtp_ports_in_use().0, 0);
+}
+
+#[test]
+fn a_room_refusing_a_dialled_supervisor_hangs_up_only_the_supervisor() {
+    let mut h = harness();
+    agent_in_call(&mut h);
+    let inv = api_ring(&mut h, Mode::Barge);
+    h.send(phone(SUPERVISOR), &answer(&inv, 200, "sup", Some(&sdp(6100, "0 101")), SUPERVISOR));
+    h.take_for(phone(SUPERVISOR));
+    h.media.clear();
+    h.engine.media_failed(API_SUPERVISOR, h.now);
+    h.drain();
+    assert!(h.take_for(phone(SUPERVISOR)).iter().any(|m| first_line(m).starts_with("BYE ")));
+    assert!(h.take_for(phone(7001)).is_empty() && h.take_for(phone(7002)).is_empty());
+    assert!(h.media.is_empty(), "no seat to close, nothing else touched: {:?}", h.media);
+    assert!(h.engine.supervisions(h.now).is_empty());
+    assert_eq!(h.engine.calls(h.now).len(), 1);
+}
+
+#[test]
+fn a_mode_key_by_sip_info_switches_too() {
+    let mut h = harness();
+    agent_in_call(&mut h);
+    let ok = dial(&mut h, "900", SUPERVISOR, "995202");
+    let to_tag = ok.split("To: ").nth(1).unwrap().lines().next().unwrap().to_string();
+    h.send(
+        phone(SUPERVISOR),
+        &format!(
+            "INFO sip:995202@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7009;branch=z9hG4bKsinfo\r\n\
+             From: <sip:900@127.0.0.1>;tag=fs1\r\nTo: {to_tag}\r\nCall-ID: s1\r\nCSeq: 2 INFO\r\n\
+             Content-Type: application/dtmf\r\n\r\n6"
+        ),
+    );
+    assert_eq!(status(&h.take_for(phone(SUPERVISOR))[0]), 200);
+    assert_eq!(monitors(&h).last(), Some(&(2, MonitorMode::Barge)));
+    assert!(h.take_for(phone(7001)).is_empty() && h.take_for(phone(7002)).is_empty());
+}
+
+#[test]
+fn an_extension_numbered_like_a_code_is_dialled_as_the_extension() {
+    let now = Instant::now();
+    let cfg = EngineConfig {
+        rtp_ports: crate::config::PortRange { lo: 20000, hi: 20099 },
+        ..EngineConfig::for_tests(now)
+    };
+    let exts = vec![ext("201", true), ext("9951", true)];
+    let mut h = Harness {
+        engine: Engine::new(cfg, &exts),
+        now,
+        sent: vec![],
+        media: vec![],
+        cdrs: vec![],
+        vm: vec![],
+    };
+    h.register("201", 7001);
+    h.register("9951", 7002);
+    h.send(phone(7001), &invite("201", "9951", 7001, "c9", &sdp(4000, "0 101")));
+    let rung = h.take_for(phone(7002));
+    assert!(rung.iter().any(|m| m.starts_with("INVITE sip:9951@")), "{rung:?}");
+    assert!(h.engine.supervisions(h.now).is_empty());
+}
