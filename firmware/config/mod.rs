@@ -4,17 +4,19 @@
 //! [`RecordingConfig`], [`ConferenceConfig`], [`RecordPolicy`], [`RtpConfig`], [`ExtensionConfig`],
 //! [`PortRange`], [`ConfigError`], [`load_file`], [`parse_str`], and the dial plan's
 //! [`DialplanConfig`], [`RingGroupConfig`], [`RingStrategy`], [`ExtensionFeatures`], and the
-//! notifications' [`NotifyConfig`] and [`MailTo`].
+//! notifications' [`NotifyConfig`] and [`MailTo`], and the call center's [`CallCenterConfig`].
 //!
 //! The file format (TOML) is documented in `docs/configuration.md`. A config that fails
 //! validation is refused whole: the box does not start half-way.
 
+mod callcenter;
 mod dialplan;
 mod ivr;
 mod load;
 mod notify;
 mod trunkcalls;
 
+pub use callcenter::CallCenterConfig;
 pub use dialplan::{
     target_ok, DialplanConfig, ExtensionFeatures, RingGroupConfig, RingStrategy, DEFAULT_RING_S,
     HOTDESK_LOGIN, HOTDESK_LOGOUT, MAX_GROUP_MEMBERS, MAX_RING_GROUPS, MIN_EXTERNAL_DIGITS, PIN_DIGITS,
@@ -54,6 +56,8 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// `[[ivr]]`: the IVR menus (issue 6).
     pub ivrs: std::sync::Arc<crate::apps::ivr::Ivrs>,
+    /// `[[queue]]` and `[acd]`: the call-center queues (issue 6).
+    pub callcenter: CallCenterConfig,
 }
 
 /// `[media]`.
