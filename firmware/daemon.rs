@@ -252,6 +252,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         dialplan: config.dialplan.clone(),
         trunk_calls: config.trunk_calls.clone(),
         ivrs: config.ivrs.clone(),
+        callcenter: config.callcenter.clone(),
         park: config.park.clone(),
     };
     let mut engine = Engine::new(engine_cfg, &extensions);
@@ -698,6 +699,8 @@ async fn flush(
                 cdr.push(*rec);
             }
             Output::Voicemail(op) => voicemail.apply(engine, op),
+            // The event store glues on here (coordinator); until then the log keeps them.
+            Output::QueueEvent(e) => log::info!("queue event: {}", e.to_json_line()),
         }
     }
 }

@@ -241,7 +241,7 @@ pub(super) fn validate(
                 RawMember::Plain(a) => (a.trim().to_string(), 1),
                 RawMember::Leveled { agent, level } => (agent.trim().to_string(), *level),
             };
-            if !known.extensions.iter().any(|e| *e == agent) {
+            if !known.extensions.contains(&agent) {
                 return Err(invalid(&q.name, field, format!("member {agent} is not an extension")));
             }
             let skill = u8::try_from(level)

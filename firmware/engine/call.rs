@@ -33,6 +33,9 @@ pub(super) mod voicemail_call;
 // IVR menus answer calls themselves and hand them on (issue 6).
 #[path = "ivr_call.rs"]
 pub(super) mod ivr_call;
+// Call-center queues answer calls and ring agents through the transfer legs (issue 6).
+#[path = "queue_call.rs"]
+pub(super) mod queue_call;
 
 /// Why the box sent a client request; the answer is routed by this.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -385,6 +388,10 @@ impl Engine {
         let mut plan = None;
         // IVR (issue 6): a phone dialled a menu's number; the box answers it.
         let ivr_menu = if trunk_plan.is_none() { self.ivr_by_number(&to_ext) } else { None };
+        // Call center (issue 6): a phone dialled a queue's number.
+        let queue = if trunk_plan.is_none() { self.queue_by_number(&to_ext) } else { None };
+        // A queue's call is answered by the box like a menu's: it takes the menu's path here.
+        let ivr_menu = ivr_menu.or_else(|| queue.as_ref().map(|_| String::new()));
         let leaves_by_trunk = trunk_plan.as_ref().is_some_and(|p| p.direct.is_some());
         if room.is_none() && !leaves_by_trunk && ivr_menu.is_none() {
             match self.dialplan_new_call(now, peer, txn, &req, &from_ext, &to_ext) {
@@ -572,6 +579,9 @@ impl Engine {
         }
         if let Some(room) = room {
             return self.answer_room_call(now, id, room, a_remote);
+        }
+        if let Some(q) = queue {
+            return self.enter_queue(now, id, &q);
         }
         if let Some(menu) = ivr_menu {
             return self.answer_ivr(now, id, &menu);
@@ -1455,6 +1465,7 @@ impl Engine {
         if is_room || (self.cfg.media.music_on_hold && (holding || resuming)) {
             if !is_room {
                 self.hold_or_resume(id, side, holding);
+                self.queue_hold(now, id, side, holding);
             }
             let Some(call) = self.calls.get_mut(&id) else { return };
             call.dialog_mut(side).sdp_version += 1;
@@ -1683,6 +1694,7 @@ impl Engine {
         self.rewire_call_ending(now, id);
         self.voicemail_call_ending(now, id);
         self.ivr_call_ending(id);
+        self.queue_call_ending(now, id);
         if let Some(call) = self.calls.get(&id) {
             if self.server.is_proceeding(call.invite_txn) && status >= 300 {
                 let w = response_to(&call.invite.common, call.a.peer.addr, status, Some(&call.a_tag));

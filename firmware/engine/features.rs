@@ -145,6 +145,7 @@ impl Engine {
                 self.rewire_play_done(now, relay.0, side);
                 self.voicemail_play_done(relay, side, now);
                 self.ivr_play_done(relay, side, now);
+                self.queue_play_done(relay, side, now);
             }
             MediaEvent::Recorded { relay, path, bytes } => {
                 log::info!("call {}: recording {path} closed, {bytes} bytes", relay.0);

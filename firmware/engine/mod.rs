@@ -30,6 +30,7 @@ use crate::sip::transaction::{
 use crate::sip::writer::{self, response_to, Writer};
 use crate::sip::{Peer, Transport};
 pub use call::park::ParkedView;
+pub use call::queue_call::{AgentCommand, AgentView, QueueView};
 pub use call::trunkcalls::{DidView, ListKind, MAX_AUTH_ROUNDS};
 pub use call::voicemail_call::{VoicemailOp, VOICEMAIL_OWNER_CODE, VOICEMAIL_TARGET_PREFIX};
 use call::{Call, Purpose};
@@ -88,6 +89,8 @@ pub struct EngineConfig {
     pub park: crate::config::ParkConfig,
     /// IVR menus (`[[ivr]]`, issue 6).
     pub ivrs: std::sync::Arc<crate::apps::ivr::Ivrs>,
+    /// Call-center queues and agents (`[[queue]]`, `[acd]`, issue 6).
+    pub callcenter: crate::config::CallCenterConfig,
 }
 
 impl EngineConfig {
@@ -114,6 +117,7 @@ impl EngineConfig {
             trunk_calls: crate::config::TrunkCallsConfig::default(),
             park: crate::config::ParkConfig::default(),
             ivrs: Default::default(),
+            callcenter: Default::default(),
         }
     }
 }
@@ -134,6 +138,8 @@ pub enum Output {
     Cdr(Box<CdrRecord>),
     /// Apply to the voicemail store (`voicemail_call.rs` says how).
     Voicemail(VoicemailOp),
+    /// A call-center fact for the event log (`queue_call.rs`).
+    QueueEvent(crate::apps::callcenter::Event),
 }
 
 /// A registration as the console shows it.
@@ -205,6 +211,8 @@ enum TimerKey {
     Ivr(u64),
     /// Message-waiting subscriptions expire.
     Mwi,
+    /// The call center's ACD timer (ring time, queue timeout, announcements, ACW, logout).
+    Queue,
 }
 
 /// The PBX core.
@@ -249,6 +257,8 @@ pub struct Engine {
     ivr: call::ivr_call::IvrCalls,
     /// Message-waiting subscriptions (`mwi.rs`).
     mwi: mwi::Mwi,
+    /// The call center: the ACD and the calls in its queues (`queue_call.rs`).
+    queue: call::queue_call::QueueCalls,
 }
 
 /// The result of checking credentials.
@@ -271,6 +281,8 @@ impl Engine {
         let cfg_host = cfg.advertise.to_string();
         let dialplan = dialplan::Dialplan::new(&cfg.dialplan);
         let trunk_calls = call::trunkcalls::TrunkCalls::new(&cfg.trunk_calls);
+        let acd_cfg = cfg.callcenter.acd_config(cfg.trunk_calls.time_rules.offset());
+        let queue = call::queue_call::QueueCalls::new(acd_cfg, cfg.wall_anchor.0, cfg.wall_anchor.1);
         Engine {
             extensions: extensions.iter().map(|e| (e.number.clone(), e.clone())).collect(),
             cfg,
@@ -299,6 +311,7 @@ impl Engine {
             voicemail: Default::default(),
             ivr: Default::default(),
             mwi: mwi::Mwi::new(&cfg_host),
+            queue,
         }
     }
 
@@ -463,6 +476,7 @@ impl Engine {
                 TimerKey::Voicemail(id) => self.on_voicemail_timer(id, now),
                 TimerKey::Ivr(id) => self.on_ivr_timer(id, now),
                 TimerKey::Mwi => self.on_mwi_timer(now),
+                TimerKey::Queue => self.on_queue_timer(now),
                 TimerKey::RegistrarSweep => {
                     self.sweep_armed = false;
                     let n = self.registrar.sweep(now);

@@ -10,6 +10,8 @@ use md5::{Digest, Md5};
 mod trunkcalls_tests;
 // IVR menus (issue 6).
 mod ivr_tests;
+// Call-center queues (issue 6).
+mod queue_tests;
 
 const BOX_PORT: u16 = 5060;
 
@@ -81,6 +83,8 @@ impl Harness {
                 Output::Media(m) => self.media.push(m),
                 Output::Cdr(c) => self.cdrs.push(*c),
                 Output::Voicemail(op) => self.vm.push(op),
+                // Queue tests read the ACD's state through the console getters.
+                Output::QueueEvent(_) => {}
             }
         }
     }
