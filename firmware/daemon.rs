@@ -346,6 +346,15 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                                 let _ = req.reply.send(text);
                             });
                         }
+                        ConsoleCommand::Agent { ext, command } => {
+                            let t = now();
+                            let by = crate::apps::callcenter::Cause::Supervisor;
+                            let reply = match engine.agent_command(t, &ext, command, by) {
+                                Ok(state) => format!("agent {ext}: {} ({})", state.ja(), state.key()),
+                                Err(e) => format!("error: agent {ext}: {e}"),
+                            };
+                            let _ = req.reply.send(reply);
+                        }
                         ConsoleCommand::AudioList => {
                             let _ = req.reply.send(list_audio(&opts.data_dir.join("audio")));
                         }
@@ -992,8 +1001,48 @@ fn answer_console(
                 let _ = writeln!(s, "... {} more", entries.len() - crate::console::MAX_CDR_SHOW);
             }
         }
+        ConsoleCommand::ShowQueues => {
+            let queues = engine.queues(now);
+            let _ = writeln!(s, "{} queue(s)", queues.len());
+            let _ = writeln!(
+                s,
+                "{:<16} {:<8} {:>7} {:>8} {:>7}  strategy",
+                "queue", "number", "waiting", "longest", "staffed"
+            );
+            for q in queues {
+                let _ = writeln!(
+                    s,
+                    "{:<16} {:<8} {:>7} {:>7}s {:>3}/{:<3}  {}",
+                    q.name,
+                    q.number.unwrap_or_else(|| "-".into()),
+                    q.waiting,
+                    q.longest_wait_s,
+                    q.staffed,
+                    q.members,
+                    q.strategy
+                );
+            }
+        }
+        ConsoleCommand::ShowAgents => {
+            let agents = engine.agents(now);
+            let _ = writeln!(s, "{} agent(s)", agents.len());
+            let _ = writeln!(s, "{:<8} {:<28} {:>7}  queues (paused in brackets)", "agent", "state", "since");
+            for a in agents {
+                let name = a.label.clone().unwrap_or_else(|| a.state.ja().to_string());
+                let queues: Vec<String> =
+                    a.queues.iter().map(|(q, on)| if *on { q.clone() } else { format!("[{q}]") }).collect();
+                let _ = writeln!(
+                    s,
+                    "{:<8} {:<28} {:>6}s  {}",
+                    a.agent,
+                    format!("{name} ({})", a.state.key()),
+                    a.since_s,
+                    queues.join(" ")
+                );
+            }
+        }
         // Answered in the run loop (it changes the engine).
-        ConsoleCommand::ListImport { .. } => s = "error: internal".into(),
+        ConsoleCommand::ListImport { .. } | ConsoleCommand::Agent { .. } => s = "error: internal".into(),
         ConsoleCommand::Help => s = crate::console::help_text(),
         // Answered in the run loop (off the engine's task).
         ConsoleCommand::AudioImport { .. } | ConsoleCommand::AudioList => s = "error: internal".into(),

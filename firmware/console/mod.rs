@@ -97,6 +97,18 @@ pub enum ConsoleCommand {
     ShowOutbox,
     /// `mail test ADDRESS`: a test mail through `[smtp]`, answered with the server's words.
     MailTest(String),
+    /// `show queues`: every call-center queue with its waiting callers and staffed agents.
+    ShowQueues,
+    /// `show agents`: every agent with its state, since when, and its queues.
+    ShowAgents,
+    /// `agent ACTION EXT [..]`: a supervisor changes an agent's state (the agent API until the
+    /// web UI exists).
+    Agent {
+        /// The agent (extension).
+        ext: String,
+        /// What to do.
+        command: crate::engine::AgentCommand,
+    },
     /// `help`: the command list ([`help_text`]).
     Help,
 }
@@ -130,6 +142,12 @@ pub fn help_text() -> String {
          show cdr [N]         the N most recent call records, default 20 (sh cdr 5)\n\
          show cdr [N] detail  the same with every leg: who was replaced by whom in transfers\n\
          show outbox          voicemail notifications waiting or failed, with their last error\n\
+         show queues          call-center queues: waiting, longest wait, agents staffed (sh q)\n\
+         show agents          agents: state (日本語 / key), since, queues (sh ag)\n\
+         agent login|logout|available|break|lunch|preparing|acw-end EXT\n\
+         \x20                    set an agent's state as a supervisor\n\
+         agent other EXT N    other-work state N (1-6, [acd] other_work)\n\
+         agent pause|resume EXT QUEUE  stop or restart one queue's calls for the agent\n\
          mail test ADDRESS    send a test mail through [smtp]; shows the server's answer\n\
          log tail [N]         last N log lines, default {DEFAULT_LOG_TAIL}, max {MAX_LOG_TAIL} (lo t 100)\n\
          audio list           stored audio files (prompts, greetings, music on hold)\n\
@@ -149,6 +167,7 @@ pub fn parse_command(line: &str) -> Result<ConsoleCommand, String> {
         [w] if abbreviates(w, "help", 1) => Ok(ConsoleCommand::Help),
         [w, rest @ ..] if abbreviates(w, "show", 2) => parse_show(rest),
         [w, rest @ ..] if abbreviates(w, "log", 2) => parse_log(rest),
+        [w, rest @ ..] if abbreviates(w, "agent", 2) => parse_agent(line.trim(), rest),
         [w, rest @ ..] if abbreviates(w, "audio", 2) => parse_audio(line.trim(), rest),
         [w, t, _] if abbreviates(w, "mail", 2) && abbreviates(t, "test", 1) => {
             // The address keeps its case (local parts may be case-sensitive).
@@ -170,6 +189,43 @@ pub fn parse_command(line: &str) -> Result<ConsoleCommand, String> {
     }
 }
 
+/// `agent ACTION EXT [N | QUEUE]`. The queue keeps its case (a name or its number).
+fn parse_agent(line: &str, rest: &[&str]) -> Result<ConsoleCommand, String> {
+    use crate::apps::callcenter::AgentState;
+    use crate::engine::AgentCommand;
+    const USAGE: &str = "usage: agent login|logout|available|break|lunch|preparing|acw-end EXT, \
+                         agent other EXT N, agent pause|resume EXT QUEUE";
+    let ext_ok = |e: &str| !e.is_empty() && e.len() <= 8 && e.bytes().all(|b| b.is_ascii_digit());
+    let (action, ext, arg) = match rest {
+        [a, e] => (*a, *e, None),
+        [a, e, x] => (*a, *e, Some(*x)),
+        _ => return Err(USAGE.into()),
+    };
+    if !ext_ok(ext) {
+        return Err(format!("`{ext}` is not an extension number; {USAGE}"));
+    }
+    let command = match (action, arg) {
+        ("login", None) => AgentCommand::Login,
+        ("logout", None) => AgentCommand::Logout,
+        ("available", None) => AgentCommand::Select(AgentState::Available),
+        ("break", None) => AgentCommand::Select(AgentState::ShortBreak),
+        ("lunch", None) => AgentCommand::Select(AgentState::LunchBreak),
+        ("preparing", None) => AgentCommand::Select(AgentState::Preparing),
+        ("acw-end", None) => AgentCommand::EndAcw,
+        ("other", Some(n)) => match n.parse::<u8>() {
+            Ok(n) if (1..=6).contains(&n) => AgentCommand::Select(AgentState::OtherWork(n)),
+            _ => return Err(format!("`{n}` is not an other-work state 1-6")),
+        },
+        ("pause" | "resume", Some(_)) => {
+            // The queue as typed (names keep their case).
+            let queue = line.split_whitespace().nth(3).unwrap_or_default().to_string();
+            AgentCommand::QueueAvailability(queue, action == "resume")
+        }
+        _ => return Err(USAGE.into()),
+    };
+    Ok(ConsoleCommand::Agent { ext: ext.to_string(), command })
+}
+
 /// `word` is `full` or a prefix of it at least `min` characters long.
 fn abbreviates(word: &str, full: &str, min: usize) -> bool {
     word.len() >= min && full.starts_with(word)
@@ -184,7 +240,7 @@ fn cdr_count(n: &str) -> Result<usize, String> {
 
 fn parse_show(rest: &[&str]) -> Result<ConsoleCommand, String> {
     const WHAT: &str =
-        "registrations, calls, extensions, version, trunks, forwards, dids, block, restrict, parked, voicemail, outbox or cdr";
+        "registrations, calls, extensions, version, trunks, forwards, dids, block, restrict, parked, voicemail, outbox, queues, agents or cdr";
     match rest {
         [] => Err(format!("show what? {WHAT}")),
         [w] if *w == "cdr" || *w == "cdrs" => Ok(ConsoleCommand::ShowCdr(20)),
@@ -209,6 +265,8 @@ fn parse_show(rest: &[&str]) -> Result<ConsoleCommand, String> {
         [w] if abbreviates(w, "parked", 1) => Ok(ConsoleCommand::ShowParked),
         [w] if abbreviates(w, "outbox", 1) => Ok(ConsoleCommand::ShowOutbox),
         [w] if abbreviates(w, "voicemail", 2) || *w == "vm" => Ok(ConsoleCommand::ShowVoicemail),
+        [w] if abbreviates(w, "queues", 1) => Ok(ConsoleCommand::ShowQueues),
+        [w] if abbreviates(w, "agents", 2) => Ok(ConsoleCommand::ShowAgents),
         _ => Err(format!("cannot show `{}`; try {WHAT}", rest.join(" "))),
     }
 }

@@ -41,6 +41,12 @@ const LEG_SLACK: Duration = Duration::from_secs(5);
 /// Silence before the first prompt: the caller's phone opens its audio path after the 200.
 const LEAD_IN_MS: u32 = 300;
 
+/// The call-center agent codes: `*4` and one digit (docs/callcenter.md).
+pub const AGENT_CODE_PREFIX: &str = "*4";
+
+/// Prompt of a refused agent code.
+const NOT_ALLOWED: &str = "agent.not_allowed";
+
 /// Prompt of a busy answer once the caller is answered.
 const BUSY_PROMPT: &str = "queue.all_agents_busy";
 
@@ -384,6 +390,63 @@ impl Engine {
 
     // ---- agents ----------------------------------------------------------------------------
 
+    /// An agent's phone dialled a call-center code (`*40`-`*47`, docs/callcenter.md): applies
+    /// it and names the confirmation prompt (`agent.not_allowed` for a refusal); `None` when
+    /// `dialled` is no such code.
+    pub(in crate::engine) fn agent_feature_code(
+        &mut self,
+        now: Instant,
+        ext: &str,
+        dialled: &str,
+    ) -> Option<&'static str> {
+        let rest = dialled.strip_prefix(AGENT_CODE_PREFIX)?;
+        let (code, arg) = rest.split_at_checked(1)?;
+        let cmd = match (code, arg) {
+            ("0", "") => AgentCommand::ToggleLogin,
+            ("1", "") => AgentCommand::Select(AgentState::Available),
+            ("2", "") => AgentCommand::Select(AgentState::ShortBreak),
+            ("3", "") => AgentCommand::Select(AgentState::LunchBreak),
+            ("4", "") => AgentCommand::EndAcw,
+            ("5", n) => match n.parse::<u8>() {
+                Ok(n) if (1..=crate::apps::callcenter::agent::MAX_CUSTOM_STATES as u8).contains(&n) => {
+                    AgentCommand::Select(AgentState::OtherWork(n))
+                }
+                _ => return Some(NOT_ALLOWED),
+            },
+            ("6", "") => AgentCommand::Select(AgentState::Preparing),
+            ("7", q) if !q.is_empty() => AgentCommand::ToggleQueue(q.to_string()),
+            _ => return None,
+        };
+        // From `*41` on, `ToggleQueue` is the only one whose result is not the state.
+        let toggled_queue = match &cmd {
+            AgentCommand::ToggleQueue(q) => self.queue_named(q),
+            _ => None,
+        };
+        // `*41` also ends ACW and an auto-pause; the state machine allows both as a selection.
+        let result = self.agent_command(now, ext, cmd, Cause::Agent);
+        log::info!("agent {ext}: {dialled}: {result:?}");
+        Some(match result {
+            Err(_) => NOT_ALLOWED,
+            Ok(_) if toggled_queue.is_some() => {
+                let paused = toggled_queue.and_then(|q| self.queue_member_paused(ext, &q));
+                if paused == Some(true) {
+                    "agent.queue_paused"
+                } else {
+                    "agent.queue_resumed"
+                }
+            }
+            Ok(AgentState::LoggedOut) => "agent.logged_out",
+            Ok(AgentState::Preparing) if code == "0" => "agent.logged_in",
+            Ok(AgentState::Preparing) => "agent.preparing",
+            Ok(AgentState::Available) if code == "4" => "agent.acw_ended",
+            Ok(AgentState::Available) => "agent.available",
+            Ok(AgentState::ShortBreak) => "agent.short_break",
+            Ok(AgentState::LunchBreak) => "agent.lunch_break",
+            Ok(AgentState::OtherWork(_)) => "agent.other_work",
+            Ok(_) => NOT_ALLOWED,
+        })
+    }
+
     /// Applies an agent command (console as supervisor, feature code as the agent).
     pub fn agent_command(
         &mut self,
@@ -392,6 +455,15 @@ impl Engine {
         cmd: AgentCommand,
         by: Cause,
     ) -> Result<AgentState, AgentError> {
+        let cmd = match cmd {
+            AgentCommand::QueueAvailability(q, on) => {
+                AgentCommand::QueueAvailability(self.queue_named(&q).ok_or(AgentError::UnknownQueue)?, on)
+            }
+            AgentCommand::ToggleQueue(q) => {
+                AgentCommand::ToggleQueue(self.queue_named(&q).ok_or(AgentError::UnknownQueue)?)
+            }
+            other => other,
+        };
         let acd = &mut self.queue.acd;
         let state = acd.agent_state(agent).ok_or(AgentError::UnknownAgent)?;
         let r = match cmd {

@@ -327,3 +327,47 @@ fn agent_commands_follow_the_state_machine_and_refusals_say_why() {
     assert_eq!(a.queues, vec![("support".to_string(), false)]);
     assert!(h.engine.agent_command(now, "201", AgentCommand::EndAcw, Cause::Agent).is_err());
 }
+
+// Tests for the agent feature codes.
+
+fn prompts_played(h: &Harness) -> Vec<String> {
+    h.media
+        .iter()
+        .filter_map(|m| match m {
+            MediaCommand::Play { side: Side::A, clips, .. } => Some(clips.clone()),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|c| match c {
+            Clip::Prompt { id, .. } => Some(id),
+            _ => None,
+        })
+        .collect()
+}
+
+fn dial_code(h: &mut Harness, code: &str, call: &str) -> String {
+    h.media.clear();
+    h.send(phone(7001), &invite("201", code, 7001, call, &sdp(4000, "0 101")));
+    assert!(h.take_for(phone(7001)).iter().any(|m| status(m) == 200), "{code} is answered");
+    prompts_played(h).pop().unwrap_or_default()
+}
+
+#[test]
+fn star_40_to_47_log_in_select_states_and_pause_a_queue_with_a_confirmation() {
+    let mut h = harness();
+    h.register("201", 7001);
+    assert_eq!(dial_code(&mut h, "*41", "f1"), "agent.not_allowed", "logged out");
+    assert_eq!(dial_code(&mut h, "*40", "f2"), "agent.logged_in");
+    assert_eq!(state(&h, "201"), AgentState::Preparing);
+    assert_eq!(dial_code(&mut h, "*41", "f3"), "agent.available");
+    assert_eq!(dial_code(&mut h, "*42", "f4"), "agent.short_break");
+    assert_eq!(dial_code(&mut h, "*43", "f5"), "agent.lunch_break");
+    assert_eq!(dial_code(&mut h, "*44", "f6"), "agent.not_allowed", "not in ACW");
+    assert_eq!(dial_code(&mut h, "*451", "f7"), "agent.not_allowed", "no other-work state configured");
+    assert_eq!(dial_code(&mut h, "*46", "f8"), "agent.preparing");
+    assert_eq!(dial_code(&mut h, "*476000", "f9"), "agent.queue_paused");
+    assert_eq!(dial_code(&mut h, "*479999", "f10"), "agent.not_allowed", "no such queue");
+    assert_eq!(dial_code(&mut h, "*476000", "f11"), "agent.queue_resumed");
+    assert_eq!(dial_code(&mut h, "*40", "f12"), "agent.logged_out");
+    assert_eq!(state(&h, "201"), AgentState::LoggedOut);
+}
