@@ -147,7 +147,10 @@ impl Engine {
         call.ring_deadline = None;
         let caller = call.caller_ext().to_string();
         let answered = call.a_ok_sent;
-        if !answered {
+        if answered {
+            // An IVR's caller: music at once, also during a ring-before-queue time.
+            self.music_to(id, Side::A);
+        } else {
             // Ringback while the queue looks for an agent (ring-before-queue).
             self.send_a_provisional(now, id, 180, None);
         }
