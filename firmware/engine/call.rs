@@ -915,6 +915,7 @@ impl Engine {
         call.answer = Some(now);
         call.ring_deadline = None;
         self.dialplan_answered(id, fork_ix);
+        self.queue_personal_call(now, id, true);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1695,6 +1696,7 @@ impl Engine {
         self.voicemail_call_ending(now, id);
         self.ivr_call_ending(id);
         self.queue_call_ending(now, id);
+        self.queue_personal_call(now, id, false);
         if let Some(call) = self.calls.get(&id) {
             if self.server.is_proceeding(call.invite_txn) && status >= 300 {
                 let w = response_to(&call.invite.common, call.a.peer.addr, status, Some(&call.a_tag));

@@ -70,6 +70,8 @@ pub(in crate::engine) struct QueueCalls {
     calls: HashMap<u64, QueueCall>,
     /// The queue timer armed last, to arm only when the ACD's deadline moves earlier.
     armed: Option<Instant>,
+    /// Agents on an ordinary call between extensions (内線通話), by call.
+    personal: HashMap<u64, Vec<String>>,
 }
 
 impl QueueCalls {
@@ -80,7 +82,7 @@ impl QueueCalls {
             log::error!("call center: configuration refused ({e:?}); no queues");
             Acd::empty(now, unix_ms)
         });
-        QueueCalls { acd, calls: HashMap::new(), armed: None }
+        QueueCalls { acd, calls: HashMap::new(), armed: None, personal: HashMap::new() }
     }
 }
 
@@ -183,6 +185,37 @@ impl Engine {
         log::debug!("call {id}: leaves queue {}", q.queue);
         // `UnknownCall`: the ACD let the call go already (routed, rejected).
         let _ = self.queue.acd.caller_hung_up(now, id);
+        self.queue_drain(now);
+    }
+
+    /// An ordinary call between extensions was answered (`started`) or ended: its agents go to
+    /// 内線通話 and back, so the queues do not offer them calls meanwhile. Calls over a trunk and
+    /// queue calls are not internal calls; an agent not 受付可 is left as it is (the ACD
+    /// refuses the input).
+    pub(in crate::engine) fn queue_personal_call(&mut self, now: Instant, id: u64, started: bool) {
+        if !started {
+            let Some(agents) = self.queue.personal.remove(&id) else { return };
+            for a in agents {
+                let _ = self.queue.acd.agent_internal_call(now, &a, false);
+            }
+            return self.queue_drain(now);
+        }
+        let Some(call) = self.calls.get(&id) else { return };
+        if call.trunk.is_some() || self.queue.calls.contains_key(&id) {
+            return;
+        }
+        let parties = [call.caller_ext().to_string(), call.callee_ext().to_string()];
+        let mut agents = Vec::new();
+        for p in parties {
+            if self.queue.acd.agent_state(&p) == Some(AgentState::Available)
+                && self.queue.acd.agent_internal_call(now, &p, true).is_ok()
+            {
+                agents.push(p);
+            }
+        }
+        if !agents.is_empty() {
+            self.queue.personal.insert(id, agents);
+        }
         self.queue_drain(now);
     }
 

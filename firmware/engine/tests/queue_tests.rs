@@ -371,3 +371,19 @@ fn star_40_to_47_log_in_select_states_and_pause_a_queue_with_a_confirmation() {
     assert_eq!(dial_code(&mut h, "*40", "f12"), "agent.logged_out");
     assert_eq!(state(&h, "201"), AgentState::LoggedOut);
 }
+
+#[test]
+fn an_available_agent_on_an_ordinary_call_is_not_offered_queue_calls_until_it_ends() {
+    let mut h = harness_with(Strategy::Linear);
+    h.register("201", 7001);
+    h.register("205", 7005);
+    available(&mut h, "201");
+    h.send(phone(7005), &invite("205", "201", 7005, "pc1", &sdp(4000, "0 101")));
+    let inv = invites_to(&mut h, 7001).pop().expect("201 rings");
+    h.send(phone(7001), &answer(&inv, 200, "pc", Some(&sdp(5000, "0 101")), 7001));
+    assert_eq!(state(&h, "201"), AgentState::InternalCall);
+    h.send(provider(), &provider_invite(DID, "pc2"));
+    assert!(invites_to(&mut h, 7001).is_empty(), "not offered during the internal call");
+    h.send(phone(7001), &bye_from(&inv, 7001));
+    assert!(invites_to(&mut h, 7001).pop().is_some(), "offered the waiting caller once free");
+}
