@@ -285,7 +285,7 @@ impl Engine {
                 }));
             }
             other => {
-                log::warn!("call {id}: IVR destination {other:?} cannot be reached from a menu yet; ending");
+                log::warn!("call {id}: {other:?} cannot be reached from an answered call yet; ending");
                 self.end_call(id, HangupSide::System, "IVR destination not wired", 480, now);
             }
         }

@@ -47,6 +47,10 @@ pub const AGENT_CODE_PREFIX: &str = "*4";
 /// Prompt of a refused agent code.
 const NOT_ALLOWED: &str = "agent.not_allowed";
 
+/// The busy prompt is hung up after this even if the player never reports its end (the prompt
+/// lasts about 3 s).
+const BUSY_PROMPT_GUARD: Duration = Duration::from_secs(15);
+
 /// Prompt of a busy answer once the caller is answered.
 const BUSY_PROMPT: &str = "queue.all_agents_busy";
 
@@ -57,8 +61,8 @@ struct QueueCall {
     queue: String,
     /// A prompt plays; music on hold follows it.
     music_after_play: bool,
-    /// The busy prompt plays; the call ends when it has.
-    hang_up_after_play: bool,
+    /// The busy prompt plays; the call ends when it has, or at this guard.
+    hang_up_after_play: Option<Instant>,
     /// The agent talking to the caller, once connected.
     agent: Option<String>,
 }
@@ -160,7 +164,7 @@ impl Engine {
         let entry = QueueCall {
             queue: queue.to_string(),
             music_after_play: false,
-            hang_up_after_play: false,
+            hang_up_after_play: None,
             agent: None,
         };
         self.queue.calls.insert(id, entry);
@@ -276,7 +280,7 @@ impl Engine {
             return;
         }
         let Some(q) = self.queue.calls.get_mut(&id) else { return };
-        if q.hang_up_after_play {
+        if q.hang_up_after_play.is_some() {
             self.queue.calls.remove(&id);
             return self.end_call(id, HangupSide::System, "queue busy", 486, now);
         }
@@ -316,6 +320,18 @@ impl Engine {
     pub(in crate::engine) fn on_queue_timer(&mut self, now: Instant) {
         if self.queue.armed.is_some_and(|t| t <= now) {
             self.queue.armed = None;
+        }
+        let guarded: Vec<u64> = self
+            .queue
+            .calls
+            .iter()
+            .filter(|(_, q)| q.hang_up_after_play.is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in guarded {
+            self.queue.calls.remove(&id);
+            log::info!("call {id}: the busy prompt did not report its end; hanging up");
+            self.end_call(id, HangupSide::System, "queue busy", 486, now);
         }
         self.queue.acd.handle_timeout(now);
         self.queue_drain(now);
@@ -395,8 +411,9 @@ impl Engine {
                 let clips = self.queue_clips(&[BUSY_PROMPT.to_string()], false);
                 self.queue_play_to_caller(call, clips);
                 if let Some(q) = self.queue.calls.get_mut(&call) {
-                    q.hang_up_after_play = true;
+                    q.hang_up_after_play = Some(now + BUSY_PROMPT_GUARD);
                 }
+                self.arm(now + BUSY_PROMPT_GUARD, TimerKey::Queue);
             }
             AcdOutput::Event(e) => self.out.push_back(Output::QueueEvent(e)),
         }

@@ -107,6 +107,18 @@ fn provider_invite(did: &str, call: &str) -> String {
     )
 }
 
+/// The provider's ACK for the box's 200 to DID call `call`.
+fn provider_ack(h: &mut Harness, ok: &str, call: &str) {
+    let to = header_of(ok, "To");
+    h.send(
+        provider(),
+        &format!(
+            "ACK sip:{DID}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{PROVIDER};branch=z9hG4bKa{call}\r\n\
+             From: <sip:0611112222@provider.example>;tag=p{call}\r\nTo: {to}\r\nCall-ID: {call}\r\nCSeq: 1 ACK\r\n\r\n"
+        ),
+    );
+}
+
 fn available(h: &mut Harness, agent: &str) {
     let now = h.now;
     h.engine.agent_command(now, agent, AgentCommand::Login, Cause::Supervisor).expect("login");
@@ -386,4 +398,36 @@ fn an_available_agent_on_an_ordinary_call_is_not_offered_queue_calls_until_it_en
     assert!(invites_to(&mut h, 7001).is_empty(), "not offered during the internal call");
     h.send(phone(7001), &bye_from(&inv, 7001));
     assert!(invites_to(&mut h, 7001).pop().is_some(), "offered the waiting caller once free");
+}
+
+#[test]
+fn an_answered_caller_timing_out_without_a_destination_hears_busy_and_gets_a_bye() {
+    let mut h = harness();
+    // 201 works the queue but has no phone: the caller waits until the 300 s timeout.
+    available(&mut h, "201");
+    h.send(provider(), &provider_invite(DID, "tb1"));
+    let ok = h.take_for(provider()).into_iter().find(|m| status(m) == 200).expect("answered");
+    provider_ack(&mut h, &ok, "tb1");
+    h.media.clear();
+    h.advance(Duration::from_secs(301));
+    assert!(prompts_played(&h).contains(&"queue.all_agents_busy".to_string()), "{:?}", h.media);
+    assert!(h.take_for(provider()).iter().all(|m| !m.starts_with("BYE ")), "the prompt plays first");
+    h.engine.handle_media_event(h.now, MediaEvent::PlayDone { relay: RelayId(1), side: Side::A });
+    h.drain();
+    assert!(h.take_for(provider()).iter().any(|m| m.starts_with("BYE ")));
+    assert!(h.engine.calls(h.now).is_empty());
+}
+
+#[test]
+fn the_busy_prompt_is_hung_up_by_its_guard_when_the_player_never_reports() {
+    let mut h = harness();
+    available(&mut h, "201");
+    h.send(provider(), &provider_invite(DID, "tb2"));
+    let ok = h.take_for(provider()).into_iter().find(|m| status(m) == 200).expect("answered");
+    provider_ack(&mut h, &ok, "tb2");
+    h.advance(Duration::from_secs(301));
+    assert!(h.take_for(provider()).iter().all(|m| !m.starts_with("BYE ")), "the prompt plays first");
+    h.advance(Duration::from_secs(16));
+    assert!(h.take_for(provider()).iter().any(|m| m.starts_with("BYE ")));
+    assert!(h.engine.calls(h.now).is_empty());
 }
