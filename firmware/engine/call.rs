@@ -576,6 +576,7 @@ impl Engine {
             if self.attach_trunk_leg(now, id, plan) {
                 return;
             }
+            self.queue_outbound_started(now, id);
         }
         if let Some(room) = room {
             return self.answer_room_call(now, id, room, a_remote);

@@ -74,8 +74,9 @@ pub(in crate::engine) struct QueueCalls {
     calls: HashMap<u64, QueueCall>,
     /// The queue timer armed last, to arm only when the ACD's deadline moves earlier.
     armed: Option<Instant>,
-    /// Agents on an ordinary call between extensions (内線通話), by call.
-    personal: HashMap<u64, Vec<String>>,
+    /// Agents on an ordinary call, by call: (agent, `true` for its outbound call over a trunk,
+    /// `false` for an internal call).
+    personal: HashMap<u64, Vec<(String, bool)>>,
 }
 
 impl QueueCalls {
@@ -192,15 +193,43 @@ impl Engine {
         self.queue_drain(now);
     }
 
-    /// An ordinary call between extensions was answered (`started`) or ended: its agents go to
-    /// 内線通話 and back, so the queues do not offer them calls meanwhile. Calls over a trunk and
-    /// queue calls are not internal calls; an agent not 受付可 is left as it is (the ACD
-    /// refuses the input).
+    /// An agent's phone placed call `id` out over a trunk (a DID call forwarded out is not
+    /// one): the ACD's 発信中 (`agent_dial`), until the far end answers or the call ends.
+    pub(in crate::engine) fn queue_outbound_started(&mut self, now: Instant, id: u64) {
+        let Some(call) = self.calls.get(&id) else { return };
+        let outbound = call.trunk.as_ref().is_some_and(|t| t.did.is_none());
+        let (agent, number) = (call.caller_ext().to_string(), call.callee_ext().to_string());
+        if !outbound || self.queue.acd.agent_state(&agent).is_none() {
+            return;
+        }
+        match self.queue.acd.agent_dial(now, &agent, id, &number) {
+            Ok(()) => {
+                self.queue.personal.insert(id, vec![(agent, true)]);
+            }
+            Err(e) => log::debug!("call {id}: agent {agent} dials out, not tracked ({e:?})"),
+        }
+        self.queue_drain(now);
+    }
+
+    /// An ordinary call was answered (`started`) or ended. Between extensions its 受付可 agents
+    /// go to 内線通話 and back, so the queues do not offer them calls meanwhile; an agent's
+    /// outbound call is answered (`agent_dial_answered`) or ends (`call_ended`, a failed dial
+    /// when never answered). Queue calls are not ordinary calls.
     pub(in crate::engine) fn queue_personal_call(&mut self, now: Instant, id: u64, started: bool) {
         if !started {
             let Some(agents) = self.queue.personal.remove(&id) else { return };
-            for a in agents {
-                let _ = self.queue.acd.agent_internal_call(now, &a, false);
+            for (a, outbound) in agents {
+                let _ = if outbound {
+                    self.queue.acd.call_ended(now, &a)
+                } else {
+                    self.queue.acd.agent_internal_call(now, &a, false)
+                };
+            }
+            return self.queue_drain(now);
+        }
+        if let Some(agents) = self.queue.personal.get(&id) {
+            for (a, _) in agents.clone() {
+                let _ = self.queue.acd.agent_dial_answered(now, &a);
             }
             return self.queue_drain(now);
         }
@@ -214,7 +243,7 @@ impl Engine {
             if self.queue.acd.agent_state(&p) == Some(AgentState::Available)
                 && self.queue.acd.agent_internal_call(now, &p, true).is_ok()
             {
-                agents.push(p);
+                agents.push((p, false));
             }
         }
         if !agents.is_empty() {

@@ -82,7 +82,16 @@ fn harness_with(strategy: Strategy) -> Harness {
     });
     let cfg = EngineConfig {
         trunks: vec![trunk],
-        trunk_calls: TrunkCallsConfig { time_rules, ..Default::default() },
+        trunk_calls: TrunkCallsConfig {
+            time_rules,
+            routes: vec![crate::apps::numbers::Route {
+                prefix: "0".into(),
+                strip: 0,
+                prepend: String::new(),
+                trunk: "prov".into(),
+            }],
+            ..Default::default()
+        },
         ivrs: std::sync::Arc::new(ivrs),
         callcenter,
         dialplan,
@@ -430,4 +439,32 @@ fn the_busy_prompt_is_hung_up_by_its_guard_when_the_player_never_reports() {
     h.advance(Duration::from_secs(16));
     assert!(h.take_for(provider()).iter().any(|m| m.starts_with("BYE ")));
     assert!(h.engine.calls(h.now).is_empty());
+}
+
+#[test]
+fn an_agents_outbound_call_is_dialling_then_talking_and_frees_the_agent_when_it_ends() {
+    let mut h = harness();
+    // The IP trunk is up once the provider answers its OPTIONS.
+    h.engine.handle_timeout(h.now);
+    h.drain();
+    let options = h.take_for(provider()).pop().expect("an OPTIONS to the provider");
+    h.send(provider(), &answer(&options, 200, "prov", None, PROVIDER));
+    h.register("201", 7001);
+    available(&mut h, "201");
+    h.send(phone(7001), &invite("201", "0398765432", 7001, "ob1", &sdp(4000, "0 101")));
+    let inv =
+        h.take_for(provider()).into_iter().find(|m| m.starts_with("INVITE ")).expect("out by the trunk");
+    assert_eq!(state(&h, "201"), AgentState::Dialling);
+    h.send(provider(), &answer(&inv, 200, "prov", Some(&sdp(6000, "0 101")), PROVIDER));
+    assert_eq!(state(&h, "201"), AgentState::Talking);
+    let ok = answer(&inv, 200, "prov", None, PROVIDER);
+    let bye = format!(
+        "BYE sip:x@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{PROVIDER};branch=z9hG4bKob\r\n\
+         From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 2 BYE\r\n\r\n",
+        header_of(&ok, "To"),
+        header_of(&inv, "From"),
+        header_of(&inv, "Call-ID"),
+    );
+    h.send(provider(), &bye);
+    assert_eq!(state(&h, "201"), AgentState::Available);
 }
