@@ -252,6 +252,28 @@ impl Engine {
         self.queue_drain(now);
     }
 
+    /// A re-wire replaced the agent of a connected queue call (a transfer, park): the agent's
+    /// talk ends (`call_transferred`); the call goes on without the ACD.
+    pub(in crate::engine) fn queue_side_replaced(
+        &mut self,
+        now: Instant,
+        id: u64,
+        side: Side,
+        old: &str,
+        new: &str,
+    ) {
+        let Some(q) = self.queue.calls.get_mut(&id) else { return };
+        if side != Side::B || q.agent.as_deref() != Some(old) || old == new {
+            return;
+        }
+        q.agent = None;
+        self.queue.calls.remove(&id);
+        if let Err(e) = self.queue.acd.call_transferred(now, old, new) {
+            log::debug!("call {id}: agent {old} transferred to {new}: {e:?}");
+        }
+        self.queue_drain(now);
+    }
+
     // ---- agent legs -------------------------------------------------------------------------
 
     /// An agent's phone answered call `id`: true when the ACD gives it the call. A caller still

@@ -317,6 +317,7 @@ impl Engine {
             c.recording_active = false;
         }
         self.codecs_to_relay(id);
+        self.queue_side_replaced(now, id, side, &old_ext, &party.ext);
     }
 
     /// Tells the relay both sides' codecs again (DTMF detection after a re-open).

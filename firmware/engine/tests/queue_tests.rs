@@ -468,3 +468,26 @@ fn an_agents_outbound_call_is_dialling_then_talking_and_frees_the_agent_when_it_
     h.send(provider(), &bye);
     assert_eq!(state(&h, "201"), AgentState::Available);
 }
+
+#[test]
+fn an_agent_who_transfers_the_caller_is_free_once_the_target_answers() {
+    let mut h = harness_with(Strategy::Linear);
+    h.register("201", 7001);
+    h.register("205", 7005);
+    available(&mut h, "201");
+    h.send(provider(), &provider_invite(DID, "tr1"));
+    let ok = h.take_for(provider()).into_iter().find(|m| status(m) == 200).expect("answered");
+    provider_ack(&mut h, &ok, "tr1");
+    let inv = invites_to(&mut h, 7001).pop().expect("201 rings");
+    h.send(phone(7001), &answer(&inv, 200, "ext", Some(&sdp(5000, "0 101")), 7001));
+    // The agent presses #8 205 # (RFC 4733 on side B).
+    for d in "#8205#".chars() {
+        let event = DigitEvent { digit: d, duration_ms: 100, source: DtmfSource::Rfc4733 };
+        h.engine.handle_media_event(h.now, MediaEvent::Digit { relay: RelayId(1), side: Side::B, event });
+        h.drain();
+    }
+    let inv2 = invites_to(&mut h, 7005).pop().expect("the transfer target rings");
+    assert_eq!(state(&h, "201"), AgentState::Talking);
+    h.send(phone(7005), &answer(&inv2, 200, "t", Some(&sdp(5200, "0 101")), 7005));
+    assert_eq!(state(&h, "201"), AgentState::Available);
+}
