@@ -17,8 +17,8 @@ use toml::Spanned;
 /// Most `[[queue]]` blocks: the ACD's own cap ([`crate::apps::callcenter::queue::MAX_QUEUES`]).
 const MAX_QUEUE_BLOCKS: usize = crate::apps::callcenter::queue::MAX_QUEUES;
 
-/// Longest time setting in seconds (ring, timeout, ACW, pause): a day. Longer is a typo and
-/// would overflow nothing, but no call center waits a day for anything.
+/// Longest time setting in seconds (ring-before-queue, timeout, ACW, pause, announcements): a
+/// day. No call center waits longer for anything; a bigger value is a typo.
 const MAX_SECONDS: i64 = 86_400;
 
 /// `[[queue]]` as serde reads it.
