@@ -166,9 +166,7 @@ pub(super) fn check_destination(
         Destination::Queue(t) => (has(queues, t), "queue"),
         Destination::Ivr(t) => (has(known.ivrs, t), "[[ivr]]"),
         Destination::Voicemail(t) => (has(known.extensions, t) || has(known.groups, t), "voicemail box"),
-        Destination::Announcement(t) => {
-            (prompt_ok(t, known.lang) || crate::media::prompts::exists(t, known.lang), "announcement")
-        }
+        Destination::Announcement(t) => (prompt_ok(t, known.lang), "announcement"),
         Destination::External(t) => (
             !t.is_empty() && t.len() <= 20 && t.bytes().all(|b| b.is_ascii_digit() || b == b'+'),
             "outside number",
