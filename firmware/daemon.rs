@@ -12,7 +12,7 @@ use crate::media::relay::RelayManager;
 use crate::media::{MediaCommand, MediaEvent, RelayId};
 use crate::sip::transport::{Inbound, SipSockets};
 use crate::store::voicemail::{GreetingTake, Take, VoicemailStore};
-use crate::store::{spawn_cdr_writer, CdrSink, Store};
+use crate::store::{spawn_cdr_writer, spawn_queue_event_writer, CdrSink, QueueEventSink, Store};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -184,6 +184,8 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     let relay = RelayManager::with_media(config.sip.bind, Some(media_tx), Some(recordings_dir.clone()));
     spawn_retention(recordings.clone());
     let (cdr_sink, cdr_writer) = spawn_cdr_writer(store.clone());
+    // The call-center event log: the only source of the queue and agent reports.
+    let (event_sink, event_writer) = spawn_queue_event_writer(store.clone());
     let vm_dir = opts.data_dir.join("voicemail");
     let (vm_store, vm_report) = VoicemailStore::open(&store, &vm_dir, config.trunk_calls.time_rules.offset())
         .map_err(|e| StartError(format!("cannot open voicemail in {}: {e}", vm_dir.display())))?;
@@ -250,6 +252,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         trunk_calls: config.trunk_calls.clone(),
         ivrs: config.ivrs.clone(),
         supervisors: config.supervisors.clone(),
+        callcenter: config.callcenter.clone(),
         park: config.park.clone(),
     };
     let mut engine = Engine::new(engine_cfg, &extensions);
@@ -359,6 +362,15 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                                 let _ = req.reply.send(text);
                             });
                         }
+                        ConsoleCommand::Agent { ext, command } => {
+                            let t = now();
+                            let by = crate::apps::callcenter::Cause::Supervisor;
+                            let reply = match engine.agent_command(t, &ext, command, by) {
+                                Ok(state) => format!("agent {ext}: {} ({})", state.ja(), state.key()),
+                                Err(e) => format!("error: agent {ext}: {e}"),
+                            };
+                            let _ = req.reply.send(reply);
+                        }
                         ConsoleCommand::AudioList => {
                             let _ = req.reply.send(list_audio(&opts.data_dir.join("audio")));
                         }
@@ -435,17 +447,19 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
             }
             _ = sleep_until(deadline) => engine.handle_timeout(now()),
         }
-        flush(&mut engine, &sockets, &relay, &cdr_sink, &mut voicemail).await;
+        flush(&mut engine, &sockets, &relay, &cdr_sink, &event_sink, &mut voicemail).await;
         persist_forwards(&mut engine, &store);
     }
     log::info!("shutting down");
     // Take our registrations off the providers (best effort: no wait for the answers).
     engine.unregister_trunks(now());
-    flush(&mut engine, &sockets, &relay, &cdr_sink, &mut voicemail).await;
+    flush(&mut engine, &sockets, &relay, &cdr_sink, &event_sink, &mut voicemail).await;
     relay.close_all();
     drop(cdr_sink);
+    drop(event_sink);
     drop(engine);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), cdr_writer).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), event_writer).await;
     let _ = std::fs::remove_file(&socket_path);
     Ok(())
 }
@@ -775,6 +789,7 @@ async fn flush(
     sockets: &SipSockets,
     relay: &RelayManager,
     cdr: &CdrSink,
+    events: &QueueEventSink,
     voicemail: &mut Voicemail,
 ) {
     while let Some(out) = engine.poll_output() {
@@ -799,6 +814,12 @@ async fn flush(
                 cdr.push(*rec);
             }
             Output::Voicemail(op) => voicemail.apply(engine, op),
+            // The event store glues on here (coordinator); until then the log keeps them.
+            Output::QueueEvent(e) => {
+                log::debug!("queue event: {}", e.to_json_line());
+                // A full queue is counted and raised as an alarm by the sink itself.
+                events.push(e);
+            }
         }
     }
 }
@@ -1090,8 +1111,48 @@ fn answer_console(
                 let _ = writeln!(s, "... {} more", entries.len() - crate::console::MAX_CDR_SHOW);
             }
         }
+        ConsoleCommand::ShowQueues => {
+            let queues = engine.queues(now);
+            let _ = writeln!(s, "{} queue(s)", queues.len());
+            let _ = writeln!(
+                s,
+                "{:<16} {:<8} {:>7} {:>8} {:>7}  strategy",
+                "queue", "number", "waiting", "longest", "staffed"
+            );
+            for q in queues {
+                let _ = writeln!(
+                    s,
+                    "{:<16} {:<8} {:>7} {:>7}s {:>3}/{:<3}  {}",
+                    q.name,
+                    q.number.unwrap_or_else(|| "-".into()),
+                    q.waiting,
+                    q.longest_wait_s,
+                    q.staffed,
+                    q.members,
+                    q.strategy
+                );
+            }
+        }
+        ConsoleCommand::ShowAgents => {
+            let agents = engine.agents(now);
+            let _ = writeln!(s, "{} agent(s)", agents.len());
+            let _ = writeln!(s, "{:<8} {:<28} {:>7}  queues (paused in brackets)", "agent", "state", "since");
+            for a in agents {
+                let name = a.label.clone().unwrap_or_else(|| a.state.ja().to_string());
+                let queues: Vec<String> =
+                    a.queues.iter().map(|(q, on)| if *on { q.clone() } else { format!("[{q}]") }).collect();
+                let _ = writeln!(
+                    s,
+                    "{:<8} {:<28} {:>6}s  {}",
+                    a.agent,
+                    format!("{name} ({})", a.state.key()),
+                    a.since_s,
+                    queues.join(" ")
+                );
+            }
+        }
         // Answered in the run loop (it changes the engine).
-        ConsoleCommand::ListImport { .. } => s = "error: internal".into(),
+        ConsoleCommand::ListImport { .. } | ConsoleCommand::Agent { .. } => s = "error: internal".into(),
         ConsoleCommand::ShowSupervision => {
             let sessions = engine.supervisions(now);
             let _ = writeln!(s, "{} supervision session(s)", sessions.len());

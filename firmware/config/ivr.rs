@@ -4,7 +4,7 @@
 //! boxes (every extension and every ring group), built-in prompts. Admin audio lives on the
 //! daemon's disk, which the loader does not see: a name that is no built-in prompt is accepted
 //! when it is a well-formed audio name (a missing file plays nothing, as for DID
-//! announcements). Queues are refused until the ACD is wired.
+//! announcements). Queues are the `[[queue]]` names (`callcenter.rs`).
 
 use super::load::Invalid;
 use crate::apps::ivr::{IvrConfig, IvrError, Ivrs, IvrsConfig, NameKind};
@@ -18,6 +18,7 @@ use toml::Spanned;
 pub(super) struct Known<'a> {
     pub(super) extensions: &'a [String],
     pub(super) groups: &'a [String],
+    pub(super) queues: &'a [String],
     pub(super) lang: Lang,
 }
 
@@ -41,8 +42,7 @@ pub(super) fn validate(
             NameKind::Extension => ext,
             NameKind::Group => group,
             NameKind::Voicemail => ext || group,
-            // Issue 6's ACD is not wired: a queue destination would have nowhere to go.
-            NameKind::Queue => false,
+            NameKind::Queue => known.queues.iter().any(|q| q == name),
             NameKind::Announcement => crate::media::prompts::exists(name, known.lang) || audio_name(name),
             NameKind::Prompt => {
                 crate::media::prompts::exists(name, known.lang)
@@ -70,10 +70,7 @@ fn to_invalid(e: &IvrError, spans: &[Range<usize>]) -> Invalid {
         .and_then(|n| n.parse::<usize>().ok())
         .and_then(|n| n.checked_sub(1));
     let span = index.and_then(|i| spans.get(i)).or(spans.first()).cloned().unwrap_or(0..0);
-    let mut message = message.unwrap_or(&text).to_string();
-    if matches!(e, IvrError::Unknown { kind: "queue", .. }) {
-        message.push_str(" (queues arrive with the ACD wiring)");
-    }
+    let message = message.unwrap_or(&text).to_string();
     Invalid { span, field, message }
 }
 
@@ -107,9 +104,14 @@ mod tests {
     }
 
     #[test]
-    fn queues_are_refused_until_the_acd_is_wired() {
+    fn a_queue_key_must_name_a_configured_queue() {
         let e = refused("[[ivr]]\nname = \"m\"\nprompt = \"common.enter_extension\"\nkeys = { \"1\" = { queue = \"q\" } }\n");
-        assert!(e.contains("queues arrive with the ACD wiring"), "{e}");
+        assert!(e.contains("ivr[1].keys"), "{e}");
+        let ok = format!(
+            "{EXTS}[[queue]]\nname = \"q\"\nmembers = [\"201\"]\n[[ivr]]\nname = \"m\"\n\
+             prompt = \"common.enter_extension\"\nkeys = {{ \"1\" = {{ queue = \"q\" }} }}\n"
+        );
+        parse_str(&ok, "box.toml").unwrap_or_else(|e| panic!("{e}"));
     }
 
     #[test]

@@ -134,6 +134,10 @@ struct RawFile {
     // IVR menus (issue 6): see `ivr.rs`.
     #[serde(default)]
     ivr: Vec<Spanned<crate::apps::ivr::IvrConfig>>,
+    // Call-center queues (issue 6): see `callcenter.rs`.
+    #[serde(default)]
+    queue: Vec<Spanned<super::callcenter::RawQueue>>,
+    acd: Option<Spanned<super::callcenter::RawAcd>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -518,7 +522,29 @@ fn validate(raw: RawFile) -> Result<Config, Invalid> {
         }
     }
     let groups: Vec<String> = config.dialplan.ring_groups.iter().map(|g| g.number.clone()).collect();
-    let known = super::ivr::Known { extensions: &ext_numbers, groups: &groups, lang: config.media.language };
+    let ivr_names: Vec<String> = raw.ivr.iter().map(|m| m.get_ref().name.clone()).collect();
+    let taken: Vec<(String, &'static str)> = config
+        .conference
+        .rooms
+        .iter()
+        .map(|r| (r.clone(), "a conference room"))
+        .chain(raw.ivr.iter().filter_map(|m| m.get_ref().number.clone()).map(|n| (n, "an IVR number")))
+        .collect();
+    let cc_known = super::callcenter::Known {
+        extensions: &ext_numbers,
+        groups: &groups,
+        ivrs: &ivr_names,
+        taken: &taken,
+        lang: config.media.language,
+    };
+    config.callcenter = super::callcenter::validate(raw.queue, raw.acd, &cc_known)?;
+    let queues: Vec<String> = config.callcenter.queues.iter().map(|q| q.name.clone()).collect();
+    let known = super::ivr::Known {
+        extensions: &ext_numbers,
+        groups: &groups,
+        queues: &queues,
+        lang: config.media.language,
+    };
     config.ivrs = super::ivr::validate(raw.ivr, config.trunk_calls.time_rules.offset(), &known)?;
     Ok(config)
 }

@@ -4,11 +4,12 @@
 //! [`RecordingConfig`], [`ConferenceConfig`], [`RecordPolicy`], [`RtpConfig`], [`ExtensionConfig`],
 //! [`PortRange`], [`ConfigError`], [`load_file`], [`parse_str`], and the dial plan's
 //! [`DialplanConfig`], [`RingGroupConfig`], [`RingStrategy`], [`ExtensionFeatures`], and the
-//! notifications' [`NotifyConfig`] and [`MailTo`].
+//! notifications' [`NotifyConfig`] and [`MailTo`], and the call center's [`CallCenterConfig`].
 //!
 //! The file format (TOML) is documented in `docs/configuration.md`. A config that fails
 //! validation is refused whole: the box does not start half-way.
 
+mod callcenter;
 mod dialplan;
 mod ivr;
 mod load;
@@ -16,6 +17,7 @@ mod notify;
 mod supervision;
 mod trunkcalls;
 
+pub use callcenter::CallCenterConfig;
 pub use dialplan::{
     target_ok, DialplanConfig, ExtensionFeatures, RingGroupConfig, RingStrategy, DEFAULT_RING_S,
     HOTDESK_LOGIN, HOTDESK_LOGOUT, MAX_GROUP_MEMBERS, MAX_RING_GROUPS, MIN_EXTERNAL_DIGITS, PIN_DIGITS,
@@ -59,6 +61,8 @@ pub struct Config {
     pub ivrs: std::sync::Arc<crate::apps::ivr::Ivrs>,
     /// `supervisor` / `supervises` of `[[extension]]`: who may listen, whisper and barge (issue 6).
     pub supervisors: crate::apps::supervision::SupervisorRoles,
+    /// `[[queue]]` and `[acd]`: the call-center queues (issue 6).
+    pub callcenter: CallCenterConfig,
 }
 
 /// `[media]`.

@@ -140,6 +140,18 @@ pub enum ConsoleCommand {
     },
     /// `supervise stop SUPERVISOR`: ends that supervisor's session (their leg only).
     SuperviseStop(String),
+    /// `show queues`: every call-center queue with its waiting callers and staffed agents.
+    ShowQueues,
+    /// `show agents`: every agent with its state, since when, and its queues.
+    ShowAgents,
+    /// `agent ACTION EXT [..]`: a supervisor changes an agent's state (the agent API until the
+    /// web UI exists).
+    Agent {
+        /// The agent (extension).
+        ext: String,
+        /// What to do.
+        command: crate::engine::AgentCommand,
+    },
     /// `help`: the command list ([`help_text`]).
     Help,
 }
@@ -180,6 +192,12 @@ pub fn help_text() -> String {
          show supervision     supervisors listening, whispering or barging now (sh su)\n\
          supervise listen|whisper|barge SUP AGENT  ring supervisor SUP, then join AGENT's call\n\
          supervise stop SUP   end SUP's supervision (the agent's call goes on)\n\
+         show queues          call-center queues: waiting, longest wait, agents staffed (sh q)\n\
+         show agents          agents: state (日本語 / key), since, queues (sh ag)\n\
+         agent login|logout|available|break|lunch|preparing|acw-end EXT\n\
+         \x20                    set an agent's state as a supervisor\n\
+         agent other EXT N    other-work state N (1-6, [acd] other_work)\n\
+         agent pause|resume EXT QUEUE  stop or restart one queue's calls for the agent\n\
          mail test ADDRESS    send a test mail through [smtp]; shows the server's answer\n\
          voicemail greeting BOX SLOT FILE|delete  set (WAV) or remove a box's greeting; SLOT is\n\
          \x20                    default, available, busy, dnd or after_hours\n\
@@ -201,6 +219,7 @@ pub fn parse_command(line: &str) -> Result<ConsoleCommand, String> {
         [w] if abbreviates(w, "help", 1) => Ok(ConsoleCommand::Help),
         [w, rest @ ..] if abbreviates(w, "show", 2) => parse_show(rest),
         [w, rest @ ..] if abbreviates(w, "log", 2) => parse_log(rest),
+        [w, rest @ ..] if abbreviates(w, "agent", 2) => parse_agent(line.trim(), rest),
         [w, rest @ ..] if abbreviates(w, "audio", 2) => parse_audio(line.trim(), rest),
         [w, rest @ ..] if abbreviates(w, "report", 3) => parse_report(rest),
         [w, g, ..] if (abbreviates(w, "voicemail", 2) || *w == "vm") && abbreviates(g, "greeting", 1) => {
@@ -227,6 +246,43 @@ pub fn parse_command(line: &str) -> Result<ConsoleCommand, String> {
     }
 }
 
+/// `agent ACTION EXT [N | QUEUE]`. The queue keeps its case (a name or its number).
+fn parse_agent(line: &str, rest: &[&str]) -> Result<ConsoleCommand, String> {
+    use crate::apps::callcenter::AgentState;
+    use crate::engine::AgentCommand;
+    const USAGE: &str = "usage: agent login|logout|available|break|lunch|preparing|acw-end EXT, \
+                         agent other EXT N, agent pause|resume EXT QUEUE";
+    let ext_ok = |e: &str| !e.is_empty() && e.len() <= 8 && e.bytes().all(|b| b.is_ascii_digit());
+    let (action, ext, arg) = match rest {
+        [a, e] => (*a, *e, None),
+        [a, e, x] => (*a, *e, Some(*x)),
+        _ => return Err(USAGE.into()),
+    };
+    if !ext_ok(ext) {
+        return Err(format!("`{ext}` is not an extension number; {USAGE}"));
+    }
+    let command = match (action, arg) {
+        ("login", None) => AgentCommand::Login,
+        ("logout", None) => AgentCommand::Logout,
+        ("available", None) => AgentCommand::Select(AgentState::Available),
+        ("break", None) => AgentCommand::Select(AgentState::ShortBreak),
+        ("lunch", None) => AgentCommand::Select(AgentState::LunchBreak),
+        ("preparing", None) => AgentCommand::Select(AgentState::Preparing),
+        ("acw-end", None) => AgentCommand::EndAcw,
+        ("other", Some(n)) => match n.parse::<u8>() {
+            Ok(n) if (1..=6).contains(&n) => AgentCommand::Select(AgentState::OtherWork(n)),
+            _ => return Err(format!("`{n}` is not an other-work state 1-6")),
+        },
+        ("pause" | "resume", Some(_)) => {
+            // The queue as typed (names keep their case).
+            let queue = line.split_whitespace().nth(3).unwrap_or_default().to_string();
+            AgentCommand::QueueAvailability(queue, action == "resume")
+        }
+        _ => return Err(USAGE.into()),
+    };
+    Ok(ConsoleCommand::Agent { ext: ext.to_string(), command })
+}
+
 /// `word` is `full` or a prefix of it at least `min` characters long.
 fn abbreviates(word: &str, full: &str, min: usize) -> bool {
     word.len() >= min && full.starts_with(word)
@@ -241,7 +297,7 @@ fn cdr_count(n: &str) -> Result<usize, String> {
 
 fn parse_show(rest: &[&str]) -> Result<ConsoleCommand, String> {
     const WHAT: &str =
-        "registrations, calls, extensions, version, trunks, forwards, dids, block, restrict, parked, voicemail, outbox, events, supervision or cdr";
+        "registrations, calls, extensions, version, trunks, forwards, dids, block, restrict, parked, voicemail, outbox, events, supervision, queues, agents or cdr";
     match rest {
         [] => Err(format!("show what? {WHAT}")),
         [w] if *w == "cdr" || *w == "cdrs" => Ok(ConsoleCommand::ShowCdr(20)),
@@ -272,6 +328,8 @@ fn parse_show(rest: &[&str]) -> Result<ConsoleCommand, String> {
         [w] if abbreviates(w, "outbox", 1) => Ok(ConsoleCommand::ShowOutbox),
         [w] if abbreviates(w, "supervision", 2) => Ok(ConsoleCommand::ShowSupervision),
         [w] if abbreviates(w, "voicemail", 2) || *w == "vm" => Ok(ConsoleCommand::ShowVoicemail),
+        [w] if abbreviates(w, "queues", 1) => Ok(ConsoleCommand::ShowQueues),
+        [w] if abbreviates(w, "agents", 2) => Ok(ConsoleCommand::ShowAgents),
         _ => Err(format!("cannot show `{}`; try {WHAT}", rest.join(" "))),
     }
 }

@@ -107,6 +107,30 @@ fn unknown_or_malformed_commands_are_refused_with_a_hint() {
 }
 
 #[test]
+fn agent_commands_parse_with_the_queue_in_its_own_case() {
+    use crate::apps::callcenter::AgentState;
+    use crate::engine::AgentCommand;
+    let agent = |ext: &str, command| ConsoleCommand::Agent { ext: ext.into(), command };
+    for (line, want) in [
+        ("agent login 201", agent("201", AgentCommand::Login)),
+        ("AG break 202", agent("202", AgentCommand::Select(AgentState::ShortBreak))),
+        ("agent acw-end 201", agent("201", AgentCommand::EndAcw)),
+        ("agent other 201 3", agent("201", AgentCommand::Select(AgentState::OtherWork(3)))),
+        ("agent pause 201 Support", agent("201", AgentCommand::QueueAvailability("Support".into(), false))),
+        ("agent resume 201 6000", agent("201", AgentCommand::QueueAvailability("6000".into(), true))),
+        ("sh q", ConsoleCommand::ShowQueues),
+        ("show agents", ConsoleCommand::ShowAgents),
+    ] {
+        assert_eq!(parse_command(line), Ok(want), "{line}");
+    }
+    for bad in
+        ["agent", "agent login", "agent login abc", "agent other 201 7", "agent pause 201", "agent fly 201"]
+    {
+        assert!(parse_command(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
 fn help_lists_every_command() {
     let help = help_text();
     for word in ["show registrations", "show calls", "show extensions", "show version", "log tail", "help"] {
@@ -158,6 +182,9 @@ async fn start(dir: &Path) -> PathBuf {
                 ConsoleCommand::ShowTrunks => "trunks".to_string(),
                 ConsoleCommand::ShowForwards => "forwards".to_string(),
                 ConsoleCommand::ShowDids
+                | ConsoleCommand::ShowQueues
+                | ConsoleCommand::ShowAgents
+                | ConsoleCommand::Agent { .. }
                 | ConsoleCommand::ShowList(_)
                 | ConsoleCommand::ListImport { .. } => "lists".to_string(),
                 ConsoleCommand::ShowParked => "parked".to_string(),

@@ -36,6 +36,9 @@ pub(super) mod ivr_call;
 // Supervision answers a supervisor's call itself and joins it to an agent's room (issue 6).
 #[path = "supervise_call.rs"]
 pub(super) mod supervise_call;
+// Call-center queues answer calls and ring agents through the transfer legs (issue 6).
+#[path = "queue_call.rs"]
+pub(super) mod queue_call;
 
 /// Why the box sent a client request; the answer is routed by this.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -390,6 +393,10 @@ impl Engine {
         let mut plan = None;
         // IVR (issue 6): a phone dialled a menu's number; the box answers it.
         let ivr_menu = if trunk_plan.is_none() { self.ivr_by_number(&to_ext) } else { None };
+        // Call center (issue 6): a phone dialled a queue's number.
+        let queue = if trunk_plan.is_none() { self.queue_by_number(&to_ext) } else { None };
+        // A queue's call is answered by the box like a menu's: it takes the menu's path here.
+        let ivr_menu = ivr_menu.or_else(|| queue.as_ref().map(|_| String::new()));
         // Supervision (issue 6): `995`/`994`/`996` + extension; the box answers it too.
         let supervise = if trunk_plan.is_none() { self.supervision_code(&to_ext) } else { None };
         let box_answers = ivr_menu.is_some() || supervise.is_some();
@@ -577,9 +584,13 @@ impl Engine {
             if self.attach_trunk_leg(now, id, plan) {
                 return;
             }
+            self.queue_outbound_started(now, id);
         }
         if let Some(room) = room {
             return self.answer_room_call(now, id, room, a_remote);
+        }
+        if let Some(q) = queue {
+            return self.enter_queue(now, id, &q);
         }
         if let Some(menu) = ivr_menu {
             return self.answer_ivr(now, id, &menu);
@@ -917,6 +928,7 @@ impl Engine {
         call.answer = Some(now);
         call.ring_deadline = None;
         self.dialplan_answered(id, fork_ix);
+        self.queue_personal_call(now, id, true);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1467,6 +1479,7 @@ impl Engine {
         if is_room || (self.cfg.media.music_on_hold && (holding || resuming)) {
             if !is_room {
                 self.hold_or_resume(id, side, holding);
+                self.queue_hold(now, id, side, holding);
             }
             let Some(call) = self.calls.get_mut(&id) else { return };
             call.dialog_mut(side).sdp_version += 1;
@@ -1697,6 +1710,8 @@ impl Engine {
         self.voicemail_call_ending(now, id);
         self.ivr_call_ending(id);
         self.supervision_call_ending(now, id);
+        self.queue_call_ending(now, id);
+        self.queue_personal_call(now, id, false);
         if let Some(call) = self.calls.get(&id) {
             if self.server.is_proceeding(call.invite_txn) && status >= 300 {
                 let w = response_to(&call.invite.common, call.a.peer.addr, status, Some(&call.a_tag));

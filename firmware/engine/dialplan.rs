@@ -590,6 +590,10 @@ impl Engine {
         if let Some((code, arg)) = feature_code(dialled) {
             return self.feature(now, peer, txn, req, from_ext, code, arg);
         }
+        // Call-center agent codes `*40`-`*47` (`queue_call.rs`).
+        if let Some(p) = self.agent_feature_code(now, from_ext, dialled) {
+            return prompt(p);
+        }
         let mailbox = dialled.starts_with(super::VOICEMAIL_TARGET_PREFIX);
         if !mailbox && !self.dialplan.groups.contains_key(dialled) && !self.extensions.contains_key(dialled) {
             return NewCall::NotMine;

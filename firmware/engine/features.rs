@@ -146,6 +146,7 @@ impl Engine {
                 self.voicemail_play_done(relay, side, now);
                 self.ivr_play_done(relay, side, now);
                 self.supervision_play_done(relay, side, now);
+                self.queue_play_done(relay, side, now);
             }
             MediaEvent::Recorded { relay, path, bytes } => {
                 log::info!("call {}: recording {path} closed, {bytes} bytes", relay.0);

@@ -9,10 +9,15 @@
 //!   [`Engine::dial_leg`], side B vacant, [`LegKind::Ivr`]); the caller hears music while it
 //!   rings, and the relay bridges when it answers (CDR re-wire `ivr`). A failure (busy, no
 //!   answer within the transfer ring time) ends the call.
+//! - ring group: every registered member rings at once as a pending leg of the call (the
+//!   several-pending-legs primitive of `transfer.rs`); the first answer takes side B, the
+//!   others get CANCEL; the call ends when all failed. The group's strategy and timeouts are
+//!   not applied from a menu (ring-all for [`TRANSFER_RING`](super::transfer::TRANSFER_RING)).
+//! - queue: the call enters the call-center queue (`queue_call.rs`).
 //! - voicemail box: the caller's voicemail flow starts on the answered call.
 //! - announcement: played, then the call ends.
-//! - ring group, queue, outside number: not reachable from an answered call yet; the caller
-//!   hears goodbye and the call ends (logged). See docs/ivr.md.
+//! - outside number: not reachable from an answered call yet (the trunk path starts a fork
+//!   for an unanswered call only); the call ends with 480 (logged). See docs/ivr.md.
 
 use super::super::cdr::HangupSide;
 use super::transfer::LegKind;
@@ -55,14 +60,28 @@ impl Engine {
             log::warn!("call {id}: no [[ivr]] is named {menu}; 404");
             return self.end_call(id, HangupSide::System, "no such IVR", 404, now);
         };
-        let Some(call) = self.calls.get_mut(&id) else { return };
+        if !self.answer_for_play(now, id) {
+            return;
+        }
+        log::info!("call {id}: answered into IVR menu {menu}");
+        session.start(now, self.wall_ms(now));
+        self.ivr.calls.insert(id, IvrCall::Menu { session: Box::new(session), started: false });
+        self.drive_ivr(id, now);
+    }
+
+    /// The box answers the caller of `id` itself to play to it (an IVR menu, a queue): one
+    /// voice codec and telephone-event from the offer. False when it could not (a late offer
+    /// without SDP: the call ended with 488, or the call is gone).
+    pub(in crate::engine) fn answer_for_play(&mut self, now: Instant, id: u64) -> bool {
+        let Some(call) = self.calls.get_mut(&id) else { return false };
         let voice =
             call.offered.iter().find(|f| matches!(f.encoding, Encoding::Pcmu | Encoding::Pcma)).cloned();
         let te = call.offered.iter().find(|f| f.encoding == Encoding::TelephoneEvent).cloned();
         let Some(voice) = voice else {
-            // A late offer (no SDP in the INVITE): no codec known to play the menu with.
-            log::info!("call {id}: IVR needs an SDP offer; 488");
-            return self.finish_call(now, id, HangupSide::System, "no SDP offer", 488);
+            // A late offer (no SDP in the INVITE): no codec known to play with.
+            log::info!("call {id}: the box needs an SDP offer to answer; 488");
+            self.finish_call(now, id, HangupSide::System, "no SDP offer", 488);
+            return false;
         };
         call.answered = std::iter::once(voice.clone()).chain(te.clone()).collect();
         call.state = CallState::Answered;
@@ -80,10 +99,7 @@ impl Engine {
             // Keys also in-band: some phones negotiate telephone-event and send tones.
             inband_dtmf: true,
         }));
-        log::info!("call {id}: answered into IVR menu {menu}");
-        session.start(now, self.wall_ms(now));
-        self.ivr.calls.insert(id, IvrCall::Menu { session: Box::new(session), started: false });
-        self.drive_ivr(id, now);
+        true
     }
 
     /// A key from the caller of a call in a menu; true when it was one (no feature codes then).
@@ -133,6 +149,33 @@ impl Engine {
     /// The call ends (either side, any cause): the session holds nothing to release.
     pub(in crate::engine) fn ivr_call_ending(&mut self, id: u64) {
         self.ivr.calls.remove(&id);
+    }
+
+    /// Rings every member of ring group `number` for the answered caller of `id`.
+    fn ivr_ring_group(&mut self, now: Instant, id: u64, number: &str) {
+        let members = self
+            .cfg
+            .dialplan
+            .ring_groups
+            .iter()
+            .find(|g| g.number == number)
+            .map(|g| g.members.clone())
+            .unwrap_or_default();
+        self.rewire_of(id).vacant = Some(Side::B);
+        let mut rung = 0;
+        let mut last_code = 404;
+        for m in &members {
+            match self.dial_leg(now, id, Side::B, m, LegKind::Ivr) {
+                Ok(()) => rung += 1,
+                Err(e) => last_code = e.status(),
+            }
+        }
+        if rung == 0 {
+            log::info!("call {id}: IVR cannot ring group {number} ({last_code})");
+            return self.end_call(id, HangupSide::System, "IVR group unavailable", last_code, now);
+        }
+        log::info!("call {id}: IVR rings group {number} ({rung} member(s))");
+        self.music_to(id, Side::A);
     }
 
     /// The menu phones reach by dialling `number`.
@@ -207,8 +250,8 @@ impl Engine {
         }
     }
 
-    /// The caller leaves the menu for `dest` (see the module doc).
-    fn ivr_route(&mut self, now: Instant, id: u64, dest: Destination) {
+    /// The caller leaves the menu (or a queue) for `dest` (see the module doc).
+    pub(in crate::engine) fn ivr_route(&mut self, now: Instant, id: u64, dest: Destination) {
         log::info!("call {id}: IVR routes to {dest:?}");
         match dest {
             Destination::Extension(ext) => {
@@ -225,6 +268,11 @@ impl Engine {
                     }
                 }
             }
+            Destination::Group(number) => self.ivr_ring_group(now, id, &number),
+            Destination::Queue(q) => {
+                self.ivr.calls.remove(&id);
+                self.enter_queue(now, id, &q);
+            }
             Destination::Voicemail(b) => self.voicemail_for_answered(now, id, &b),
             Destination::Announcement(name) => {
                 let clips = self.ivr_clips(vec![name], false);
@@ -237,7 +285,7 @@ impl Engine {
                 }));
             }
             other => {
-                log::warn!("call {id}: IVR destination {other:?} cannot be reached from a menu yet; ending");
+                log::warn!("call {id}: {other:?} cannot be reached from an answered call yet; ending");
                 self.end_call(id, HangupSide::System, "IVR destination not wired", 480, now);
             }
         }

@@ -30,6 +30,7 @@ use crate::sip::transaction::{
 use crate::sip::writer::{self, response_to, Writer};
 use crate::sip::{Peer, Transport};
 pub use call::park::ParkedView;
+pub use call::queue_call::{AgentCommand, AgentView, QueueView};
 pub use call::supervise_call::{SuperviseError, SupervisionView, MAX_SESSIONS as MAX_SUPERVISION_SESSIONS};
 pub use call::trunkcalls::{DidView, ListKind, MAX_AUTH_ROUNDS};
 pub use call::voicemail_call::{MailboxOwner, VoicemailOp, VOICEMAIL_OWNER_CODE, VOICEMAIL_TARGET_PREFIX};
@@ -91,6 +92,8 @@ pub struct EngineConfig {
     pub ivrs: std::sync::Arc<crate::apps::ivr::Ivrs>,
     /// Who may listen, whisper and barge (`supervisor` on `[[extension]]`, issue 6).
     pub supervisors: crate::apps::supervision::SupervisorRoles,
+    /// Call-center queues and agents (`[[queue]]`, `[acd]`, issue 6).
+    pub callcenter: crate::config::CallCenterConfig,
 }
 
 impl EngineConfig {
@@ -118,6 +121,7 @@ impl EngineConfig {
             park: crate::config::ParkConfig::default(),
             ivrs: Default::default(),
             supervisors: Default::default(),
+            callcenter: Default::default(),
         }
     }
 }
@@ -138,6 +142,8 @@ pub enum Output {
     Cdr(Box<CdrRecord>),
     /// Apply to the voicemail store (`voicemail_call.rs` says how).
     Voicemail(VoicemailOp),
+    /// A call-center fact for the event log (`queue_call.rs`).
+    QueueEvent(crate::apps::callcenter::Event),
 }
 
 /// A registration as the console shows it.
@@ -211,6 +217,8 @@ enum TimerKey {
     Mwi,
     /// A supervision session's timer (the supervisor's phone rings too long).
     Supervision(u64),
+    /// The call center's ACD timer (ring time, queue timeout, announcements, ACW, logout).
+    Queue,
 }
 
 /// The PBX core.
@@ -257,6 +265,8 @@ pub struct Engine {
     mwi: mwi::Mwi,
     /// Supervisors listening, whispering, barging (`supervise_call.rs`).
     supervision: call::supervise_call::Supervisions,
+    /// The call center: the ACD and the calls in its queues (`queue_call.rs`).
+    queue: call::queue_call::QueueCalls,
 }
 
 /// The result of checking credentials.
@@ -279,6 +289,8 @@ impl Engine {
         let cfg_host = cfg.advertise.to_string();
         let dialplan = dialplan::Dialplan::new(&cfg.dialplan);
         let trunk_calls = call::trunkcalls::TrunkCalls::new(&cfg.trunk_calls);
+        let acd_cfg = cfg.callcenter.acd_config(cfg.trunk_calls.time_rules.offset());
+        let queue = call::queue_call::QueueCalls::new(acd_cfg, cfg.wall_anchor.0, cfg.wall_anchor.1);
         Engine {
             extensions: extensions.iter().map(|e| (e.number.clone(), e.clone())).collect(),
             cfg,
@@ -308,6 +320,7 @@ impl Engine {
             ivr: Default::default(),
             mwi: mwi::Mwi::new(&cfg_host),
             supervision: Default::default(),
+            queue,
         }
     }
 
@@ -473,6 +486,7 @@ impl Engine {
                 TimerKey::Ivr(id) => self.on_ivr_timer(id, now),
                 TimerKey::Mwi => self.on_mwi_timer(now),
                 TimerKey::Supervision(id) => self.on_supervision_timer(id, now),
+                TimerKey::Queue => self.on_queue_timer(now),
                 TimerKey::RegistrarSweep => {
                     self.sweep_armed = false;
                     let n = self.registrar.sweep(now);

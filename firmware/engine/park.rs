@@ -168,7 +168,7 @@ impl Engine {
         }
         let Some(r) = self.rewiring.calls.get(&id) else { return };
         let due = r.parked.as_ref().filter(|p| p.2 <= now).map(|p| p.1.clone());
-        let (Some(parker), Some(side), None) = (due, r.vacant, r.pending) else { return };
+        let (Some(parker), Some(side), true) = (due, r.vacant, r.pending.is_empty()) else { return };
         log::info!("call {id}: nobody took the parked call; ringing {parker} back");
         if let Err(e) = self.dial_leg(now, id, side, &parker, LegKind::Ringback) {
             log::info!("call {id}: ringback to {parker} failed: {e:?}");
@@ -188,7 +188,8 @@ impl Engine {
         let slot: u32 = req.uri.user_unescaped().and_then(|u| u.parse().ok()).unwrap_or_default();
         let id = self.rewiring.slots.get(&slot).copied();
         let side = id.and_then(|id| {
-            self.vacant_side(id).filter(|_| self.rewiring.calls.get(&id).is_some_and(|r| r.pending.is_none()))
+            self.vacant_side(id)
+                .filter(|_| self.rewiring.calls.get(&id).is_some_and(|r| r.pending.is_empty()))
         });
         let (Some(id), Some(side)) = (id, side) else {
             log::info!("{from} dialled park slot {slot}: nothing parked there");

@@ -12,6 +12,8 @@ mod trunkcalls_tests;
 mod ivr_tests;
 // Supervision: listen, whisper, barge (issue 6).
 mod supervise_tests;
+// Call-center queues (issue 6).
+mod queue_tests;
 
 const BOX_PORT: u16 = 5060;
 
@@ -83,6 +85,8 @@ impl Harness {
                 Output::Media(m) => self.media.push(m),
                 Output::Cdr(c) => self.cdrs.push(*c),
                 Output::Voicemail(op) => self.vm.push(op),
+                // Queue tests read the ACD's state through the console getters.
+                Output::QueueEvent(_) => {}
             }
         }
     }

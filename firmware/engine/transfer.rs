@@ -48,8 +48,19 @@ pub(super) enum LegKind {
     Ringback,
     /// `#9`: the presser (on the leg's side) consults the target; the other party is held.
     Consult,
-    /// An IVR menu sends its answered caller to an extension (`ivr_call.rs`); side B is vacant.
+    /// An IVR menu sends its answered caller to an extension or a ring group's members
+    /// (`ivr_call.rs`); side B is vacant.
     Ivr,
+    /// A call-center queue rings an agent for its caller (`queue_call.rs`); side B is vacant.
+    /// The ACD decides, so a failure only reports to it.
+    Queue,
+}
+
+impl LegKind {
+    /// Kinds that may ring several parties at once for one call (first answer wins).
+    fn parallel(self) -> bool {
+        matches!(self, LegKind::Ivr | LegKind::Queue)
+    }
 }
 
 /// A UAC leg the box is dialling to take over one side of a call.
@@ -77,8 +88,9 @@ pub(super) struct PendingLeg {
 /// Per-call re-wiring state.
 #[derive(Debug, Clone, Default)]
 pub(super) struct CallRewire {
-    /// The leg being dialled for this call.
-    pub(super) pending: Option<u64>,
+    /// The legs being dialled for this call: one for a transfer or park ringback, several when
+    /// a ring group or a ring-all queue rings its members at once (first answer wins).
+    pub(super) pending: Vec<u64>,
     /// A side whose party is gone and not replaced yet.
     pub(super) vacant: Option<Side>,
     /// Legs of earlier A parties (CDR detailed view).
@@ -181,6 +193,17 @@ impl Call {
 impl Engine {
     pub(super) fn rewire_of(&mut self, id: u64) -> &mut CallRewire {
         self.rewiring.calls.entry(id).or_default()
+    }
+
+    /// Side B of a call the box answered is vacant until a dialled party takes it (a queue's
+    /// agent); the dialled number is the CDR's callee.
+    pub(super) fn vacate_b_for_box(&mut self, id: u64) {
+        let to = self.calls.get(&id).map(|c| c.to_ext.clone()).unwrap_or_default();
+        let r = self.rewire_of(id);
+        r.vacant = Some(Side::B);
+        if r.vacated_by.is_empty() {
+            r.vacated_by = to;
+        }
     }
 
     /// The side of a call that is vacant, if any.
@@ -294,6 +317,7 @@ impl Engine {
             c.recording_active = false;
         }
         self.codecs_to_relay(id);
+        self.queue_side_replaced(now, id, side, &old_ext, &party.ext);
     }
 
     /// Tells the relay both sides' codecs again (DTMF detection after a re-open).
@@ -374,13 +398,12 @@ impl Engine {
     /// A BYE from a party of a call that is being re-wired: the transferor of a blind transfer
     /// and a parker hearing the slot may hang up without ending the call. True when absorbed.
     pub(crate) fn absorb_bye(&mut self, now: Instant, id: u64, side: Side) -> bool {
-        let transferor = self
-            .rewiring
-            .calls
-            .get(&id)
-            .and_then(|r| r.pending)
-            .and_then(|l| self.rewiring.legs.get(&l))
-            .is_some_and(|l| l.side == side && matches!(l.kind, LegKind::Blind { .. }));
+        let transferor = self.rewiring.calls.get(&id).is_some_and(|r| {
+            r.pending
+                .iter()
+                .filter_map(|l| self.rewiring.legs.get(l))
+                .any(|l| l.side == side && matches!(l.kind, LegKind::Blind { .. }))
+        });
         let parker = self.rewiring.calls.get(&id).and_then(|r| r.announcing).is_some_and(|(s, _)| s == side);
         let consulting =
             self.rewiring.calls.get(&id).and_then(|r| r.consult.as_ref()).is_some_and(|c| c.0 == side);
@@ -415,7 +438,7 @@ impl Engine {
     /// Something re-wires the call already (a transfer, a consultation, park).
     pub(super) fn rewiring_busy(&self, id: u64) -> bool {
         self.rewiring.calls.get(&id).is_some_and(|r| {
-            r.pending.is_some() || r.consult.is_some() || r.parked.is_some() || r.vacant.is_some()
+            !r.pending.is_empty() || r.consult.is_some() || r.parked.is_some() || r.vacant.is_some()
         })
     }
 
@@ -427,7 +450,7 @@ impl Engine {
         if let Some((slot, _, _)) = &r.parked {
             self.rewiring.slots.remove(slot);
         }
-        if let Some(leg) = r.pending.and_then(|l| self.rewiring.legs.remove(&l)) {
+        for leg in r.pending.iter().filter_map(|l| self.rewiring.legs.remove(l)) {
             self.purposes.remove(&leg.txn);
             self.pool.release(leg.port);
         }
@@ -481,8 +504,32 @@ impl Engine {
         target: &str,
         kind: LegKind,
     ) -> Result<(), DialError> {
+        self.dial_leg_for(now, id, side, target, kind, TRANSFER_RING)
+    }
+
+    /// [`Self::dial_leg`] ringing at most `ring`. Legs of a [`LegKind::parallel`] kind may ring
+    /// beside others of the same kind; any other leg is alone.
+    pub(super) fn dial_leg_for(
+        &mut self,
+        now: Instant,
+        id: u64,
+        side: Side,
+        target: &str,
+        kind: LegKind,
+        ring: Duration,
+    ) -> Result<(), DialError> {
         let Some(call) = self.calls.get(&id) else { return Err(DialError::NotNow) };
-        if self.rewiring.calls.get(&id).is_some_and(|r| r.pending.is_some()) {
+        let busy = self.rewiring.calls.get(&id).is_some_and(|r| {
+            r.pending
+                .iter()
+                .filter_map(|l| self.rewiring.legs.get(l))
+                .any(|l| !(kind.parallel() && l.kind == kind))
+        });
+        if busy {
+            return Err(DialError::NotNow);
+        }
+        if self.rewiring.legs.values().any(|l| l.call == id && l.ext == target) {
+            // Already ringing this phone for this call.
             return Err(DialError::NotNow);
         }
         if !self.extensions.contains_key(target) {
@@ -552,11 +599,11 @@ impl Engine {
                 start: now,
                 ring: None,
                 ack: None,
-                deadline: now + TRANSFER_RING,
+                deadline: now + ring,
             },
         );
-        self.rewire_of(id).pending = Some(leg_id);
-        self.arm(now + TRANSFER_RING, TimerKey::Rewire(id));
+        self.rewire_of(id).pending.push(leg_id);
+        self.arm(now + ring, TimerKey::Rewire(id));
         self.transmit(peer, invite);
         log::info!("call {id}: dialling {target} to take side {}", side_label(side));
         Ok(())
@@ -626,8 +673,24 @@ impl Engine {
             self.bye_leg(now, leg_id);
             return self.on_leg_failed(now, leg_id, 488);
         }
-        if let Some(r) = self.rewiring.calls.get_mut(&id) {
-            r.pending = None;
+        if leg.kind == LegKind::Queue && !self.queue_leg_answered(now, id, &leg.ext) {
+            // The ACD gave the call to someone else or the caller left: hang this one up.
+            self.bye_leg(now, leg_id);
+            if let Some(r) = self.rewiring.calls.get_mut(&id) {
+                r.pending.retain(|l| *l != leg_id);
+            }
+            return self.forget_leg(leg_id);
+        }
+        // First answer wins: the others ringing for this call stop (RFC 3261 §9: CANCEL).
+        let others: Vec<u64> = self
+            .rewiring
+            .calls
+            .get_mut(&id)
+            .map(|r| std::mem::take(&mut r.pending).into_iter().filter(|l| *l != leg_id).collect())
+            .unwrap_or_default();
+        for other in others {
+            self.cancel_leg(now, other);
+            self.forget_leg(other);
         }
         let voice_pt = usable
             .and_then(|a| a.formats.iter().find(|f| matches!(f.encoding, Encoding::Pcmu | Encoding::Pcma)))
@@ -671,6 +734,13 @@ impl Engine {
                 }
                 self.replace_side(now, id, leg.side, party, "ivr");
             }
+            LegKind::Queue => {
+                if let Some(c) = self.calls.get_mut(&id) {
+                    c.route = super::CallRoute::Extension;
+                }
+                self.replace_side(now, id, leg.side, party, "queue");
+                self.queue_drain(now);
+            }
             LegKind::Consult => self.consult_answered(id, party),
         }
     }
@@ -680,9 +750,13 @@ impl Engine {
         self.purposes.remove(&leg.txn);
         self.pool.release(leg.port);
         let id = leg.call;
-        if let Some(r) = self.rewiring.calls.get_mut(&id) {
-            r.pending = None;
-        }
+        let others_ringing = match self.rewiring.calls.get_mut(&id) {
+            Some(r) => {
+                r.pending.retain(|l| *l != leg_id);
+                !r.pending.is_empty()
+            }
+            None => false,
+        };
         if !self.calls.contains_key(&id) {
             return;
         }
@@ -704,6 +778,9 @@ impl Engine {
             LegKind::Ringback => {
                 self.end_call(id, HangupSide::System, "parked call not retrieved", 408, now);
             }
+            // Other members of a ring group still ring.
+            LegKind::Ivr if others_ringing => {}
+            LegKind::Queue => self.queue_leg_failed(now, id, &leg.ext, code),
             LegKind::Ivr => {
                 self.end_call(
                     id,
@@ -725,7 +802,7 @@ impl Engine {
 
     /// The pending consultation leg becomes a blind transfer (its presser hung up).
     pub(super) fn pending_leg_becomes_blind(&mut self, id: u64) {
-        let leg = self.rewiring.calls.get(&id).and_then(|r| r.pending);
+        let leg = self.rewiring.calls.get(&id).and_then(|r| r.pending.first().copied());
         if let Some(l) = leg.and_then(|l| self.rewiring.legs.get_mut(&l)) {
             l.kind = LegKind::Blind { notify: false };
         }
@@ -757,12 +834,31 @@ impl Engine {
         self.transmit(d.peer, bye);
     }
 
-    /// Cancels the leg being dialled for a call (the call ends, or the transfer is abandoned).
+    /// Cancels the legs being dialled for a call (the call ends, or the transfer is abandoned).
     pub(super) fn cancel_pending_leg(&mut self, now: Instant, id: u64) {
-        let Some(leg_id) = self.rewiring.calls.get_mut(&id).and_then(|r| r.pending.take()) else { return };
+        let legs =
+            self.rewiring.calls.get_mut(&id).map(|r| std::mem::take(&mut r.pending)).unwrap_or_default();
+        for leg_id in legs {
+            self.cancel_leg(now, leg_id);
+            self.forget_leg(leg_id);
+        }
+    }
+
+    /// Cancels the one leg ringing `ext` for call `id` (a queue stops ringing an agent).
+    pub(super) fn cancel_leg_to(&mut self, now: Instant, id: u64, ext: &str) {
+        let leg = self.rewiring.legs.iter().find(|(_, l)| l.call == id && l.ext == ext).map(|(k, _)| *k);
+        let Some(leg_id) = leg else { return };
+        if let Some(r) = self.rewiring.calls.get_mut(&id) {
+            r.pending.retain(|l| *l != leg_id);
+        }
         self.cancel_leg(now, leg_id);
+        self.forget_leg(leg_id);
+    }
+
+    /// Drops a leg's record: its 487 (or late 2xx) then finds no purpose; the transaction ACKs
+    /// a 487 and an orphan 2xx gets ACK and BYE.
+    fn forget_leg(&mut self, leg_id: u64) {
         if let Some(leg) = self.rewiring.legs.remove(&leg_id) {
-            // Its 487 finds no purpose and is ACKed by the transaction.
             self.purposes.remove(&leg.txn);
             self.pool.release(leg.port);
         }
@@ -805,12 +901,17 @@ impl Engine {
     /// A re-wire timer: a leg rang too long, a `#7` waited for its `2`, a parked call is due
     /// for ringback.
     pub(crate) fn on_rewire_timer(&mut self, id: u64, now: Instant) {
-        let leg = self.rewiring.calls.get(&id).and_then(|r| r.pending);
-        if let Some(leg_id) = leg {
+        let legs = self.rewiring.calls.get(&id).map(|r| r.pending.clone()).unwrap_or_default();
+        let mut expired = false;
+        for leg_id in legs {
             if self.rewiring.legs.get(&leg_id).is_some_and(|l| l.deadline <= now && l.ack.is_none()) {
                 self.cancel_leg(now, leg_id);
-                return self.on_leg_failed(now, leg_id, 480);
+                self.on_leg_failed(now, leg_id, 480);
+                expired = true;
             }
+        }
+        if expired {
+            return;
         }
         self.on_park_timer(id, now);
     }
@@ -942,7 +1043,7 @@ impl Engine {
         }
         let ok = |c: Option<&Call>| c.is_some_and(|c| c.is_plain_answered() && c.winner.is_some());
         let idle = |e: &Engine, i: u64| {
-            e.rewiring.calls.get(&i).is_none_or(|r| r.pending.is_none() && r.vacant.is_none())
+            e.rewiring.calls.get(&i).is_none_or(|r| r.pending.is_empty() && r.vacant.is_none())
         };
         if !ok(self.calls.get(&id)) || !ok(self.calls.get(&id2)) || !idle(self, id) || !idle(self, id2) {
             return self.reply_status(txn, req, peer, 491, &[], now);

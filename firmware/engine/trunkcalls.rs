@@ -141,6 +141,8 @@ pub(in crate::engine) struct TrunkLeg {
     announcement: Option<String>,
     /// Set when the box answers into this IVR menu (`ivr_call.rs`).
     ivr: Option<String>,
+    /// Set when the call enters this call-center queue (`queue_call.rs`).
+    queue: Option<String>,
     auth_rounds: u32,
     last_nonce: Option<String>,
     /// Credentials sent so far, one per header name: a provider that challenges as proxy (407)
@@ -162,6 +164,7 @@ impl TrunkLeg {
             out: None,
             announcement: None,
             ivr: None,
+            queue: None,
             auth_rounds: 0,
             last_nonce: None,
             credentials: Vec::new(),
@@ -360,14 +363,9 @@ impl Engine {
                 l.ivr = Some(name);
                 Admission::Trunk(Box::new(TrunkPlan { target: did, leg: l, direct: Some(Vec::new()) }))
             }
-            Destination::Queue(_) => {
-                log::warn!(
-                    "trunk {trunk}: DID {did}: {} is not built yet (queues arrive with the \
-                     ACD wiring); 480 to {shown}",
-                    describe(&dest)
-                );
-                self.reply_status(txn, req, peer, 480, &[warning("destination not available yet")], now);
-                Admission::Done
+            Destination::Queue(name) => {
+                l.queue = Some(name);
+                Admission::Trunk(Box::new(TrunkPlan { target: did, leg: l, direct: Some(Vec::new()) }))
             }
         }
     }
@@ -584,8 +582,13 @@ impl Engine {
         }
         let announcement = leg.announcement.take();
         let ivr = leg.ivr.take();
+        let queue = leg.queue.take();
         let Some(call) = self.calls.get_mut(&id) else { return false };
         call.trunk = Some(Box::new(leg));
+        if let Some(q) = queue {
+            self.enter_queue(now, id, &q);
+            return true;
+        }
         if let Some(menu) = ivr {
             self.answer_ivr(now, id, &menu);
             return true;

@@ -134,6 +134,11 @@ pub enum MailboxOwner {
         /// The member extensions, in configuration order.
         members: Vec<String>,
     },
+    /// A call-center queue's box (keyed by the queue's `number`): every member agent shares it.
+    Queue {
+        /// The member agents' extensions, in configuration order.
+        members: Vec<String>,
+    },
 }
 
 impl MailboxOwner {
@@ -142,7 +147,7 @@ impl MailboxOwner {
     pub fn extensions(&self) -> Vec<String> {
         match self {
             MailboxOwner::Extension(e) => vec![e.clone()],
-            MailboxOwner::Group { members } => members.clone(),
+            MailboxOwner::Group { members } | MailboxOwner::Queue { members } => members.clone(),
         }
     }
 }
@@ -199,6 +204,9 @@ impl Engine {
         if let Some(g) = self.dialplan.group(number) {
             return Some(MailboxOwner::Group { members: g.members.clone() });
         }
+        if let Some(members) = self.cfg.callcenter.members_by_number(number) {
+            return Some(MailboxOwner::Queue { members });
+        }
         None
     }
 
@@ -215,7 +223,8 @@ impl Engine {
         let configured = match self.box_owner(n) {
             Some(MailboxOwner::Extension(e)) => self.dialplan.extension_voicemail(&e),
             Some(MailboxOwner::Group { .. }) => self.dialplan.group(n).is_some_and(|g| g.voicemail),
-            None => false,
+            // A queue box is reached only through a destination; its lamp lights with messages.
+            Some(MailboxOwner::Queue { .. }) | None => false,
         };
         configured || self.voicemail.counts.get(box_no).is_some_and(|c| c.total() > 0)
     }
@@ -325,7 +334,13 @@ impl Engine {
         let Flow::Owner(menu) = &vm.flow else { return };
         let box_no = menu.asked_box().cloned();
         let snapshot = box_no.filter(|b| self.is_mailbox(b.as_str())).map(|b| BoxSnapshot {
-            pin: self.dialplan.mailbox_pin(b.as_str()).unwrap_or_default(),
+            pin: self
+                .cfg
+                .callcenter
+                .pin_by_number(b.as_str())
+                .map(str::to_string)
+                .or_else(|| self.dialplan.mailbox_pin(b.as_str()))
+                .unwrap_or_default(),
             messages: messages.iter().map(|(m, _)| m.clone()).collect(),
         });
         let Some(vm) = self.voicemail.calls.get_mut(&call) else { return };

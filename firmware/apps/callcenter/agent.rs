@@ -73,6 +73,24 @@ impl AgentState {
         }
     }
 
+    /// The English key (the event log's spelling; `other_work` for every custom state).
+    pub fn key(self) -> &'static str {
+        match self {
+            AgentState::LoggedOut => "logged_out",
+            AgentState::Preparing => "preparing",
+            AgentState::Available => "available",
+            AgentState::Ringing => "ringing",
+            AgentState::Talking => "talking",
+            AgentState::Dialling => "dialling",
+            AgentState::AfterCallWork => "after_call_work",
+            AgentState::OnHold => "on_hold",
+            AgentState::InternalCall => "internal_call",
+            AgentState::ShortBreak => "short_break",
+            AgentState::LunchBreak => "lunch_break",
+            AgentState::OtherWork(_) => "other_work",
+        }
+    }
+
     /// Whether the agent is busy with a call (the daily logout waits for these to end).
     pub fn on_call(self) -> bool {
         matches!(
@@ -179,6 +197,29 @@ pub enum AgentError {
     /// The agent table is full.
     TooManyAgents,
 }
+
+impl std::fmt::Display for AgentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AgentError::IllegalTransition { from, input } => {
+                write!(f, "not allowed while {} ({}): {input}", from.key(), from.ja())
+            }
+            AgentError::UnknownAgent => write!(f, "no such agent (not a member of any queue)"),
+            AgentError::UnknownQueue => write!(f, "no such queue, or the agent is not a member of it"),
+            AgentError::UnknownCustomState(n) => write!(f, "other-work state {n} is not configured"),
+            AgentError::TooManyCustomStates => write!(f, "at most {MAX_CUSTOM_STATES} other-work states"),
+            AgentError::BadCustomName { name } => {
+                write!(f, "other-work state `{name}` must be 1-{MAX_CUSTOM_NAME_CHARS} characters")
+            }
+            AgentError::DuplicateCustomName { name } => {
+                write!(f, "other-work state `{name}` is listed twice")
+            }
+            AgentError::TooManyAgents => write!(f, "too many agents"),
+        }
+    }
+}
+
+impl std::error::Error for AgentError {}
 
 /// What happens to an agent; fed to [`Agent::apply`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

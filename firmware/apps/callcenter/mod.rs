@@ -9,7 +9,7 @@
 //! - [`stats`]: report metrics computed from the event log in one streaming pass ([`Stats`]).
 //! - [`report`]: a query over local dates turned into report rows and CSV ([`ReportBuilder`]).
 //!
-//! Not wired into the engine yet; `docs/callcenter.md` says how the engine should drive it.
+//! The engine drives it from `engine/queue_call.rs`; `docs/callcenter.md` says how.
 //!
 //! The public interface is: [`Acd`], [`AcdConfig`], [`QueueConfig`], [`MemberConfig`],
 //! [`PeriodicAnnouncement`], [`Output`], [`RouteReason`], [`AcdError`], [`Strategy`],

@@ -409,6 +409,29 @@ fn check_name(field: String, name: &str) -> Result<(), AcdError> {
 }
 
 impl Acd {
+    /// An ACD without agents or queues (a box without a call center).
+    pub fn empty(now: Instant, unix_ms: u64) -> Acd {
+        Acd {
+            queues: Vec::new(),
+            queue_ids: HashMap::new(),
+            agents: Vec::new(),
+            agent_ids: HashMap::new(),
+            talks: Vec::new(),
+            acw: Vec::new(),
+            catalog: StatusCatalog::default(),
+            calls: HashMap::new(),
+            out: VecDeque::new(),
+            ring: EventRing::new(super::events::DEFAULT_RING_CAPACITY),
+            anchor: (now, unix_ms),
+            rng: Rng::new(1),
+            daily_logout: None,
+            utc_offset: UtcOffset::JST,
+            next_logout: None,
+            outbound_acw: None,
+            scratch: Vec::new(),
+        }
+    }
+
     /// Builds the ACD from checked settings. `now`/`unix_ms` anchor the wall clock.
     pub fn new(cfg: AcdConfig, now: Instant, unix_ms: u64) -> Result<Acd, AcdError> {
         if cfg.agents.len() > MAX_AGENTS {
@@ -876,6 +899,37 @@ impl Acd {
     /// Unanswered calls in a queue.
     pub fn waiting(&self, queue: &str) -> usize {
         self.queue_ids.get(queue).and_then(|&q| self.queues.get(q)).map_or(0, |q| q.waiting.len())
+    }
+
+    /// A queue's live status: (waiting calls, longest wait, staffed members).
+    pub fn queue_status(&self, now: Instant, queue: &str) -> Option<(usize, Duration, usize)> {
+        let q = self.queue_ids.get(queue).and_then(|&q| self.queues.get(q))?;
+        let longest = q
+            .waiting
+            .iter()
+            .filter_map(|c| self.calls.get(c))
+            .map(|w| now.saturating_duration_since(w.entered))
+            .max()
+            .unwrap_or(Duration::ZERO);
+        let staffed = q.members.iter().filter(|m| self.member_staffed(m)).count();
+        Some((q.waiting.len(), longest, staffed))
+    }
+
+    /// Agent ids in configuration order.
+    pub fn agent_ids(&self) -> Vec<String> {
+        self.agents.iter().map(|a| a.id().to_string()).collect()
+    }
+
+    /// An agent's state and since when it holds it.
+    pub fn agent_status(&self, agent: &str) -> Option<(AgentState, Instant)> {
+        self.agent_ids.get(agent).and_then(|&a| self.agents.get(a)).map(|a| (a.state(), a.since()))
+    }
+
+    /// Whether the agent is paused in `queue`; `None` when it is not a member.
+    pub fn member_paused(&self, agent: &str, queue: &str) -> Option<bool> {
+        let a = *self.agent_ids.get(agent)?;
+        let q = self.queue_ids.get(queue).and_then(|&q| self.queues.get(q))?;
+        q.members.iter().find(|m| m.agent == a).map(|m| m.paused)
     }
 
     /// A waiting call's 1-based position.

@@ -41,6 +41,22 @@ pub enum Strategy {
     SkillWeighted,
 }
 
+impl Strategy {
+    /// The configuration spelling (`ring_all`, ...).
+    pub fn key(self) -> &'static str {
+        match self {
+            Strategy::RingAll => "ring_all",
+            Strategy::LongestIdle => "longest_idle",
+            Strategy::LeastTalkTime => "least_talk_time",
+            Strategy::FewestCalls => "fewest_calls",
+            Strategy::Random => "random",
+            Strategy::RoundRobin => "round_robin",
+            Strategy::Linear => "linear",
+            Strategy::SkillWeighted => "skill_weighted",
+        }
+    }
+}
+
 /// What a strategy knows about one member. `member` is the index in the queue's member list.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Candidate {
