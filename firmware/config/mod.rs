@@ -54,6 +54,24 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// `[[ivr]]`: the IVR menus (issue 6).
     pub ivrs: std::sync::Arc<crate::apps::ivr::Ivrs>,
+    /// `[web]`: the admin's HTTPS and redirect ports (issue 7).
+    pub web: WebConfig,
+}
+
+/// `[web]`: listener ports of the web admin; 0 turns one off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebConfig {
+    /// HTTPS (default 8443: the firmware does not run as root during development; the image
+    /// maps 443 to it).
+    pub https_port: u16,
+    /// Plain HTTP that only redirects to HTTPS (default 8080).
+    pub http_port: u16,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig { https_port: 8443, http_port: 8080 }
+    }
 }
 
 /// `[media]`.

@@ -109,9 +109,20 @@ fn unknown_or_malformed_commands_are_refused_with_a_hint() {
 #[test]
 fn help_lists_every_command() {
     let help = help_text();
-    for word in ["show registrations", "show calls", "show extensions", "show version", "log tail", "help"] {
+    for word in ["show registrations", "show calls", "show extensions", "show version", "log tail", "web cert", "help"] {
         assert!(help.contains(word), "{word}");
     }
+}
+
+#[test]
+fn web_commands_parse_and_keep_the_case_of_paths() {
+    assert_eq!(parse_command("web reset-admin"), Ok(ConsoleCommand::WebResetAdmin));
+    assert_eq!(
+        parse_command("web cert /tmp/Cert.pem /tmp/Key.pem"),
+        Ok(ConsoleCommand::WebCert { cert: "/tmp/Cert.pem".into(), key: "/tmp/Key.pem".into() })
+    );
+    assert!(parse_command("web cert onlyone").is_err());
+    assert!(parse_command("web").is_err());
 }
 
 // Tests for the framing.
