@@ -173,6 +173,7 @@ async fn start(dir: &Path) -> PathBuf {
                 | ConsoleCommand::ListImport { .. } => "lists".to_string(),
                 ConsoleCommand::ShowParked => "parked".to_string(),
                 ConsoleCommand::ShowVoicemail => "voicemail".to_string(),
+                ConsoleCommand::WebResetAdmin | ConsoleCommand::WebCert { .. } => "web".to_string(),
                 // Never answers: the server must time out on its own.
                 ConsoleCommand::ShowCalls => {
                     std::mem::forget(req.reply);

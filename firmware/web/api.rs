@@ -365,7 +365,7 @@ async fn health(AxState(st): AxState<Arc<State>>) -> Response {
         .into_response()
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LoginBody {
     #[serde(default)]
