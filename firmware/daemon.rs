@@ -1096,7 +1096,10 @@ fn answer_console(
         // Answered in the run loop (off the engine's task).
         ConsoleCommand::AudioImport { .. } | ConsoleCommand::AudioList => s = "error: internal".into(),
         // Answered in the run loop (the outbox task's state, the network).
-        ConsoleCommand::ShowOutbox | ConsoleCommand::MailTest(_) | ConsoleCommand::WebResetAdmin | ConsoleCommand::WebCert { .. } => s = "error: internal".into(),
+        ConsoleCommand::ShowOutbox
+        | ConsoleCommand::MailTest(_)
+        | ConsoleCommand::WebResetAdmin
+        | ConsoleCommand::WebCert { .. } => s = "error: internal".into(),
         ConsoleCommand::ShowEvents(_) | ConsoleCommand::Report { .. } => s = "error: internal".into(),
     }
     s.trim_end().to_string()

@@ -69,7 +69,8 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let opts = RunOptions { data_dir: data, config, sip_port, rtp_ports, bind, https_port, http_port };
+            let opts =
+                RunOptions { data_dir: data, config, sip_port, rtp_ports, bind, https_port, http_port };
             match runtime.block_on(daemon::run(opts)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -77,7 +77,8 @@ impl Web {
     }
 
     fn login(&mut self, user: &str, password: &str) -> (StatusCode, Value) {
-        let r = self.send("POST", "/api/v1/login", Some(json!({ "user": user, "password": password })), false);
+        let r =
+            self.send("POST", "/api/v1/login", Some(json!({ "user": user, "password": password })), false);
         let status = r.status();
         if let Some(c) = r.headers().get("set-cookie").and_then(|v| v.to_str().ok()) {
             assert!(c.contains("HttpOnly") && c.contains("Secure") && c.contains("SameSite=Strict"), "{c}");
@@ -180,17 +181,26 @@ fn the_seeded_admin_must_change_its_password_before_anything_else() {
     assert_eq!((s, v["error"].clone()), (StatusCode::FORBIDDEN, json!("password_change_required")));
     assert_eq!(w.get("/api/v1/me").0, StatusCode::OK);
     // The policy, field by field.
-    for (new, field) in [("short1A", "new_password"), ("alllowercase12", "new_password"), (pw.as_str(), "new_password")] {
-        let (s, v) =
-            w.call("POST", "/api/v1/me/password", Some(json!({ "current_password": pw, "new_password": new })));
+    for (new, field) in
+        [("short1A", "new_password"), ("alllowercase12", "new_password"), (pw.as_str(), "new_password")]
+    {
+        let (s, v) = w.call(
+            "POST",
+            "/api/v1/me/password",
+            Some(json!({ "current_password": pw, "new_password": new })),
+        );
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{new}: {v}");
         assert!(v["errors"][field].is_string(), "{v}");
     }
-    let (s, v) =
-        w.call("POST", "/api/v1/me/password", Some(json!({ "current_password": "Wrong12345x", "new_password": GOOD })));
+    let (s, v) = w.call(
+        "POST",
+        "/api/v1/me/password",
+        Some(json!({ "current_password": "Wrong12345x", "new_password": GOOD })),
+    );
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(v["errors"]["current_password"].is_string(), "{v}");
-    let (s, v) = w.call("POST", "/api/v1/me/password", Some(json!({ "current_password": pw, "new_password": GOOD })));
+    let (s, v) =
+        w.call("POST", "/api/v1/me/password", Some(json!({ "current_password": pw, "new_password": GOOD })));
     assert_eq!(s, StatusCode::OK, "{v}");
     let (s, v) = w.get("/api/v1/dashboard");
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -229,7 +239,12 @@ fn roles_decide_what_a_user_may_do_and_every_change_is_audited() {
     let mut op = Web::new(&tb);
     op.first_login("op1", GOOD, GOOD2);
     assert_eq!(op.get("/api/v1/dashboard").0, StatusCode::OK);
-    for (m, p) in [("GET", "/api/v1/users"), ("GET", "/api/v1/audit"), ("GET", "/api/v1/sessions"), ("PUT", "/api/v1/certificate")] {
+    for (m, p) in [
+        ("GET", "/api/v1/users"),
+        ("GET", "/api/v1/audit"),
+        ("GET", "/api/v1/sessions"),
+        ("PUT", "/api/v1/certificate"),
+    ] {
         let (s, v) = op.call(m, p, Some(json!({ "cert_pem": "", "key_pem": "" })));
         assert_eq!((s, v["error"].clone()), (StatusCode::FORBIDDEN, json!("forbidden")), "agent {m} {p}");
     }
@@ -237,7 +252,11 @@ fn roles_decide_what_a_user_may_do_and_every_change_is_audited() {
     let mut sv = Web::new(&tb);
     sv.first_login("sv1", GOOD, GOOD2);
     assert_eq!(sv.get("/api/v1/users").0, StatusCode::OK);
-    let (s, _) = sv.call("POST", "/api/v1/users", Some(json!({ "id": "x1", "name": "x", "role": "agent", "password": GOOD })));
+    let (s, _) = sv.call(
+        "POST",
+        "/api/v1/users",
+        Some(json!({ "id": "x1", "name": "x", "role": "agent", "password": GOOD })),
+    );
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert_eq!(sv.call("DELETE", "/api/v1/sessions/admin", None).0, StatusCode::FORBIDDEN);
     let (s, v) = sv.get("/api/v1/sessions");
@@ -248,7 +267,11 @@ fn roles_decide_what_a_user_may_do_and_every_change_is_audited() {
     assert_eq!(op.get("/api/v1/me").0, StatusCode::UNAUTHORIZED);
 
     // Roles are editable permission sets; admin's is fixed.
-    let (s, v) = w.call("PUT", "/api/v1/roles/agent", Some(json!({ "permissions": ["dashboard_view", "users_view"] })));
+    let (s, v) = w.call(
+        "PUT",
+        "/api/v1/roles/agent",
+        Some(json!({ "permissions": ["dashboard_view", "users_view"] })),
+    );
     assert_eq!(s, StatusCode::OK, "{v}");
     let mut op = Web::new(&tb);
     op.login("op1", GOOD2);
@@ -259,7 +282,10 @@ fn roles_decide_what_a_user_may_do_and_every_change_is_audited() {
     assert!(v["errors"]["permissions"].is_string() && s == StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(w.call("DELETE", "/api/v1/roles/agent", None).0, StatusCode::UNPROCESSABLE_ENTITY);
     // The last admin cannot be demoted or deleted; a user cannot delete itself.
-    assert_eq!(w.call("PUT", "/api/v1/users/admin", Some(json!({ "role": "agent" }))).0, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        w.call("PUT", "/api/v1/users/admin", Some(json!({ "role": "agent" }))).0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
     assert_eq!(w.call("DELETE", "/api/v1/users/admin", None).0, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(w.call("DELETE", "/api/v1/users/sv1", None).0, StatusCode::NO_CONTENT);
     assert_eq!(sv.get("/api/v1/me").0, StatusCode::UNAUTHORIZED);
@@ -270,7 +296,13 @@ fn roles_decide_what_a_user_may_do_and_every_change_is_audited() {
         .as_array()
         .expect("entries")
         .iter()
-        .map(|e| (e["who"].as_str().unwrap_or("").into(), e["action"].as_str().unwrap_or("").into(), e["target"].as_str().unwrap_or("").into()))
+        .map(|e| {
+            (
+                e["who"].as_str().unwrap_or("").into(),
+                e["action"].as_str().unwrap_or("").into(),
+                e["target"].as_str().unwrap_or("").into(),
+            )
+        })
         .collect();
     for want in [
         ("admin", "user.create", "op1"),
@@ -349,7 +381,10 @@ fn plain_http_redirects_to_https_and_bodies_are_checked() {
     assert_eq!((s, v["error"].clone()), (StatusCode::BAD_REQUEST, json!("bad_json")));
     // Pages come with their types and revalidation headers.
     let r = w.client.get(format!("{}/app.js", w.base)).send().expect("asset");
-    assert_eq!(r.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("text/javascript; charset=utf-8"));
+    assert_eq!(
+        r.headers().get("content-type").and_then(|v| v.to_str().ok()),
+        Some("text/javascript; charset=utf-8")
+    );
     assert_eq!(r.headers().get("cache-control").and_then(|v| v.to_str().ok()), Some("no-cache"));
     let etag = r.headers().get("etag").cloned().expect("etag");
     let r = w.client.get(format!("{}/app.js", w.base)).header("if-none-match", etag).send().expect("asset");
@@ -364,14 +399,29 @@ fn an_uploaded_certificate_is_validated_and_then_served() {
     let tb = TestBox::start(&[("201", "secret201")]);
     let w = admin(&tb);
     let key = rcgen::KeyPair::generate().expect("key");
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params").self_signed(&key).expect("cert");
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert");
     let other = rcgen::KeyPair::generate().expect("key");
-    let (s, v) = w.call("PUT", "/api/v1/certificate", Some(json!({ "cert_pem": cert.pem(), "key_pem": other.serialize_pem() })));
+    let (s, v) = w.call(
+        "PUT",
+        "/api/v1/certificate",
+        Some(json!({ "cert_pem": cert.pem(), "key_pem": other.serialize_pem() })),
+    );
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(v["errors"]["key_pem"].is_string(), "{v}");
-    let (s, v) = w.call("PUT", "/api/v1/certificate", Some(json!({ "cert_pem": "junk", "key_pem": key.serialize_pem() })));
+    let (s, v) = w.call(
+        "PUT",
+        "/api/v1/certificate",
+        Some(json!({ "cert_pem": "junk", "key_pem": key.serialize_pem() })),
+    );
     assert!(s == StatusCode::UNPROCESSABLE_ENTITY && v["errors"]["cert_pem"].is_string(), "{v}");
-    let (s, v) = w.call("PUT", "/api/v1/certificate", Some(json!({ "cert_pem": cert.pem(), "key_pem": key.serialize_pem() })));
+    let (s, v) = w.call(
+        "PUT",
+        "/api/v1/certificate",
+        Some(json!({ "cert_pem": cert.pem(), "key_pem": key.serialize_pem() })),
+    );
     assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
     // A client trusting only the new certificate now connects.
     let fresh = client_trusting(cert.pem().as_bytes());
@@ -380,10 +430,14 @@ fn an_uploaded_certificate_is_validated_and_then_served() {
     // The console installs from files the same way.
     let dir = tb.scratch("cert");
     let key2 = rcgen::KeyPair::generate().expect("key");
-    let cert2 = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params").self_signed(&key2).expect("cert");
+    let cert2 = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .expect("params")
+        .self_signed(&key2)
+        .expect("cert");
     std::fs::write(dir.join("c.pem"), cert2.pem()).expect("write");
     std::fs::write(dir.join("k.pem"), key2.serialize_pem()).expect("write");
-    let out = tb.console(&format!("web cert {} {}", dir.join("c.pem").display(), dir.join("k.pem").display()));
+    let out =
+        tb.console(&format!("web cert {} {}", dir.join("c.pem").display(), dir.join("k.pem").display()));
     assert!(out.contains("certificate installed"), "{out}");
     let r = client_trusting(cert2.pem().as_bytes()).get(format!("{}/api/v1/health", tb.web_url())).send();
     assert!(r.is_ok(), "{r:?}");

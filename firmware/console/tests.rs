@@ -109,7 +109,15 @@ fn unknown_or_malformed_commands_are_refused_with_a_hint() {
 #[test]
 fn help_lists_every_command() {
     let help = help_text();
-    for word in ["show registrations", "show calls", "show extensions", "show version", "log tail", "web cert", "help"] {
+    for word in [
+        "show registrations",
+        "show calls",
+        "show extensions",
+        "show version",
+        "log tail",
+        "web cert",
+        "help",
+    ] {
         assert!(help.contains(word), "{word}");
     }
 }

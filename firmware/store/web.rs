@@ -98,12 +98,12 @@ fn corrupt(keyspace: &'static str, key: &[u8], reason: String) -> StoreError {
 impl WebStore {
     /// Opens (creating when missing) the `web` and `web_audit` keyspaces.
     pub fn open(store: &Store) -> Result<WebStore, StoreError> {
-        let open = |name: &str| {
-            store.inner.db.keyspace(name, KeyspaceCreateOptions::default).map_err(|e| StoreError::Engine {
-                op: "web open",
-                reason: format!("keyspace `{name}`: {e}"),
-            })
-        };
+        let open =
+            |name: &str| {
+                store.inner.db.keyspace(name, KeyspaceCreateOptions::default).map_err(|e| {
+                    StoreError::Engine { op: "web open", reason: format!("keyspace `{name}`: {e}") }
+                })
+            };
         let web = open("web")?;
         let audit = open("web_audit")?;
         let count = audit.len().map_err(engine("web open"))?;

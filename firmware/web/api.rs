@@ -170,7 +170,9 @@ impl State {
         user.password_changed_ms = wall_ms();
         let entry = audit("console", "user.reset_admin", super::ADMIN_USER, String::new(), "");
         let stored = user.clone();
-        self.write(move |w| w.put_user(&stored, &entry)).await.map_err(|_| "cannot store the user".to_string())?;
+        self.write(move |w| w.put_user(&stored, &entry))
+            .await
+            .map_err(|_| "cannot store the user".to_string())?;
         dir.users.insert(user.id.clone(), user);
         let mut gate = self.gate();
         gate.unlock(super::ADMIN_USER);
@@ -324,8 +326,10 @@ impl FromRequestParts<Arc<State>> for Authed {
 
 fn cookie(token: &str, max_age: Option<u32>) -> HeaderValue {
     let age = max_age.map(|a| format!("; Max-Age={a}")).unwrap_or_default();
-    HeaderValue::from_str(&format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; Secure; SameSite=Strict{age}"))
-        .unwrap_or_else(|_| HeaderValue::from_static("hakoden_session=; Max-Age=0"))
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; Secure; SameSite=Strict{age}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("hakoden_session=; Max-Age=0"))
 }
 
 /// The browser's view of a user.
@@ -374,7 +378,12 @@ struct LoginBody {
     password: String,
 }
 
-async fn login(AxState(st): AxState<Arc<State>>, peer: Option<axum::Extension<Peer>>, headers: HeaderMap, body: Bytes) -> ApiResult {
+async fn login(
+    AxState(st): AxState<Arc<State>>,
+    peer: Option<axum::Extension<Peer>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
     let b: LoginBody = parse(&headers, &body)?;
     let peer = peer.map(|p| p.0 .0.ip().to_string()).unwrap_or_default();
     let mut errors = BTreeMap::new();
@@ -401,8 +410,14 @@ async fn login(AxState(st): AxState<Arc<State>>, peer: Option<axum::Extension<Pe
         let outcome = st.gate().record_failure(&b.user, now());
         if outcome == FailureOutcome::JustLocked {
             log::warn!("web: login id `{}` locked after {} failures", b.user, auth::MAX_FAILED_LOGINS);
-            st.record(audit(&b.user, "login.locked", &b.user, format!("{} failures", auth::MAX_FAILED_LOGINS), &peer))
-                .await;
+            st.record(audit(
+                &b.user,
+                "login.locked",
+                &b.user,
+                format!("{} failures", auth::MAX_FAILED_LOGINS),
+                &peer,
+            ))
+            .await;
         }
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "bad_credentials"));
     };
@@ -438,7 +453,12 @@ struct PasswordBody {
     new_password: String,
 }
 
-async fn change_password(AxState(st): AxState<Arc<State>>, a: Authed, headers: HeaderMap, body: Bytes) -> ApiResult {
+async fn change_password(
+    AxState(st): AxState<Arc<State>>,
+    a: Authed,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
     let b: PasswordBody = parse(&headers, &body)?;
     if let Err(e) = auth::check_password(&b.new_password) {
         return Err(ApiError::field("new_password", e.to_string()));
@@ -492,7 +512,9 @@ async fn list_users(AxState(st): AxState<Arc<State>>, a: Authed) -> ApiResult {
     let mut users: Vec<UserView> = dir.users.values().map(UserView::from).collect();
     // Seed 004 §2.21: the list is sorted by extension number, users without one last.
     users.sort_by(|x, y| {
-        let key = |u: &UserView| (u.extension.is_none(), u.extension.as_ref().map(|e| (e.len(), e.clone())), u.id.clone());
+        let key = |u: &UserView| {
+            (u.extension.is_none(), u.extension.as_ref().map(|e| (e.len(), e.clone())), u.id.clone())
+        };
         key(x).cmp(&key(y))
     });
     Ok(Json(json!({ "users": users })).into_response())
@@ -556,7 +578,12 @@ fn validate_user_fields(b: &UserBody, dir: &Directory, errors: &mut BTreeMap<&'s
     }
 }
 
-async fn create_user(AxState(st): AxState<Arc<State>>, a: Authed, headers: HeaderMap, body: Bytes) -> ApiResult {
+async fn create_user(
+    AxState(st): AxState<Arc<State>>,
+    a: Authed,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
     a.require(Permission::UsersEdit)?;
     let b: UserBody = parse(&headers, &body)?;
     let mut errors = BTreeMap::new();
@@ -574,7 +601,9 @@ async fn create_user(AxState(st): AxState<Arc<State>>, a: Authed, headers: Heade
                 }
             }
         }
-        for (field, present) in [("name", b.name.is_some()), ("role", b.role.is_some()), ("password", b.password.is_some())] {
+        for (field, present) in
+            [("name", b.name.is_some()), ("role", b.role.is_some()), ("password", b.password.is_some())]
+        {
             if !present {
                 errors.insert(field, "required".to_string());
             }
@@ -774,7 +803,11 @@ async fn put_role(
         return Err(ApiError::fields(errors));
     }
     let role = Role { name: name.clone(), permissions };
-    let detail = role.permissions.iter().map(|p| json!(p).as_str().unwrap_or_default().to_string()).collect::<Vec<_>>();
+    let detail = role
+        .permissions
+        .iter()
+        .map(|p| json!(p).as_str().unwrap_or_default().to_string())
+        .collect::<Vec<_>>();
     let entry = a.audit(if created { "role.create" } else { "role.update" }, &name, detail.join(","));
     let stored = role.clone();
     st.write(move |w| w.put_role(&stored, &entry)).await?;
@@ -843,7 +876,11 @@ struct AuditQuery {
     limit: Option<usize>,
 }
 
-async fn read_audit(AxState(st): AxState<Arc<State>>, a: Authed, q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult {
+async fn read_audit(
+    AxState(st): AxState<Arc<State>>,
+    a: Authed,
+    q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
     a.require(Permission::AuditView)?;
     let limit = match q {
         Ok(Query(AuditQuery { limit: None })) => DEFAULT_AUDIT_READ,
@@ -870,7 +907,12 @@ struct CertBody {
     key_pem: String,
 }
 
-async fn put_certificate(AxState(st): AxState<Arc<State>>, a: Authed, headers: HeaderMap, body: Bytes) -> ApiResult {
+async fn put_certificate(
+    AxState(st): AxState<Arc<State>>,
+    a: Authed,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
     a.require(Permission::SettingsEdit)?;
     let b: CertBody = parse(&headers, &body)?;
     match st.install_certificate(&a.user.id, &a.peer, b.cert_pem, b.key_pem).await {
@@ -995,7 +1037,10 @@ mod tests {
 
     #[test]
     fn the_redirect_keeps_host_and_path_and_swaps_the_port() {
-        assert_eq!(https_location(Some("pbx.local:8080"), "/users.html?x=1", 8443), "https://pbx.local:8443/users.html?x=1");
+        assert_eq!(
+            https_location(Some("pbx.local:8080"), "/users.html?x=1", 8443),
+            "https://pbx.local:8443/users.html?x=1"
+        );
         assert_eq!(https_location(Some("[::1]:8080"), "/", 8443), "https://[::1]:8443/");
         assert_eq!(https_location(Some("10.0.0.5"), "/", 443), "https://10.0.0.5/");
         assert_eq!(https_location(Some("evil.example/x@y"), "/", 8443), "https://localhost:8443/");

@@ -42,7 +42,12 @@ pub fn respond(path: &str, headers: &HeaderMap) -> Response {
     if fresh {
         return (StatusCode::NOT_MODIFIED, common).into_response();
     }
-    (StatusCode::OK, common, [(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type))], asset.body)
+    (
+        StatusCode::OK,
+        common,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type))],
+        asset.body,
+    )
         .into_response()
 }
 

@@ -165,14 +165,13 @@ pub enum PasswordError {
 impl std::fmt::Display for PasswordError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PasswordError::Length => write!(
-                f,
-                "must be {} to {} characters",
-                PASSWORD_CHARS.start(),
-                PASSWORD_CHARS.end()
-            ),
+            PasswordError::Length => {
+                write!(f, "must be {} to {} characters", PASSWORD_CHARS.start(), PASSWORD_CHARS.end())
+            }
             PasswordError::Charset => f.write_str("only half-width letters, digits and symbols"),
-            PasswordError::Mix => f.write_str("must contain an upper-case letter, a lower-case letter and a digit"),
+            PasswordError::Mix => {
+                f.write_str("must contain an upper-case letter, a lower-case letter and a digit")
+            }
         }
     }
 }
@@ -333,7 +332,14 @@ impl Gate {
 
     /// A successful login: clears the failures and makes `token` the user's only session,
     /// ending the previous one (returned, for the audit log).
-    pub fn login(&mut self, user: &str, token: String, csrf: String, peer: String, now: Instant) -> Option<Session> {
+    pub fn login(
+        &mut self,
+        user: &str,
+        token: String,
+        csrf: String,
+        peer: String,
+        now: Instant,
+    ) -> Option<Session> {
         self.unlock(user);
         let old = self.logout_user(user);
         self.by_user.insert(user.to_string(), token.clone());
@@ -461,7 +467,10 @@ mod tests {
             assert_eq!(g.record_failure("admin", t0), FailureOutcome::Counted(MAX_FAILED_LOGINS - i));
         }
         assert_eq!(g.record_failure("ADMIN", t0), FailureOutcome::JustLocked);
-        assert_eq!(g.check_login("admin", t0 + Duration::from_secs(60)), LoginCheck::Locked(LOCKOUT - Duration::from_secs(60)));
+        assert_eq!(
+            g.check_login("admin", t0 + Duration::from_secs(60)),
+            LoginCheck::Locked(LOCKOUT - Duration::from_secs(60))
+        );
         assert_eq!(g.check_login("admin", t0 + LOCKOUT + Duration::from_secs(1)), LoginCheck::Allowed);
         // After the lock runs out the count starts again.
         assert_eq!(g.record_failure("admin", t0 + LOCKOUT), FailureOutcome::Counted(MAX_FAILED_LOGINS - 1));

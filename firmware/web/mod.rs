@@ -146,7 +146,11 @@ fn audit(who: &str, action: &str, target: &str, detail: String, peer: &str) -> A
 
 /// Opens users and the certificate, seeds the admin and the default roles on first start, and
 /// binds and serves the listeners (before returning, so a ready box answers).
-pub async fn start(opts: WebOptions, store: &Store, engine: mpsc::Sender<WebQuery>) -> Result<WebHandle, String> {
+pub async fn start(
+    opts: WebOptions,
+    store: &Store,
+    engine: mpsc::Sender<WebQuery>,
+) -> Result<WebHandle, String> {
     let web = WebStore::open(store).map_err(|e| e.to_string())?;
     let (initial_password, store_copy) = {
         let web = web.clone();
@@ -168,8 +172,9 @@ pub async fn start(opts: WebOptions, store: &Store, engine: mpsc::Sender<WebQuer
     let mut url = None;
     if opts.https_port != 0 {
         let addr = SocketAddr::new(opts.bind, opts.https_port);
-        let listener =
-            tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot bind HTTPS on {addr}: {e}"))?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot bind HTTPS on {addr}: {e}"))?;
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(opts.https_port);
         state.set_https_port(port);
         let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(slot)?);
@@ -178,8 +183,9 @@ pub async fn start(opts: WebOptions, store: &Store, engine: mpsc::Sender<WebQuer
     }
     if opts.http_port != 0 {
         let addr = SocketAddr::new(opts.bind, opts.http_port);
-        let listener =
-            tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot bind HTTP on {addr}: {e}"))?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot bind HTTP on {addr}: {e}"))?;
         tokio::spawn(server::serve(listener, None, api::redirect_router(state.clone())));
     }
     Ok(WebHandle { state, url, initial_password })
@@ -227,9 +233,9 @@ impl WebHandle {
     /// if it was deleted), unlocked, its session ended, to be changed at next login.
     pub async fn reset_admin(&self) -> String {
         match self.state.reset_admin().await {
-            Ok(pw) => format!(
-                "web user `{ADMIN_USER}`: new password {pw} (it must be changed at the next login)"
-            ),
+            Ok(pw) => {
+                format!("web user `{ADMIN_USER}`: new password {pw} (it must be changed at the next login)")
+            }
             Err(e) => format!("error: {e}"),
         }
     }
@@ -264,7 +270,9 @@ mod tests {
         for (method, path) in ROUTES {
             // Paths in the spec are relative to the `/api/v1` server URL.
             let rel = path.trim_start_matches("/api/v1");
-            let at = spec.find(&format!("\n  {rel}:\n")).unwrap_or_else(|| panic!("{path} missing in openapi.yaml"));
+            let at = spec
+                .find(&format!("\n  {rel}:\n"))
+                .unwrap_or_else(|| panic!("{path} missing in openapi.yaml"));
             let block_end = spec[at + 1..].find("\n  /").map_or(spec.len(), |e| at + 1 + e);
             let block = &spec[at..block_end];
             assert!(block.contains(&format!("\n    {}:", method.to_lowercase())), "{method} {path} missing");

@@ -85,7 +85,8 @@ pub fn certified_key(cert_pem: &[u8], key_pem: &[u8]) -> Result<CertifiedKey, Ce
     if chain.len() > MAX_CHAIN {
         return Err(CertError::Certificate(format!("more than {MAX_CHAIN} certificates")));
     }
-    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| CertError::Key(format!("no private key: {e}")))?;
+    let key =
+        PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| CertError::Key(format!("no private key: {e}")))?;
     let signer = default_provider()
         .key_provider
         .load_private_key(key)
@@ -93,7 +94,9 @@ pub fn certified_key(cert_pem: &[u8], key_pem: &[u8]) -> Result<CertifiedKey, Ce
     let ck = CertifiedKey::new(chain, signer);
     match ck.keys_match() {
         Ok(()) => Ok(ck),
-        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => Err(CertError::Mismatch),
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+            Err(CertError::Mismatch)
+        }
         Err(e) => Err(CertError::Certificate(format!("unreadable: {e}"))),
     }
 }
@@ -155,10 +158,16 @@ impl CertSlot {
         if let Ok(pem) = std::fs::read(&path) {
             match certified_key(&pem, &pem) {
                 Ok(ck) => {
-                    return Ok((CertSlot { current: RwLock::new(Arc::new(ck)), dir: dir.to_path_buf() }, false))
+                    return Ok((
+                        CertSlot { current: RwLock::new(Arc::new(ck)), dir: dir.to_path_buf() },
+                        false,
+                    ))
                 }
                 Err(e) => {
-                    log::error!("web: {} is unusable ({e}); making a new self-signed certificate", path.display());
+                    log::error!(
+                        "web: {} is unusable ({e}); making a new self-signed certificate",
+                        path.display()
+                    );
                     let _ = std::fs::rename(&path, dir.join(format!("{FILE}.bad")));
                 }
             }
@@ -207,7 +216,10 @@ mod tests {
 
     fn pair() -> (String, String) {
         let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["pbx.example".to_string()]).unwrap().self_signed(&key).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["pbx.example".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
         (cert.pem(), key.serialize_pem())
     }
 

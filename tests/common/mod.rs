@@ -317,7 +317,11 @@ impl TestBox {
     }
 
     /// Starts `hakoden run` on `dir/data` with `dir/hakoden.toml`, appending to `stderr_path`.
-    fn launch(dir: &Path, ports: &PortBlock, stderr_path: &Path) -> Result<(Child, String, Vec<String>), String> {
+    fn launch(
+        dir: &Path,
+        ports: &PortBlock,
+        stderr_path: &Path,
+    ) -> Result<(Child, String, Vec<String>), String> {
         let data = dir.join("data");
         let config = dir.join("hakoden.toml");
         let stderr = File::options()
