@@ -29,6 +29,8 @@ const INPUTS_PER_WAKEUP: usize = 64;
 const CONSOLE_READY_POLLS: u32 = 400;
 /// Console requests queued.
 const CONSOLE_QUEUE: usize = 16;
+/// Web questions to the engine queued; beyond it the dashboard shows no counts rather than wait.
+const WEB_QUERY_QUEUE: usize = 16;
 /// The number of demo extensions and the first number.
 const DEMO_FIRST: u32 = 201;
 const DEMO_COUNT: u32 = 10;
@@ -46,6 +48,10 @@ pub struct RunOptions {
     pub rtp_ports: Option<PortRange>,
     /// `--bind`
     pub bind: Option<IpAddr>,
+    /// `--https-port` (0 = web admin off)
+    pub https_port: Option<u16>,
+    /// `--http-port` (0 = no redirect listener)
+    pub http_port: Option<u16>,
 }
 
 /// Why the box could not start.
@@ -153,6 +159,12 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     if let Some(b) = opts.bind {
         config.sip.bind = b;
     }
+    if let Some(p) = opts.https_port {
+        config.web.https_port = p;
+    }
+    if let Some(p) = opts.http_port {
+        config.web.http_port = p;
+    }
     std::fs::create_dir_all(&opts.data_dir)
         .map_err(|e| StartError(format!("cannot create data directory {}: {e}", opts.data_dir.display())))?;
     let store = Store::open(&opts.data_dir.join("store"))
@@ -234,6 +246,21 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     }
 
     let start = now();
+    let (web_tx, mut web_rx) = mpsc::channel::<crate::web::WebQuery>(WEB_QUERY_QUEUE);
+    let shown = if config.sip.bind.is_unspecified() { advertise } else { config.sip.bind };
+    let web = crate::web::start(
+        crate::web::WebOptions {
+            bind: config.sip.bind,
+            https_port: config.web.https_port,
+            http_port: config.web.http_port,
+            dir: opts.data_dir.join("web"),
+            shown,
+        },
+        &store,
+        web_tx,
+    )
+    .await
+    .map_err(|e| StartError(format!("web admin: {e}")))?;
     let engine_cfg = EngineConfig {
         realm: "hakoden".into(),
         sip_port: config.sip.port,
@@ -283,14 +310,23 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         }
     }
 
-    let shown = if config.sip.bind.is_unspecified() { advertise } else { config.sip.bind };
+    if let Some(pw) = web.initial_password() {
+        println!(
+            "First start: web admin user `{}`, password {pw} (change it at first login; `hakoden console web reset-admin` makes a new one)",
+            crate::web::ADMIN_USER
+        );
+    }
     println!(
-        "hakoden: ready sip={} udp+tcp rtp={}-{} data={}",
+        "hakoden: ready sip={} udp+tcp rtp={}-{} data={}{}",
         SocketAddr::new(shown, config.sip.port),
         config.rtp.ports.lo,
         config.rtp.ports.hi,
-        opts.data_dir.display()
+        opts.data_dir.display(),
+        web.url().map(|u| format!(" web={u}")).unwrap_or_default()
     );
+    if let Some(url) = web.url() {
+        println!("Web admin: point a browser at {url} (self-signed certificate until one is uploaded).");
+    }
     println!(
         "Point SIP phones at {shown}:{} (UDP or TCP), user = extension number, realm hakoden.",
         config.sip.port
@@ -371,6 +407,18 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                             };
                             let _ = req.reply.send(reply);
                         }
+                        ConsoleCommand::WebResetAdmin => {
+                            let web = web.clone();
+                            tokio::spawn(async move {
+                                let _ = req.reply.send(web.reset_admin().await);
+                            });
+                        }
+                        ConsoleCommand::WebCert { cert, key } => {
+                            let web = web.clone();
+                            tokio::spawn(async move {
+                                let _ = req.reply.send(web.install_certificate(&cert, &key).await);
+                            });
+                        }
                         ConsoleCommand::AudioList => {
                             let _ = req.reply.send(list_audio(&opts.data_dir.join("audio")));
                         }
@@ -421,6 +469,15 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                             let _ = req.reply.send(text);
                         }
                     }
+                }
+            }
+            q = web_rx.recv() => {
+                if let Some(crate::web::WebQuery::Status(reply)) = q {
+                    let t = now();
+                    let _ = reply.send(crate::web::EngineStatus {
+                        registrations: engine.registrations(t).len(),
+                        active_calls: engine.calls(t).len(),
+                    });
                 }
             }
             ev = media_rx.recv() => {
@@ -1182,7 +1239,9 @@ fn answer_console(
         // Answered in the run loop (the outbox task's state, the network).
         ConsoleCommand::ShowOutbox
         | ConsoleCommand::MailTest(_)
-        | ConsoleCommand::VoicemailGreeting { .. } => s = "error: internal".into(),
+        | ConsoleCommand::VoicemailGreeting { .. }
+        | ConsoleCommand::WebResetAdmin
+        | ConsoleCommand::WebCert { .. } => s = "error: internal".into(),
         ConsoleCommand::ShowEvents(_) | ConsoleCommand::Report { .. } => s = "error: internal".into(),
     }
     s.trim_end().to_string()

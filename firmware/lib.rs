@@ -9,6 +9,7 @@
 //! - [`console`]: the technician console over a local socket.
 //! - [`daemon`]: `hakoden run`: wires the drivers (sockets, clock, store) to the engine.
 //! - [`apps`]: routing building blocks on top of the engine (time rules, trunks; issue 4).
+//! - [`web`]: the HTTPS admin: JSON API, users, sessions, the embedded pages (issue 7).
 //! - [`notify`]: voicemail e-mail (SMTP) and chat notifications with a retrying outbox (issue 5).
 //!
 //! Logic rooms (`engine`, `sip`'s transaction code, `media::sdp`, `media::pool`) do no I/O and
@@ -27,6 +28,7 @@ pub mod media;
 pub mod notify;
 pub mod sip;
 pub mod store;
+pub mod web;
 
 /// The firmware version, stamped by `build.rs` (package version + git revision).
 pub const VERSION: &str = env!("HAKODEN_VERSION");

@@ -15,7 +15,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Start the box (SIP, RTP relay, store, console socket).
+    /// Start the box (SIP, RTP relay, store, console socket, web admin).
     Run {
         /// Data directory: the store and the console socket live here.
         #[arg(long = "data", default_value = "./hakoden-data")]
@@ -29,9 +29,15 @@ enum Command {
         /// RTP relay port range LO-HI (default 10000-20000).
         #[arg(long = "rtp-ports")]
         rtp_ports: Option<PortRange>,
-        /// Address to bind SIP and RTP to (default 0.0.0.0).
+        /// Address to bind SIP, RTP and the web admin to (default 0.0.0.0).
         #[arg(long = "bind")]
         bind: Option<IpAddr>,
+        /// Web admin HTTPS port (default 8443; 0 = off).
+        #[arg(long = "https-port")]
+        https_port: Option<u16>,
+        /// Plain-HTTP port that redirects to HTTPS (default 8080; 0 = off).
+        #[arg(long = "http-port")]
+        http_port: Option<u16>,
     },
     /// Technician console of a running box: one command, or interactive without one.
     Console {
@@ -46,7 +52,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { data, config, sip_port, rtp_ports, bind } => {
+        Command::Run { data, config, sip_port, rtp_ports, bind, https_port, http_port } => {
             hakoden::logger::init();
             let config = match config.as_deref().map(hakoden::config::load_file) {
                 Some(Ok(c)) => Some(c),
@@ -63,7 +69,8 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let opts = RunOptions { data_dir: data, config, sip_port, rtp_ports, bind };
+            let opts =
+                RunOptions { data_dir: data, config, sip_port, rtp_ports, bind, https_port, http_port };
             match runtime.block_on(daemon::run(opts)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -75,6 +75,20 @@ install_tools() {
     if ! command -v sox >/dev/null 2>&1; then
         apt_install sox
     fi
+    # The web admin's browser test (tests/web_ui.rs): Debian's chromium, node, and
+    # playwright-core from npm at the version pinned in tests/web_ui/package-lock.json, in a
+    # cache dir outside the tree. Never `npx playwright install` (it downloads its own browser).
+    if ! command -v chromium >/dev/null 2>&1; then
+        apt_install chromium
+    fi
+    # A Japanese font, so screenshots of the ja pages are readable (not needed to pass).
+    if ! fc-list 2>/dev/null | grep -qi "ipa\|noto sans cjk"; then
+        apt_install fonts-ipafont-gothic
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        apt_install npm
+    fi
+    install_playwright_core || echo "    playwright-core install failed"
     if command -v rustup >/dev/null 2>&1; then
         local comp
         for comp in clippy rustfmt; do
@@ -84,13 +98,28 @@ install_tools() {
         done
     fi
     local tool
-    for tool in sipp baresip sox cargo-clippy rustfmt; do
+    for tool in sipp baresip sox chromium node cargo-clippy rustfmt; do
         if command -v "$tool" >/dev/null 2>&1; then
             echo "    ${tool}: $(command -v "$tool")"
         else
             echo "    ${tool}: MISSING"
         fi
     done
+}
+
+# Installs tests/web_ui's locked npm packages into HAKODEN_NODE_CACHE when the lock changed.
+install_playwright_core() {
+    local cache="${HAKODEN_NODE_CACHE:-${HOME}/.cache/hakoden-node}"
+    local lock="tests/web_ui/package-lock.json"
+    command -v npm >/dev/null 2>&1 || return 1
+    if [ -f "${cache}/node_modules/playwright-core/package.json" ] && cmp -s "$lock" "${cache}/package-lock.json"; then
+        echo "    playwright-core: ${cache}/node_modules (locked version present)"
+        return 0
+    fi
+    mkdir -p "$cache" || return 1
+    cp tests/web_ui/package.json "$lock" "$cache/" || return 1
+    (cd "$cache" && npm ci --no-audit --no-fund --ignore-scripts) || return 1
+    echo "    playwright-core: installed into ${cache}/node_modules"
 }
 
 # Called under `||` by step(), where `set -e` is off: every failure is returned explicitly.

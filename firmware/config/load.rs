@@ -111,6 +111,7 @@ struct RawFile {
     voicemail: Option<RawVoicemail>,
     conference: Option<RawConference>,
     park: Option<RawPark>,
+    web: Option<RawWeb>,
     #[serde(default)]
     trunk: Vec<Spanned<RawTrunk>>,
     #[serde(default)]
@@ -185,6 +186,13 @@ struct RawPark {
     first_slot: Option<Spanned<i64>>,
     slots: Option<Spanned<i64>>,
     ringback_seconds: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWeb {
+    https_port: Option<Spanned<i64>>,
+    http_port: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -493,6 +501,23 @@ fn validate(raw: RawFile) -> Result<Config, Invalid> {
         }
     }
     config.dialplan = super::dialplan::validate(raw.ring_group, features, &config.conference.rooms)?;
+    if let Some(w) = raw.web {
+        // 0 turns a listener off; any other port is the admin's choice (443/80 on the box).
+        let port = |v: &Spanned<i64>, field: &str| -> Result<u16, Invalid> {
+            u16::try_from(*v.get_ref()).map_err(|_| invalid(v, field, "must be 0..=65535 (0 = off)"))
+        };
+        if let Some(v) = &w.https_port {
+            config.web.https_port = port(v, "web.https_port")?;
+        }
+        if let Some(v) = &w.http_port {
+            config.web.http_port = port(v, "web.http_port")?;
+        }
+        if config.web.https_port != 0 && config.web.https_port == config.web.http_port {
+            if let Some(v) = &w.http_port {
+                return Err(invalid(v, "web.http_port", "must differ from web.https_port"));
+            }
+        }
+    }
     if let Some(p) = raw.park {
         // Slots are dialled numbers: at most 8 digits like every other internal number.
         let range = |v: &Spanned<i64>, field: &str, lo: i64, hi: i64| -> Result<u32, Invalid> {

@@ -63,6 +63,24 @@ pub struct Config {
     pub supervisors: crate::apps::supervision::SupervisorRoles,
     /// `[[queue]]` and `[acd]`: the call-center queues (issue 6).
     pub callcenter: CallCenterConfig,
+    /// `[web]`: the admin's HTTPS and redirect ports (issue 7).
+    pub web: WebConfig,
+}
+
+/// `[web]`: listener ports of the web admin; 0 turns one off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebConfig {
+    /// HTTPS (default 8443: the firmware does not run as root during development; the image
+    /// maps 443 to it).
+    pub https_port: u16,
+    /// Plain HTTP that only redirects to HTTPS (default 8080).
+    pub http_port: u16,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig { https_port: 8443, http_port: 8080 }
+    }
 }
 
 /// `[media]`.

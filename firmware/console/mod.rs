@@ -152,6 +152,15 @@ pub enum ConsoleCommand {
         /// What to do.
         command: crate::engine::AgentCommand,
     },
+    /// `web reset-admin`: a new password for the web user `admin`, to change at next login.
+    WebResetAdmin,
+    /// `web cert CERT KEY`: install a PEM certificate chain and key for the web admin.
+    WebCert {
+        /// The certificate chain file on the box (case kept).
+        cert: String,
+        /// The private key file on the box (case kept).
+        key: String,
+    },
     /// `help`: the command list ([`help_text`]).
     Help,
 }
@@ -204,6 +213,8 @@ pub fn help_text() -> String {
          log tail [N]         last N log lines, default {DEFAULT_LOG_TAIL}, max {MAX_LOG_TAIL} (lo t 100)\n\
          audio list           stored audio files (prompts, greetings, music on hold)\n\
          audio import FILE NAME  convert a WAV on the box into audio file NAME\n\
+         web reset-admin      new password for the web user admin (must be changed at login)\n\
+         web cert CERT KEY    install a PEM certificate chain and key for the web admin\n\
          help                 this list\n\
          quit, exit           leave the console"
     )
@@ -226,6 +237,16 @@ pub fn parse_command(line: &str) -> Result<ConsoleCommand, String> {
             parse_greeting(line.trim())
         }
         [w, rest @ ..] if abbreviates(w, "supervise", 3) => parse_supervise(rest),
+        [w, r] if *w == "web" && *r == "reset-admin" => Ok(ConsoleCommand::WebResetAdmin),
+        [w, c, _, _] if *w == "web" && abbreviates(c, "cert", 1) => {
+            // The paths keep their case.
+            let original: Vec<&str> = line.split_whitespace().collect();
+            match original.as_slice() {
+                [_, _, cert, key] => Ok(ConsoleCommand::WebCert { cert: (*cert).into(), key: (*key).into() }),
+                _ => Err("usage: web cert CERT KEY | web reset-admin".into()),
+            }
+        }
+        [w, ..] if *w == "web" => Err("usage: web cert CERT KEY | web reset-admin".into()),
         [w, t, _] if abbreviates(w, "mail", 2) && abbreviates(t, "test", 1) => {
             // The address keeps its case (local parts may be case-sensitive).
             let to = line.split_whitespace().nth(2).unwrap_or_default().to_string();

@@ -133,9 +133,28 @@ fn agent_commands_parse_with_the_queue_in_its_own_case() {
 #[test]
 fn help_lists_every_command() {
     let help = help_text();
-    for word in ["show registrations", "show calls", "show extensions", "show version", "log tail", "help"] {
+    for word in [
+        "show registrations",
+        "show calls",
+        "show extensions",
+        "show version",
+        "log tail",
+        "web cert",
+        "help",
+    ] {
         assert!(help.contains(word), "{word}");
     }
+}
+
+#[test]
+fn web_commands_parse_and_keep_the_case_of_paths() {
+    assert_eq!(parse_command("web reset-admin"), Ok(ConsoleCommand::WebResetAdmin));
+    assert_eq!(
+        parse_command("web cert /tmp/Cert.pem /tmp/Key.pem"),
+        Ok(ConsoleCommand::WebCert { cert: "/tmp/Cert.pem".into(), key: "/tmp/Key.pem".into() })
+    );
+    assert!(parse_command("web cert onlyone").is_err());
+    assert!(parse_command("web").is_err());
 }
 
 // Tests for the framing.
@@ -189,6 +208,7 @@ async fn start(dir: &Path) -> PathBuf {
                 | ConsoleCommand::ListImport { .. } => "lists".to_string(),
                 ConsoleCommand::ShowParked => "parked".to_string(),
                 ConsoleCommand::ShowVoicemail => "voicemail".to_string(),
+                ConsoleCommand::WebResetAdmin | ConsoleCommand::WebCert { .. } => "web".to_string(),
                 // Never answers: the server must time out on its own.
                 ConsoleCommand::ShowCalls => {
                     std::mem::forget(req.reply);

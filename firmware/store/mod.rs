@@ -20,6 +20,8 @@
 //!   order), value JSON of [`CdrRecord`]; capped at [`MAX_CDRS`], oldest deleted first.
 //! - `meta`: small UTF-8 strings (schema version, counters) by name.
 //! - `events`: created empty; the call-model event log of later work.
+//! - `web`, `web_audit`: web admin users and roles, and the audit log of every change (see
+//!   [`web`]).
 //! - `queue_events`: the call-center event log, key = `at_ms` + sequence (16 bytes
 //!   big-endian), value = the event's JSON line; capped at [`MAX_QUEUE_EVENTS`] (see
 //!   `callcenter`).
@@ -27,6 +29,7 @@
 mod callcenter;
 pub mod recordings;
 pub mod voicemail;
+pub mod web;
 mod writer;
 
 pub use callcenter::{EventPage, MAX_EVENTS_PER_READ, MAX_QUEUE_EVENTS};

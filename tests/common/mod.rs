@@ -40,8 +40,11 @@ const PORTS_HI: u16 = 32_760;
 const ENDPOINT_SPAN: u16 = 96;
 /// The box's RTP range; 200 ports is 100 concurrent RTP sessions, more than any test needs.
 const RTP_SPAN: u16 = 200;
-/// One block: endpoints, the box's SIP port, its RTP range, and a gap to the next block.
+/// One block: endpoints, the box's SIP port, its RTP range, the web ports, and a gap to the
+/// next block.
 const BLOCK_SPAN: u16 = 320;
+/// Offset of the box's HTTPS port in a block (after the RTP range); HTTP is the next one.
+const WEB_OFFSET: u16 = ENDPOINT_SPAN + 2 + RTP_SPAN + 2;
 /// Blocks tried before giving up: most failures are ports held by another test process.
 const BLOCK_TRIES: usize = 40;
 /// Start attempts for a box whose process died before saying it is ready.
@@ -117,7 +120,9 @@ impl PortBlock {
             let all_free = (base..base + ENDPOINT_SPAN).all(udp_free)
                 && udp_free(sip)
                 && tcp_free(sip)
-                && (lo..=hi).all(udp_free);
+                && (lo..=hi).all(udp_free)
+                && tcp_free(block.https_port())
+                && tcp_free(block.http_port());
             if all_free {
                 return block;
             }
@@ -135,6 +140,16 @@ impl PortBlock {
     pub fn rtp_range(&self) -> (u16, u16) {
         let lo = self.base + ENDPOINT_SPAN + 2;
         (lo, lo + RTP_SPAN - 1)
+    }
+
+    /// The box's web admin HTTPS port.
+    pub fn https_port(&self) -> u16 {
+        self.base + WEB_OFFSET
+    }
+
+    /// The box's plain-HTTP redirect port.
+    pub fn http_port(&self) -> u16 {
+        self.base + WEB_OFFSET + 1
     }
 
     /// A fresh even port for a peer; the next three ports are left to it too (SIPp binds
@@ -227,6 +242,8 @@ pub struct TestBox {
     ports: PortBlock,
     stderr_path: PathBuf,
     ready_line: String,
+    /// Stdout lines printed before the ready line (first-start passwords).
+    before_ready: Vec<String>,
 }
 
 impl TestBox {
@@ -280,8 +297,8 @@ impl TestBox {
         let config = dir.path().join("hakoden.toml");
         std::fs::write(&config, config_text).map_err(|e| format!("config: {e}"))?;
         let stderr_path = dir.path().join("hakoden.stderr");
-        let (child, ready_line) = Self::launch(dir.path(), &ports, &stderr_path)?;
-        Ok(TestBox { child, dir, ports, stderr_path, ready_line })
+        let (child, ready_line, before_ready) = Self::launch(dir.path(), &ports, &stderr_path)?;
+        Ok(TestBox { child, dir, ports, stderr_path, ready_line, before_ready })
     }
 
     /// Kills the box (SIGKILL: nothing is flushed on the way out) and starts it again on the
@@ -290,16 +307,21 @@ impl TestBox {
         let _ = self.child.kill();
         let _ = self.child.wait();
         match Self::launch(self.dir.path(), &self.ports, &self.stderr_path) {
-            Ok((child, ready_line)) => {
+            Ok((child, ready_line, before_ready)) => {
                 self.child = child;
                 self.ready_line = ready_line;
+                self.before_ready = before_ready;
             }
             Err(e) => panic!("the box did not start again:\n{e}"),
         }
     }
 
     /// Starts `hakoden run` on `dir/data` with `dir/hakoden.toml`, appending to `stderr_path`.
-    fn launch(dir: &Path, ports: &PortBlock, stderr_path: &Path) -> Result<(Child, String), String> {
+    fn launch(
+        dir: &Path,
+        ports: &PortBlock,
+        stderr_path: &Path,
+    ) -> Result<(Child, String, Vec<String>), String> {
         let data = dir.join("data");
         let config = dir.join("hakoden.toml");
         let stderr = File::options()
@@ -321,6 +343,10 @@ impl TestBox {
             .arg(format!("{lo}-{hi}"))
             .arg("--bind")
             .arg("127.0.0.1")
+            .arg("--https-port")
+            .arg(ports.https_port().to_string())
+            .arg("--http-port")
+            .arg(ports.http_port().to_string())
             .env("HAKODEN_LOG", log_level)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -328,19 +354,22 @@ impl TestBox {
             .spawn()
             .map_err(|e| format!("cannot start hakoden: {e}"))?;
         let stdout = child.stdout.take().ok_or("no stdout pipe")?;
-        let (tx, rx) = mpsc::channel::<String>();
+        let (tx, rx) = mpsc::channel::<(String, Vec<String>)>();
         // Keeps draining stdout after the ready line so the box never blocks on a full pipe.
         std::thread::spawn(move || {
+            let mut before = Vec::new();
             let mut sent = false;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if !sent && line.starts_with("hakoden: ready ") {
-                    sent = tx.send(line).is_ok();
+                    sent = tx.send((line, std::mem::take(&mut before))).is_ok();
+                } else if !sent {
+                    before.push(line);
                 }
             }
         });
         match rx.recv_timeout(READY_TIMEOUT) {
-            Ok(ready_line) => Ok((child, ready_line)),
+            Ok((ready_line, before)) => Ok((child, ready_line, before)),
             Err(e) => {
                 let _ = child.kill();
                 let status = child.wait();
@@ -376,6 +405,29 @@ impl TestBox {
 
     pub fn ready_line(&self) -> &str {
         &self.ready_line
+    }
+
+    /// Stdout lines printed before the ready line (demo and web admin first-start passwords).
+    pub fn before_ready(&self) -> &[String] {
+        &self.before_ready
+    }
+
+    /// The web admin's HTTPS base URL, `https://127.0.0.1:PORT`.
+    pub fn web_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.ports.https_port())
+    }
+
+    /// The plain-HTTP redirect port.
+    pub fn http_port(&self) -> u16 {
+        self.ports.http_port()
+    }
+
+    /// The seeded web `admin` password the box printed on its first start.
+    pub fn web_admin_password(&self) -> Option<String> {
+        self.before_ready.iter().find_map(|l| {
+            let rest = l.strip_prefix("First start: web admin user `admin`, password ")?;
+            rest.split_whitespace().next().map(str::to_string)
+        })
     }
 
     pub fn data_dir(&self) -> PathBuf {

@@ -1,0 +1,281 @@
+//! The web admin: HTTPS server, JSON API, users, sessions and the embedded pages (issue 7).
+//!
+//! The public interface is: [`WebOptions`], [`start`], [`WebHandle`], [`WebQuery`],
+//! [`EngineStatus`], [`ROUTES`], the rooms [`auth`] (the sans-IO security core), [`tls`] (the
+//! certificate) and [`password`], and the server limits re-exported from `server`.
+//!
+//! Layers:
+//! - [`auth`]: roles, permissions, password policy, lockout and the session table; no I/O, no
+//!   clock (every call takes `now`).
+//! - `api`: the `/api/v1/` handlers. They check the session, the CSRF token and the
+//!   permission, validate fields, write through `store::web` (the only code touching disk) and
+//!   ask the engine through [`WebQuery`] (the web never touches engine state).
+//! - `assets`: the embedded `web-ui/` files.
+//! - `server`: the TCP/TLS accept loops with their timeouts and connection bound.
+//!
+//! Ports: HTTPS on `[web] https_port` (default 8443), plain HTTP on `[web] http_port` (default
+//! 8080) answering 308 to the HTTPS URL; port 0 turns a listener off. Both bind the box's
+//! `--bind` address. `docs/web.md` is the user-facing account; `docs/openapi.yaml` lists every
+//! route of [`ROUTES`] (a unit test holds them together).
+
+mod api;
+mod assets;
+pub mod auth;
+pub mod password;
+mod server;
+pub mod tls;
+
+pub use server::{CONNECTION_LIFETIME, HANDSHAKE_TIMEOUT, HEADER_TIMEOUT, MAX_CONNECTIONS, MAX_HEADER_BYTES};
+
+use crate::store::web::{AuditEntry, StoredUser, WebStore};
+use crate::store::Store;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+
+/// Largest request body: JSON forms and a PEM certificate upload fit in far less.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Time a handler gets before the client is answered 503: a slow store or a stuck engine
+/// must not hold connections forever.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Password hashes computed at once. Each takes ~19 MiB and a core for tens to hundreds of
+/// milliseconds; two keep a login flood from starving calls on a two-core box.
+pub const HASH_SLOTS: usize = 2;
+
+/// Most web users: the same bound as extensions (`config::MAX_EXTENSIONS`), one user each.
+pub const MAX_USERS: usize = 500;
+
+/// Most roles: seed 002's sample lists a dozen; 50 leaves room without an unbounded list.
+pub const MAX_ROLES: usize = 50;
+
+/// The id of the seeded administrator.
+pub const ADMIN_USER: &str = "admin";
+
+/// Every route: (method, path as in `docs/openapi.yaml`). The router is built from the same
+/// paths (see `api::router`), and a test checks each one is documented.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/v1/health"),
+    ("POST", "/api/v1/login"),
+    ("POST", "/api/v1/logout"),
+    ("GET", "/api/v1/me"),
+    ("POST", "/api/v1/me/password"),
+    ("GET", "/api/v1/dashboard"),
+    ("GET", "/api/v1/users"),
+    ("POST", "/api/v1/users"),
+    ("GET", "/api/v1/users/{id}"),
+    ("PUT", "/api/v1/users/{id}"),
+    ("DELETE", "/api/v1/users/{id}"),
+    ("GET", "/api/v1/roles"),
+    ("PUT", "/api/v1/roles/{name}"),
+    ("DELETE", "/api/v1/roles/{name}"),
+    ("GET", "/api/v1/sessions"),
+    ("DELETE", "/api/v1/sessions/{user}"),
+    ("GET", "/api/v1/audit"),
+    ("PUT", "/api/v1/certificate"),
+];
+
+/// A question the web asks the engine's owner (the daemon), answered through the sender.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum WebQuery {
+    /// Counts for the dashboard.
+    Status(oneshot::Sender<EngineStatus>),
+}
+
+/// What the dashboard shows of the engine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EngineStatus {
+    /// Phones registered now.
+    pub registrations: usize,
+    /// Calls in progress.
+    pub active_calls: usize,
+}
+
+/// How `hakoden run` starts the web admin.
+#[derive(Debug, Clone)]
+pub struct WebOptions {
+    /// Address to bind (the box's `--bind`).
+    pub bind: IpAddr,
+    /// HTTPS port; 0 = off.
+    pub https_port: u16,
+    /// Plain-HTTP redirect port; 0 = off.
+    pub http_port: u16,
+    /// `<data>/web`: the certificate lives here.
+    pub dir: PathBuf,
+    /// The address shown in the admin URL (the SIP advertise address when bound to 0.0.0.0).
+    pub shown: IpAddr,
+}
+
+/// What the daemon keeps of the web admin: console actions and the ready line.
+#[derive(Clone)]
+pub struct WebHandle {
+    state: Arc<api::State>,
+    url: Option<String>,
+    initial_password: Option<String>,
+}
+
+/// Reads the monotonic clock for the session table.
+#[allow(clippy::disallowed_methods)] // driver: reads the clock
+fn now() -> Instant {
+    Instant::now()
+}
+
+/// Reads the wall clock for audit entries.
+#[allow(clippy::disallowed_methods)] // driver: reads the wall clock
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn audit(who: &str, action: &str, target: &str, detail: String, peer: &str) -> AuditEntry {
+    AuditEntry {
+        at_ms: wall_ms(),
+        who: who.into(),
+        action: action.into(),
+        target: target.into(),
+        detail,
+        peer: peer.into(),
+    }
+}
+
+/// Opens users and the certificate, seeds the admin and the default roles on first start, and
+/// binds and serves the listeners (before returning, so a ready box answers).
+pub async fn start(
+    opts: WebOptions,
+    store: &Store,
+    engine: mpsc::Sender<WebQuery>,
+) -> Result<WebHandle, String> {
+    let web = WebStore::open(store).map_err(|e| e.to_string())?;
+    let (initial_password, store_copy) = {
+        let web = web.clone();
+        tokio::task::spawn_blocking(move || seed(&web).map(|p| (p, web)))
+            .await
+            .map_err(|e| e.to_string())??
+    };
+    let names = tls::default_names(opts.bind);
+    let dir = opts.dir.clone();
+    let (slot, made) = tokio::task::spawn_blocking(move || tls::CertSlot::load_or_create(&dir, &names))
+        .await
+        .map_err(|e| e.to_string())??;
+    if made {
+        let _ = web.audit(&audit("system", "certificate.generate", "", "self-signed".into(), ""));
+    }
+    let slot = Arc::new(slot);
+    let state = api::State::new(store_copy, slot.clone(), engine, now()).map_err(|e| e.to_string())?;
+    let app = api::router(state.clone());
+    let mut url = None;
+    if opts.https_port != 0 {
+        let addr = SocketAddr::new(opts.bind, opts.https_port);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot bind HTTPS on {addr}: {e}"))?;
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(opts.https_port);
+        state.set_https_port(port);
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(slot)?);
+        tokio::spawn(server::serve(listener, Some(acceptor), app));
+        url = Some(format!("https://{}/", SocketAddr::new(opts.shown, port)));
+    }
+    if opts.http_port != 0 {
+        let addr = SocketAddr::new(opts.bind, opts.http_port);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot bind HTTP on {addr}: {e}"))?;
+        tokio::spawn(server::serve(listener, None, api::redirect_router(state.clone())));
+    }
+    Ok(WebHandle { state, url, initial_password })
+}
+
+/// First start: the default roles and the `admin` user with a generated password that must be
+/// changed at first login. Returns that password (shown once).
+fn seed(web: &WebStore) -> Result<Option<String>, String> {
+    if web.roles().map_err(|e| e.to_string())?.is_empty() {
+        for role in auth::default_roles() {
+            web.put_role(&role, &audit("system", "role.create", &role.name, "default".into(), ""))
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    if !web.users().map_err(|e| e.to_string())?.is_empty() {
+        return Ok(None);
+    }
+    let pw = password::generate();
+    let user = StoredUser {
+        id: ADMIN_USER.into(),
+        name: "Administrator".into(),
+        role: auth::ADMIN_ROLE.into(),
+        extension: None,
+        password_hash: password::hash(&pw)?,
+        must_change_password: true,
+        password_changed_ms: wall_ms(),
+    };
+    web.put_user(&user, &audit("system", "user.create", ADMIN_USER, "seeded at first start".into(), ""))
+        .map_err(|e| e.to_string())?;
+    Ok(Some(pw))
+}
+
+impl WebHandle {
+    /// `https://ADDR:PORT/`, or `None` when HTTPS is off.
+    pub fn url(&self) -> Option<&str> {
+        self.url.as_deref()
+    }
+
+    /// The seeded admin's password, only on the start that created it.
+    pub fn initial_password(&self) -> Option<&str> {
+        self.initial_password.as_deref()
+    }
+
+    /// `web reset-admin`: a new generated password for `admin` (recreated with the admin role
+    /// if it was deleted), unlocked, its session ended, to be changed at next login.
+    pub async fn reset_admin(&self) -> String {
+        match self.state.reset_admin().await {
+            Ok(pw) => {
+                format!("web user `{ADMIN_USER}`: new password {pw} (it must be changed at the next login)")
+            }
+            Err(e) => format!("error: {e}"),
+        }
+    }
+
+    /// `web cert CERT KEY`: installs a PEM certificate chain and key read from files on the box.
+    pub async fn install_certificate(&self, cert_path: &str, key_path: &str) -> String {
+        let read = |p: &str| -> Result<String, String> {
+            let meta = std::fs::metadata(p).map_err(|e| format!("cannot read {p}: {e}"))?;
+            if meta.len() > tls::MAX_PEM_BYTES as u64 {
+                return Err(format!("{p} is larger than {} bytes", tls::MAX_PEM_BYTES));
+            }
+            std::fs::read_to_string(p).map_err(|e| format!("cannot read {p}: {e}"))
+        };
+        let (cert, key) = match (read(cert_path), read(key_path)) {
+            (Ok(c), Ok(k)) => (c, k),
+            (Err(e), _) | (_, Err(e)) => return format!("error: {e}"),
+        };
+        match self.state.install_certificate("console", "", cert, key).await {
+            Ok(()) => "certificate installed; new connections use it".into(),
+            Err(e) => format!("error: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_described_in_the_openapi_file() {
+        let spec = include_str!("../../docs/openapi.yaml");
+        for (method, path) in ROUTES {
+            // Paths in the spec are relative to the `/api/v1` server URL.
+            let rel = path.trim_start_matches("/api/v1");
+            let at = spec
+                .find(&format!("\n  {rel}:\n"))
+                .unwrap_or_else(|| panic!("{path} missing in openapi.yaml"));
+            let block_end = spec[at + 1..].find("\n  /").map_or(spec.len(), |e| at + 1 + e);
+            let block = &spec[at..block_end];
+            assert!(block.contains(&format!("\n    {}:", method.to_lowercase())), "{method} {path} missing");
+        }
+    }
+}
