@@ -490,6 +490,101 @@ mod tests {
         rooms.join_with(RelayId(relay), room, free_pair(), None, (0, Some(101)), monitor)
     }
 
+    /// Waits `ms` of real time: the relay's and the room's tasks write a frame every 20 ms.
+    async fn run_for(ms: u64) {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+
+    #[tokio::test]
+    async fn a_recording_goes_on_in_one_file_from_relay_to_room_and_back() {
+        use crate::media::{MediaCommand, RelayManager};
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = mpsc::channel(16);
+        let media = RelayManager::with_media(IpAddr::from([127, 0, 0, 1]), Some(tx), Some(dir.path().into()));
+        let (call, agent) = (RelayId(7), RelayId(7 | 1 << 62));
+        let ports = [free_pair(), free_pair()];
+        let (remotes, codec) = ([None, None], (0, Some(101)));
+        media
+            .execute(MediaCommand::Open {
+                relay: call,
+                a_port: ports[0],
+                b_port: ports[1],
+                a_remote: None,
+                b_remote: None,
+            })
+            .unwrap();
+        let path = "20261122/call-7.wav".to_string();
+        media.execute(MediaCommand::Record { relay: call, path: path.clone() }).unwrap();
+        run_for(300).await;
+        let into_room = MediaCommand::MoveToRoom {
+            relay: call,
+            b_participant: agent,
+            room: 3_000_007,
+            ports,
+            remotes,
+            audio_pt: codec.0,
+            telephone_event_pt: codec.1,
+        };
+        media.execute(into_room).unwrap();
+        run_for(300).await;
+        assert!(rx.try_recv().is_err(), "nothing is finished by the move");
+        media
+            .execute(MediaCommand::MoveToRelay { relay: call, b_participant: agent, ports, remotes })
+            .unwrap();
+        run_for(300).await;
+        assert!(rx.try_recv().is_err(), "nor by the move back");
+        media.execute(MediaCommand::Close { relay: call }).unwrap();
+        let Ok(MediaEvent::Recorded { relay, path: got, bytes }) = rx.try_recv() else {
+            panic!("one recording")
+        };
+        assert_eq!((relay, got.as_str()), (call, path.as_str()));
+        assert!(rx.try_recv().is_err(), "and only one");
+        let file = std::fs::read(dir.path().join(&path)).unwrap();
+        assert_eq!(bytes, file.len() as u64);
+        let wav = crate::media::audio::wav::parse(&file).unwrap();
+        let ms = wav.mono_pcm16().len() / 8;
+        // Three stretches of 300 ms, one frame per 20 ms tick wherever the call was.
+        assert!((800..=1_100).contains(&ms), "{ms} ms recorded");
+    }
+
+    #[tokio::test]
+    async fn a_recording_started_or_stopped_in_a_room_is_the_rooms() {
+        use crate::media::{MediaCommand, RelayManager};
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = mpsc::channel(16);
+        let media = RelayManager::with_media(IpAddr::from([127, 0, 0, 1]), Some(tx), Some(dir.path().into()));
+        let (call, agent) = (RelayId(8), RelayId(8 | 1 << 62));
+        let ports = [free_pair(), free_pair()];
+        media
+            .execute(MediaCommand::Open {
+                relay: call,
+                a_port: ports[0],
+                b_port: ports[1],
+                a_remote: None,
+                b_remote: None,
+            })
+            .unwrap();
+        let into_room = MediaCommand::MoveToRoom {
+            relay: call,
+            b_participant: agent,
+            room: 3_000_008,
+            ports,
+            remotes: [None, None],
+            audio_pt: 0,
+            telephone_event_pt: None,
+        };
+        media.execute(into_room).unwrap();
+        media.execute(MediaCommand::Record { relay: call, path: "d/call-8.wav".into() }).unwrap();
+        run_for(200).await;
+        media.execute(MediaCommand::StopRecord { relay: call }).unwrap();
+        assert!(matches!(rx.try_recv(), Ok(MediaEvent::Recorded { relay, .. }) if relay == call));
+        // Started again, it ends with the call's side B leaving.
+        media.execute(MediaCommand::Record { relay: call, path: "d/call-8-2.wav".into() }).unwrap();
+        media.execute(MediaCommand::Close { relay: agent }).unwrap();
+        assert!(matches!(rx.try_recv(), Ok(MediaEvent::Recorded { path, .. }) if path == "d/call-8-2.wav"));
+        media.close_all();
+    }
+
     #[tokio::test]
     async fn a_supervisor_joins_in_a_mode_and_a_refused_mode_leaves_the_room_as_it_was() {
         let rooms = Rooms::new(IpAddr::from([127, 0, 0, 1]), None);

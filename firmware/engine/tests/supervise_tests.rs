@@ -176,11 +176,12 @@ fn the_supervisor_hanging_up_leaves_the_agents_call_untouched() {
     assert!(h.take_for(phone(7001)).is_empty() && h.take_for(phone(7002)).is_empty());
     // The supervisor's seat closes and the call goes back to a relay: nothing else.
     assert!(h.media.contains(&MediaCommand::Close { relay: RelayId(2) }), "{:?}", h.media);
-    assert!(h.media.iter().all(|m| match m {
-        MediaCommand::MoveToRelay { relay: RelayId(1), b_participant: AGENT, .. } => true,
-        MediaCommand::Codec { relay: RelayId(1), .. } | MediaCommand::Close { relay: RelayId(2) } => true,
-        _ => false,
-    }));
+    assert!(h.media.iter().all(|m| matches!(
+        m,
+        MediaCommand::MoveToRelay { relay: RelayId(1), b_participant: AGENT, .. }
+            | MediaCommand::Codec { relay: RelayId(1), .. }
+            | MediaCommand::Close { relay: RelayId(2) }
+    )));
     assert!(h.engine.calls(h.now).iter().any(|c| c.id == 1), "the agent's call goes on");
     assert!(h.engine.supervisions(h.now).is_empty());
 }
@@ -249,7 +250,7 @@ fn a_recorded_call_keeps_its_one_recording_through_a_barge_and_then_transfers_wi
         .expect("202 is recorded by policy");
     let ok = h.take_for(phone(7001)).pop().unwrap();
     h.take_for(phone(7002));
-    ack_caller(&mut h, &ok, "c1");
+    let to_tag = ack_caller(&mut h, &ok, "c1");
     h.advance(Duration::from_secs(10));
     h.media.clear();
     let sup = dial(&mut h, "900", SUPERVISOR, "996202");
@@ -297,6 +298,8 @@ fn a_recorded_call_keeps_its_one_recording_through_a_barge_and_then_transfers_wi
     );
     let c = h.engine.calls(h.now);
     assert_eq!((c.len(), c[0].to.as_str()), (1, "203"), "{c:?}");
+    h.send(phone(7001), &in_dialog_from_caller("BYE", 2, &to_tag, "", ""));
+    assert_eq!(h.cdrs.last().map(|c| c.recordings.clone()), Some(vec![path]), "one file in the CDR");
 }
 
 #[test]
