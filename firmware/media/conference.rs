@@ -9,7 +9,7 @@
 //! A room can carry on a two-party call's recording (a supervised call, issue 6): each tick it
 //! writes the two parties' voices and whatever else one of them hears
 //! ([`Mixer::heard_by_any`]) into the file the relay had open. The recording ends when one of
-//! the parties leaves, or goes back to the relay ([`Rooms::take_recording`]).
+//! the parties leaves, or goes back to the relay ([`super::MediaCommand::MoveToRelay`]).
 
 use super::audio::g711::{self, Law};
 use super::audio::jitter::{Frame, JitterBuffer, JitterConfig};
