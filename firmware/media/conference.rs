@@ -263,6 +263,13 @@ impl Rooms {
         send_events(&self.events, finished.into_iter().map(CallRecording::finish).collect());
     }
 
+    /// True when `relay` is side A's seat of a call its room hosts.
+    pub(crate) fn hosts_call(&self, relay: RelayId) -> bool {
+        let Some(room) = lock(&self.members).get(&relay).copied() else { return false };
+        let rooms = lock(&self.rooms);
+        rooms.get(&room).is_some_and(|r| lock(&r.state).call.as_ref().is_some_and(|c| c.parties[0] == relay))
+    }
+
     /// Starts recording the call hosted in `relay`'s room (`relay` being its side A's seat);
     /// the file is handed back when `relay` hosts no call or one is recorded already.
     pub(crate) fn record_call(&self, relay: RelayId, file: Recording) -> Result<(), Recording> {

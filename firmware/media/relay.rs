@@ -261,13 +261,18 @@ impl RelayManager {
             MediaCommand::Record { relay, path } => {
                 let dir = self.inner.recordings.clone().unwrap_or_else(|| PathBuf::from("recordings"));
                 if self.inner.rooms.contains(relay) {
-                    // A call hosted by a room (supervised): the room records it.
+                    // A call hosted by a room (supervised): the room records it. It decodes
+                    // every seat to PCM, so the file's law is free: µ-law, as most relays write.
+                    if !self.inner.rooms.hosts_call(relay) {
+                        return Err(RelayError::Room(format!("relay {} hosts no call to record", relay.0)));
+                    }
                     let law = super::audio::g711::Law::Mu;
                     let file = super::process::Recording::create(&dir, &path, law)
                         .map_err(|e| RelayError::Record { path: path.clone(), reason: e.to_string() })?;
                     return self.inner.rooms.record_call(relay, file).map_err(|file| {
+                        // Recorded already (or the call left meanwhile): this file is closed.
                         self.send_events(vec![file.finish(relay)]);
-                        RelayError::Room(format!("relay {} hosts no call to record", relay.0))
+                        RelayError::Room(format!("call {} is recorded already", relay.0))
                     });
                 }
                 self.with_processing(relay, |p| {
