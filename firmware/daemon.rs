@@ -859,6 +859,8 @@ async fn flush(
                     MediaCommand::Open { .. }
                         | MediaCommand::JoinRoom { .. }
                         | MediaCommand::JoinRoomMonitoring { .. }
+                        | MediaCommand::MoveToRoom { .. }
+                        | MediaCommand::MoveToRelay { .. }
                 );
                 if let Err(e) = relay.execute(cmd) {
                     log::warn!("relay {}: {e}", relay_id.0);

@@ -9,6 +9,10 @@
 //! Also a session started through the console (`supervise listen 900 202`: the box rings 900),
 //! and a refused one (203 is no supervisor: it hears the refusal, the agent's call is untouched).
 //!
+//! A recorded agent (`record = "always"`): a listen then barge session keeps the box's one
+//! recording going, with the caller and the agent all along and the supervisor only in barge;
+//! after the supervisor hangs up, the agent's `#8203#` transfers the caller to 203.
+//!
 //! Stretches are cut by time: the test notes how many samples each phone had heard at each step
 //! (after the box reports the new mode on its console), as `threeway_peers.rs` does.
 mod common;
@@ -81,11 +85,12 @@ struct Scene {
 
 impl Scene {
     fn new() -> Scene {
-        let tb = TestBox::start_with_config(
-            &[CALLER, AGENT, STRANGER, SUPERVISOR],
-            &[(SUPERVISOR.0, "supervisor = true")],
-            "",
-        );
+        Scene::with(&[(SUPERVISOR.0, "supervisor = true")], "")
+    }
+
+    fn with(extension_toml: &[(&str, &str)], extra_toml: &str) -> Scene {
+        let tb =
+            TestBox::start_with_config(&[CALLER, AGENT, STRANGER, SUPERVISOR], extension_toml, extra_toml);
         let media = tb.scratch("media");
         Scene { tb, media }
     }
@@ -343,4 +348,135 @@ fn a_refused_supervisor_hears_why_and_the_agents_call_is_untouched() {
     let untouched = |i: usize| inner_blocks(before[i], end[i]);
     check("refused", &caller, &heard[0], untouched(0), &[B], &[A, C], &context);
     check("refused", &agent, &heard[1], untouched(1), &[A], &[B, C], &context);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A recorded call through a session, then a transfer.
+
+/// Time between two keys of `#8203#` (as `transfer_peers.rs` sends them).
+const KEY_GAP: Duration = Duration::from_millis(100);
+/// Time the box gets to close the recording once the agent has left the call.
+const RECORDING_TIMEOUT: Duration = Duration::from_secs(5);
+/// Trimmed from each end of a stretch of the box's recording: besides [`EDGE_BLOCKS`]' reasons,
+/// the recording starts at the box's answer and the caller's file at its own, a few packets
+/// apart.
+const RECORDING_EDGE_BLOCKS: usize = 5;
+
+/// The box's recordings: every `*.wav` under `DATA/recordings/<day>/`.
+fn box_recordings(tb: &TestBox) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(days) = std::fs::read_dir(tb.data_dir().join("recordings")) else { return found };
+    for day in days.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()) {
+        let Ok(files) = std::fs::read_dir(&day) else { continue };
+        found.extend(
+            files
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "wav")),
+        );
+    }
+    found
+}
+
+/// Blocks of the box's recording between two of the caller's sample counts (the recording
+/// runs on the caller's clock, give or take [`RECORDING_EDGE_BLOCKS`]).
+fn recording_blocks(from: usize, to: usize) -> std::ops::Range<usize> {
+    let extra = RECORDING_EDGE_BLOCKS - EDGE_BLOCKS;
+    let inner = inner_blocks(from, to);
+    (inner.start + extra)..inner.end.saturating_sub(extra).max(inner.start + extra)
+}
+
+#[test]
+fn a_recorded_call_stays_recorded_through_a_barge_and_then_transfers_with_hash_8() {
+    if !require_tool("baresip") {
+        return;
+    }
+    let scene = Scene::with(
+        &[(SUPERVISOR.0, "supervisor = true"), (AGENT.0, "record = \"always\"")],
+        // The announcement would replace the agent's tone in the caller's ear for a while.
+        "[media]\nannounce_recording = false",
+    );
+    let mut supervisor = scene.phone(SUPERVISOR, C, &[]);
+    let mut target = scene.phone(STRANGER, C, &[]);
+    let (mut caller, mut agent) = scene.agent_call();
+    let all = |c: &Phone, a: &Phone, s: &Phone, t: &Phone| scene.context(&[c, a, s, t]);
+    std::thread::sleep(STRETCH);
+    let before = mark(&[&caller, &agent]);
+    supervisor.command("dial", "995202");
+    assert!(
+        supervisor.wait_for("established", None, ESTABLISH_TIMEOUT),
+        "the box did not answer 995202\n{}",
+        all(&caller, &agent, &supervisor, &target)
+    );
+    scene.wait_console("listen", &[&caller, &agent, &supervisor]);
+    let listen = mark(&[&caller]);
+    std::thread::sleep(STRETCH);
+    supervisor.command("sndcode", "6");
+    scene.wait_console("barge", &[&caller, &agent, &supervisor]);
+    let barge = mark(&[&caller]);
+    std::thread::sleep(STRETCH);
+    let hang_up = mark(&[&caller]);
+    supervisor.command("hangup", "");
+    scene.wait_console("0 supervision session(s)", &[&caller, &agent, &supervisor]);
+    let after = mark(&[&caller]);
+    std::thread::sleep(STRETCH);
+    let transfer = mark(&[&caller]);
+    let recording_went_on = !scene.tb.stderr_tail(400).contains("closed,");
+    // The agent hands the caller to 203 with the keypad: the call is a plain call again.
+    for k in "#8203#".chars() {
+        agent.command("sndcode", &k.to_string());
+        std::thread::sleep(KEY_GAP);
+    }
+    assert!(
+        target.wait_for("established", None, ESTABLISH_TIMEOUT),
+        "#8203# did not ring 203 after the session\n{}",
+        all(&caller, &agent, &supervisor, &target)
+    );
+    assert!(
+        agent.wait_for("terminated", None, HANGUP_TIMEOUT),
+        "the agent was not released by #8\n{}",
+        all(&caller, &agent, &supervisor, &target)
+    );
+    let transferred = mark(&[&caller]);
+    std::thread::sleep(STRETCH);
+    let end = mark(&[&caller]);
+    let caller_went_on = !caller.log().contains("terminated");
+    caller.command("hangup", "");
+    let closed = scene
+        .tb
+        .console_until("log tail 400", RECORDING_TIMEOUT, |o| o.contains("bytes") && o.contains("closed,"));
+    finish(&mut [&mut caller, &mut agent, &mut supervisor, &mut target]);
+    let context = || all(&caller, &agent, &supervisor, &target);
+    assert!(recording_went_on, "the recording was closed during the session\n{}", context());
+    assert!(caller_went_on, "the caller was dropped by the transfer\n{}", context());
+    assert!(closed.contains("closed,"), "the box did not close the recording:\n{closed}\n{}", context());
+
+    // The caller now talks to 203 (tone C); the agent's tone is gone.
+    let heard = caller.heard_samples(&context);
+    check("transferred", &caller, &heard, inner_blocks(transferred[0], end[0]), &[C], &[B], &context);
+
+    let files = box_recordings(&scene.tb);
+    assert_eq!(files.len(), 1, "one recording for the whole call: {files:?}\n{}", context());
+    let (_, recorded) = common::tones::read_audio(&files[0])
+        .unwrap_or_else(|| panic!("{} is not a WAV\n{}", files[0].display(), context()));
+    let recorded_ms = recorded.len() / 8;
+    let call_ms = transfer[0] / 8;
+    eprintln!(
+        "recording {}: {recorded_ms} ms; the caller talked to the agent for {call_ms} ms",
+        files[0].display()
+    );
+    assert!(
+        recorded_ms + 1_000 >= call_ms,
+        "the recording ({recorded_ms} ms) is shorter than the agent's call ({call_ms} ms): it stopped\n{}",
+        context()
+    );
+    let r = |what: &str, from: usize, to: usize, heard: &[usize], not_heard: &[usize]| {
+        check(what, &caller, &recorded, recording_blocks(from, to), heard, not_heard, &context)
+    };
+    // Caller and agent all along; the listening supervisor is not in it, the barging one is.
+    r("recording before", 0, before[0], &[A, B], &[C]);
+    r("recording listen", listen[0], barge[0], &[A, B], &[C]);
+    r("recording barge", barge[0], hang_up[0], &[A, B, C], &[]);
+    r("recording after", after[0], transfer[0], &[A, B], &[C]);
+    r("recording whole", 0, transfer[0], &[A, B], &[]);
 }

@@ -172,6 +172,9 @@ pub(super) struct Call {
     pub(super) recording_paths: Vec<String>,
     /// Which side put the call on hold (music plays to the other).
     pub(super) held_by: Option<Side>,
+    /// Per side (A, B): its last offer put the call on hold (`sendonly`, `inactive` or no
+    /// address), whoever answered it; with music on hold off only this tells a held call.
+    pub(super) sdp_held: [bool; 2],
     /// Recent digits per side, for in-call feature codes.
     pub(super) digit_buffers: [DigitBuffer; 2],
     /// Every digit seen on the call, for the console.
@@ -569,6 +572,7 @@ impl Engine {
             recordings: 0,
             recording_paths: Vec::new(),
             held_by: None,
+            sdp_held: [false; 2],
             digit_buffers: Default::default(),
             digits_seen: String::new(),
             last_digit: [None, None],
@@ -1476,6 +1480,12 @@ impl Engine {
         let is_room = call.route != CallRoute::Extension;
         let resuming = !holding && call.held_by == Some(side);
         self.set_remote(id, side, offer.rtp_addr());
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        call.sdp_held[usize::from(side == Side::B)] = holding;
+        if let Some(addr) = offer.rtp_addr() {
+            // Where this phone receives now: a later move into or out of a room sends there.
+            call.media_addr[usize::from(side == Side::B)] = Some(addr);
+        }
         if is_room || (self.cfg.media.music_on_hold && (holding || resuming)) {
             if !is_room {
                 self.hold_or_resume(id, side, holding);

@@ -54,22 +54,10 @@ impl Engine {
     /// The call is answered: tell the relay each side's codec (DTMF detection: RFC 4733 when
     /// negotiated, else in-band), and start recording when an extension's policy says so.
     pub(super) fn start_media(&mut self, id: u64, now: Instant) {
-        let Some(call) = self.calls.get(&id) else { return };
-        let Some((audio_pt, te)) = codec_of(call.negotiated()) else { return };
-        // Each side sends the first voice codec of the answer it got: the caller ours (in its
-        // offer's order), the callee its own answer's first.
-        let b_pt = call.callee_voice_pt().unwrap_or(audio_pt);
-        for (side, pt) in [(Side::A, audio_pt), (Side::B, b_pt)] {
-            self.out.push_back(super::Output::Media(MediaCommand::Codec {
-                relay: RelayId(id),
-                side,
-                audio_pt: pt,
-                telephone_event_pt: te,
-                // In-band stays on even with telephone-event negotiated: some phones negotiate it
-                // and send tones. The digit stream mutes it while events flow (docs/dtmf.md).
-                inband_dtmf: true,
-            }));
+        if !self.send_codecs(id) {
+            return;
         }
+        let Some(call) = self.calls.get(&id) else { return };
         let policy = |ext: &str| self.extensions.get(ext).map(|e| e.record).unwrap_or_default();
         let (from, to) = (call.caller_ext().to_string(), call.callee_ext().to_string());
         // "This call is recorded" goes to the party of the extension that is *not* recorded by
@@ -84,6 +72,28 @@ impl Engine {
         if !announce.is_empty() {
             self.start_recording(id, &announce, now);
         }
+    }
+
+    /// Tells call `id`'s relay each side's codec (and so turns DTMF detection on); false when
+    /// the call has no voice codec. Also after the relay reopened (a call back from a room).
+    pub(super) fn send_codecs(&mut self, id: u64) -> bool {
+        let Some(call) = self.calls.get(&id) else { return false };
+        let Some((audio_pt, te)) = codec_of(call.negotiated()) else { return false };
+        // Each side sends the first voice codec of the answer it got: the caller ours (in its
+        // offer's order), the callee its own answer's first.
+        let b_pt = call.callee_voice_pt().unwrap_or(audio_pt);
+        for (side, pt) in [(Side::A, audio_pt), (Side::B, b_pt)] {
+            self.out.push_back(super::Output::Media(MediaCommand::Codec {
+                relay: RelayId(id),
+                side,
+                audio_pt: pt,
+                telephone_event_pt: te,
+                // In-band stays on even with telephone-event negotiated: some phones negotiate it
+                // and send tones. The digit stream mutes it while events flow (docs/dtmf.md).
+                inband_dtmf: true,
+            }));
+        }
+        true
     }
 
     fn start_recording(&mut self, id: u64, announce_to: &[Side], _now: Instant) {
@@ -105,9 +115,15 @@ impl Engine {
         self.out.push_back(super::Output::Media(MediaCommand::Record { relay: RelayId(id), path }));
         if self.cfg.media.announce_recording {
             let lang = self.cfg.media.language;
+            // A call hosted by a room (supervised) has a seat per side; side B's is its own id.
+            let in_room = self.calls.get(&id).is_some_and(|c| matches!(c.route, CallRoute::Room(_)));
             for side in announce_to {
+                let relay = match side {
+                    Side::B if in_room => RelayId(id | PARTICIPANT_B),
+                    _ => RelayId(id),
+                };
                 self.out.push_back(super::Output::Media(MediaCommand::Play {
-                    relay: RelayId(id),
+                    relay,
                     side: *side,
                     clips: vec![Clip::Prompt { id: "rec.announce".into(), lang }],
                     looped: false,

@@ -11,10 +11,15 @@
 //!   ([`Leg::Dialled`], a UAC dialog owned here) and joins when it answers.
 //!
 //! Media. A two-party call is relayed without a mixer; the first supervisor moves it into a
-//! private room on the ports its phones already use (as a three-way call does), so the phones
-//! see no SIP at all. The call stays in that room after the session: moving it back would
-//! re-anchor its media a second time for nothing. The supervisor joins with
+//! private room on the ports its phones already use ([`MediaCommand::MoveToRoom`]), so the
+//! phones see no SIP at all, and a running recording goes on in the room in the same file.
+//! When the last joined supervisor leaves, the call moves back to a plain relay
+//! ([`MediaCommand::MoveToRelay`], again without SIP) with its recording, so transfers, park
+//! and music on hold work on it as before. The supervisor joins with
 //! [`MediaCommand::JoinRoomMonitoring`], so the mode holds from the first mixed frame.
+//!
+//! The agent's call: the one the agent is in that nobody holds (call waiting leaves an agent
+//! with two answered calls; the live one is supervised).
 //!
 //! The agent's and the caller's legs are never touched by a failure: a refused request, a
 //! supervisor who does not answer, a room that refuses the supervisor all end on the
@@ -47,12 +52,14 @@ use super::super::{Engine, Output, TimerKey};
 pub const MAX_SESSIONS: usize = 64;
 
 /// Relay ids of supervisors the box dialled (API sessions): the session number with this bit.
-/// Call ids never reach it, and it is clear of the three-way participant bits (62 and 61).
-const PARTICIPANT_S: u64 = 1 << 60;
+/// Call ids never reach it, and it is clear of the three-way participant bits (62 and 61) and
+/// of the consult hold seat's (60).
+const PARTICIPANT_S: u64 = 1 << 59;
 
 /// Rooms of calls moved for supervision: this plus the call id modulo a million. Three-way
-/// rooms are 1,000,000 + id and dial-in rooms are 4-digit numbers, so the ranges never meet.
-const ROOM_BASE: u32 = 2_000_000;
+/// rooms are 1,000,000 + id, consult hold rooms 2,000,000 + id, dial-in rooms 4-digit
+/// numbers, so the ranges never meet.
+const ROOM_BASE: u32 = 3_000_000;
 
 /// Outputs of one session drained per input: a session emits an action and its event, and a
 /// failed action feeds it once more (two more), so four is the most; hitting this is a bug
@@ -410,6 +417,8 @@ impl Engine {
             }
             self.drive_supervision(sid, now);
         }
+        // Taken first: the call is ending, so the sessions below must not move it back.
+        let had_room = self.supervision.rooms.remove(&id).is_some();
         let on_call: Vec<u64> =
             self.supervision.sessions.iter().filter(|(_, e)| e.call == id).map(|(sid, _)| *sid).collect();
         for sid in on_call {
@@ -418,7 +427,7 @@ impl Engine {
             }
             self.drive_supervision(sid, now);
         }
-        if self.supervision.rooms.remove(&id).is_some() {
+        if had_room {
             // `finish_call` closes the call's own id; side B's seat is ours to close.
             self.out.push_back(Output::Media(MediaCommand::Close { relay: RelayId(id | PARTICIPANT_B) }));
         }
@@ -579,23 +588,39 @@ impl Engine {
         if !self.extensions.contains_key(agent) {
             return (TargetState::Unknown, None);
         }
-        let found = self.calls.values().find_map(|c| {
-            let joinable = c.state == CallState::Confirmed
-                && c.winner.is_some()
-                && (c.is_plain_answered()
-                    || c.three_way.is_some()
-                    || self.supervision.rooms.contains_key(&c.id));
-            if !joinable {
-                return None;
-            }
-            if c.ext(Side::A) == agent {
-                Some((c.id, RelayId(c.id)))
-            } else if c.ext(Side::B) == agent {
-                Some((c.id, RelayId(c.id | PARTICIPANT_B)))
-            } else {
-                None
-            }
-        });
+        // Call waiting leaves an agent with two answered calls: the live one (nobody holds it)
+        // is supervised; a held one only when it is the agent's only call.
+        let found = self
+            .calls
+            .values()
+            .filter_map(|c| {
+                let rewired = self
+                    .rewiring
+                    .calls
+                    .get(&c.id)
+                    .is_some_and(|r| r.consult.is_some() || r.vacant.is_some() || r.parked.is_some());
+                // A call in the middle of a transfer or park has its own media plans.
+                let joinable = c.state == CallState::Confirmed
+                    && c.winner.is_some()
+                    && !rewired
+                    && (c.is_plain_answered()
+                        || c.three_way.is_some()
+                        || self.supervision.rooms.contains_key(&c.id));
+                if !joinable {
+                    return None;
+                }
+                let held = c.held_by.is_some() || c.sdp_held.contains(&true);
+                if c.ext(Side::A) == agent {
+                    Some((held, c.id, RelayId(c.id)))
+                } else if c.ext(Side::B) == agent {
+                    Some((held, c.id, RelayId(c.id | PARTICIPANT_B)))
+                } else {
+                    None
+                }
+            })
+            // Not held first; then the newest call (the one the agent just took).
+            .min_by_key(|(held, id, _)| (*held, std::cmp::Reverse(*id)))
+            .map(|(_, id, relay)| (id, relay));
         match found {
             Some(f) => (TargetState::InCall, Some(f)),
             None => (TargetState::NotInCall, None),
@@ -624,26 +649,20 @@ impl Engine {
             return None;
         }
         let (audio_pt, te) = super::super::features::codec_of(call.negotiated())?;
-        let (a_port, b_port, addrs, recording) =
-            (call.a_port, call.b_port, call.media_addr, call.recording_active);
+        let (ports, remotes) = ([call.a_port, call.b_port], call.media_addr);
         let room = ROOM_BASE + (id % 1_000_000) as u32;
-        self.out.push_back(Output::Media(MediaCommand::Close { relay: RelayId(id) }));
-        for (pid, port, remote) in [(id, a_port, addrs[0]), (id | PARTICIPANT_B, b_port, addrs[1])] {
-            self.out.push_back(Output::Media(MediaCommand::JoinRoom {
-                relay: RelayId(pid),
-                room,
-                port,
-                remote,
-                audio_pt,
-                telephone_event_pt: te,
-            }));
-        }
+        self.out.push_back(Output::Media(MediaCommand::MoveToRoom {
+            relay: RelayId(id),
+            b_participant: RelayId(id | PARTICIPANT_B),
+            room,
+            ports,
+            remotes,
+            audio_pt,
+            telephone_event_pt: te,
+        }));
         if let Some(c) = self.calls.get_mut(&id) {
+            // The recording (if any) goes on in the room: `recording_active` stays as it is.
             c.route = CallRoute::Room(room);
-            c.recording_active = false;
-        }
-        if recording {
-            log::warn!("call {id}: its recording stops: calls in a supervision room are not recorded yet");
         }
         log::info!("call {id}: moved into room {room} for supervision");
         self.supervision.rooms.insert(id, room);
@@ -696,13 +715,40 @@ impl Engine {
         }
     }
 
-    /// Drops a finished session (its leg already released).
+    /// Drops a finished session (its leg already released); the last joined session on a call
+    /// moves it back to a plain relay.
     fn forget_supervision(&mut self, sid: u64) {
-        if let Some(e) = self.supervision.sessions.remove(&sid) {
-            if let Leg::Dialled(d) = e.leg {
-                self.purposes.remove(&d.txn);
-            }
+        let Some(e) = self.supervision.sessions.remove(&sid) else { return };
+        if let Leg::Dialled(d) = e.leg {
+            self.purposes.remove(&d.txn);
         }
+        let still_joined = self.supervision.sessions.values().any(|o| o.call == e.call && o.joined);
+        if !still_joined {
+            self.supervision_room_done(e.call);
+        }
+    }
+
+    /// Moves call `id` back from its supervision room to a plain relay on the same ports,
+    /// with its recording (see the module doc); the phones get no SIP message.
+    fn supervision_room_done(&mut self, id: u64) {
+        let Some(call) = self.calls.get(&id) else { return };
+        if call.state != CallState::Confirmed || !self.supervision.rooms.contains_key(&id) {
+            return;
+        }
+        self.supervision.rooms.remove(&id);
+        let (ports, remotes) = ([call.a_port, call.b_port], call.media_addr);
+        self.out.push_back(Output::Media(MediaCommand::MoveToRelay {
+            relay: RelayId(id),
+            b_participant: RelayId(id | PARTICIPANT_B),
+            ports,
+            remotes,
+        }));
+        if let Some(c) = self.calls.get_mut(&id) {
+            c.route = CallRoute::Extension;
+        }
+        // The reopened relay knows no codec: DTMF detection (feature codes) needs it again.
+        self.send_codecs(id);
+        log::info!("call {id}: back on a plain relay; the supervision room is closed");
     }
 
     /// API: sends the INVITE to the supervisor's phone.

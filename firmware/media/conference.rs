@@ -5,6 +5,11 @@
 //! port (and RTCP port, drained) facing its phone, latched like a relay side. Received audio goes
 //! through a jitter buffer; every 20 ms each participant gets the mix of everyone else, encoded in
 //! its own G.711 law. A participant can be sent a prompt instead of the mix (entry announcement).
+//!
+//! A room can carry on a two-party call's recording (a supervised call, issue 6): each tick it
+//! writes the two parties' voices and whatever else one of them hears
+//! ([`Mixer::heard_by_any`]) into the file the relay had open. The recording ends when one of
+//! the parties leaves, or goes back to the relay ([`super::MediaCommand::MoveToRelay`]).
 
 use super::audio::g711::{self, Law};
 use super::audio::jitter::{Frame, JitterBuffer, JitterConfig};
@@ -12,6 +17,7 @@ use super::audio::mixer::{Mixer, MonitorMode, ParticipantId};
 use super::audio::player::Player;
 use super::audio::{Frame20, FRAME_SAMPLES, SILENT_FRAME};
 use super::dtmf::{DigitStream, DigitStreamConfig};
+use super::process::Recording;
 use super::relay::{send_events, RelayError};
 use super::{Clip, MediaEvent, RelayId, Side};
 use std::collections::HashMap;
@@ -51,6 +57,30 @@ struct RoomState {
     participants: Vec<Participant>,
     mixer: Mixer,
     waker: Option<Waker>,
+    /// The two-party call this room hosts (a supervised call), if any.
+    call: Option<HostedCall>,
+}
+
+/// A two-party call moved into a room, whose recording the room may carry on.
+struct HostedCall {
+    /// The call's two seats (side A's is the call's relay id), whose voices and ears make the
+    /// recording.
+    parties: [RelayId; 2],
+    recording: Option<CallRecording>,
+}
+
+/// A call's recording carried on by a room.
+struct CallRecording {
+    /// The call's relay: the recording is reported under it.
+    owner: RelayId,
+    file: Recording,
+}
+
+impl CallRecording {
+    fn finish(self) -> MediaEvent {
+        log::info!("recording {} of call {} ends in the room", self.file.path(), self.owner.0);
+        self.file.finish(self.owner)
+    }
 }
 
 struct Room {
@@ -157,6 +187,7 @@ impl Rooms {
                 participants: Vec::new(),
                 mixer: Mixer::new(),
                 waker: None,
+                call: None,
             }));
             let task = runtime.spawn(run_room(Arc::clone(&state), self.events.clone()));
             log::info!("conference room {room} opened");
@@ -214,13 +245,69 @@ impl Rooms {
         Ok(())
     }
 
-    /// Removes a participant; false when `relay` was in no room. The last one closes the room.
+    /// `room` now hosts the two-party call whose seats are `parties` (side A's seat first, its
+    /// id the call's), and carries on its `recording`, made of the parties and what they hear.
+    /// Without such a room the recording is finished (and reported) at once.
+    pub(crate) fn host_call(&self, room: u32, parties: [RelayId; 2], recording: Option<Recording>) {
+        let owner = parties[0];
+        let recording = recording.map(|file| CallRecording { owner, file });
+        let mut finished = Vec::new();
+        match lock(&self.rooms).get(&room) {
+            Some(r) => {
+                let mut st = lock(&r.state);
+                let old = st.call.replace(HostedCall { parties, recording });
+                finished.extend(old.and_then(|c| c.recording));
+            }
+            None => finished.extend(recording),
+        }
+        send_events(&self.events, finished.into_iter().map(CallRecording::finish).collect());
+    }
+
+    /// True when `relay` is side A's seat of a call its room hosts.
+    pub(crate) fn hosts_call(&self, relay: RelayId) -> bool {
+        let Some(room) = lock(&self.members).get(&relay).copied() else { return false };
+        let rooms = lock(&self.rooms);
+        rooms.get(&room).is_some_and(|r| lock(&r.state).call.as_ref().is_some_and(|c| c.parties[0] == relay))
+    }
+
+    /// Starts recording the call hosted in `relay`'s room (`relay` being its side A's seat);
+    /// the file is handed back when `relay` hosts no call or one is recorded already.
+    pub(crate) fn record_call(&self, relay: RelayId, file: Recording) -> Result<(), Recording> {
+        let Some(room) = lock(&self.members).get(&relay).copied() else { return Err(file) };
+        let rooms = lock(&self.rooms);
+        let Some(r) = rooms.get(&room) else { return Err(file) };
+        let mut st = lock(&r.state);
+        match st.call.as_mut() {
+            Some(call) if call.parties[0] == relay && call.recording.is_none() => {
+                call.recording = Some(CallRecording { owner: relay, file });
+                Ok(())
+            }
+            _ => Err(file),
+        }
+    }
+
+    /// Takes the recording of the call whose side A's seat is `owner` out of its room
+    /// unfinished, to go on elsewhere or be finished by the caller.
+    pub(crate) fn take_recording(&self, owner: RelayId) -> Option<Recording> {
+        let room = *lock(&self.members).get(&owner)?;
+        let rooms = lock(&self.rooms);
+        let mut st = lock(&rooms.get(&room)?.state);
+        let call = st.call.as_mut().filter(|c| c.parties[0] == owner)?;
+        call.recording.take().map(|r| r.file)
+    }
+
+    /// Removes a participant; false when `relay` was in no room. The last one closes the room;
+    /// one of a recorded call's parties ends the recording.
     pub fn leave(&self, relay: RelayId) -> bool {
         let Some(room) = lock(&self.members).remove(&relay) else { return false };
         let mut rooms = lock(&self.rooms);
+        let mut finished = None;
         let empty = match rooms.get(&room) {
             Some(r) => {
                 let mut st = lock(&r.state);
+                if st.call.as_ref().is_some_and(|c| c.parties.contains(&relay)) {
+                    finished = st.call.take().and_then(|c| c.recording);
+                }
                 st.participants.retain(|p| p.relay != relay);
                 st.mixer.remove(ParticipantId(relay.0));
                 log::info!(
@@ -238,15 +325,24 @@ impl Rooms {
                 log::info!("conference room {room} closed");
             }
         }
+        drop(rooms);
+        if let Some(rec) = finished {
+            send_events(&self.events, vec![rec.finish()]);
+        }
         true
     }
 
-    /// Closes every room (shutdown).
+    /// Closes every room (shutdown), finishing the recordings they carry.
     pub fn close_all(&self) {
+        let mut events = Vec::new();
         for (_, r) in lock(&self.rooms).drain() {
             r.task.abort();
+            if let Some(rec) = lock(&r.state).call.take().and_then(|c| c.recording) {
+                events.push(rec.finish());
+            }
         }
         lock(&self.members).clear();
+        send_events(&self.events, events);
     }
 }
 
@@ -266,7 +362,7 @@ fn poll_room(
 ) -> Poll<()> {
     let mut guard = lock(state);
     guard.waker = Some(cx.waker().clone());
-    let RoomState { participants, mixer, .. } = &mut *guard;
+    let RoomState { participants, mixer, call, .. } = &mut *guard;
     let mut evs = Vec::new();
     let mut reads = 0;
     for p in participants.iter_mut() {
@@ -331,6 +427,13 @@ fn poll_room(
             };
             let _ = mixer.set_input(ParticipantId(p.relay.0), &frame);
         }
+        if let Some(HostedCall { parties, recording: recording @ Some(_) }) = call.as_mut() {
+            let frame = mixer.heard_by_any(&parties.map(|r| ParticipantId(r.0)));
+            if let Some(Err(e)) = recording.as_mut().map(|rec| rec.file.write(&frame)) {
+                log::warn!("call {}: recording failed: {e}; stopping it", parties[0].0);
+                evs.extend(recording.take().map(CallRecording::finish));
+            }
+        }
         mixer.mix();
         for p in participants.iter_mut() {
             let played = match p.player.as_mut() {
@@ -392,6 +495,101 @@ mod tests {
         monitor: Option<(RelayId, MonitorMode)>,
     ) -> Result<(), RelayError> {
         rooms.join_with(RelayId(relay), room, free_pair(), None, (0, Some(101)), monitor)
+    }
+
+    /// Waits `ms` of real time: the relay's and the room's tasks write a frame every 20 ms.
+    async fn run_for(ms: u64) {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+
+    #[tokio::test]
+    async fn a_recording_goes_on_in_one_file_from_relay_to_room_and_back() {
+        use crate::media::{MediaCommand, RelayManager};
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = mpsc::channel(16);
+        let media = RelayManager::with_media(IpAddr::from([127, 0, 0, 1]), Some(tx), Some(dir.path().into()));
+        let (call, agent) = (RelayId(7), RelayId(7 | 1 << 62));
+        let ports = [free_pair(), free_pair()];
+        let (remotes, codec) = ([None, None], (0, Some(101)));
+        media
+            .execute(MediaCommand::Open {
+                relay: call,
+                a_port: ports[0],
+                b_port: ports[1],
+                a_remote: None,
+                b_remote: None,
+            })
+            .unwrap();
+        let path = "20261122/call-7.wav".to_string();
+        media.execute(MediaCommand::Record { relay: call, path: path.clone() }).unwrap();
+        run_for(300).await;
+        let into_room = MediaCommand::MoveToRoom {
+            relay: call,
+            b_participant: agent,
+            room: 3_000_007,
+            ports,
+            remotes,
+            audio_pt: codec.0,
+            telephone_event_pt: codec.1,
+        };
+        media.execute(into_room).unwrap();
+        run_for(300).await;
+        assert!(rx.try_recv().is_err(), "nothing is finished by the move");
+        media
+            .execute(MediaCommand::MoveToRelay { relay: call, b_participant: agent, ports, remotes })
+            .unwrap();
+        run_for(300).await;
+        assert!(rx.try_recv().is_err(), "nor by the move back");
+        media.execute(MediaCommand::Close { relay: call }).unwrap();
+        let Ok(MediaEvent::Recorded { relay, path: got, bytes }) = rx.try_recv() else {
+            panic!("one recording")
+        };
+        assert_eq!((relay, got.as_str()), (call, path.as_str()));
+        assert!(rx.try_recv().is_err(), "and only one");
+        let file = std::fs::read(dir.path().join(&path)).unwrap();
+        assert_eq!(bytes, file.len() as u64);
+        let wav = crate::media::audio::wav::parse(&file).unwrap();
+        let ms = wav.mono_pcm16().len() / 8;
+        // Three stretches of 300 ms, one frame per 20 ms tick wherever the call was.
+        assert!((800..=1_100).contains(&ms), "{ms} ms recorded");
+    }
+
+    #[tokio::test]
+    async fn a_recording_started_or_stopped_in_a_room_is_the_rooms() {
+        use crate::media::{MediaCommand, RelayManager};
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = mpsc::channel(16);
+        let media = RelayManager::with_media(IpAddr::from([127, 0, 0, 1]), Some(tx), Some(dir.path().into()));
+        let (call, agent) = (RelayId(8), RelayId(8 | 1 << 62));
+        let ports = [free_pair(), free_pair()];
+        media
+            .execute(MediaCommand::Open {
+                relay: call,
+                a_port: ports[0],
+                b_port: ports[1],
+                a_remote: None,
+                b_remote: None,
+            })
+            .unwrap();
+        let into_room = MediaCommand::MoveToRoom {
+            relay: call,
+            b_participant: agent,
+            room: 3_000_008,
+            ports,
+            remotes: [None, None],
+            audio_pt: 0,
+            telephone_event_pt: None,
+        };
+        media.execute(into_room).unwrap();
+        media.execute(MediaCommand::Record { relay: call, path: "d/call-8.wav".into() }).unwrap();
+        run_for(200).await;
+        media.execute(MediaCommand::StopRecord { relay: call }).unwrap();
+        assert!(matches!(rx.try_recv(), Ok(MediaEvent::Recorded { relay, .. }) if relay == call));
+        // Started again, it ends with the call's side B leaving.
+        media.execute(MediaCommand::Record { relay: call, path: "d/call-8-2.wav".into() }).unwrap();
+        media.execute(MediaCommand::Close { relay: agent }).unwrap();
+        assert!(matches!(rx.try_recv(), Ok(MediaEvent::Recorded { path, .. }) if path == "d/call-8-2.wav"));
+        media.close_all();
     }
 
     #[tokio::test]

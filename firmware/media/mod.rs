@@ -164,6 +164,39 @@ pub enum MediaCommand {
         /// What the supervisor hears and who hears them.
         mode: MonitorMode,
     },
+    /// Moves a two-party call from its relay into a room on the same two ports (a supervised
+    /// call, issue 6): the relay closes, side A joins as `relay` and side B as `b_participant`,
+    /// and a running recording goes on in the room, in the same file. The phones get no SIP
+    /// message; only the SSRC of what they receive changes.
+    MoveToRoom {
+        /// The call's relay; side A's seat keeps this id.
+        relay: RelayId,
+        /// Side B's seat.
+        b_participant: RelayId,
+        /// The room.
+        room: u32,
+        /// The relay's ports, side A then side B (even; RTCP is `port + 1`).
+        ports: [u16; 2],
+        /// Where each phone said (SDP) it receives RTP.
+        remotes: [Option<SocketAddr>; 2],
+        /// The G.711 payload type in use.
+        audio_pt: u8,
+        /// The telephone-event payload type, when negotiated.
+        telephone_event_pt: Option<u8>,
+    },
+    /// The reverse of [`MediaCommand::MoveToRoom`]: both seats leave the room (anyone else in
+    /// it stays), the relay opens again on their ports and a recording the room kept for the
+    /// call goes on in the relay, in the same file. The engine sends the `Codec`s afterwards.
+    MoveToRelay {
+        /// The call's relay (side A's seat).
+        relay: RelayId,
+        /// Side B's seat.
+        b_participant: RelayId,
+        /// The ports, side A then side B.
+        ports: [u16; 2],
+        /// Where each phone said (SDP) it receives RTP; the relay latches anew.
+        remotes: [Option<SocketAddr>; 2],
+    },
     /// Change a supervisor's mode towards an agent in the same room (issue 6).
     SetMonitor {
         /// The supervisor's relay id.
@@ -190,6 +223,8 @@ impl MediaCommand {
             | MediaCommand::SendDigits { relay, .. }
             | MediaCommand::JoinRoom { relay, .. }
             | MediaCommand::JoinRoomMonitoring { relay, .. }
+            | MediaCommand::MoveToRoom { relay, .. }
+            | MediaCommand::MoveToRelay { relay, .. }
             | MediaCommand::SetMonitor { relay, .. } => *relay,
         }
     }

@@ -76,9 +76,47 @@ impl SideState {
     }
 }
 
-struct Recording {
+/// A running call recording: the open file and its path. It can move between a relay and a
+/// conference room (a supervised call, issue 6) and stays one file.
+pub(crate) struct Recording {
     path: String,
     recorder: Recorder<BufWriter<File>>,
+}
+
+impl Recording {
+    /// Creates `dir/path` (and its day folder) and writes the header.
+    pub(crate) fn create(dir: &Path, path: &str, law: Law) -> std::io::Result<Recording> {
+        let full: PathBuf = dir.join(path);
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let file = File::create(&full)?;
+        let recorder =
+            Recorder::new(BufWriter::new(file), law).map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(Recording { path: path.to_string(), recorder })
+    }
+
+    /// Appends one 20 ms frame.
+    pub(crate) fn write(&mut self, frame: &[i16]) -> Result<(), super::audio::recorder::RecordError> {
+        self.recorder.write(frame)
+    }
+
+    /// The path given in `Record`.
+    pub(crate) fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Completes the file (header sizes written) and returns what to report for `relay`.
+    pub(crate) fn finish(self, relay: RelayId) -> MediaEvent {
+        let bytes = match self.recorder.finish() {
+            Ok((_, bytes)) => bytes,
+            Err(e) => {
+                log::warn!("relay {}: finishing recording {} failed: {e}", relay.0, self.path);
+                0
+            }
+        };
+        MediaEvent::Recorded { relay, path: self.path, bytes }
+    }
 }
 
 /// The processing state of one relay.
@@ -330,30 +368,33 @@ impl Processing {
         if self.recording.is_some() {
             return Ok(());
         }
-        let full: PathBuf = dir.join(path);
-        if let Some(parent) = full.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        let file = File::create(&full)?;
         // µ-law unless both sides speak A-law (the recording stays G.711 either way).
         let law = if self.sides.iter().all(|s| s.law == Some(Law::A)) { Law::A } else { Law::Mu };
-        let recorder =
-            Recorder::new(BufWriter::new(file), law).map_err(|e| std::io::Error::other(e.to_string()))?;
-        self.recording = Some(Recording { path: path.to_string(), recorder });
+        self.recording = Some(Recording::create(dir, path, law)?);
         Ok(())
     }
 
     /// Finishes the recording (header sizes written) and reports it.
     pub fn stop_record(&mut self) {
         let Some(rec) = self.recording.take() else { return };
-        let bytes = match rec.recorder.finish() {
-            Ok((_, bytes)) => bytes,
-            Err(e) => {
-                log::warn!("relay {}: finishing recording {} failed: {e}", self.relay.0, rec.path);
-                0
-            }
-        };
-        self.push_event(MediaEvent::Recorded { relay: self.relay, path: rec.path, bytes });
+        let ev = rec.finish(self.relay);
+        self.push_event(ev);
+    }
+
+    /// Takes the running recording away unfinished, to continue it elsewhere (a room).
+    pub(crate) fn take_recording(&mut self) -> Option<Recording> {
+        self.recording.take()
+    }
+
+    /// Continues a recording taken from elsewhere (a room) in the same file. A recording
+    /// already running here wins; the other one is finished and reported.
+    pub(crate) fn resume_recording(&mut self, rec: Recording) {
+        if self.recording.is_some() {
+            let ev = rec.finish(self.relay);
+            self.push_event(ev);
+            return;
+        }
+        self.recording = Some(rec);
     }
 
     fn push_event(&mut self, ev: MediaEvent) {

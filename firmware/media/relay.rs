@@ -260,6 +260,21 @@ impl RelayManager {
             }),
             MediaCommand::Record { relay, path } => {
                 let dir = self.inner.recordings.clone().unwrap_or_else(|| PathBuf::from("recordings"));
+                if self.inner.rooms.contains(relay) {
+                    // A call hosted by a room (supervised): the room records it. It decodes
+                    // every seat to PCM, so the file's law is free: µ-law, as most relays write.
+                    if !self.inner.rooms.hosts_call(relay) {
+                        return Err(RelayError::Room(format!("relay {} hosts no call to record", relay.0)));
+                    }
+                    let law = super::audio::g711::Law::Mu;
+                    let file = super::process::Recording::create(&dir, &path, law)
+                        .map_err(|e| RelayError::Record { path: path.clone(), reason: e.to_string() })?;
+                    return self.inner.rooms.record_call(relay, file).map_err(|file| {
+                        // Recorded already (or the call left meanwhile): this file is closed.
+                        self.send_events(vec![file.finish(relay)]);
+                        RelayError::Room(format!("call {} is recorded already", relay.0))
+                    });
+                }
                 self.with_processing(relay, |p| {
                     p.record(&dir, &path).map_err(|e| RelayError::Record { path, reason: e.to_string() })
                 })
@@ -268,10 +283,17 @@ impl RelayManager {
                 p.send_digits(side, &digits, now());
                 Ok(())
             }),
-            MediaCommand::StopRecord { relay } => self.with_processing(relay, |p| {
-                p.stop_record();
-                Ok(())
-            }),
+            MediaCommand::StopRecord { relay } => {
+                if self.inner.rooms.contains(relay) {
+                    let finished = self.inner.rooms.take_recording(relay).map(|f| f.finish(relay));
+                    self.send_events(finished.into_iter().collect());
+                    return Ok(());
+                }
+                self.with_processing(relay, |p| {
+                    p.stop_record();
+                    Ok(())
+                })
+            }
             MediaCommand::JoinRoom { relay, room, port, remote, audio_pt, telephone_event_pt } => {
                 self.inner.rooms.join(relay, room, port, remote, audio_pt, telephone_event_pt)
             }
@@ -293,7 +315,63 @@ impl RelayManager {
                 Some((agent, mode)),
             ),
             MediaCommand::SetMonitor { relay, agent, mode } => self.inner.rooms.monitor(relay, agent, mode),
+            MediaCommand::MoveToRoom {
+                relay,
+                b_participant,
+                room,
+                ports,
+                remotes,
+                audio_pt,
+                telephone_event_pt,
+            } => {
+                let recording = self.close_keeping_recording(relay);
+                let rooms = &self.inner.rooms;
+                let codec = (audio_pt, telephone_event_pt);
+                let joined = rooms.join_with(relay, room, ports[0], remotes[0], codec, None).and_then(|()| {
+                    rooms.join_with(b_participant, room, ports[1], remotes[1], codec, None).inspect_err(
+                        |_| {
+                            rooms.leave(relay);
+                        },
+                    )
+                });
+                match (joined, recording) {
+                    (Ok(()), rec) => {
+                        rooms.host_call(room, [relay, b_participant], rec);
+                        Ok(())
+                    }
+                    (Err(e), rec) => {
+                        self.send_events(rec.map(|r| r.finish(relay)).into_iter().collect());
+                        Err(e)
+                    }
+                }
+            }
+            MediaCommand::MoveToRelay { relay, b_participant, ports, remotes } => {
+                let recording = self.inner.rooms.take_recording(relay);
+                self.inner.rooms.leave(relay);
+                self.inner.rooms.leave(b_participant);
+                match (self.open(relay, ports[0], ports[1], remotes[0], remotes[1]), recording) {
+                    (Ok(()), Some(rec)) => self.with_processing(relay, |p| {
+                        p.resume_recording(rec);
+                        Ok(())
+                    }),
+                    (Ok(()), None) => Ok(()),
+                    (Err(e), rec) => {
+                        self.send_events(rec.map(|r| r.finish(relay)).into_iter().collect());
+                        Err(e)
+                    }
+                }
+            }
         }
+    }
+
+    /// Closes `relay` (if open) as `Close` does, but hands back a running recording unfinished.
+    fn close_keeping_recording(&self, relay: RelayId) -> Option<super::process::Recording> {
+        let entry = self.relays().remove(&relay)?;
+        let recording = lock(&entry.relay).processing.as_mut().and_then(|p| p.take_recording());
+        let events = close(entry);
+        self.send_events(events);
+        log::debug!("relay {} closed into a room", relay.0);
+        recording
     }
 
     /// Counters and remotes of an open relay.

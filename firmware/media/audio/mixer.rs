@@ -269,6 +269,25 @@ impl Mixer {
         Ok(())
     }
 
+    /// What a call recording of `parties` takes this tick: their own inputs plus every other
+    /// input at least one of them hears (a whisper to one party is in it, a listener is not).
+    /// Call it after the inputs and before [`Mixer::mix`], which clears them. Unknown parties
+    /// are skipped.
+    pub fn heard_by_any(&self, parties: &[ParticipantId]) -> Frame20 {
+        let mut acc = [0i32; FRAME_SAMPLES];
+        for slot in self.slots.iter().filter(|s| s.has_input) {
+            let recorded = parties.contains(&slot.id) || parties.iter().any(|p| self.is_audible(*p, slot.id));
+            if recorded {
+                add(&mut acc, &slot.input, 1);
+            }
+        }
+        let mut out = SILENT_FRAME;
+        for (o, a) in out.iter_mut().zip(acc.iter()) {
+            *o = (*a).clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+        }
+        out
+    }
+
     /// Mixes this tick: computes every listener's output and clears all inputs.
     pub fn mix(&mut self) {
         let mut total = [0i32; FRAME_SAMPLES];
@@ -368,6 +387,32 @@ mod tests {
             m.add_participant(id).unwrap();
         }
         m
+    }
+
+    /// The recording of parties A and B in `mode`, with A, B, C (a plain member) and SUP talking.
+    fn recorded(mode: Option<MonitorMode>) -> i16 {
+        let mut m = room(&[A, B, SUP]);
+        if let Some(mode) = mode {
+            m.monitor(SUP, A, mode).unwrap();
+        }
+        for id in [A, B, SUP] {
+            m.set_input(id, &[level(id); FRAME_SAMPLES]).unwrap();
+        }
+        let frame = m.heard_by_any(&[A, B]);
+        m.mix();
+        frame[0]
+    }
+
+    #[test]
+    fn a_recording_holds_the_parties_and_only_what_one_of_them_heard() {
+        assert_eq!(recorded(Some(MonitorMode::Listen)), 11, "a listener is in no one's ear");
+        assert_eq!(recorded(Some(MonitorMode::Whisper)), 1011, "the agent heard the whisper");
+        assert_eq!(recorded(Some(MonitorMode::Barge)), 1011);
+        assert_eq!(recorded(None), 1011, "a plain member is heard by both");
+        let mut m = room(&[A, B]);
+        m.set_input(A, &[level(A); FRAME_SAMPLES]).unwrap();
+        m.mix();
+        assert_eq!(m.heard_by_any(&[A, B])[0], 0, "inputs do not linger after a mix");
     }
 
     #[test]
