@@ -434,6 +434,20 @@ mod tests {
     }
 
     #[test]
+    fn a_queue_box_pin_needs_four_digits_and_a_number_and_is_never_echoed() {
+        let ok = format!(
+            "{EXTS}[[queue]]\nname = \"q\"\nnumber = \"6000\"\nmembers = [\"201\"]\npin = \"4321\"\n"
+        );
+        let c = parse_str(&ok, "box.toml").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.callcenter.pin_by_number("6000"), Some("4321"));
+        assert_eq!(c.callcenter.members_by_number("6000"), Some(vec!["201".to_string()]));
+        let e = refused("[[queue]]\nname = \"q\"\nnumber = \"6000\"\nmembers = [\"201\"]\npin = \"98x\"\n");
+        assert!(e.contains("queue[1].pin") && e.contains("4 digits") && !e.contains("98x"), "{e}");
+        let e = refused("[[queue]]\nname = \"q\"\nmembers = [\"201\"]\npin = \"1234\"\n");
+        assert!(e.contains("queue[1].pin") && e.contains("without a `number`"), "{e}");
+    }
+
+    #[test]
     fn an_unknown_member_a_clashing_number_and_a_bad_destination_are_refused() {
         let e = refused("[[queue]]\nname = \"q\"\nmembers = [\"299\"]\n");
         assert!(e.contains("queue[1].members[1]") && e.contains("299 is not an extension"), "{e}");
