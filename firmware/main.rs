@@ -32,6 +32,13 @@ enum Command {
         /// Address to bind SIP and RTP to (default 0.0.0.0).
         #[arg(long = "bind")]
         bind: Option<IpAddr>,
+        /// Hardware watchdog device to pet while every critical loop is alive (e.g.
+        /// /dev/watchdog). Never opened unless given: opening arms the board's reset.
+        #[arg(long = "watchdog")]
+        watchdog: Option<PathBuf>,
+        /// Allow `debug ...` console commands (`debug hang LOOP`); tests and bench work only.
+        #[arg(long = "allow-debug")]
+        allow_debug: bool,
     },
     /// Technician console of a running box: one command, or interactive without one.
     Console {
@@ -46,7 +53,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { data, config, sip_port, rtp_ports, bind } => {
+        Command::Run { data, config, sip_port, rtp_ports, bind, watchdog, allow_debug } => {
             hakoden::logger::init();
             let config = match config.as_deref().map(hakoden::config::load_file) {
                 Some(Ok(c)) => Some(c),
@@ -63,7 +70,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let opts = RunOptions { data_dir: data, config, sip_port, rtp_ports, bind };
+            let opts = RunOptions { data_dir: data, config, sip_port, rtp_ports, bind, watchdog, allow_debug };
             match runtime.block_on(daemon::run(opts)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

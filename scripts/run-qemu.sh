@@ -75,7 +75,7 @@ fwd="hostfwd=udp:127.0.0.1:$SIP_PORT-:$SIP_PORT,hostfwd=tcp:127.0.0.1:$SIP_PORT-
 fwd="$fwd,hostfwd=tcp:127.0.0.1:$HTTPS_PORT-:8443,hostfwd=tcp:127.0.0.1:$CONSOLE_PORT-:2323"
 for ((p = RTP_LO; p <= RTP_HI; p++)); do fwd="$fwd,hostfwd=udp:127.0.0.1:$p-:$p"; done
 
-append="console=ttyAMA0 panic=5 hakoden.sip_port=$SIP_PORT hakoden.rtp=$RTP_PORTS hakoden.advertise=127.0.0.1"
+append="console=ttyAMA0 quiet panic=5 hakoden.sip_port=$SIP_PORT hakoden.rtp=$RTP_PORTS hakoden.advertise=127.0.0.1"
 [ "$DEBUG" = 1 ] && append="$append hakoden.debug=1"
 [ -n "$APPEND_MORE" ] && append="$append $APPEND_MORE"
 
