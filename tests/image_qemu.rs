@@ -29,6 +29,9 @@ const RTP_FORWARDS: u16 = 20;
 const MIN_RELAYED_PACKETS: u64 = 40;
 /// SIPp runs against an emulated box: more than the loopback default.
 const SIPP_TIMEOUT: Duration = Duration::from_secs(40);
+/// The host as QEMU's user network shows it to the guest; packets to it leave on the host's
+/// loopback.
+const QEMU_HOST_ALIAS: &str = "10.0.2.2";
 /// Build of the image from the test (only when nothing built it before).
 const BUILD_TIMEOUT: Duration = Duration::from_secs(1_500);
 
@@ -218,11 +221,14 @@ fn the_image_boots_calls_rolls_back_an_uncommitted_slot_and_resets_on_a_hang() {
     register(&bob, bob_port);
     register(&alice, alice_port);
     let sink = RtpSink::bind(ports.port());
-    let callee = Sipp::new("uas_answer.xml", &sipdir)
+    // The guest cannot reach 127.0.0.1 (its own loopback): the answer names QEMU's alias
+    // for this host, and slirp carries the relay's RTP to the sink on 127.0.0.1.
+    let callee = Sipp::new("uas_answer_nat.xml", &sipdir)
         .remote(&remote)
         .local_port(bob_port)
         .media_port(ports.port())
         .key("rtpport", sink.port())
+        .key("rtpaddr", QEMU_HOST_ALIAS)
         .timeout(SIPP_TIMEOUT)
         .spawn();
     wait_udp_bound(bob_port);
