@@ -70,7 +70,8 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let opts = RunOptions { data_dir: data, config, sip_port, rtp_ports, bind, watchdog, allow_debug };
+            let opts =
+                RunOptions { data_dir: data, config, sip_port, rtp_ports, bind, watchdog, allow_debug };
             match runtime.block_on(daemon::run(opts)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -155,12 +155,7 @@ struct Board {
 impl Heartbeats {
     /// A board with no loop registered; `allow_debug` permits [`Heartbeats::hang`].
     pub fn new(base: Instant, allow_debug: bool) -> Heartbeats {
-        Heartbeats(Arc::new(Board {
-            base,
-            beats: Default::default(),
-            hang: Default::default(),
-            allow_debug,
-        }))
+        Heartbeats(Arc::new(Board { base, beats: Default::default(), hang: Default::default(), allow_debug }))
     }
 
     /// Starts judging `which`, counting `now` as its first heartbeat.

@@ -7,6 +7,8 @@
 //! booted once). The image is `HAKODEN_IMAGE`, else `target/images/hakoden-qemu-virt-aarch64.img`,
 //! built by `scripts/build-image.sh` when missing. One test, one boot: every phase reuses the
 //! running guest, which keeps the whole run to about a minute after the image exists.
+// A driver test: it waits on a real emulator and measures wall time.
+#![allow(clippy::disallowed_methods)]
 mod common;
 
 use common::{g711a_pcap, require_tool, wait_udp_bound, PortBlock, RtpSink, Sipp};
@@ -44,7 +46,12 @@ struct Serial {
 
 impl Serial {
     /// Waits for a line after index `from` that satisfies `want`; returns its index and text.
-    fn wait_for(&self, from: usize, timeout: Duration, want: impl Fn(&str) -> bool) -> Option<(usize, String)> {
+    fn wait_for(
+        &self,
+        from: usize,
+        timeout: Duration,
+        want: impl Fn(&str) -> bool,
+    ) -> Option<(usize, String)> {
         let deadline = Instant::now() + timeout;
         let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
         loop {
@@ -103,9 +110,18 @@ impl Guest {
         Guest { child, stdin, serial, pidfile }
     }
 
-    fn expect(&self, from: usize, timeout: Duration, what: &str, want: impl Fn(&str) -> bool) -> (usize, String) {
+    fn expect(
+        &self,
+        from: usize,
+        timeout: Duration,
+        what: &str,
+        want: impl Fn(&str) -> bool,
+    ) -> (usize, String) {
         self.serial.wait_for(from, timeout, want).unwrap_or_else(|| {
-            panic!("no {what} on the serial console within {timeout:?}\n--- serial ---\n{}", self.serial.tail(80))
+            panic!(
+                "no {what} on the serial console within {timeout:?}\n--- serial ---\n{}",
+                self.serial.tail(80)
+            )
         })
     }
 
@@ -158,7 +174,13 @@ fn image() -> PathBuf {
     let logs = repo().join("target");
     let _ = std::fs::create_dir_all(&logs);
     let run = common::run_bounded(&mut cmd, &logs, "build-image", BUILD_TIMEOUT);
-    assert!(built.is_file(), "build-image.sh made no image (exit {:?}):\n{}\n{}", run.code, run.stdout, run.stderr);
+    assert!(
+        built.is_file(),
+        "build-image.sh made no image (exit {:?}):\n{}\n{}",
+        run.code,
+        run.stdout,
+        run.stderr
+    );
     built
 }
 
@@ -261,15 +283,16 @@ fn the_image_boots_calls_rolls_back_an_uncommitted_slot_and_resets_on_a_hang() {
     // A/B: a one-shot trial of slot b that never commits falls back to the committed a.
     let from = guest.serial.len();
     guest.type_line("hakoden-slot try b && reboot");
-    let (at, _) =
-        guest.expect(from, RESET_TIMEOUT, "trial boot of slot b", |l| l.contains("stage1: slot=b source=try_slot trial=1"));
+    let (at, _) = guest.expect(from, RESET_TIMEOUT, "trial boot of slot b", |l| {
+        l.contains("stage1: slot=b source=try_slot trial=1")
+    });
     guest.expect(at, RESET_TIMEOUT, "ready line in slot b", |l| l.contains("hakoden: ready "));
     let status = guest.shell_value("SLOT", "hakoden-slot status | tr '\\n' ' '");
     assert!(status.contains("running=b trial=1") && status.contains("committed=a"), "{status}");
     let from = guest.serial.len();
     guest.type_line("reboot");
-    let (at, _) =
-        guest.expect(from, RESET_TIMEOUT, "rollback to slot a", |l| l.contains("stage1: slot=a source=committed"));
+    let (at, _) = guest
+        .expect(from, RESET_TIMEOUT, "rollback to slot a", |l| l.contains("stage1: slot=a source=committed"));
     guest.expect(at, RESET_TIMEOUT, "ready line after the rollback", |l| l.contains("hakoden: ready "));
 
     // Watchdog: a hung SIP loop stops the petting; the i6300esb resets the board.
