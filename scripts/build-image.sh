@@ -186,6 +186,8 @@ D="$WORK/data"
 mkdir -p "$D/boot" "$D/hakoden"
 echo a >"$D/boot/slot"
 find "$D" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+rm -f "$WORK/data.ext4"
+truncate -s "${DATA_MIB}M" "$WORK/data.ext4"
 mkfs.ext4 -q -F -L data -U "$DATA_FS_UUID" -E "hash_seed=$DATA_HASH_SEED,root_owner=0:0" \
     -d "$D" "$WORK/data.ext4" "${DATA_MIB}M"
 # mkfs.ext4 1.47.0 copies each file's ctime from the host (touch cannot set it): pinned here.

@@ -129,6 +129,7 @@ step "tests" run_tests "$@"
 if [ "${HAKODEN_IMAGE_STEP:-1}" != 0 ]; then
     step "image tools" image_tools
     step "image build" bash scripts/build-image.sh qemu-virt-aarch64
+    step "image reproducible" bash scripts/check-reproducible.sh qemu-virt-aarch64
     step "image test (qemu)" image_test
 fi
 summary
