@@ -291,6 +291,8 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
             .ok()
     });
     let mut beat_tick = tokio::time::interval(crate::watchdog::PROBE_INTERVAL);
+    // After a busy stretch one wake-up is enough, not a burst of missed ticks.
+    beat_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let shown = if config.sip.bind.is_unspecified() { advertise } else { config.sip.bind };
     println!(
