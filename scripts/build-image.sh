@@ -69,13 +69,15 @@ fi
 rm -rf "$WORK"
 mkdir -p "$WORK" "$CACHE"
 fetch_deb() {  # fetch_deb PACKAGE:ARCH -> path of the .deb in the cache
-    local pkg="$1" deb
-    deb=$(ls "$CACHE"/"${pkg%%:*}"_*.deb 2>/dev/null | sort | tail -n1 || true)
+    # The cache holds several architectures: the file name's arch suffix must match.
+    local pkg="$1" deb pattern
+    pattern="${pkg%%:*}_*_${pkg##*:}.deb"
+    deb=$(cd "$CACHE" && ls $pattern 2>/dev/null | sort | tail -n1 || true)
     if [ -z "$deb" ]; then
         (cd "$CACHE" && apt_download "$pkg" >&2)
-        deb=$(ls "$CACHE"/"${pkg%%:*}"_*.deb | sort | tail -n1)
+        deb=$(cd "$CACHE" && ls $pattern | sort | tail -n1)
     fi
-    echo "$deb"
+    echo "$CACHE/$deb"
 }
 # armhf cannot be added to dpkg here (its index breaks apt-get update); it is read through a
 # private apt state with bookworm main only.
