@@ -52,6 +52,10 @@ pub struct RunOptions {
     pub https_port: Option<u16>,
     /// `--http-port` (0 = no redirect listener)
     pub http_port: Option<u16>,
+    /// `--watchdog DEVICE`: the hardware watchdog to pet (crate::watchdog).
+    pub watchdog: Option<PathBuf>,
+    /// `--allow-debug`: `debug hang LOOP` on the console.
+    pub allow_debug: bool,
 }
 
 /// Why the box could not start.
@@ -316,6 +320,17 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
             crate::web::ADMIN_USER
         );
     }
+    let heartbeats = crate::watchdog::Heartbeats::new(start, opts.allow_debug);
+    spawn_heartbeat_probes(&heartbeats, &relay, &store);
+    let watchdog = opts.watchdog.as_deref().and_then(|dev| {
+        crate::watchdog::Watchdog::start(dev, heartbeats.clone())
+            .map_err(|e| log::error!("watchdog: cannot open {}: {e}; running without it", dev.display()))
+            .ok()
+    });
+    let mut beat_tick = tokio::time::interval(crate::watchdog::PROBE_INTERVAL);
+    // After a busy stretch one wake-up is enough, not a burst of missed ticks.
+    beat_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
     println!(
         "hakoden: ready sip={} udp+tcp rtp={}-{} data={}{}",
         SocketAddr::new(shown, config.sip.port),
@@ -340,6 +355,8 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         tokio::select! {
             biased;
             _ = &mut shutdown => break,
+            // Wakes an idle engine loop so its heartbeat (below) keeps coming.
+            _ = beat_tick.tick() => {}
             msg = inbox.recv() => {
                 let Some(msg) = msg else { break };
                 let t = now();
@@ -366,6 +383,14 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                         ConsoleCommand::ListImport { kind, path } => {
                             let reply = import_list(&mut engine, kind, &path, Some(&opts.data_dir));
                             let _ = req.reply.send(reply);
+                        }
+                        // Answered first: a hang of this loop happens at its next heartbeat.
+                        ConsoleCommand::DebugHang(which) => {
+                            let text = match heartbeats.hang(which) {
+                                Ok(()) => format!("the {which} loop hangs now; the watchdog resets the box"),
+                                Err(e) => format!("error: {e}"),
+                            };
+                            let _ = req.reply.send(text);
                         }
                         ConsoleCommand::ShowOutbox => {
                             let _ = req.reply.send(notifier.show());
@@ -506,6 +531,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         }
         flush(&mut engine, &sockets, &relay, &cdr_sink, &event_sink, &mut voicemail).await;
         persist_forwards(&mut engine, &store);
+        heartbeats.beat(crate::watchdog::Loop::Sip, now());
     }
     log::info!("shutting down");
     // Take our registrations off the providers (best effort: no wait for the answers).
@@ -518,7 +544,45 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), cdr_writer).await;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), event_writer).await;
     let _ = std::fs::remove_file(&socket_path);
+    if let Some(w) = watchdog {
+        w.close();
+    }
     Ok(())
+}
+
+/// Beats for the loops that have no tick of their own: the media relays (their shared
+/// manager answers) and the store (a read goes through). The engine loop beats itself.
+fn spawn_heartbeat_probes(beats: &crate::watchdog::Heartbeats, relay: &RelayManager, store: &Store) {
+    use crate::watchdog::{Loop, PROBE_INTERVAL};
+    beats.register(Loop::Sip, now());
+    beats.register(Loop::Media, now());
+    beats.register(Loop::Store, now());
+    {
+        let (beats, relay) = (beats.clone(), relay.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PROBE_INTERVAL);
+            loop {
+                tick.tick().await;
+                let _ = relay.active();
+                beats.beat(Loop::Media, now());
+            }
+        });
+    }
+    let (beats, store) = (beats.clone(), store.clone());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PROBE_INTERVAL);
+        loop {
+            tick.tick().await;
+            let (b, s) = (beats.clone(), store.clone());
+            // Off the runtime: a wedged store blocks this probe, never a worker thread.
+            let probe = tokio::task::spawn_blocking(move || {
+                if s.last_call_id().is_ok() {
+                    b.beat(Loop::Store, now());
+                }
+            });
+            let _ = probe.await;
+        }
+    });
 }
 
 /// `show events` and `report` over the call-center event log (blocking: runs on the pool).
@@ -1245,6 +1309,8 @@ fn answer_console(
         | ConsoleCommand::WebResetAdmin
         | ConsoleCommand::WebCert { .. } => s = "error: internal".into(),
         ConsoleCommand::ShowEvents(_) | ConsoleCommand::Report { .. } => s = "error: internal".into(),
+        // Answered in the run loop (it owns the heartbeats).
+        ConsoleCommand::DebugHang(_) => s = "error: internal".into(),
     }
     s.trim_end().to_string()
 }

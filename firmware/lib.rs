@@ -11,6 +11,7 @@
 //! - [`apps`]: routing building blocks on top of the engine (time rules, trunks; issue 4).
 //! - [`web`]: the HTTPS admin: JSON API, users, sessions, the embedded pages (issue 7).
 //! - [`notify`]: voicemail e-mail (SMTP) and chat notifications with a retrying outbox (issue 5).
+//! - [`watchdog`]: loop heartbeats and the hardware watchdog driver (issue 8).
 //!
 //! Logic rooms (`engine`, `sip`'s transaction code, `media::sdp`, `media::pool`) do no I/O and
 //! read no clock; clippy's `disallowed_methods` enforces the clock half of that rule.
@@ -28,6 +29,7 @@ pub mod media;
 pub mod notify;
 pub mod sip;
 pub mod store;
+pub mod watchdog;
 pub mod web;
 
 /// The firmware version, stamped by `build.rs` (package version + git revision).

@@ -38,6 +38,13 @@ enum Command {
         /// Plain-HTTP port that redirects to HTTPS (default 8080; 0 = off).
         #[arg(long = "http-port")]
         http_port: Option<u16>,
+        /// Hardware watchdog device to pet while every critical loop is alive (e.g.
+        /// /dev/watchdog). Never opened unless given: opening arms the board's reset.
+        #[arg(long = "watchdog")]
+        watchdog: Option<PathBuf>,
+        /// Allow `debug ...` console commands (`debug hang LOOP`); tests and bench work only.
+        #[arg(long = "allow-debug")]
+        allow_debug: bool,
     },
     /// Technician console of a running box: one command, or interactive without one.
     Console {
@@ -52,7 +59,17 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { data, config, sip_port, rtp_ports, bind, https_port, http_port } => {
+        Command::Run {
+            data,
+            config,
+            sip_port,
+            rtp_ports,
+            bind,
+            https_port,
+            http_port,
+            watchdog,
+            allow_debug,
+        } => {
             hakoden::logger::init();
             let config = match config.as_deref().map(hakoden::config::load_file) {
                 Some(Ok(c)) => Some(c),
@@ -69,8 +86,17 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let opts =
-                RunOptions { data_dir: data, config, sip_port, rtp_ports, bind, https_port, http_port };
+            let opts = RunOptions {
+                data_dir: data,
+                config,
+                sip_port,
+                rtp_ports,
+                bind,
+                https_port,
+                http_port,
+                watchdog,
+                allow_debug,
+            };
             match runtime.block_on(daemon::run(opts)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

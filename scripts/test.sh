@@ -134,10 +134,31 @@ run_tests() {
     fi
 }
 
+# The appliance image (issue 8): installs the cross toolchain and qemu, builds the
+# qemu-virt-aarch64 image, then boots it in tests/image_qemu.rs. HAKODEN_IMAGE_STEP=0 skips it.
+image_tools() {
+    # shellcheck source=image-deps.sh
+    . scripts/image-deps.sh
+    image_deps --qemu || return $?
+    image_rust_target aarch64-unknown-linux-musl || return $?
+}
+
+image_test() {
+    HAKODEN_SKIP_IMAGE=0 cargo test --test image_qemu -- --nocapture || return $?
+}
+
 step "install tools" install_tools
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --all-targets -- -D warnings
 step "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 step "cargo build --tests" cargo test --no-run
+# The image test boots QEMU once, in its own step below.
+export HAKODEN_SKIP_IMAGE=1
 step "tests" run_tests "$@"
+if [ "${HAKODEN_IMAGE_STEP:-1}" != 0 ]; then
+    step "image tools" image_tools
+    step "image build" bash scripts/build-image.sh qemu-virt-aarch64
+    step "image reproducible" bash scripts/check-reproducible.sh qemu-virt-aarch64
+    step "image test (qemu)" image_test
+fi
 summary

@@ -58,6 +58,9 @@ pub const MAX_LOG_TAIL: usize = crate::logger::RING_LINES;
 /// What the technician asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConsoleCommand {
+    /// `debug hang LOOP`: block a critical loop to prove the watchdog reset (needs
+    /// `hakoden run --allow-debug`).
+    DebugHang(crate::watchdog::Loop),
     /// `show registrations`: phones registered now.
     ShowRegistrations,
     /// `show calls`: calls in progress.
@@ -215,6 +218,8 @@ pub fn help_text() -> String {
          audio import FILE NAME  convert a WAV on the box into audio file NAME\n\
          web reset-admin      new password for the web user admin (must be changed at login)\n\
          web cert CERT KEY    install a PEM certificate chain and key for the web admin\n\
+         debug hang LOOP      block sip, media, store or web to prove the watchdog reset\n\
+         \x20                    (only on a box run with --allow-debug)\n\
          help                 this list\n\
          quit, exit           leave the console"
     )
@@ -233,6 +238,9 @@ pub fn parse_command(line: &str) -> Result<ConsoleCommand, String> {
         [w, rest @ ..] if abbreviates(w, "agent", 2) => parse_agent(line.trim(), rest),
         [w, rest @ ..] if abbreviates(w, "audio", 2) => parse_audio(line.trim(), rest),
         [w, rest @ ..] if abbreviates(w, "report", 3) => parse_report(rest),
+        [w, h, l] if *w == "debug" && *h == "hang" => crate::watchdog::Loop::parse(l)
+            .map(ConsoleCommand::DebugHang)
+            .ok_or_else(|| format!("`{l}` is not a loop: sip, media, store or web")),
         [w, g, ..] if (abbreviates(w, "voicemail", 2) || *w == "vm") && abbreviates(g, "greeting", 1) => {
             parse_greeting(line.trim())
         }

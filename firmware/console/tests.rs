@@ -36,6 +36,16 @@ fn full_and_abbreviated_commands_parse() {
 }
 
 #[test]
+fn debug_hang_names_one_of_the_watchdog_loops() {
+    use crate::watchdog::Loop;
+    assert_eq!(parse_command("debug hang sip"), Ok(ConsoleCommand::DebugHang(Loop::Sip)));
+    assert_eq!(parse_command("DEBUG HANG Store"), Ok(ConsoleCommand::DebugHang(Loop::Store)));
+    let err = parse_command("debug hang engine").unwrap_err();
+    assert!(err.contains("sip, media, store or web"), "{err}");
+    assert!(parse_command("debug hang").is_err());
+}
+
+#[test]
 fn show_events_takes_an_optional_bounded_count() {
     assert_eq!(parse_command("show events"), Ok(ConsoleCommand::ShowEvents(DEFAULT_EVENTS_SHOW)));
     assert_eq!(parse_command("sh ev 5"), Ok(ConsoleCommand::ShowEvents(5)));
@@ -220,6 +230,7 @@ async fn start(dir: &Path) -> PathBuf {
                 }
                 ConsoleCommand::ShowExtensions => "error: no extensions here".to_string(),
                 ConsoleCommand::AudioImport { .. } | ConsoleCommand::AudioList => "audio".to_string(),
+                ConsoleCommand::DebugHang(l) => format!("hang {l}"),
                 ConsoleCommand::ShowEvents(_) | ConsoleCommand::Report { .. } => "callcenter".to_string(),
                 ConsoleCommand::ShowOutbox | ConsoleCommand::MailTest(_) => "notify".to_string(),
                 ConsoleCommand::VoicemailGreeting { .. } => "greeting".to_string(),
