@@ -257,6 +257,24 @@ fn a_declining_agent_is_reported_and_the_queue_tries_the_other_one() {
 }
 
 #[test]
+fn a_lone_agent_in_dnd_is_offered_the_call_once_per_ring_time_not_at_network_speed() {
+    let mut h = harness_with(Strategy::Linear);
+    h.register("201", 7001);
+    available(&mut h, "201");
+    h.send(provider(), &provider_invite(DID, "q4d"));
+    let inv = invites_to(&mut h, 7001).pop().expect("201 rings");
+    h.send(phone(7001), &answer(&inv, 486, "dnd", None, 7001));
+    assert!(invites_to(&mut h, 7001).is_empty(), "no INVITE straight after the 486");
+    assert_eq!(state(&h, "201"), AgentState::Available);
+    h.advance(Duration::from_secs(19));
+    assert!(invites_to(&mut h, 7001).is_empty());
+    h.advance(Duration::from_secs(1));
+    let inv = invites_to(&mut h, 7001).pop().expect("offered again after one ring time");
+    h.send(phone(7001), &answer(&inv, 603, "decline", None, 7001));
+    assert!(invites_to(&mut h, 7001).is_empty());
+}
+
+#[test]
 fn an_agent_who_does_not_answer_within_the_ring_time_is_cancelled_and_the_next_rings() {
     let mut h = harness_with(Strategy::Linear);
     h.register("201", 7001);
