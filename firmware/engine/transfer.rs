@@ -60,7 +60,7 @@ pub(super) enum LegKind {
 impl LegKind {
     /// Kinds that may ring several parties at once for one call (first answer wins).
     fn parallel(self) -> bool {
-        matches!(self, LegKind::Ivr | LegKind::Queue)
+        matches!(self, LegKind::Ivr | LegKind::Queue | LegKind::Blind { .. })
     }
 }
 
@@ -127,6 +127,8 @@ pub(super) struct CallRewire {
     pub(super) announcing: Option<(Side, Instant)>,
     /// `#9`: the consulting side, and the target once it answered.
     pub(super) consult: Option<(Side, Option<NewParty>)>,
+    /// A transfer to a sequential ring group: the members still to ring, with their ring time.
+    sequential: Vec<(String, Duration)>,
 }
 
 /// Everything re-wiring keeps beside the calls.
@@ -544,26 +546,42 @@ impl Engine {
             return Err(DialError::NotFound);
         }
         let Some(call) = self.calls.get(&id) else { return Err(DialError::NotNow) };
-        let Some((uri, peer)) = self.registrar.contacts(target, now).first().map(|b| (b.uri.clone(), b.peer))
-        else {
+        let mut contacts: Vec<(String, Peer)> =
+            self.registrar.contacts(target, now).iter().map(|b| (b.uri.clone(), b.peer)).collect();
+        if contacts.is_empty() {
             return Err(DialError::Unavailable);
-        };
+        }
+        if !matches!(kind, LegKind::Blind { .. }) {
+            // A queue cancels an agent by extension and an IVR's leg is one phone: one contact.
+            contacts.truncate(1);
+        }
         // The new party sees the party it will talk to as the caller.
         let presented = match kind {
             LegKind::Consult => call.ext(side).to_string(),
             _ => call.ext(side.other()).to_string(),
         };
-        let host = self.host_for(&peer);
-        let t = LegTarget {
-            label: target.to_string(),
-            uri,
-            peer,
-            from: format!("<sip:{presented}@{host}>"),
-            to: format!("<sip:{target}@{host}>"),
-            contact_user: presented,
-            trunk: None,
-        };
-        self.start_leg(now, id, side, kind, ring, t)
+        let (mut rung, mut last) = (0, DialError::NoPort);
+        for (uri, peer) in contacts {
+            let host = self.host_for(&peer);
+            let t = LegTarget {
+                label: target.to_string(),
+                uri,
+                peer,
+                from: format!("<sip:{presented}@{host}>"),
+                to: format!("<sip:{target}@{host}>"),
+                contact_user: presented.clone(),
+                trunk: None,
+            };
+            match self.start_leg(now, id, side, kind, ring, t) {
+                Ok(()) => rung += 1,
+                Err(e) => last = e,
+            }
+        }
+        if rung > 0 {
+            Ok(())
+        } else {
+            Err(last)
+        }
     }
 
     /// Dials the outside `number` over the trunk its outbound route picks to take over `side`
@@ -880,7 +898,15 @@ impl Engine {
         }
         log::info!("call {id}: {} did not take the call ({code})", leg.ext);
         let present = self.vacant_side(id) != Some(leg.side);
+        if matches!(leg.kind, LegKind::Blind { .. })
+            && !others_ringing
+            && self.ring_next_in_sequence(now, id, leg.side, leg.kind)
+        {
+            return;
+        }
         match leg.kind {
+            // A ring group's other members (or the target's other phones) still ring.
+            LegKind::Blind { .. } if others_ringing => {}
             LegKind::Blind { notify } if present => {
                 // The transfer failed and the transferor is still there: the call goes on as it
                 // was, and the transferor hears why.
@@ -1086,9 +1112,72 @@ impl Engine {
         if target.is_empty() || target.len() > MAX_TARGET_DIGITS {
             return Err(DialError::NotFound);
         }
-        self.dial_leg(now, id, transferor, target, LegKind::Blind { notify })?;
+        self.dial_transfer_target(now, id, transferor, target, LegKind::Blind { notify })?;
         self.music_to(id, transferor.other());
         Ok(())
+    }
+
+    /// Rings a transfer target through the dial plan: a ring group's members (ring-all: every
+    /// member at once; sequential: one after the other, each for the group's ring time), an
+    /// extension's every registered phone, or an outside number over the trunk (the
+    /// transferor's outbound policy applies).
+    fn dial_transfer_target(
+        &mut self,
+        now: Instant,
+        id: u64,
+        side: Side,
+        target: &str,
+        kind: LegKind,
+    ) -> Result<(), DialError> {
+        let group = self.cfg.dialplan.ring_groups.iter().find(|g| g.number == target).cloned();
+        if let Some(g) = group {
+            let ring = Duration::from_secs(u64::from(g.ring_s.max(1)));
+            let mut members: std::collections::VecDeque<String> = g.members.into();
+            if g.strategy == crate::config::RingStrategy::Sequential {
+                let mut last = DialError::Unavailable;
+                while let Some(m) = members.pop_front() {
+                    match self.dial_leg_for(now, id, side, &m, kind, ring) {
+                        Ok(()) => {
+                            self.rewire_of(id).sequential = members.into_iter().map(|m| (m, ring)).collect();
+                            return Ok(());
+                        }
+                        Err(e) => last = e,
+                    }
+                }
+                return Err(last);
+            }
+            let (mut rung, mut last) = (0, DialError::Unavailable);
+            for m in members {
+                match self.dial_leg_for(now, id, side, &m, kind, TRANSFER_RING) {
+                    Ok(()) => rung += 1,
+                    Err(e) => last = e,
+                }
+            }
+            return if rung > 0 { Ok(()) } else { Err(last) };
+        }
+        if self.extensions.contains_key(target) {
+            return self.dial_leg(now, id, side, target, kind);
+        }
+        let policy_ext = self.calls.get(&id).map(|c| c.ext(side).to_string()).unwrap_or_default();
+        self.dial_external_leg(now, id, side, target, &policy_ext, kind, TRANSFER_RING)
+    }
+
+    /// The next member of a sequential ring group a transfer rings, after a member failed;
+    /// true when one rings.
+    fn ring_next_in_sequence(&mut self, now: Instant, id: u64, side: Side, kind: LegKind) -> bool {
+        loop {
+            let next = self.rewiring.calls.get_mut(&id).and_then(|r| {
+                if r.sequential.is_empty() {
+                    None
+                } else {
+                    Some(r.sequential.remove(0))
+                }
+            });
+            let Some((m, ring)) = next else { return false };
+            if self.dial_leg_for(now, id, side, &m, kind, ring).is_ok() {
+                return true;
+            }
+        }
     }
 
     /// A REFER inside a call (RFC 3515): 202, then NOTIFYs with the outcome as sipfrag.
