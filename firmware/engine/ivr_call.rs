@@ -16,11 +16,13 @@
 //! - queue: the call enters the call-center queue (`queue_call.rs`).
 //! - voicemail box: the caller's voicemail flow starts on the answered call.
 //! - announcement: played, then the call ends.
-//! - outside number: not reachable from an answered call yet (the trunk path starts a fork
-//!   for an unanswered call only); the call ends with 480 (logged). See docs/ivr.md.
+//! - outside number: the box dials it over the trunk its outbound route picks, as a UAC leg
+//!   for side B ([`Engine::dial_external_leg`]; a DID call presents its DID, a phone's call
+//!   the phone's caller ID); the caller hears music meanwhile and is bridged on the answer. A
+//!   failure (refused route, busy, no answer) plays a short prompt, then the call ends.
 
 use super::super::cdr::HangupSide;
-use super::transfer::LegKind;
+use super::transfer::{LegKind, TRANSFER_RING};
 use super::{CallRoute, CallState, Side};
 use crate::apps::ivr::{IvrOutput, IvrSession, NameKind};
 use crate::apps::timerules::Destination;
@@ -284,10 +286,55 @@ impl Engine {
                     looped: false,
                 }));
             }
+            Destination::External(number) => {
+                // A DID call presents its DID (its `present`); a phone's call its own caller ID,
+                // and a phone barred from outside calls stays barred behind a menu.
+                let policy_ext = match self.calls.get(&id) {
+                    Some(c) if c.trunk.as_ref().is_some_and(|t| t.did.is_some()) => c.to_ext.clone(),
+                    Some(c) => c.from_ext.clone(),
+                    None => return,
+                };
+                self.rewire_of(id).vacant = Some(Side::B);
+                match self.dial_external_leg(
+                    now,
+                    id,
+                    Side::B,
+                    &number,
+                    &policy_ext,
+                    LegKind::Ivr,
+                    TRANSFER_RING,
+                ) {
+                    Ok(()) => self.music_to(id, Side::A),
+                    Err(e) => self.ivr_external_failed(now, id, e.status()),
+                }
+            }
             other => {
-                log::warn!("call {id}: {other:?} cannot be reached from an answered call yet; ending");
+                log::warn!("call {id}: {other:?} cannot be reached from an answered call; ending");
                 self.end_call(id, HangupSide::System, "IVR destination not wired", 480, now);
             }
         }
+    }
+
+    /// An outside number dialled for the answered caller of `id` failed with `code`: the
+    /// caller hears why, then the call ends ([`IvrCall::Announcing`]).
+    pub(in crate::engine) fn ivr_external_failed(&mut self, now: Instant, id: u64, code: u16) {
+        log::info!("call {id}: the outside number did not take the call ({code})");
+        if !self.calls.get(&id).is_some_and(|c| c.a_ok_sent) {
+            return self.end_call(id, HangupSide::System, "outside number failed", code, now);
+        }
+        let prompt = match code {
+            404 | 410 | 484 | 604 => "common.not_in_service",
+            408 | 480 | 487 => "common.no_answer",
+            _ => "common.sorry_error",
+        };
+        self.out.push_back(Output::Media(MediaCommand::StopPlay { relay: RelayId(id), side: Side::A }));
+        let clips = self.ivr_clips(vec![prompt.to_string()], false);
+        self.ivr.calls.insert(id, IvrCall::Announcing);
+        self.out.push_back(Output::Media(MediaCommand::Play {
+            relay: RelayId(id),
+            side: Side::A,
+            clips,
+            looped: false,
+        }));
     }
 }

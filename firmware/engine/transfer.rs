@@ -22,6 +22,7 @@
 //! the side's one new latch, dropping the new party's audio for good. The old port is released.
 //! A running recording stops at the re-wire (the relay is re-opened); see docs/transfer-park.md.
 
+use super::trunkcalls::ExternalLeg;
 use super::*;
 use crate::engine::cdr::Rewire;
 use crate::media::Clip;
@@ -59,7 +60,7 @@ pub(super) enum LegKind {
 impl LegKind {
     /// Kinds that may ring several parties at once for one call (first answer wins).
     fn parallel(self) -> bool {
-        matches!(self, LegKind::Ivr | LegKind::Queue)
+        matches!(self, LegKind::Ivr | LegKind::Queue | LegKind::Blind { .. })
     }
 }
 
@@ -83,6 +84,23 @@ pub(super) struct PendingLeg {
     ack: Option<Vec<u8>>,
     /// Give up ringing at.
     deadline: Instant,
+    /// Set when the leg goes out over a trunk (an outside number): identity and digest state.
+    trunk: Option<Box<ExternalLeg>>,
+    /// Its SDP offer, for an INVITE re-sent with credentials.
+    body: String,
+}
+
+/// Who a leg's INVITE goes to and as whom.
+struct LegTarget {
+    /// The number or extension dialled (the CDR's party).
+    label: String,
+    uri: String,
+    peer: Peer,
+    /// From (without tag), To, Contact user.
+    from: String,
+    to: String,
+    contact_user: String,
+    trunk: Option<Box<ExternalLeg>>,
 }
 
 /// Per-call re-wiring state.
@@ -109,6 +127,8 @@ pub(super) struct CallRewire {
     pub(super) announcing: Option<(Side, Instant)>,
     /// `#9`: the consulting side, and the target once it answered.
     pub(super) consult: Option<(Side, Option<NewParty>)>,
+    /// A transfer to a sequential ring group: the members still to ring, with their ring time.
+    sequential: Vec<(String, Duration)>,
 }
 
 /// Everything re-wiring keeps beside the calls.
@@ -150,6 +170,8 @@ pub(super) enum DialError {
     NotNow,
     /// No relay port free.
     NoPort,
+    /// An outside number the outbound routes refuse, with their status (403, 404, 484, 503).
+    Refused(u16),
 }
 
 impl DialError {
@@ -159,6 +181,7 @@ impl DialError {
             DialError::Unavailable => 480,
             DialError::NotNow => 491,
             DialError::NoPort => 503,
+            DialError::Refused(code) => code,
         }
     }
 }
@@ -518,7 +541,83 @@ impl Engine {
         kind: LegKind,
         ring: Duration,
     ) -> Result<(), DialError> {
+        self.leg_may_start(id, target, kind)?;
+        if !self.extensions.contains_key(target) {
+            return Err(DialError::NotFound);
+        }
         let Some(call) = self.calls.get(&id) else { return Err(DialError::NotNow) };
+        let mut contacts: Vec<(String, Peer)> =
+            self.registrar.contacts(target, now).iter().map(|b| (b.uri.clone(), b.peer)).collect();
+        if contacts.is_empty() {
+            return Err(DialError::Unavailable);
+        }
+        if !matches!(kind, LegKind::Blind { .. }) {
+            // A queue cancels an agent by extension and an IVR's leg is one phone: one contact.
+            contacts.truncate(1);
+        }
+        // The new party sees the party it will talk to as the caller.
+        let presented = match kind {
+            LegKind::Consult => call.ext(side).to_string(),
+            _ => call.ext(side.other()).to_string(),
+        };
+        let (mut rung, mut last) = (0, DialError::NoPort);
+        for (uri, peer) in contacts {
+            let host = self.host_for(&peer);
+            let t = LegTarget {
+                label: target.to_string(),
+                uri,
+                peer,
+                from: format!("<sip:{presented}@{host}>"),
+                to: format!("<sip:{target}@{host}>"),
+                contact_user: presented.clone(),
+                trunk: None,
+            };
+            match self.start_leg(now, id, side, kind, ring, t) {
+                Ok(()) => rung += 1,
+                Err(e) => last = e,
+            }
+        }
+        if rung > 0 {
+            Ok(())
+        } else {
+            Err(last)
+        }
+    }
+
+    /// Dials the outside `number` over the trunk its outbound route picks to take over `side`
+    /// of call `id` (`policy_ext`'s caller ID and barring apply; a DID call presents its DID).
+    /// A 401/407 from the provider is answered with the trunk's credentials.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn dial_external_leg(
+        &mut self,
+        now: Instant,
+        id: u64,
+        side: Side,
+        number: &str,
+        policy_ext: &str,
+        kind: LegKind,
+        ring: Duration,
+    ) -> Result<(), DialError> {
+        self.leg_may_start(id, number, kind)?;
+        let (uri, peer, leg) = self.external_leg_route(id, policy_ext, number).map_err(DialError::Refused)?;
+        let (from, to, contact_user, _) = leg.identity();
+        let t = LegTarget {
+            label: number.to_string(),
+            from: from.to_string(),
+            to: to.to_string(),
+            contact_user: contact_user.to_string(),
+            uri,
+            peer,
+            trunk: Some(Box::new(leg)),
+        };
+        self.start_leg(now, id, side, kind, ring, t)
+    }
+
+    /// Whether a leg of `kind` to `target` may ring for call `id` now.
+    fn leg_may_start(&self, id: u64, target: &str, kind: LegKind) -> Result<(), DialError> {
+        if !self.calls.contains_key(&id) {
+            return Err(DialError::NotNow);
+        }
         let busy = self.rewiring.calls.get(&id).is_some_and(|r| {
             r.pending
                 .iter()
@@ -532,18 +631,20 @@ impl Engine {
             // Already ringing this phone for this call.
             return Err(DialError::NotNow);
         }
-        if !self.extensions.contains_key(target) {
-            return Err(DialError::NotFound);
-        }
-        let Some((uri, peer)) = self.registrar.contacts(target, now).first().map(|b| (b.uri.clone(), b.peer))
-        else {
-            return Err(DialError::Unavailable);
-        };
-        // The new party sees the party it will talk to as the caller.
-        let presented = match kind {
-            LegKind::Consult => call.ext(side).to_string(),
-            _ => call.ext(side.other()).to_string(),
-        };
+        Ok(())
+    }
+
+    /// Sends a leg's first INVITE and keeps it pending.
+    fn start_leg(
+        &mut self,
+        now: Instant,
+        id: u64,
+        side: Side,
+        kind: LegKind,
+        ring: Duration,
+        t: LegTarget,
+    ) -> Result<(), DialError> {
+        let Some(call) = self.calls.get(&id) else { return Err(DialError::NotNow) };
         let formats = call.negotiated().to_vec();
         let ptime = call.ptime;
         let Some(port) = self.pool.allocate() else {
@@ -553,13 +654,13 @@ impl Engine {
         let tag = self.token();
         let call_id = format!("{}@hakoden", self.token());
         let branch = self.branch();
-        let host = self.host_for(&peer);
+        let peer = t.peer;
         let dialog = Dialog {
             peer,
-            call_id: call_id.clone(),
-            local_party: format!("<sip:{presented}@{host}>;tag={tag}"),
-            remote_party: format!("<sip:{target}@{host}>"),
-            remote_target: uri.clone(),
+            call_id,
+            local_party: format!("{};tag={tag}", t.from),
+            remote_party: t.to.clone(),
+            remote_target: t.uri.clone(),
             local_cseq: 1,
             sdp_version: 1,
             pending_ok: None,
@@ -570,43 +671,77 @@ impl Engine {
             addr: self.local_ip_for(&peer),
         };
         let body = sdp::render(&origin, port, &formats, Direction::SendRecv, ptime);
-        let invite = Writer::request("INVITE", &uri)
-            .header("Via", self.via_for(&peer, &branch))
-            .header("Max-Forwards", 70)
-            .header("From", &dialog.local_party)
-            .header("To", &dialog.remote_party)
-            .header("Call-ID", &call_id)
-            .header("CSeq", "1 INVITE")
-            .header("Contact", self.contact_for(&presented, &peer))
-            .header("Allow", writer::ALLOW)
-            .header("User-Agent", writer::SERVER)
-            .finish_with_body("application/sdp", body.as_bytes());
+        let leg = PendingLeg {
+            call: id,
+            side,
+            kind,
+            dialog,
+            txn: ClientTxnId(u64::MAX),
+            request_uri: t.uri,
+            port,
+            ext: t.label.clone(),
+            start: now,
+            ring: None,
+            ack: None,
+            deadline: now + ring,
+            trunk: t.trunk,
+            body,
+        };
+        let invite = self.leg_invite(&leg, &t.contact_user, &branch);
         let txn = self.client.start(&branch, true, invite.clone(), peer, id, now);
         let leg_id = self.rewiring.next_leg;
         self.rewiring.next_leg += 1;
         self.purposes.insert(txn, Purpose::Leg { call: id, leg: leg_id });
-        self.rewiring.legs.insert(
-            leg_id,
-            PendingLeg {
-                call: id,
-                side,
-                kind,
-                dialog,
-                txn,
-                request_uri: uri,
-                port,
-                ext: target.to_string(),
-                start: now,
-                ring: None,
-                ack: None,
-                deadline: now + ring,
-            },
-        );
+        self.rewiring.legs.insert(leg_id, PendingLeg { txn, ..leg });
         self.rewire_of(id).pending.push(leg_id);
         self.arm(now + ring, TimerKey::Rewire(id));
         self.transmit(peer, invite);
-        log::info!("call {id}: dialling {target} to take side {}", side_label(side));
+        log::info!("call {id}: dialling {} to take side {}", t.label, side_label(side));
         Ok(())
+    }
+
+    /// A leg's INVITE with its dialog's CSeq (and a trunk leg's identity and credentials).
+    fn leg_invite(&self, leg: &PendingLeg, contact_user: &str, branch: &str) -> Vec<u8> {
+        let d = &leg.dialog;
+        let mut w = Writer::request("INVITE", &leg.request_uri)
+            .header("Via", self.via_for(&d.peer, branch))
+            .header("Max-Forwards", 70)
+            .header("From", &d.local_party)
+            .header("To", &d.remote_party)
+            .header("Call-ID", &d.call_id)
+            .header("CSeq", format_args!("{} INVITE", d.local_cseq))
+            .header("Contact", self.contact_for(contact_user, &d.peer))
+            .header("Allow", writer::ALLOW)
+            .header("User-Agent", writer::SERVER);
+        if let Some(t) = &leg.trunk {
+            for (n, v) in t.identity().3 {
+                w = w.header(n, v);
+            }
+        }
+        w.finish_with_body("application/sdp", leg.body.as_bytes())
+    }
+
+    /// A 401/407 to a trunk leg: the INVITE again with credentials (same dialog, CSeq + 1).
+    /// False when the challenge cannot be answered.
+    fn retry_leg_with_credentials(&mut self, now: Instant, leg_id: u64, resp: &Response) -> bool {
+        let Some(mut leg) = self.rewiring.legs.get(&leg_id).cloned() else { return false };
+        let Some(mut ext) = leg.trunk.take() else { return false };
+        if !self.answer_external_challenge(&mut ext, &leg.request_uri, resp) {
+            return false;
+        }
+        let contact_user = ext.identity().2.to_string();
+        leg.trunk = Some(ext);
+        leg.dialog.local_cseq += 1;
+        let branch = self.branch();
+        let invite = self.leg_invite(&leg, &contact_user, &branch);
+        let peer = leg.dialog.peer;
+        let txn = self.client.start(&branch, true, invite.clone(), peer, leg.call, now);
+        self.purposes.remove(&leg.txn);
+        self.purposes.insert(txn, Purpose::Leg { call: leg.call, leg: leg_id });
+        log::info!("call {}: answering the provider's {} challenge for {}", leg.call, resp.code, leg.ext);
+        self.rewiring.legs.insert(leg_id, PendingLeg { txn, ..leg });
+        self.transmit(peer, invite);
+        true
     }
 
     /// A response to a leg's INVITE.
@@ -654,6 +789,7 @@ impl Engine {
                 self.transmit(peer, ack);
                 self.on_leg_answered(now, leg_id, resp);
             }
+            401 | 407 if self.retry_leg_with_credentials(now, leg_id, resp) => {}
             _ => self.on_leg_failed(now, leg_id, resp.code),
         }
     }
@@ -762,7 +898,15 @@ impl Engine {
         }
         log::info!("call {id}: {} did not take the call ({code})", leg.ext);
         let present = self.vacant_side(id) != Some(leg.side);
+        if matches!(leg.kind, LegKind::Blind { .. })
+            && !others_ringing
+            && self.ring_next_in_sequence(now, id, leg.side, leg.kind)
+        {
+            return;
+        }
         match leg.kind {
+            // A ring group's other members (or the target's other phones) still ring.
+            LegKind::Blind { .. } if others_ringing => {}
             LegKind::Blind { notify } if present => {
                 // The transfer failed and the transferor is still there: the call goes on as it
                 // was, and the transferor hears why.
@@ -781,6 +925,7 @@ impl Engine {
             // Other members of a ring group still ring.
             LegKind::Ivr if others_ringing => {}
             LegKind::Queue => self.queue_leg_failed(now, id, &leg.ext, code),
+            LegKind::Ivr if leg.trunk.is_some() => self.ivr_external_failed(now, id, code),
             LegKind::Ivr => {
                 self.end_call(
                     id,
@@ -883,7 +1028,7 @@ impl Engine {
             .header("From", &leg.dialog.local_party)
             .header("To", &to)
             .header("Call-ID", &leg.dialog.call_id)
-            .header("CSeq", "1 CANCEL")
+            .header("CSeq", format_args!("{} CANCEL", leg.dialog.local_cseq))
             .header("User-Agent", writer::SERVER)
             .finish();
         let txn = self.client.start(
@@ -967,9 +1112,72 @@ impl Engine {
         if target.is_empty() || target.len() > MAX_TARGET_DIGITS {
             return Err(DialError::NotFound);
         }
-        self.dial_leg(now, id, transferor, target, LegKind::Blind { notify })?;
+        self.dial_transfer_target(now, id, transferor, target, LegKind::Blind { notify })?;
         self.music_to(id, transferor.other());
         Ok(())
+    }
+
+    /// Rings a transfer target through the dial plan: a ring group's members (ring-all: every
+    /// member at once; sequential: one after the other, each for the group's ring time), an
+    /// extension's every registered phone, or an outside number over the trunk (the
+    /// transferor's outbound policy applies).
+    fn dial_transfer_target(
+        &mut self,
+        now: Instant,
+        id: u64,
+        side: Side,
+        target: &str,
+        kind: LegKind,
+    ) -> Result<(), DialError> {
+        let group = self.cfg.dialplan.ring_groups.iter().find(|g| g.number == target).cloned();
+        if let Some(g) = group {
+            let ring = Duration::from_secs(u64::from(g.ring_s.max(1)));
+            let mut members: std::collections::VecDeque<String> = g.members.into();
+            if g.strategy == crate::config::RingStrategy::Sequential {
+                let mut last = DialError::Unavailable;
+                while let Some(m) = members.pop_front() {
+                    match self.dial_leg_for(now, id, side, &m, kind, ring) {
+                        Ok(()) => {
+                            self.rewire_of(id).sequential = members.into_iter().map(|m| (m, ring)).collect();
+                            return Ok(());
+                        }
+                        Err(e) => last = e,
+                    }
+                }
+                return Err(last);
+            }
+            let (mut rung, mut last) = (0, DialError::Unavailable);
+            for m in members {
+                match self.dial_leg_for(now, id, side, &m, kind, TRANSFER_RING) {
+                    Ok(()) => rung += 1,
+                    Err(e) => last = e,
+                }
+            }
+            return if rung > 0 { Ok(()) } else { Err(last) };
+        }
+        if self.extensions.contains_key(target) {
+            return self.dial_leg(now, id, side, target, kind);
+        }
+        let policy_ext = self.calls.get(&id).map(|c| c.ext(side).to_string()).unwrap_or_default();
+        self.dial_external_leg(now, id, side, target, &policy_ext, kind, TRANSFER_RING)
+    }
+
+    /// The next member of a sequential ring group a transfer rings, after a member failed;
+    /// true when one rings.
+    fn ring_next_in_sequence(&mut self, now: Instant, id: u64, side: Side, kind: LegKind) -> bool {
+        loop {
+            let next = self.rewiring.calls.get_mut(&id).and_then(|r| {
+                if r.sequential.is_empty() {
+                    None
+                } else {
+                    Some(r.sequential.remove(0))
+                }
+            });
+            let Some((m, ring)) = next else { return false };
+            if self.dial_leg_for(now, id, side, &m, kind, ring).is_ok() {
+                return true;
+            }
+        }
     }
 
     /// A REFER inside a call (RFC 3515): 202, then NOTIFYs with the outcome as sipfrag.

@@ -425,3 +425,81 @@ fn an_invite_with_replaces_takes_the_named_side_and_hangs_up_its_party() {
     );
     assert_eq!(status(&h.take_for(phone(7003)).pop().unwrap()), 481);
 }
+
+// Tests for transfers through the dial plan.
+
+/// 201 talks to 202; 203 (7003) and 204 (7004) are registered and members of group 800.
+fn talking_with_group(strategy: crate::config::RingStrategy) -> Harness {
+    let mut h =
+        Harness::with(vec![ext("201", true), ext("202", true), ext("203", true), ext("204", true)], 60);
+    h.engine.cfg.dialplan.ring_groups.push(crate::config::RingGroupConfig {
+        number: "800".into(),
+        name: "Sales".into(),
+        strategy,
+        members: vec!["203".into(), "204".into()],
+        ring_s: 15,
+        timeout_s: None,
+        no_answer: None,
+        voicemail: false,
+        pin: None,
+    });
+    h.register("204", 7004);
+    talking(&mut h);
+    h
+}
+
+fn invite_to(h: &mut Harness, port: u16) -> Option<String> {
+    h.take_for(phone(port)).into_iter().find(|m| first_line(m).starts_with("INVITE"))
+}
+
+#[test]
+fn hash_8_to_a_ring_all_group_rings_every_member_and_the_first_answer_wins() {
+    let mut h = talking_with_group(crate::config::RingStrategy::RingAll);
+    digits(&mut h, Side::A, "#8800#");
+    let inv3 = invite_to(&mut h, 7003).expect("203 rings");
+    let _inv4 = invite_to(&mut h, 7004).expect("204 rings at the same time");
+    h.send(phone(7004), &answer(&_inv4, 200, "t4", Some(&sdp(6000, "0 101")), 7004));
+    assert!(h.take_for(phone(7003)).iter().any(|m| first_line(m).starts_with("CANCEL")), "203 stops");
+    assert!(h.take_for(phone(7001)).iter().any(|m| first_line(m).starts_with("BYE ")), "transferor released");
+    assert_eq!(h.engine.calls(h.now)[0].from, "204");
+    drop(inv3);
+}
+
+#[test]
+fn a_member_of_a_ring_all_group_that_declines_leaves_the_others_ringing() {
+    let mut h = talking_with_group(crate::config::RingStrategy::RingAll);
+    digits(&mut h, Side::A, "#8800#");
+    let inv3 = invite_to(&mut h, 7003).expect("203 rings");
+    let inv4 = invite_to(&mut h, 7004).expect("204 rings");
+    h.send(phone(7003), &answer(&inv3, 486, "t3", None, 7003));
+    assert!(h.media.iter().all(|m| !matches!(m, MediaCommand::Play { side: Side::A, clips, .. } if clips.iter().any(|c| matches!(c, Clip::Prompt { .. })))), "no failure prompt yet");
+    h.send(phone(7004), &answer(&inv4, 200, "t4", Some(&sdp(6000, "0 101")), 7004));
+    assert_eq!(h.engine.calls(h.now)[0].from, "204");
+}
+
+#[test]
+fn hash_8_to_a_sequential_group_rings_the_members_in_order() {
+    let mut h = talking_with_group(crate::config::RingStrategy::Sequential);
+    digits(&mut h, Side::A, "#8800#");
+    assert!(invite_to(&mut h, 7003).is_some(), "203 first");
+    assert!(invite_to(&mut h, 7004).is_none(), "204 waits its turn");
+    h.advance(Duration::from_secs(16));
+    assert!(h.take_for(phone(7003)).iter().any(|m| first_line(m).starts_with("CANCEL")));
+    let inv4 = invite_to(&mut h, 7004).expect("then 204");
+    h.send(phone(7004), &answer(&inv4, 200, "t4", Some(&sdp(6000, "0 101")), 7004));
+    assert_eq!(h.engine.calls(h.now)[0].from, "204");
+}
+
+#[test]
+fn a_transfer_to_an_extension_rings_every_registered_phone_of_it() {
+    let mut h = Harness::new();
+    talking(&mut h);
+    // 203's second phone.
+    h.register("203", 7013);
+    digits(&mut h, Side::A, "#8203#");
+    assert!(invite_to(&mut h, 7003).is_some());
+    let inv = invite_to(&mut h, 7013).expect("the second phone rings too");
+    h.send(phone(7013), &answer(&inv, 200, "t13", Some(&sdp(6000, "0 101")), 7013));
+    assert!(h.take_for(phone(7003)).iter().any(|m| first_line(m).starts_with("CANCEL")));
+    assert_eq!(h.engine.calls(h.now)[0].from, "203");
+}

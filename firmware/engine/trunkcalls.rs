@@ -174,6 +174,26 @@ impl TrunkLeg {
     }
 }
 
+/// An outside party the box dials as a UAC leg of a call it holds (an IVR key, a queue's
+/// overflow or timeout, a transfer to an outside number): the identity it presents and the
+/// digest state of its INVITE (`transfer.rs` keeps it with the pending leg).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(in crate::engine) struct ExternalLeg {
+    out: OutboundIdentity,
+    auth_rounds: u32,
+    last_nonce: Option<String>,
+    /// Credentials sent so far, one per header name (as [`TrunkLeg`]'s).
+    credentials: Vec<(&'static str, String)>,
+}
+
+impl ExternalLeg {
+    /// From (without tag), To, Contact user, and the extra headers (identity, credentials).
+    pub(in crate::engine) fn identity(&self) -> (&str, &str, &str, Vec<(&'static str, String)>) {
+        let headers = self.out.headers.iter().chain(self.credentials.iter()).cloned().collect();
+        (&self.out.from, &self.out.to, &self.out.contact_user, headers)
+    }
+}
+
 /// A trunk call decided, before the call exists.
 #[derive(Debug)]
 pub(in crate::engine) struct TrunkPlan {
@@ -482,6 +502,70 @@ impl Engine {
         }
         self.start_fork(now, id, &uri, peer_out, display.as_deref());
         Ok(())
+    }
+
+    /// The route of an outside `number` dialled as a leg of call `id` (see [`ExternalLeg`]):
+    /// `policy_ext`'s outbound policy applies (its caller ID, "no external calls"); a DID call
+    /// presents what its DID's `present` says. Returns the Request-URI, the trunk's address and
+    /// the leg, or the SIP status that refuses it (403 barred, 404 no route, 484, 503 down).
+    pub(in crate::engine) fn external_leg_route(
+        &mut self,
+        id: u64,
+        policy_ext: &str,
+        number: &str,
+    ) -> Result<(String, Peer, ExternalLeg), u16> {
+        let inbound_did = self.calls.get(&id).and_then(|c| c.trunk.as_ref()).and_then(|l| l.did.clone());
+        let d = numbers::normalise(number).map_err(|_| 484u16)?;
+        if d.kind == NumberKind::Extension {
+            return Err(404);
+        }
+        let policy = self.extension_policy(policy_ext, inbound_did.as_deref());
+        let who = format!("{policy_ext} (call {id})");
+        let plan =
+            self.decide_route(&who, &d, &policy, TrunkLeg::new(String::new(), None)).map_err(|r| r.code)?;
+        let (uri, peer) = plan.direct.and_then(|c| c.into_iter().next()).ok_or(503u16)?;
+        let out = plan.leg.out.ok_or(503u16)?;
+        Ok((uri, peer, ExternalLeg { out, auth_rounds: 0, last_nonce: None, credentials: Vec::new() }))
+    }
+
+    /// A 401/407 to an [`ExternalLeg`]'s INVITE for `request_uri`: adds the trunk's answer to
+    /// the leg's credentials. False when it cannot be answered (no usable challenge, the same
+    /// nonce again, more than [`MAX_AUTH_ROUNDS`]): the leg then fails with that status.
+    pub(in crate::engine) fn answer_external_challenge(
+        &mut self,
+        leg: &mut ExternalLeg,
+        request_uri: &str,
+        resp: &crate::sip::message::Response,
+    ) -> bool {
+        let (challenge_name, answer_name) = if resp.code == 407 {
+            ("Proxy-Authenticate", "Proxy-Authorization")
+        } else {
+            ("WWW-Authenticate", "Authorization")
+        };
+        let Some(challenge) = resp
+            .common
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(challenge_name))
+            .find_map(|(_, v)| Challenge::parse(v))
+        else {
+            return false;
+        };
+        if leg.auth_rounds >= MAX_AUTH_ROUNDS
+            || (leg.last_nonce.as_deref() == Some(challenge.nonce.as_str()) && !challenge.stale)
+        {
+            log::warn!("trunk rejected our credentials for {request_uri} ({})", resp.code);
+            return false;
+        }
+        let cnonce = self.token();
+        let Some(t) = self.trunks.get(leg.out.trunk_ix).map(|t| t.config()) else { return false };
+        let user = t.auth_username.clone().unwrap_or_else(|| t.username.clone());
+        let authorization = challenge.answer("INVITE", request_uri, &user, &t.password, 1, &cnonce);
+        leg.credentials.retain(|(n, _)| *n != answer_name);
+        leg.credentials.push((answer_name, authorization));
+        leg.auth_rounds += 1;
+        leg.last_nonce = Some(challenge.nonce);
+        true
     }
 
     /// Routes `d` for `policy` and builds the B leg towards the trunk, or says why not.

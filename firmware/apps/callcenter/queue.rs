@@ -53,6 +53,17 @@ const TALK_AVERAGE_PARTS: u64 = 4;
 
 const DAY_MS: i64 = 86_400_000;
 
+/// Shortest time a declined call waits before it is offered to the same agent again. The
+/// back-off is the queue's `ring_time` (a decline costs the agent what a no-answer costs), but
+/// never less than this: a phone in DND answers 486 in milliseconds, and with a 1 s ring time
+/// a lone agent would still be flooded with INVITEs.
+pub const MIN_DECLINE_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Declines in a row (no answer in between, any call) after which the queue's no-answer
+/// auto-pause applies to the agent as if it had let the call ring out: three is past a
+/// deliberate "not this one" and into a phone that refuses everything (DND, wrong setting).
+pub const DECLINES_BEFORE_PAUSE: u32 = 3;
+
 /// The periodic in-queue announcement (呼中音声).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeriodicAnnouncement {
@@ -321,7 +332,16 @@ struct Waiting {
     ringing: Vec<(usize, Instant)>,
     ring_deadline: Option<Instant>,
     tried: Vec<usize>,
+    /// Agents who declined this call, and when it may be offered to them again.
+    backoff: Vec<(usize, Instant)>,
     rang: bool,
+}
+
+impl Waiting {
+    /// When the first decline back-off of this call ends.
+    fn backoff_ends(&self) -> Option<Instant> {
+        self.backoff.iter().map(|b| b.1).min()
+    }
 }
 
 /// A call an agent is on.
@@ -368,6 +388,8 @@ pub struct Acd {
     next_logout: Option<Instant>,
     outbound_acw: Option<Duration>,
     scratch: Vec<usize>,
+    /// Declines in a row per agent (reset by an answer or an auto-pause).
+    declines: Vec<u32>,
 }
 
 fn invalid(field: String, reason: &'static str) -> AcdError {
@@ -429,6 +451,7 @@ impl Acd {
             next_logout: None,
             outbound_acw: None,
             scratch: Vec::new(),
+            declines: Vec::new(),
         }
     }
 
@@ -517,6 +540,7 @@ impl Acd {
             next_logout: None,
             outbound_acw: cfg.outbound_acw,
             scratch: Vec::new(),
+            declines: vec![0; n],
         };
         acd.schedule_logout(now);
         Ok(acd)
@@ -534,8 +558,10 @@ impl Acd {
     /// When [`Acd::handle_timeout`] must be called next.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let calls =
-            self.calls.values().flat_map(|c| [c.timeout_at, c.ring_deadline, c.next_announce, c.queue_at]);
+        let calls = self
+            .calls
+            .values()
+            .flat_map(|c| [c.timeout_at, c.ring_deadline, c.next_announce, c.queue_at, c.backoff_ends()]);
         let agents = self.agents.iter().map(Agent::release_at);
         calls.chain(agents).chain([self.next_logout]).flatten().min()
     }
@@ -546,7 +572,7 @@ impl Acd {
             .calls
             .iter()
             .filter_map(|(&id, c)| {
-                [c.timeout_at, c.ring_deadline, c.next_announce, c.queue_at]
+                [c.timeout_at, c.ring_deadline, c.next_announce, c.queue_at, c.backoff_ends()]
                     .into_iter()
                     .flatten()
                     .min()
@@ -630,6 +656,7 @@ impl Acd {
             ringing: Vec::new(),
             ring_deadline: None,
             tried: Vec::new(),
+            backoff: Vec::new(),
             rang: false,
         };
         if rbq.is_zero() {
@@ -673,6 +700,9 @@ impl Acd {
         let ring_start = w.ringing.iter().find(|r| r.0 == a).map(|r| r.1).ok_or(AcdError::NotRinging)?;
         let (qi, wait_ms, caller_answered) = (w.queue, since_ms(now, w.entered), w.queued);
         self.transition(now, a, AgentInput::Answered, Cause::Call)?;
+        if let Some(d) = self.declines.get_mut(a) {
+            *d = 0;
+        }
         self.emit(
             now,
             Some(qi),
@@ -705,12 +735,17 @@ impl Acd {
         Ok(())
     }
 
-    /// The agent rejected the ringing call.
+    /// The agent rejected the ringing call (busy, DND, decline). The call is not offered to
+    /// this agent again for the queue's `ring_time` (at least [`MIN_DECLINE_BACKOFF`]);
+    /// the [`DECLINES_BEFORE_PAUSE`]th decline in a row counts as a no-answer for the
+    /// queue's `auto_pause`.
     pub fn agent_declined(&mut self, now: Instant, call: u64, agent: &str) -> Result<(), AcdError> {
         let a = self.agent_index(agent)?;
         let w = self.calls.get(&call).ok_or(AcdError::UnknownCall)?;
         let ring_start = w.ringing.iter().find(|r| r.0 == a).map(|r| r.1).ok_or(AcdError::NotRinging)?;
         let qi = w.queue;
+        let (ring_time, auto_pause) =
+            self.queues.get(qi).map_or((MIN_DECLINE_BACKOFF, None), |q| (q.cfg.ring_time, q.cfg.auto_pause));
         self.emit(
             now,
             Some(qi),
@@ -718,13 +753,28 @@ impl Acd {
             Some(call),
             EventKind::Decline { ring_ms: since_ms(now, ring_start) },
         );
-        self.transition(now, a, AgentInput::RingEnded { pause_until: None }, Cause::Call)?;
+        let declines = self.declines.get_mut(a).map_or(0, |d| {
+            *d = d.saturating_add(1);
+            *d
+        });
+        let (pause_until, cause) = match auto_pause {
+            Some(p) if declines >= DECLINES_BEFORE_PAUSE => (release(Some(p), now), Cause::NoAnswer),
+            _ => (None, Cause::Call),
+        };
+        if pause_until.is_some() {
+            if let Some(d) = self.declines.get_mut(a) {
+                *d = 0;
+            }
+        }
+        self.transition(now, a, AgentInput::RingEnded { pause_until }, cause)?;
         self.after_call(now, a);
         if let Some(w) = self.calls.get_mut(&call) {
             w.ringing.retain(|r| r.0 != a);
             if w.ringing.is_empty() {
                 w.ring_deadline = None;
             }
+            w.backoff.retain(|b| b.0 != a);
+            w.backoff.push((a, now + ring_time.max(MIN_DECLINE_BACKOFF)));
         }
         self.dispatch(now);
         Ok(())
@@ -1152,6 +1202,10 @@ impl Acd {
     }
 
     fn call_timers(&mut self, now: Instant, call: u64) {
+        if let Some(w) = self.calls.get_mut(&call) {
+            // Expired back-offs go, or `poll_timeout` would keep returning the past.
+            w.backoff.retain(|b| b.1 > now);
+        }
         let Some(w) = self.calls.get(&call) else { return };
         let qi = w.queue;
         if w.timeout_at.is_some_and(|t| t <= now) {
@@ -1251,7 +1305,8 @@ impl Acd {
                     Some(Candidate {
                         member: mi,
                         skill: m.skill,
-                        free: self.member_free(m),
+                        free: self.member_free(m)
+                            && !w.backoff.iter().any(|&(b, until)| b == m.agent && until > now),
                         staffed: self.member_staffed(m),
                         tried: w.tried.contains(&m.agent),
                         last_call_end: ag.last_call_end,

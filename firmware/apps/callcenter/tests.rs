@@ -2,6 +2,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::apps::callcenter::queue::{DECLINES_BEFORE_PAUSE, MIN_DECLINE_BACKOFF};
 use crate::apps::timerules::Destination;
 
 /// 2026-11-20 00:00:00 JST as Unix ms: a fixed wall clock for the event timestamps.
@@ -230,8 +231,7 @@ fn a_higher_level_is_not_rung_while_a_lower_level_member_is_staffed() {
     h.acd.call_ended(h.now, "201").unwrap();
     assert_eq!(h.rung(), vec!["201"], "the waiting call goes to 201 as soon as it is free");
     h.acd.agent_declined(h.now, 2, "201").unwrap();
-    h.take();
-    h.acd.set_state(h.now, "201", AgentState::ShortBreak, Cause::Agent).unwrap_err();
+    assert!(h.rung().is_empty(), "a declined call waits out its back-off, not level 2");
     h.acd.caller_hung_up(h.now, 2).unwrap();
     h.take();
     h.acd.set_state(h.now, "201", AgentState::ShortBreak, Cause::Agent).unwrap();
@@ -264,6 +264,119 @@ fn an_unanswered_agent_is_not_rung_again_before_the_others() {
     assert!(h.events().contains(&EventKind::NoAnswer { ring_ms: 20_000 }));
     h.acd.agent_declined(h.now, 1, "202").unwrap();
     assert_eq!(h.rung(), vec!["201"], "everyone tried: the round starts again");
+}
+
+// Tests for declines.
+
+#[test]
+fn a_lone_agent_who_declines_is_not_offered_the_call_again_before_the_ring_time() {
+    let mut h = Harness::one(1, queue("q", Strategy::Linear, &[("201", 1)]));
+    h.ready(&["201"]);
+    h.enter(1);
+    assert_eq!(h.rung(), vec!["201"]);
+    h.acd.agent_declined(h.now, 1, "201").unwrap();
+    assert!(h.rung().is_empty(), "a phone in DND must not be re-offered at network speed");
+    assert_eq!(h.state("201"), AgentState::Available);
+    h.advance(secs(19));
+    assert!(h.rung().is_empty());
+    h.advance(secs(1));
+    assert_eq!(h.rung(), vec!["201"], "after one ring time the call is offered again");
+}
+
+#[test]
+fn the_decline_back_off_is_never_shorter_than_its_minimum() {
+    let mut q = queue("q", Strategy::Linear, &[("201", 1)]);
+    q.ring_time = secs(1);
+    let mut h = Harness::one(1, q);
+    h.ready(&["201"]);
+    h.enter(1);
+    h.take();
+    h.acd.agent_declined(h.now, 1, "201").unwrap();
+    h.advance(MIN_DECLINE_BACKOFF - Duration::from_millis(1));
+    assert!(h.rung().is_empty());
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.rung(), vec!["201"]);
+}
+
+#[test]
+fn a_declined_call_goes_to_another_free_agent_at_once() {
+    let mut h = Harness::one(2, queue("q", Strategy::Linear, &[("201", 1), ("202", 1)]));
+    h.ready(&["201", "202"]);
+    h.enter(1);
+    assert_eq!(h.rung(), vec!["201"]);
+    h.acd.agent_declined(h.now, 1, "201").unwrap();
+    assert_eq!(h.rung(), vec!["202"]);
+    h.enter(2);
+    assert_eq!(h.rung(), vec!["201"], "the back-off is per call: 201 takes the next caller");
+}
+
+#[test]
+fn repeated_declines_auto_pause_the_agent_like_a_no_answer() {
+    let mut q = queue("q", Strategy::Linear, &[("201", 1)]);
+    q.auto_pause = Some(secs(60));
+    let mut h = Harness::one(1, q);
+    h.ready(&["201"]);
+    h.enter(1);
+    for n in 1..DECLINES_BEFORE_PAUSE {
+        assert_eq!(h.rung(), vec!["201"], "offer {n}");
+        h.acd.agent_declined(h.now, 1, "201").unwrap();
+        assert_eq!(h.state("201"), AgentState::Available);
+        h.advance(secs(20));
+    }
+    assert_eq!(h.rung(), vec!["201"]);
+    h.acd.agent_declined(h.now, 1, "201").unwrap();
+    assert_eq!(h.state("201"), AgentState::Preparing, "the third decline in a row pauses");
+    assert!(h.events().iter().any(|e| matches!(
+        e,
+        EventKind::StateChange {
+            from: AgentState::Ringing,
+            to: AgentState::Preparing,
+            cause: Cause::NoAnswer,
+            ..
+        }
+    )));
+    h.advance(secs(60));
+    assert_eq!(h.state("201"), AgentState::Ringing, "released: offered again");
+}
+
+#[test]
+fn an_answer_resets_the_run_of_declines() {
+    let mut q = queue("q", Strategy::Linear, &[("201", 1)]);
+    q.auto_pause = Some(secs(60));
+    let mut h = Harness::one(1, q);
+    h.ready(&["201"]);
+    for call in 1..=2 {
+        h.enter(call);
+        h.take();
+        for _ in 1..DECLINES_BEFORE_PAUSE {
+            h.acd.agent_declined(h.now, call, "201").unwrap();
+            h.advance(secs(20));
+            h.take();
+        }
+        h.handle(call, "201", 5);
+    }
+    assert_eq!(h.state("201"), AgentState::Available);
+}
+
+#[test]
+fn a_declining_agent_does_not_spin_the_timer() {
+    let mut h = Harness::one(1, queue("q", Strategy::Linear, &[("201", 1)]));
+    h.ready(&["201"]);
+    h.enter(1);
+    h.take();
+    let mut offers = 0;
+    let end = h.now + secs(100);
+    while h.now < end {
+        if h.acd.agent_state("201") == Some(AgentState::Ringing) {
+            offers += 1;
+            h.acd.agent_declined(h.now, 1, "201").unwrap();
+        }
+        let next = h.acd.poll_timeout().expect("the queue timeout at least");
+        assert!(next > h.now, "a timer in the past would spin the engine");
+        h.advance(next - h.now);
+        h.take();
+    }
+    assert_eq!(offers, 5, "one offer per ring time (20 s) in 100 s");
 }
 
 // Tests for queue limits, timeout and overflow.

@@ -257,6 +257,24 @@ fn a_declining_agent_is_reported_and_the_queue_tries_the_other_one() {
 }
 
 #[test]
+fn a_lone_agent_in_dnd_is_offered_the_call_once_per_ring_time_not_at_network_speed() {
+    let mut h = harness_with(Strategy::Linear);
+    h.register("201", 7001);
+    available(&mut h, "201");
+    h.send(provider(), &provider_invite(DID, "q4d"));
+    let inv = invites_to(&mut h, 7001).pop().expect("201 rings");
+    h.send(phone(7001), &answer(&inv, 486, "dnd", None, 7001));
+    assert!(invites_to(&mut h, 7001).is_empty(), "no INVITE straight after the 486");
+    assert_eq!(state(&h, "201"), AgentState::Available);
+    h.advance(Duration::from_secs(19));
+    assert!(invites_to(&mut h, 7001).is_empty());
+    h.advance(Duration::from_secs(1));
+    let inv = invites_to(&mut h, 7001).pop().expect("offered again after one ring time");
+    h.send(phone(7001), &answer(&inv, 603, "decline", None, 7001));
+    assert!(invites_to(&mut h, 7001).is_empty());
+}
+
+#[test]
 fn an_agent_who_does_not_answer_within_the_ring_time_is_cancelled_and_the_next_rings() {
     let mut h = harness_with(Strategy::Linear);
     h.register("201", 7001);
@@ -528,4 +546,72 @@ fn a_queue_timing_out_to_its_own_box_takes_a_message_in_the_queue_box() {
         _ => None,
     });
     assert_eq!(begun.as_deref(), Some("6100"), "{:?}", h.vm);
+}
+
+// Tests for outside numbers as queue destinations.
+
+/// The harness with `support`'s overflow set to the outside number 0398765432, and the IP
+/// trunk up (the provider answered its OPTIONS).
+fn harness_overflowing_out() -> Harness {
+    let mut h = harness_tweaked(Strategy::RingAll, |cc| {
+        if let Some(q) = cc.queues.first_mut() {
+            q.overflow = Some(Destination::External("0398765432".into()));
+        }
+    });
+    h.engine.handle_timeout(h.now);
+    h.drain();
+    let options = h.take_for(provider()).pop().expect("an OPTIONS to the provider");
+    h.send(provider(), &answer(&options, 200, "prov", None, PROVIDER));
+    h
+}
+
+#[test]
+fn a_queue_overflowing_to_an_outside_number_rings_it_over_the_trunk_and_bridges_the_answer() {
+    let mut h = harness_overflowing_out();
+    // Nobody works `support`: the DID caller overflows at once.
+    h.send(provider(), &provider_invite(DID, "x1"));
+    let sent = h.take_for(provider());
+    assert!(sent.iter().any(|m| status(m) == 200), "the box answers the caller first: {sent:?}");
+    let out = sent.iter().find(|m| m.starts_with("INVITE sip:0398765432@provider.example")).expect("out");
+    assert_eq!(header_of(out, "P-Asserted-Identity"), format!("<sip:{DID}@provider.example>"), "the DID");
+    assert!(music_to_caller(&h), "music while the outside number rings");
+    h.media.clear();
+    h.send(provider(), &answer(out, 200, "far", Some(&sdp(5000, "0 101")), PROVIDER));
+    assert!(h.take_for(provider()).iter().any(|m| m.starts_with("ACK ")));
+    assert!(h.media.iter().any(|m| matches!(m, MediaCommand::Open { b_remote: Some(_), .. })), "bridged");
+    let view = h.engine.calls(h.now);
+    assert_eq!(view.len(), 1);
+}
+
+#[test]
+fn an_outside_destination_that_fails_plays_a_prompt_and_then_ends_the_call() {
+    let mut h = harness_overflowing_out();
+    h.send(provider(), &provider_invite(DID, "x2"));
+    let sent = h.take_for(provider());
+    let ok = sent.iter().find(|m| status(m) == 200).expect("answered").clone();
+    provider_ack(&mut h, &ok, "x2");
+    let out = sent.iter().find(|m| m.starts_with("INVITE sip:0398765432")).expect("out");
+    h.media.clear();
+    h.send(provider(), &answer(out, 404, "far", None, PROVIDER));
+    assert!(prompts_played(&h).contains(&"common.not_in_service".to_string()), "{:?}", h.media);
+    assert!(h.take_for(provider()).iter().all(|m| !m.starts_with("BYE ")), "the prompt plays first");
+    let relay = RelayId(h.engine.calls(h.now).first().map(|c| c.id).expect("a call"));
+    h.engine.handle_media_event(h.now, MediaEvent::PlayDone { relay, side: Side::A });
+    h.drain();
+    assert!(h.take_for(provider()).iter().any(|m| m.starts_with("BYE ")));
+    assert!(h.engine.calls(h.now).is_empty());
+}
+
+#[test]
+fn a_phone_barred_from_outside_calls_cannot_reach_one_through_a_queue() {
+    let mut h = harness_overflowing_out();
+    h.register("205", 7005);
+    h.engine.cfg.trunk_calls.extensions.push(crate::config::ExtensionOutbound {
+        number: "205".into(),
+        caller_id: None,
+        external_calls: false,
+    });
+    h.send(phone(7005), &invite("205", "6000", 7005, "x3", &sdp(4000, "0 101")));
+    assert!(h.take_for(provider()).iter().all(|m| !m.starts_with("INVITE ")), "not dialled");
+    assert!(prompts_played(&h).contains(&"common.sorry_error".to_string()), "{:?}", h.media);
 }
