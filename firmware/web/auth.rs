@@ -154,7 +154,10 @@ pub fn default_roles() -> Vec<Role> {
             .into_iter()
             .collect(),
         },
-        Role { name: AGENT_ROLE.into(), permissions: [DashboardView, OperatorPhone, AgentStateOwn].into_iter().collect() },
+        Role {
+            name: AGENT_ROLE.into(),
+            permissions: [DashboardView, OperatorPhone, AgentStateOwn].into_iter().collect(),
+        },
     ]
 }
 

@@ -72,8 +72,7 @@ fn agent_json(a: &AgentView) -> Value {
         AgentState::OtherWork(n) => Some(n),
         _ => None,
     };
-    let queues: Vec<Value> =
-        a.queues.iter().map(|(q, on)| json!({ "queue": q, "available": on })).collect();
+    let queues: Vec<Value> = a.queues.iter().map(|(q, on)| json!({ "queue": q, "available": on })).collect();
     json!({
         "agent": a.agent,
         "state": a.state.key(),
@@ -147,8 +146,9 @@ fn supervise_error(e: SuperviseError) -> ApiError {
 /// Whether the user may change agent `ext`, and as whom (for the event log).
 fn agent_changer(a: &Authed, ext: &str) -> Result<Cause, ApiError> {
     let own = a.user.extension.as_deref() == Some(ext);
-    if own && (a.permissions.contains(&Permission::AgentStateOwn)
-        || a.permissions.contains(&Permission::AgentStateEdit))
+    if own
+        && (a.permissions.contains(&Permission::AgentStateOwn)
+            || a.permissions.contains(&Permission::AgentStateEdit))
     {
         Ok(Cause::Agent)
     } else if a.permissions.contains(&Permission::AgentStateEdit) {
@@ -189,11 +189,8 @@ async fn list_agents(AxState(st): AxState<Arc<State>>, a: Authed) -> ApiResult {
         return Err(ApiError::forbidden());
     };
     let agents = ask(&st, WebQuery::Agents).await?;
-    let agents: Vec<Value> = agents
-        .iter()
-        .filter(|v| only.as_ref().is_none_or(|o| *o == v.agent))
-        .map(agent_json)
-        .collect();
+    let agents: Vec<Value> =
+        agents.iter().filter(|v| only.as_ref().is_none_or(|o| *o == v.agent)).map(agent_json).collect();
     Ok(Json(json!({ "agents": agents })).into_response())
 }
 
@@ -253,9 +250,8 @@ async fn change_agent(
     detail: String,
 ) -> ApiResult {
     let agent = ext.clone();
-    let view = ask(st, |reply| WebQuery::Agent { agent, command, by, reply })
-        .await?
-        .map_err(|e| agent_error(&e))?;
+    let view =
+        ask(st, |reply| WebQuery::Agent { agent, command, by, reply }).await?.map_err(|e| agent_error(&e))?;
     st.record(a.audit(action, &ext, detail)).await;
     Ok(Json(agent_json(&view)).into_response())
 }
@@ -353,10 +349,13 @@ async fn start_supervision(
     let mode = supervise_fields(&b)?;
     may_supervise_as(&a, &b.supervisor)?;
     let (supervisor, agent) = (b.supervisor.clone(), b.agent.clone());
-    ask(&st, |reply| WebQuery::Supervise { mode, supervisor, agent, reply }).await?.map_err(supervise_error)?;
+    ask(&st, |reply| WebQuery::Supervise { mode, supervisor, agent, reply })
+        .await?
+        .map_err(supervise_error)?;
     let detail = format!("{} by {}", mode_key(mode), b.supervisor);
     st.record(a.audit("supervision.start", &b.agent, detail)).await;
-    let body = json!({ "supervisor": b.supervisor, "agent": b.agent, "mode": mode_key(mode), "state": "ringing" });
+    let body =
+        json!({ "supervisor": b.supervisor, "agent": b.agent, "mode": mode_key(mode), "state": "ringing" });
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 

@@ -20,8 +20,8 @@
 
 mod api;
 mod assets;
-mod callcenter;
 pub mod auth;
+mod callcenter;
 pub mod password;
 mod server;
 pub mod tls;
