@@ -497,12 +497,8 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                 }
             }
             q = web_rx.recv() => {
-                if let Some(crate::web::WebQuery::Status(reply)) = q {
-                    let t = now();
-                    let _ = reply.send(crate::web::EngineStatus {
-                        registrations: engine.registrations(t).len(),
-                        active_calls: engine.calls(t).len(),
-                    });
+                if let Some(q) = q {
+                    answer_web(&mut engine, q, now());
                 }
             }
             ev = media_rx.recv() => {
@@ -1313,6 +1309,45 @@ fn answer_console(
         ConsoleCommand::DebugHang(_) => s = "error: internal".into(),
     }
     s.trim_end().to_string()
+}
+
+/// Answers one web query with the engine calls the console uses (typed views, not text). A
+/// dropped reply means the handler gave up (timeout); nothing to do then.
+fn answer_web(engine: &mut Engine, q: crate::web::WebQuery, now: Instant) {
+    use crate::web::WebQuery;
+    match q {
+        WebQuery::Status(reply) => {
+            let _ = reply.send(crate::web::EngineStatus {
+                registrations: engine.registrations(now).len(),
+                active_calls: engine.calls(now).len(),
+            });
+        }
+        WebQuery::Queues(reply) => {
+            let _ = reply.send(engine.queues(now));
+        }
+        WebQuery::Agents(reply) => {
+            let _ = reply.send(engine.agents(now));
+        }
+        WebQuery::Agent { agent, command, by, reply } => {
+            let result = engine.agent_command(now, &agent, command, by).and_then(|_| {
+                engine
+                    .agents(now)
+                    .into_iter()
+                    .find(|v| v.agent == agent)
+                    .ok_or(crate::apps::callcenter::AgentError::UnknownAgent)
+            });
+            let _ = reply.send(result);
+        }
+        WebQuery::Supervisions(reply) => {
+            let _ = reply.send(engine.supervisions(now));
+        }
+        WebQuery::Supervise { mode, supervisor, agent, reply } => {
+            let _ = reply.send(engine.supervise(now, mode, &supervisor, &agent));
+        }
+        WebQuery::StopSupervision { supervisor, reply } => {
+            let _ = reply.send(engine.stop_supervision(now, &supervisor));
+        }
+    }
 }
 
 /// `block import FILE` / `restrict import FILE` (and the `file` keys at start): CSV rows into a

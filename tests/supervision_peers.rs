@@ -318,6 +318,67 @@ fn a_session_started_on_the_console_rings_the_supervisor_then_listens() {
 }
 
 #[test]
+fn a_session_started_through_the_web_api_rings_the_supervisor_then_listens() {
+    use reqwest::StatusCode;
+    use serde_json::json;
+    if !require_tool("baresip") {
+        return;
+    }
+    let scene = Scene::new();
+    let (mut caller, mut agent) = scene.agent_call();
+    let w = common::web::admin(&scene.tb);
+    let listen = json!({ "mode": "listen", "supervisor": SUPERVISOR.0, "agent": AGENT.0 });
+    // 202 talks, but 900's phone is not registered yet: nothing to ring.
+    let (s, v) = w.call("POST", "/api/v1/supervision", Some(listen.clone()));
+    assert_eq!((s, v["error"].as_str()), (StatusCode::CONFLICT, Some("supervisor_unreachable")), "{v}");
+    let mut supervisor = scene.phone(SUPERVISOR, C, &[]);
+    let ctx = |c: &Phone, a: &Phone, s: &Phone| scene.context(&[c, a, s]);
+    let (s, v) = w.call("POST", "/api/v1/supervision", Some(listen));
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}\n{}", ctx(&caller, &agent, &supervisor));
+    assert_eq!(v["state"], "ringing");
+    assert!(
+        supervisor.wait_for("established", None, ESTABLISH_TIMEOUT),
+        "the box did not ring 900\n{}",
+        ctx(&caller, &agent, &supervisor)
+    );
+    scene.wait_console("joined", &[&caller, &agent, &supervisor]);
+    let (s, v) = w.get("/api/v1/supervision");
+    assert_eq!(s, StatusCode::OK);
+    let session = &v["sessions"][0];
+    assert_eq!(
+        (session["supervisor"].as_str(), session["mode"].as_str(), session["state"].as_str()),
+        (Some("900"), Some("listen"), Some("joined")),
+        "{v}"
+    );
+    assert_eq!(session["origin"], "api", "{v}");
+    let listened = mark(&[&caller, &agent, &supervisor]);
+    std::thread::sleep(STRETCH);
+    let stop = mark(&[&caller, &agent, &supervisor]);
+    assert_eq!(w.call("DELETE", "/api/v1/supervision/900", None).0, StatusCode::NO_CONTENT);
+    assert!(
+        supervisor.wait_for("terminated", None, HANGUP_TIMEOUT),
+        "the supervisor was not hung up\n{}",
+        ctx(&caller, &agent, &supervisor)
+    );
+    let call_went_on = !caller.log().contains("terminated") && !agent.log().contains("terminated");
+    caller.command("hangup", "");
+    finish(&mut [&mut caller, &mut agent, &mut supervisor]);
+    let context = || ctx(&caller, &agent, &supervisor);
+    assert!(call_went_on, "stopping the session ended the agent's call\n{}", context());
+    let heard: Vec<Vec<i16>> =
+        [&caller, &agent, &supervisor].iter().map(|p| p.heard_samples(&context)).collect();
+    let r = |i: usize| inner_blocks(listened[i], stop[i]);
+    check("web listen", &caller, &heard[0], r(0), &[B], &[C], &context);
+    check("web listen", &agent, &heard[1], r(1), &[A], &[C], &context);
+    check("web listen", &supervisor, &heard[2], r(2), &[A, B], &[C], &context);
+    let (_, v) = w.get("/api/v1/audit?limit=20");
+    let started = v["entries"]
+        .as_array()
+        .is_some_and(|e| e.iter().any(|x| x["action"] == "supervision.start" && x["target"] == "202"));
+    assert!(started, "{v}");
+}
+
+#[test]
 fn a_refused_supervisor_hears_why_and_the_agents_call_is_untouched() {
     if !require_tool("baresip") {
         return;

@@ -1,124 +1,18 @@
 //! The web admin's JSON API over real HTTPS against a running box: authentication, roles,
-//! CSRF, validation, lockout, one session per account, the redirect, the certificate upload.
+//! CSRF, validation, lockout, one session per account, the redirect, the certificate upload,
+//! and the call-center endpoints (queues, agent states, supervision).
 //!
 //! The client trusts exactly the box's certificate (read from its data directory), so these
 //! tests also prove the self-signed certificate covers 127.0.0.1.
 mod common;
 
+use common::web::{admin, client_trusting, create_user_with_extension, Web, GOOD, GOOD2};
 use common::TestBox;
-use reqwest::blocking::{Client, Response};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use std::sync::Arc;
-
-/// A strong password that meets the policy, for users the tests make.
-const GOOD: &str = "Sakura2026x";
-const GOOD2: &str = "Fuji3776Zan";
-
-fn client_trusting(pem: &[u8]) -> Client {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(pem) {
-        let cert: rustls::pki_types::CertificateDer<'static> = cert.expect("certificate PEM");
-        roots.add(cert).expect("root");
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Client::builder()
-        .use_preconfigured_tls(tls)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(std::time::Duration::from_secs(20))
-        .build()
-        .expect("client")
-}
-
-/// One browser: a client, the session cookie and the CSRF token.
-struct Web {
-    base: String,
-    client: Client,
-    cookie: Option<String>,
-    csrf: Option<String>,
-}
-
-impl Web {
-    fn new(tb: &TestBox) -> Web {
-        let pem = std::fs::read(tb.data_dir().join("web/admin.pem")).expect("the box wrote its certificate");
-        Web { base: tb.web_url(), client: client_trusting(&pem), cookie: None, csrf: None }
-    }
-
-    fn send(&self, method: &str, path: &str, body: Option<Value>, csrf: bool) -> Response {
-        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self.client.request(m, format!("{}{path}", self.base));
-        if let Some(c) = &self.cookie {
-            req = req.header("cookie", format!("hakoden_session={c}"));
-        }
-        if csrf {
-            if let Some(t) = &self.csrf {
-                req = req.header("x-csrf-token", t);
-            }
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        req.send().unwrap_or_else(|e| panic!("{method} {path}: {e}"))
-    }
-
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let r = self.send(method, path, body, true);
-        let status = r.status();
-        let v = r.json().unwrap_or(Value::Null);
-        (status, v)
-    }
-
-    fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.call("GET", path, None)
-    }
-
-    fn login(&mut self, user: &str, password: &str) -> (StatusCode, Value) {
-        let r =
-            self.send("POST", "/api/v1/login", Some(json!({ "user": user, "password": password })), false);
-        let status = r.status();
-        if let Some(c) = r.headers().get("set-cookie").and_then(|v| v.to_str().ok()) {
-            assert!(c.contains("HttpOnly") && c.contains("Secure") && c.contains("SameSite=Strict"), "{c}");
-            self.cookie = c.split(';').next().and_then(|kv| kv.split_once('=')).map(|(_, v)| v.to_string());
-        }
-        let v: Value = r.json().unwrap_or(Value::Null);
-        if let Some(t) = v["csrf_token"].as_str() {
-            self.csrf = Some(t.to_string());
-        }
-        (status, v)
-    }
-
-    /// Logs in with a password someone else set and replaces it with `new`.
-    fn first_login(&mut self, user: &str, initial: &str, new: &str) {
-        let (s, v) = self.login(user, initial);
-        assert_eq!(s, StatusCode::OK, "{v}");
-        assert_eq!(v["user"]["must_change_password"], true);
-        let (s, v) = self.call(
-            "POST",
-            "/api/v1/me/password",
-            Some(json!({ "current_password": initial, "new_password": new })),
-        );
-        assert_eq!(s, StatusCode::OK, "{v}");
-    }
-}
-
-fn admin(tb: &TestBox) -> Web {
-    let pw = tb.web_admin_password().expect("the first start printed the admin password");
-    let mut w = Web::new(tb);
-    w.first_login("admin", &pw, GOOD);
-    w
-}
 
 fn create_user(w: &Web, id: &str, role: &str) {
-    let (s, v) = w.call(
-        "POST",
-        "/api/v1/users",
-        Some(json!({ "id": id, "name": format!("User {id}"), "role": role, "extension": "201", "password": GOOD })),
-    );
-    assert_eq!(s, StatusCode::CREATED, "{v}");
+    create_user_with_extension(w, id, role, "201");
 }
 
 /// Every route but the public ones, with a body that would be valid enough to reach the
@@ -140,6 +34,13 @@ const PROTECTED: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/sessions/admin"),
     ("GET", "/api/v1/audit"),
     ("PUT", "/api/v1/certificate"),
+    ("GET", "/api/v1/queues"),
+    ("GET", "/api/v1/agents"),
+    ("PUT", "/api/v1/agents/201/state"),
+    ("PUT", "/api/v1/agents/201/queues/support"),
+    ("GET", "/api/v1/supervision"),
+    ("POST", "/api/v1/supervision"),
+    ("DELETE", "/api/v1/supervision/900"),
 ];
 
 #[test]
@@ -441,4 +342,197 @@ fn an_uploaded_certificate_is_validated_and_then_served() {
     assert!(out.contains("certificate installed"), "{out}");
     let r = client_trusting(cert2.pem().as_bytes()).get(format!("{}/api/v1/health", tb.web_url())).send();
     assert!(r.is_ok(), "{r:?}");
+}
+
+/// A queue whose members are extensions 201 and 202; 900 is a supervisor (never registered).
+const CALLCENTER_TOML: &str =
+    "[[queue]]\nname = \"support\"\nnumber = \"6000\"\nmembers = [\"201\", \"202\"]\n";
+
+fn callcenter_box() -> TestBox {
+    TestBox::start_with_config(
+        &[("201", "secret201"), ("202", "secret202"), ("900", "secret900")],
+        &[("900", "supervisor = true")],
+        CALLCENTER_TOML,
+    )
+}
+
+fn audit_actions(w: &Web) -> Vec<(String, String, String, String)> {
+    let (s, v) = w.get("/api/v1/audit?limit=100");
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| {
+            let f = |k: &str| e[k].as_str().unwrap_or("").to_string();
+            (f("who"), f("action"), f("target"), f("detail"))
+        })
+        .collect()
+}
+
+fn agent<'a>(v: &'a Value, ext: &str) -> &'a Value {
+    v["agents"].as_array().and_then(|a| a.iter().find(|x| x["agent"] == ext)).unwrap_or(&Value::Null)
+}
+
+#[test]
+fn agents_change_their_own_state_and_supervisors_any_and_get_agents_shows_it() {
+    let tb = callcenter_box();
+    let w = admin(&tb);
+    create_user_with_extension(&w, "op1", "agent", "201");
+    create_user_with_extension(&w, "sv1", "supervisor", "900");
+    let mut op = Web::new(&tb);
+    op.first_login("op1", GOOD, GOOD2);
+    let mut sv = Web::new(&tb);
+    sv.first_login("sv1", GOOD, GOOD2);
+
+    let (s, v) = sv.get("/api/v1/queues");
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let q = &v["queues"][0];
+    assert_eq!(
+        (q["name"].as_str(), q["number"].as_str(), q["members"].as_u64()),
+        (Some("support"), Some("6000"), Some(2))
+    );
+    assert_eq!((q["waiting"].as_u64(), q["staffed"].as_u64()), (Some(0), Some(0)), "{v}");
+    assert!(q["strategy"].is_string() && q["longest_wait_s"].is_u64(), "{v}");
+    // An agent without the monitor sees only itself.
+    assert_eq!(op.get("/api/v1/queues").0, StatusCode::FORBIDDEN);
+    let (s, v) = op.get("/api/v1/agents");
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["agents"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(agent(&v, "201")["state"], "logged_out", "{v}");
+
+    // The agent logs itself in and becomes available.
+    let (s, v) = op.call("PUT", "/api/v1/agents/201/state", Some(json!({ "state": "logged_in" })));
+    assert_eq!((s, v["state"].as_str()), (StatusCode::OK, Some("preparing")), "{v}");
+    let (s, v) = op.call("PUT", "/api/v1/agents/201/state", Some(json!({ "state": "available" })));
+    assert_eq!(
+        (s, v["state"].as_str(), v["label"].as_str()),
+        (StatusCode::OK, Some("available"), Some("受付可")),
+        "{v}"
+    );
+    // ... but not someone else.
+    let (s, v) = op.call("PUT", "/api/v1/agents/202/state", Some(json!({ "state": "logged_in" })));
+    assert_eq!((s, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "{v}");
+    assert_eq!(
+        op.call("PUT", "/api/v1/agents/202/queues/support", Some(json!({ "available": false }))).0,
+        StatusCode::FORBIDDEN
+    );
+    // Field validation.
+    let (s, v) = op.call("PUT", "/api/v1/agents/201/state", Some(json!({ "state": "talking" })));
+    assert!(s == StatusCode::UNPROCESSABLE_ENTITY && v["errors"]["state"].is_string(), "{v}");
+    let (s, v) =
+        op.call("PUT", "/api/v1/agents/201/state", Some(json!({ "state": "other_work", "other": 7 })));
+    assert!(s == StatusCode::UNPROCESSABLE_ENTITY && v["errors"]["other"].is_string(), "{v}");
+    let (s, v) = op.call("PUT", "/api/v1/agents/201/queues/support", Some(json!({})));
+    assert!(s == StatusCode::UNPROCESSABLE_ENTITY && v["errors"]["available"].is_string(), "{v}");
+    // The engine's refusal, in words: no other-work states are configured.
+    let (s, v) =
+        op.call("PUT", "/api/v1/agents/201/state", Some(json!({ "state": "other_work", "other": 3 })));
+    assert_eq!((s, v["error"].as_str()), (StatusCode::CONFLICT, Some("refused")), "{v}");
+    assert!(v["message"].as_str().is_some_and(|m| m.contains('3')), "{v}");
+
+    // A supervisor pauses 201 in the queue (by its number) and changes 202.
+    let (s, v) = sv.call("PUT", "/api/v1/agents/201/queues/6000", Some(json!({ "available": false })));
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["queues"], json!([{ "queue": "support", "available": false }]));
+    let (s, v) = sv.call("PUT", "/api/v1/agents/202/state", Some(json!({ "state": "logged_in" })));
+    assert_eq!((s, v["state"].as_str()), (StatusCode::OK, Some("preparing")), "{v}");
+    let (s, v) = sv.call("PUT", "/api/v1/agents/202/state", Some(json!({ "state": "lunch_break" })));
+    assert_eq!((s, v["label"].as_str()), (StatusCode::OK, Some("昼休憩")), "{v}");
+    assert_eq!(
+        sv.call("PUT", "/api/v1/agents/555/state", Some(json!({ "state": "logged_in" }))).0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        sv.call("PUT", "/api/v1/agents/201/queues/nowhere", Some(json!({ "available": true }))).0,
+        StatusCode::NOT_FOUND
+    );
+
+    // Every change is visible to the monitor.
+    let (s, v) = sv.get("/api/v1/agents");
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let a201 = agent(&v, "201");
+    assert_eq!(
+        (a201["state"].as_str(), a201["queues"][0]["available"].as_bool()),
+        (Some("available"), Some(false)),
+        "{v}"
+    );
+    assert!(a201["since_s"].is_u64(), "{v}");
+    assert_eq!(agent(&v, "202")["state"], "lunch_break", "{v}");
+    // Paused in the queue and on lunch: nobody works the queue until 201 resumes.
+    assert_eq!(sv.get("/api/v1/queues").1["queues"][0]["staffed"], 0);
+    let (s, v) = op.call("PUT", "/api/v1/agents/201/queues/support", Some(json!({ "available": true })));
+    assert_eq!((s, v["queues"][0]["available"].as_bool()), (StatusCode::OK, Some(true)), "{v}");
+    let (_, v) = sv.get("/api/v1/queues");
+    assert_eq!(v["queues"][0]["staffed"], 1, "{v}");
+
+    let actions = audit_actions(&w);
+    for want in [
+        ("op1", "agent.state", "201", "logged_in"),
+        ("op1", "agent.state", "201", "available"),
+        ("sv1", "agent.queue", "201", "6000 paused"),
+        ("sv1", "agent.state", "202", "lunch_break"),
+        ("op1", "agent.queue", "201", "support available"),
+    ] {
+        let want = (want.0.to_string(), want.1.to_string(), want.2.to_string(), want.3.to_string());
+        assert!(actions.contains(&want), "{want:?} missing in {actions:?}");
+    }
+    // Refusals change nothing and are not audited as changes.
+    assert!(!actions.iter().any(|a| a.1 == "agent.state" && a.3.starts_with("other_work")), "{actions:?}");
+}
+
+#[test]
+fn supervision_is_started_through_the_api_and_refusals_carry_the_documented_codes() {
+    let tb = callcenter_box();
+    let w = admin(&tb);
+    create_user_with_extension(&w, "op1", "agent", "201");
+    create_user_with_extension(&w, "sv1", "supervisor", "900");
+    let mut op = Web::new(&tb);
+    op.first_login("op1", GOOD, GOOD2);
+    let mut sv = Web::new(&tb);
+    sv.first_login("sv1", GOOD, GOOD2);
+    let listen = json!({ "mode": "listen", "supervisor": "900", "agent": "201" });
+
+    let (s, v) = sv.get("/api/v1/supervision");
+    assert_eq!((s, v["sessions"].clone()), (StatusCode::OK, json!([])), "{v}");
+    // An agent may neither watch nor supervise.
+    assert_eq!(op.get("/api/v1/supervision").0, StatusCode::FORBIDDEN);
+    assert_eq!(op.call("POST", "/api/v1/supervision", Some(listen.clone())).0, StatusCode::FORBIDDEN);
+    assert_eq!(op.call("DELETE", "/api/v1/supervision/900", None).0, StatusCode::FORBIDDEN);
+    // Fields.
+    let (s, v) = sv.call(
+        "POST",
+        "/api/v1/supervision",
+        Some(json!({ "mode": "spy", "supervisor": "9x", "agent": "" })),
+    );
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    for f in ["mode", "supervisor", "agent"] {
+        assert!(v["errors"][f].is_string(), "{f}: {v}");
+    }
+    // A supervisor rings only their own phone.
+    let (s, v) = sv.call(
+        "POST",
+        "/api/v1/supervision",
+        Some(json!({ "mode": "listen", "supervisor": "202", "agent": "201" })),
+    );
+    assert_eq!((s, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "{v}");
+    // The engine's refusals with their documented codes: 201 is in no call (no phone is even
+    // registered, 900's included), 555 is no extension, 900 cannot supervise itself.
+    let (s, v) = sv.call("POST", "/api/v1/supervision", Some(listen.clone()));
+    assert_eq!((s, v["error"].as_str()), (StatusCode::CONFLICT, Some("agent_not_in_call")), "{v}");
+    assert_eq!(v["message"], "the agent is not in a call");
+    let (s, v) = w.call(
+        "POST",
+        "/api/v1/supervision",
+        Some(json!({ "mode": "barge", "supervisor": "900", "agent": "555" })),
+    );
+    assert_eq!((s, v["error"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_agent")), "{v}");
+    let (s, v) = w.call(
+        "POST",
+        "/api/v1/supervision",
+        Some(json!({ "mode": "whisper", "supervisor": "201", "agent": "202" })),
+    );
+    assert_eq!((s, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("not_a_supervisor")), "{v}");
+    assert_eq!(sv.call("DELETE", "/api/v1/supervision/900", None).0, StatusCode::NOT_FOUND);
+    assert_eq!(sv.get("/api/v1/supervision").1["sessions"], json!([]));
 }

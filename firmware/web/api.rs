@@ -43,7 +43,7 @@ const BUILTIN_ROLES: [&str; 3] = [auth::ADMIN_ROLE, auth::SUPERVISOR_ROLE, auth:
 const DEFAULT_AUDIT_READ: usize = 100;
 
 /// How long the dashboard waits for the engine's counts before showing none.
-const ENGINE_QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+pub(super) const ENGINE_QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Users and roles as the running box sees them; the store holds the durable copy. Writers
 /// hold the lock across the store write so RAM and flash never disagree.
@@ -74,7 +74,7 @@ pub(super) struct State {
     certs: Arc<CertSlot>,
     hashes: Semaphore,
     dummy_hash: String,
-    engine: mpsc::Sender<WebQuery>,
+    pub(super) engine: mpsc::Sender<WebQuery>,
     started: Instant,
     https_port: AtomicU16,
 }
@@ -145,7 +145,7 @@ impl State {
         tokio::task::spawn_blocking(move || password::verify(&pw, &phc)).await.unwrap_or(false)
     }
 
-    async fn record(&self, entry: AuditEntry) {
+    pub(super) async fn record(&self, entry: AuditEntry) {
         if let Err(e) = self.write(move |w| w.audit(&entry)).await {
             log::warn!("web: audit entry not stored: {e:?}");
         }
@@ -199,27 +199,27 @@ impl State {
 /// An error answer. Every failure of a handler is one of these.
 #[derive(Debug)]
 pub(super) struct ApiError {
-    status: StatusCode,
-    body: serde_json::Value,
+    pub(super) status: StatusCode,
+    pub(super) body: serde_json::Value,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, error: &str) -> ApiError {
+    pub(super) fn new(status: StatusCode, error: &str) -> ApiError {
         ApiError { status, body: json!({ "error": error }) }
     }
     fn unauthenticated() -> ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated")
     }
-    fn forbidden() -> ApiError {
+    pub(super) fn forbidden() -> ApiError {
         ApiError::new(StatusCode::FORBIDDEN, "forbidden")
     }
-    fn not_found() -> ApiError {
+    pub(super) fn not_found() -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found")
     }
-    fn internal() -> ApiError {
+    pub(super) fn internal() -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal")
     }
-    fn fields(errors: BTreeMap<&str, String>) -> ApiError {
+    pub(super) fn fields(errors: BTreeMap<&str, String>) -> ApiError {
         ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, body: json!({ "errors": errors }) }
     }
     fn field(name: &str, message: impl Into<String>) -> ApiError {
@@ -236,10 +236,10 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult = Result<Response, ApiError>;
+pub(super) type ApiResult = Result<Response, ApiError>;
 
 /// Parses a JSON body; refuses other content types (see the module doc).
-fn parse<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, body: &Bytes) -> Result<T, ApiError> {
+pub(super) fn parse<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, body: &Bytes) -> Result<T, ApiError> {
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -276,20 +276,20 @@ fn cookie_token(headers: &HeaderMap) -> Option<String> {
 pub(super) struct Authed {
     token: String,
     session: auth::Session,
-    user: StoredUser,
-    permissions: BTreeSet<Permission>,
+    pub(super) user: StoredUser,
+    pub(super) permissions: BTreeSet<Permission>,
     peer: String,
 }
 
 impl Authed {
-    fn require(&self, p: Permission) -> Result<(), ApiError> {
+    pub(super) fn require(&self, p: Permission) -> Result<(), ApiError> {
         if self.permissions.contains(&p) {
             Ok(())
         } else {
             Err(ApiError::forbidden())
         }
     }
-    fn audit(&self, action: &str, target: &str, detail: String) -> AuditEntry {
+    pub(super) fn audit(&self, action: &str, target: &str, detail: String) -> AuditEntry {
         audit(&self.user.id, action, target, detail, &self.peer)
     }
 }
@@ -545,7 +545,7 @@ fn some_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<
 }
 
 /// Extension numbers as in the config: 2-8 digits.
-fn check_extension(e: &str) -> Result<(), String> {
+pub(super) fn check_extension(e: &str) -> Result<(), String> {
     if (2..=8).contains(&e.len()) && e.chars().all(|c| c.is_ascii_digit()) {
         Ok(())
     } else {
@@ -980,7 +980,7 @@ pub(super) fn router(st: Arc<State>) -> Router {
         ("/api/v1/certificate", put(put_certificate)),
     ];
     let mut app = Router::new();
-    for (path, r) in routes {
+    for (path, r) in routes.into_iter().chain(super::callcenter::routes()) {
         debug_assert!(super::ROUTES.iter().any(|(_, p)| *p == path), "{path} not in ROUTES");
         app = app.route(path, r);
     }

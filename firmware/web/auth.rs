@@ -75,11 +75,16 @@ pub enum Permission {
     HistoryView,
     /// The operator screen (オペレーター内線).
     OperatorPhone,
+    /// Change one's own agent state and queue availability, through the extension bound to
+    /// the user (ステータス 更新).
+    AgentStateOwn,
+    /// Change any agent's state and queue availability (リアルタイム エージェントステータス).
+    AgentStateEdit,
 }
 
 impl Permission {
     /// Every permission, in display order.
-    pub const ALL: [Permission; 13] = [
+    pub const ALL: [Permission; 15] = [
         Permission::DashboardView,
         Permission::UsersView,
         Permission::UsersEdit,
@@ -93,6 +98,8 @@ impl Permission {
         Permission::ReportsView,
         Permission::HistoryView,
         Permission::OperatorPhone,
+        Permission::AgentStateOwn,
+        Permission::AgentStateEdit,
     ];
 }
 
@@ -142,11 +149,15 @@ pub fn default_roles() -> Vec<Role> {
                 MonitorListen,
                 ReportsView,
                 HistoryView,
+                AgentStateEdit,
             ]
             .into_iter()
             .collect(),
         },
-        Role { name: AGENT_ROLE.into(), permissions: [DashboardView, OperatorPhone].into_iter().collect() },
+        Role {
+            name: AGENT_ROLE.into(),
+            permissions: [DashboardView, OperatorPhone, AgentStateOwn].into_iter().collect(),
+        },
     ]
 }
 

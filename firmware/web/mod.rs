@@ -21,12 +21,16 @@
 mod api;
 mod assets;
 pub mod auth;
+mod callcenter;
 pub mod password;
 mod server;
 pub mod tls;
 
 pub use server::{CONNECTION_LIFETIME, HANDSHAKE_TIMEOUT, HEADER_TIMEOUT, MAX_CONNECTIONS, MAX_HEADER_BYTES};
 
+use crate::apps::callcenter::{AgentError, Cause};
+use crate::apps::supervision::Mode;
+use crate::engine::{AgentCommand, AgentView, QueueView, SuperviseError, SupervisionView};
 use crate::store::web::{AuditEntry, StoredUser, WebStore};
 use crate::store::Store;
 use std::net::{IpAddr, SocketAddr};
@@ -76,14 +80,57 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/sessions/{user}"),
     ("GET", "/api/v1/audit"),
     ("PUT", "/api/v1/certificate"),
+    ("GET", "/api/v1/queues"),
+    ("GET", "/api/v1/agents"),
+    ("PUT", "/api/v1/agents/{ext}/state"),
+    ("PUT", "/api/v1/agents/{ext}/queues/{queue}"),
+    ("GET", "/api/v1/supervision"),
+    ("POST", "/api/v1/supervision"),
+    ("DELETE", "/api/v1/supervision/{supervisor}"),
 ];
 
-/// A question the web asks the engine's owner (the daemon), answered through the sender.
+/// A question or command the web sends the engine's owner (the daemon), answered through the
+/// sender with the same engine calls the console uses (typed views, not text).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum WebQuery {
     /// Counts for the dashboard.
     Status(oneshot::Sender<EngineStatus>),
+    /// Every queue (`Engine::queues`).
+    Queues(oneshot::Sender<Vec<QueueView>>),
+    /// Every agent (`Engine::agents`).
+    Agents(oneshot::Sender<Vec<AgentView>>),
+    /// An agent command (`Engine::agent_command`); the answer is the agent afterwards.
+    Agent {
+        /// The agent's extension.
+        agent: String,
+        /// What to do.
+        command: AgentCommand,
+        /// The agent itself (operator screen) or a supervisor, for the event log.
+        by: Cause,
+        /// The agent's view after the change, or why it was refused.
+        reply: oneshot::Sender<Result<AgentView, AgentError>>,
+    },
+    /// The supervision sessions now (`Engine::supervisions`).
+    Supervisions(oneshot::Sender<Vec<SupervisionView>>),
+    /// Ring `supervisor`'s phone and join it to `agent`'s call (`Engine::supervise`).
+    Supervise {
+        /// Listen, whisper or barge.
+        mode: Mode,
+        /// The supervisor's extension (the phone the box rings).
+        supervisor: String,
+        /// The agent's extension.
+        agent: String,
+        /// Whether the box started ringing.
+        reply: oneshot::Sender<Result<(), SuperviseError>>,
+    },
+    /// End `supervisor`'s session (`Engine::stop_supervision`); `false` when there is none.
+    StopSupervision {
+        /// The supervisor's extension.
+        supervisor: String,
+        /// Whether a session was stopped.
+        reply: oneshot::Sender<bool>,
+    },
 }
 
 /// What the dashboard shows of the engine.

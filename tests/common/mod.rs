@@ -16,6 +16,7 @@
 pub mod baresip;
 pub mod tones;
 pub mod voicemail;
+pub mod web;
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
