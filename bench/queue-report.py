@@ -13,6 +13,7 @@ a call was lost or never finished, or when fewer calls entered than were placed.
 """
 import json
 import sys
+from datetime import datetime, timezone
 
 EVENT_MARK = "queue event: "
 # Outcomes that take a call out of the queue without an agent (the box routed it on).
@@ -41,9 +42,18 @@ def read_events(path):
             if i < 0:
                 continue
             try:
-                events.append(json.loads(line[i + len(EVENT_MARK):]))
+                e = json.loads(line[i + len(EVENT_MARK):])
             except json.JSONDecodeError:
                 print(f"unreadable event line: {line.strip()[:200]}")
+                continue
+            # The logger's own UTC stamp (`2026-11-22T05:43:26.528Z LEVEL ...`): read from the
+            # system clock when the line is written, unlike at_ms (see the wire figures).
+            try:
+                stamp = datetime.strptime(line.split()[0], "%Y-%m-%dT%H:%M:%S.%fZ")
+                e["_log_ms"] = stamp.replace(tzinfo=timezone.utc).timestamp() * 1000
+            except (ValueError, IndexError):
+                pass
+            events.append(e)
     return events
 
 
@@ -79,6 +89,7 @@ def main():
     first_ring = {}
     rings_per_agent = {}
     no_answers = 0
+    clock_skew = []
     free_since = {}  # agent -> at_ms it last became available
     latency_free, latency_queued = [], []
     waiting = in_box = peak_waiting = peak_in_box = 0
@@ -89,7 +100,9 @@ def main():
             waiting += 1
             in_box += 1
         elif kind == "ring" and agent is not None:
-            rings_per_agent.setdefault(agent, []).append(at)
+            rings_per_agent.setdefault(agent, []).append(e.get("_log_ms"))
+            if "_log_ms" in e:
+                clock_skew.append(at - e["_log_ms"])
             if call in first_ring:
                 continue
             first_ring[call] = at
@@ -138,17 +151,20 @@ def main():
     print(spread("offer latency, agent free at entry (ring - enter)", latency_free))
     print(spread("offer latency, queued call (ring - agent free)", latency_queued))
 
+    # at_ms runs on the engine's wall anchor, which may sit apart from the system clock; the
+    # log line of the same event is stamped from the system clock, as SIPp stamps the INVITE.
+    print(spread("event at_ms minus its log line's system-clock stamp (ring events)", clock_skew))
     # The k-th ring of an agent is the k-th INVITE its phone saw (one phone per agent, one call
-    # at a time). Box and SIPp read the same system clock.
+    # at a time).
     wire = []
     mismatched = 0
     for agent, rings in rings_per_agent.items():
         got = invites.get(agent, [])
-        if len(got) != len(rings):
+        if len(got) != len(rings) or None in rings:
             mismatched += 1
             continue
         wire.extend(inv - ring for ring, inv in zip(rings, got))
-    print(spread("ring event -> agent phone gets INVITE", wire))
+    print(spread("ring logged by the box -> agent phone gets INVITE", wire))
     if mismatched:
         print(f"agents whose ring and INVITE counts differ (left out above): {mismatched}")
 

@@ -75,14 +75,14 @@ register 201 bench-201 "$CALLER_PORT"
 # All agents from one SIPp on the port their phones will answer on.
 {
     echo SEQUENTIAL
-    for a in "${agents[@]}"; do echo "$a;agent-$a"; done
+    for a in "${agents[@]}"; do echo "$a;[authentication username=$a password=agent-$a]"; done
 } >"$WORK/agents.csv"
 sipp "127.0.0.1:$BOX_SIP_PORT" -sf "$SIPP_DIR/register_inf.xml" -inf "$WORK/agents.csv" \
     -i 127.0.0.1 -p "$AGENT_PORT" -mi 127.0.0.1 -mp "$AGENT_MEDIA_PORT" \
     -r "$N_AGENTS" -m "$N_AGENTS" -timeout 20s -timeout_error -nostdin \
     -trace_stat -stf "$WORK/register.csv" -fd 1 -trace_err -error_file "$WORK/register.err" \
     >"$WORK/register.out" 2>&1 ||
-    { echo "registering the agents failed:"; tail -20 "$WORK/register.out" "$WORK/register.err"; exit 1; }
+    { echo "registering the agents failed:"; tail -n 20 "$WORK/register.out" "$WORK/register.err"; exit 1; }
 echo "registered: $(stat_col "$WORK/register.csv" 'SuccessfulCall(C)') of $N_AGENTS agents"
 
 # Log in and make available through one console session, as a supervisor would.
