@@ -57,24 +57,24 @@ def read_events(path):
     return events
 
 
-def read_invites(path):
-    """Per agent, the Unix ms at which each INVITE reached the phone, in arrival order."""
-    invites = {}
+def read_phone_log(path, tag):
+    """Per agent, the Unix ms of each `tag AGENT SEC USEC` line of the agents' SIPp, in order."""
+    times = {}
     try:
         f = open(path, encoding="utf-8", errors="replace")
     except OSError:
-        return invites
+        return times
     with f:
         for line in f:
             parts = line.split()
-            if len(parts) < 4 or parts[0] != "invite":
+            if len(parts) < 4 or parts[0] != tag:
                 continue
             try:
                 at_ms = float(parts[2]) * 1000 + float(parts[3]) / 1000
             except ValueError:
                 continue
-            invites.setdefault(parts[1], []).append(at_ms)
-    return invites
+            times.setdefault(parts[1], []).append(at_ms)
+    return times
 
 
 def main():
@@ -82,7 +82,8 @@ def main():
         print(__doc__)
         return 2
     events = read_events(sys.argv[1])
-    invites = read_invites(sys.argv[2])
+    invites = read_phone_log(sys.argv[2], "invite")
+    byes = read_phone_log(sys.argv[2], "bye_ok")
     expected = int(sys.argv[3])
 
     entered, connected, completed, abandoned, routed = {}, set(), set(), set(), set()
@@ -165,6 +166,14 @@ def main():
             continue
         wire.extend(inv - ring for ring, inv in zip(rings, got))
     print(spread("ring logged by the box -> agent phone gets INVITE", wire))
+    # Seen from the phones alone (one clock): the box answers an agent's BYE, and the agent's
+    # next INVITE follows. Every agent's next call was waiting, so this is the whole SIP path of
+    # a queued offer: BYE handled, ACD picks the oldest caller, INVITE sent.
+    phone_gap = []
+    for agent, got in invites.items():
+        done = byes.get(agent, [])
+        phone_gap.extend(nxt - bye for bye, nxt in zip(done, got[1:]) if nxt > bye)
+    print(spread("agent's BYE answered -> its next INVITE (calls that waited)", phone_gap))
     if mismatched:
         print(f"agents whose ring and INVITE counts differ (left out above): {mismatched}")
 
