@@ -46,8 +46,8 @@ build_release() {
 # The box's ready line is awaited for at most this long (the CLI contract).
 READY_TIMEOUT_S=20
 
-start_box() {
-    cat >"$WORK/hakoden.toml" <<TOML
+default_config() {
+    cat <<TOML
 [sip]
 ring_timeout = 60
 
@@ -63,6 +63,15 @@ name = "Bench callee"
 password = "bench-202"
 call_waiting = true
 TOML
+}
+
+# start_box [CONFIG]: starts the box with CONFIG (a TOML file), or with the two extensions above.
+start_box() {
+    if [ -n "${1:-}" ]; then
+        cp "$1" "$WORK/hakoden.toml"
+    else
+        default_config >"$WORK/hakoden.toml"
+    fi
     mkdir -p "$WORK/data"
     HAKODEN_LOG="${HAKODEN_LOG:-warn}" "$HAKODEN_BIN" run --data "$WORK/data" \
         --config "$WORK/hakoden.toml" --sip-port "$BOX_SIP_PORT" \

@@ -249,7 +249,10 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 
+    // Both halves of the wall anchor are read together: the web admin starts between here and
+    // the engine, and its start-up time must not shift every CDR and queue event.
     let start = now();
+    let start_wall_ms = wall_ms();
     let (web_tx, mut web_rx) = mpsc::channel::<crate::web::WebQuery>(WEB_QUERY_QUEUE);
     let shown = if config.sip.bind.is_unspecified() { advertise } else { config.sip.bind };
     let web = crate::web::start(
@@ -274,7 +277,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         auth_algorithms: config.sip.auth_algorithms.clone(),
         secret: random_bytes::<32>(),
         rtp_ports: config.rtp.ports,
-        wall_anchor: (start, wall_ms()),
+        wall_anchor: (start, start_wall_ms),
         first_call_id,
         media: config.media.clone(),
         rooms: config.conference.rooms.clone(),
