@@ -18,7 +18,7 @@
 //! destination (as an IVR key would route it); `RejectBusy` → 486 before the answer, the
 //! "all agents are busy" prompt and BYE after; `Event` → [`Output::QueueEvent`].
 //!
-//! Deviations: one music-on-hold class (the queue's `moh` is not used yet); the whisper plays
+//! Deviations: the whisper plays
 //! to the agent while the relay already bridges (the caller may hear the agent's first words
 //! over it, not the whisper); a leg that fails for another reason than busy/decline (not
 //! registered, 480) is left to the ACD's ring timer, so the ACD sees a no-answer.
@@ -156,7 +156,7 @@ impl Engine {
         let answered = call.a_ok_sent;
         if answered {
             // An IVR's caller: music at once, also during a ring-before-queue time.
-            self.music_to(id, Side::A);
+            self.queue_music_named(id, queue);
         } else {
             // Ringback while the queue looks for an agent (ring-before-queue).
             self.send_a_provisional(now, id, 180, None);
@@ -336,7 +336,24 @@ impl Engine {
             return self.end_call(id, HangupSide::System, "queue busy", 486, now);
         }
         if std::mem::replace(&mut q.music_after_play, false) && q.agent.is_none() {
-            self.music_to(id, Side::A);
+            let queue = q.queue.clone();
+            self.queue_music_named(id, &queue);
+        }
+    }
+
+    /// Music on hold to the caller of `id`: the queue's own `moh` audio file when it names one
+    /// (an admin upload, `audio import`), else the box's music. A missing file falls back to
+    /// the box's music in the media layer, so a typo never means silence.
+    fn queue_music_named(&mut self, id: u64, queue: &str) {
+        let own = self.cfg.callcenter.queues.iter().find(|q| q.name == queue).and_then(|q| q.moh.clone());
+        match own {
+            Some(name) => self.out.push_back(Output::Media(MediaCommand::Play {
+                relay: RelayId(id),
+                side: Side::A,
+                clips: vec![Clip::AudioFile(name)],
+                looped: true,
+            })),
+            None => self.music_to(id, Side::A),
         }
     }
 
@@ -409,7 +426,8 @@ impl Engine {
                 }
                 log::info!("call {call}: queued; music on hold");
                 if greeting.is_empty() {
-                    self.music_to(call, Side::A);
+                    let queue = self.queue.calls.get(&call).map(|q| q.queue.clone()).unwrap_or_default();
+                    self.queue_music_named(call, &queue);
                 } else {
                     let clips = self.queue_clips(&greeting, true);
                     self.queue_play_to_caller(call, clips);

@@ -287,6 +287,12 @@ impl Processing {
                 r
             })
             .collect();
+        // Looped audio is music on hold: a missing or unreadable file (a queue's own music)
+        // falls back to the box's music, so a waiting caller never sits in silence.
+        let pcm = match (looped, pcm.is_empty()) {
+            (true, true) => resolve_clip(&Clip::MusicOnHold).into_iter().collect(),
+            _ => pcm,
+        };
         let player = if looped { Player::looping(pcm) } else { Player::new(pcm) };
         let s = &mut self.sides[index(side)];
         s.tx.marker = true;
@@ -604,6 +610,19 @@ mod tests {
             p.on_tick(t0 + Duration::from_millis(20 * i), &mut out);
         }
         assert_eq!(out.len(), 500, "looping never ends");
+        assert!(p.is_playing(Side::A));
+    }
+
+    #[test]
+    fn looped_music_from_a_missing_file_falls_back_to_the_box_music() {
+        let mut p = Processing::new(RelayId(5));
+        p.play(Side::A, &[Clip::AudioFile("no-such-queue-music".into())], true);
+        let mut out = Vec::new();
+        let t0 = Instant::now();
+        for i in 0..200 {
+            p.on_tick(t0 + Duration::from_millis(20 * i), &mut out);
+        }
+        assert_eq!(out.len(), 200, "the caller hears music, not silence");
         assert!(p.is_playing(Side::A));
     }
 

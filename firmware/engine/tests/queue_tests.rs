@@ -615,3 +615,20 @@ fn a_phone_barred_from_outside_calls_cannot_reach_one_through_a_queue() {
     assert!(h.take_for(provider()).iter().all(|m| !m.starts_with("INVITE ")), "not dialled");
     assert!(prompts_played(&h).contains(&"common.sorry_error".to_string()), "{:?}", h.media);
 }
+
+#[test]
+fn a_queue_with_its_own_music_plays_that_file_to_waiting_callers() {
+    let mut h = harness_tweaked(Strategy::RingAll, |cc| {
+        let solo = cc.queues.iter_mut().find(|q| q.name == "solo").expect("solo");
+        solo.moh = Some("support-music".into());
+    });
+    h.register("205", 7005);
+    available(&mut h, "203");
+    h.send(phone(7005), &invite("205", "6100", 7005, "qm1", &sdp(4000, "0 101")));
+    assert!(h.take_for(phone(7005)).iter().any(|m| status(m) == 200), "queued");
+    let own = h.media.iter().any(|m| {
+        matches!(m, MediaCommand::Play { clips, looped: true, .. }
+            if clips == &vec![Clip::AudioFile("support-music".into())])
+    });
+    assert!(own, "{:?}", h.media);
+}
