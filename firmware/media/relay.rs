@@ -11,6 +11,12 @@
 //! re-INVITE) replaces the SDP address and allows one new latch. RTCP latches on its own; before
 //! it does, RTCP goes to the RTP remote's port + 1 (`a=rtcp` is not carried by the command).
 //!
+//! One stream per phone: RTP towards a phone is rewritten onto that phone's `OutStream` (one
+//! SSRC, sequence numbers +1, timestamps going on), whether it was forwarded or made by the
+//! box's player, so a switch of source (music → agent, a transfer) is not an SSRC change for
+//! the phone. A re-open of the same call on the same port continues the stream. RTCP is
+//! forwarded as it came. Details: `docs/media.md`, "One RTP stream per phone".
+//!
 //! Bounded by construction: one receive buffer per relay (the task reads its four sockets in
 //! turn), no queues. A datagram that cannot be sent at once (socket buffer full) is dropped,
 //! which is what a router would do to real-time media.
