@@ -6,7 +6,7 @@
 mod common;
 
 use common::baresip::Phone;
-use common::tones::{blocks, tone, write_wav, ToneDetector, BLOCK_SAMPLES};
+use common::tones::{blocks, rms, tone, write_wav, ToneDetector, BLOCK_SAMPLES};
 use common::{free_udp_port, require_tool, wait_udp_bound, RtpSink, Sipp, TestBox};
 use std::path::Path;
 use std::time::Duration;
@@ -43,6 +43,10 @@ const EDGE_BLOCKS: usize = 3;
 const MIN_HEARD_SHARE: f64 = 0.9;
 /// Lines of the box's log searched.
 const LOG_TAIL_LINES: usize = 300;
+/// A 100 ms block of the spoken prompt is louder than this (silence is far below).
+const PROMPT_MIN_RMS: f64 = 100.0;
+/// 100 ms blocks of sound 201 must hear in the menu: half a second of the prompt.
+const PROMPT_MIN_BLOCKS: usize = 5;
 
 fn start_phone(tb: &TestBox, ext: (&str, &str), source: &Path, cmds: &[&str]) -> Phone {
     Phone::builder(tb, ext, source, PHONE_SECONDS).commands(cmds).ctrl_tcp(tb.port()).start()
@@ -83,6 +87,7 @@ fn a_caller_presses_1_in_the_menu_and_talks_to_the_extension() {
     );
     std::thread::sleep(IN_MENU);
     assert!(!phones[1].log().contains("established"), "202 rang before the key\n{}", context(&phones));
+    let menu_end = phones[0].heard_so_far();
     phones[0].command("sndcode", "1");
     assert!(
         phones[1].wait_for("established", None, ESTABLISH_TIMEOUT),
@@ -101,6 +106,18 @@ fn a_caller_presses_1_in_the_menu_and_talks_to_the_extension() {
     }
     let log = tb.console(&format!("log tail {LOG_TAIL_LINES}"));
     assert!(bob_ended, "202 did not see the call end\n{}", context(&phones));
+    // 201 heard the menu's prompt (the box's player), and then 202 (below): the relay puts
+    // 202's packets on the stream the prompt came on, so 201's jitter buffer keeps them.
+    let menu: Vec<Vec<f64>> =
+        blocks(&phones[0].heard_samples(&|| context(&phones))).take(menu_end / BLOCK_SAMPLES).collect();
+    let spoken = menu.iter().filter(|b| rms(b) > PROMPT_MIN_RMS).count();
+    eprintln!("201: {} menu blocks, {spoken} with sound", menu.len());
+    assert!(
+        spoken >= PROMPT_MIN_BLOCKS,
+        "201 heard sound in {spoken}/{} blocks of the menu\n{}",
+        menu.len(),
+        context(&phones)
+    );
     for (i, p) in phones.iter().enumerate() {
         let heard = p.heard_samples(&|| context(&phones));
         let other = TONES_HZ[1 - i];

@@ -11,7 +11,7 @@
 mod common;
 
 use common::baresip::Phone;
-use common::tones::{blocks, tone, write_wav, ToneDetector, BLOCK_SAMPLES};
+use common::tones::{blocks, rms, tone, write_wav, ToneDetector, BLOCK_SAMPLES};
 use common::{free_udp_port, require_tool, wait_udp_bound, RtpSink, Sipp, TestBox};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -32,7 +32,6 @@ name = "support"
 number = "6000"
 members = ["201", { agent = "202", level = 1 }]
 overflow = { extension = "204" }
-ring_before_queue = 5
 
 [[queue]]
 name = "closed"
@@ -65,9 +64,17 @@ const WAIT: Duration = Duration::from_secs(10);
 const TALK: Duration = Duration::from_secs(3);
 /// Trimmed from the end of the caller's recording (the hang-up).
 const EDGE_BLOCKS: usize = 3;
-/// Skipped at the start of the caller's recording: the box's answer, the relay re-opening,
+/// Skipped at the start of the caller's recording: the box's answer, the queue's greeting,
 /// jitter buffers.
 const LEAD_IN_BLOCKS: usize = 10;
+/// How long the caller waits in the queue, hearing music, before the agent answers.
+const ON_HOLD: Duration = Duration::from_secs(3);
+/// A 100 ms block of the music on hold is louder than this (the built-in tune's RMS is above
+/// 500 with its note decays; silence and comfort noise are far below).
+const MUSIC_MIN_RMS: f64 = 100.0;
+/// Share of the blocks before the answer that must carry sound: the greeting's pauses are
+/// quiet.
+const MIN_MUSIC_SHARE: f64 = 0.5;
 /// Share of the talk stretch's blocks in which the agent's tone must be found.
 const MIN_HEARD_SHARE: f64 = 0.9;
 /// Lines of the box's log searched.
@@ -161,26 +168,31 @@ fn ring_all_rings_two_agents_and_the_second_gets_cancel_when_the_first_answers()
         return;
     }
     let tb = TestBox::start_with_config(&[ALICE, BOB, CAROL, DAVE, ERIN], &[], QUEUES);
-    // 201 answers itself, but only once 202 rings too: both get the INVITE in the same input.
-    let alice = phone(&tb, ALICE, false, &[]);
+    let alice = phone(&tb, ALICE, true, &[]);
     let bob = phone(&tb, BOB, true, &[]);
     make_available(&tb, "201");
     make_available(&tb, "202");
     let carol = phone(&tb, CAROL, false, &["/dial 6000"]);
     let phones = [&alice, &bob, &carol];
-    assert!(alice.wait_for("established", None, WAIT), "201 did not answer\n{}", context(&tb, &phones));
+    // The box answers 203 at once (no ring-before-queue) and plays the music while both ring.
     assert!(
         carol.wait_for("established", None, WAIT),
         "the box did not answer 203\n{}",
         context(&tb, &phones)
     );
+    let both = alice.wait_for("Incoming call", None, WAIT) && bob.wait_for("Incoming call", None, WAIT);
+    assert!(both, "201 and 202 must both ring\n{}", context(&tb, &phones));
+    std::thread::sleep(ON_HOLD);
+    let music_end = carol.heard_so_far();
+    alice.command("accept", "");
+    assert!(alice.wait_for("established", None, WAIT), "201 did not answer\n{}", context(&tb, &phones));
     // baresip 1.0 reports a CANCEL of a ringing call as its session closing.
-    assert!(bob.wait_for("Incoming call", None, WAIT), "202 did not ring\n{}", context(&tb, &phones));
     assert!(
         bob.wait_for("session closed", None, WAIT),
         "202 did not stop ringing\n{}",
         context(&tb, &phones)
     );
+    let answered = carol.heard_so_far();
     std::thread::sleep(TALK);
     let log = tb.console(&format!("log tail {LOG_TAIL_LINES}"));
     let agents = tb.console("show agents");
@@ -192,12 +204,20 @@ fn ring_all_rings_two_agents_and_the_second_gets_cancel_when_the_first_answers()
     carol.kill();
     let phones = [&alice, &bob, &carol];
     let heard = carol.heard_samples(&|| context(&tb, &phones));
-    // The agent answered within the ring-before-queue time: the box answered 203 only then,
-    // so after a lead-in (jitter buffers, the relay re-opening) the recording is the talk.
-    // (Music before the agent would end baresip 1.0's stream: it drops the agent's packets as
-    // late after the player's SSRC when its sequence numbers are lower; see the report.)
+    // First the music (the box's player), then the agent: after the switch the relay goes on
+    // with the stream 203 was receiving, so baresip 1.0 does not drop the agent's packets as
+    // late (they came with lower sequence numbers than the music's).
     let n = heard.len() / BLOCK_SAMPLES;
-    let (lo, hi) = (LEAD_IN_BLOCKS, n.saturating_sub(EDGE_BLOCKS));
+    let music: Vec<Vec<f64>> = blocks(&heard).take(music_end / BLOCK_SAMPLES).skip(LEAD_IN_BLOCKS).collect();
+    let loud = music.iter().filter(|b| rms(b) > MUSIC_MIN_RMS).count();
+    eprintln!("203: {} music blocks, {loud} with sound", music.len());
+    assert!(
+        loud as f64 >= MIN_MUSIC_SHARE * music.len() as f64 && !music.is_empty(),
+        "203 heard music in {loud}/{} blocks before the answer\n{}",
+        music.len(),
+        context(&tb, &phones)
+    );
+    let (lo, hi) = (answered.div_ceil(BLOCK_SAMPLES) + EDGE_BLOCKS, n.saturating_sub(EDGE_BLOCKS));
     let talk: Vec<Vec<f64>> = blocks(&heard).skip(lo).take(hi.saturating_sub(lo)).collect();
     let found = talk.iter().filter(|b| ToneDetector::MIXED.block_has_tone(b, TONES_HZ[0])).count();
     eprintln!("203: heard {} samples, 201's tone in {found}/{} talk blocks", heard.len(), talk.len());

@@ -299,18 +299,6 @@ impl Processing {
         s.player = Some(player);
     }
 
-    /// The player towards `side` continues the stream the phone was receiving (its SSRC, next
-    /// sequence number and timestamp) instead of starting one of its own: a phone flushes its
-    /// jitter buffer on an SSRC change and would lose the first frame (RFC 3550 §8.2).
-    pub fn continue_stream(&mut self, side: Side, (ssrc, seq, timestamp): (u32, u16, u32)) {
-        let tx = &mut self.sides[index(side)].tx;
-        tx.ssrc = ssrc;
-        tx.seq = seq.wrapping_add(1);
-        tx.timestamp = timestamp.wrapping_add(FRAME_SAMPLES as u32);
-        // Same stream, no new talk-spurt: no marker bit.
-        tx.marker = false;
-    }
-
     /// Queues RFC 4733 events for `digits` to a side (100 ms each, 100 ms apart). Without a
     /// negotiated telephone-event payload type nothing is sent (logged).
     pub fn send_digits(&mut self, side: Side, digits: &str, now: Instant) {

@@ -11,6 +11,12 @@
 //! re-INVITE) replaces the SDP address and allows one new latch. RTCP latches on its own; before
 //! it does, RTCP goes to the RTP remote's port + 1 (`a=rtcp` is not carried by the command).
 //!
+//! One stream per phone: RTP towards a phone is rewritten onto that phone's `OutStream` (one
+//! SSRC, sequence numbers +1, timestamps going on), whether it was forwarded or made by the
+//! box's player, so a switch of source (music → agent, a transfer) is not an SSRC change for
+//! the phone. A re-open of the same call on the same port continues the stream. RTCP is
+//! forwarded as it came. Details: `docs/media.md`, "One RTP stream per phone".
+//!
 //! Bounded by construction: one receive buffer per relay (the task reads its four sockets in
 //! turn), no queues. A datagram that cannot be sent at once (socket buffer full) is dropped,
 //! which is what a router would do to real-time media.
@@ -20,7 +26,7 @@
 //!
 //! Close is synchronous: the sockets are dropped (ports re-bindable) before `execute` returns.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -31,10 +37,12 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::audio::{FRAME_SAMPLES, SAMPLE_RATE_HZ};
 use super::process::{Outgoing, Processing};
 use super::{MediaCommand, MediaEvent, RelayId, Side};
 use std::path::PathBuf;
 use std::task::Waker;
+use std::time::Instant;
 
 /// Media events queued for the engine; beyond this they are dropped (and logged): a stalled
 /// engine must not make the media tasks wait.
@@ -150,6 +158,24 @@ struct Manager {
     recordings: Option<PathBuf>,
     /// Conference rooms and their participants.
     rooms: super::conference::Rooms,
+    /// Outgoing streams of closed relays, oldest first, for a re-open of the same call.
+    parked: Mutex<VecDeque<ParkedStream>>,
+}
+
+/// Streams kept after a close. A re-open follows its close in the same batch of engine
+/// outputs (a transfer, a queue or IVR bridging an agent), or after a supervision session;
+/// 256 covers the closes of 128 other calls in between. An evicted stream only means the
+/// phone sees a new SSRC, as it did before streams were kept.
+const MAX_PARKED_STREAMS: usize = 256;
+
+/// One side's outgoing stream of a closed relay.
+#[derive(Debug, Clone, Copy)]
+struct ParkedStream {
+    relay: RelayId,
+    /// The local RTP port facing the phone: it identifies the phone's call leg (a replaced
+    /// side gets a new port from the pool).
+    port: u16,
+    stream: OutStream,
 }
 
 struct Entry {
@@ -171,7 +197,14 @@ impl RelayManager {
     ) -> RelayManager {
         let rooms = super::conference::Rooms::new(bind, events.clone());
         RelayManager {
-            inner: Arc::new(Manager { bind, relays: Mutex::new(HashMap::new()), events, recordings, rooms }),
+            inner: Arc::new(Manager {
+                bind,
+                relays: Mutex::new(HashMap::new()),
+                events,
+                recordings,
+                rooms,
+                parked: Mutex::new(VecDeque::new()),
+            }),
         }
     }
 
@@ -217,8 +250,9 @@ impl RelayManager {
                 let entry = relays.get(&relay).ok_or(RelayError::UnknownRelay(relay))?;
                 let mut state = lock(&entry.relay);
                 // A new SDP address: forget the old latch so the next packet may latch anew.
-                let last_sent = state.peers[side_index(side)].last_sent;
-                state.peers[side_index(side)] = Peer { last_sent, ..Peer::from_sdp(Some(remote)) };
+                // The phone's leg is the same, so its outgoing stream goes on.
+                let out = state.peers[side_index(side)].out;
+                state.peers[side_index(side)] = Peer { out, ..Peer::from_sdp(Some(remote)) };
                 Ok(())
             }
             MediaCommand::Close { relay } => {
@@ -226,6 +260,7 @@ impl RelayManager {
                     return Ok(());
                 }
                 let entry = self.relays().remove(&relay).ok_or(RelayError::UnknownRelay(relay))?;
+                self.park_streams(relay, &entry);
                 let events = close(entry);
                 self.send_events(events);
                 log::debug!("relay {} closed", relay.0);
@@ -244,13 +279,9 @@ impl RelayManager {
                 if self.inner.rooms.contains(relay) {
                     return self.inner.rooms.play(relay, &clips, looped);
                 }
-                let last_sent =
-                    self.relays().get(&relay).and_then(|e| lock(&e.relay).peers[side_index(side)].last_sent);
+                // The player's packets join the phone's one outgoing stream in `poll_relay`.
                 self.with_processing(relay, |p| {
                     p.play(side, &clips, looped);
-                    if let Some(stream) = last_sent {
-                        p.continue_stream(side, stream);
-                    }
                     Ok(())
                 })
             }
@@ -368,6 +399,7 @@ impl RelayManager {
     fn close_keeping_recording(&self, relay: RelayId) -> Option<super::process::Recording> {
         let entry = self.relays().remove(&relay)?;
         let recording = lock(&entry.relay).processing.as_mut().and_then(|p| p.take_recording());
+        self.park_streams(relay, &entry);
         let events = close(entry);
         self.send_events(events);
         log::debug!("relay {} closed into a room", relay.0);
@@ -418,9 +450,11 @@ impl RelayManager {
             bind_udp(bind, b_port, 0)?,
             bind_udp(bind, b_port, 1)?,
         ];
+        let peer = |remote, port| Peer { out: self.unpark_stream(relay, port), ..Peer::from_sdp(remote) };
         let state = Arc::new(Mutex::new(RelayState {
             sockets: Some(sockets),
-            peers: [Peer::from_sdp(a_remote), Peer::from_sdp(b_remote)],
+            ports: [a_port, b_port],
+            peers: [peer(a_remote, a_port), peer(b_remote, b_port)],
             stats: RelayStats::default(),
             processing: None,
             waker: None,
@@ -434,6 +468,34 @@ impl RelayManager {
         relays.insert(relay, Entry { relay: state, task });
         log::debug!("relay {} open on ports {a_port}/{b_port}", relay.0);
         Ok(())
+    }
+}
+
+impl RelayManager {
+    /// Keeps a closing relay's outgoing streams for a re-open of the same call on the same
+    /// ports (a transfer or a queue re-opens the relay with one side replaced; the other
+    /// phone's leg and stream go on).
+    fn park_streams(&self, relay: RelayId, entry: &Entry) {
+        let state = lock(&entry.relay);
+        let mut parked = lock(&self.inner.parked);
+        for (port, peer) in state.ports.iter().zip(state.peers.iter()) {
+            if !peer.out.is_started() {
+                continue;
+            }
+            if parked.len() >= MAX_PARKED_STREAMS {
+                parked.pop_front();
+            }
+            parked.push_back(ParkedStream { relay, port: *port, stream: peer.out.parked() });
+        }
+    }
+
+    /// The stream parked by `relay`'s last close for the leg on `port`, else a new one.
+    fn unpark_stream(&self, relay: RelayId, port: u16) -> OutStream {
+        let mut parked = lock(&self.inner.parked);
+        match parked.iter().rposition(|p| p.relay == relay && p.port == port) {
+            Some(i) => parked.remove(i).map(|p| p.stream).unwrap_or_default(),
+            None => OutStream::default(),
+        }
     }
 }
 
@@ -516,10 +578,8 @@ struct Peer {
     rtp_latched: bool,
     rtcp: Option<SocketAddr>,
     rtcp_latched: bool,
-    /// SSRC, sequence number and timestamp of the last RTP packet sent to this phone: a
-    /// player that starts mid-call continues that stream, so the phone does not see an SSRC
-    /// change and flush its jitter buffer (losing the prompt's first frame).
-    last_sent: Option<(u32, u16, u32)>,
+    /// The one RTP stream this phone receives, whoever the packets come from.
+    out: OutStream,
 }
 
 impl Peer {
@@ -540,6 +600,8 @@ impl Peer {
 struct RelayState {
     /// `None` once closed; the task ends when it sees that.
     sockets: Option<[UdpSocket; SOCKETS_PER_RELAY]>,
+    /// Local RTP ports facing side A and side B.
+    ports: [u16; 2],
     /// Index 0 = side A, 1 = side B.
     peers: [Peer; 2],
     stats: RelayStats,
@@ -576,16 +638,21 @@ fn poll_relay(
     let Some(sockets) = sockets.as_ref() else {
         return Poll::Ready(());
     };
+    // One reading per wakeup: it only spaces the timestamps at a source switch.
+    let now = now();
     if let Some(p) = processing.as_mut() {
         if p.needs_tick() {
             let mut out: Vec<Outgoing> = Vec::new();
             while tick.poll_tick(cx).is_ready() {
-                p.on_tick(now(), &mut out);
+                p.on_tick(now, &mut out);
             }
-            for o in out {
+            for mut o in out {
                 let i = side_index(o.side);
-                if let (Some(target), Some(sock)) = (peers[i].rtp, sockets.get(i * 2)) {
-                    let _ = sock.poll_send_to(cx, &o.packet, target);
+                let (Some(peer), Some(sock)) = (peers.get_mut(i), sockets.get(i * 2)) else { continue };
+                if let Some(target) = peer.rtp {
+                    if peer.out.rewrite(&mut o.packet, Origin::Box, now) {
+                        let _ = sock.poll_send_to(cx, &o.packet, target);
+                    }
                 }
             }
             send_events(events, p.drain_events().collect());
@@ -610,7 +677,7 @@ fn poll_relay(
                 Poll::Ready(Ok(source)) => {
                     progress = true;
                     handled += 1;
-                    let data = read.filled();
+                    let data = read.filled_mut();
                     let side = slot / 2;
                     let rtcp = slot % 2 == 1;
                     let mut replaced = false;
@@ -619,7 +686,7 @@ fn poll_relay(
                         let latched_ok = !peers[side].rtp_latched || peers[side].rtp == Some(source);
                         if !rtcp && latched_ok && data.len() <= MAX_DATAGRAM_BYTES && is_valid(data, false) {
                             let s = if side == 0 { Side::A } else { Side::B };
-                            p.on_rtp(s, data, now());
+                            p.on_rtp(s, data, now);
                             send_events(events, p.drain_events().collect());
                         }
                         // While the box plays to the other phone, this phone's audio is not
@@ -631,7 +698,7 @@ fn poll_relay(
                         latch_only(peers, side, source);
                         false
                     } else {
-                        relay_datagram(sockets, peers, stats, cx, slot, source, data)
+                        relay_datagram(sockets, peers, stats, cx, (slot, source, data), now)
                     };
                     if forwarded {
                         stats.forwarded += 1;
@@ -651,15 +718,15 @@ fn poll_relay(
     }
 }
 
-/// Handles one datagram received on socket `slot`; true if it was sent on.
+/// Handles one datagram received on socket `slot`; true if it was sent on. RTP leaves
+/// rewritten onto the receiving phone's stream ([`OutStream`]); RTCP leaves as it came.
 fn relay_datagram(
     sockets: &[UdpSocket; SOCKETS_PER_RELAY],
     peers: &mut [Peer; 2],
     stats: &mut RelayStats,
     cx: &mut Context<'_>,
-    slot: usize,
-    source: SocketAddr,
-    data: &[u8],
+    (slot, source, data): (usize, SocketAddr, &mut [u8]),
+    now: Instant,
 ) -> bool {
     let side = slot / 2;
     let rtcp = slot % 2 == 1;
@@ -686,21 +753,15 @@ fn relay_datagram(
         return false;
     }
     let other = 1 - side;
-    let Some(to_peer) = peers.get(other) else {
+    let Some(to_peer) = peers.get_mut(other) else {
         return false;
     };
     let target = if rtcp { to_peer.rtcp_target() } else { to_peer.rtp };
     let (Some(target), Some(out)) = (target, sockets.get(other * 2 + usize::from(rtcp))) else {
         return false;
     };
-    if !rtcp && data.len() >= 12 {
-        if let Some(p) = peers.get_mut(other) {
-            p.last_sent = Some((
-                u32::from_be_bytes([data[8], data[9], data[10], data[11]]),
-                u16::from_be_bytes([data[2], data[3]]),
-                u32::from_be_bytes([data[4], data[5], data[6], data[7]]),
-            ));
-        }
+    if !rtcp && !to_peer.out.rewrite(data, Origin::Peer, now) {
+        return false;
     }
     // A full socket buffer (Pending) drops the datagram: late media is useless media.
     matches!(out.poll_send_to(cx, data, target), Poll::Ready(Ok(n)) if n == data.len())
@@ -723,5 +784,327 @@ fn is_valid(data: &[u8], rtcp: bool) -> bool {
     } else {
         // `RtpReader::new` checks version 2 and that CSRCs, extension and padding fit.
         rtp_rs::RtpReader::new(data).is_ok()
+    }
+}
+
+/// Length of the RTP fixed header (RFC 3550 §5.1): what the stream rewrite reads and writes.
+const RTP_FIXED_HEADER: usize = 12;
+
+/// The marker bit, in the second header byte (RFC 3550 §5.1).
+const RTP_MARKER: u8 = 0x80;
+
+/// How far (in sequence numbers) the stream must have moved past a source switch before a
+/// late packet of the new source is no longer checked against the switch point. RFC 3550
+/// A.1's `MAX_MISORDER`: more misordering than this is a new sequence, not a late packet.
+const MAX_MISORDER: u16 = 100;
+
+/// Where a packet towards a phone comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// Forwarded from the phone on the other side.
+    Peer,
+    /// Made by the box (a player, RFC 4733 digits).
+    Box,
+}
+
+/// The one RTP stream a phone receives on one call leg, whoever the packets come from.
+///
+/// Phones keep their jitter buffer across an SSRC change (baresip 1.0 does, so do desk
+/// phones) and drop a new source's packets as late when its sequence numbers are lower than
+/// the old source's. So every packet towards a phone is rewritten onto one stream: a fixed
+/// SSRC (the first source's, so a plain call goes out unchanged), sequence numbers going on
+/// by one, timestamps going on at the media clock. At a switch of source (the box's player →
+/// the other phone, a transferred party, back to music on hold) the new source's numbers are
+/// rebased with offsets; within a source the offsets are fixed, so its own gaps, misordering
+/// and RFC 4733 event timestamps (one timestamp for every packet of an event) pass through
+/// unchanged. The first packet after a switch carries the marker bit (a new talk-spurt,
+/// RFC 3550 §5.1; for a telephone-event, the start of the event as the phone will see it).
+///
+/// Sans-IO: the driver hands in each packet and the time of its wakeup.
+#[derive(Debug, Clone, Copy, Default)]
+struct OutStream {
+    ssrc: u32,
+    /// Origin and SSRC of the packets going out now; `None` before the first and after a
+    /// re-open (the box's player restarts its numbering then).
+    source: Option<(Origin, u32)>,
+    /// Added to the source's sequence numbers.
+    seq_offset: u16,
+    /// Added to the source's timestamps.
+    ts_offset: u32,
+    /// The sequence number after the highest sent (serial arithmetic, RFC 1982).
+    next_seq: u16,
+    /// The highest timestamp sent.
+    last_ts: u32,
+    /// When the last packet went out; `None` before the first.
+    last_at: Option<Instant>,
+    /// Set the marker bit on the next packet (the first after a switch).
+    mark_next: bool,
+    /// The first sequence number after the latest switch, while a late packet of the new
+    /// source could still fall before it (and collide with the old source's numbers).
+    switch_seq: Option<u16>,
+}
+
+impl OutStream {
+    /// True once a packet went out on this stream.
+    fn is_started(&self) -> bool {
+        self.last_at.is_some()
+    }
+
+    /// The stream as kept over a close: the next packet, whatever its source, is a switch.
+    fn parked(self) -> OutStream {
+        OutStream { source: None, ..self }
+    }
+
+    /// Rewrites the header of an RTP `packet` (validated by the caller) onto this stream.
+    /// False when the packet must not be sent: too short, or a late packet of the new source
+    /// from before a switch (its number would repeat one already sent).
+    fn rewrite(&mut self, packet: &mut [u8], origin: Origin, now: Instant) -> bool {
+        let Some(h) =
+            packet.get_mut(..RTP_FIXED_HEADER).and_then(|h| <&mut [u8; RTP_FIXED_HEADER]>::try_from(h).ok())
+        else {
+            return false;
+        };
+        let seq = u16::from_be_bytes([h[2], h[3]]);
+        let ts = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
+        let ssrc = u32::from_be_bytes([h[8], h[9], h[10], h[11]]);
+        if self.source != Some((origin, ssrc)) {
+            self.switch_to((origin, ssrc), seq, ts, now);
+        }
+        let out_seq = seq.wrapping_add(self.seq_offset);
+        if let Some(first) = self.switch_seq {
+            let past = out_seq.wrapping_sub(first);
+            if (past as i16) < 0 {
+                return false;
+            }
+            if past > MAX_MISORDER {
+                self.switch_seq = None;
+            }
+        }
+        let out_ts = ts.wrapping_add(self.ts_offset);
+        if out_seq.wrapping_sub(self.next_seq) as i16 >= 0 {
+            self.next_seq = out_seq.wrapping_add(1);
+        }
+        if out_ts.wrapping_sub(self.last_ts) as i32 > 0 {
+            self.last_ts = out_ts;
+        }
+        self.last_at = Some(now);
+        h[2..4].copy_from_slice(&out_seq.to_be_bytes());
+        h[4..8].copy_from_slice(&out_ts.to_be_bytes());
+        h[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
+        if self.mark_next {
+            h[1] |= RTP_MARKER;
+            self.mark_next = false;
+        }
+        true
+    }
+
+    /// A new source starts at the stream's next sequence number, and at a timestamp one
+    /// frame after the last (or as much later as the wall clock moved on, if more: a pause
+    /// stays a pause). The RTP clock is 8 kHz: G.711 and, with it, telephone-event.
+    fn switch_to(&mut self, source: (Origin, u32), seq: u16, ts: u32, now: Instant) {
+        self.source = Some(source);
+        let Some(at) = self.last_at else {
+            // The first packet: its source's numbers become the stream's.
+            self.ssrc = source.1;
+            (self.seq_offset, self.ts_offset) = (0, 0);
+            (self.next_seq, self.last_ts) = (seq, ts);
+            return;
+        };
+        let elapsed_ms = now.saturating_duration_since(at).as_millis() as u64;
+        // The wrap at 2^32 is the timestamp's own.
+        let elapsed_samples = (elapsed_ms.wrapping_mul(u64::from(SAMPLE_RATE_HZ)) / 1000) as u32;
+        let start_ts = self.last_ts.wrapping_add(elapsed_samples.max(FRAME_SAMPLES as u32));
+        self.seq_offset = self.next_seq.wrapping_sub(seq);
+        self.ts_offset = start_ts.wrapping_sub(ts);
+        self.last_ts = start_ts;
+        self.mark_next = true;
+        self.switch_seq = Some(self.next_seq);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A G.711 packet (PT 0) with a 160-byte payload.
+    fn rtp(ssrc: u32, seq: u16, ts: u32) -> Vec<u8> {
+        let mut p = vec![0x80, 0];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&ts.to_be_bytes());
+        p.extend_from_slice(&ssrc.to_be_bytes());
+        p.extend_from_slice(&[0xff; 160]);
+        p
+    }
+
+    /// `(ssrc, seq, ts, marker)` of a packet.
+    fn header(p: &[u8]) -> (u32, u16, u32, bool) {
+        (
+            u32::from_be_bytes([p[8], p[9], p[10], p[11]]),
+            u16::from_be_bytes([p[2], p[3]]),
+            u32::from_be_bytes([p[4], p[5], p[6], p[7]]),
+            p[1] & RTP_MARKER != 0,
+        )
+    }
+
+    /// Sends `n` packets of one source, 20 ms apart from `*t`, and returns what went out.
+    fn send(
+        out: &mut OutStream,
+        origin: Origin,
+        (ssrc, seq, ts): (u32, u16, u32),
+        n: u16,
+        t: &mut Instant,
+    ) -> Vec<(u32, u16, u32, bool)> {
+        (0..n)
+            .filter_map(|k| {
+                let mut p = rtp(ssrc, seq.wrapping_add(k), ts.wrapping_add(160 * u32::from(k)));
+                let sent = out.rewrite(&mut p, origin, *t);
+                *t += Duration::from_millis(20);
+                sent.then(|| header(&p))
+            })
+            .collect()
+    }
+
+    /// Every packet has the stream's SSRC, the next sequence number and a later timestamp.
+    fn assert_continuous(got: &[(u32, u16, u32, bool)]) {
+        for w in got.windows(2) {
+            let ((s0, q0, t0, _), (s1, q1, t1, _)) = (w[0], w[1]);
+            assert_eq!(s1, s0, "one SSRC: {w:?}");
+            assert_eq!(q1, q0.wrapping_add(1), "sequence +1: {w:?}");
+            assert!(t1.wrapping_sub(t0) as i32 > 0, "timestamp goes on: {w:?}");
+        }
+    }
+
+    // Tests for the stream a phone receives.
+
+    #[test]
+    fn a_plain_call_goes_out_unchanged() {
+        let mut out = OutStream::default();
+        let mut t = Instant::now();
+        let got = send(&mut out, Origin::Peer, (0xABCD, 1000, 5000), 50, &mut t);
+        assert_eq!(got.first(), Some(&(0xABCD, 1000, 5000, false)));
+        assert_eq!(got.last(), Some(&(0xABCD, 1049, 5000 + 49 * 160, false)));
+    }
+
+    #[test]
+    fn player_then_peers_with_lower_numbers_make_one_continuous_stream() {
+        let mut out = OutStream::default();
+        let mut t = Instant::now();
+        let mut got = Vec::new();
+        // Music (the box's player), the agent (low sequence numbers), hold music again (the
+        // player goes on with its own numbers), then a transferred party starting lower still.
+        got.extend(send(&mut out, Origin::Box, (0x1111, 40_000, 900_000), 30, &mut t));
+        let agent = got.len();
+        got.extend(send(&mut out, Origin::Peer, (0x2222, 3, 160), 30, &mut t));
+        let music = got.len();
+        got.extend(send(&mut out, Origin::Box, (0x1111, 40_030, 904_800), 30, &mut t));
+        let transferred = got.len();
+        got.extend(send(&mut out, Origin::Peer, (0x3333, 0, 0), 30, &mut t));
+        assert_eq!(got.len(), 120);
+        assert_continuous(&got);
+        assert_eq!(got[0].0, 0x1111, "the first source's SSRC");
+        let marked: Vec<usize> = got.iter().enumerate().filter(|(_, h)| h.3).map(|(i, _)| i).collect();
+        assert_eq!(marked, vec![agent, music, transferred], "a marker at each switch only");
+        // Within a source, the spacing is the source's own (20 ms = 160 samples).
+        assert!(got[agent..music].windows(2).all(|w| w[1].2.wrapping_sub(w[0].2) == 160));
+    }
+
+    #[test]
+    fn a_pause_between_sources_stays_in_the_timestamps() {
+        let mut out = OutStream::default();
+        let mut t = Instant::now();
+        let before = send(&mut out, Origin::Box, (7, 10, 1000), 5, &mut t);
+        t += Duration::from_secs(2);
+        let after = send(&mut out, Origin::Peer, (8, 60_000, 7), 1, &mut t);
+        let last = before.last().map_or(0, |h| h.2);
+        // The 20 ms of the last frame plus the 2 s pause, at 8 kHz.
+        assert_eq!(after[0].2.wrapping_sub(last), 160 + 16_000);
+    }
+
+    #[test]
+    fn a_telephone_event_keeps_one_timestamp_after_the_rebase() {
+        let mut out = OutStream::default();
+        let mut t = Instant::now();
+        send(&mut out, Origin::Box, (1, 100, 1000), 10, &mut t);
+        // A digit from the other phone: four packets, one event timestamp, growing durations.
+        let mut stamps = Vec::new();
+        for k in 0..4u16 {
+            let mut p = rtp(2, 500 + k, 77_000);
+            p[1] = 101;
+            assert!(out.rewrite(&mut p, Origin::Peer, t));
+            stamps.push(header(&p));
+            t += Duration::from_millis(50);
+        }
+        assert!(stamps.windows(2).all(|w| w[0].2 == w[1].2), "one event: {stamps:?}");
+        assert!(stamps.iter().all(|h| h.0 == 1), "the stream's SSRC: {stamps:?}");
+        assert_eq!(stamps.iter().map(|h| h.1).collect::<Vec<_>>(), vec![110, 111, 112, 113]);
+        assert_eq!(stamps[0].2, 1000 + 9 * 160 + 160, "one frame after the player's last");
+        assert!(stamps[0].3, "the marker starts the event for the phone");
+    }
+
+    #[test]
+    fn a_late_packet_from_before_the_switch_is_dropped() {
+        let mut out = OutStream::default();
+        let mut t = Instant::now();
+        let mut got = send(&mut out, Origin::Box, (1, 100, 0), 5, &mut t);
+        got.extend(send(&mut out, Origin::Peer, (2, 50, 0), 3, &mut t));
+        // Packet 49 of the new source overtook by 50..52: it would repeat the player's 104.
+        let mut late = rtp(2, 49, 0);
+        assert!(!out.rewrite(&mut late, Origin::Peer, t));
+        got.extend(send(&mut out, Origin::Peer, (2, 53, 480), 3, &mut t));
+        assert_continuous(&got);
+        // Misordering within the source is passed on as it is.
+        let mut early = rtp(2, 57, 1120);
+        let mut reordered = rtp(2, 56, 960);
+        assert!(out.rewrite(&mut early, Origin::Peer, t) && out.rewrite(&mut reordered, Origin::Peer, t));
+        assert_eq!(header(&reordered).1.wrapping_add(1), header(&early).1);
+    }
+
+    #[test]
+    fn sequence_numbers_and_timestamps_wrap_without_a_break() {
+        let mut out = OutStream::default();
+        let mut t = Instant::now();
+        let mut got = send(&mut out, Origin::Peer, (1, 65_530, u32::MAX - 800), 10, &mut t);
+        got.extend(send(&mut out, Origin::Box, (2, 65_000, u32::MAX - 100), 200, &mut t));
+        assert_eq!(got.len(), 210, "no packet taken for late across the wraps");
+        assert_continuous(&got);
+    }
+
+    #[test]
+    fn a_reopened_relay_goes_on_with_the_parked_stream() {
+        let mut out = OutStream::default();
+        let mut t = Instant::now();
+        let mut got = send(&mut out, Origin::Box, (9, 1, 1), 10, &mut t);
+        // The relay closes and re-opens (a queue bridges the agent); the new player of the
+        // re-opened relay restarts its numbers with the same SSRC.
+        let mut out = out.parked();
+        got.extend(send(&mut out, Origin::Box, (9, 1, 1), 10, &mut t));
+        assert_continuous(&got);
+    }
+
+    #[test]
+    fn a_runt_packet_is_not_sent() {
+        let mut out = OutStream::default();
+        assert!(!out.rewrite(&mut [0x80, 0, 0, 1], Origin::Peer, Instant::now()));
+    }
+
+    #[test]
+    fn parked_streams_are_found_by_call_and_port_and_bounded() {
+        let mgr = RelayManager::new(IpAddr::from([127, 0, 0, 1]));
+        let mut started = OutStream::default();
+        assert!(started.rewrite(&mut rtp(5, 5, 5), Origin::Peer, Instant::now()));
+        {
+            let mut parked = lock(&mgr.inner.parked);
+            for i in 0..=MAX_PARKED_STREAMS as u64 {
+                parked.push_back(ParkedStream { relay: RelayId(i), port: 10_000, stream: started });
+                if parked.len() > MAX_PARKED_STREAMS {
+                    parked.pop_front();
+                }
+            }
+        }
+        assert!(!mgr.unpark_stream(RelayId(0), 10_000).is_started(), "the oldest was evicted");
+        assert!(!mgr.unpark_stream(RelayId(1), 10_002).is_started(), "another leg of the call");
+        assert!(mgr.unpark_stream(RelayId(1), 10_000).is_started());
+        assert!(!mgr.unpark_stream(RelayId(1), 10_000).is_started(), "taken once");
     }
 }
