@@ -999,6 +999,12 @@ impl Engine {
         }
     }
 
+    /// The ring-group member or forward target who answered call `id`, when it is not the
+    /// dialled extension itself.
+    pub(super) fn dialplan_answered_by(&self, id: u64) -> Option<String> {
+        self.dialplan.calls.get(&id).and_then(|p| p.answered_by.clone())
+    }
+
     /// The call ended: forget it.
     pub(super) fn dialplan_call_ended(&mut self, id: u64) {
         if let Some(plan) = self.dialplan.calls.remove(&id) {

@@ -237,7 +237,10 @@ impl Engine {
         if call.trunk.is_some() || self.queue.calls.contains_key(&id) {
             return;
         }
-        let parties = [call.caller_ext().to_string(), call.callee_ext().to_string()];
+        // A ring group's member (or a forward target) who answered is a party too: the dialled
+        // number is then the group's, not an agent's.
+        let mut parties = vec![call.caller_ext().to_string(), call.callee_ext().to_string()];
+        parties.extend(self.dialplan_answered_by(id));
         let mut agents = Vec::new();
         for p in parties {
             if self.queue.acd.agent_state(&p) == Some(AgentState::Available)

@@ -632,3 +632,21 @@ fn a_queue_with_its_own_music_plays_that_file_to_waiting_callers() {
     });
     assert!(own, "{:?}", h.media);
 }
+
+#[test]
+fn a_ring_group_member_who_answers_is_on_an_internal_call_until_it_ends() {
+    let mut h = harness_with(Strategy::Linear);
+    h.register("201", 7001);
+    h.register("202", 7002);
+    h.register("205", 7005);
+    available(&mut h, "201");
+    available(&mut h, "202");
+    h.send(phone(7005), &invite("205", "800", 7005, "rg1", &sdp(4000, "0 101")));
+    let inv = invites_to(&mut h, 7001).pop().expect("201 rings for the group");
+    assert!(invites_to(&mut h, 7002).pop().is_some(), "202 rings for the group");
+    h.send(phone(7001), &answer(&inv, 200, "rg", Some(&sdp(5000, "0 101")), 7001));
+    assert_eq!(state(&h, "201"), AgentState::InternalCall, "the member who answered");
+    assert_eq!(state(&h, "202"), AgentState::Available, "the member who did not");
+    h.send(phone(7001), &bye_from(&inv, 7001));
+    assert_eq!(state(&h, "201"), AgentState::Available);
+}
