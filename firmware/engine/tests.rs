@@ -25,6 +25,22 @@ fn md5(s: &str) -> String {
     hex(&Md5::digest(s.as_bytes()))
 }
 
+/// Prompt ids played to the caller's side (side A), in order, across every recorded `Play`.
+fn prompts_played(h: &Harness) -> Vec<String> {
+    h.media
+        .iter()
+        .filter_map(|m| match m {
+            MediaCommand::Play { side: crate::media::Side::A, clips, .. } => Some(clips.clone()),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|c| match c {
+            crate::media::Clip::Prompt { id, .. } => Some(id),
+            _ => None,
+        })
+        .collect()
+}
+
 struct Harness {
     engine: Engine,
     now: Instant,

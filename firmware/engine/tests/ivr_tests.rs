@@ -6,7 +6,7 @@ use crate::apps::ivr::{parse_ivrs, NameKind};
 use crate::apps::timerules::parse_rules;
 use crate::config::TrunkCallsConfig;
 use crate::media::dtmf::{DigitEvent, DtmfSource};
-use crate::media::{Clip, MediaEvent, RelayId, Side};
+use crate::media::{MediaEvent, RelayId, Side};
 
 const PROVIDER: u16 = 5090;
 const DID: &str = "0312347000";
@@ -77,21 +77,6 @@ fn call_the_menu(h: &mut Harness, call: &str) {
     assert!(out.iter().any(|m| status(m) == 200), "{out:?}");
     assert!(prompts_played(h).contains(&"common.enter_extension".to_string()), "{:?}", h.media);
     h.media.clear();
-}
-
-fn prompts_played(h: &Harness) -> Vec<String> {
-    h.media
-        .iter()
-        .filter_map(|m| match m {
-            MediaCommand::Play { side: Side::A, clips, .. } => Some(clips.clone()),
-            _ => None,
-        })
-        .flatten()
-        .filter_map(|c| match c {
-            Clip::Prompt { id, .. } => Some(id),
-            _ => None,
-        })
-        .collect()
 }
 
 fn press(h: &mut Harness, d: char) {

@@ -377,21 +377,6 @@ fn agent_commands_follow_the_state_machine_and_refusals_say_why() {
 
 // Tests for the agent feature codes.
 
-fn prompts_played(h: &Harness) -> Vec<String> {
-    h.media
-        .iter()
-        .filter_map(|m| match m {
-            MediaCommand::Play { side: Side::A, clips, .. } => Some(clips.clone()),
-            _ => None,
-        })
-        .flatten()
-        .filter_map(|c| match c {
-            Clip::Prompt { id, .. } => Some(id),
-            _ => None,
-        })
-        .collect()
-}
-
 fn dial_code(h: &mut Harness, code: &str, call: &str) -> String {
     h.media.clear();
     h.send(phone(7001), &invite("201", code, 7001, call, &sdp(4000, "0 101")));
