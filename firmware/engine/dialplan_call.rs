@@ -233,6 +233,8 @@ impl super::super::Engine {
             c.a_ok_sent = true;
         }
         self.start_media(id, now);
+        // The picker is now the callee: a 受付可 agent on it is on an internal call.
+        self.queue_personal_call(now, id, true);
         Ok(())
     }
 }

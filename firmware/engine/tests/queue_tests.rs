@@ -635,3 +635,26 @@ fn a_ring_group_member_who_answers_is_on_an_internal_call_until_it_ends() {
     h.send(phone(7001), &bye_from(&inv, 7001));
     assert_eq!(state(&h, "201"), AgentState::Available);
 }
+
+#[test]
+fn an_agent_who_picks_up_a_ringing_call_is_on_an_internal_call_until_it_ends() {
+    let mut h = harness_with(Strategy::Linear);
+    h.register("201", 7001);
+    h.register("202", 7002);
+    h.register("205", 7005);
+    available(&mut h, "201");
+    h.send(phone(7005), &invite("205", "202", 7005, "pk1", &sdp(4000, "0 101")));
+    assert!(invites_to(&mut h, 7002).pop().is_some(), "202 rings");
+    h.send(phone(7001), &invite("201", "**202", 7001, "pk2", &sdp(5000, "0 101")));
+    let ok = h.take_for(phone(7001)).into_iter().find(|m| status(m) == 200).expect("201 picked the call up");
+    assert_eq!(state(&h, "201"), AgentState::InternalCall);
+    // The picker hangs up in the dialog the box's 200 made.
+    let bye = format!(
+        "BYE sip:x@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7001;branch=z9hG4bKpkbye\r\n\
+         From: {}\r\nTo: {}\r\nCall-ID: pk2\r\nCSeq: 2 BYE\r\n\r\n",
+        header_of(&ok, "From"),
+        header_of(&ok, "To"),
+    );
+    h.send(phone(7001), &bye);
+    assert_eq!(state(&h, "201"), AgentState::Available);
+}
