@@ -1205,13 +1205,7 @@ impl Engine {
             Some(_) => call.from_ext.clone(),
             None => call.to_ext.clone(),
         };
-        let w = Writer::request(method, &d.remote_target)
-            .header("Via", self.via_for(&d.peer, &branch))
-            .header("Max-Forwards", 70)
-            .header("From", &d.local_party)
-            .header("To", &d.remote_party)
-            .header("Call-ID", &d.call_id)
-            .header("CSeq", format_args!("{seq} {method}"));
+        let w = self.dialog_request(&d, method, seq, &branch);
         let w = if method == "INVITE" {
             w.header("Contact", self.contact_for(&contact_user, &d.peer))
         } else {
@@ -1222,6 +1216,19 @@ impl Engine {
             Some((ct, b)) => w.finish_with_body(ct, b),
             None => w.finish(),
         })
+    }
+
+    /// The start of a request inside dialog `d`: Request-URI = its remote target, then Via,
+    /// Max-Forwards, From, To, Call-ID and CSeq `seq method`. Callers add Contact, User-Agent and
+    /// the body.
+    fn dialog_request(&self, d: &Dialog, method: &str, seq: u32, branch: &str) -> Writer {
+        Writer::request(method, &d.remote_target)
+            .header("Via", self.via_for(&d.peer, branch))
+            .header("Max-Forwards", 70)
+            .header("From", &d.local_party)
+            .header("To", &d.remote_party)
+            .header("Call-ID", &d.call_id)
+            .header("CSeq", format_args!("{seq} {method}"))
     }
 
     /// Sends an in-dialog request with a client transaction.

@@ -774,13 +774,8 @@ impl Engine {
                 let seq = resp.common.cseq.seq;
                 let d = leg.dialog.clone();
                 let branch = self.branch();
-                let ack = Writer::request("ACK", &d.remote_target)
-                    .header("Via", self.via_for(&d.peer, &branch))
-                    .header("Max-Forwards", 70)
-                    .header("From", &d.local_party)
-                    .header("To", &d.remote_party)
-                    .header("Call-ID", &d.call_id)
-                    .header("CSeq", format_args!("{seq} ACK"))
+                let ack = self
+                    .dialog_request(&d, "ACK", seq, &branch)
                     .header("User-Agent", writer::SERVER)
                     .finish();
                 if let Some(leg) = self.rewiring.legs.get_mut(&leg_id) {
@@ -965,15 +960,7 @@ impl Engine {
         d.local_cseq += 1;
         let seq = d.local_cseq;
         let branch = self.branch();
-        let bye = Writer::request("BYE", &d.remote_target)
-            .header("Via", self.via_for(&d.peer, &branch))
-            .header("Max-Forwards", 70)
-            .header("From", &d.local_party)
-            .header("To", &d.remote_party)
-            .header("Call-ID", &d.call_id)
-            .header("CSeq", format_args!("{seq} BYE"))
-            .header("User-Agent", writer::SERVER)
-            .finish();
+        let bye = self.dialog_request(&d, "BYE", seq, &branch).header("User-Agent", writer::SERVER).finish();
         let txn = self.client.start(&branch, false, bye.clone(), d.peer, call, now);
         self.purposes.insert(txn, Purpose::Fire { call });
         self.transmit(d.peer, bye);
@@ -1335,13 +1322,8 @@ impl Engine {
         let d = call.dialog_mut(side);
         d.local_cseq += 1;
         let (d, seq) = (d.clone(), d.local_cseq);
-        let bytes = Writer::request("NOTIFY", &d.remote_target)
-            .header("Via", self.via_for(&d.peer, &branch))
-            .header("Max-Forwards", 70)
-            .header("From", &d.local_party)
-            .header("To", &d.remote_party)
-            .header("Call-ID", &d.call_id)
-            .header("CSeq", format_args!("{seq} NOTIFY"))
+        let bytes = self
+            .dialog_request(&d, "NOTIFY", seq, &branch)
             .header("Contact", self.contact_for(&contact_user, &d.peer))
             .header("Event", "refer")
             .header("Subscription-State", state)
