@@ -119,3 +119,65 @@ pub fn create_user_with_extension(w: &Web, id: &str, role: &str, extension: &str
     );
     assert_eq!(s, StatusCode::CREATED, "{v}");
 }
+
+/// Where `scripts/test.sh` installed `playwright-core` (`HAKODEN_NODE_CACHE`, default
+/// `~/.cache/hakoden-node`), if it did.
+pub fn node_modules() -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    let cache = std::env::var_os("HAKODEN_NODE_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hakoden-node")))?;
+    let modules = cache.join("node_modules");
+    modules.join("playwright-core/package.json").is_file().then_some(modules)
+}
+
+fn ci() -> bool {
+    std::env::var("CI").map(|v| !v.is_empty() && v != "false" && v != "0").unwrap_or(false)
+}
+
+/// Runs the browser flow `tests/web_ui/<script>` against `tb` with `env` (plus `BASE_URL`,
+/// `OUT_DIR` = `target/web-artifacts/<artifacts>/`, `USER_DATA_DIR` = a fresh Chromium profile,
+/// `NODE_PATH`) and asserts it exits 0 within `timeout`. Returns the artifacts directory, or
+/// `None` when a developer machine lacks chromium/node/playwright-core (CI fails instead).
+pub fn browser_flow(
+    tb: &TestBox,
+    script: &str,
+    artifacts: &str,
+    env: &[(&str, &str)],
+    timeout: std::time::Duration,
+) -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    if !super::require_tool("chromium") || !super::require_tool("node") {
+        return None;
+    }
+    let Some(modules) = node_modules() else {
+        assert!(!ci(), "playwright-core is not installed; scripts/test.sh installs it");
+        eprintln!("SKIPPED: playwright-core is not installed (run scripts/test.sh to install it)");
+        return None;
+    };
+    let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/web-artifacts").join(artifacts);
+    let _ = std::fs::remove_dir_all(&out_dir);
+    std::fs::create_dir_all(&out_dir).expect("artifacts dir");
+    let profile = tb.scratch(&format!("chromium-{artifacts}"));
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/web_ui").join(script);
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg(&path)
+        .env("NODE_PATH", &modules)
+        .env("BASE_URL", tb.web_url())
+        .env("OUT_DIR", &out_dir)
+        .env("USER_DATA_DIR", &profile);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let run = super::run_bounded(&mut cmd, &tb.scratch(&format!("node-{artifacts}")), artifacts, timeout);
+    assert!(
+        run.code == Some(0),
+        "browser flow {script} failed (exit {:?}, timed out {}):\n{}\n{}\nscreenshots in {}",
+        run.code,
+        run.timed_out,
+        run.stdout,
+        run.stderr,
+        out_dir.display()
+    );
+    Some(out_dir)
+}
