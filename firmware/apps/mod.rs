@@ -4,6 +4,7 @@
 //! Like `engine`, these rooms do no I/O and read no clock: the engine passes the time in.
 //! - [`campaign`]: outbound campaigns: settings, pacing, the call list and results (issue 9;
 //!   core only, not wired).
+//! - [`crm`]: customers, cases, FAQ, tags, business formats, workflows (issue 9; core only).
 //! - [`callcenter`]: queues (ACD), agent states and the call-center event log (issue 6; core
 //!   only, not wired).
 //! - [`timerules`]: which destination a DID's call goes to at a given moment (issue 4).
@@ -15,6 +16,7 @@
 //! - [`voicemail`]: mailboxes, the caller flow, the owner menu and message waiting (issue 5).
 pub mod callcenter;
 pub mod campaign;
+pub mod crm;
 pub mod ivr;
 pub mod numbers;
 pub mod supervision;

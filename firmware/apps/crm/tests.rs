@@ -1,0 +1,196 @@
+//! Tests of the CRM core: field checks, the phone index, search, cases and workflows.
+
+use super::fields::FieldKind;
+use super::model::*;
+use super::*;
+
+fn at(ms: u64) -> Stamp {
+    Stamp { at_ms: ms, by: "admin".into() }
+}
+
+fn demo() -> Crm {
+    let mut crm = Crm::new();
+    crm.put_tag(Tag { name: "VIP".into(), fg: "#ffffff".into(), bg: "#ff0000".into(), ..Tag::default() })
+        .unwrap();
+    crm.put_format(
+        BusinessFormat {
+            name: "デモ".into(),
+            fields: vec![
+                FormatField {
+                    name: "契約状況".into(),
+                    kind: FieldKind::List,
+                    required: true,
+                    column: Column::Left,
+                    choices: vec!["契約中".into(), "解約".into()],
+                },
+                FormatField {
+                    name: "郵便番号".into(),
+                    kind: FieldKind::PostalCode,
+                    required: false,
+                    column: Column::Right,
+                    choices: vec![],
+                },
+            ],
+            agents: vec![],
+        },
+        &[],
+    )
+    .unwrap();
+    crm
+}
+
+fn customer(name: &str, phone: &str) -> Customer {
+    let mut c = Customer {
+        name: name.into(),
+        phones: vec![phone.into()],
+        format: Some("デモ".into()),
+        ..Customer::default()
+    };
+    c.fields.insert("契約状況".into(), "契約中".into());
+    c
+}
+
+#[test]
+fn a_customer_is_found_by_the_callers_number_in_any_notation() {
+    let mut crm = demo();
+    let id = crm.put_customer(customer("山田 太郎", "03-1234-5678"), at(1), false).unwrap();
+    assert_eq!(id, 1);
+    let found = crm.find_by_phone("+81312345678");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].name, "山田 太郎");
+    assert!(crm.find_by_phone("0399999999").is_empty());
+    assert!(crm.find_by_phone("anonymous").is_empty());
+}
+
+#[test]
+fn a_duplicate_number_is_refused_unless_allowed_and_updates_reindex() {
+    let mut crm = demo();
+    let id = crm.put_customer(customer("A", "0312345678"), at(1), false).unwrap();
+    let e = crm.put_customer(customer("B", "03-1234-5678"), at(2), false).unwrap_err();
+    assert_eq!(e[0].field, "phones[0]");
+    crm.put_customer(customer("B", "03-1234-5678"), at(2), true).unwrap();
+    assert_eq!(crm.find_by_phone("0312345678").len(), 2);
+    let mut a = crm.customer(id).unwrap().clone();
+    a.phones = vec!["0455556666".into()];
+    crm.put_customer(a, at(3), false).unwrap();
+    assert_eq!(crm.find_by_phone("0312345678").len(), 1);
+    assert_eq!(crm.find_by_phone("0455556666")[0].id, id);
+    assert_eq!(crm.customer(id).unwrap().created.at_ms, 1, "created stays");
+    assert!(crm.delete_customer(id));
+    assert!(crm.find_by_phone("0455556666").is_empty());
+}
+
+#[test]
+fn format_fields_are_typed_and_required_and_unknown_ones_refused() {
+    let mut crm = demo();
+    let mut c = customer("A", "0312345678");
+    c.fields.insert("契約状況".into(), "不明".into());
+    c.fields.insert("郵便番号".into(), "1000001".into());
+    c.fields.insert("色".into(), "赤".into());
+    c.tags = vec!["NOPE".into()];
+    c.email = "bad".into();
+    let e = crm.put_customer(c, at(1), false).unwrap_err();
+    let fields: Vec<&str> = e.iter().map(|e| e.field.as_str()).collect();
+    assert!(fields.contains(&"fields.契約状況") && fields.contains(&"fields.色"));
+    assert!(fields.contains(&"tags") && fields.contains(&"email"));
+    let mut c = customer("A", "0312345678");
+    c.fields.remove("契約状況");
+    let e = crm.put_customer(c, at(1), false).unwrap_err();
+    assert_eq!(e[0].message, "required");
+    let mut c = customer("A", "0312345678");
+    c.fields.insert("郵便番号".into(), "1000001".into());
+    let id = crm.put_customer(c, at(1), false).unwrap();
+    assert_eq!(crm.customer(id).unwrap().fields["郵便番号"], "100-0001");
+}
+
+#[test]
+fn search_combines_criteria() {
+    let mut crm = demo();
+    let mut a = customer("山田商店", "0312345678");
+    a.tags = vec!["VIP".into()];
+    crm.put_customer(a, at(1), false).unwrap();
+    crm.put_customer(customer("山田工業", "0611112222"), at(1), false).unwrap();
+    crm.put_customer(customer("佐藤", "0311113333"), at(1), false).unwrap();
+    let q = CustomerQuery { name: Some("山田".into()), ..CustomerQuery::default() };
+    assert_eq!(crm.search_customers(&q).len(), 2);
+    let q =
+        CustomerQuery { name: Some("山田".into()), tag: Some("VIP".into()), ..CustomerQuery::default() };
+    assert_eq!(crm.search_customers(&q).len(), 1);
+    let q = CustomerQuery { phone: Some("03-1111".into()), ..CustomerQuery::default() };
+    assert_eq!(crm.search_customers(&q)[0].name, "佐藤");
+    let q =
+        CustomerQuery { fields: vec![("契約状況".into(), "契約".into())], ..CustomerQuery::default() };
+    assert_eq!(crm.search_customers(&q).len(), 3);
+}
+
+#[test]
+fn a_case_moves_through_its_workflow_and_the_time_per_step_is_counted() {
+    let mut crm = demo();
+    for (name, next) in [("STEP1", Some("STEP2")), ("STEP2", None)] {
+        crm.put_step(WorkflowStep {
+            name: name.into(),
+            buttons: vec![StepButton { label: "次へ".into(), next: next.map(str::to_string) }],
+            ..WorkflowStep::default()
+        })
+        .unwrap();
+    }
+    crm.put_workflow(Workflow { name: "TESTフロー".into(), first_step: "STEP1".into() }).unwrap();
+    assert!(crm.put_workflow(Workflow { name: "x".into(), first_step: "NONE".into() }).is_err());
+    let cust = crm.put_customer(customer("A", "0312345678"), at(0), false).unwrap();
+    let case = Case {
+        title: "問い合わせ".into(),
+        status: "作業中".into(),
+        customer: Some(cust),
+        step: Some(("TESTフロー".into(), String::new())),
+        ..Case::default()
+    };
+    let id = crm.put_case(case, at(1_000)).unwrap();
+    assert_eq!(crm.case(id).unwrap().step, Some(("TESTフロー".into(), "STEP1".into())));
+    crm.press_step_button(id, 0, at(61_000)).unwrap();
+    assert_eq!(crm.case(id).unwrap().step.as_ref().unwrap().1, "STEP2");
+    assert!(crm.press_step_button(id, 3, at(62_000)).is_err());
+    crm.press_step_button(id, 0, at(181_000)).unwrap();
+    assert_eq!(crm.case(id).unwrap().step, None, "the last button ends the workflow");
+    let stats = crm.workflow_stats(0, u64::MAX);
+    assert_eq!(stats.len(), 2);
+    assert_eq!((stats[0].step.1.as_str(), stats[0].total_ms), ("STEP1", 60_000));
+    assert_eq!((stats[1].step.1.as_str(), stats[1].total_ms), ("STEP2", 120_000));
+    assert_eq!(crm.cases_of(cust).len(), 1);
+    crm.delete_customer(cust);
+    assert_eq!(crm.case(id).unwrap().customer, None, "the case stays, unlinked");
+}
+
+#[test]
+fn custom_fields_apply_to_their_category_and_faq_search_finds_words() {
+    let mut crm = demo();
+    crm.put_custom_field(CustomField {
+        name: "対応ステータス".into(),
+        category: Category::Case,
+        kind: FieldKind::List,
+        choices: vec!["未対応".into(), "対応済".into()],
+    })
+    .unwrap();
+    assert!(crm
+        .put_custom_field(CustomField {
+            name: "x".into(),
+            category: Category::Case,
+            kind: FieldKind::Email,
+            choices: vec![]
+        })
+        .is_err());
+    let mut k = Case { title: "t".into(), ..Case::default() };
+    k.fields.insert("対応ステータス".into(), "対応済".into());
+    crm.put_case(k, at(1)).unwrap();
+    let mut c = customer("A", "0312345678");
+    c.fields.insert("対応ステータス".into(), "対応済".into());
+    assert!(crm.put_customer(c, at(1), false).is_err(), "a case field is not a customer field");
+    crm.put_faq(
+        Faq {
+            title: "Snom300から発信できません".into(), detail: "SRTPをオフに".into(), ..Faq::default()
+        },
+        at(1),
+    )
+    .unwrap();
+    assert_eq!(crm.search_faq("SRTP").len(), 1);
+    assert!(crm.search_faq("fax").is_empty());
+}
