@@ -27,6 +27,7 @@
 //!   `callcenter`).
 
 mod callcenter;
+pub mod crm;
 pub mod recordings;
 pub mod voicemail;
 pub mod web;

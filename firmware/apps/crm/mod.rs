@@ -653,6 +653,95 @@ impl Crm {
     }
 }
 
+/// One stored CRM record, as the store keeps it (one key each).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", content = "record", rename_all = "snake_case")]
+pub enum Record {
+    /// A customer.
+    Customer(Customer),
+    /// A case.
+    Case(Case),
+    /// An FAQ entry.
+    Faq(Faq),
+    /// A tag.
+    Tag(Tag),
+    /// A business format.
+    Format(BusinessFormat),
+    /// A custom field.
+    Field(CustomField),
+    /// A workflow.
+    Workflow(Workflow),
+    /// A workflow step.
+    Step(WorkflowStep),
+}
+
+impl Record {
+    /// The store key: kind and id or name (ids zero-padded so key order is id order).
+    pub fn key(&self) -> String {
+        match self {
+            Record::Customer(c) => format!("customer/{:016}", c.id),
+            Record::Case(k) => format!("case/{:016}", k.id),
+            Record::Faq(f) => format!("faq/{:016}", f.id),
+            Record::Tag(t) => format!("tag/{}", t.name),
+            Record::Format(f) => format!("format/{}", f.name),
+            Record::Field(f) => {
+                let cat = if f.category == Category::Case { "case" } else { "customer" };
+                format!("field/{cat}/{}", f.name)
+            }
+            Record::Workflow(w) => format!("workflow/{}", w.name),
+            Record::Step(s) => format!("step/{}", s.name),
+        }
+    }
+}
+
+impl Crm {
+    /// Puts back a record read from the store at start, without the checks (they held when it
+    /// was stored), rebuilding the phone index and the next ids. Definitions (tags, formats,
+    /// fields, steps, workflows) should come before the records that use them; the store's key
+    /// order does not matter for correctness here since nothing is re-checked.
+    pub fn restore(&mut self, record: Record) {
+        match record {
+            Record::Customer(c) => {
+                self.next_customer = self.next_customer.max(c.id + 1);
+                if let Some(prev) = self.customers.get(&c.id).cloned() {
+                    self.unindex(&prev);
+                }
+                for p in &c.phones {
+                    self.by_phone.entry(phone_key(p)).or_default().push(c.id);
+                }
+                self.customers.insert(c.id, c);
+            }
+            Record::Case(k) => {
+                self.next_case = self.next_case.max(k.id + 1);
+                if k.step.is_some() {
+                    self.step_since.insert(k.id, k.updated.at_ms);
+                }
+                self.cases.insert(k.id, k);
+            }
+            Record::Faq(f) => {
+                self.next_faq = self.next_faq.max(f.id + 1);
+                self.faqs.insert(f.id, f);
+            }
+            Record::Tag(t) => {
+                self.tags.insert(t.name.clone(), t);
+            }
+            Record::Format(f) => {
+                self.formats.insert(f.name.clone(), f);
+            }
+            Record::Field(f) => {
+                self.custom_fields.retain(|c| !(c.category == f.category && c.name == f.name));
+                self.custom_fields.push(f);
+            }
+            Record::Workflow(w) => {
+                self.workflows.insert(w.name.clone(), w);
+            }
+            Record::Step(s) => {
+                self.steps.insert(s.name.clone(), s);
+            }
+        }
+    }
+}
+
 fn check_choices(field: &str, kind: FieldKind, choices: &[String], errors: &mut Vec<FieldError>) {
     let needs = matches!(kind, FieldKind::List | FieldKind::Radio | FieldKind::Checkbox);
     if needs && choices.is_empty() {

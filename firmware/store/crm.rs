@@ -1,0 +1,112 @@
+//! CRM storage (issue 9): every [`Record`] of `apps::crm` under its key in the `crm` keyspace
+//! as JSON. Each change is one durable write; the whole CRM is read back into RAM at start
+//! (its size is bounded by `apps::crm::MAX_*`).
+
+use super::{engine, Store, StoreError};
+use crate::apps::crm::{Crm, Record};
+use fjall::{Keyspace, KeyspaceCreateOptions, PersistMode};
+
+/// Largest stored record, in bytes: a customer with every field full stays far below; a
+/// larger value is corruption.
+pub const MAX_RECORD_BYTES: usize = 256 * 1024;
+
+/// The `crm` keyspace. Clones share it.
+#[derive(Clone)]
+pub struct CrmStore {
+    store: Store,
+    crm: Keyspace,
+}
+
+impl CrmStore {
+    /// Opens (creating when missing) the keyspace.
+    pub fn open(store: &Store) -> Result<CrmStore, StoreError> {
+        let crm = store
+            .inner
+            .db
+            .keyspace("crm", KeyspaceCreateOptions::default)
+            .map_err(|e| StoreError::Engine { op: "crm open", reason: e.to_string() })?;
+        Ok(CrmStore { store: store.clone(), crm })
+    }
+
+    /// Stores (creates or replaces) a record, durably.
+    pub fn put(&self, record: &Record) -> Result<(), StoreError> {
+        let v = serde_json::to_vec(record)
+            .map_err(|e| StoreError::Invalid { op: "crm put", reason: e.to_string() })?;
+        if v.len() > MAX_RECORD_BYTES {
+            return Err(StoreError::Invalid {
+                op: "crm put",
+                reason: format!("record of {} bytes", v.len()),
+            });
+        }
+        let mut batch = self.store.inner.db.batch().durability(Some(PersistMode::SyncData));
+        batch.insert(&self.crm, record.key(), v);
+        batch.commit().map_err(engine("crm put"))
+    }
+
+    /// Deletes the record under `key` (see [`Record::key`]), durably.
+    pub fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let mut batch = self.store.inner.db.batch().durability(Some(PersistMode::SyncData));
+        batch.remove(&self.crm, key);
+        batch.commit().map_err(engine("crm delete"))
+    }
+
+    /// Reads every record into a [`Crm`]. Records that do not decode are skipped and their
+    /// keys returned, so one bad entry does not lose the rest (the box raises an alarm).
+    pub fn load(&self) -> Result<(Crm, Vec<String>), StoreError> {
+        let mut crm = Crm::new();
+        let mut bad = Vec::new();
+        // Definitions first: records name them.
+        let order = ["tag/", "format/", "field/", "step/", "workflow/", "customer/", "case/", "faq/"];
+        for prefix in order {
+            for guard in self.crm.prefix(prefix) {
+                let (key, value) = guard.into_inner().map_err(engine("crm load"))?;
+                let decoded = (value.len() <= MAX_RECORD_BYTES)
+                    .then(|| serde_json::from_slice::<Record>(&value).ok())
+                    .flatten();
+                match decoded {
+                    Some(r) => crm.restore(r),
+                    None => bad.push(String::from_utf8_lossy(&key).into_owned()),
+                }
+            }
+        }
+        Ok((crm, bad))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apps::crm::model::{Customer, Stamp, Tag};
+
+    #[test]
+    fn records_survive_a_reopen_and_a_bad_one_is_reported_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let cs = CrmStore::open(&store).unwrap();
+            let mut crm = Crm::new();
+            crm.put_tag(Tag { name: "VIP".into(), ..Tag::default() }).unwrap();
+            let c = Customer {
+                name: "山田".into(),
+                phones: vec!["0312345678".into()],
+                tags: vec!["VIP".into()],
+                ..Customer::default()
+            };
+            let id = crm.put_customer(c, Stamp { at_ms: 5, by: "admin".into() }, false).unwrap();
+            cs.put(&Record::Tag(crm.tags().next().unwrap().clone())).unwrap();
+            cs.put(&Record::Customer(crm.customer(id).unwrap().clone())).unwrap();
+            let mut batch = store.inner.db.batch();
+            batch.insert(&cs.crm, "customer/9999999999999999", b"not json".to_vec());
+            batch.commit().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let (crm, bad) = CrmStore::open(&store).unwrap().load().unwrap();
+        assert_eq!(bad, vec!["customer/9999999999999999".to_string()]);
+        assert_eq!(crm.find_by_phone("03-1234-5678")[0].name, "山田");
+        let mut crm = crm;
+        let next = crm
+            .put_customer(Customer { name: "次".into(), ..Customer::default() }, Stamp::default(), false)
+            .unwrap();
+        assert_eq!(next, 2, "ids go on after the stored ones");
+    }
+}
