@@ -181,6 +181,7 @@ const PAGES = {
       show(duration(r.body.uptime_s), "uptime");
       show(r.body.registrations, "registrations");
       show(r.body.active_calls, "calls");
+      if (window.dashboardExtra) window.dashboardExtra(r.body);
     };
     await refresh();
     setInterval(refresh, 5000);
