@@ -137,10 +137,7 @@ impl AlarmTable {
     pub fn list(&self) -> Vec<Alarm> {
         let mut rows = self.rows.clone();
         rows.sort_by(|a, b| {
-            b.active()
-                .cmp(&a.active())
-                .then(b.severity.cmp(&a.severity))
-                .then(b.last_ms.cmp(&a.last_ms))
+            b.active().cmp(&a.active()).then(b.severity.cmp(&a.severity)).then(b.last_ms.cmp(&a.last_ms))
         });
         rows
     }

@@ -734,9 +734,11 @@ fn trunk_alarms(engine: &Engine) {
                 crate::alarms::Severity::Critical,
                 &format!("trunk {name} ({registrar}) failed: {reason}"),
             ),
-            TrunkState::Down => {
-                alarms.raise(&key, crate::alarms::Severity::Critical, &format!("trunk {name} ({registrar}) is down"))
-            }
+            TrunkState::Down => alarms.raise(
+                &key,
+                crate::alarms::Severity::Critical,
+                &format!("trunk {name} ({registrar}) is down"),
+            ),
             TrunkState::Registered { .. } | TrunkState::Up => alarms.clear(&key),
             TrunkState::Registering | TrunkState::Unregistered => {}
         }
@@ -752,7 +754,11 @@ fn spawn_retention(store: crate::store::recordings::RecordingStore) {
             match report {
                 Ok(Err(e)) => {
                     log::warn!("recording retention failed: {e}");
-                    alarms.raise("recording", crate::alarms::Severity::Warning, &format!("retention sweep failed: {e}"));
+                    alarms.raise(
+                        "recording",
+                        crate::alarms::Severity::Warning,
+                        &format!("retention sweep failed: {e}"),
+                    );
                 }
                 Ok(Ok(r)) if r.alarm => alarms.raise(
                     "storage",
@@ -862,7 +868,11 @@ impl Voicemail {
                     }
                     Err(e) => {
                         log::warn!("voicemail: box {box_no}: cannot start a message: {e}");
-                        crate::alarms::global().raise("voicemail", crate::alarms::Severity::Critical, &format!("box {box_no}: cannot start a message: {e}"));
+                        crate::alarms::global().raise(
+                            "voicemail",
+                            crate::alarms::Severity::Critical,
+                            &format!("box {box_no}: cannot start a message: {e}"),
+                        );
                         engine.voicemail_take_ready(now(), call, None);
                     }
                 }
@@ -878,7 +888,11 @@ impl Voicemail {
                     }
                     Err(e) => {
                         log::warn!("voicemail: call {call}: the message was not stored: {e}");
-                        crate::alarms::global().raise("voicemail", crate::alarms::Severity::Critical, &format!("call {call}: a message was not stored: {e}"));
+                        crate::alarms::global().raise(
+                            "voicemail",
+                            crate::alarms::Severity::Critical,
+                            &format!("call {call}: a message was not stored: {e}"),
+                        );
                     }
                 }
             }

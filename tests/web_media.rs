@@ -12,7 +12,7 @@ use common::web::{admin, create_user_with_extension, Web, GOOD, GOOD2};
 use common::{free_udp_port, require_tool, TestBox};
 use reqwest::StatusCode;
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const P201: (&str, &str) = ("201", "secret-201");
 const P202: (&str, &str) = ("202", "secret-202");
@@ -47,17 +47,25 @@ fn login_as(tb: &TestBox, w: &Web, id: &str, role: &str, ext: &str) -> Web {
 
 /// Polls `GET path` until `done` holds for the body (bounded by [`SETTLE`]).
 fn get_until(w: &Web, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    loop {
+    let step = Duration::from_millis(200);
+    let mut last = Value::Null;
+    for _ in 0..SETTLE.as_millis() / step.as_millis() {
         let (s, v) = w.get(path);
-        if (s == StatusCode::OK && done(&v)) || start.elapsed() > SETTLE {
+        if s == StatusCode::OK && done(&v) {
             return v;
         }
-        std::thread::sleep(Duration::from_millis(200));
+        last = v;
+        std::thread::sleep(step);
     }
+    last
 }
 
-fn bytes(w: &Web, method: &str, path: &str, range: Option<&str>) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+fn bytes(
+    w: &Web,
+    method: &str,
+    path: &str,
+    range: Option<&str>,
+) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
     let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
     let mut req = w.client.request(m, format!("{}{path}", w.base));
     if let Some(c) = &w.cookie {
@@ -80,11 +88,8 @@ fn every_media_endpoint_needs_a_session_and_checks_its_fields() {
     }
     let w = admin(&tb);
     // A user without an extension and without history_view sees nothing.
-    let (s, v) = w.call(
-        "PUT",
-        "/api/v1/roles/nobody",
-        Some(serde_json::json!({ "permissions": ["dashboard_view"] })),
-    );
+    let (s, v) =
+        w.call("PUT", "/api/v1/roles/nobody", Some(serde_json::json!({ "permissions": ["dashboard_view"] })));
     assert!(s.is_success(), "{s} {v}");
     create_user_with_extension(&w, "viewer", "nobody", "202");
     let mut viewer = Web::new(&tb);
@@ -146,7 +151,11 @@ fn a_recorded_call_is_listed_played_zipped_and_only_its_parties_see_it() {
     let source = tb.scratch("media").join("tone.wav");
     write_wav(&source, &tone(700.0, 60.0, 8_000.0));
     let mut bob = Phone::builder(&tb, P202, &source, PHONE_SECONDS).without_recording().start();
-    assert!(bob.wait_for("200 OK", Some("Register:"), SETUP_TIMEOUT), "202 did not register\n{}", bob.report());
+    assert!(
+        bob.wait_for("200 OK", Some("Register:"), SETUP_TIMEOUT),
+        "202 did not register\n{}",
+        bob.report()
+    );
     let mut alice =
         Phone::builder(&tb, P201, &source, PHONE_SECONDS).without_recording().ctrl_tcp(tb.port()).start();
     assert!(alice.wait_for("200 OK", Some("Register:"), SETUP_TIMEOUT), "{}", context(&tb, &alice));
@@ -223,7 +232,9 @@ fn a_recorded_call_is_listed_played_zipped_and_only_its_parties_see_it() {
     assert_eq!(zip203.len(), 22, "203's zip is empty");
 
     // Voicemail: 203's agent sees its message, 202's does not; deleting lowers the count.
-    let v = get_until(&w, "/api/v1/voicemail?box=203", |v| v["messages"].as_array().is_some_and(|m| m.len() == 1));
+    let v = get_until(&w, "/api/v1/voicemail?box=203", |v| {
+        v["messages"].as_array().is_some_and(|m| m.len() == 1)
+    });
     let msg = v["messages"][0].clone();
     assert_eq!(msg["caller"], "201", "{v}");
     assert_eq!(v["counts"]["203"]["new"], 1, "{v}");
@@ -269,7 +280,11 @@ fn a_trunk_at_a_dead_port_is_down_and_raises_an_alarm_on_the_dashboard() {
     });
     let trunks = v["trunks"].as_array().cloned().unwrap_or_default();
     assert_eq!(trunks.len(), 1, "{v}");
-    assert_eq!((trunks[0]["name"].as_str(), trunks[0]["usable"].as_bool()), (Some("provider"), Some(false)), "{v}");
+    assert_eq!(
+        (trunks[0]["name"].as_str(), trunks[0]["usable"].as_bool()),
+        (Some("provider"), Some(false)),
+        "{v}"
+    );
     let alarm = v["alarms"]
         .as_array()
         .and_then(|a| a.iter().find(|x| x["key"] == "trunk:provider").cloned())

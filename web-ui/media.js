@@ -2,7 +2,7 @@
 "use strict";
 
 Object.assign(TEXT.ja, {
-  "nav.media": "ボイスメール・録音", "media.title": "ボイスメールと通話録音", "media.voicemail": "ボイスメール",
+  "media.title": "ボイスメールと通話録音", "media.voicemail": "ボイスメール",
   "media.recordings": "通話録音", "media.box": "ボックス", "media.from": "開始日", "media.to": "終了日",
   "media.caller": "発信者番号", "media.callee": "着信先", "media.extension": "内線番号", "media.state": "状態",
   "media.all": "すべて", "media.new": "未読", "media.old": "既読", "media.work": "保存", "media.search": "検索",
@@ -12,7 +12,7 @@ Object.assign(TEXT.ja, {
   "media.counts": "ボックス {b}: 未読 {n} / 既読 {o} / 保存 {w}", "media.none": "該当なし",
 });
 Object.assign(TEXT.en, {
-  "nav.media": "Voicemail & recordings", "media.title": "Voicemail and call recordings", "media.voicemail": "Voicemail",
+  "media.title": "Voicemail and call recordings", "media.voicemail": "Voicemail",
   "media.recordings": "Call recordings", "media.box": "Box", "media.from": "From", "media.to": "To",
   "media.caller": "Caller number", "media.callee": "Callee", "media.extension": "Extension", "media.state": "State",
   "media.all": "All", "media.new": "New", "media.old": "Heard", "media.work": "Kept", "media.search": "Search",

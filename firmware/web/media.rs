@@ -75,7 +75,6 @@ impl Media {
     pub(super) fn new(store: Store, recordings: PathBuf) -> Media {
         Media { store, recordings }
     }
-
 }
 
 /// The routes of this file, merged into the router by `api::router`.
@@ -162,7 +161,8 @@ fn filters(q: &BTreeMap<String, String>, errors: &mut BTreeMap<&'static str, Str
         }
     }
     if let Some(v) = q.get("caller").filter(|v| !v.is_empty()) {
-        if v.chars().count() > MAX_QUERY_CHARS || !v.chars().all(|c| c.is_ascii_digit() || "+*#".contains(c)) {
+        if v.chars().count() > MAX_QUERY_CHARS || !v.chars().all(|c| c.is_ascii_digit() || "+*#".contains(c))
+        {
             errors.insert("caller", format!("digits, + * #, at most {MAX_QUERY_CHARS}"));
         } else {
             f.caller = Some(v.clone());
@@ -171,11 +171,7 @@ fn filters(q: &BTreeMap<String, String>, errors: &mut BTreeMap<&'static str, Str
     f
 }
 
-fn unknown_keys(
-    q: &BTreeMap<String, String>,
-    known: &[&str],
-    errors: &mut BTreeMap<&'static str, String>,
-) {
+fn unknown_keys(q: &BTreeMap<String, String>, known: &[&str], errors: &mut BTreeMap<&'static str, String>) {
     if let Some(k) = q.keys().find(|k| !known.contains(&k.as_str())) {
         errors.insert("query", format!("unknown parameter {k}; known: {}", known.join(", ")));
     }
@@ -247,7 +243,7 @@ async fn list_voicemail(
     let all = ask(&st, WebQuery::Voicemail).await?;
     let mut counts: BTreeMap<String, Counts> = BTreeMap::new();
     let mut rows = Vec::new();
-    for (m, _) in all.iter().rev() {
+    for (m, _) in &all {
         if let Scope::Own(ext) = &scope {
             if m.box_no.as_str() != ext {
                 continue;
@@ -264,18 +260,23 @@ async fn list_voicemail(
         {
             continue;
         }
-        if rows.len() < MAX_LISTED {
-            rows.push(m.clone());
-        }
+        rows.push(m.clone());
     }
+    // At most boxes x `MAX_MESSAGES_PER_BOX` rows: sorting all before cutting is bounded.
     rows.sort_by(|a, b| b.received_unix_ms.cmp(&a.received_unix_ms).then(b.id.cmp(&a.id)));
+    rows.truncate(MAX_LISTED);
     let counts: BTreeMap<String, Value> = counts.into_iter().map(|(b, c)| (b, counts_json(c))).collect();
     let messages: Vec<Value> = rows.iter().map(message_json).collect();
     Ok(Json(json!({ "messages": messages, "counts": counts, "limit": MAX_LISTED })).into_response())
 }
 
 /// The message `box`/`id` the user may see, with its file.
-async fn find_message(st: &State, a: &Authed, box_no: &str, id: &str) -> Result<(MessageMeta, PathBuf), ApiError> {
+async fn find_message(
+    st: &State,
+    a: &Authed,
+    box_no: &str,
+    id: &str,
+) -> Result<(MessageMeta, PathBuf), ApiError> {
     let scope = scope(a)?;
     let (Some(box_no), Ok(id)) = (BoxNumber::parse(box_no), id.parse::<u64>()) else {
         return Err(ApiError::not_found());
@@ -339,7 +340,8 @@ fn recording_name(day: &str, file: &str) -> Option<u64> {
     id.parse().ok()
 }
 
-/// Whether extension `ext` was on the call (caller, callee or an answering phone).
+/// Whether extension `ext` was on the call: its caller or the number it dialled (a ring group
+/// member who answered a group call is not matched; `history_view` users see those).
 fn took_part(cdr: &CdrRecord, ext: &str) -> bool {
     cdr.from == ext || cdr.to == ext
 }
@@ -446,12 +448,13 @@ async fn list_recordings(
                 break;
             }
             let cdr = recording_name(&r.day, &r.file).and_then(|id| store.cdr(id).ok().flatten());
-            let keep = match (&scope, cdr.as_ref()) {
-                (Scope::Own(ext), Some(c)) => took_part(c, ext),
-                (Scope::Own(_), None) => false,
-                (Scope::All, _) => true,
-            } && f.caller.as_deref().is_none_or(|n| cdr.as_ref().is_some_and(|c| c.from.contains(n)))
-                && extension.as_deref().is_none_or(|e| cdr.as_ref().is_some_and(|c| took_part(c, e)));
+            let keep =
+                match (&scope, cdr.as_ref()) {
+                    (Scope::Own(ext), Some(c)) => took_part(c, ext),
+                    (Scope::Own(_), None) => false,
+                    (Scope::All, _) => true,
+                } && f.caller.as_deref().is_none_or(|n| cdr.as_ref().is_some_and(|c| c.from.contains(n)))
+                    && extension.as_deref().is_none_or(|e| cdr.as_ref().is_some_and(|c| took_part(c, e)));
             if keep {
                 out.push(recording_json(&r, cdr.as_ref()));
             }
@@ -461,7 +464,11 @@ async fn list_recordings(
     .await?
     .map_err(|e| {
         log::warn!("web: listing recordings failed: {e}");
-        crate::alarms::global().raise("recording", crate::alarms::Severity::Warning, &format!("cannot list recordings: {e}"));
+        crate::alarms::global().raise(
+            "recording",
+            crate::alarms::Severity::Warning,
+            &format!("cannot list recordings: {e}"),
+        );
         ApiError::internal()
     })?;
     Ok(Json(json!({ "recordings": rows, "limit": MAX_LISTED })).into_response())
@@ -545,7 +552,11 @@ pub(super) async fn dashboard_extra(st: &State) -> serde_json::Map<String, Value
         let percent = if total == 0 { 0 } else { (u128::from(used) * 100 / u128::from(total)) as u64 };
         let alarms = crate::alarms::global();
         if percent >= u64::from(crate::store::recordings::ALARM_USED_PERCENT) {
-            alarms.raise("storage", crate::alarms::Severity::Warning, &format!("data partition {percent} % full"));
+            alarms.raise(
+                "storage",
+                crate::alarms::Severity::Warning,
+                &format!("data partition {percent} % full"),
+            );
         } else {
             alarms.clear("storage");
         }
@@ -587,7 +598,12 @@ fn stream_body(produce: impl FnOnce(&mpsc::Sender<io::Result<Bytes>>) + Send + '
 
 /// Sends `len` bytes of `file` from where it stands; false when the client went or reading
 /// failed (the error is sent, which cuts the response).
-fn pump(file: &mut impl Read, mut len: u64, tx: &mpsc::Sender<io::Result<Bytes>>, mut seen: impl FnMut(&[u8])) -> bool {
+fn pump(
+    file: &mut impl Read,
+    mut len: u64,
+    tx: &mpsc::Sender<io::Result<Bytes>>,
+    mut seen: impl FnMut(&[u8]),
+) -> bool {
     let mut buf = vec![0u8; CHUNK_BYTES];
     while len > 0 {
         let want = usize::try_from(len).unwrap_or(CHUNK_BYTES).min(CHUNK_BYTES);
@@ -633,7 +649,11 @@ fn parse_range(h: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, ()> {
         (len.saturating_sub(n), len - 1)
     } else {
         let start: u64 = a.parse().map_err(|_| ())?;
-        let end = if b.is_empty() { len.saturating_sub(1) } else { b.parse::<u64>().map_err(|_| ())?.min(len.saturating_sub(1)) };
+        let end = if b.is_empty() {
+            len.saturating_sub(1)
+        } else {
+            b.parse::<u64>().map_err(|_| ())?.min(len.saturating_sub(1))
+        };
         if start >= len || end < start {
             return Err(());
         }
@@ -661,7 +681,8 @@ async fn send_file(path: PathBuf, headers: &HeaderMap, name: &str, download: boo
     resp_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     let disposition = if download { "attachment" } else { "inline" };
     let safe: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c)).collect();
-    resp_headers.insert(header::CONTENT_DISPOSITION, header_value(&format!("{disposition}; filename=\"{safe}\"")));
+    resp_headers
+        .insert(header::CONTENT_DISPOSITION, header_value(&format!("{disposition}; filename=\"{safe}\"")));
     let (status, start, count) = match range {
         Err(()) => {
             resp_headers.insert(header::CONTENT_RANGE, header_value(&format!("bytes */{len}")));
@@ -726,10 +747,16 @@ async fn zip_day(
     })?;
     let entries: Vec<zip::Entry> = files
         .iter()
-        .map(|r| zip::Entry { name: format!("{}/{}", r.day, r.file), size: r.bytes, modified_ms: r.modified_ms })
+        .map(|r| zip::Entry {
+            name: format!("{}/{}", r.day, r.file),
+            size: r.bytes,
+            modified_ms: r.modified_ms,
+        })
         .collect();
     let Some(total) = zip::total_size(&entries) else {
-        let msg = format!("more than {MAX_ZIP_ENTRIES} files or {MAX_ZIP_BYTES} bytes; download the files one by one");
+        let msg = format!(
+            "more than {MAX_ZIP_ENTRIES} files or {MAX_ZIP_BYTES} bytes; download the files one by one"
+        );
         return Err(ApiError::fields(BTreeMap::from([("date", msg)])));
     };
     st.record(a.audit("recording.zip", &day, format!("{} file(s)", entries.len()))).await;
@@ -738,7 +765,10 @@ async fn zip_day(
     let mut h = HeaderMap::new();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));
     h.insert(header::CONTENT_LENGTH, header_value(&total.to_string()));
-    h.insert(header::CONTENT_DISPOSITION, header_value(&format!("attachment; filename=\"recordings-{day}.zip\"")));
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        header_value(&format!("attachment; filename=\"recordings-{day}.zip\"")),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     Ok((StatusCode::OK, h, body).into_response())
 }

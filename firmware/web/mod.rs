@@ -1,7 +1,7 @@
 //! The web admin: HTTPS server, JSON API, users, sessions and the embedded pages (issue 7).
 //!
 //! The public interface is: [`WebOptions`], [`start`], [`WebHandle`], [`WebQuery`],
-//! [`EngineStatus`], [`ROUTES`], the rooms [`auth`] (the sans-IO security core), [`tls`] (the
+//! [`EngineStatus`], [`TrunkStatus`], [`ROUTES`], the rooms [`auth`] (the sans-IO security core), [`tls`] (the
 //! certificate) and [`password`], and the server limits re-exported from `server`.
 //!
 //! Layers:
@@ -10,6 +10,8 @@
 //! - `api`: the `/api/v1/` handlers. They check the session, the CSRF token and the
 //!   permission, validate fields, write through `store::web` (the only code touching disk) and
 //!   ask the engine through [`WebQuery`] (the web never touches engine state).
+//! - `callcenter`, `media`: the queue/agent and the voicemail/recordings/alarms areas of the
+//!   API, each with its own `routes()`.
 //! - `assets`: the embedded `web-ui/` files.
 //! - `server`: the TCP/TLS accept loops with their timeouts and connection bound.
 //!
@@ -177,9 +179,10 @@ impl TrunkStatus {
         let (key, detail) = match state {
             S::Unregistered => ("unregistered", String::new()),
             S::Registering => ("registering", String::new()),
-            S::Registered { expires_at } => {
-                ("registered", format!("expires in {} s", expires_at.saturating_duration_since(now).as_secs()))
-            }
+            S::Registered { expires_at } => (
+                "registered",
+                format!("expires in {} s", expires_at.saturating_duration_since(now).as_secs()),
+            ),
             S::Failed { reason, retry_at } => (
                 "failed",
                 format!("{reason}; retry in {} s", retry_at.saturating_duration_since(now).as_secs()),
@@ -371,6 +374,24 @@ impl WebHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_registered_or_answering_trunk_is_usable_on_the_dashboard() {
+        use crate::apps::trunk::{FailReason, TrunkState};
+        let now = Instant::now();
+        let later = now + std::time::Duration::from_secs(60);
+        let of = |s| TrunkStatus::of("t".into(), s, now);
+        let registered = of(TrunkState::Registered { expires_at: later });
+        assert_eq!((registered.state, registered.usable), ("registered", true));
+        assert_eq!(registered.detail, "expires in 60 s");
+        let failed = of(TrunkState::Failed { reason: FailReason::Timeout, retry_at: later });
+        assert_eq!((failed.state, failed.usable), ("failed", false));
+        assert!(failed.detail.contains("no response"), "{}", failed.detail);
+        assert!(of(TrunkState::Up).usable);
+        for s in [TrunkState::Down, TrunkState::Registering, TrunkState::Unregistered] {
+            assert!(!of(s).usable);
+        }
+    }
 
     #[test]
     fn every_route_is_described_in_the_openapi_file() {
