@@ -340,10 +340,12 @@ fn recording_name(day: &str, file: &str) -> Option<u64> {
     id.parse().ok()
 }
 
-/// Whether extension `ext` was on the call: its caller or the number it dialled (a ring group
-/// member who answered a group call is not matched; `history_view` users see those).
+/// Whether extension `ext` was on the call: its caller, the number dialled, or a party a
+/// transfer or park brought in or took out. Not matched (open problem, `docs/web.md`): a ring
+/// group or queue member who answered a call to the group's number, as the CDR names only
+/// the number; `history_view` users see those.
 fn took_part(cdr: &CdrRecord, ext: &str) -> bool {
-    cdr.from == ext || cdr.to == ext
+    cdr.from == ext || cdr.to == ext || cdr.rewires.iter().any(|r| r.replaced == ext || r.by == ext)
 }
 
 /// One recording found on disk.
@@ -1012,6 +1014,21 @@ mod tests {
         assert_eq!(recording_name("20261122", "call-.wav"), None);
         assert_eq!(recording_name("20261122", "call-1-.wav"), None);
         assert_eq!(recording_name("..", "call-1.wav"), None);
+    }
+
+    #[test]
+    fn a_party_brought_in_by_a_transfer_took_part_in_the_call() {
+        let cdr: CdrRecord = serde_json::from_value(json!({
+            "call_id": 1, "from": "201", "to": "202", "start_ms": 0, "ring_ms": null, "answer_ms": null,
+            "end_ms": 0, "disposition": "ANSWERED", "ring_duration_ms": 0, "talk_duration_ms": 0,
+            "total_duration_ms": 0, "hangup_side": "caller", "cause": "BYE", "final_status": 200, "legs": [],
+            "rewires": [{ "at_ms": 0, "kind": "blind transfer", "side": "b", "replaced": "202", "by": "205" }],
+        }))
+        .unwrap();
+        for ext in ["201", "202", "205"] {
+            assert!(took_part(&cdr, ext), "{ext}");
+        }
+        assert!(!took_part(&cdr, "203"));
     }
 
     #[test]
