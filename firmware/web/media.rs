@@ -814,17 +814,32 @@ mod zip {
         (total <= super::MAX_ZIP_BYTES).then_some(total)
     }
 
-    /// CRC-32 (IEEE, reflected), the zip checksum, one byte at a time: the reads from flash
-    /// are far slower than this loop.
-    pub(super) fn crc32_update(mut crc: u32, bytes: &[u8]) -> u32 {
-        crc = !crc;
-        for &b in bytes {
-            crc ^= u32::from(b);
-            for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+    /// The byte-at-a-time table of CRC-32 (IEEE, reflected), built at compile time: a table
+    /// step per byte instead of eight bit steps (bitwise, a debug build zipped 7 MB/s).
+    const CRC_TABLE: [u32; 256] = {
+        let mut table = [0u32; 256];
+        let mut i = 0;
+        while i < 256 {
+            let mut c = i as u32;
+            let mut k = 0;
+            while k < 8 {
+                c = if c & 1 != 0 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+                k += 1;
             }
+            table[i] = c;
+            i += 1;
         }
-        !crc
+        table
+    };
+
+    /// CRC-32 (IEEE), the zip checksum, continued over `bytes`.
+    pub(super) fn crc32_update(crc: u32, bytes: &[u8]) -> u32 {
+        let mut c = !crc;
+        for &b in bytes {
+            // The index is one byte: always inside the 256-entry table.
+            c = CRC_TABLE[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8);
+        }
+        !c
     }
 
     /// MS-DOS time and date (UTC) of a Unix time in ms.
