@@ -716,6 +716,7 @@ async fn send_file(path: PathBuf, headers: &HeaderMap, name: &str, download: boo
 
 async fn zip_day(
     AxState(st): AxState<Arc<State>>,
+    method: axum::http::Method,
     a: Authed,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> ApiResult {
@@ -761,7 +762,10 @@ async fn zip_day(
         );
         return Err(ApiError::fields(BTreeMap::from([("date", msg)])));
     };
-    st.record(a.audit("recording.zip", &day, format!("{} file(s)", entries.len()))).await;
+    // A HEAD (a client asking the size) downloads nothing: not audited.
+    if method != axum::http::Method::HEAD {
+        st.record(a.audit("recording.zip", &day, format!("{} file(s)", entries.len()))).await;
+    }
     let paths: Vec<PathBuf> = files.into_iter().map(|r| r.path).collect();
     let body = stream_body(move |tx| zip::write(&entries, &paths, tx));
     let mut h = HeaderMap::new();
