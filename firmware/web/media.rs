@@ -53,6 +53,10 @@ const CHUNKS_IN_FLIGHT: usize = 4;
 /// Most rows a search returns: a page of results, and a bound on the CDR look-ups per request.
 pub const MAX_LISTED: usize = 500;
 
+/// Most recording files a filtered search looks at (each costs a CDR read): twenty pages, so
+/// a rare caller is still found among a month of a busy box's calls within a second or so.
+pub const MAX_WALKED: usize = 20 * MAX_LISTED;
+
 /// Most days a recordings search walks: a year (the retention limit is 30 days by default).
 pub const MAX_SEARCH_DAYS: usize = 366;
 
@@ -443,7 +447,7 @@ async fn list_recordings(
     let rows = blocking(move || -> io::Result<Vec<Value>> {
         // Filtering needs the CDR, so walk more than a page when a filter is set.
         let filtered = f.caller.is_some() || extension.is_some() || scope != Scope::All;
-        let walk_limit = if filtered { MAX_LISTED * 20 } else { MAX_LISTED };
+        let walk_limit = if filtered { MAX_WALKED } else { MAX_LISTED };
         let mut out = Vec::new();
         for r in walk_recordings(&dir, &f, walk_limit)? {
             if out.len() >= MAX_LISTED {
