@@ -262,6 +262,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
             http_port: config.web.http_port,
             dir: opts.data_dir.join("web"),
             shown,
+            recordings: recordings_dir.clone(),
         },
         &store,
         web_tx,
@@ -359,7 +360,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
             biased;
             _ = &mut shutdown => break,
             // Wakes an idle engine loop so its heartbeat (below) keeps coming.
-            _ = beat_tick.tick() => {}
+            _ = beat_tick.tick() => trunk_alarms(&engine),
             msg = inbox.recv() => {
                 let Some(msg) = msg else { break };
                 let t = now();
@@ -501,7 +502,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
             }
             q = web_rx.recv() => {
                 if let Some(q) = q {
-                    answer_web(&mut engine, q, now());
+                    answer_web(&mut engine, &mut voicemail, q, now());
                 }
             }
             ev = media_rx.recv() => {
@@ -720,13 +721,52 @@ const RETENTION_SWEEP: std::time::Duration = std::time::Duration::from_secs(3600
 
 /// Applies the recording retention at start and every hour, off the engine's task (it walks
 /// the recordings directory).
+/// Raises `trunk:<name>` for a trunk that failed or is down and clears it once it is
+/// registered or up again (checked every watchdog tick; the states change far slower).
+fn trunk_alarms(engine: &Engine) {
+    use crate::apps::trunk::TrunkState;
+    let alarms = crate::alarms::global();
+    for (name, state, registrar) in engine.trunk_states() {
+        let key = format!("trunk:{name}");
+        match state {
+            TrunkState::Failed { reason, .. } => alarms.raise(
+                &key,
+                crate::alarms::Severity::Critical,
+                &format!("trunk {name} ({registrar}) failed: {reason}"),
+            ),
+            TrunkState::Down => alarms.raise(
+                &key,
+                crate::alarms::Severity::Critical,
+                &format!("trunk {name} ({registrar}) is down"),
+            ),
+            TrunkState::Registered { .. } | TrunkState::Up => alarms.clear(&key),
+            TrunkState::Registering | TrunkState::Unregistered => {}
+        }
+    }
+}
+
 fn spawn_retention(store: crate::store::recordings::RecordingStore) {
     tokio::spawn(async move {
         loop {
             let s = store.clone();
             let report = tokio::task::spawn_blocking(move || s.sweep(wall_ms())).await;
-            if let Ok(Err(e)) = report {
-                log::warn!("recording retention failed: {e}");
+            let alarms = crate::alarms::global();
+            match report {
+                Ok(Err(e)) => {
+                    log::warn!("recording retention failed: {e}");
+                    alarms.raise(
+                        "recording",
+                        crate::alarms::Severity::Warning,
+                        &format!("retention sweep failed: {e}"),
+                    );
+                }
+                Ok(Ok(r)) if r.alarm => alarms.raise(
+                    "storage",
+                    crate::alarms::Severity::Warning,
+                    &format!("data partition {} % full", r.partition_used_percent.unwrap_or(0)),
+                ),
+                Ok(Ok(_)) => alarms.clear("storage"),
+                Err(_) => {}
             }
             tokio::time::sleep(RETENTION_SWEEP).await;
         }
@@ -828,6 +868,11 @@ impl Voicemail {
                     }
                     Err(e) => {
                         log::warn!("voicemail: box {box_no}: cannot start a message: {e}");
+                        crate::alarms::global().raise(
+                            "voicemail",
+                            crate::alarms::Severity::Critical,
+                            &format!("box {box_no}: cannot start a message: {e}"),
+                        );
                         engine.voicemail_take_ready(now(), call, None);
                     }
                 }
@@ -841,7 +886,14 @@ impl Voicemail {
                         let counts = self.store.counts(&meta.box_no);
                         engine.set_voicemail_counts(now(), meta.box_no, counts);
                     }
-                    Err(e) => log::warn!("voicemail: call {call}: the message was not stored: {e}"),
+                    Err(e) => {
+                        log::warn!("voicemail: call {call}: the message was not stored: {e}");
+                        crate::alarms::global().raise(
+                            "voicemail",
+                            crate::alarms::Severity::Critical,
+                            &format!("call {call}: a message was not stored: {e}"),
+                        );
+                    }
                 }
             }
             VoicemailOp::DiscardTake { call } => {
@@ -1299,6 +1351,7 @@ fn answer_console(
         }
         ConsoleCommand::Supervise { .. } | ConsoleCommand::SuperviseStop(_) => s = "error: internal".into(),
         ConsoleCommand::Help => s = crate::console::help_text(),
+        ConsoleCommand::ShowAlarms => s = crate::alarms::global().show(),
         // Answered in the run loop (off the engine's task).
         ConsoleCommand::AudioImport { .. } | ConsoleCommand::AudioList => s = "error: internal".into(),
         // Answered in the run loop (the outbox task's state, the network).
@@ -1316,7 +1369,7 @@ fn answer_console(
 
 /// Answers one web query with the engine calls the console uses (typed views, not text). A
 /// dropped reply means the handler gave up (timeout); nothing to do then.
-fn answer_web(engine: &mut Engine, q: crate::web::WebQuery, now: Instant) {
+fn answer_web(engine: &mut Engine, voicemail: &mut Voicemail, q: crate::web::WebQuery, now: Instant) {
     use crate::web::WebQuery;
     match q {
         WebQuery::Status(reply) => {
@@ -1349,6 +1402,39 @@ fn answer_web(engine: &mut Engine, q: crate::web::WebQuery, now: Instant) {
         }
         WebQuery::StopSupervision { supervisor, reply } => {
             let _ = reply.send(engine.stop_supervision(now, &supervisor));
+        }
+        WebQuery::Voicemail(reply) => {
+            let boxes: Vec<_> = voicemail.store.all_counts().into_iter().map(|(b, _)| b).collect();
+            let all = boxes
+                .iter()
+                .flat_map(|b| voicemail.store.messages(b))
+                .map(|m| {
+                    let path = voicemail.store.message_path(&m);
+                    (m, path)
+                })
+                .collect();
+            let _ = reply.send(all);
+        }
+        // As the phone menu's delete (`VoicemailOp::Delete`): the store, then the counts (MWI).
+        WebQuery::VoicemailDelete { box_no, id, reply } => {
+            let result = voicemail.store.delete(&box_no, id).map_err(|e| e.to_string());
+            if let Err(e) = &result {
+                crate::alarms::global().raise(
+                    "voicemail",
+                    crate::alarms::Severity::Critical,
+                    &format!("box {box_no}: deleting message {} failed: {e}", id.0),
+                );
+            }
+            engine.set_voicemail_counts(now, box_no.clone(), voicemail.store.counts(&box_no));
+            let _ = reply.send(result);
+        }
+        WebQuery::Trunks(reply) => {
+            let trunks = engine
+                .trunk_states()
+                .into_iter()
+                .map(|(name, state, _)| crate::web::TrunkStatus::of(name, state, now))
+                .collect();
+            let _ = reply.send(trunks);
         }
     }
 }

@@ -12,6 +12,7 @@
 //! - [`web`]: the HTTPS admin: JSON API, users, sessions, the embedded pages (issue 7).
 //! - [`notify`]: voicemail e-mail (SMTP) and chat notifications with a retrying outbox (issue 5).
 //! - [`watchdog`]: loop heartbeats and the hardware watchdog driver (issue 8).
+//! - [`alarms`]: the bounded alarm table the dashboard and `show alarms` show (issue 7).
 //!
 //! Logic rooms (`engine`, `sip`'s transaction code, `media::sdp`, `media::pool`) do no I/O and
 //! read no clock; clippy's `disallowed_methods` enforces the clock half of that rule.
@@ -19,6 +20,7 @@
 // Tests may read the real clock for a base Instant; logic still takes `now` as an argument.
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
+pub mod alarms;
 pub mod apps;
 pub mod config;
 pub mod console;

@@ -116,6 +116,8 @@ pub enum ConsoleCommand {
     LogTail(usize),
     /// `show outbox`: voicemail notifications waiting or failed, with their last error.
     ShowOutbox,
+    /// `show alarms`: active and recently cleared alarms (`crate::alarms`).
+    ShowAlarms,
     /// `mail test ADDRESS`: a test mail through `[smtp]`, answered with the server's words.
     MailTest(String),
     /// `voicemail greeting BOX SLOT FILE` / `voicemail greeting BOX SLOT delete`: a box's
@@ -197,6 +199,7 @@ pub fn help_text() -> String {
          show cdr [N]         the N most recent call records, default 20 (sh cdr 5)\n\
          show cdr [N] detail  the same with every leg: who was replaced by whom in transfers\n\
          show outbox          voicemail notifications waiting or failed, with their last error\n\
+         show alarms          active and recently cleared alarms (trunks, storage, recording, notify)\n\
          show events [N]      the N newest call-center events as JSON lines, default {DEFAULT_EVENTS_SHOW}, max {MAX_EVENTS_SHOW}\n\
          report queue|agent hour|day|month|weekday FROM [TO] [csv]\n\
          \x20                    call-center report over local dates YYYY-MM-DD (TO included);\n\
@@ -355,6 +358,7 @@ fn parse_show(rest: &[&str]) -> Result<ConsoleCommand, String> {
         }
         [w] if abbreviates(w, "parked", 1) => Ok(ConsoleCommand::ShowParked),
         [w] if abbreviates(w, "outbox", 1) => Ok(ConsoleCommand::ShowOutbox),
+        [w] if abbreviates(w, "alarms", 2) => Ok(ConsoleCommand::ShowAlarms),
         [w] if abbreviates(w, "supervision", 2) => Ok(ConsoleCommand::ShowSupervision),
         [w] if abbreviates(w, "voicemail", 2) || *w == "vm" => Ok(ConsoleCommand::ShowVoicemail),
         [w] if abbreviates(w, "queues", 1) => Ok(ConsoleCommand::ShowQueues),

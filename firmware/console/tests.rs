@@ -27,6 +27,7 @@ fn full_and_abbreviated_commands_parse() {
         ("lo t 2000", LogTail(2000)),
         ("help", Help),
         ("sh out", ShowOutbox),
+        ("sh al", ShowAlarms),
         ("mail test Yamada@Example.jp", MailTest("Yamada@Example.jp".into())),
         ("h", Help),
         ("?", Help),
@@ -233,6 +234,7 @@ async fn start(dir: &Path) -> PathBuf {
                 ConsoleCommand::DebugHang(l) => format!("hang {l}"),
                 ConsoleCommand::ShowEvents(_) | ConsoleCommand::Report { .. } => "callcenter".to_string(),
                 ConsoleCommand::ShowOutbox | ConsoleCommand::MailTest(_) => "notify".to_string(),
+                ConsoleCommand::ShowAlarms => crate::alarms::global().show(),
                 ConsoleCommand::VoicemailGreeting { .. } => "greeting".to_string(),
                 ConsoleCommand::ShowSupervision
                 | ConsoleCommand::Supervise { .. }

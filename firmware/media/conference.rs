@@ -431,6 +431,11 @@ fn poll_room(
             let frame = mixer.heard_by_any(&parties.map(|r| ParticipantId(r.0)));
             if let Some(Err(e)) = recording.as_mut().map(|rec| rec.file.write(&frame)) {
                 log::warn!("call {}: recording failed: {e}; stopping it", parties[0].0);
+                crate::alarms::global().raise(
+                    "recording",
+                    crate::alarms::Severity::Critical,
+                    &format!("conference recording failed: {e}"),
+                );
                 evs.extend(recording.take().map(CallRecording::finish));
             }
         }

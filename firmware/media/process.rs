@@ -112,6 +112,11 @@ impl Recording {
             Ok((_, bytes)) => bytes,
             Err(e) => {
                 log::warn!("relay {}: finishing recording {} failed: {e}", relay.0, self.path);
+                crate::alarms::global().raise(
+                    "recording",
+                    crate::alarms::Severity::Critical,
+                    &format!("finishing recording {} failed: {e}", self.path),
+                );
                 0
             }
         };
@@ -488,6 +493,11 @@ impl Processing {
                 mixed.iter().map(|m| (*m).clamp(i16::MIN.into(), i16::MAX.into()) as i16).collect();
             if let Err(e) = rec.recorder.write(&frame) {
                 log::warn!("relay {}: recording {} failed: {e}; stopping it", relay.0, rec.path);
+                crate::alarms::global().raise(
+                    "recording",
+                    crate::alarms::Severity::Critical,
+                    &format!("recording {} failed: {e}", rec.path),
+                );
                 self.stop_record();
             }
         }

@@ -182,9 +182,18 @@ impl Notifier {
                     let result =
                         super::outbox::run_job(&job, &n.dir, n.config.smtp.as_ref(), &n.config.chat).await;
                     match result {
-                        Ok(()) => n.lock().handle_sent(job.id),
+                        Ok(()) => {
+                            n.lock().handle_sent(job.id);
+                            crate::alarms::global().clear("notify");
+                        }
                         Err((e, permanent)) => {
                             log::warn!("notify: {}: {e}", job.label);
+                            let severity = if permanent {
+                                crate::alarms::Severity::Critical
+                            } else {
+                                crate::alarms::Severity::Warning
+                            };
+                            crate::alarms::global().raise("notify", severity, &format!("{}: {e}", job.label));
                             n.lock().handle_failed(job.id, &e, permanent, wall_ms());
                         }
                     }

@@ -422,6 +422,18 @@ impl Store {
         Ok(out)
     }
 
+    /// The CDR of call `call_id`, if still stored (recordings are matched to their call).
+    pub fn cdr(&self, call_id: u64) -> Result<Option<CdrRecord>, StoreError> {
+        let Some(value) = self.inner.cdr.get(call_id.to_be_bytes()).map_err(engine("cdr"))? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&value).map(Some).map_err(|e| StoreError::Corrupt {
+            keyspace: "cdr",
+            key: call_id.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
     /// The highest stored call id, 0 when there is none.
     pub fn last_call_id(&self) -> Result<u64, StoreError> {
         match self.inner.cdr.last_key_value() {

@@ -77,6 +77,7 @@ pub(super) struct State {
     pub(super) engine: mpsc::Sender<WebQuery>,
     started: Instant,
     https_port: AtomicU16,
+    pub(super) media: super::media::Media,
 }
 
 impl State {
@@ -85,6 +86,7 @@ impl State {
         certs: Arc<CertSlot>,
         engine: mpsc::Sender<WebQuery>,
         started: Instant,
+        media: super::media::Media,
     ) -> Result<Arc<State>, crate::store::StoreError> {
         let users = web.users()?.into_iter().map(|u| (u.id.clone(), u)).collect();
         let roles = web.roles()?.into_iter().map(|r| (r.name.clone(), r)).collect();
@@ -98,6 +100,7 @@ impl State {
             engine,
             started,
             https_port: AtomicU16::new(0),
+            media,
         }))
     }
 
@@ -497,13 +500,16 @@ async fn dashboard(AxState(st): AxState<Arc<State>>, a: Authed) -> ApiResult {
         Ok(()) => tokio::time::timeout(ENGINE_QUERY_TIMEOUT, rx).await.ok().and_then(Result::ok),
         Err(_) => None,
     };
-    Ok(Json(json!({
+    let mut body = json!({
         "version": crate::VERSION,
         "uptime_s": now().saturating_duration_since(st.started).as_secs(),
         "registrations": status.map(|s| s.registrations),
         "active_calls": status.map(|s| s.active_calls),
-    }))
-    .into_response())
+    });
+    if let Some(obj) = body.as_object_mut() {
+        obj.extend(super::media::dashboard_extra(&st).await);
+    }
+    Ok(Json(body).into_response())
 }
 
 async fn list_users(AxState(st): AxState<Arc<State>>, a: Authed) -> ApiResult {
@@ -980,7 +986,7 @@ pub(super) fn router(st: Arc<State>) -> Router {
         ("/api/v1/certificate", put(put_certificate)),
     ];
     let mut app = Router::new();
-    for (path, r) in routes.into_iter().chain(super::callcenter::routes()) {
+    for (path, r) in routes.into_iter().chain(super::callcenter::routes()).chain(super::media::routes()) {
         debug_assert!(super::ROUTES.iter().any(|(_, p)| *p == path), "{path} not in ROUTES");
         app = app.route(path, r);
     }

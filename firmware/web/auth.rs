@@ -80,11 +80,14 @@ pub enum Permission {
     AgentStateOwn,
     /// Change any agent's state and queue availability (リアルタイム エージェントステータス).
     AgentStateEdit,
+    /// One's own voicemail box and the recordings of one's own calls, through the extension
+    /// bound to the user (ボイスメール / 自分の通話録音).
+    MediaOwn,
 }
 
 impl Permission {
     /// Every permission, in display order.
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 16] = [
         Permission::DashboardView,
         Permission::UsersView,
         Permission::UsersEdit,
@@ -100,6 +103,7 @@ impl Permission {
         Permission::OperatorPhone,
         Permission::AgentStateOwn,
         Permission::AgentStateEdit,
+        Permission::MediaOwn,
     ];
 }
 
@@ -156,7 +160,7 @@ pub fn default_roles() -> Vec<Role> {
         },
         Role {
             name: AGENT_ROLE.into(),
-            permissions: [DashboardView, OperatorPhone, AgentStateOwn].into_iter().collect(),
+            permissions: [DashboardView, OperatorPhone, AgentStateOwn, MediaOwn].into_iter().collect(),
         },
     ]
 }

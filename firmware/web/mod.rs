@@ -1,7 +1,7 @@
 //! The web admin: HTTPS server, JSON API, users, sessions and the embedded pages (issue 7).
 //!
 //! The public interface is: [`WebOptions`], [`start`], [`WebHandle`], [`WebQuery`],
-//! [`EngineStatus`], [`ROUTES`], the rooms [`auth`] (the sans-IO security core), [`tls`] (the
+//! [`EngineStatus`], [`TrunkStatus`], [`ROUTES`], the rooms [`auth`] (the sans-IO security core), [`tls`] (the
 //! certificate) and [`password`], and the server limits re-exported from `server`.
 //!
 //! Layers:
@@ -10,6 +10,8 @@
 //! - `api`: the `/api/v1/` handlers. They check the session, the CSRF token and the
 //!   permission, validate fields, write through `store::web` (the only code touching disk) and
 //!   ask the engine through [`WebQuery`] (the web never touches engine state).
+//! - `callcenter`, `media`: the queue/agent and the voicemail/recordings/alarms areas of the
+//!   API, each with its own `routes()`.
 //! - `assets`: the embedded `web-ui/` files.
 //! - `server`: the TCP/TLS accept loops with their timeouts and connection bound.
 //!
@@ -22,6 +24,7 @@ mod api;
 mod assets;
 pub mod auth;
 mod callcenter;
+mod media;
 pub mod password;
 mod server;
 pub mod tls;
@@ -30,6 +33,7 @@ pub use server::{CONNECTION_LIFETIME, HANDSHAKE_TIMEOUT, HEADER_TIMEOUT, MAX_CON
 
 use crate::apps::callcenter::{AgentError, Cause};
 use crate::apps::supervision::Mode;
+use crate::apps::voicemail::mailbox::{BoxNumber, MessageId, MessageMeta};
 use crate::engine::{AgentCommand, AgentView, QueueView, SuperviseError, SupervisionView};
 use crate::store::web::{AuditEntry, StoredUser, WebStore};
 use crate::store::Store;
@@ -87,6 +91,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/supervision"),
     ("POST", "/api/v1/supervision"),
     ("DELETE", "/api/v1/supervision/{supervisor}"),
+    ("GET", "/api/v1/voicemail"),
+    ("GET", "/api/v1/voicemail/{box}/{id}"),
+    ("DELETE", "/api/v1/voicemail/{box}/{id}"),
+    ("GET", "/api/v1/recordings"),
+    ("GET", "/api/v1/recordings/zip"),
+    ("GET", "/api/v1/recordings/{day}/{file}"),
+    ("DELETE", "/api/v1/recordings/{day}/{file}"),
+    ("GET", "/api/v1/alarms"),
 ];
 
 /// A question or command the web sends the engine's owner (the daemon), answered through the
@@ -131,6 +143,55 @@ pub enum WebQuery {
         /// Whether a session was stopped.
         reply: oneshot::Sender<bool>,
     },
+    /// Every stored voicemail message with its audio file (the daemon's voicemail store).
+    Voicemail(oneshot::Sender<Vec<(MessageMeta, PathBuf)>>),
+    /// Delete a message the way the phone menu does (store, then MWI); `Ok(false)` when it
+    /// was not there.
+    VoicemailDelete {
+        /// The box.
+        box_no: BoxNumber,
+        /// The message.
+        id: MessageId,
+        /// Whether it was deleted, or the store's error.
+        reply: oneshot::Sender<Result<bool, String>>,
+    },
+    /// The trunks and their registration state (`Engine::trunk_states`).
+    Trunks(oneshot::Sender<Vec<TrunkStatus>>),
+}
+
+/// One trunk as the dashboard shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TrunkStatus {
+    /// The trunk's name.
+    pub name: String,
+    /// `registered`, `registering`, `unregistered`, `failed`, `up` or `down`.
+    pub state: &'static str,
+    /// Why it failed, or when the binding runs out, in words.
+    pub detail: String,
+    /// Whether calls can use it now (registered or up).
+    pub usable: bool,
+}
+
+impl TrunkStatus {
+    /// The dashboard's view of a trunk state at `now`.
+    pub fn of(name: String, state: crate::apps::trunk::TrunkState, now: Instant) -> TrunkStatus {
+        use crate::apps::trunk::TrunkState as S;
+        let (key, detail) = match state {
+            S::Unregistered => ("unregistered", String::new()),
+            S::Registering => ("registering", String::new()),
+            S::Registered { expires_at } => (
+                "registered",
+                format!("expires in {} s", expires_at.saturating_duration_since(now).as_secs()),
+            ),
+            S::Failed { reason, retry_at } => (
+                "failed",
+                format!("{reason}; retry in {} s", retry_at.saturating_duration_since(now).as_secs()),
+            ),
+            S::Up => ("up", String::new()),
+            S::Down => ("down", String::new()),
+        };
+        TrunkStatus { name, state: key, detail, usable: matches!(key, "registered" | "up") }
+    }
 }
 
 /// What the dashboard shows of the engine.
@@ -155,6 +216,8 @@ pub struct WebOptions {
     pub dir: PathBuf,
     /// The address shown in the admin URL (the SIP advertise address when bound to 0.0.0.0).
     pub shown: IpAddr,
+    /// `<data>/recordings`: the call recordings (`store::recordings`), on the data partition.
+    pub recordings: PathBuf,
 }
 
 /// What the daemon keeps of the web admin: console actions and the ready line.
@@ -214,7 +277,8 @@ pub async fn start(
         let _ = web.audit(&audit("system", "certificate.generate", "", "self-signed".into(), ""));
     }
     let slot = Arc::new(slot);
-    let state = api::State::new(store_copy, slot.clone(), engine, now()).map_err(|e| e.to_string())?;
+    let media = media::Media::new(store.clone(), opts.recordings.clone());
+    let state = api::State::new(store_copy, slot.clone(), engine, now(), media).map_err(|e| e.to_string())?;
     let app = api::router(state.clone());
     let mut url = None;
     if opts.https_port != 0 {
@@ -310,6 +374,24 @@ impl WebHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_registered_or_answering_trunk_is_usable_on_the_dashboard() {
+        use crate::apps::trunk::{FailReason, TrunkState};
+        let now = Instant::now();
+        let later = now + std::time::Duration::from_secs(60);
+        let of = |s| TrunkStatus::of("t".into(), s, now);
+        let registered = of(TrunkState::Registered { expires_at: later });
+        assert_eq!((registered.state, registered.usable), ("registered", true));
+        assert_eq!(registered.detail, "expires in 60 s");
+        let failed = of(TrunkState::Failed { reason: FailReason::Timeout, retry_at: later });
+        assert_eq!((failed.state, failed.usable), ("failed", false));
+        assert!(failed.detail.contains("no response"), "{}", failed.detail);
+        assert!(of(TrunkState::Up).usable);
+        for s in [TrunkState::Down, TrunkState::Registering, TrunkState::Unregistered] {
+            assert!(!of(s).usable);
+        }
+    }
 
     #[test]
     fn every_route_is_described_in_the_openapi_file() {
