@@ -14,6 +14,7 @@
 pub mod callcenter;
 pub mod ivr;
 pub mod numbers;
+pub mod phonebook;
 pub mod supervision;
 pub mod timerules;
 pub mod trunk;
