@@ -25,8 +25,10 @@
 //! - `queue_events`: the call-center event log, key = `at_ms` + sequence (16 bytes
 //!   big-endian), value = the event's JSON line; capped at [`MAX_QUEUE_EVENTS`] (see
 //!   `callcenter`).
+//! - `phonebook`: phonebook entries by id (see [`phonebook`]).
 
 mod callcenter;
+pub mod phonebook;
 pub mod recordings;
 pub mod voicemail;
 pub mod web;
