@@ -301,6 +301,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         }
     }
     restore_forwards(&mut engine, &store, &extensions);
+    engine.set_caller_names(web.caller_index().await);
     // `[block] file` / `[restrict] file`: read once at start, like `block import`.
     for (kind, file) in [
         (crate::engine::ListKind::Block, &config.trunk_calls.block.file),
@@ -1350,6 +1351,7 @@ fn answer_web(engine: &mut Engine, q: crate::web::WebQuery, now: Instant) {
         WebQuery::StopSupervision { supervisor, reply } => {
             let _ = reply.send(engine.stop_supervision(now, &supervisor));
         }
+        WebQuery::CallerNames(index) => engine.set_caller_names(*index),
     }
 }
 

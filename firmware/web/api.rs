@@ -77,6 +77,7 @@ pub(super) struct State {
     pub(super) engine: mpsc::Sender<WebQuery>,
     started: Instant,
     https_port: AtomicU16,
+    pub(super) phonebook: super::phonebook::Book,
 }
 
 impl State {
@@ -88,6 +89,7 @@ impl State {
     ) -> Result<Arc<State>, crate::store::StoreError> {
         let users = web.users()?.into_iter().map(|u| (u.id.clone(), u)).collect();
         let roles = web.roles()?.into_iter().map(|r| (r.name.clone(), r)).collect();
+        let phonebook = super::phonebook::Book::open(web.store())?;
         Ok(Arc::new(State {
             web,
             gate: std::sync::Mutex::new(Gate::new()),
@@ -98,7 +100,19 @@ impl State {
             engine,
             started,
             https_port: AtomicU16::new(0),
+            phonebook,
         }))
+    }
+
+    /// Each web user's extension, for areas keyed by user (the phonebook's caller names).
+    pub(super) async fn user_extensions(&self) -> std::collections::HashMap<String, String> {
+        let dir = self.dir.lock().await;
+        dir.users.values().filter_map(|u| Some((u.id.clone(), u.extension.clone()?))).collect()
+    }
+
+    /// The database, for areas with their own keyspaces (call history).
+    pub(super) fn store(&self) -> &crate::store::Store {
+        self.web.store()
     }
 
     pub(super) fn set_https_port(&self, port: u16) {
@@ -980,7 +994,7 @@ pub(super) fn router(st: Arc<State>) -> Router {
         ("/api/v1/certificate", put(put_certificate)),
     ];
     let mut app = Router::new();
-    for (path, r) in routes.into_iter().chain(super::callcenter::routes()) {
+    for (path, r) in routes.into_iter().chain(super::callcenter::routes()).chain(super::phonebook::routes()) {
         debug_assert!(super::ROUTES.iter().any(|(_, p)| *p == path), "{path} not in ROUTES");
         app = app.route(path, r);
     }

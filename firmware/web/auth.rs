@@ -80,11 +80,15 @@ pub enum Permission {
     AgentStateOwn,
     /// Change any agent's state and queue availability (リアルタイム エージェントステータス).
     AgentStateEdit,
+    /// Read the shared phonebook and keep one's own personal entries (電話帳 表示).
+    PhonebookView,
+    /// Create, edit, delete and import shared phonebook entries (電話帳 編集).
+    PhonebookEdit,
 }
 
 impl Permission {
     /// Every permission, in display order.
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 17] = [
         Permission::DashboardView,
         Permission::UsersView,
         Permission::UsersEdit,
@@ -100,6 +104,8 @@ impl Permission {
         Permission::OperatorPhone,
         Permission::AgentStateOwn,
         Permission::AgentStateEdit,
+        Permission::PhonebookView,
+        Permission::PhonebookEdit,
     ];
 }
 
@@ -150,13 +156,15 @@ pub fn default_roles() -> Vec<Role> {
                 ReportsView,
                 HistoryView,
                 AgentStateEdit,
+                PhonebookView,
+                PhonebookEdit,
             ]
             .into_iter()
             .collect(),
         },
         Role {
             name: AGENT_ROLE.into(),
-            permissions: [DashboardView, OperatorPhone, AgentStateOwn].into_iter().collect(),
+            permissions: [DashboardView, OperatorPhone, AgentStateOwn, PhonebookView].into_iter().collect(),
         },
     ]
 }

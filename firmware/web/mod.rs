@@ -22,6 +22,7 @@ mod api;
 mod assets;
 pub mod auth;
 mod callcenter;
+mod phonebook;
 pub mod password;
 mod server;
 pub mod tls;
@@ -87,6 +88,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/supervision"),
     ("POST", "/api/v1/supervision"),
     ("DELETE", "/api/v1/supervision/{supervisor}"),
+    ("GET", "/api/v1/phonebook"),
+    ("POST", "/api/v1/phonebook"),
+    ("POST", "/api/v1/phonebook/import"),
+    ("GET", "/api/v1/phonebook/export"),
+    ("GET", "/api/v1/phonebook/{id}"),
+    ("PUT", "/api/v1/phonebook/{id}"),
+    ("DELETE", "/api/v1/phonebook/{id}"),
 ];
 
 /// A question or command the web sends the engine's owner (the daemon), answered through the
@@ -131,6 +139,9 @@ pub enum WebQuery {
         /// Whether a session was stopped.
         reply: oneshot::Sender<bool>,
     },
+    /// The phonebook changed: the engine's caller names from now on
+    /// (`Engine::set_caller_names`). No answer: the engine only swaps its index.
+    CallerNames(Box<crate::apps::phonebook::CallerIndex>),
 }
 
 /// What the dashboard shows of the engine.
@@ -274,6 +285,13 @@ impl WebHandle {
     /// The seeded admin's password, only on the start that created it.
     pub fn initial_password(&self) -> Option<&str> {
         self.initial_password.as_deref()
+    }
+
+    /// The caller-name index of the phonebook now, for the engine at start (later changes
+    /// arrive as [`WebQuery::CallerNames`]).
+    pub async fn caller_index(&self) -> crate::apps::phonebook::CallerIndex {
+        let extensions = self.state.user_extensions().await;
+        self.state.phonebook.caller_index(&extensions).await
     }
 
     /// `web reset-admin`: a new generated password for `admin` (recreated with the admin role
