@@ -1,0 +1,299 @@
+//! The phonebook API (issue 7) over real HTTPS against a running box: authentication and
+//! validation of every endpoint, personal entries kept private, CSV import in UTF-8 and
+//! Shift_JIS with bad rows reported, export round trips; and with SIPp peers, the caller's
+//! phonebook name in the INVITE that rings a phone.
+mod common;
+
+use common::web::{admin, create_user_with_extension, Web, GOOD, GOOD2};
+use common::{free_udp_port, g711a_pcap, must_register, require_tool, wait_udp_bound, Sipp, TestBox};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const ALICE: (&str, &str) = ("201", "secret-201");
+const BOB: (&str, &str) = ("202", "secret-202");
+
+/// Every phonebook route, with a path that reaches the handler.
+const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/v1/phonebook"),
+    ("POST", "/api/v1/phonebook"),
+    ("POST", "/api/v1/phonebook/import"),
+    ("GET", "/api/v1/phonebook/export"),
+    ("GET", "/api/v1/phonebook/1"),
+    ("PUT", "/api/v1/phonebook/1"),
+    ("DELETE", "/api/v1/phonebook/1"),
+];
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Sends raw bytes (a CSV upload) with the session and CSRF token.
+fn upload(w: &Web, path: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    let mut req = w.client.post(format!("{}{path}", w.base)).header("content-type", content_type).body(body);
+    if let Some(c) = &w.cookie {
+        req = req.header("cookie", format!("hakoden_session={c}"));
+    }
+    if let Some(t) = &w.csrf {
+        req = req.header("x-csrf-token", t);
+    }
+    let r = req.send().unwrap_or_else(|e| panic!("POST {path}: {e}"));
+    let status = r.status();
+    (status, r.json().unwrap_or(Value::Null))
+}
+
+/// Downloads bytes with the session.
+fn download(w: &Web, path: &str) -> (StatusCode, String, Vec<u8>) {
+    let mut req = w.client.get(format!("{}{path}", w.base));
+    if let Some(c) = &w.cookie {
+        req = req.header("cookie", format!("hakoden_session={c}"));
+    }
+    let r = req.send().unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let status = r.status();
+    let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    (status, ct, r.bytes().map(|b| b.to_vec()).unwrap_or_default())
+}
+
+/// A user of `role` logged in (first password changed).
+fn user(tb: &TestBox, w: &Web, id: &str, role: &str, ext: &str) -> Web {
+    create_user_with_extension(w, id, role, ext);
+    let mut u = Web::new(tb);
+    u.first_login(id, GOOD, GOOD2);
+    u
+}
+
+fn names(v: &Value) -> Vec<String> {
+    v["entries"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["name"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+fn entry(name: &str, number: &str) -> Value {
+    json!({ "name": name, "kana": "", "numbers": [{ "label": "会社", "number": number }] })
+}
+
+#[test]
+fn every_phonebook_endpoint_needs_a_session_csrf_and_the_permission() {
+    let tb = TestBox::start(&[ALICE]);
+    let anon = Web::new(&tb);
+    for (m, p) in ROUTES {
+        let (s, v) = anon.call(m, p, Some(json!({})));
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{m} {p}: {v}");
+    }
+    let w = admin(&tb);
+    for (m, p) in ROUTES.iter().filter(|(m, _)| *m != "GET") {
+        let r = w.send(m, p, Some(json!({})), false);
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{m} {p} without CSRF");
+    }
+    let (s, v) = w.call("PUT", "/api/v1/roles/nobook", Some(json!({ "permissions": ["dashboard_view"] })));
+    assert!(s.is_success(), "{v}");
+    let outsider = user(&tb, &w, "outsider", "nobook", "201");
+    for (m, p) in ROUTES {
+        let (s, v) = outsider.call(m, p, Some(entry("x", "0312345678")));
+        assert_eq!(s, StatusCode::FORBIDDEN, "{m} {p}: {v}");
+    }
+    // The agent role reads the shared book and keeps a personal one, but cannot edit shared.
+    let agent = user(&tb, &w, "kato", "agent", "201");
+    let (s, v) = agent.call("POST", "/api/v1/phonebook", Some(entry("共有", "0312345678")));
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, _) = upload(&agent, "/api/v1/phonebook/import?scope=shared", "text/csv", fixture("phonebook-utf8.csv"));
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(agent.get("/api/v1/phonebook").0, StatusCode::OK);
+
+    // Validation: every bad field is named.
+    let bad = json!({ "name": "", "kana": "ア".repeat(65), "numbers": [{ "label": "", "number": "abc" }] });
+    let (s, v) = w.call("POST", "/api/v1/phonebook", Some(bad));
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    for f in ["name", "kana", "numbers.0.number"] {
+        assert!(v["errors"][f].is_string(), "{f} not reported: {v}");
+    }
+    let (s, v) = w.call("POST", "/api/v1/phonebook", Some(json!({ "name": "x", "numbers": [] })));
+    assert!(s == StatusCode::UNPROCESSABLE_ENTITY && v["errors"]["numbers"].is_string(), "{v}");
+    let (s, _) = w.call("POST", "/api/v1/phonebook", Some(json!({ "name": "x", "extra": 1 })));
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = w.call("GET", "/api/v1/phonebook?limit=100000", None);
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(w.get("/api/v1/phonebook/999").0, StatusCode::NOT_FOUND);
+    assert_eq!(w.get("/api/v1/phonebook/abc").0, StatusCode::NOT_FOUND);
+    let (s, _) = w.call("GET", "/api/v1/phonebook/export?encoding=latin1", None);
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    // Uploads: wrong type 415, too large 413, bad header or encoding 422.
+    let (s, _) = upload(&w, "/api/v1/phonebook/import", "application/json", b"{}".to_vec());
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let (s, _) = upload(&w, "/api/v1/phonebook/import", "text/csv", vec![b'a'; 2 * 1024 * 1024 + 1]);
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    let (s, v) = upload(&w, "/api/v1/phonebook/import", "text/csv", b"foo,bar\n1,2\n".to_vec());
+    assert!(s == StatusCode::UNPROCESSABLE_ENTITY && v["errors"]["file"].is_string(), "{v}");
+    let (s, v) = upload(&w, "/api/v1/phonebook/import?encoding=ebcdic", "text/csv", b"name,number\n".to_vec());
+    assert!(s == StatusCode::UNPROCESSABLE_ENTITY && v["errors"]["encoding"].is_string(), "{v}");
+
+    // Create, update, delete; each audited.
+    let (s, v) = w.call("POST", "/api/v1/phonebook", Some(entry("山田 太郎", "03-1234-5678")));
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["id"].as_u64().unwrap_or_default();
+    let (s, v) = w.call("PUT", &format!("/api/v1/phonebook/{id}"), Some(entry("山田 次郎", "03-1234-5679")));
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["name"], "山田 次郎");
+    let (s, v) = agent.call("DELETE", &format!("/api/v1/phonebook/{id}"), None);
+    assert_eq!(s, StatusCode::FORBIDDEN, "an agent deleted a shared entry: {v}");
+    assert_eq!(w.call("DELETE", &format!("/api/v1/phonebook/{id}"), None).0, StatusCode::NO_CONTENT);
+    assert_eq!(w.get(&format!("/api/v1/phonebook/{id}")).0, StatusCode::NOT_FOUND);
+    let (_, audit) = w.get("/api/v1/audit");
+    let actions: Vec<&str> =
+        audit["entries"].as_array().map(|a| a.iter().filter_map(|e| e["action"].as_str()).collect()).unwrap_or_default();
+    for a in ["phonebook.create", "phonebook.update", "phonebook.delete"] {
+        assert!(actions.contains(&a), "{a} not audited: {actions:?}");
+    }
+}
+
+#[test]
+fn a_personal_entry_is_seen_only_by_its_owner() {
+    let tb = TestBox::start(&[ALICE, BOB]);
+    let w = admin(&tb);
+    let kato = user(&tb, &w, "kato", "agent", "201");
+    let sato = user(&tb, &w, "sato", "agent", "202");
+    let (s, v) =
+        kato.call("POST", "/api/v1/phonebook", Some(json!({ "scope": "personal", "name": "加藤の友人", "numbers": [{ "number": "09011112222" }] })));
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["scope"], "personal");
+    let id = v["id"].as_u64().unwrap_or_default();
+    let (s, v) = w.call("POST", "/api/v1/phonebook", Some(entry("共有先", "0612345678")));
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+
+    assert_eq!(names(&kato.get("/api/v1/phonebook").1), ["加藤の友人", "共有先"]);
+    assert_eq!(names(&kato.get("/api/v1/phonebook?scope=personal").1), ["加藤の友人"]);
+    assert_eq!(names(&sato.get("/api/v1/phonebook").1), ["共有先"]);
+    assert_eq!(names(&w.get("/api/v1/phonebook").1), ["共有先"], "not even the admin sees it");
+    for (m, body) in [("GET", None), ("PUT", Some(entry("x", "0312345678"))), ("DELETE", None)] {
+        let (s, v) = sato.call(m, &format!("/api/v1/phonebook/{id}"), body);
+        assert_eq!(s, StatusCode::NOT_FOUND, "{m}: {v}");
+    }
+    let (_, _, csv) = download(&sato, "/api/v1/phonebook/export?scope=personal");
+    assert!(!String::from_utf8_lossy(&csv).contains("加藤"), "exported to another user");
+    // Search: kana in hiragana, number digits.
+    assert_eq!(names(&kato.get("/api/v1/phonebook?q=09011").1), ["加藤の友人"]);
+    assert_eq!(names(&kato.get("/api/v1/phonebook?q=%E5%85%B1%E6%9C%89").1), ["共有先"]);
+}
+
+#[test]
+fn csv_import_reports_bad_rows_by_number_and_export_round_trips() {
+    let tb = TestBox::start(&[ALICE]);
+    let w = admin(&tb);
+    let (s, v) = upload(&w, "/api/v1/phonebook/import", "text/csv", fixture("phonebook-sjis.csv"));
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["encoding"], "shift_jis");
+    assert_eq!(v["imported"], 3);
+    assert_eq!(v["errors"], json!([{ "row": 4, "field": "number1", "message": "not a phone number" }]));
+    let (s, v) = upload(&w, "/api/v1/phonebook/import?encoding=utf-8", "text/csv", fixture("phonebook-utf8.csv"));
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["imported"], 1);
+    assert_eq!(v["errors"][0]["row"], 3);
+    assert_eq!(v["errors"][0]["field"], "name");
+    let (_, list) = w.get("/api/v1/phonebook?limit=500");
+    assert_eq!(names(&list), ["山田 太郎", "鈴木 花子", "田中 美咲", "Sato Kenji"]);
+    assert_eq!(list["entries"][0]["numbers"][1], json!({ "label": "携帯", "number": "090-1234-5678" }));
+    assert_eq!(names(&w.get("/api/v1/phonebook?q=%E3%82%84%E3%81%BE%E3%81%A0").1), ["山田 太郎"], "やまだ");
+
+    for enc in ["utf-8", "shift_jis"] {
+        let (s, ct, bytes) = download(&w, &format!("/api/v1/phonebook/export?encoding={enc}"));
+        assert_eq!(s, StatusCode::OK);
+        assert!(ct.starts_with("text/csv"), "{ct}");
+        if enc == "utf-8" {
+            assert!(bytes.starts_with(b"\xEF\xBB\xBF"), "no BOM for Excel");
+        }
+        // Into a fresh box: the same entries come back.
+        let tb2 = TestBox::start(&[ALICE]);
+        let w2 = admin(&tb2);
+        let (s, v) = upload(&w2, "/api/v1/phonebook/import", "text/csv", bytes);
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["errors"], json!([]), "{enc}");
+        let (_, again) = w2.get("/api/v1/phonebook?limit=500");
+        let strip = |v: &Value| -> Vec<Value> {
+            v["entries"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|e| json!([e["name"], e["kana"], e["company"], e["note"], e["numbers"]]))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        assert_eq!(strip(&again), strip(&list), "{enc} export did not round-trip");
+    }
+}
+
+/// The trunk of the peer test: SIPp at `provider_port` is the provider; DID 0312345678 rings
+/// extension 201.
+fn trunk_toml(provider_port: u16) -> String {
+    format!(
+        "[[trunk]]\nname = \"provider\"\nregistrar = \"127.0.0.1:{provider_port}\"\ndomain = \"provider.example\"\n\
+         username = \"0312345678\"\nauth_username = \"hakoden-trunk\"\npassword = \"trunk-Secret-1\"\nexpires = 120\n\n\
+         [[did]]\nnumber = \"0312345678\"\ndefault = {{ extension = \"201\" }}\n"
+    )
+}
+
+#[test]
+fn a_phone_rung_by_a_caller_in_the_phonebook_shows_the_callers_name() {
+    if !require_tool("sipp") {
+        return;
+    }
+    let provider_port = free_udp_port();
+    let tb = TestBox::start_with_config(&[ALICE, BOB], &[], &trunk_toml(provider_port));
+    let w = admin(&tb);
+    let (s, v) = w.call("POST", "/api/v1/phonebook", Some(entry("山田 太郎", "06-1111-2222")));
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = w.call("POST", "/api/v1/phonebook", Some(entry("受付", "202")));
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+
+    let phone_port = tb.port();
+    must_register(&tb, ALICE, phone_port);
+    // An outside call over the trunk.
+    let phone = Sipp::new("uas_answer.xml", &tb.scratch("sipp"))
+        .remote(&tb.sip_addr())
+        .local_port(phone_port)
+        .media_port(tb.port())
+        .key("rtpport", tb.port())
+        .spawn();
+    wait_udp_bound(phone_port);
+    let provider = Sipp::new("provider_inbound_did.xml", &tb.scratch("sipp"))
+        .remote(&tb.sip_addr())
+        .local_port(provider_port)
+        .key("did", "0312345678")
+        .key("caller", "0611112222")
+        .key("rtp_sink", tb.port())
+        .timeout(Duration::from_secs(20))
+        .run();
+    let phone = phone.wait();
+    let context = format!("{}\n{}\n--- box ---\n{}", provider.report(), phone.report(), tb.stderr_tail(40));
+    assert!(provider.code == Some(0), "the DID call failed\n{context}");
+    assert!(
+        phone.messages.contains("From: \"山田 太郎\" <sip:0611112222@"),
+        "the phone's INVITE lacks the name\n{context}"
+    );
+
+    // An internal call from 202 to 201.
+    let bob_port = tb.port();
+    must_register(&tb, BOB, bob_port);
+    let phone = Sipp::new("uas_answer.xml", &tb.scratch("sipp"))
+        .remote(&tb.sip_addr())
+        .local_port(phone_port)
+        .media_port(tb.port())
+        .key("rtpport", tb.port())
+        .spawn();
+    wait_udp_bound(phone_port);
+    let caller = Sipp::new("uac_call.xml", &tb.scratch("sipp"))
+        .remote(&tb.sip_addr())
+        .local_port(bob_port)
+        .media_port(tb.port())
+        .service(ALICE.0)
+        .key("caller", BOB.0)
+        .key("pcap", g711a_pcap().display())
+        .auth(BOB.0, BOB.1)
+        .timeout(Duration::from_secs(20))
+        .run();
+    let phone = phone.wait();
+    let context = format!("{}\n{}\n--- box ---\n{}", caller.report(), phone.report(), tb.stderr_tail(40));
+    assert!(phone.messages.contains("From: \"受付\" <sip:202@"), "the internal INVITE lacks the name\n{context}");
+}
