@@ -12,6 +12,7 @@
 //! - [`supervision`]: listen / whisper / barge sessions of a supervisor (issue 6).
 //! - [`voicemail`]: mailboxes, the caller flow, the owner menu and message waiting (issue 5).
 pub mod callcenter;
+pub mod history;
 pub mod ivr;
 pub mod numbers;
 pub mod phonebook;

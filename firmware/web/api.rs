@@ -78,6 +78,8 @@ pub(super) struct State {
     started: Instant,
     https_port: AtomicU16,
     pub(super) phonebook: super::phonebook::Book,
+    /// The box's data directory (set once at start), for files other parts read at start.
+    pub(super) data_dir: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 impl State {
@@ -101,6 +103,7 @@ impl State {
             started,
             https_port: AtomicU16::new(0),
             phonebook,
+            data_dir: std::sync::OnceLock::new(),
         }))
     }
 
@@ -994,7 +997,7 @@ pub(super) fn router(st: Arc<State>) -> Router {
         ("/api/v1/certificate", put(put_certificate)),
     ];
     let mut app = Router::new();
-    for (path, r) in routes.into_iter().chain(super::callcenter::routes()).chain(super::phonebook::routes()) {
+    for (path, r) in routes.into_iter().chain(super::callcenter::routes()).chain(super::phonebook::routes()).chain(super::lists::routes()).chain(super::history::routes()) {
         debug_assert!(super::ROUTES.iter().any(|(_, p)| *p == path), "{path} not in ROUTES");
         app = app.route(path, r);
     }

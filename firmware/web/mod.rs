@@ -23,6 +23,8 @@ mod assets;
 pub mod auth;
 mod callcenter;
 mod phonebook;
+mod lists;
+mod history;
 pub mod password;
 mod server;
 pub mod tls;
@@ -95,6 +97,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/phonebook/{id}"),
     ("PUT", "/api/v1/phonebook/{id}"),
     ("DELETE", "/api/v1/phonebook/{id}"),
+    ("GET", "/api/v1/lists/{kind}"),
+    ("POST", "/api/v1/lists/{kind}"),
+    ("POST", "/api/v1/lists/{kind}/import"),
+    ("DELETE", "/api/v1/lists/{kind}/{number}"),
+    ("GET", "/api/v1/history"),
+    ("GET", "/api/v1/history/export"),
 ];
 
 /// A question or command the web sends the engine's owner (the daemon), answered through the
@@ -142,6 +150,40 @@ pub enum WebQuery {
     /// The phonebook changed: the engine's caller names from now on
     /// (`Engine::set_caller_names`). No answer: the engine only swaps its index.
     CallerNames(Box<crate::apps::phonebook::CallerIndex>),
+    /// A block or restriction list and whether anonymous callers are rejected
+    /// (`Engine::list_entries`).
+    ListEntries {
+        /// Which list.
+        kind: crate::engine::ListKind,
+        /// Its entries, and the anonymous flag (block list only).
+        reply: oneshot::Sender<(Vec<crate::apps::numbers::ListEntry>, bool)>,
+    },
+    /// Add to or remove from a list, live, as the console's `block import` does
+    /// (`Engine::import_list`, `Engine::remove_list_entry`).
+    ListChange {
+        /// Which list.
+        kind: crate::engine::ListKind,
+        /// What to do.
+        change: ListChange,
+        /// Whether anything changed (`Err` when the list filled up part way), and the list
+        /// afterwards (the web saves it where the daemon reads it at start).
+        reply: oneshot::Sender<(Result<bool, crate::apps::numbers::ListFull>, Vec<crate::apps::numbers::ListEntry>)>,
+    },
+}
+
+/// A change to a block or restriction list sent by the web ([`WebQuery::ListChange`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ListChange {
+    /// Add these entries (an entry already there is replaced).
+    Add(Vec<crate::apps::numbers::ListEntry>),
+    /// Remove the entry with this pattern and caller-ID scope.
+    Remove {
+        /// The number or prefix.
+        pattern: crate::apps::numbers::Pattern,
+        /// The caller-ID scope (restriction list), `None` for every caller.
+        caller_id: Option<String>,
+    },
 }
 
 /// What the dashboard shows of the engine.
@@ -226,6 +268,7 @@ pub async fn start(
     }
     let slot = Arc::new(slot);
     let state = api::State::new(store_copy, slot.clone(), engine, now()).map_err(|e| e.to_string())?;
+    let _ = state.data_dir.set(opts.dir.parent().map(std::path::Path::to_path_buf).unwrap_or_default());
     let app = api::router(state.clone());
     let mut url = None;
     if opts.https_port != 0 {

@@ -176,6 +176,17 @@ fn parse_row(line: &str) -> Result<ListEntry, String> {
     ListEntry::parse(number, caller, note).map_err(|e| format!("{e}{}", lost_zero_hint(number)))
 }
 
+/// Writes a list as CSV in the import format (`number,note,caller_id`, UTF-8, a header row), so
+/// a saved or exported list imports back unchanged.
+pub fn export_csv<'a>(entries: impl Iterator<Item = &'a ListEntry>) -> String {
+    let mut text = String::from("number,note,caller_id\n");
+    for e in entries {
+        let note = e.note.replace(['\r', '\n'], " ").replace('"', "\"\"");
+        text.push_str(&format!("{},\"{note}\",{}\n", e.pattern, e.caller_id.as_deref().unwrap_or_default()));
+    }
+    text
+}
+
 /// Imports list entries from CSV bytes.
 pub fn import_csv(bytes: &[u8]) -> Result<Import, ImportError> {
     if bytes.len() > MAX_IMPORT_BYTES {
