@@ -297,3 +297,155 @@ fn a_phone_rung_by_a_caller_in_the_phonebook_shows_the_callers_name() {
     let context = format!("{}\n{}\n--- box ---\n{}", caller.report(), phone.report(), tb.stderr_tail(40));
     assert!(phone.messages.contains("From: \"受付\" <sip:202@"), "the internal INVITE lacks the name\n{context}");
 }
+
+// Block and restriction lists.
+
+#[test]
+fn lists_are_listed_added_deleted_and_imported_live_and_saved() {
+    let tb = TestBox::start(&[ALICE]);
+    let anon = Web::new(&tb);
+    for (m, p) in [
+        ("GET", "/api/v1/lists/block"),
+        ("POST", "/api/v1/lists/block"),
+        ("POST", "/api/v1/lists/block/import"),
+        ("DELETE", "/api/v1/lists/block/0312345678"),
+    ] {
+        assert_eq!(anon.call(m, p, Some(json!({}))).0, StatusCode::UNAUTHORIZED, "{m} {p}");
+    }
+    let w = admin(&tb);
+    let agent = user(&tb, &w, "kato", "agent", "201");
+    assert_eq!(agent.get("/api/v1/lists/block").0, StatusCode::FORBIDDEN);
+    let (s, _) = agent.call("POST", "/api/v1/lists/restrict", Some(json!({ "number": "0990*" })));
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(w.get("/api/v1/lists/other").0, StatusCode::NOT_FOUND);
+
+    let (s, v) = w.call("POST", "/api/v1/lists/block", Some(json!({ "number": "hello" })));
+    assert!(s == StatusCode::UNPROCESSABLE_ENTITY && v["errors"]["number"].is_string(), "{v}");
+    let (s, v) =
+        w.call("POST", "/api/v1/lists/block", Some(json!({ "number": "0311112222", "caller_id": "0312345678" })));
+    assert!(s == StatusCode::UNPROCESSABLE_ENTITY && v["errors"]["caller_id"].is_string(), "{v}");
+    let (s, v) = w.call("POST", "/api/v1/lists/block", Some(json!({ "number": "090-9999-8888", "note": "いたずら" })));
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = w.call(
+        "POST",
+        "/api/v1/lists/restrict",
+        Some(json!({ "number": "0990*", "note": "有料", "caller_id": "0312345678" })),
+    );
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // Live: the console sees it at once.
+    let shown = tb.console("show block");
+    assert!(shown.contains("09099998888") && shown.contains("いたずら"), "{shown}");
+    let (_, v) = w.get("/api/v1/lists/restrict");
+    assert_eq!(v["entries"], json!([{ "number": "0990*", "note": "有料", "caller_id": "0312345678" }]));
+
+    let (s, v) = upload(&w, "/api/v1/lists/block/import", "text/csv", fixture("lists/bad-lines.csv"));
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["imported"], 3);
+    let rows: Vec<u64> =
+        v["errors"].as_array().map(|a| a.iter().filter_map(|e| e["row"].as_u64()).collect()).unwrap_or_default();
+    assert_eq!(rows, [4, 5, 6, 7, 8, 9]);
+    assert_eq!(v["total"], 4);
+    let (s, _) = upload(&w, "/api/v1/lists/block/import", "application/json", b"{}".to_vec());
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    let (s, _) = w.call("DELETE", "/api/v1/lists/block/0120*", None);
+    assert_eq!(s, StatusCode::NOT_FOUND, "0120* is not listed (0120123456 is)");
+    assert_eq!(w.call("DELETE", "/api/v1/lists/block/03*", None).0, StatusCode::NO_CONTENT);
+    let (s, _) = w.call("DELETE", "/api/v1/lists/restrict/0990*?caller_id=0312345678", None);
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, v) = w.get("/api/v1/lists/block?q=0312");
+    assert_eq!(v["total"], 1, "{v}");
+    // Saved where the box reads it at start.
+    let saved = std::fs::read_to_string(tb.data_dir().join("lists/block.csv")).unwrap_or_default();
+    assert!(saved.contains("09099998888") && !saved.contains("03*"), "{saved}");
+    let (_, audit) = w.get("/api/v1/audit");
+    let actions: Vec<&str> =
+        audit["entries"].as_array().map(|a| a.iter().filter_map(|e| e["action"].as_str()).collect()).unwrap_or_default();
+    for a in ["block.add", "restrict.add", "block.import", "block.delete", "restrict.delete"] {
+        assert!(actions.contains(&a), "{a} not audited: {actions:?}");
+    }
+}
+
+// Call history.
+
+const CAROL: (&str, &str) = ("203", "secret-203");
+
+/// One call from `from` to `to`'s SIPp phone running `callee_scenario`.
+fn place_call(tb: &TestBox, from: ((&str, &str), u16), to: u16, callee_scenario: &str, caller_scenario: &str, callee: &str) {
+    let phone = Sipp::new(callee_scenario, &tb.scratch("sipp"))
+        .remote(&tb.sip_addr())
+        .local_port(to)
+        .media_port(tb.port())
+        .key("rtpport", tb.port())
+        .spawn();
+    wait_udp_bound(to);
+    let caller = Sipp::new(caller_scenario, &tb.scratch("sipp"))
+        .remote(&tb.sip_addr())
+        .local_port(from.1)
+        .media_port(tb.port())
+        .service(callee)
+        .key("caller", from.0 .0)
+        .key("pcap", g711a_pcap().display())
+        .auth(from.0 .0, from.0 .1)
+        .timeout(Duration::from_secs(20))
+        .run();
+    let phone = phone.wait();
+    assert!(caller.code == Some(0), "{caller_scenario}\n{}\n{}", caller.report(), phone.report());
+}
+
+fn call_ids(v: &Value) -> Vec<u64> {
+    v["rows"].as_array().map(|a| a.iter().filter_map(|r| r["call_id"].as_u64()).collect()).unwrap_or_default()
+}
+
+#[test]
+fn history_filters_sorts_pages_and_exports_calls_placed_through_the_box() {
+    if !require_tool("sipp") {
+        return;
+    }
+    let tb = TestBox::start(&[ALICE, BOB, CAROL]);
+    let (a, b, c) = (tb.port(), tb.port(), tb.port());
+    must_register(&tb, ALICE, a);
+    must_register(&tb, BOB, b);
+    must_register(&tb, CAROL, c);
+    place_call(&tb, (ALICE, a), b, "uas_answer.xml", "uac_call.xml", BOB.0);
+    place_call(&tb, (BOB, b), c, "uas_answer.xml", "uac_call.xml", CAROL.0);
+    place_call(&tb, (CAROL, c), a, "uas_busy.xml", "uac_reject.xml", ALICE.0);
+    let shown = tb.console_until("show cdr", Duration::from_secs(10), |s| s.contains("BUSY"));
+    assert!(shown.contains("BUSY"), "{shown}");
+
+    let w = admin(&tb);
+    assert_eq!(Web::new(&tb).get("/api/v1/history").0, StatusCode::UNAUTHORIZED);
+    let agent = user(&tb, &w, "kato", "agent", "201");
+    assert_eq!(agent.get("/api/v1/history").0, StatusCode::FORBIDDEN);
+    assert_eq!(agent.get("/api/v1/history/export").0, StatusCode::FORBIDDEN);
+
+    let (s, v) = w.get("/api/v1/history");
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(call_ids(&v), [3, 2, 1], "newest first by default: {v}");
+    assert_eq!(v["rows"][0]["result"], "busy");
+    assert_eq!(v["rows"][1]["kind"], "internal");
+    assert_eq!(call_ids(&w.get("/api/v1/history?caller=201&caller_match=exact").1), [1]);
+    assert_eq!(call_ids(&w.get("/api/v1/history?caller=201&caller_match=exact&caller_not=true").1), [3, 2]);
+    assert_eq!(call_ids(&w.get("/api/v1/history?called=20&called_match=prefix&order=asc").1), [1, 2, 3]);
+    assert_eq!(call_ids(&w.get("/api/v1/history?result=answered").1), [2, 1]);
+    assert_eq!(call_ids(&w.get("/api/v1/history?result=answered&result_not=true").1), [3]);
+    assert_eq!(call_ids(&w.get("/api/v1/history?talk_min=1").1), [2, 1]);
+    assert_eq!(call_ids(&w.get("/api/v1/history?kind=incoming,outgoing").1), Vec::<u64>::new());
+    assert_eq!(call_ids(&w.get("/api/v1/history?from=0&to=1").1), Vec::<u64>::new());
+    let (_, v) = w.get("/api/v1/history?limit=1&offset=1&view=detailed");
+    assert_eq!(call_ids(&v), [2]);
+    assert_eq!(v["total"], 3);
+    assert!(v["rows"][0]["detail"]["legs"].as_array().is_some_and(|l| l.len() >= 2), "{v}");
+    for bad in ["limit=0", "limit=5000", "order=up", "view=x", "kind=fax", "talk_min=5&talk_max=1", "tz=9999", "nope=1"] {
+        let (s, v) = w.get(&format!("/api/v1/history?{bad}"));
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {v}");
+    }
+    let (s, ct, csv) = download(&w, "/api/v1/history/export?result=answered&order=asc");
+    assert_eq!(s, StatusCode::OK);
+    assert!(ct.starts_with("text/csv"), "{ct}");
+    let text = String::from_utf8(csv).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.first().copied(), Some("\u{FEFF}通話日時,発信者番号,外線発信者番号,着信者番号,制御,発信先,通話結果,呼出時間,通話時間,録音ファイル"));
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines.get(1).is_some_and(|l| l.contains(",201,,202,内線,202,応答,")), "{text}");
+}

@@ -250,8 +250,11 @@ async fn import(
     let rows = parsed.entries.len();
     let errors: Vec<Value> =
         parsed.errors.iter().map(|e| json!({ "row": e.line, "field": "", "message": e.message })).collect();
-    let (_, full, total) =
-        if rows > 0 { change(&st, kind, ListChange::Add(parsed.entries)).await? } else { (false, false, 0) };
+    let (_, full, total) = if rows > 0 {
+        change(&st, kind, ListChange::Add(parsed.entries)).await?
+    } else {
+        (false, false, ask(&st, |reply| WebQuery::ListEntries { kind, reply }).await?.0.len())
+    };
     let detail = format!("{rows} rows, {} refused{}", parsed.errors.len() + parsed.errors_omitted, if full { ", list full" } else { "" });
     st.record(a.audit(&format!("{}.import", kind_key(kind)), "", detail)).await;
     Ok(Json(json!({
