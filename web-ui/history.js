@@ -2,7 +2,7 @@
 "use strict";
 
 Object.assign(TEXT.ja, {
-  "hs.title": "通話履歴", "hs.options": "検索オプション", "hs.from": "開始日時", "hs.to": "終了日時",
+  "hs.title": "通話履歴", "hs.search": "検索", "hs.options": "検索オプション", "hs.from": "開始日時", "hs.to": "終了日時",
   "hs.caller": "発信者番号", "hs.external": "外線発信者番号", "hs.called": "着信者番号", "hs.destination": "発信先",
   "hs.match": "一致", "hs.contains": "部分一致", "hs.prefix": "前方一致", "hs.suffix": "後方一致", "hs.exact": "完全一致",
   "hs.not": "NOT検索", "hs.talk_min": "通話時間 最小（秒）", "hs.talk_max": "最大（秒）", "hs.kind": "制御",
@@ -14,7 +14,7 @@ Object.assign(TEXT.ja, {
   "hs.truncated": "（最新の通話のみ検索しました）",
 });
 Object.assign(TEXT.en, {
-  "hs.title": "Call history", "hs.options": "Search options", "hs.from": "From", "hs.to": "To",
+  "hs.title": "Call history", "hs.search": "Search", "hs.options": "Search options", "hs.from": "From", "hs.to": "To",
   "hs.caller": "Caller", "hs.external": "Outside number", "hs.called": "Called number", "hs.destination": "Destination",
   "hs.match": "Match", "hs.contains": "contains", "hs.prefix": "starts with", "hs.suffix": "ends with", "hs.exact": "is",
   "hs.not": "NOT", "hs.talk_min": "Talk time at least (s)", "hs.talk_max": "at most (s)", "hs.kind": "Type",

@@ -109,7 +109,7 @@ PAGES.phonebook = async function phonebook() {
     for (const e of r.body.entries) {
       const tr = document.createElement("tr");
       cell(tr, e.name); cell(tr, e.kana); cell(tr, e.company);
-      cell(tr, e.numbers.map((n) => (n.label ? n.label + ": " : "") + n.number).join("\n"), "wrap pre");
+      cell(tr, e.numbers.map((n) => (n.label ? n.label + ": " : "") + n.number).join("\n"), "pre");
       cell(tr, e.note, "wrap");
       cell(tr, t(e.scope === "personal" ? "pb.scope_personal" : "pb.scope_shared"));
       const actions = cell(tr, "");
