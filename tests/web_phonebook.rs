@@ -98,7 +98,8 @@ fn every_phonebook_endpoint_needs_a_session_csrf_and_the_permission() {
     let agent = user(&tb, &w, "kato", "agent", "201");
     let (s, v) = agent.call("POST", "/api/v1/phonebook", Some(entry("共有", "0312345678")));
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
-    let (s, _) = upload(&agent, "/api/v1/phonebook/import?scope=shared", "text/csv", fixture("phonebook-utf8.csv"));
+    let (s, _) =
+        upload(&agent, "/api/v1/phonebook/import?scope=shared", "text/csv", fixture("phonebook-utf8.csv"));
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert_eq!(agent.get("/api/v1/phonebook").0, StatusCode::OK);
 
@@ -126,7 +127,8 @@ fn every_phonebook_endpoint_needs_a_session_csrf_and_the_permission() {
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
     let (s, v) = upload(&w, "/api/v1/phonebook/import", "text/csv", b"foo,bar\n1,2\n".to_vec());
     assert!(s == StatusCode::UNPROCESSABLE_ENTITY && v["errors"]["file"].is_string(), "{v}");
-    let (s, v) = upload(&w, "/api/v1/phonebook/import?encoding=ebcdic", "text/csv", b"name,number\n".to_vec());
+    let (s, v) =
+        upload(&w, "/api/v1/phonebook/import?encoding=ebcdic", "text/csv", b"name,number\n".to_vec());
     assert!(s == StatusCode::UNPROCESSABLE_ENTITY && v["errors"]["encoding"].is_string(), "{v}");
 
     // Create, update, delete; each audited.
@@ -141,8 +143,10 @@ fn every_phonebook_endpoint_needs_a_session_csrf_and_the_permission() {
     assert_eq!(w.call("DELETE", &format!("/api/v1/phonebook/{id}"), None).0, StatusCode::NO_CONTENT);
     assert_eq!(w.get(&format!("/api/v1/phonebook/{id}")).0, StatusCode::NOT_FOUND);
     let (_, audit) = w.get("/api/v1/audit");
-    let actions: Vec<&str> =
-        audit["entries"].as_array().map(|a| a.iter().filter_map(|e| e["action"].as_str()).collect()).unwrap_or_default();
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["action"].as_str()).collect())
+        .unwrap_or_default();
     for a in ["phonebook.create", "phonebook.update", "phonebook.delete"] {
         assert!(actions.contains(&a), "{a} not audited: {actions:?}");
     }
@@ -154,8 +158,11 @@ fn a_personal_entry_is_seen_only_by_its_owner() {
     let w = admin(&tb);
     let kato = user(&tb, &w, "kato", "agent", "201");
     let sato = user(&tb, &w, "sato", "agent", "202");
-    let (s, v) =
-        kato.call("POST", "/api/v1/phonebook", Some(json!({ "scope": "personal", "name": "加藤の友人", "numbers": [{ "number": "09011112222" }] })));
+    let (s, v) = kato.call(
+        "POST",
+        "/api/v1/phonebook",
+        Some(json!({ "scope": "personal", "name": "加藤の友人", "numbers": [{ "number": "09011112222" }] })),
+    );
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(v["scope"], "personal");
     let id = v["id"].as_u64().unwrap_or_default();
@@ -186,7 +193,8 @@ fn csv_import_reports_bad_rows_by_number_and_export_round_trips() {
     assert_eq!(v["encoding"], "shift_jis");
     assert_eq!(v["imported"], 3);
     assert_eq!(v["errors"], json!([{ "row": 4, "field": "number1", "message": "not a phone number" }]));
-    let (s, v) = upload(&w, "/api/v1/phonebook/import?encoding=utf-8", "text/csv", fixture("phonebook-utf8.csv"));
+    let (s, v) =
+        upload(&w, "/api/v1/phonebook/import?encoding=utf-8", "text/csv", fixture("phonebook-utf8.csv"));
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["imported"], 1);
     assert_eq!(v["errors"][0]["row"], 3);
@@ -295,7 +303,10 @@ fn a_phone_rung_by_a_caller_in_the_phonebook_shows_the_callers_name() {
         .run();
     let phone = phone.wait();
     let context = format!("{}\n{}\n--- box ---\n{}", caller.report(), phone.report(), tb.stderr_tail(40));
-    assert!(phone.messages.contains("From: \"受付\" <sip:202@"), "the internal INVITE lacks the name\n{context}");
+    assert!(
+        phone.messages.contains("From: \"受付\" <sip:202@"),
+        "the internal INVITE lacks the name\n{context}"
+    );
 }
 
 // Block and restriction lists.
@@ -321,10 +332,14 @@ fn lists_are_listed_added_deleted_and_imported_live_and_saved() {
 
     let (s, v) = w.call("POST", "/api/v1/lists/block", Some(json!({ "number": "hello" })));
     assert!(s == StatusCode::UNPROCESSABLE_ENTITY && v["errors"]["number"].is_string(), "{v}");
-    let (s, v) =
-        w.call("POST", "/api/v1/lists/block", Some(json!({ "number": "0311112222", "caller_id": "0312345678" })));
+    let (s, v) = w.call(
+        "POST",
+        "/api/v1/lists/block",
+        Some(json!({ "number": "0311112222", "caller_id": "0312345678" })),
+    );
     assert!(s == StatusCode::UNPROCESSABLE_ENTITY && v["errors"]["caller_id"].is_string(), "{v}");
-    let (s, v) = w.call("POST", "/api/v1/lists/block", Some(json!({ "number": "090-9999-8888", "note": "いたずら" })));
+    let (s, v) =
+        w.call("POST", "/api/v1/lists/block", Some(json!({ "number": "090-9999-8888", "note": "いたずら" })));
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let (s, v) = w.call(
         "POST",
@@ -341,8 +356,10 @@ fn lists_are_listed_added_deleted_and_imported_live_and_saved() {
     let (s, v) = upload(&w, "/api/v1/lists/block/import", "text/csv", fixture("lists/bad-lines.csv"));
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["imported"], 3);
-    let rows: Vec<u64> =
-        v["errors"].as_array().map(|a| a.iter().filter_map(|e| e["row"].as_u64()).collect()).unwrap_or_default();
+    let rows: Vec<u64> = v["errors"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["row"].as_u64()).collect())
+        .unwrap_or_default();
     assert_eq!(rows, [4, 5, 6, 7, 8, 9]);
     assert_eq!(v["total"], 4);
     let (s, _) = upload(&w, "/api/v1/lists/block/import", "application/json", b"{}".to_vec());
@@ -359,8 +376,10 @@ fn lists_are_listed_added_deleted_and_imported_live_and_saved() {
     let saved = std::fs::read_to_string(tb.data_dir().join("lists/block.csv")).unwrap_or_default();
     assert!(saved.contains("09099998888") && !saved.contains("03*"), "{saved}");
     let (_, audit) = w.get("/api/v1/audit");
-    let actions: Vec<&str> =
-        audit["entries"].as_array().map(|a| a.iter().filter_map(|e| e["action"].as_str()).collect()).unwrap_or_default();
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["action"].as_str()).collect())
+        .unwrap_or_default();
     for a in ["block.add", "restrict.add", "block.import", "block.delete", "restrict.delete"] {
         assert!(actions.contains(&a), "{a} not audited: {actions:?}");
     }
@@ -371,7 +390,14 @@ fn lists_are_listed_added_deleted_and_imported_live_and_saved() {
 const CAROL: (&str, &str) = ("203", "secret-203");
 
 /// One call from `from` to `to`'s SIPp phone running `callee_scenario`.
-fn place_call(tb: &TestBox, from: ((&str, &str), u16), to: u16, callee_scenario: &str, caller_scenario: &str, callee: &str) {
+fn place_call(
+    tb: &TestBox,
+    from: ((&str, &str), u16),
+    to: u16,
+    callee_scenario: &str,
+    caller_scenario: &str,
+    callee: &str,
+) {
     let phone = Sipp::new(callee_scenario, &tb.scratch("sipp"))
         .remote(&tb.sip_addr())
         .local_port(to)
@@ -436,7 +462,16 @@ fn history_filters_sorts_pages_and_exports_calls_placed_through_the_box() {
     assert_eq!(call_ids(&v), [2]);
     assert_eq!(v["total"], 3);
     assert!(v["rows"][0]["detail"]["legs"].as_array().is_some_and(|l| l.len() >= 2), "{v}");
-    for bad in ["limit=0", "limit=5000", "order=up", "view=x", "kind=fax", "talk_min=5&talk_max=1", "tz=9999", "nope=1"] {
+    for bad in [
+        "limit=0",
+        "limit=5000",
+        "order=up",
+        "view=x",
+        "kind=fax",
+        "talk_min=5&talk_max=1",
+        "tz=9999",
+        "nope=1",
+    ] {
         let (s, v) = w.get(&format!("/api/v1/history?{bad}"));
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {v}");
     }

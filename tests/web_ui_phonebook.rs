@@ -21,7 +21,9 @@ fn a_shift_jis_phonebook_import_shows_the_names_and_the_bad_row() {
     let Some(out_dir) = browser_flow(&tb, "phonebook.js", "phonebook", &env, FLOW_TIMEOUT) else {
         return;
     };
-    for shot in ["01-phonebook-imported", "02-phonebook-search", "03-phonebook-personal", "04-lists", "05-history"] {
+    for shot in
+        ["01-phonebook-imported", "02-phonebook-search", "03-phonebook-personal", "04-lists", "05-history"]
+    {
         assert!(out_dir.join(format!("{shot}.png")).is_file(), "{shot}.png missing");
     }
 }

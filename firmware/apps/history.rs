@@ -353,7 +353,15 @@ mod tests {
     use super::*;
     use crate::engine::cdr::HangupSide;
 
-    fn cdr(id: u64, from: &str, to: &str, talk_s: u64, d: Disposition, trunk: Option<&str>, did: Option<&str>) -> CdrRecord {
+    fn cdr(
+        id: u64,
+        from: &str,
+        to: &str,
+        talk_s: u64,
+        d: Disposition,
+        trunk: Option<&str>,
+        did: Option<&str>,
+    ) -> CdrRecord {
         CdrRecord {
             call_id: id,
             from: from.into(),
@@ -400,7 +408,8 @@ mod tests {
     #[test]
     fn a_cdr_becomes_the_screens_row() {
         let r = rows();
-        let inbound = r.get(1).map(|r| (r.kind, r.external.as_str(), r.called.as_str(), r.destination.as_str()));
+        let inbound =
+            r.get(1).map(|r| (r.kind, r.external.as_str(), r.called.as_str(), r.destination.as_str()));
         assert_eq!(inbound, Some((Kind::Incoming, "0611112222", "0312345678", "0312345678 -> 201")));
         assert_eq!(r.get(2).map(|r| (r.kind, r.talk_s)), Some((Kind::Outgoing, 125)));
         assert_eq!(r.first().map(|r| (r.kind, r.external.as_str())), Some((Kind::Internal, "")));
@@ -424,7 +433,8 @@ mod tests {
     fn talk_time_kind_result_and_date_ranges_combine() {
         let talk = Filter { talk_min_s: Some(10), talk_max_s: Some(60), ..Filter::default() };
         assert_eq!(ids(&talk), [1]);
-        let kind = Filter { kinds: Some(SetFilter { any: vec![Kind::Internal], not: true }), ..Filter::default() };
+        let kind =
+            Filter { kinds: Some(SetFilter { any: vec![Kind::Internal], not: true }), ..Filter::default() };
         assert_eq!(ids(&kind), [2, 3]);
         let missed = Filter {
             results: Some(SetFilter { any: vec![Outcome::NoAnswer, Outcome::Busy], not: false }),
@@ -432,7 +442,8 @@ mod tests {
         };
         assert_eq!(ids(&missed), [2, 4]);
         let start = 1_764_000_000_000;
-        let dates = Filter { from_ms: Some(start + 120_000), to_ms: Some(start + 180_000), ..Filter::default() };
+        let dates =
+            Filter { from_ms: Some(start + 120_000), to_ms: Some(start + 180_000), ..Filter::default() };
         assert_eq!(ids(&dates), [2, 3]);
     }
 

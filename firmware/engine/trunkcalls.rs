@@ -932,7 +932,12 @@ impl Engine {
     }
 
     /// Removes one entry from a list (the web's delete); returns whether it was there.
-    pub fn remove_list_entry(&mut self, kind: ListKind, pattern: &numbers::Pattern, caller_id: Option<&str>) -> bool {
+    pub fn remove_list_entry(
+        &mut self,
+        kind: ListKind,
+        pattern: &numbers::Pattern,
+        caller_id: Option<&str>,
+    ) -> bool {
         let list = match kind {
             ListKind::Block => &mut self.trunk_calls.block,
             ListKind::Restrict => &mut self.trunk_calls.restrict,

@@ -40,7 +40,8 @@ impl PhonebookStore {
         let mut out = Vec::new();
         for guard in self.book.iter() {
             let (k, value) = guard.into_inner().map_err(engine("phonebook entries"))?;
-            let corrupt = |reason: String| StoreError::Corrupt { keyspace: "phonebook", key: format!("{k:?}"), reason };
+            let corrupt =
+                |reason: String| StoreError::Corrupt { keyspace: "phonebook", key: format!("{k:?}"), reason };
             if value.len() > MAX_ENTRY_BYTES {
                 return Err(corrupt(format!("{} bytes", value.len())));
             }
@@ -55,11 +56,12 @@ impl PhonebookStore {
             None => Ok(1),
             Some(guard) => {
                 let k = guard.key().map_err(engine("phonebook next_id"))?;
-                let id = <[u8; 8]>::try_from(&*k).map(u64::from_be_bytes).map_err(|_| StoreError::Corrupt {
-                    keyspace: "phonebook",
-                    key: format!("{k:?}"),
-                    reason: "key is not 8 bytes".into(),
-                })?;
+                let id =
+                    <[u8; 8]>::try_from(&*k).map(u64::from_be_bytes).map_err(|_| StoreError::Corrupt {
+                        keyspace: "phonebook",
+                        key: format!("{k:?}"),
+                        reason: "key is not 8 bytes".into(),
+                    })?;
                 Ok(id.saturating_add(1))
             }
         }
@@ -109,7 +111,8 @@ mod tests {
         }
         let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         let book = PhonebookStore::open(&store).unwrap_or_else(|e| panic!("{e}"));
-        let names: Vec<String> = book.entries().unwrap_or_default().into_iter().map(|e| e.fields.name).collect();
+        let names: Vec<String> =
+            book.entries().unwrap_or_default().into_iter().map(|e| e.fields.name).collect();
         assert_eq!(names, ["山田", "鈴木"]);
         assert_eq!(book.next_id(), Ok(301));
     }

@@ -92,8 +92,19 @@ fn set<T: for<'de> Deserialize<'de>>(
     Some(SetFilter { any, not: not.unwrap_or(false) })
 }
 
+/// A parsed query: what to keep, how to order it, which page, how to show it.
+struct Search {
+    filter: Filter,
+    key: SortKey,
+    newest_first: bool,
+    detailed: bool,
+    offset: usize,
+    limit: usize,
+    tz: UtcOffset,
+}
+
 /// The filter and the paging of a query, or the field errors.
-fn parse(q: &HistoryQuery) -> Result<(Filter, SortKey, bool, bool, usize, usize, UtcOffset), ApiError> {
+fn parse(q: &HistoryQuery) -> Result<Search, ApiError> {
     let mut errors = BTreeMap::new();
     let mut text = |name: &'static str, t: &Option<String>, m: Option<Match>, not: Option<bool>| {
         let t = t.as_deref().map(str::trim).filter(|t| !t.is_empty())?;
@@ -101,7 +112,11 @@ fn parse(q: &HistoryQuery) -> Result<(Filter, SortKey, bool, bool, usize, usize,
             errors.insert(name, format!("at most {MAX_FILTER_CHARS} characters"));
             return None;
         }
-        Some(TextFilter { text: t.to_string(), mode: m.unwrap_or(Match::Contains), not: not.unwrap_or(false) })
+        Some(TextFilter {
+            text: t.to_string(),
+            mode: m.unwrap_or(Match::Contains),
+            not: not.unwrap_or(false),
+        })
     };
     let mut filter = Filter {
         caller: text("caller", &q.caller, q.caller_match, q.caller_not),
@@ -114,7 +129,8 @@ fn parse(q: &HistoryQuery) -> Result<(Filter, SortKey, bool, bool, usize, usize,
         to_ms: q.to,
         ..Filter::default()
     };
-    filter.kinds = set::<Kind>(&mut errors, "kind", q.kind.as_deref(), q.kind_not, "incoming, outgoing, internal");
+    filter.kinds =
+        set::<Kind>(&mut errors, "kind", q.kind.as_deref(), q.kind_not, "incoming, outgoing, internal");
     filter.results = set::<Outcome>(
         &mut errors,
         "result",
@@ -163,12 +179,25 @@ fn parse(q: &HistoryQuery) -> Result<(Filter, SortKey, bool, bool, usize, usize,
     if !errors.is_empty() {
         return Err(ApiError::fields(errors));
     }
-    Ok((filter, q.sort.unwrap_or_default(), newest_first, detailed, q.offset.unwrap_or(0), limit, offset))
+    Ok(Search {
+        filter,
+        key: q.sort.unwrap_or_default(),
+        newest_first,
+        detailed,
+        offset: q.offset.unwrap_or(0),
+        limit,
+        tz: offset,
+    })
 }
 
 /// Reads the newest CDRs, keeps the matching ones and sorts them. Returns the rows with
 /// their CDRs (for the detailed view) and whether older CDRs were not read.
-async fn matching(st: &State, filter: Filter, key: SortKey, newest_first: bool) -> Result<(Vec<(Row, CdrRecord)>, bool), ApiError> {
+async fn matching(
+    st: &State,
+    filter: Filter,
+    key: SortKey,
+    newest_first: bool,
+) -> Result<(Vec<(Row, CdrRecord)>, bool), ApiError> {
     let store = st.store().clone();
     let read = move || -> Result<(Vec<(Row, CdrRecord)>, bool), crate::store::StoreError> {
         let cdrs = store.recent_cdrs(MAX_SCAN)?;
@@ -200,9 +229,12 @@ async fn search(
 ) -> ApiResult {
     a.require(Permission::HistoryView)?;
     let Ok(Query(q)) = q else {
-        return Err(ApiError::fields(BTreeMap::from([("query", "unknown parameter or bad value".to_string())])));
+        return Err(ApiError::fields(BTreeMap::from([(
+            "query",
+            "unknown parameter or bad value".to_string(),
+        )])));
     };
-    let (filter, key, newest_first, detailed, offset, limit, _) = parse(&q)?;
+    let Search { filter, key, newest_first, detailed, offset, limit, .. } = parse(&q)?;
     let (rows, truncated) = matching(&st, filter, key, newest_first).await?;
     let page: Vec<Value> = rows
         .iter()
@@ -228,9 +260,12 @@ async fn export(
 ) -> ApiResult {
     a.require(Permission::HistoryView)?;
     let Ok(Query(q)) = q else {
-        return Err(ApiError::fields(BTreeMap::from([("query", "unknown parameter or bad value".to_string())])));
+        return Err(ApiError::fields(BTreeMap::from([(
+            "query",
+            "unknown parameter or bad value".to_string(),
+        )])));
     };
-    let (filter, key, newest_first, _, _, _, tz) = parse(&q)?;
+    let Search { filter, key, newest_first, tz, .. } = parse(&q)?;
     let (rows, _) = matching(&st, filter, key, newest_first).await?;
     let csv = history::export_csv(rows.iter().map(|(r, _)| r), tz);
     st.record(a.audit("history.export", "", format!("{} rows", rows.len()))).await;

@@ -121,7 +121,8 @@ async fn list(
         return Err(one_field("limit", &format!("a count from 1 to {MAX_PAGE}")));
     }
     let (entries, reject_anonymous) = ask(&st, |reply| WebQuery::ListEntries { kind, reply }).await?;
-    let needle: String = q.q.unwrap_or_default().chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
+    let needle: String =
+        q.q.unwrap_or_default().chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
     let matching: Vec<&ListEntry> = entries
         .iter()
         .filter(|e| needle.is_empty() || e.pattern.to_string().contains(&needle) || e.note.contains(&needle))
@@ -235,7 +236,8 @@ async fn import(
         .and_then(|v| v.split(';').next())
         .map(|v| v.trim().to_ascii_lowercase())
         .is_some_and(|v| {
-            ["text/csv", "text/plain", "application/octet-stream", "application/vnd.ms-excel"].contains(&v.as_str())
+            ["text/csv", "text/plain", "application/octet-stream", "application/vnd.ms-excel"]
+                .contains(&v.as_str())
         });
     if !csv {
         return Err(ApiError {
@@ -255,7 +257,11 @@ async fn import(
     } else {
         (false, false, ask(&st, |reply| WebQuery::ListEntries { kind, reply }).await?.0.len())
     };
-    let detail = format!("{rows} rows, {} refused{}", parsed.errors.len() + parsed.errors_omitted, if full { ", list full" } else { "" });
+    let detail = format!(
+        "{rows} rows, {} refused{}",
+        parsed.errors.len() + parsed.errors_omitted,
+        if full { ", list full" } else { "" }
+    );
     st.record(a.audit(&format!("{}.import", kind_key(kind)), "", detail)).await;
     Ok(Json(json!({
         "imported": rows,

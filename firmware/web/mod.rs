@@ -22,10 +22,10 @@ mod api;
 mod assets;
 pub mod auth;
 mod callcenter;
-mod phonebook;
-mod lists;
 mod history;
+mod lists;
 pub mod password;
+mod phonebook;
 mod server;
 pub mod tls;
 
@@ -167,7 +167,10 @@ pub enum WebQuery {
         change: ListChange,
         /// Whether anything changed (`Err` when the list filled up part way), and the list
         /// afterwards (the web saves it where the daemon reads it at start).
-        reply: oneshot::Sender<(Result<bool, crate::apps::numbers::ListFull>, Vec<crate::apps::numbers::ListEntry>)>,
+        reply: oneshot::Sender<(
+            Result<bool, crate::apps::numbers::ListFull>,
+            Vec<crate::apps::numbers::ListEntry>,
+        )>,
     },
 }
 

@@ -14,11 +14,11 @@
 use super::api::{ApiError, ApiResult, Authed, State, ENGINE_QUERY_TIMEOUT};
 use super::auth::Permission;
 use super::WebQuery;
+use crate::apps::numbers::CsvEncoding;
 use crate::apps::phonebook::{
     self, CallerIndex, ChosenEncoding, Entry, EntryFields, ExportEncoding, FieldError, Number, Search,
     MAX_IMPORT_BYTES, MAX_PERSONAL_ENTRIES, MAX_SHARED_ENTRIES,
 };
-use crate::apps::numbers::CsvEncoding;
 use crate::store::phonebook::PhonebookStore;
 use crate::store::{Store, StoreError};
 use axum::body::Bytes;
@@ -163,13 +163,14 @@ async fn publish(st: &State, inner: &Entries) {
 /// Stores `put` and `delete` off the async workers, then applies them to RAM.
 async fn commit(st: &State, inner: &mut Entries, put: Vec<Entry>, delete: Vec<u64>) -> Result<(), ApiError> {
     let store = st.phonebook.store.clone();
-    let (put, delete) = tokio::task::spawn_blocking(move || store.write(&put, &delete).map(|()| (put, delete)))
-        .await
-        .map_err(|_| ApiError::internal())?
-        .map_err(|e| {
-            log::error!("web: phonebook write failed: {e}");
-            ApiError::internal()
-        })?;
+    let (put, delete) =
+        tokio::task::spawn_blocking(move || store.write(&put, &delete).map(|()| (put, delete)))
+            .await
+            .map_err(|_| ApiError::internal())?
+            .map_err(|e| {
+                log::error!("web: phonebook write failed: {e}");
+                ApiError::internal()
+            })?;
     for id in delete {
         inner.by_id.remove(&id);
     }
@@ -241,7 +242,13 @@ struct EntryBody {
 
 impl EntryBody {
     fn fields(self) -> EntryFields {
-        EntryFields { name: self.name, kana: self.kana, company: self.company, note: self.note, numbers: self.numbers }
+        EntryFields {
+            name: self.name,
+            kana: self.kana,
+            company: self.company,
+            note: self.note,
+            numbers: self.numbers,
+        }
     }
 }
 
@@ -358,7 +365,10 @@ async fn import(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .map(|v| v.trim().to_ascii_lowercase())
-        .is_some_and(|v| ["text/csv", "text/plain", "application/octet-stream", "application/vnd.ms-excel"].contains(&v.as_str()));
+        .is_some_and(|v| {
+            ["text/csv", "text/plain", "application/octet-stream", "application/vnd.ms-excel"]
+                .contains(&v.as_str())
+        });
     if !csv {
         return Err(ApiError {
             status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -369,8 +379,11 @@ async fn import(
         .await
         .map_err(|_| ApiError::internal())?
         .map_err(|e| one_field("file", &e.to_string()))?;
-    let mut errors: Vec<Value> =
-        parsed.errors.iter().map(|e| json!({ "row": e.row, "field": e.field, "message": e.message })).collect();
+    let mut errors: Vec<Value> = parsed
+        .errors
+        .iter()
+        .map(|e| json!({ "row": e.row, "field": e.field, "message": e.message }))
+        .collect();
     let mut inner = st.phonebook.inner.lock().await;
     let limit = if owner.is_some() { MAX_PERSONAL_ENTRIES } else { MAX_SHARED_ENTRIES };
     let room = limit.saturating_sub(inner.count(owner.as_deref()));
