@@ -248,7 +248,7 @@ fn a_phone_rung_by_a_caller_in_the_phonebook_shows_the_callers_name() {
         return;
     }
     let provider_port = free_udp_port();
-    let tb = TestBox::start_with_config(&[ALICE, BOB], &[], &trunk_toml(provider_port));
+    let mut tb = TestBox::start_with_config(&[ALICE, BOB], &[], &trunk_toml(provider_port));
     let w = admin(&tb);
     let (s, v) = w.call("POST", "/api/v1/phonebook", Some(entry("山田 太郎", "06-1111-2222")));
     assert_eq!(s, StatusCode::CREATED, "{v}");
@@ -281,9 +281,31 @@ fn a_phone_rung_by_a_caller_in_the_phonebook_shows_the_callers_name() {
         "the phone's INVITE lacks the name\n{context}"
     );
 
-    // An internal call from 202 to 201.
+    // An internal call from 202 to 201: the shared name.
     let bob_port = tb.port();
     must_register(&tb, BOB, bob_port);
+    let from = internal_call_from(&tb, phone_port, bob_port);
+    assert!(from.contains("From: \"受付\" <sip:202@"), "the internal INVITE lacks the name\n{from}");
+
+    // The called extension's user keeps a personal name for 202; after a restart (the index
+    // is loaded at start) it wins over the shared one.
+    let kato = user(&tb, &w, "kato", "agent", "201");
+    let (s, v) = kato.call(
+        "POST",
+        "/api/v1/phonebook",
+        Some(json!({ "scope": "personal", "name": "同僚", "numbers": [{ "number": "202" }] })),
+    );
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    tb.restart();
+    must_register(&tb, ALICE, phone_port);
+    must_register(&tb, BOB, bob_port);
+    let from = internal_call_from(&tb, phone_port, bob_port);
+    assert!(from.contains("From: \"同僚\" <sip:202@"), "the personal name is not used after restart\n{from}");
+}
+
+/// Calls 201 (a SIPp phone on `phone_port`) from 202 (on `bob_port`); returns the messages the
+/// phone saw.
+fn internal_call_from(tb: &TestBox, phone_port: u16, bob_port: u16) -> String {
     let phone = Sipp::new("uas_answer.xml", &tb.scratch("sipp"))
         .remote(&tb.sip_addr())
         .local_port(phone_port)
@@ -302,11 +324,14 @@ fn a_phone_rung_by_a_caller_in_the_phonebook_shows_the_callers_name() {
         .timeout(Duration::from_secs(20))
         .run();
     let phone = phone.wait();
-    let context = format!("{}\n{}\n--- box ---\n{}", caller.report(), phone.report(), tb.stderr_tail(40));
     assert!(
-        phone.messages.contains("From: \"受付\" <sip:202@"),
-        "the internal INVITE lacks the name\n{context}"
+        caller.code == Some(0),
+        "the internal call failed\n{}\n{}\n{}",
+        caller.report(),
+        phone.report(),
+        tb.stderr_tail(40)
     );
+    phone.messages
 }
 
 // Block and restriction lists.
