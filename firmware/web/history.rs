@@ -27,6 +27,9 @@ use std::sync::Arc;
 /// The answer says `truncated` when the store holds more.
 pub const MAX_SCAN: usize = 20_000;
 
+/// Searches run at once: each parses up to [`MAX_SCAN`] CDRs (tens of MB at peak); more wait.
+static SEARCHES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 /// Rows a page holds when the client does not say (seed 004: 「100 件表示」).
 const DEFAULT_PAGE: usize = 100;
 
@@ -198,6 +201,7 @@ async fn matching(
     key: SortKey,
     newest_first: bool,
 ) -> Result<(Vec<(Row, CdrRecord)>, bool), ApiError> {
+    let _slot = SEARCHES.acquire().await.map_err(|_| ApiError::internal())?;
     let store = st.store().clone();
     let read = move || -> Result<(Vec<(Row, CdrRecord)>, bool), crate::store::StoreError> {
         let cdrs = store.recent_cdrs(MAX_SCAN)?;

@@ -31,7 +31,8 @@ pub const MAX_PAGE: usize = 1_000;
 /// Entries a list answer holds when the client does not say.
 const DEFAULT_PAGE: usize = 200;
 
-/// Serialises the saves of the list files, so two changes cannot write them out of order.
+/// Serialises web list changes with their saves, so two changes cannot write the file out of
+/// order.
 static SAVING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The routes of this file, merged into the router by `api::router`.
@@ -74,7 +75,6 @@ fn one_field(field: &str, message: &str) -> ApiError {
 /// the change is live but lost at restart.
 async fn save(st: &State, kind: ListKind, entries: Vec<ListEntry>) -> Result<(), ApiError> {
     let Some(dir) = st.data_dir.get().cloned() else { return Ok(()) };
-    let _order = SAVING.lock().await;
     let path = crate::daemon::saved_list_path(&dir, kind);
     let write = move || -> std::io::Result<()> {
         use std::io::Write as _;
@@ -148,6 +148,8 @@ struct AddBody {
 }
 
 async fn change(st: &State, kind: ListKind, change: ListChange) -> Result<(bool, bool, usize), ApiError> {
+    // Held from the engine change to the file's rename, so the file ends as the last change.
+    let _order = SAVING.lock().await;
     let (outcome, entries) = ask(st, |reply| WebQuery::ListChange { kind, change, reply }).await?;
     let total = entries.len();
     let (changed, full) = match outcome {
