@@ -302,6 +302,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         }
     }
     restore_forwards(&mut engine, &store, &extensions);
+    engine.set_caller_names(web.caller_index().await);
     // `[block] file` / `[restrict] file`: read once at start, like `block import`.
     for (kind, file) in [
         (crate::engine::ListKind::Block, &config.trunk_calls.block.file),
@@ -1436,6 +1437,19 @@ fn answer_web(engine: &mut Engine, voicemail: &mut Voicemail, q: crate::web::Web
                 .collect();
             let _ = reply.send(trunks);
         }
+        WebQuery::CallerNames(index) => engine.set_caller_names(*index),
+        WebQuery::ListEntries { kind, reply } => {
+            let _ = reply.send(engine.list_entries(kind));
+        }
+        WebQuery::ListChange { kind, change, reply } => {
+            let outcome = match change {
+                crate::web::ListChange::Add(entries) => engine.import_list(kind, entries).map(|_| true),
+                crate::web::ListChange::Remove { pattern, caller_id } => {
+                    Ok(engine.remove_list_entry(kind, &pattern, caller_id.as_deref()))
+                }
+            };
+            let _ = reply.send((outcome, engine.list_entries(kind).0));
+        }
     }
 }
 
@@ -1484,7 +1498,7 @@ fn import_list(
 }
 
 /// Where a list is kept between starts once the console changed it.
-fn saved_list_path(data_dir: &Path, kind: crate::engine::ListKind) -> PathBuf {
+pub(crate) fn saved_list_path(data_dir: &Path, kind: crate::engine::ListKind) -> PathBuf {
     let name = match kind {
         crate::engine::ListKind::Block => "block.csv",
         crate::engine::ListKind::Restrict => "restrict.csv",
@@ -1499,11 +1513,7 @@ fn save_list(engine: &Engine, kind: crate::engine::ListKind, data_dir: &Path) ->
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut text = String::from("number,note,caller_id\n");
-    for e in engine.list_entries(kind).0 {
-        let note = e.note.replace(['\r', '\n'], " ").replace('"', "\"\"");
-        let _ = writeln!(text, "{},\"{note}\",{}", e.pattern, e.caller_id.unwrap_or_default());
-    }
+    let text = crate::apps::numbers::export_csv(engine.list_entries(kind).0.iter());
     let tmp = path.with_extension("csv.tmp");
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, &path)

@@ -23,6 +23,7 @@ const TEXT = {
     "users.delete": "削除", "users.logout": "強制ログアウト", "users.confirm": "本当に削除してよろしいでしょうか?",
     "users.created": "登録しました", "users.deleted": "削除しました", "users.online": "ログイン中",
     "error.generic": "エラーが発生しました（{s}）。",
+    "nav.phonebook": "電話帳", "nav.lists": "着信拒否・発信規制", "nav.history": "通話履歴",
   },
   en: {
     "common.loading": "Loading…",
@@ -44,6 +45,7 @@ const TEXT = {
     "users.delete": "Delete", "users.logout": "Force logout", "users.confirm": "Delete this user?",
     "users.created": "Saved", "users.deleted": "Deleted", "users.online": "logged in",
     "error.generic": "Something went wrong ({s}).",
+    "nav.phonebook": "Phonebook", "nav.lists": "Block lists", "nav.history": "Call history",
   },
 };
 

@@ -17,8 +17,10 @@
 pub mod callcenter;
 pub mod campaign;
 pub mod crm;
+pub mod history;
 pub mod ivr;
 pub mod numbers;
+pub mod phonebook;
 pub mod supervision;
 pub mod timerules;
 pub mod trunk;

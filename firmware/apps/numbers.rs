@@ -17,8 +17,10 @@ mod csv;
 mod list;
 mod route;
 
+/// The CSV cell and encoding rules, shared with the phonebook import (`apps::phonebook`).
+pub(crate) use csv::{decode as decode_csv, split_cells as split_csv_cells};
 pub use csv::{
-    import_csv, CsvEncoding, Import, ImportError, LineError, MAX_IMPORT_BYTES, MAX_IMPORT_ROWS,
+    export_csv, import_csv, CsvEncoding, Import, ImportError, LineError, MAX_IMPORT_BYTES, MAX_IMPORT_ROWS,
     MAX_REPORTED_LINE_ERRORS,
 };
 pub use list::{

@@ -679,6 +679,14 @@ impl Engine {
         };
         let port = third.as_ref().map_or(call.b_port, |t| t.2);
         let host = self.host_for(&peer);
+        // A phone shows the phonebook's name for the caller when there is one (issue 7); a
+        // trunk leg keeps what the caller sent.
+        let phonebook_name = if third.is_none() {
+            self.caller_names.name(&from_ext, &to_ext).map(str::to_string)
+        } else {
+            None
+        };
+        let display = phonebook_name.as_deref().or(display);
         let display = display.map(|d| format!("\"{}\" ", d.replace(['"', '\\'], ""))).unwrap_or_default();
         let mut local_party = format!("{display}<sip:{from_ext}@{host}>;tag={tag}");
         let mut remote_party = format!("<sip:{to_ext}@{host}>");

@@ -229,6 +229,8 @@ pub struct Engine {
     registrar: Registrar,
     nonces: NonceSource,
     guard: AuthGuard,
+    /// Names of callers from the phonebook, put in the From of an INVITE to a phone.
+    caller_names: crate::apps::phonebook::CallerIndex,
     server: ServerTransactions,
     client: ClientTransactions,
     /// Why each client transaction was started.
@@ -280,6 +282,12 @@ enum AuthOutcome {
 }
 
 impl Engine {
+    /// Replaces the phonebook's caller names (at start and after every phonebook change); calls
+    /// ringing from now on show them.
+    pub fn set_caller_names(&mut self, index: crate::apps::phonebook::CallerIndex) {
+        self.caller_names = index;
+    }
+
     /// A new engine with the provisioned extensions.
     pub fn new(cfg: EngineConfig, extensions: &[ExtensionConfig]) -> Engine {
         let nonces = NonceSource::new(cfg.secret, cfg.wall_anchor.0);
@@ -297,6 +305,7 @@ impl Engine {
             registrar: Registrar::default(),
             nonces,
             guard: AuthGuard::default(),
+            caller_names: crate::apps::phonebook::CallerIndex::default(),
             server: ServerTransactions::default(),
             client: ClientTransactions::default(),
             purposes: HashMap::new(),

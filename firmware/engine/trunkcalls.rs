@@ -930,4 +930,23 @@ impl Engine {
         }
         result.map(|()| len)
     }
+
+    /// Removes one entry from a list (the web's delete); returns whether it was there.
+    pub fn remove_list_entry(
+        &mut self,
+        kind: ListKind,
+        pattern: &numbers::Pattern,
+        caller_id: Option<&str>,
+    ) -> bool {
+        let list = match kind {
+            ListKind::Block => &mut self.trunk_calls.block,
+            ListKind::Restrict => &mut self.trunk_calls.restrict,
+        };
+        let removed = list.remove(pattern, caller_id);
+        if removed && kind == ListKind::Restrict {
+            let cfg = self.cfg.trunk_calls.clone();
+            self.trunk_calls.rebuild_routes(&cfg);
+        }
+        removed
+    }
 }

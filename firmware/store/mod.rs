@@ -25,9 +25,11 @@
 //! - `queue_events`: the call-center event log, key = `at_ms` + sequence (16 bytes
 //!   big-endian), value = the event's JSON line; capped at [`MAX_QUEUE_EVENTS`] (see
 //!   `callcenter`).
+//! - `phonebook`: phonebook entries by id (see [`phonebook`]).
 
 mod callcenter;
 pub mod crm;
+pub mod phonebook;
 pub mod recordings;
 pub mod voicemail;
 pub mod web;

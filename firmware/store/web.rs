@@ -124,6 +124,11 @@ impl WebStore {
         })
     }
 
+    /// The database these keyspaces live in (other web areas open their keyspaces from it).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     fn state(&self) -> MutexGuard<'_, AuditState> {
         self.audit_state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }

@@ -78,6 +78,9 @@ pub(super) struct State {
     started: Instant,
     https_port: AtomicU16,
     pub(super) media: super::media::Media,
+    pub(super) phonebook: super::phonebook::Book,
+    /// The box's data directory (set once at start), for files other parts read at start.
+    pub(super) data_dir: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 impl State {
@@ -90,6 +93,7 @@ impl State {
     ) -> Result<Arc<State>, crate::store::StoreError> {
         let users = web.users()?.into_iter().map(|u| (u.id.clone(), u)).collect();
         let roles = web.roles()?.into_iter().map(|r| (r.name.clone(), r)).collect();
+        let phonebook = super::phonebook::Book::open(web.store())?;
         Ok(Arc::new(State {
             web,
             gate: std::sync::Mutex::new(Gate::new()),
@@ -101,7 +105,20 @@ impl State {
             started,
             https_port: AtomicU16::new(0),
             media,
+            phonebook,
+            data_dir: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Each web user's extension, for areas keyed by user (the phonebook's caller names).
+    pub(super) async fn user_extensions(&self) -> std::collections::HashMap<String, String> {
+        let dir = self.dir.lock().await;
+        dir.users.values().filter_map(|u| Some((u.id.clone(), u.extension.clone()?))).collect()
+    }
+
+    /// The database, for areas with their own keyspaces (call history).
+    pub(super) fn store(&self) -> &crate::store::Store {
+        self.web.store()
     }
 
     pub(super) fn set_https_port(&self, port: u16) {
@@ -986,7 +1003,14 @@ pub(super) fn router(st: Arc<State>) -> Router {
         ("/api/v1/certificate", put(put_certificate)),
     ];
     let mut app = Router::new();
-    for (path, r) in routes.into_iter().chain(super::callcenter::routes()).chain(super::media::routes()) {
+    for (path, r) in routes
+        .into_iter()
+        .chain(super::callcenter::routes())
+        .chain(super::phonebook::routes())
+        .chain(super::lists::routes())
+        .chain(super::history::routes())
+        .chain(super::media::routes())
+    {
         debug_assert!(super::ROUTES.iter().any(|(_, p)| *p == path), "{path} not in ROUTES");
         app = app.route(path, r);
     }

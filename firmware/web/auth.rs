@@ -83,11 +83,15 @@ pub enum Permission {
     /// One's own voicemail box and the recordings of one's own calls, through the extension
     /// bound to the user (ボイスメール / 自分の通話録音).
     MediaOwn,
+    /// Read the shared phonebook and keep one's own personal entries (電話帳 表示).
+    PhonebookView,
+    /// Create, edit, delete and import shared phonebook entries (電話帳 編集).
+    PhonebookEdit,
 }
 
 impl Permission {
     /// Every permission, in display order.
-    pub const ALL: [Permission; 16] = [
+    pub const ALL: [Permission; 18] = [
         Permission::DashboardView,
         Permission::UsersView,
         Permission::UsersEdit,
@@ -104,6 +108,8 @@ impl Permission {
         Permission::AgentStateOwn,
         Permission::AgentStateEdit,
         Permission::MediaOwn,
+        Permission::PhonebookView,
+        Permission::PhonebookEdit,
     ];
 }
 
@@ -154,13 +160,17 @@ pub fn default_roles() -> Vec<Role> {
                 ReportsView,
                 HistoryView,
                 AgentStateEdit,
+                PhonebookView,
+                PhonebookEdit,
             ]
             .into_iter()
             .collect(),
         },
         Role {
             name: AGENT_ROLE.into(),
-            permissions: [DashboardView, OperatorPhone, AgentStateOwn, MediaOwn].into_iter().collect(),
+            permissions: [DashboardView, OperatorPhone, AgentStateOwn, MediaOwn, PhonebookView]
+                .into_iter()
+                .collect(),
         },
     ]
 }

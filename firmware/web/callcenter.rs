@@ -45,7 +45,10 @@ pub(super) fn routes() -> Vec<(&'static str, MethodRouter<Arc<State>>)> {
 
 /// Sends one query to the engine's owner and waits for the answer. A full channel or a slow
 /// engine is 503: a state change may then still happen, and `GET /agents` tells.
-async fn ask<T>(st: &State, make: impl FnOnce(oneshot::Sender<T>) -> WebQuery) -> Result<T, ApiError> {
+pub(super) async fn ask<T>(
+    st: &State,
+    make: impl FnOnce(oneshot::Sender<T>) -> WebQuery,
+) -> Result<T, ApiError> {
     let busy = || ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "engine_busy");
     let (tx, rx) = oneshot::channel();
     let ask_and_wait = async {

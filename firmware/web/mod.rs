@@ -24,8 +24,11 @@ mod api;
 mod assets;
 pub mod auth;
 mod callcenter;
+mod history;
+mod lists;
 mod media;
 pub mod password;
+mod phonebook;
 mod server;
 pub mod tls;
 
@@ -99,6 +102,19 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/recordings/{day}/{file}"),
     ("DELETE", "/api/v1/recordings/{day}/{file}"),
     ("GET", "/api/v1/alarms"),
+    ("GET", "/api/v1/phonebook"),
+    ("POST", "/api/v1/phonebook"),
+    ("POST", "/api/v1/phonebook/import"),
+    ("GET", "/api/v1/phonebook/export"),
+    ("GET", "/api/v1/phonebook/{id}"),
+    ("PUT", "/api/v1/phonebook/{id}"),
+    ("DELETE", "/api/v1/phonebook/{id}"),
+    ("GET", "/api/v1/lists/{kind}"),
+    ("POST", "/api/v1/lists/{kind}"),
+    ("POST", "/api/v1/lists/{kind}/import"),
+    ("DELETE", "/api/v1/lists/{kind}/{number}"),
+    ("GET", "/api/v1/history"),
+    ("GET", "/api/v1/history/export"),
 ];
 
 /// A question or command the web sends the engine's owner (the daemon), answered through the
@@ -157,6 +173,31 @@ pub enum WebQuery {
     },
     /// The trunks and their registration state (`Engine::trunk_states`).
     Trunks(oneshot::Sender<Vec<TrunkStatus>>),
+    /// The phonebook changed: the engine's caller names from now on
+    /// (`Engine::set_caller_names`). No answer: the engine only swaps its index.
+    CallerNames(Box<crate::apps::phonebook::CallerIndex>),
+    /// A block or restriction list and whether anonymous callers are rejected
+    /// (`Engine::list_entries`).
+    ListEntries {
+        /// Which list.
+        kind: crate::engine::ListKind,
+        /// Its entries, and the anonymous flag (block list only).
+        reply: oneshot::Sender<(Vec<crate::apps::numbers::ListEntry>, bool)>,
+    },
+    /// Add to or remove from a list, live, as the console's `block import` does
+    /// (`Engine::import_list`, `Engine::remove_list_entry`).
+    ListChange {
+        /// Which list.
+        kind: crate::engine::ListKind,
+        /// What to do.
+        change: ListChange,
+        /// Whether anything changed (`Err` when the list filled up part way), and the list
+        /// afterwards (the web saves it where the daemon reads it at start).
+        reply: oneshot::Sender<(
+            Result<bool, crate::apps::numbers::ListFull>,
+            Vec<crate::apps::numbers::ListEntry>,
+        )>,
+    },
 }
 
 /// One trunk as the dashboard shows it.
@@ -192,6 +233,21 @@ impl TrunkStatus {
         };
         TrunkStatus { name, state: key, detail, usable: matches!(key, "registered" | "up") }
     }
+}
+
+/// A change to a block or restriction list sent by the web ([`WebQuery::ListChange`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ListChange {
+    /// Add these entries (an entry already there is replaced).
+    Add(Vec<crate::apps::numbers::ListEntry>),
+    /// Remove the entry with this pattern and caller-ID scope.
+    Remove {
+        /// The number or prefix.
+        pattern: crate::apps::numbers::Pattern,
+        /// The caller-ID scope (restriction list), `None` for every caller.
+        caller_id: Option<String>,
+    },
 }
 
 /// What the dashboard shows of the engine.
@@ -279,6 +335,7 @@ pub async fn start(
     let slot = Arc::new(slot);
     let media = media::Media::new(store.clone(), opts.recordings.clone());
     let state = api::State::new(store_copy, slot.clone(), engine, now(), media).map_err(|e| e.to_string())?;
+    let _ = state.data_dir.set(opts.dir.parent().map(std::path::Path::to_path_buf).unwrap_or_default());
     let app = api::router(state.clone());
     let mut url = None;
     if opts.https_port != 0 {
@@ -338,6 +395,13 @@ impl WebHandle {
     /// The seeded admin's password, only on the start that created it.
     pub fn initial_password(&self) -> Option<&str> {
         self.initial_password.as_deref()
+    }
+
+    /// The caller-name index of the phonebook now, for the engine at start (later changes
+    /// arrive as [`WebQuery::CallerNames`]).
+    pub async fn caller_index(&self) -> crate::apps::phonebook::CallerIndex {
+        let extensions = self.state.user_extensions().await;
+        self.state.phonebook.caller_index(&extensions).await
     }
 
     /// `web reset-admin`: a new generated password for `admin` (recreated with the admin role

@@ -91,7 +91,7 @@ impl std::error::Error for ImportError {}
 
 /// Decodes by BOM, else UTF-8 when valid, else Shift_JIS. Undecodable bytes become U+FFFD and
 /// surface as line errors in the number cell, or stay in a note.
-fn decode(bytes: &[u8]) -> (Cow<'_, str>, CsvEncoding) {
+pub(crate) fn decode(bytes: &[u8]) -> (Cow<'_, str>, CsvEncoding) {
     if let Some((encoding, bom)) = encoding_rs::Encoding::for_bom(bytes) {
         let body = bytes.get(bom..).unwrap_or_default();
         let (text, _) = encoding.decode_without_bom_handling(body);
@@ -110,7 +110,7 @@ fn decode(bytes: &[u8]) -> (Cow<'_, str>, CsvEncoding) {
 /// Splits one line into cells. Quotes open only at a cell start (optionally after `=`), `""`
 /// inside quotes is a quote. A quote left open fails the line: multi-line cells are not
 /// supported, since no number or short note needs one.
-fn split_cells(line: &str) -> Result<Vec<String>, String> {
+pub(crate) fn split_cells(line: &str) -> Result<Vec<String>, String> {
     let delimiter = if !line.contains(',') && line.contains('\t') { '\t' } else { ',' };
     let mut cells = Vec::new();
     let mut cell = String::new();
@@ -174,6 +174,17 @@ fn parse_row(line: &str) -> Result<ListEntry, String> {
     let note = cells.get(1).map(String::as_str).unwrap_or_default();
     let caller = cells.get(2).map(String::as_str);
     ListEntry::parse(number, caller, note).map_err(|e| format!("{e}{}", lost_zero_hint(number)))
+}
+
+/// Writes a list as CSV in the import format (`number,note,caller_id`, UTF-8, a header row), so
+/// a saved or exported list imports back unchanged.
+pub fn export_csv<'a>(entries: impl Iterator<Item = &'a ListEntry>) -> String {
+    let mut text = String::from("number,note,caller_id\n");
+    for e in entries {
+        let note = e.note.replace(['\r', '\n'], " ").replace('"', "\"\"");
+        text.push_str(&format!("{},\"{note}\",{}\n", e.pattern, e.caller_id.as_deref().unwrap_or_default()));
+    }
+    text
 }
 
 /// Imports list entries from CSV bytes.
