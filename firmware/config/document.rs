@@ -274,6 +274,36 @@ pub fn startup_text(dir: &Path, file_text: Option<&str>) -> std::io::Result<(Str
     }
 }
 
+/// The document the box runs with, as the daemon answers the web.
+#[derive(Debug, Clone)]
+pub struct RunningDocument {
+    /// TOML text.
+    pub text: String,
+    /// `<data>/config`: where [`save`] writes it.
+    pub dir: PathBuf,
+}
+
+/// `text` with `[[extension]]` blocks for `extensions` (the stored or demo set the box serves
+/// when the document has none), so the web lists and edits them. `text` unchanged when it is
+/// not TOML.
+pub fn with_extensions(text: &str, extensions: &[super::ExtensionConfig]) -> String {
+    let Ok(mut doc) = parse_table(text) else { return text.to_string() };
+    let list: Vec<toml::Value> = extensions
+        .iter()
+        .map(|e| {
+            let mut t = toml::Table::new();
+            t.insert("number".into(), e.number.clone().into());
+            t.insert("name".into(), e.name.clone().into());
+            t.insert("password".into(), e.password.clone().into());
+            t.insert("call_waiting".into(), e.call_waiting.into());
+            t.insert("record".into(), e.record.as_str().into());
+            toml::Value::Table(t)
+        })
+        .collect();
+    doc.insert("extension".into(), toml::Value::Array(list));
+    render(&doc).unwrap_or_else(|_| text.to_string())
+}
+
 /// `dir/current.toml`.
 pub fn current_path(dir: &Path) -> PathBuf {
     dir.join(CURRENT_FILE)

@@ -24,6 +24,7 @@ pub mod auth;
 mod callcenter;
 pub mod password;
 mod server;
+mod settings;
 pub mod tls;
 
 pub use server::{CONNECTION_LIFETIME, HANDSHAKE_TIMEOUT, HEADER_TIMEOUT, MAX_CONNECTIONS, MAX_HEADER_BYTES};
@@ -87,6 +88,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/supervision"),
     ("POST", "/api/v1/supervision"),
     ("DELETE", "/api/v1/supervision/{supervisor}"),
+    ("GET", "/api/v1/config"),
+    ("PUT", "/api/v1/config/{section}"),
 ];
 
 /// A question or command the web sends the engine's owner (the daemon), answered through the
@@ -130,6 +133,17 @@ pub enum WebQuery {
         supervisor: String,
         /// Whether a session was stopped.
         reply: oneshot::Sender<bool>,
+    },
+    /// The configuration document the box runs with, and where it is saved.
+    ConfigDocument(oneshot::Sender<crate::config::document::RunningDocument>),
+    /// Run with this validated document, already saved (`Engine::reconfigure`).
+    Reconfigure {
+        /// The document's TOML text.
+        text: String,
+        /// The document parsed.
+        config: Box<crate::config::Config>,
+        /// What changed live and what needs a restart.
+        reply: oneshot::Sender<crate::engine::ReconfigureReport>,
     },
 }
 
