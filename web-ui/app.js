@@ -6,6 +6,7 @@ const TEXT = {
   ja: {
     "common.loading": "読み込み中…",
     "nav.dashboard": "ダッシュボード", "nav.users": "ユーザー", "nav.logout": "ログアウト", "nav.password": "パスワード変更",
+    "nav.settings": "設定",
     "login.user": "ユーザーID", "login.password": "パスワード", "login.submit": "ログイン",
     "login.bad": "ユーザーIDまたはパスワードが違います。",
     "login.locked": "ログインに続けて失敗したため、ロックされています。{m}分後にお試しください。",
@@ -26,6 +27,7 @@ const TEXT = {
   en: {
     "common.loading": "Loading…",
     "nav.dashboard": "Dashboard", "nav.users": "Users", "nav.logout": "Log out", "nav.password": "Change password",
+    "nav.settings": "Settings",
     "login.user": "User ID", "login.password": "Password", "login.submit": "Log in",
     "login.bad": "Wrong user ID or password.",
     "login.locked": "Locked after repeated failures. Try again in {m} min.",
