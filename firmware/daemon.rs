@@ -222,8 +222,10 @@ fn advertise_address(config: &Config) -> IpAddr {
 /// Runs the box until SIGINT/SIGTERM.
 pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     let config_dir = opts.data_dir.join("config");
-    let (mut doc_text, source) = crate::config::document::startup_text(&config_dir, opts.config_text.as_deref())
-        .map_err(|e| StartError(format!("cannot save the configuration in {}: {e}", config_dir.display())))?;
+    let (mut doc_text, source) =
+        crate::config::document::startup_text(&config_dir, opts.config_text.as_deref()).map_err(|e| {
+            StartError(format!("cannot save the configuration in {}: {e}", config_dir.display()))
+        })?;
     let mut config = match source {
         crate::config::document::StartupSource::Saved => {
             log::info!("configuration: the saved document {}", config_dir.display());
@@ -335,7 +337,8 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     )
     .await
     .map_err(|e| StartError(format!("web admin: {e}")))?;
-    let engine_cfg = engine_config(&config, advertise, random_bytes::<32>(), (start, start_wall_ms), first_call_id);
+    let engine_cfg =
+        engine_config(&config, advertise, random_bytes::<32>(), (start, start_wall_ms), first_call_id);
     let mut engine = Engine::new(engine_cfg, &extensions);
     set_voicemail(&mut engine, &config, &voicemail);
     restore_forwards(&mut engine, &store, &extensions);

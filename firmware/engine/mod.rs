@@ -36,9 +36,9 @@ pub use call::queue_call::{AgentCommand, AgentView, QueueView};
 pub use call::supervise_call::{SuperviseError, SupervisionView, MAX_SESSIONS as MAX_SUPERVISION_SESSIONS};
 pub use call::trunkcalls::{DidView, ListKind, MAX_AUTH_ROUNDS};
 pub use call::voicemail_call::{MailboxOwner, VoicemailOp, VOICEMAIL_OWNER_CODE, VOICEMAIL_TARGET_PREFIX};
-pub use reconfigure::ReconfigureReport;
 use call::{Call, Purpose};
 use cdr::CdrRecord;
+pub use reconfigure::ReconfigureReport;
 use registrar::{RegisterError, Registrar, MIN_EXPIRES_S};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -339,7 +339,10 @@ impl Engine {
     }
 
     /// One trunk's registration client (not started); `None` (logged) when it cannot be made.
-    fn build_trunk(cfg: &EngineConfig, t: &crate::apps::trunk::TrunkConfig) -> Option<crate::apps::trunk::Trunk> {
+    fn build_trunk(
+        cfg: &EngineConfig,
+        t: &crate::apps::trunk::TrunkConfig,
+    ) -> Option<crate::apps::trunk::Trunk> {
         let ip = match t.registrar.ip() {
             IpAddr::V4(v4) if v4.is_loopback() => IpAddr::V4(v4),
             IpAddr::V6(v6) if v6.is_loopback() => IpAddr::V6(v6),

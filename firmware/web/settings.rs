@@ -60,7 +60,10 @@ async fn ask<T>(st: &State, make: impl FnOnce(oneshot::Sender<T>) -> WebQuery) -
 }
 
 fn invalid(message: String, fields: serde_json::Map<String, Value>) -> ApiError {
-    ApiError { status: StatusCode::BAD_REQUEST, body: json!({ "error": "invalid", "message": message, "fields": fields }) }
+    ApiError {
+        status: StatusCode::BAD_REQUEST,
+        body: json!({ "error": "invalid", "message": message, "fields": fields }),
+    }
 }
 
 async fn get_config(AxState(st): AxState<Arc<State>>, a: Authed) -> ApiResult {
@@ -74,9 +77,15 @@ async fn get_config(AxState(st): AxState<Arc<State>>, a: Authed) -> ApiResult {
 }
 
 /// The new document's text and parse, or the answer refusing it.
-fn build(doc: &RunningDocument, section: &str, body: Value) -> Result<(String, crate::config::Config), ApiError> {
-    let table = document::parse_table(&doc.text)
-        .map_err(|e| ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, body: json!({ "error": "internal", "message": e }) })?;
+fn build(
+    doc: &RunningDocument,
+    section: &str,
+    body: Value,
+) -> Result<(String, crate::config::Config), ApiError> {
+    let table = document::parse_table(&doc.text).map_err(|e| ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        body: json!({ "error": "internal", "message": e }),
+    })?;
     let new = document::replace_section(&table, section, body).map_err(|e| match e {
         SectionError::UnknownSection => ApiError::not_found(),
         SectionError::Stored(_) => ApiError::internal(),
@@ -95,7 +104,10 @@ fn build(doc: &RunningDocument, section: &str, body: Value) -> Result<(String, c
         Ok(config) => Ok((text, config)),
         Err(e) => {
             let mut fields = serde_json::Map::new();
-            fields.insert(e.field.clone().unwrap_or_else(|| section.to_string()), Value::String(e.message.clone()));
+            fields.insert(
+                e.field.clone().unwrap_or_else(|| section.to_string()),
+                Value::String(e.message.clone()),
+            );
             Err(invalid(e.to_string(), fields))
         }
     }
