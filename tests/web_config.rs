@@ -11,7 +11,70 @@ use serde_json::{json, Value};
 const ALICE: (&str, &str) = ("201", "secret-201");
 const NEW: (&str, &str) = ("250", "pw-250-secret");
 
-const ENDPOINTS: &[(&str, &str)] = &[("GET", "/api/v1/config"), ("PUT", "/api/v1/config/extension")];
+const ENDPOINTS: &[(&str, &str)] = &[
+    ("GET", "/api/v1/config"),
+    ("PUT", "/api/v1/config/extension"),
+    ("GET", "/api/v1/audio"),
+    ("PUT", "/api/v1/audio/hold"),
+    ("DELETE", "/api/v1/audio/hold"),
+];
+
+/// A WAV file: 16-bit mono PCM at `rate` Hz, `seconds` long, a quiet tone.
+fn wav(rate: u32, seconds: u32) -> Vec<u8> {
+    let samples = rate * seconds;
+    let data = samples * 2;
+    let mut out = Vec::with_capacity(44 + data as usize);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data.to_le_bytes());
+    for i in 0..samples {
+        let v = if (i / 20) % 2 == 0 { 2000i16 } else { -2000 };
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+fn upload(w: &Web, name: &str, content_type: &str, body: Vec<u8>) -> StatusCode {
+    w.client
+        .put(format!("{}/api/v1/audio/{name}", w.base))
+        .header("cookie", format!("hakoden_session={}", w.cookie.clone().unwrap_or_default()))
+        .header("x-csrf-token", w.csrf.clone().unwrap_or_default())
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .expect("send")
+        .status()
+}
+
+#[test]
+fn audio_files_are_uploaded_converted_listed_and_deleted() {
+    let tb = TestBox::start(&[ALICE]);
+    let w = admin(&tb);
+    assert_eq!(upload(&w, "hold", "audio/wav", wav(16_000, 2)), StatusCode::CREATED);
+    let (s, v) = w.get("/api/v1/audio");
+    assert_eq!(s, StatusCode::OK);
+    let file = v["files"].as_array().and_then(|f| f.iter().find(|x| x["name"] == "hold")).cloned();
+    let seconds = file.as_ref().and_then(|f| f["seconds"].as_f64()).unwrap_or(0.0);
+    assert!((seconds - 2.0).abs() < 0.1, "converted to 8 kHz, 2 s: {v}");
+    assert!(tb.console("audio list").contains("hold"), "the console sees it");
+    assert_eq!(upload(&w, "hold", "text/plain", wav(8_000, 1)), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(upload(&w, "bad", "audio/wav", b"not a wav file".to_vec()), StatusCode::BAD_REQUEST);
+    assert_eq!(upload(&w, ".hidden", "audio/wav", wav(8_000, 1)), StatusCode::BAD_REQUEST);
+    assert_eq!(upload(&w, "big", "audio/wav", vec![0u8; 11 * 1024 * 1024]), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(w.call("DELETE", "/api/v1/audio/hold", None).0, StatusCode::NO_CONTENT);
+    assert_eq!(w.call("DELETE", "/api/v1/audio/hold", None).0, StatusCode::NOT_FOUND);
+    let (_, audit) = w.get("/api/v1/audio");
+    assert_eq!(audit["files"], json!([]));
+}
 
 /// The extension list with `extra` added after the box's own (their masked passwords kept).
 fn extensions_plus(w: &Web, extra: Value) -> Value {

@@ -90,6 +90,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/supervision/{supervisor}"),
     ("GET", "/api/v1/config"),
     ("PUT", "/api/v1/config/{section}"),
+    ("GET", "/api/v1/audio"),
+    ("PUT", "/api/v1/audio/{name}"),
+    ("DELETE", "/api/v1/audio/{name}"),
 ];
 
 /// A question or command the web sends the engine's owner (the daemon), answered through the
