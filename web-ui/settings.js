@@ -145,6 +145,7 @@ const SECTIONS = {
     f("ring_timeout", L("呼出タイムアウト (秒)", "Ring timeout (s)"), "number"),
     f("trust_registered_source", L("登録済みの送信元を信頼", "Trust registered sources"), "bool"),
   ] },
+  audio: { kind: "audio", title: L("音声ファイル", "Audio files"), hint: L("WAV, 10 MiB まで。8 kHz モノラルに変換して保存します。", "WAV up to 10 MiB, stored as 8 kHz mono.") },
   feature_codes: { kind: "codes", title: L("特番 (変更不可)", "Feature codes (fixed)") },
 };
 
@@ -173,6 +174,8 @@ Object.assign(TEXT.ja, {
   "settings.generate": "生成", "settings.new": "新規", "settings.required": "入力してください。",
   "settings.badjson": "JSON として読めません。", "settings.code": "特番", "settings.what": "機能",
   "settings.invalid": "入力内容を確認してください。",
+  "settings.file": "ファイル", "settings.filename": "名前", "settings.seconds": "秒", "settings.upload": "アップロード",
+  "settings.toolarge": "ファイルが大きすぎます (10 MiB まで)。", "settings.uploaded": "アップロードしました。",
 });
 Object.assign(TEXT.en, {
   "settings.section": "Section", "settings.add": "Add", "settings.save": "Save", "settings.cancel": "Cancel",
@@ -182,6 +185,8 @@ Object.assign(TEXT.en, {
   "settings.generate": "Generate", "settings.new": "New", "settings.required": "Required.",
   "settings.badjson": "Not valid JSON.", "settings.code": "Code", "settings.what": "What it does",
   "settings.invalid": "Please check the fields.",
+  "settings.file": "File", "settings.filename": "Name", "settings.seconds": "Seconds", "settings.upload": "Upload",
+  "settings.toolarge": "The file is too large (10 MiB at most).", "settings.uploaded": "Uploaded.",
 });
 
 const tr = (l) => l[lang()] || l.en;
@@ -409,8 +414,63 @@ PAGES.settings = async function settings() {
     for (const [code, what] of FEATURE_CODES) { const row = document.createElement("tr"); cell(row, code); cell(row, tr(what)); tbody.appendChild(row); }
   };
 
+  const renderAudio = async () => {
+    addBtn.hidden = true;
+    const r = await api("GET", "/audio");
+    if (r.status === 401) return go("login.html");
+    const head = document.getElementById("items-head");
+    const tbody = document.querySelector("#items tbody");
+    head.replaceChildren(); tbody.replaceChildren();
+    for (const k of ["settings.filename", "settings.seconds"]) { const th = document.createElement("th"); th.textContent = t(k); head.appendChild(th); }
+    head.appendChild(document.createElement("th"));
+    for (const file of (r.body && r.body.files) || []) {
+      const row = document.createElement("tr");
+      cell(row, file.name); cell(row, file.seconds.toFixed(1));
+      const del = document.createElement("button");
+      del.className = "small"; del.textContent = t("settings.delete"); del.dataset.delete = file.name;
+      del.addEventListener("click", async () => {
+        if (!window.confirm(t("settings.confirm"))) return;
+        await api("DELETE", "/audio/" + encodeURIComponent(file.name));
+        renderAudio();
+      });
+      cell(row, "").appendChild(del);
+      tbody.appendChild(row);
+    }
+    if (form.hidden) {
+      form.hidden = false;
+      document.getElementById("form-title").textContent = t("settings.upload");
+      const box = document.getElementById("fields");
+      box.replaceChildren();
+      const readName = fieldInput(f("name", L("名前", "Name"), "text", { required: true }), undefined, box);
+      const label = document.createElement("label");
+      const span = document.createElement("span"); span.textContent = t("settings.file"); label.appendChild(span);
+      const file = document.createElement("input"); file.type = "file"; file.accept = ".wav,audio/wav"; file.id = "f-file";
+      label.appendChild(file); box.appendChild(label);
+      const err = document.createElement("p"); err.className = "field-error"; err.dataset.errorFor = "file"; box.appendChild(err);
+      form.onsubmit = async (e) => {
+        e.preventDefault();
+        showErrors(form, {}); formError(form, "");
+        const name = readName();
+        const chosen = file.files && file.files[0];
+        if (!name) return showErrors(form, { name: t("settings.required") });
+        if (!chosen) return showErrors(form, { file: t("settings.required") });
+        const resp = await fetch("/api/v1/audio/" + encodeURIComponent(name), {
+          method: "PUT", credentials: "same-origin", body: chosen,
+          headers: { "Content-Type": "audio/wav", "X-CSRF-Token": csrf },
+        });
+        let body = null;
+        try { body = await resp.json(); } catch (_) { body = null; }
+        if (resp.status === 201) { formError(form, t("settings.uploaded")); return renderAudio(); }
+        if (resp.status === 413) return showErrors(form, { file: t("settings.toolarge") });
+        if (resp.status === 400 && body && body.fields) return showErrors(form, body.fields);
+        formError(form, t("error.generic", { s: resp.status }));
+      };
+    }
+  };
+
   const load = async () => {
     if (sec.kind === "codes") { addBtn.hidden = true; return renderCodes(); }
+    if (sec.kind === "audio") return renderAudio();
     const r = await api("GET", "/config");
     if (r.status === 401) return go("login.html");
     if (r.status !== 200) return formError(document, t("error.generic", { s: r.status }));

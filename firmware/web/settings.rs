@@ -243,17 +243,21 @@ async fn put_audio(
     }
     if !audio_name_ok(&name) {
         let mut fields = serde_json::Map::new();
-        fields.insert("name".into(), json!(format!("1-{MAX_AUDIO_NAME} characters, no `/`, `\\` or leading `.`")));
+        fields.insert(
+            "name".into(),
+            json!(format!("1-{MAX_AUDIO_NAME} characters, no `/`, `\\` or leading `.`")),
+        );
         return Err(invalid("bad audio file name".into(), fields));
     }
     let dir = audio_dir(&st).await?;
     let stored = name.clone();
     let converted = tokio::task::spawn_blocking(move || {
-        let pcm = crate::media::audio::wav::import_admin_audio(&body, MAX_AUDIO_UPLOAD_BYTES).map_err(|e| {
-            let mut fields = serde_json::Map::new();
-            fields.insert("file".into(), json!(e.to_string()));
-            invalid(e.to_string(), fields)
-        })?;
+        let pcm =
+            crate::media::audio::wav::import_admin_audio(&body, MAX_AUDIO_UPLOAD_BYTES).map_err(|e| {
+                let mut fields = serde_json::Map::new();
+                fields.insert("file".into(), json!(e.to_string()));
+                invalid(e.to_string(), fields)
+            })?;
         let wav = crate::media::audio::wav::encode_pcm16_mono_8k(&pcm);
         std::fs::create_dir_all(&dir).map_err(|_| ApiError::internal())?;
         let target = dir.join(format!("{stored}.wav"));
