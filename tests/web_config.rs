@@ -224,3 +224,22 @@ fn an_extension_made_through_the_api_registers_takes_a_call_and_is_refused_once_
         .run()
         .assert_ok("REGISTER of the deleted extension must get 403");
 }
+
+#[test]
+fn web_edits_survive_a_restart_until_the_config_file_changes() {
+    let mut tb = TestBox::start(&[ALICE]);
+    let w = admin(&tb);
+    let list = extensions_plus(&w, json!({ "number": NEW.0, "name": "New desk", "password": NEW.1 }));
+    assert_eq!(w.call("PUT", "/api/v1/config/extension", Some(list)).0, StatusCode::OK);
+    let has_new = |tb: &TestBox| {
+        tb.console("show extensions").lines().any(|l| l.split_whitespace().next() == Some(NEW.0))
+    };
+    tb.restart();
+    assert!(has_new(&tb), "the saved document wins over the unchanged file");
+    // The installer edits the file: it is imported again and wins.
+    let file = tb.data_dir().parent().expect("box dir").join("hakoden.toml");
+    let text = std::fs::read_to_string(&file).expect("config file");
+    std::fs::write(&file, format!("{text}\n# edited by the installer\n")).expect("write config");
+    tb.restart();
+    assert!(!has_new(&tb), "a changed file is imported again");
+}
