@@ -496,9 +496,9 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                             let store = store.clone();
                             let names: HashMap<String, String> =
                                 extensions.iter().map(|e| (e.number.clone(), e.name.clone())).collect();
-                            let offset = config.trunk_calls.time_rules.offset();
+                            let report_cfg = config.callcenter.report_config(config.trunk_calls.time_rules.offset());
                             tokio::task::spawn_blocking(move || {
-                                let _ = req.reply.send(answer_callcenter(&store, cmd, offset, &names));
+                                let _ = req.reply.send(answer_callcenter(&store, cmd, report_cfg, &names));
                             });
                         }
                         // Conversion and fsyncs off the engine's task; the loop answers once the
@@ -669,7 +669,7 @@ fn spawn_heartbeat_probes(beats: &crate::watchdog::Heartbeats, relay: &RelayMana
 fn answer_callcenter(
     store: &Store,
     cmd: ConsoleCommand,
-    offset: crate::apps::timerules::UtcOffset,
+    cfg: crate::apps::callcenter::ReportConfig,
     names: &HashMap<String, String>,
 ) -> String {
     match cmd {
@@ -685,7 +685,6 @@ fn answer_callcenter(
             Err(e) => format!("error: {e}"),
         },
         ConsoleCommand::Report { query, csv } => {
-            let cfg = crate::apps::callcenter::ReportConfig { offset, ..Default::default() };
             match store.queue_report(query, cfg, &|id| names.get(id).cloned()) {
                 Ok((report, _)) if csv => report.to_csv(),
                 Ok((report, corrupt)) if corrupt > 0 => {

@@ -96,6 +96,7 @@ const SECTIONS = {
     f("other_work", L("その他業務ステータス (カンマ区切り, 最大6)", "Other-work statuses (comma separated, up to 6)"), "csv"),
     f("daily_logout", L("毎日の自動ログアウト (HH:MM)", "Daily logout (HH:MM)")),
     f("outbound_acw", L("発信後の後処理 (秒)", "ACW after outbound calls (s)"), "number"),
+    f("target_answer", L("応答目標時間 (秒, サービスレベル)", "Target answer time (s, service level)"), "number"),
   ] },
   smtp: { kind: "table", title: L("メール (SMTP)", "E-mail (SMTP)"), fields: [
     f("host", L("サーバー", "Server"), "text", { required: true }),
@@ -191,11 +192,15 @@ Object.assign(TEXT.en, {
 
 const tr = (l) => l[lang()] || l.en;
 
+// Seed 004 §2.21's extension password rule: upper-case, lower-case and digits together.
 function generatePassword() {
   const chars = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
-  const bytes = new Uint8Array(GENERATED_PASSWORD_CHARS);
-  crypto.getRandomValues(bytes);
-  return Array.from(bytes, (b) => chars[b % chars.length]).join("");
+  for (;;) {
+    const bytes = new Uint8Array(GENERATED_PASSWORD_CHARS);
+    crypto.getRandomValues(bytes);
+    const pw = Array.from(bytes, (b) => chars[b % chars.length]).join("");
+    if (/[A-Z]/.test(pw) && /[a-z]/.test(pw) && /[0-9]/.test(pw)) return pw;
+  }
 }
 
 function shown(v) {
