@@ -42,6 +42,9 @@ pub struct RunOptions {
     pub data_dir: PathBuf,
     /// The parsed config file, if one was given.
     pub config: Option<Config>,
+    /// The config file's text: the start-up precedence against the web's saved document
+    /// compares its hash (`config::document`).
+    pub config_text: Option<String>,
     /// `--sip-port`
     pub sip_port: Option<u16>,
     /// `--rtp-ports`
@@ -132,6 +135,71 @@ fn provision(store: &Store, config: &Config) -> Result<Vec<ExtensionConfig>, Sta
     Ok(demo)
 }
 
+/// `--sip-port`, `--rtp-ports`, `--bind`, `--https-port`, `--http-port` over the document's.
+fn apply_overrides(config: &mut Config, opts: &RunOptions) {
+    if let Some(p) = opts.sip_port {
+        config.sip.port = p;
+    }
+    if let Some(r) = opts.rtp_ports {
+        config.rtp.ports = r;
+    }
+    if let Some(b) = opts.bind {
+        config.sip.bind = b;
+    }
+    if let Some(p) = opts.https_port {
+        config.web.https_port = p;
+    }
+    if let Some(p) = opts.http_port {
+        config.web.http_port = p;
+    }
+}
+
+/// The engine's view of `config`; at start and for `Engine::reconfigure` (which keeps its own
+/// `secret`, `wall_anchor` and `first_call_id`).
+fn engine_config(
+    config: &Config,
+    advertise: IpAddr,
+    secret: [u8; 32],
+    wall_anchor: (Instant, u64),
+    first_call_id: u64,
+) -> EngineConfig {
+    EngineConfig {
+        realm: "hakoden".into(),
+        sip_port: config.sip.port,
+        advertise,
+        ring_timeout: std::time::Duration::from_secs(u64::from(config.sip.ring_timeout_s)),
+        trust_registered_source: config.sip.trust_registered_source,
+        auth_algorithms: config.sip.auth_algorithms.clone(),
+        secret,
+        rtp_ports: config.rtp.ports,
+        wall_anchor,
+        first_call_id,
+        media: config.media.clone(),
+        rooms: config.conference.rooms.clone(),
+        trunks: config.trunks.clone(),
+        dialplan: config.dialplan.clone(),
+        trunk_calls: config.trunk_calls.clone(),
+        ivrs: config.ivrs.clone(),
+        supervisors: config.supervisors.clone(),
+        callcenter: config.callcenter.clone(),
+        park: config.park.clone(),
+    }
+}
+
+/// The voicemail policy, and the counts and greetings of every mailbox the engine has now.
+fn set_voicemail(engine: &mut Engine, config: &Config, voicemail: &Voicemail) {
+    engine.set_voicemail_policy(config.voicemail, config.notify.chat_rules.clone());
+    for (box_no, counts) in voicemail.store.all_counts() {
+        engine.set_voicemail_counts(now(), box_no, counts);
+    }
+    for (box_no, _) in engine.voicemail_boxes() {
+        let greetings = voicemail.greetings(&box_no);
+        if !greetings.is_empty() {
+            engine.set_voicemail_greetings(box_no, greetings);
+        }
+    }
+}
+
 /// The address phones should use: the configured one, the bind address, or the first
 /// non-loopback IPv4 interface address.
 fn advertise_address(config: &Config) -> IpAddr {
@@ -153,30 +221,31 @@ fn advertise_address(config: &Config) -> IpAddr {
 
 /// Runs the box until SIGINT/SIGTERM.
 pub async fn run(opts: RunOptions) -> Result<(), StartError> {
-    let mut config = opts.config.clone().unwrap_or_default();
-    if let Some(p) = opts.sip_port {
-        config.sip.port = p;
-    }
-    if let Some(r) = opts.rtp_ports {
-        config.rtp.ports = r;
-    }
-    if let Some(b) = opts.bind {
-        config.sip.bind = b;
-    }
-    if let Some(p) = opts.https_port {
-        config.web.https_port = p;
-    }
-    if let Some(p) = opts.http_port {
-        config.web.http_port = p;
-    }
+    let config_dir = opts.data_dir.join("config");
+    let (mut doc_text, source) =
+        crate::config::document::startup_text(&config_dir, opts.config_text.as_deref()).map_err(|e| {
+            StartError(format!("cannot save the configuration in {}: {e}", config_dir.display()))
+        })?;
+    let mut config = match source {
+        crate::config::document::StartupSource::Saved => {
+            log::info!("configuration: the saved document {}", config_dir.display());
+            crate::config::parse_str(&doc_text, crate::config::document::CURRENT_FILE)
+                .map_err(|e| StartError(format!("configuration refused: {e}")))?
+        }
+        _ => opts.config.clone().unwrap_or_default(),
+    };
+    apply_overrides(&mut config, &opts);
     std::fs::create_dir_all(&opts.data_dir)
         .map_err(|e| StartError(format!("cannot create data directory {}: {e}", opts.data_dir.display())))?;
     let store = Store::open(&opts.data_dir.join("store"))
         .map_err(|e| StartError(format!("cannot open the store in {}: {e}", opts.data_dir.display())))?;
-    let extensions = provision(&store, &config)?;
+    let mut extensions = provision(&store, &config)?;
+    // Stored or demo extensions are what the box serves: the web edits them in the document.
+    if config.extensions.is_empty() {
+        doc_text = crate::config::document::with_extensions(&doc_text, &extensions);
+    }
     let first_call_id = store.last_call_id().map_err(|e| StartError(format!("store: {e}")))? + 1;
     let advertise = advertise_address(&config);
-
     let (inbox_tx, mut inbox) = mpsc::channel::<Inbound>(INBOX_CAPACITY);
     let sip_addr = SocketAddr::new(config.sip.bind, config.sip.port);
     let sockets = SipSockets::bind(sip_addr, inbox_tx)
@@ -269,38 +338,10 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     )
     .await
     .map_err(|e| StartError(format!("web admin: {e}")))?;
-    let engine_cfg = EngineConfig {
-        realm: "hakoden".into(),
-        sip_port: config.sip.port,
-        advertise,
-        ring_timeout: std::time::Duration::from_secs(u64::from(config.sip.ring_timeout_s)),
-        trust_registered_source: config.sip.trust_registered_source,
-        auth_algorithms: config.sip.auth_algorithms.clone(),
-        secret: random_bytes::<32>(),
-        rtp_ports: config.rtp.ports,
-        wall_anchor: (start, start_wall_ms),
-        first_call_id,
-        media: config.media.clone(),
-        rooms: config.conference.rooms.clone(),
-        trunks: config.trunks.clone(),
-        dialplan: config.dialplan.clone(),
-        trunk_calls: config.trunk_calls.clone(),
-        ivrs: config.ivrs.clone(),
-        supervisors: config.supervisors.clone(),
-        callcenter: config.callcenter.clone(),
-        park: config.park.clone(),
-    };
+    let engine_cfg =
+        engine_config(&config, advertise, random_bytes::<32>(), (start, start_wall_ms), first_call_id);
     let mut engine = Engine::new(engine_cfg, &extensions);
-    engine.set_voicemail_policy(config.voicemail, config.notify.chat_rules.clone());
-    for (box_no, counts) in voicemail.store.all_counts() {
-        engine.set_voicemail_counts(now(), box_no, counts);
-    }
-    for (box_no, _) in engine.voicemail_boxes() {
-        let greetings = voicemail.greetings(&box_no);
-        if !greetings.is_empty() {
-            engine.set_voicemail_greetings(box_no, greetings);
-        }
-    }
+    set_voicemail(&mut engine, &config, &voicemail);
     restore_forwards(&mut engine, &store, &extensions);
     engine.set_caller_names(web.caller_index().await);
     // `[block] file` / `[restrict] file`: read once at start, like `block import`.
@@ -457,9 +498,9 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                             let store = store.clone();
                             let names: HashMap<String, String> =
                                 extensions.iter().map(|e| (e.number.clone(), e.name.clone())).collect();
-                            let offset = config.trunk_calls.time_rules.offset();
+                            let report_cfg = config.callcenter.report_config(config.trunk_calls.time_rules.offset());
                             tokio::task::spawn_blocking(move || {
-                                let _ = req.reply.send(answer_callcenter(&store, cmd, offset, &names));
+                                let _ = req.reply.send(answer_callcenter(&store, cmd, report_cfg, &names));
                             });
                         }
                         // Conversion and fsyncs off the engine's task; the loop answers once the
@@ -502,8 +543,48 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                 }
             }
             q = web_rx.recv() => {
-                if let Some(q) = q {
-                    answer_web(&mut engine, &mut voicemail, q, now());
+                match q {
+                    Some(crate::web::WebQuery::ConfigDocument(reply)) => {
+                        let _ = reply.send(crate::config::document::RunningDocument {
+                            text: doc_text.clone(),
+                            dir: config_dir.clone(),
+                        });
+                    }
+                    Some(crate::web::WebQuery::Reconfigure { text, config: new, reply }) => {
+                        let mut new = *new;
+                        apply_overrides(&mut new, &opts);
+                        let mut report = engine.reconfigure(
+                            now(),
+                            engine_config(&new, advertise_address(&new), [0; 32], (start, start_wall_ms), 0),
+                            &new.extensions,
+                        );
+                        if new.sip.bind != config.sip.bind {
+                            report.restart_required.push("sip.bind");
+                        }
+                        if new.notify != config.notify {
+                            // The notifier's transports are built at start.
+                            report.restart_required.push("smtp/chat");
+                        }
+                        if let Err(e) = store.put_extensions(&new.extensions) {
+                            log::error!("store: the new extensions are not stored: {e}");
+                        }
+                        extensions = new.extensions.clone();
+                        voicemail.notify.names = extensions
+                            .iter()
+                            .map(|e| (e.number.clone(), e.name.clone()))
+                            .chain(new.dialplan.ring_groups.iter().map(|g| (g.number.clone(), g.name.clone())))
+                            .collect();
+                        crate::media::process::set_audio_files(
+                            opts.data_dir.join("audio"),
+                            new.media.music_on_hold_file.clone(),
+                        );
+                        set_voicemail(&mut engine, &new, &voicemail);
+                        config = new;
+                        doc_text = text;
+                        let _ = reply.send(report);
+                    }
+                    Some(q) => answer_web(&mut engine, &mut voicemail, q, now()),
+                    None => {}
                 }
             }
             ev = media_rx.recv() => {
@@ -590,7 +671,7 @@ fn spawn_heartbeat_probes(beats: &crate::watchdog::Heartbeats, relay: &RelayMana
 fn answer_callcenter(
     store: &Store,
     cmd: ConsoleCommand,
-    offset: crate::apps::timerules::UtcOffset,
+    cfg: crate::apps::callcenter::ReportConfig,
     names: &HashMap<String, String>,
 ) -> String {
     match cmd {
@@ -606,7 +687,6 @@ fn answer_callcenter(
             Err(e) => format!("error: {e}"),
         },
         ConsoleCommand::Report { query, csv } => {
-            let cfg = crate::apps::callcenter::ReportConfig { offset, ..Default::default() };
             match store.queue_report(query, cfg, &|id| names.get(id).cloned()) {
                 Ok((report, _)) if csv => report.to_csv(),
                 Ok((report, corrupt)) if corrupt > 0 => {
@@ -1450,6 +1530,8 @@ fn answer_web(engine: &mut Engine, voicemail: &mut Voicemail, q: crate::web::Web
             };
             let _ = reply.send((outcome, engine.list_entries(kind).0));
         }
+        // Answered in the loop: they need the document and the daemon's copies.
+        WebQuery::ConfigDocument(_) | WebQuery::Reconfigure { .. } => {}
     }
 }
 

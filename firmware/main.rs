@@ -71,6 +71,8 @@ fn main() -> ExitCode {
             allow_debug,
         } => {
             hakoden::logger::init();
+            // The text too: the saved web document wins unless the file changed (daemon::run).
+            let config_text = config.as_deref().and_then(|p| std::fs::read_to_string(p).ok());
             let config = match config.as_deref().map(hakoden::config::load_file) {
                 Some(Ok(c)) => Some(c),
                 Some(Err(e)) => {
@@ -89,6 +91,7 @@ fn main() -> ExitCode {
             let opts = RunOptions {
                 data_dir: data,
                 config,
+                config_text,
                 sip_port,
                 rtp_ports,
                 bind,

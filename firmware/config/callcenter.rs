@@ -84,6 +84,8 @@ pub(super) struct RawAcd {
     other_work: Option<Spanned<Vec<String>>>,
     daily_logout: Option<Spanned<String>>,
     outbound_acw: Option<Spanned<i64>>,
+    /// 応答目標時間 (seed 004 §2.24), seconds.
+    target_answer: Option<Spanned<i64>>,
 }
 
 /// The validated call-center sections.
@@ -101,6 +103,9 @@ pub struct CallCenterConfig {
     pub outbound_acw: Option<Duration>,
     /// `(number, PIN)` of queue voicemail boxes that can be opened with `*92<number>`.
     pub pins: Vec<(String, String)>,
+    /// `[acd] target_answer`: 応答目標時間 of the service level (seed 004 §2.24); `None`: the
+    /// reports' default (50 s).
+    pub target_answer: Option<Duration>,
 }
 
 impl CallCenterConfig {
@@ -121,6 +126,15 @@ impl CallCenterConfig {
             outbound_acw: self.outbound_acw,
             ..AcdConfig::default()
         }
+    }
+
+    /// The settings of a queue or agent report: `offset` and the target answer time.
+    pub fn report_config(&self, offset: UtcOffset) -> crate::apps::callcenter::ReportConfig {
+        let mut cfg = crate::apps::callcenter::ReportConfig { offset, ..Default::default() };
+        if let Some(t) = self.target_answer {
+            cfg.target_answer_ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
+        }
+        cfg
     }
 
     /// The queue phones reach by dialling `number`.
@@ -387,6 +401,9 @@ pub(super) fn validate(
         if let Some(v) = &a.outbound_acw {
             out.outbound_acw = Some(seconds(v, "acd.outbound_acw".into(), 0)?);
         }
+        if let Some(v) = &a.target_answer {
+            out.target_answer = Some(seconds(v, "acd.target_answer".into(), 1)?);
+        }
     }
     let agents = out.acd_config(UtcOffset::JST).agents.len();
     if agents > crate::apps::callcenter::queue::MAX_AGENTS {
@@ -409,6 +426,16 @@ mod tests {
 
     fn refused(extra: &str) -> String {
         parse_str(&format!("{EXTS}{extra}"), "box.toml").expect_err("must be refused").to_string()
+    }
+
+    #[test]
+    fn the_target_answer_time_feeds_the_report_settings() {
+        let c = parse_str(&format!("{EXTS}[acd]\ntarget_answer = 20\n"), "box.toml").unwrap();
+        let offset = crate::apps::timerules::UtcOffset::JST;
+        assert_eq!(c.callcenter.report_config(offset).target_answer_ms, 20_000);
+        let none = parse_str(EXTS, "box.toml").unwrap();
+        assert_eq!(none.callcenter.report_config(offset).target_answer_ms, 50_000);
+        assert!(refused("[acd]\ntarget_answer = 0\n").contains("acd.target_answer"));
     }
 
     #[test]

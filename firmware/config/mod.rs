@@ -11,6 +11,7 @@
 
 mod callcenter;
 mod dialplan;
+pub mod document;
 mod ivr;
 mod load;
 mod notify;

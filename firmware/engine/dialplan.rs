@@ -270,6 +270,13 @@ impl Dialplan {
         }
     }
 
+    /// New ring groups and extension settings (`Engine::reconfigure`); the calls in progress,
+    /// the phones' own overrides (`*7x` forwards, DND) and hot-desk logins stay.
+    pub(super) fn reconfigure(&mut self, cfg: &DialplanConfig) {
+        self.groups = cfg.ring_groups.iter().map(|g| (g.number.clone(), g.clone())).collect();
+        self.features = cfg.extensions.clone().into_iter().collect();
+    }
+
     fn features(&self, ext: &str) -> ExtensionFeatures {
         self.features.get(ext).cloned().unwrap_or_default()
     }

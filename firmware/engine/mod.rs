@@ -14,6 +14,8 @@ pub mod cdr;
 pub mod dialplan;
 mod features;
 pub mod registrar;
+// Live reconfiguration from the web admin (issue 7).
+mod reconfigure;
 // Message waiting: SUBSCRIBE / NOTIFY for voicemail boxes.
 mod mwi;
 #[cfg(test)]
@@ -36,6 +38,7 @@ pub use call::trunkcalls::{DidView, ListKind, MAX_AUTH_ROUNDS};
 pub use call::voicemail_call::{MailboxOwner, VoicemailOp, VOICEMAIL_OWNER_CODE, VOICEMAIL_TARGET_PREFIX};
 use call::{Call, Purpose};
 use cdr::CdrRecord;
+pub use reconfigure::ReconfigureReport;
 use registrar::{RegisterError, Registrar, MIN_EXPIRES_S};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -336,24 +339,31 @@ impl Engine {
     fn build_trunks(cfg: &EngineConfig) -> Vec<crate::apps::trunk::Trunk> {
         let mut out = Vec::new();
         for t in &cfg.trunks {
-            let ip = match t.registrar.ip() {
-                IpAddr::V4(v4) if v4.is_loopback() => IpAddr::V4(v4),
-                IpAddr::V6(v6) if v6.is_loopback() => IpAddr::V6(v6),
-                _ => cfg.advertise,
-            };
-            let contact = match ip {
-                IpAddr::V4(v4) => format!("{v4}:{}", cfg.sip_port),
-                IpAddr::V6(v6) => format!("[{v6}]:{}", cfg.sip_port),
-            };
-            match crate::apps::trunk::Trunk::new(t.clone(), &contact, cfg.secret) {
-                Ok(mut trunk) => {
-                    trunk.start(cfg.wall_anchor.0);
-                    out.push(trunk);
-                }
-                Err(e) => log::error!("trunk {}: not started: {e:?}", t.name),
+            if let Some(mut trunk) = Self::build_trunk(cfg, t) {
+                trunk.start(cfg.wall_anchor.0);
+                out.push(trunk);
             }
         }
         out
+    }
+
+    /// One trunk's registration client (not started); `None` (logged) when it cannot be made.
+    fn build_trunk(
+        cfg: &EngineConfig,
+        t: &crate::apps::trunk::TrunkConfig,
+    ) -> Option<crate::apps::trunk::Trunk> {
+        let ip = match t.registrar.ip() {
+            IpAddr::V4(v4) if v4.is_loopback() => IpAddr::V4(v4),
+            IpAddr::V6(v6) if v6.is_loopback() => IpAddr::V6(v6),
+            _ => cfg.advertise,
+        };
+        let contact = match ip {
+            IpAddr::V4(v4) => format!("{v4}:{}", cfg.sip_port),
+            IpAddr::V6(v6) => format!("[{v6}]:{}", cfg.sip_port),
+        };
+        crate::apps::trunk::Trunk::new(t.clone(), &contact, cfg.secret)
+            .map_err(|e| log::error!("trunk {}: not started: {e:?}", t.name))
+            .ok()
     }
 
     /// Every trunk's name, state and registrar, for the console.

@@ -89,6 +89,28 @@ impl QueueCalls {
         });
         QueueCalls { acd, calls: HashMap::new(), armed: None, personal: HashMap::new() }
     }
+
+    /// A new ACD for `cfg` (`Engine::reconfigure`) when no caller is in a queue; agents logged
+    /// in before are logged in again. `false`, and nothing changed, while callers wait or talk
+    /// to a queue: their calls hold indices into the old ACD.
+    pub(in crate::engine) fn reconfigure(&mut self, cfg: AcdConfig, now: Instant, unix_ms: u64) -> bool {
+        if !self.calls.is_empty() {
+            return false;
+        }
+        let Ok(mut acd) = Acd::new(cfg, now, unix_ms) else {
+            log::error!("call center: new configuration refused; the old queues stay");
+            return false;
+        };
+        for agent in self.acd.agent_ids() {
+            let was_in = self.acd.agent_status(&agent).is_some_and(|(s, _)| s != AgentState::LoggedOut);
+            if was_in && acd.agent_status(&agent).is_some() {
+                let _ = acd.login(now, &agent, Cause::Supervisor);
+            }
+        }
+        self.acd = acd;
+        self.armed = None;
+        true
+    }
 }
 
 /// A queue as the console shows it.

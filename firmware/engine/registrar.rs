@@ -123,6 +123,12 @@ impl Registrar {
         self.contacts(ext, now).iter().any(|b| b.peer == peer)
     }
 
+    /// Drops every binding of `ext` (its extension was deleted or its password changed);
+    /// returns how many.
+    pub fn remove(&mut self, ext: &str) -> usize {
+        self.bindings.remove(ext).map_or(0, |l| l.len())
+    }
+
     /// Drops lapsed bindings; returns how many.
     pub fn sweep(&mut self, now: Instant) -> usize {
         let mut removed = 0;

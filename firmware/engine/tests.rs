@@ -14,6 +14,8 @@ mod ivr_tests;
 mod supervise_tests;
 // Call-center queues (issue 6).
 mod queue_tests;
+// Live reconfiguration (issue 7).
+mod reconfigure_tests;
 
 const BOX_PORT: u16 = 5060;
 

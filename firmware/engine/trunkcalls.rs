@@ -72,6 +72,25 @@ impl TrunkCalls {
         t
     }
 
+    /// New routes and list settings (`Engine::reconfigure`); the lists keep what console
+    /// imports added, the DID channel counts of calls in progress stay.
+    pub(in crate::engine) fn reconfigure(&mut self, cfg: &TrunkCallsConfig) {
+        self.block.set_reject_anonymous(cfg.block.reject_anonymous);
+        for e in &cfg.block.entries {
+            if self.block.insert(e.clone()).is_err() {
+                log::error!("block list full; config entries ignored");
+                break;
+            }
+        }
+        for e in &cfg.restrict {
+            if self.restrict.insert(e.clone()).is_err() {
+                log::error!("restriction list full; config entries ignored");
+                break;
+            }
+        }
+        self.rebuild_routes(cfg);
+    }
+
     fn rebuild_routes(&mut self, cfg: &TrunkCallsConfig) {
         // Validated by `config`; a failure here means the table was built by hand in a test.
         let routes = Routes::new(cfg.routes.clone()).unwrap_or_else(|e| {

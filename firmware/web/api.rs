@@ -1010,6 +1010,7 @@ pub(super) fn router(st: Arc<State>) -> Router {
         .chain(super::lists::routes())
         .chain(super::history::routes())
         .chain(super::media::routes())
+        .chain(super::settings::routes())
     {
         debug_assert!(super::ROUTES.iter().any(|(_, p)| *p == path), "{path} not in ROUTES");
         app = app.route(path, r);

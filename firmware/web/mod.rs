@@ -30,6 +30,7 @@ mod media;
 pub mod password;
 mod phonebook;
 mod server;
+mod settings;
 pub mod tls;
 
 pub use server::{CONNECTION_LIFETIME, HANDSHAKE_TIMEOUT, HEADER_TIMEOUT, MAX_CONNECTIONS, MAX_HEADER_BYTES};
@@ -115,6 +116,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/lists/{kind}/{number}"),
     ("GET", "/api/v1/history"),
     ("GET", "/api/v1/history/export"),
+    ("GET", "/api/v1/config"),
+    ("PUT", "/api/v1/config/{section}"),
+    ("GET", "/api/v1/audio"),
+    ("PUT", "/api/v1/audio/{name}"),
+    ("DELETE", "/api/v1/audio/{name}"),
 ];
 
 /// A question or command the web sends the engine's owner (the daemon), answered through the
@@ -197,6 +203,17 @@ pub enum WebQuery {
             Result<bool, crate::apps::numbers::ListFull>,
             Vec<crate::apps::numbers::ListEntry>,
         )>,
+    },
+    /// The configuration document the box runs with, and where it is saved.
+    ConfigDocument(oneshot::Sender<crate::config::document::RunningDocument>),
+    /// Run with this validated document, already saved (`Engine::reconfigure`).
+    Reconfigure {
+        /// The document's TOML text.
+        text: String,
+        /// The document parsed.
+        config: Box<crate::config::Config>,
+        /// What changed live and what needs a restart.
+        reply: oneshot::Sender<crate::engine::ReconfigureReport>,
     },
 }
 
