@@ -530,6 +530,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         }
         flush(&mut engine, &sockets, &relay, &cdr_sink, &event_sink, &mut voicemail).await;
         persist_forwards(&mut engine, &store);
+        web.monitor_changed(engine.monitor_generation());
         heartbeats.beat(crate::watchdog::Loop::Sip, now());
     }
     log::info!("shutting down");
@@ -1349,6 +1350,12 @@ fn answer_web(engine: &mut Engine, q: crate::web::WebQuery, now: Instant) {
         }
         WebQuery::StopSupervision { supervisor, reply } => {
             let _ = reply.send(engine.stop_supervision(now, &supervisor));
+        }
+        WebQuery::Monitor(reply) => {
+            let _ = reply.send(engine.monitor_snapshot(now));
+        }
+        WebQuery::ReportSetup(reply) => {
+            let _ = reply.send(engine.report_setup());
         }
     }
 }

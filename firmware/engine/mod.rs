@@ -16,6 +16,7 @@ mod features;
 pub mod registrar;
 // Message waiting: SUBSCRIBE / NOTIFY for voicemail boxes.
 mod mwi;
+mod monitor;
 #[cfg(test)]
 mod tests;
 
@@ -31,6 +32,7 @@ use crate::sip::writer::{self, response_to, Writer};
 use crate::sip::{Peer, Transport};
 pub use call::park::ParkedView;
 pub use call::queue_call::{AgentCommand, AgentView, QueueView};
+pub use monitor::{MonitorSnapshot, ReportSetup};
 pub use call::supervise_call::{SuperviseError, SupervisionView, MAX_SESSIONS as MAX_SUPERVISION_SESSIONS};
 pub use call::trunkcalls::{DidView, ListKind, MAX_AUTH_ROUNDS};
 pub use call::voicemail_call::{MailboxOwner, VoicemailOp, VOICEMAIL_OWNER_CODE, VOICEMAIL_TARGET_PREFIX};

@@ -980,6 +980,7 @@ pub(super) fn router(st: Arc<State>) -> Router {
         ("/api/v1/certificate", put(put_certificate)),
     ];
     let mut app = Router::new();
+    let routes = routes.into_iter().chain(super::monitor::routes()).chain(super::reports::routes());
     for (path, r) in routes.into_iter().chain(super::callcenter::routes()) {
         debug_assert!(super::ROUTES.iter().any(|(_, p)| *p == path), "{path} not in ROUTES");
         app = app.route(path, r);

@@ -22,6 +22,8 @@ mod api;
 mod assets;
 pub mod auth;
 mod callcenter;
+mod monitor;
+mod reports;
 pub mod password;
 mod server;
 pub mod tls;
@@ -87,6 +89,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/supervision"),
     ("POST", "/api/v1/supervision"),
     ("DELETE", "/api/v1/supervision/{supervisor}"),
+    ("GET", "/api/v1/monitor"),
+    ("GET", "/api/v1/monitor/events"),
+    ("GET", "/api/v1/reports/{kind}"),
+    ("GET", "/api/v1/reports/{kind}/csv"),
 ];
 
 /// A question or command the web sends the engine's owner (the daemon), answered through the
@@ -131,6 +137,10 @@ pub enum WebQuery {
         /// Whether a session was stopped.
         reply: oneshot::Sender<bool>,
     },
+    /// The live monitor's snapshot (`Engine::monitor_snapshot`).
+    Monitor(oneshot::Sender<crate::engine::MonitorSnapshot>),
+    /// What a report pass needs of the configuration (`Engine::report_setup`).
+    ReportSetup(oneshot::Sender<crate::engine::ReportSetup>),
 }
 
 /// What the dashboard shows of the engine.
@@ -161,6 +171,7 @@ pub struct WebOptions {
 #[derive(Clone)]
 pub struct WebHandle {
     state: Arc<api::State>,
+    monitor: Arc<monitor::Hub>,
     url: Option<String>,
     initial_password: Option<String>,
 }
@@ -214,8 +225,11 @@ pub async fn start(
         let _ = web.audit(&audit("system", "certificate.generate", "", "self-signed".into(), ""));
     }
     let slot = Arc::new(slot);
+    let engine_for_monitor = engine.clone();
     let state = api::State::new(store_copy, slot.clone(), engine, now()).map_err(|e| e.to_string())?;
     let app = api::router(state.clone());
+    let monitor = monitor::Hub::start(engine_for_monitor);
+    let app = app.layer(axum::Extension(monitor.clone())).layer(axum::Extension(reports::Reports::new(store)));
     let mut url = None;
     if opts.https_port != 0 {
         let addr = SocketAddr::new(opts.bind, opts.https_port);
@@ -235,7 +249,7 @@ pub async fn start(
             .map_err(|e| format!("cannot bind HTTP on {addr}: {e}"))?;
         tokio::spawn(server::serve(listener, None, api::redirect_router(state.clone())));
     }
-    Ok(WebHandle { state, url, initial_password })
+    Ok(WebHandle { state, monitor, url, initial_password })
 }
 
 /// First start: the default roles and the `admin` user with a generated password that must be
@@ -274,6 +288,12 @@ impl WebHandle {
     /// The seeded admin's password, only on the start that created it.
     pub fn initial_password(&self) -> Option<&str> {
         self.initial_password.as_deref()
+    }
+
+    /// The daemon's turn ended with the call-center event log at `generation`
+    /// (`Engine::monitor_generation`): wakes the live monitor when it moved.
+    pub fn monitor_changed(&self, generation: u64) {
+        self.monitor.changed(generation);
     }
 
     /// `web reset-admin`: a new generated password for `admin` (recreated with the admin role
