@@ -15,7 +15,11 @@ const CALLCENTER_TOML: &str =
     "[[queue]]\nname = \"support\"\nnumber = \"6000\"\nmembers = [\"201\", \"202\"]\n";
 
 fn callcenter_box() -> TestBox {
-    TestBox::start_with_config(&[("201", "secret201"), ("202", "secret202"), ("900", "secret900")], &[], CALLCENTER_TOML)
+    TestBox::start_with_config(
+        &[("201", "secret201"), ("202", "secret202"), ("900", "secret900")],
+        &[],
+        CALLCENTER_TOML,
+    )
 }
 
 const ROUTES: [&str; 5] = [
@@ -38,7 +42,8 @@ fn today() -> String {
     // The box reports in its configured offset (JST by default); a date either side is fine
     // for an empty box, so the test's UTC date is enough.
     #[allow(clippy::disallowed_methods)] // test: reads the clock
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
     // Civil-from-days (H. Hinnant).
     let z = days + 719_468;
@@ -72,7 +77,8 @@ fn monitor_and_reports_need_a_session_and_the_permission() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["groups"][0]["name"], "support");
     assert_eq!(v["overall"]["waiting"], 0);
-    let exts: Vec<&str> = v["agents"].as_array().expect("agents").iter().filter_map(|a| a["ext"].as_str()).collect();
+    let exts: Vec<&str> =
+        v["agents"].as_array().expect("agents").iter().filter_map(|a| a["ext"].as_str()).collect();
     assert_eq!(exts, ["201", "202"]);
     assert_eq!(v["agents"][0]["state"], "logged_out");
     let r = sv.send("GET", "/api/v1/monitor/events", None, false);
@@ -92,11 +98,13 @@ fn report_limits_are_field_errors_and_the_csv_has_the_spec_header() {
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert!(v["errors"]["periods"].as_str().is_some_and(|m| m.contains("at most 5")), "{v}");
     let eleven: Vec<String> = (0..11).map(|n| format!("g{n}")).collect();
-    let (s, v) = w.get(&format!("/api/v1/reports/groups?unit=day&periods=2026-11-01&groups={}", eleven.join(",")));
+    let (s, v) =
+        w.get(&format!("/api/v1/reports/groups?unit=day&periods=2026-11-01&groups={}", eleven.join(",")));
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert!(v["errors"]["groups"].as_str().is_some_and(|m| m.contains("at most 10")), "{v}");
     let agents: Vec<String> = (200..251).map(|n| n.to_string()).collect();
-    let (s, v) = w.get(&format!("/api/v1/reports/operators?unit=day&periods=2026-11-01&agents={}", agents.join(",")));
+    let (s, v) =
+        w.get(&format!("/api/v1/reports/operators?unit=day&periods=2026-11-01&agents={}", agents.join(",")));
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert!(v["errors"]["agents"].as_str().is_some(), "{v}");
     let (s, v) = w.get("/api/v1/reports/groups?unit=fortnight&periods=2026-13-01&colour=red");
@@ -122,10 +130,18 @@ fn report_limits_are_field_errors_and_the_csv_has_the_spec_header() {
     assert!(first.starts_with("期間,電話グループ名,電話番号,着信数,発信数,応答数"), "{first}");
     assert_eq!(text.matches("期間,").count(), 1, "one header row for both periods");
     let (_, v) = w.get("/api/v1/audit?limit=20");
-    assert!(v["entries"].as_array().expect("entries").iter().any(|e| e["action"] == "report.download"), "{v}");
+    assert!(
+        v["entries"].as_array().expect("entries").iter().any(|e| e["action"] == "report.download"),
+        "{v}"
+    );
     let (s, v) = w.get(&format!("/api/v1/reports/operators?unit=weekday&periods={day}&agents=201"));
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["header"][2], "内線番号");
+}
+
+#[allow(clippy::disallowed_methods)] // test driver: measures the delay
+fn now() -> Instant {
+    Instant::now()
 }
 
 /// Reads the stream on a thread: (arrival, event name, data) per event.
@@ -139,7 +155,7 @@ fn sse_reader(r: reqwest::blocking::Response) -> std::sync::mpsc::Receiver<(Inst
                 name = n.trim().to_string();
             } else if let Some(d) = line.strip_prefix("data: ").or_else(|| line.strip_prefix("data:")) {
                 let v = serde_json::from_str(d).unwrap_or(Value::Null);
-                if tx.send((Instant::now(), name.clone(), v)).is_err() {
+                if tx.send((now(), name.clone(), v)).is_err() {
                     return;
                 }
             }
@@ -161,13 +177,16 @@ fn the_stream_delivers_an_agent_state_change_within_a_second() {
     assert_eq!(name, "snapshot");
     assert_eq!(state_of(&first, "201").as_deref(), Some("logged_out"), "{first}");
     let mut delays = Vec::new();
-    for (n, state) in ["logged_in", "available", "short_break", "available", "logged_out"].iter().enumerate() {
-        let sent = Instant::now();
+    for (n, state) in ["logged_in", "available", "short_break", "available", "logged_out"].iter().enumerate()
+    {
+        let sent = now();
         let (s, v) = w.call("PUT", "/api/v1/agents/201/state", Some(json!({ "state": state })));
         assert_eq!(s, StatusCode::OK, "{state}: {v}");
         let want = if *state == "logged_in" { "preparing" } else { state };
         let seen = loop {
-            let (at, _, v) = rx.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| panic!("no snapshot after {state}"));
+            let (at, _, v) = rx
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("no snapshot after {state}"));
             if state_of(&v, "201").as_deref() == Some(want) {
                 break at;
             }

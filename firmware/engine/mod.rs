@@ -15,8 +15,8 @@ pub mod dialplan;
 mod features;
 pub mod registrar;
 // Message waiting: SUBSCRIBE / NOTIFY for voicemail boxes.
-mod mwi;
 mod monitor;
+mod mwi;
 #[cfg(test)]
 mod tests;
 
@@ -32,12 +32,12 @@ use crate::sip::writer::{self, response_to, Writer};
 use crate::sip::{Peer, Transport};
 pub use call::park::ParkedView;
 pub use call::queue_call::{AgentCommand, AgentView, QueueView};
-pub use monitor::{MonitorSnapshot, ReportSetup};
 pub use call::supervise_call::{SuperviseError, SupervisionView, MAX_SESSIONS as MAX_SUPERVISION_SESSIONS};
 pub use call::trunkcalls::{DidView, ListKind, MAX_AUTH_ROUNDS};
 pub use call::voicemail_call::{MailboxOwner, VoicemailOp, VOICEMAIL_OWNER_CODE, VOICEMAIL_TARGET_PREFIX};
 use call::{Call, Purpose};
 use cdr::CdrRecord;
+pub use monitor::{MonitorSnapshot, ReportSetup};
 use registrar::{RegisterError, Registrar, MIN_EXPIRES_S};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};

@@ -62,12 +62,14 @@ impl Engine {
         let offset = self.report_offset();
         let midnight = LocalTime::from_unix_ms(at_ms, offset).date.midnight_unix_ms(offset);
         let ring = self.queue.recent_events();
-        let mut stats = Stats::new(StatsConfig { offset, units: vec![Unit::Total], ..StatsConfig::default() });
+        let mut stats =
+            Stats::new(StatsConfig { offset, units: vec![Unit::Total], ..StatsConfig::default() });
         stats.count_from(midnight);
         stats.extend(ring.iter());
         let realtime = stats.realtime(at_ms);
         let queues = self.queues(now);
-        let queue_realtime = queues.iter().map(|q| (q.name.clone(), stats.realtime_queue(at_ms, &q.name))).collect();
+        let queue_realtime =
+            queues.iter().map(|q| (q.name.clone(), stats.realtime_queue(at_ms, &q.name))).collect();
         stats.finish(at_ms);
         let today = stats
             .buckets()

@@ -23,8 +23,8 @@ mod assets;
 pub mod auth;
 mod callcenter;
 mod monitor;
-mod reports;
 pub mod password;
+mod reports;
 mod server;
 pub mod tls;
 
@@ -229,7 +229,8 @@ pub async fn start(
     let state = api::State::new(store_copy, slot.clone(), engine, now()).map_err(|e| e.to_string())?;
     let app = api::router(state.clone());
     let monitor = monitor::Hub::start(engine_for_monitor);
-    let app = app.layer(axum::Extension(monitor.clone())).layer(axum::Extension(reports::Reports::new(store)));
+    let app =
+        app.layer(axum::Extension(monitor.clone())).layer(axum::Extension(reports::Reports::new(store)));
     let mut url = None;
     if opts.https_port != 0 {
         let addr = SocketAddr::new(opts.bind, opts.https_port);

@@ -315,7 +315,10 @@ pub(super) fn snapshot_json(s: &MonitorSnapshot) -> Value {
             let live = s.queue_realtime.iter().find(|(n, _)| *n == q.name).map(|(_, l)| l.in_call);
             g.insert("in_call_in".into(), json!(live.unwrap_or(0)));
             let mut counts = StateCounts::default();
-            s.agents.iter().filter(|a| a.queues.iter().any(|(n, _)| *n == q.name)).for_each(|a| counts.add(a.state));
+            s.agents
+                .iter()
+                .filter(|a| a.queues.iter().any(|(n, _)| *n == q.name))
+                .for_each(|a| counts.add(a.state));
             counts.put(&mut g);
             Value::Object(g)
         })

@@ -171,7 +171,9 @@ fn keep(req: &Request, row: &[String]) -> bool {
         return true;
     }
     match req.kind {
-        ReportKind::Queue => row.get(2).is_some_and(|c| c == "summary") || row.get(1).is_some_and(|g| req.only.contains(g)),
+        ReportKind::Queue => {
+            row.get(2).is_some_and(|c| c == "summary") || row.get(1).is_some_and(|g| req.only.contains(g))
+        }
         ReportKind::Agent => row.get(2).is_some_and(|e| req.only.contains(e)),
     }
 }
@@ -240,7 +242,8 @@ async fn report_json(
         .iter()
         .map(|r| json!({ "header": r.header, "rows": r.rows, "events": r.events, "dropped": r.dropped, "cut_rows": r.cut_rows }))
         .collect();
-    Ok(Json(json!({ "kind": kind, "header": header, "periods": periods, "corrupt": corrupt })).into_response())
+    Ok(Json(json!({ "kind": kind, "header": header, "periods": periods, "corrupt": corrupt }))
+        .into_response())
 }
 
 async fn report_csv(
@@ -295,16 +298,21 @@ mod tests {
     #[test]
     fn a_report_takes_a_unit_and_up_to_five_periods() {
         let queues = vec!["support".to_string()];
-        let ok = check(ReportKind::Queue, &q(&[("unit", "day"), ("periods", "2026-11-01..2026-11-22,2026-10-01")]), &queues)
-            .unwrap();
+        let ok = check(
+            ReportKind::Queue,
+            &q(&[("unit", "day"), ("periods", "2026-11-01..2026-11-22,2026-10-01")]),
+            &queues,
+        )
+        .unwrap();
         assert_eq!(ok.queries.len(), 2);
         let six = "2026-11-01,2026-11-02,2026-11-03,2026-11-04,2026-11-05,2026-11-06";
         let e = check(ReportKind::Queue, &q(&[("unit", "day"), ("periods", six)]), &queues).unwrap_err();
         assert_eq!(fields(e), ["periods"]);
         let e = check(ReportKind::Queue, &q(&[("unit", "week"), ("periods", "")]), &queues).unwrap_err();
         assert_eq!(fields(e), ["periods", "unit"]);
-        let e = check(ReportKind::Queue, &q(&[("unit", "hour"), ("periods", "2026-01-01..2026-03-01")]), &queues)
-            .unwrap_err();
+        let e =
+            check(ReportKind::Queue, &q(&[("unit", "hour"), ("periods", "2026-01-01..2026-03-01")]), &queues)
+                .unwrap_err();
         assert_eq!(fields(e), ["periods"]);
     }
 
@@ -318,10 +326,17 @@ mod tests {
             m.insert(k.into(), v.into());
             m
         };
-        let e = check(ReportKind::Queue, &with("groups", Box::leak(eleven.into_boxed_str())), &queues).unwrap_err();
+        let e = check(ReportKind::Queue, &with("groups", Box::leak(eleven.into_boxed_str())), &queues)
+            .unwrap_err();
         assert_eq!(fields(e), ["groups"]);
-        assert_eq!(fields(check(ReportKind::Queue, &with("groups", "nope"), &queues).unwrap_err()), ["groups"]);
-        assert_eq!(fields(check(ReportKind::Queue, &with("agents", "201"), &queues).unwrap_err()), ["agents"]);
+        assert_eq!(
+            fields(check(ReportKind::Queue, &with("groups", "nope"), &queues).unwrap_err()),
+            ["groups"]
+        );
+        assert_eq!(
+            fields(check(ReportKind::Queue, &with("agents", "201"), &queues).unwrap_err()),
+            ["agents"]
+        );
         let many: Vec<String> = (200..251).map(|n| n.to_string()).collect();
         let many = Box::leak(many.join(",").into_boxed_str());
         assert_eq!(fields(check(ReportKind::Agent, &with("agents", many), &queues).unwrap_err()), ["agents"]);
