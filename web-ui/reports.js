@@ -87,6 +87,8 @@ function drawChart(svg, type, series, pie) {
     } else {
       const pts = s.points.map((p, i) => x(i) + "," + y(p.value)).join(" ");
       svg.appendChild(svgEl("polyline", { points: pts, fill: "none", stroke: colour, "stroke-width": 2 }));
+      // Dots too: a one-period report is a single point.
+      s.points.forEach((p, i) => svg.appendChild(svgEl("circle", { cx: x(i), cy: y(p.value), r: 3, fill: colour })));
     }
   });
   return series;
