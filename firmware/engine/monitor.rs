@@ -105,3 +105,85 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apps::callcenter::AgentState;
+    use crate::apps::callcenter::{Cause, MemberConfig, QueueConfig};
+    use crate::config::{CallCenterConfig, ExtensionConfig};
+    use crate::engine::{AgentCommand, EngineConfig};
+
+    /// Queue `support` with agents 201.. (as many as asked), all extensions.
+    fn engine(agents: usize, now: Instant) -> Engine {
+        let ids: Vec<String> = (0..agents).map(|n| (201 + n).to_string()).collect();
+        let mut support = QueueConfig::new("support");
+        support.members = ids.iter().map(|a| MemberConfig { agent: a.clone(), skill: 1 }).collect();
+        let callcenter = CallCenterConfig {
+            queues: vec![support],
+            numbers: vec![("6000".into(), "support".into())],
+            ..Default::default()
+        };
+        let exts: Vec<ExtensionConfig> = ids
+            .iter()
+            .map(|n| ExtensionConfig { number: n.clone(), name: format!("Agent {n}"), ..Default::default() })
+            .collect();
+        Engine::new(EngineConfig { callcenter, ..EngineConfig::for_tests(now) }, &exts)
+    }
+
+    #[test]
+    fn a_snapshot_shows_agents_by_name_and_the_generation_moves_with_events() {
+        let now = Instant::now();
+        let mut e = engine(2, now);
+        let before = e.monitor_generation();
+        e.agent_command(now, "201", AgentCommand::Login, Cause::Supervisor).unwrap();
+        e.agent_command(now, "201", AgentCommand::Select(AgentState::Available), Cause::Supervisor).unwrap();
+        assert!(e.monitor_generation() > before);
+        let s = e.monitor_snapshot(now);
+        assert_eq!(s.realtime.logged_in, 1);
+        assert_eq!(s.realtime.available, 1);
+        assert_eq!(s.queues.len(), 1);
+        assert_eq!(
+            s.agents.iter().map(|a| a.state).collect::<Vec<_>>(),
+            [AgentState::Available, AgentState::LoggedOut]
+        );
+        assert!(s.names.contains(&("201".into(), "Agent 201".into())));
+        assert!(s.today.iter().any(|(scope, _)| *scope == Scope::Agent("201".into())));
+        assert!(!s.partial);
+        assert_eq!(e.report_setup().queues, ["support"]);
+    }
+
+    /// The cost of one snapshot with a full event ring (docs/PERFORMANCE.md): run with
+    /// `cargo test --release --lib monitor_snapshot_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    #[allow(clippy::disallowed_methods)] // measurement: reads the clock
+    fn monitor_snapshot_cost_with_a_full_ring() {
+        let now = Instant::now();
+        let mut e = engine(50, now);
+        let states = [AgentState::Available, AgentState::ShortBreak];
+        let mut n = 0usize;
+        while e.queue.recent_events().evicted() == 0 {
+            let agent = (201 + n % 50).to_string();
+            let at = now + std::time::Duration::from_millis(n as u64);
+            if n < 50 {
+                e.agent_command(at, &agent, AgentCommand::Login, Cause::Agent).unwrap();
+            } else {
+                let s = states[(n / 50) % 2];
+                e.agent_command(at, &agent, AgentCommand::Select(s), Cause::Agent).unwrap();
+            }
+            n += 1;
+        }
+        let at = now + std::time::Duration::from_millis(n as u64);
+        let runs = 20u32;
+        let t0 = Instant::now();
+        for _ in 0..runs {
+            std::hint::black_box(e.monitor_snapshot(at));
+        }
+        let each = t0.elapsed() / runs;
+        eprintln!(
+            "monitor snapshot, {} events in the ring, 50 agents: {each:?} each",
+            e.queue.recent_events().len()
+        );
+    }
+}
