@@ -1351,8 +1351,8 @@ fn answer_web(engine: &mut Engine, q: crate::web::WebQuery, now: Instant) {
         WebQuery::StopSupervision { supervisor, reply } => {
             let _ = reply.send(engine.stop_supervision(now, &supervisor));
         }
-        WebQuery::Monitor(reply) => {
-            let _ = reply.send(engine.monitor_snapshot(now));
+        WebQuery::Monitor { since, reply } => {
+            let _ = reply.send(engine.monitor_snapshot(now, since));
         }
         WebQuery::ReportSetup(reply) => {
             let _ = reply.send(engine.report_setup());

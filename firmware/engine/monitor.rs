@@ -1,36 +1,38 @@
-//! What the web's live monitor and reports ask of the engine (seed 004 §2.4-2.13): one
-//! snapshot of queues, agents and today's counters, and the settings a report pass needs.
+//! What the web's live monitor and reports ask of the engine (seed 004 §2.4-2.13): the live
+//! queues and agents with the call-center events since the monitor's last look, and the
+//! settings a report pass needs.
 //!
-//! Today's counters come from one statistics pass over the ACD's in-memory event ring from
-//! local midnight, so a snapshot costs no disk read. The ring holds
-//! [`crate::apps::callcenter::events::DEFAULT_RING_CAPACITY`] events by default (a shift of 50
-//! agents); when today's first events were evicted the snapshot says so
-//! ([`MonitorSnapshot::partial`]) and the counters start at the oldest event kept.
+//! The engine only copies: today's counters are a statistics pass the web runs off the engine's
+//! task (`web::monitor`), fed incrementally with the events of the ACD's in-memory ring
+//! ([`crate::apps::callcenter::events::DEFAULT_RING_CAPACITY`] events, a shift of 50 agents).
 
 use super::{AgentView, Engine, QueueView};
-use crate::apps::callcenter::stats::{QueueRealtime, Realtime, Scope, Stats, StatsConfig, Totals, Unit};
-use crate::apps::timerules::{LocalTime, UtcOffset};
+use crate::apps::callcenter::Event;
+use crate::apps::timerules::UtcOffset;
 use std::time::Instant;
 
 /// The live monitor's view of the engine at one instant.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MonitorSnapshot {
     /// Wall clock of the snapshot, Unix ms.
     pub at_ms: u64,
+    /// Local time of "today".
+    pub offset: UtcOffset,
     /// Every queue (as `Engine::queues`).
     pub queues: Vec<QueueView>,
     /// Every agent (as `Engine::agents`).
     pub agents: Vec<AgentView>,
     /// Extension → display name, for the agents.
     pub names: Vec<(String, String)>,
-    /// The overall real-time row (waiting, in call by direction, agents by state).
-    pub realtime: Realtime,
-    /// Each queue's real-time row.
-    pub queue_realtime: Vec<(String, QueueRealtime)>,
-    /// Today's totals: overall, per queue and per agent.
-    pub today: Vec<(Scope, Totals)>,
-    /// Today's first events are no longer in the ring: the counters are a lower bound.
-    pub partial: bool,
+    /// The ring's events after generation `since` of the request, or every event it still
+    /// holds when `since` is older than its oldest ([`MonitorSnapshot::complete`]).
+    pub events: Vec<Event>,
+    /// `events` starts at the oldest event the ring holds.
+    pub complete: bool,
+    /// The ring has dropped events (its oldest is not the box's first).
+    pub evicted: bool,
+    /// The generation after `events` ([`Engine::monitor_generation`]).
+    pub generation: u64,
 }
 
 /// What a report pass needs from the configuration.
@@ -56,36 +58,22 @@ impl Engine {
         names
     }
 
-    /// The live monitor's snapshot at `now`; see the module doc for the counters' source.
-    pub fn monitor_snapshot(&self, now: Instant) -> MonitorSnapshot {
-        let at_ms = self.wall_ms(now);
-        let offset = self.report_offset();
-        let midnight = LocalTime::from_unix_ms(at_ms, offset).date.midnight_unix_ms(offset);
+    /// The live monitor's view at `now` with the events after generation `since` (0: all the
+    /// ring holds). Copies only: see the module doc.
+    pub fn monitor_snapshot(&self, now: Instant, since: u64) -> MonitorSnapshot {
         let ring = self.queue.recent_events();
-        let mut stats =
-            Stats::new(StatsConfig { offset, units: vec![Unit::Total], ..StatsConfig::default() });
-        stats.count_from(midnight);
-        stats.extend(ring.iter());
-        let realtime = stats.realtime(at_ms);
-        let queues = self.queues(now);
-        let queue_realtime =
-            queues.iter().map(|q| (q.name.clone(), stats.realtime_queue(at_ms, &q.name))).collect();
-        stats.finish(at_ms);
-        let today = stats
-            .buckets()
-            .filter(|(k, _)| k.period == crate::apps::callcenter::stats::Period::Total)
-            .map(|(k, t)| (k.scope.clone(), t.clone()))
-            .collect();
-        let partial = ring.evicted() > 0 && ring.iter().next().is_some_and(|e| e.at_ms > midnight);
+        let first = ring.evicted();
+        let skip = usize::try_from(since.saturating_sub(first)).unwrap_or(usize::MAX).min(ring.len());
         MonitorSnapshot {
-            at_ms,
-            queues,
+            at_ms: self.wall_ms(now),
+            offset: self.report_offset(),
+            queues: self.queues(now),
             agents: self.agents(now),
             names: self.extension_names(),
-            realtime,
-            queue_realtime,
-            today,
-            partial,
+            events: ring.iter().skip(skip).cloned().collect(),
+            complete: skip == 0,
+            evicted: first > 0,
+            generation: self.monitor_generation(),
         }
     }
 
@@ -139,22 +127,23 @@ mod tests {
         e.agent_command(now, "201", AgentCommand::Login, Cause::Supervisor).unwrap();
         e.agent_command(now, "201", AgentCommand::Select(AgentState::Available), Cause::Supervisor).unwrap();
         assert!(e.monitor_generation() > before);
-        let s = e.monitor_snapshot(now);
-        assert_eq!(s.realtime.logged_in, 1);
-        assert_eq!(s.realtime.available, 1);
+        let s = e.monitor_snapshot(now, 0);
+        assert_eq!((s.events.len(), s.complete, s.evicted), (2, true, false));
+        assert_eq!(s.generation, e.monitor_generation());
+        let delta = e.monitor_snapshot(now, before + 1);
+        assert_eq!((delta.events.len(), delta.complete), (1, false), "only the events after `since`");
         assert_eq!(s.queues.len(), 1);
         assert_eq!(
             s.agents.iter().map(|a| a.state).collect::<Vec<_>>(),
             [AgentState::Available, AgentState::LoggedOut]
         );
         assert!(s.names.contains(&("201".into(), "Agent 201".into())));
-        assert!(s.today.iter().any(|(scope, _)| *scope == Scope::Agent("201".into())));
-        assert!(!s.partial);
         assert_eq!(e.report_setup().queues, ["support"]);
     }
 
-    /// The cost of one snapshot with a full event ring (docs/PERFORMANCE.md): run with
-    /// `cargo test --release --lib monitor_snapshot_cost -- --ignored --nocapture`.
+    /// The engine's cost of a first snapshot (the whole ring copied) and of a delta, with a full
+    /// ring (docs/PERFORMANCE.md): `cargo test --lib monitor_snapshot_cost -- --ignored
+    /// --nocapture`.
     #[test]
     #[ignore]
     #[allow(clippy::disallowed_methods)] // measurement: reads the clock
@@ -176,14 +165,31 @@ mod tests {
         }
         let at = now + std::time::Duration::from_millis(n as u64);
         let runs = 20u32;
+        let generation = e.monitor_generation();
+        for (what, since) in [("whole ring", 0), ("delta of 2 events", generation - 2)] {
+            let t0 = Instant::now();
+            for _ in 0..runs {
+                std::hint::black_box(e.monitor_snapshot(at, since));
+            }
+            eprintln!("engine task: monitor snapshot, {what}: {:?} each", t0.elapsed() / runs);
+        }
+        // What the web's hub then does off the engine's task for a first look.
+        let snap = e.monitor_snapshot(at, 0);
         let t0 = Instant::now();
         for _ in 0..runs {
-            std::hint::black_box(e.monitor_snapshot(at));
+            let cfg = crate::apps::callcenter::StatsConfig {
+                offset: snap.offset,
+                units: vec![crate::apps::callcenter::Unit::Total],
+                ..Default::default()
+            };
+            let mut stats = crate::apps::callcenter::Stats::new(cfg);
+            stats.extend(snap.events.iter());
+            std::hint::black_box(stats);
         }
-        let each = t0.elapsed() / runs;
         eprintln!(
-            "monitor snapshot, {} events in the ring, 50 agents: {each:?} each",
-            e.queue.recent_events().len()
+            "web hub: statistics pass over {} events: {:?} each",
+            snap.events.len(),
+            t0.elapsed() / runs
         );
     }
 }

@@ -137,8 +137,14 @@ pub enum WebQuery {
         /// Whether a session was stopped.
         reply: oneshot::Sender<bool>,
     },
-    /// The live monitor's snapshot (`Engine::monitor_snapshot`).
-    Monitor(oneshot::Sender<crate::engine::MonitorSnapshot>),
+    /// The live monitor's view with the events after generation `since`
+    /// (`Engine::monitor_snapshot`).
+    Monitor {
+        /// The generation the asker has seen (0: none).
+        since: u64,
+        /// The snapshot.
+        reply: oneshot::Sender<crate::engine::MonitorSnapshot>,
+    },
     /// What a report pass needs of the configuration (`Engine::report_setup`).
     ReportSetup(oneshot::Sender<crate::engine::ReportSetup>),
 }

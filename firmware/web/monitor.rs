@@ -1,8 +1,10 @@
 //! The live monitor (seed 004 §2.4-2.10): a JSON snapshot and a Server-Sent Events stream of
 //! the phone-group and operator rows.
 //!
-//! One [`Hub`] task asks the engine for a [`MonitorSnapshot`] and broadcasts it, as one JSON
-//! text, to every open stream. It asks when the daemon says the call-center event log grew
+//! One [`Hub`] task asks the engine for a [`MonitorSnapshot`] (live views and the call-center
+//! events since its last look), feeds the events to its own statistics pass for today's
+//! counters (off the engine's task: the engine only copies), and broadcasts the result, as one
+//! JSON text, to every open stream. It asks when the daemon says the call-center event log grew
 //! ([`Hub::changed`], at most every [`MIN_SNAPSHOT_GAP`]) and every [`REFRESH_EVERY`] so
 //! elapsed times stay honest, and only while someone watches. The broadcast keeps
 //! [`STREAM_BACKLOG`] snapshots: a browser that falls further behind gets a `resync` event with
@@ -15,9 +17,12 @@
 use super::api::{ApiError, ApiResult, Authed, State};
 use super::auth::Permission;
 use super::WebQuery;
-use crate::apps::callcenter::stats::{state_slot, Scope, Totals};
+use crate::apps::callcenter::stats::{
+    state_slot, Period, QueueRealtime, Realtime, Scope, Stats, StatsConfig, Totals, Unit,
+};
 use crate::apps::callcenter::{AgentState, Direction};
-use crate::engine::MonitorSnapshot;
+use crate::apps::timerules::LocalTime;
+use crate::engine::{AgentView, MonitorSnapshot, QueueView};
 use axum::extract::State as AxState;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -55,6 +60,111 @@ const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Milliseconds the browser waits before reconnecting a closed stream.
 const RETRY_MS: u64 = 1000;
+
+/// Today's statistics pass, fed with each snapshot's new events.
+struct Live {
+    stats: Stats,
+    /// Local midnight the pass counts from; a new day starts a new pass.
+    midnight_ms: u64,
+    /// The engine generation the pass has seen.
+    generation: u64,
+    /// Today's first events had left the ring when the pass was built.
+    partial: bool,
+}
+
+/// What the page shows: the engine's live views and today's figures.
+#[derive(Debug, Clone, Default)]
+pub(super) struct MonitorView {
+    at_ms: u64,
+    queues: Vec<QueueView>,
+    agents: Vec<AgentView>,
+    names: Vec<(String, String)>,
+    realtime: Realtime,
+    queue_realtime: Vec<(String, QueueRealtime)>,
+    today: Vec<(Scope, Totals)>,
+    partial: bool,
+}
+
+fn midnight_of(snap: &MonitorSnapshot) -> u64 {
+    LocalTime::from_unix_ms(snap.at_ms, snap.offset).date.midnight_unix_ms(snap.offset)
+}
+
+impl Live {
+    /// An empty pass for a complete snapshot (asked with `since` 0), whose events
+    /// [`Live::view`] then adds.
+    fn empty(snap: &MonitorSnapshot) -> Live {
+        let midnight_ms = midnight_of(snap);
+        let mut stats = Stats::new(StatsConfig {
+            offset: snap.offset,
+            units: vec![Unit::Total],
+            ..StatsConfig::default()
+        });
+        stats.count_from(midnight_ms);
+        let partial = snap.evicted && snap.events.first().is_some_and(|e| e.at_ms > midnight_ms);
+        Live { stats, midnight_ms, generation: snap.generation, partial }
+    }
+
+    /// Whether `snap` (asked with this pass's generation) can extend it; otherwise a new pass
+    /// over the whole ring is needed (a new day, or the ring dropped events not yet seen).
+    fn extends(&self, snap: &MonitorSnapshot) -> bool {
+        midnight_of(snap) == self.midnight_ms && !(snap.complete && snap.evicted)
+    }
+
+    /// Adds `snap`'s events and renders the view; the pass itself stays open for more.
+    fn view(&mut self, snap: MonitorSnapshot) -> MonitorView {
+        self.stats.extend(snap.events.iter());
+        self.generation = snap.generation;
+        let realtime = self.stats.realtime(snap.at_ms);
+        let queue_realtime = snap
+            .queues
+            .iter()
+            .map(|q| (q.name.clone(), self.stats.realtime_queue(snap.at_ms, &q.name)))
+            .collect();
+        // Closing open states mutates the pass: done on a copy (one bucket per scope).
+        let mut closed = Stats::clone(&self.stats);
+        closed.finish(snap.at_ms);
+        let today = closed
+            .buckets()
+            .filter(|(k, _)| k.period == Period::Total)
+            .map(|(k, t)| (k.scope.clone(), t.clone()))
+            .collect();
+        MonitorView {
+            at_ms: snap.at_ms,
+            queues: snap.queues,
+            agents: snap.agents,
+            names: snap.names,
+            realtime,
+            queue_realtime,
+            today,
+            partial: self.partial,
+        }
+    }
+}
+
+/// Asks the engine for the events after `since`, bounded by [`SNAPSHOT_TIMEOUT`].
+async fn ask(engine: &mpsc::Sender<WebQuery>, since: u64) -> Option<MonitorSnapshot> {
+    let (reply, rx) = oneshot::channel();
+    engine.send(WebQuery::Monitor { since, reply }).await.ok()?;
+    tokio::time::timeout(SNAPSHOT_TIMEOUT, rx).await.ok()?.ok()
+}
+
+/// One turn: extends `live` (or builds it over the whole ring) and renders the view. The pass
+/// runs on the blocking pool: a first pass over a full ring takes tens of milliseconds.
+async fn refresh(engine: &mpsc::Sender<WebQuery>, live: Option<Live>) -> Option<(Live, MonitorView)> {
+    let snap = ask(engine, live.as_ref().map_or(0, |l| l.generation)).await?;
+    let (live, snap) = match live {
+        Some(l) if l.extends(&snap) => (Some(l), snap),
+        _ if snap.complete => (None, snap),
+        _ => (None, ask(engine, 0).await?),
+    };
+    tokio::task::spawn_blocking(move || {
+        let mut live = live.unwrap_or_else(|| Live::empty(&snap));
+        let view = live.view(snap);
+        (live, view)
+    })
+    .await
+    .ok()
+}
 
 /// The snapshot broadcaster; see the module doc.
 pub struct Hub {
@@ -94,6 +204,7 @@ impl Hub {
 }
 
 async fn run(hub: std::sync::Weak<Hub>, engine: mpsc::Sender<WebQuery>) {
+    let mut live: Option<Live> = None;
     loop {
         let Some(h) = hub.upgrade() else { return };
         let woken = tokio::time::timeout(REFRESH_EVERY, h.wake.notified());
@@ -101,16 +212,19 @@ async fn run(hub: std::sync::Weak<Hub>, engine: mpsc::Sender<WebQuery>) {
         // web admin is gone.
         let _ = woken.await;
         if h.tx.receiver_count() == 0 {
+            // Nobody watches: drop the pass; the next watcher's first look rebuilds it.
+            live = None;
             continue;
         }
-        let (reply, rx) = oneshot::channel();
-        if engine.send(WebQuery::Monitor(reply)).await.is_err() {
-            return;
-        }
-        if let Ok(Ok(snap)) = tokio::time::timeout(SNAPSHOT_TIMEOUT, rx).await {
-            let text: Arc<str> = snapshot_json(&snap).to_string().into();
-            *h.latest.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(text.clone());
-            let _ = h.tx.send(text);
+        match refresh(&engine, live.take()).await {
+            Some((l, view)) => {
+                live = Some(l);
+                let text: Arc<str> = snapshot_json(&view).to_string().into();
+                *h.latest.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(text.clone());
+                let _ = h.tx.send(text);
+            }
+            None if engine.is_closed() => return,
+            None => {}
         }
         drop(h);
         tokio::time::sleep(MIN_SNAPSHOT_GAP).await;
@@ -124,14 +238,10 @@ pub(super) fn routes() -> Vec<(&'static str, MethodRouter<Arc<State>>)> {
 
 async fn get_snapshot(AxState(st): AxState<Arc<State>>, a: Authed) -> ApiResult {
     a.require(Permission::MonitorView)?;
-    let (reply, rx) = oneshot::channel();
-    let busy = || ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "engine_busy");
-    st.engine.send(WebQuery::Monitor(reply)).await.map_err(|_| busy())?;
-    let snap = tokio::time::timeout(super::api::ENGINE_QUERY_TIMEOUT, rx)
+    let (_, view) = refresh(&st.engine, None)
         .await
-        .map_err(|_| busy())?
-        .map_err(|_| busy())?;
-    Ok(Json(snapshot_json(&snap)).into_response())
+        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "engine_busy"))?;
+    Ok(Json(snapshot_json(&view)).into_response())
 }
 
 async fn stream(a: Authed, hub: Option<Extension<Arc<Hub>>>) -> ApiResult {
@@ -285,7 +395,7 @@ impl StateCounts {
 
 /// The snapshot as the page reads it: `overall`, `groups` and `agents` rows whose keys are the
 /// page's column ids (`docs/web.md`, "Live monitor").
-pub(super) fn snapshot_json(s: &MonitorSnapshot) -> Value {
+pub(super) fn snapshot_json(s: &MonitorView) -> Value {
     let empty = Totals::default();
     let today: BTreeMap<&Scope, &Totals> = s.today.iter().map(|(k, t)| (k, t)).collect();
     let totals = |scope: &Scope| today.get(scope).copied().unwrap_or(&empty);
@@ -365,7 +475,7 @@ mod tests {
     use super::*;
     use crate::engine::{AgentView, QueueView};
 
-    fn snapshot() -> MonitorSnapshot {
+    fn snapshot() -> MonitorView {
         let queue = QueueView {
             name: "support".into(),
             number: Some("500".into()),
@@ -384,13 +494,13 @@ mod tests {
         };
         let mut today = Totals::default();
         (today.incoming, today.answered, today.abandoned) = (31, 6, 25);
-        MonitorSnapshot {
+        MonitorView {
             at_ms: 1,
             queues: vec![queue],
             agents: vec![agent("201", AgentState::Available), agent("202", AgentState::LoggedOut)],
             names: vec![("201".into(), "Sato".into())],
             today: vec![(Scope::Overall, today.clone()), (Scope::Queue("support".into()), today)],
-            ..MonitorSnapshot::default()
+            ..MonitorView::default()
         }
     }
 
