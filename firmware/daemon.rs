@@ -613,6 +613,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         }
         flush(&mut engine, &sockets, &relay, &cdr_sink, &event_sink, &mut voicemail).await;
         persist_forwards(&mut engine, &store);
+        web.monitor_changed(engine.monitor_generation());
         heartbeats.beat(crate::watchdog::Loop::Sip, now());
     }
     log::info!("shutting down");
@@ -1532,6 +1533,12 @@ fn answer_web(engine: &mut Engine, voicemail: &mut Voicemail, q: crate::web::Web
         }
         // Answered in the loop: they need the document and the daemon's copies.
         WebQuery::ConfigDocument(_) | WebQuery::Reconfigure { .. } => {}
+        WebQuery::Monitor { since, reply } => {
+            let _ = reply.send(engine.monitor_snapshot(now, since));
+        }
+        WebQuery::ReportSetup(reply) => {
+            let _ = reply.send(engine.report_setup());
+        }
     }
 }
 

@@ -17,6 +17,7 @@ pub mod registrar;
 // Live reconfiguration from the web admin (issue 7).
 mod reconfigure;
 // Message waiting: SUBSCRIBE / NOTIFY for voicemail boxes.
+mod monitor;
 mod mwi;
 #[cfg(test)]
 mod tests;
@@ -38,6 +39,7 @@ pub use call::trunkcalls::{DidView, ListKind, MAX_AUTH_ROUNDS};
 pub use call::voicemail_call::{MailboxOwner, VoicemailOp, VOICEMAIL_OWNER_CODE, VOICEMAIL_TARGET_PREFIX};
 use call::{Call, Purpose};
 use cdr::CdrRecord;
+pub use monitor::{MonitorSnapshot, ReportSetup};
 pub use reconfigure::ReconfigureReport;
 use registrar::{RegisterError, Registrar, MIN_EXPIRES_S};
 use std::cmp::Reverse;

@@ -80,6 +80,11 @@ pub(in crate::engine) struct QueueCalls {
 }
 
 impl QueueCalls {
+    /// The ACD's latest events, for the live monitor (`engine::monitor`).
+    pub(in crate::engine) fn recent_events(&self) -> &crate::apps::callcenter::EventRing {
+        self.acd.recent_events()
+    }
+
     /// The ACD for `cfg`; a configuration the ACD refuses (the loader checks it first) leaves an
     /// empty ACD and an error in the log rather than a box that does not start.
     pub(in crate::engine) fn new(cfg: AcdConfig, now: Instant, unix_ms: u64) -> QueueCalls {

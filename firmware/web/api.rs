@@ -1011,6 +1011,8 @@ pub(super) fn router(st: Arc<State>) -> Router {
         .chain(super::history::routes())
         .chain(super::media::routes())
         .chain(super::settings::routes())
+        .chain(super::monitor::routes())
+        .chain(super::reports::routes())
     {
         debug_assert!(super::ROUTES.iter().any(|(_, p)| *p == path), "{path} not in ROUTES");
         app = app.route(path, r);

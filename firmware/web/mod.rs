@@ -27,8 +27,10 @@ mod callcenter;
 mod history;
 mod lists;
 mod media;
+mod monitor;
 pub mod password;
 mod phonebook;
+mod reports;
 mod server;
 mod settings;
 pub mod tls;
@@ -121,6 +123,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/audio"),
     ("PUT", "/api/v1/audio/{name}"),
     ("DELETE", "/api/v1/audio/{name}"),
+    ("GET", "/api/v1/monitor"),
+    ("GET", "/api/v1/monitor/events"),
+    ("GET", "/api/v1/reports/{kind}"),
+    ("GET", "/api/v1/reports/{kind}/csv"),
 ];
 
 /// A question or command the web sends the engine's owner (the daemon), answered through the
@@ -215,6 +221,16 @@ pub enum WebQuery {
         /// What changed live and what needs a restart.
         reply: oneshot::Sender<crate::engine::ReconfigureReport>,
     },
+    /// The live monitor's view with the events after generation `since`
+    /// (`Engine::monitor_snapshot`).
+    Monitor {
+        /// The generation the asker has seen (0: none).
+        since: u64,
+        /// The snapshot.
+        reply: oneshot::Sender<crate::engine::MonitorSnapshot>,
+    },
+    /// What a report pass needs of the configuration (`Engine::report_setup`).
+    ReportSetup(oneshot::Sender<crate::engine::ReportSetup>),
 }
 
 /// One trunk as the dashboard shows it.
@@ -297,6 +313,7 @@ pub struct WebOptions {
 #[derive(Clone)]
 pub struct WebHandle {
     state: Arc<api::State>,
+    monitor: Arc<monitor::Hub>,
     url: Option<String>,
     initial_password: Option<String>,
 }
@@ -350,10 +367,14 @@ pub async fn start(
         let _ = web.audit(&audit("system", "certificate.generate", "", "self-signed".into(), ""));
     }
     let slot = Arc::new(slot);
+    let engine_for_monitor = engine.clone();
     let media = media::Media::new(store.clone(), opts.recordings.clone());
     let state = api::State::new(store_copy, slot.clone(), engine, now(), media).map_err(|e| e.to_string())?;
     let _ = state.data_dir.set(opts.dir.parent().map(std::path::Path::to_path_buf).unwrap_or_default());
     let app = api::router(state.clone());
+    let monitor = monitor::Hub::start(engine_for_monitor);
+    let app =
+        app.layer(axum::Extension(monitor.clone())).layer(axum::Extension(reports::Reports::new(store)));
     let mut url = None;
     if opts.https_port != 0 {
         let addr = SocketAddr::new(opts.bind, opts.https_port);
@@ -373,7 +394,7 @@ pub async fn start(
             .map_err(|e| format!("cannot bind HTTP on {addr}: {e}"))?;
         tokio::spawn(server::serve(listener, None, api::redirect_router(state.clone())));
     }
-    Ok(WebHandle { state, url, initial_password })
+    Ok(WebHandle { state, monitor, url, initial_password })
 }
 
 /// First start: the default roles and the `admin` user with a generated password that must be
@@ -419,6 +440,12 @@ impl WebHandle {
     pub async fn caller_index(&self) -> crate::apps::phonebook::CallerIndex {
         let extensions = self.state.user_extensions().await;
         self.state.phonebook.caller_index(&extensions).await
+    }
+
+    /// The daemon's turn ended with the call-center event log at `generation`
+    /// (`Engine::monitor_generation`): wakes the live monitor when it moved.
+    pub fn monitor_changed(&self, generation: u64) {
+        self.monitor.changed(generation);
     }
 
     /// `web reset-admin`: a new generated password for `admin` (recreated with the admin role

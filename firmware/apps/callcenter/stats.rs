@@ -546,8 +546,8 @@ struct LiveAgent {
     state_known: bool,
 }
 
-/// One statistics pass.
-#[derive(Debug)]
+/// One statistics pass. `Clone` lets a live view close its open states on a copy.
+#[derive(Debug, Clone)]
 pub struct Stats {
     cfg: StatsConfig,
     buckets: BTreeMap<BucketKey, Totals>,
