@@ -8,6 +8,7 @@ const TEXT = {
     "nav.dashboard": "ダッシュボード", "nav.users": "ユーザー", "nav.logout": "ログアウト", "nav.password": "パスワード変更",
     "nav.media": "ボイスメール・録音",
     "nav.settings": "設定",
+    "nav.monitor": "リアルタイムモニター", "nav.reports": "レポート",
     "login.user": "ユーザーID", "login.password": "パスワード", "login.submit": "ログイン",
     "login.bad": "ユーザーIDまたはパスワードが違います。",
     "login.locked": "ログインに続けて失敗したため、ロックされています。{m}分後にお試しください。",
@@ -31,6 +32,7 @@ const TEXT = {
     "nav.dashboard": "Dashboard", "nav.users": "Users", "nav.logout": "Log out", "nav.password": "Change password",
     "nav.media": "Voicemail & recordings",
     "nav.settings": "Settings",
+    "nav.monitor": "Live monitor", "nav.reports": "Reports",
     "login.user": "User ID", "login.password": "Password", "login.submit": "Log in",
     "login.bad": "Wrong user ID or password.",
     "login.locked": "Locked after repeated failures. Try again in {m} min.",
@@ -68,6 +70,37 @@ function translate() {
   document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
   document.querySelectorAll("[data-lang-toggle]").forEach((b) => { b.textContent = lang() === "ja" ? "English" : "日本語"; });
 }
+
+// One navigation for every page: each page has an empty <nav> in its header, filled here, so a
+// page is added to the menu in one place. `session()` then hides what the user may not open.
+const NAV = [
+  ["dashboard.html", "nav.dashboard", null],
+  ["monitor.html", "nav.monitor", "monitor_view"],
+  ["reports.html", "nav.reports", "reports_view"],
+  ["history.html", "nav.history", "history_view"],
+  ["media.html", "nav.media", null],
+  ["phonebook.html", "nav.phonebook", "phonebook_view"],
+  ["lists.html", "nav.lists", "settings_edit"],
+  ["users.html", "nav.users", "users_view"],
+  ["settings.html", "nav.settings", "settings_edit"],
+];
+
+function fillNav() {
+  const here = window.location.pathname.split("/").pop() || "dashboard.html";
+  document.querySelectorAll("header nav").forEach((nav) => {
+    nav.textContent = "";
+    for (const [href, key, needs] of NAV) {
+      const a = document.createElement("a");
+      a.href = href;
+      a.dataset.i18n = key;
+      a.textContent = t(key);
+      if (needs) a.dataset.needs = needs;
+      if (href === here) a.setAttribute("aria-current", "page");
+      nav.appendChild(a);
+    }
+  });
+}
+fillNav();
 
 let csrf = null;
 

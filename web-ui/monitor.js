@@ -4,7 +4,6 @@
 "use strict";
 
 Object.assign(TEXT.ja, {
-  "nav.monitor": "リアルタイムモニター", "nav.reports": "レポート",
   "mon.title": "電話グループ・オペレーターモニター", "mon.connecting": "接続中…", "mon.live": "ライブ",
   "mon.offline": "再接続中…", "mon.updated": "更新 {t}",
   "mon.partial": "本日の最初のイベントはメモリにありません。件数は下限です。",
@@ -34,7 +33,6 @@ Object.assign(TEXT.ja, {
   "state.logged_in": "ログイン", "state.logged_out": "ログアウト",
 });
 Object.assign(TEXT.en, {
-  "nav.monitor": "Live monitor", "nav.reports": "Reports",
   "mon.title": "Phone group and operator monitor", "mon.connecting": "connecting…", "mon.live": "live",
   "mon.offline": "reconnecting…", "mon.updated": "updated {t}",
   "mon.partial": "Today's earliest events are no longer in memory: counts are a lower bound.",
