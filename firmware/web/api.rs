@@ -77,6 +77,7 @@ pub(super) struct State {
     pub(super) engine: mpsc::Sender<WebQuery>,
     started: Instant,
     https_port: AtomicU16,
+    pub(super) system: std::sync::OnceLock<super::system::System>,
 }
 
 impl State {
@@ -98,6 +99,7 @@ impl State {
             engine,
             started,
             https_port: AtomicU16::new(0),
+            system: std::sync::OnceLock::new(),
         }))
     }
 
@@ -979,6 +981,7 @@ pub(super) fn router(st: Arc<State>) -> Router {
         ("/api/v1/audit", get(read_audit)),
         ("/api/v1/certificate", put(put_certificate)),
     ];
+    let routes: Vec<_> = routes.into_iter().chain(super::system::routes()).collect();
     let mut app = Router::new();
     for (path, r) in routes.into_iter().chain(super::callcenter::routes()) {
         debug_assert!(super::ROUTES.iter().any(|(_, p)| *p == path), "{path} not in ROUTES");

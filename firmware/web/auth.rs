@@ -80,11 +80,13 @@ pub enum Permission {
     AgentStateOwn,
     /// Change any agent's state and queue availability (リアルタイム エージェントステータス).
     AgentStateEdit,
+    /// Firmware update, backup download and restore (システム管理); admins only by default.
+    SystemEdit,
 }
 
 impl Permission {
     /// Every permission, in display order.
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 16] = [
         Permission::DashboardView,
         Permission::UsersView,
         Permission::UsersEdit,
@@ -100,6 +102,7 @@ impl Permission {
         Permission::OperatorPhone,
         Permission::AgentStateOwn,
         Permission::AgentStateEdit,
+        Permission::SystemEdit,
     ];
 }
 

@@ -24,6 +24,7 @@ pub mod auth;
 mod callcenter;
 pub mod password;
 mod server;
+mod system;
 pub mod tls;
 
 pub use server::{CONNECTION_LIFETIME, HANDSHAKE_TIMEOUT, HEADER_TIMEOUT, MAX_CONNECTIONS, MAX_HEADER_BYTES};
@@ -87,6 +88,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/supervision"),
     ("POST", "/api/v1/supervision"),
     ("DELETE", "/api/v1/supervision/{supervisor}"),
+    ("GET", "/api/v1/firmware"),
+    ("POST", "/api/v1/firmware"),
 ];
 
 /// A question or command the web sends the engine's owner (the daemon), answered through the
@@ -155,6 +158,8 @@ pub struct WebOptions {
     pub dir: PathBuf,
     /// The address shown in the admin URL (the SIP advertise address when bound to 0.0.0.0).
     pub shown: IpAddr,
+    /// The A/B appliance behind the firmware page; `None` off the appliance (503 there).
+    pub appliance: Option<crate::update::Appliance>,
 }
 
 /// What the daemon keeps of the web admin: console actions and the ready line.
@@ -215,6 +220,7 @@ pub async fn start(
     }
     let slot = Arc::new(slot);
     let state = api::State::new(store_copy, slot.clone(), engine, now()).map_err(|e| e.to_string())?;
+    let _ = state.system.set(system::System::new(opts.appliance.clone()));
     let app = api::router(state.clone());
     let mut url = None;
     if opts.https_port != 0 {
