@@ -59,6 +59,8 @@ pub struct RunOptions {
     /// `--boot-dir` + `--update-key` + `--board`: the A/B appliance (signed updates, trial
     /// health check); `None` on a developer's machine.
     pub appliance: Option<crate::update::Appliance>,
+    /// The `--config` file: backups carry it, restores write it back.
+    pub config_file: Option<PathBuf>,
 }
 
 /// Why the box could not start.
@@ -266,6 +268,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
             dir: opts.data_dir.join("web"),
             shown,
             appliance: opts.appliance.clone(),
+            config_file: opts.config_file.clone(),
         },
         &store,
         web_tx,
@@ -502,8 +505,10 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                         | ConsoleCommand::Backup(_)
                         | ConsoleCommand::Restore(_)
                         | ConsoleCommand::FactoryReset { .. }) => {
-                            let (app, data) = (opts.appliance.clone(), opts.data_dir.clone());
-                            tokio::task::spawn_blocking(move || answer_system(cmd, app.as_ref(), &data, req.reply));
+                            let (app, data, cfg) = (opts.appliance.clone(), opts.data_dir.clone(), opts.config_file.clone());
+                            tokio::task::spawn_blocking(move || {
+                                answer_system(cmd, app.as_ref(), &data, cfg.as_deref(), req.reply)
+                            });
                         }
                         command => {
                             let mut text = answer_console(&engine, &relay, &cdr_sink, &store, command.clone(), now());
@@ -576,6 +581,7 @@ fn answer_system(
     cmd: ConsoleCommand,
     app: Option<&crate::update::Appliance>,
     data_dir: &Path,
+    config: Option<&Path>,
     reply: tokio::sync::oneshot::Sender<String>,
 ) {
     let text = match cmd {
@@ -590,7 +596,7 @@ fn answer_system(
             Err(e) => format!("error: {e}"),
         },
         ConsoleCommand::ShowFirmware => crate::update::console_status(app),
-        ConsoleCommand::Backup(path) => crate::backup::console_backup(data_dir, &path),
+        ConsoleCommand::Backup(path) => crate::backup::console_backup(data_dir, config, &path),
         ConsoleCommand::Restore(path) => crate::backup::console_restore(data_dir, &path),
         ConsoleCommand::FactoryReset { confirmed } => crate::backup::console_factory_reset(data_dir, confirmed),
         _ => "error: internal".into(),

@@ -151,6 +151,27 @@ fn main() -> ExitCode {
             board,
         } => {
             hakoden::logger::init();
+            // A staged restore or factory reset replaces the data (and the configuration
+            // file) before anything reads them (hakoden::backup).
+            // On the appliance the technician's configuration is /data/hakoden.toml (next to
+            // the boot directory), which hakoden-start prefers over the slot's default.
+            let appliance_config = boot_dir.as_deref().and_then(|b| b.parent()).map(|d| d.join("hakoden.toml"));
+            let config_target = appliance_config.clone().or_else(|| config.clone());
+            match hakoden::backup::apply_pending(&data, config_target.as_deref()) {
+                Ok(hakoden::backup::Applied::Nothing) => {}
+                Ok(done) => {
+                    println!("hakoden: applied at start: {done:?}");
+                    if let Some(own) = &appliance_config {
+                        if done == hakoden::backup::Applied::FactoryReset {
+                            let _ = std::fs::remove_file(own);
+                        }
+                        // hakoden-start picks the configuration: start again through it.
+                        println!("hakoden: restarting to read the configuration again");
+                        return ExitCode::SUCCESS;
+                    }
+                }
+                Err(e) => eprintln!("hakoden: {e}"),
+            }
             let appliance = match (boot_dir, update_key, board) {
                 (Some(dir), Some(key), Some(board)) => {
                     let run_slot = std::path::Path::new(hakoden::update::RUN_SLOT_FILE);
@@ -165,6 +186,7 @@ fn main() -> ExitCode {
                 }
                 _ => None,
             };
+            let config_file = config.clone();
             let config = match config.as_deref().map(hakoden::config::load_file) {
                 Some(Ok(c)) => Some(c),
                 Some(Err(e)) => {
@@ -191,6 +213,7 @@ fn main() -> ExitCode {
                 watchdog,
                 allow_debug,
                 appliance,
+                config_file,
             };
             match runtime.block_on(daemon::run(opts)) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -90,6 +90,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/supervision/{supervisor}"),
     ("GET", "/api/v1/firmware"),
     ("POST", "/api/v1/firmware"),
+    ("GET", "/api/v1/backup"),
+    ("POST", "/api/v1/restore"),
 ];
 
 /// A question or command the web sends the engine's owner (the daemon), answered through the
@@ -160,6 +162,8 @@ pub struct WebOptions {
     pub shown: IpAddr,
     /// The A/B appliance behind the firmware page; `None` off the appliance (503 there).
     pub appliance: Option<crate::update::Appliance>,
+    /// The `--config` file, carried by backups and written back by restores.
+    pub config_file: Option<PathBuf>,
 }
 
 /// What the daemon keeps of the web admin: console actions and the ready line.
@@ -220,7 +224,8 @@ pub async fn start(
     }
     let slot = Arc::new(slot);
     let state = api::State::new(store_copy, slot.clone(), engine, now()).map_err(|e| e.to_string())?;
-    let _ = state.system.set(system::System::new(opts.appliance.clone()));
+    let data_dir = opts.dir.parent().map(PathBuf::from).unwrap_or_else(|| opts.dir.clone());
+    let _ = state.system.set(system::System::new(opts.appliance.clone(), data_dir, opts.config_file.clone()));
     let app = api::router(state.clone());
     let mut url = None;
     if opts.https_port != 0 {

@@ -14,13 +14,15 @@ use super::api::{ApiError, ApiResult, Authed, State};
 use super::auth::Permission;
 use crate::update::bundle::BundleError;
 use crate::update::{Appliance, UpdateError};
-use axum::body::Body;
+use crate::backup::{self, BackupError};
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State as AxState};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, MethodRouter};
+use axum::routing::{get, post, MethodRouter};
 use axum::Json;
 use serde_json::json;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,21 +36,110 @@ const REBOOT_DELAY: Duration = Duration::from_secs(2);
 /// What the system routes work on, set once at start.
 pub(super) struct System {
     appliance: Option<Appliance>,
+    data_dir: PathBuf,
+    config_file: Option<PathBuf>,
 }
 
 impl System {
-    pub(super) fn new(appliance: Option<Appliance>) -> System {
-        System { appliance }
+    pub(super) fn new(appliance: Option<Appliance>, data_dir: PathBuf, config_file: Option<PathBuf>) -> System {
+        System { appliance, data_dir, config_file }
     }
 }
 
 /// The routes of this file, merged into the router by `api::router`.
 pub(super) fn routes() -> Vec<(&'static str, MethodRouter<Arc<State>>)> {
-    vec![(
-        "/api/v1/firmware",
-        // The upload enforces its own, larger limit (see the module doc).
-        get(firmware_status).post(upload_firmware).layer(DefaultBodyLimit::disable()),
-    )]
+    vec![
+        (
+            "/api/v1/firmware",
+            // The upload enforces its own, larger limit (see the module doc).
+            get(firmware_status).post(upload_firmware).layer(DefaultBodyLimit::disable()),
+        ),
+        ("/api/v1/backup", get(download_backup)),
+        (
+            "/api/v1/restore",
+            post(upload_restore).layer(DefaultBodyLimit::max(backup::MAX_BACKUP_BYTES as usize)),
+        ),
+    ]
+}
+
+#[derive(serde::Deserialize)]
+struct BackupQuery {
+    /// `1` or `true`: include call recordings.
+    #[serde(default)]
+    recordings: Option<String>,
+}
+
+async fn download_backup(
+    AxState(st): AxState<Arc<State>>,
+    a: Authed,
+    axum::extract::Query(q): axum::extract::Query<BackupQuery>,
+) -> ApiResult {
+    a.require(Permission::SystemEdit)?;
+    let sys = st.system.get().ok_or_else(ApiError::internal)?;
+    let recordings = matches!(q.recordings.as_deref(), Some("1" | "true"));
+    let (dir, cfg) = (sys.data_dir.clone(), sys.config_file.clone());
+    let made = tokio::task::spawn_blocking(move || backup::backup(&dir, cfg.as_deref(), recordings, super::wall_ms()))
+        .await
+        .map_err(|_| ApiError::internal())?;
+    match made {
+        Ok(bytes) => {
+            let detail = format!("{} bytes, recordings {recordings}", bytes.len());
+            st.record(a.audit("system.backup", "", detail)).await;
+            let name = format!("hakoden-backup-{}.hkb", crate::VERSION);
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                    (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+                ],
+                bytes,
+            )
+                .into_response())
+        }
+        Err(e @ BackupError::TooLarge(_)) => Err(ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            body: json!({ "error": "too_large", "message": format!("{e}; try without recordings") }),
+        }),
+        Err(e) => {
+            log::error!("backup: {e}");
+            Err(ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, body: json!({ "error": "backup_failed", "message": e.to_string() }) })
+        }
+    }
+}
+
+async fn upload_restore(AxState(st): AxState<Arc<State>>, a: Authed, headers: HeaderMap, body: Bytes) -> ApiResult {
+    a.require(Permission::SystemEdit)?;
+    let sys = st.system.get().ok_or_else(ApiError::internal)?;
+    let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ctype = ctype.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if ctype != "application/octet-stream" || !backup::looks_like_backup(&body) {
+        return Err(ApiError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            body: json!({ "error": "not_a_backup", "message": "upload a .hkb backup file as application/octet-stream" }),
+        });
+    }
+    let dir = sys.data_dir.clone();
+    let staged = tokio::task::spawn_blocking(move || backup::stage_restore(&dir, &body))
+        .await
+        .map_err(|_| ApiError::internal())?;
+    match staged {
+        Ok(m) => {
+            let detail = format!("backup of {} with {} files, staged for the next start", m.version, m.files.len());
+            st.record(a.audit("system.restore", &m.version, detail)).await;
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({ "version": m.version, "files": m.files.len(), "created_ms": m.created_ms, "restart_required": true })),
+            )
+                .into_response())
+        }
+        Err(BackupError::Io(m)) => {
+            log::error!("restore: {m}");
+            Err(ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, body: json!({ "error": "write_failed", "message": m }) })
+        }
+        Err(e) => {
+            st.record(a.audit("system.restore_refused", "", e.to_string())).await;
+            Err(ApiError { status: StatusCode::BAD_REQUEST, body: json!({ "error": "bad_backup", "message": e.to_string() }) })
+        }
+    }
 }
 
 fn appliance(st: &State) -> Result<Appliance, ApiError> {
