@@ -139,7 +139,9 @@ impl std::fmt::Display for BackupError {
             BackupError::BadManifest(why) => write!(f, "unreadable backup manifest: {why}"),
             BackupError::BadPath(p) => write!(f, "the backup holds a forbidden path: {p}"),
             BackupError::Corrupt(p) => write!(f, "{p} in the backup does not match its checksum"),
-            BackupError::TooLarge(n) => write!(f, "the backup would be {n} bytes (at most {MAX_BACKUP_BYTES})"),
+            BackupError::TooLarge(n) => {
+                write!(f, "the backup would be {n} bytes (at most {MAX_BACKUP_BYTES})")
+            }
             BackupError::Io(e) => write!(f, "{e}"),
         }
     }
@@ -169,7 +171,12 @@ fn safe_path(p: &str) -> bool {
 }
 
 /// Builds an archive from `(path, bytes)` pairs.
-pub fn pack(version: &str, created_ms: u64, recordings: bool, files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, BackupError> {
+pub fn pack(
+    version: &str,
+    created_ms: u64,
+    recordings: bool,
+    files: &[(String, Vec<u8>)],
+) -> Result<Vec<u8>, BackupError> {
     let mut entries = Vec::with_capacity(files.len());
     let mut total = 0u64;
     for (path, bytes) in files {
@@ -177,12 +184,17 @@ pub fn pack(version: &str, created_ms: u64, recordings: bool, files: &[(String, 
             return Err(BackupError::BadPath(path.clone()));
         }
         total = total.saturating_add(bytes.len() as u64);
-        entries.push(FileEntry { path: path.clone(), size: bytes.len() as u64, sha256: hex(&Sha256::digest(bytes)) });
+        entries.push(FileEntry {
+            path: path.clone(),
+            size: bytes.len() as u64,
+            sha256: hex(&Sha256::digest(bytes)),
+        });
     }
     if files.len() > MAX_FILES {
         return Err(BackupError::BadManifest(format!("{} files (at most {MAX_FILES})", files.len())));
     }
-    let manifest = Manifest { format: FORMAT, version: version.into(), created_ms, recordings, files: entries };
+    let manifest =
+        Manifest { format: FORMAT, version: version.into(), created_ms, recordings, files: entries };
     let json = serde_json::to_vec(&manifest).map_err(|e| BackupError::BadManifest(e.to_string()))?;
     if json.len() > MAX_MANIFEST_BYTES {
         return Err(BackupError::BadManifest(format!("{} bytes of manifest", json.len())));
@@ -228,9 +240,13 @@ pub fn unpack(bytes: &[u8]) -> Result<Archive<'_>, BackupError> {
         return Err(BackupError::BadManifest(format!("{mlen} bytes of manifest")));
     }
     let json = body.get(HEADER_BYTES..HEADER_BYTES + mlen).ok_or(BackupError::Truncated)?;
-    let manifest: Manifest = serde_json::from_slice(json).map_err(|e| BackupError::BadManifest(e.to_string()))?;
+    let manifest: Manifest =
+        serde_json::from_slice(json).map_err(|e| BackupError::BadManifest(e.to_string()))?;
     if manifest.format != FORMAT {
-        return Err(BackupError::BadManifest(format!("format {} (this box reads {FORMAT})", manifest.format)));
+        return Err(BackupError::BadManifest(format!(
+            "format {} (this box reads {FORMAT})",
+            manifest.format
+        )));
     }
     if manifest.files.len() > MAX_FILES {
         return Err(BackupError::BadManifest(format!("{} files", manifest.files.len())));
@@ -272,7 +288,11 @@ pub fn unpack(bytes: &[u8]) -> Result<Archive<'_>, BackupError> {
 
 /// Reads the data directory (and the configuration file) into `(path, bytes)` pairs, sorted.
 /// Recordings only when asked. Retries when a file vanishes mid-read (store compaction).
-pub fn collect(data_dir: &Path, config: Option<&Path>, recordings: bool) -> Result<Vec<(String, Vec<u8>)>, BackupError> {
+pub fn collect(
+    data_dir: &Path,
+    config: Option<&Path>,
+    recordings: bool,
+) -> Result<Vec<(String, Vec<u8>)>, BackupError> {
     let mut last = BackupError::Io("no attempt".into());
     for _ in 0..COLLECT_TRIES {
         match collect_once(data_dir, config, recordings) {
@@ -284,7 +304,11 @@ pub fn collect(data_dir: &Path, config: Option<&Path>, recordings: bool) -> Resu
     Err(last)
 }
 
-fn collect_once(data_dir: &Path, config: Option<&Path>, recordings: bool) -> Result<Vec<(String, Vec<u8>)>, BackupError> {
+fn collect_once(
+    data_dir: &Path,
+    config: Option<&Path>,
+    recordings: bool,
+) -> Result<Vec<(String, Vec<u8>)>, BackupError> {
     let mut paths = Vec::new();
     walk(data_dir, data_dir, &mut paths)?;
     paths.sort();
@@ -299,7 +323,8 @@ fn collect_once(data_dir: &Path, config: Option<&Path>, recordings: bool) -> Res
         Ok(())
     };
     if let Some(c) = config {
-        let bytes = std::fs::read(c).map_err(|e| BackupError::Io(format!("cannot read {}: {e}", c.display())))?;
+        let bytes =
+            std::fs::read(c).map_err(|e| BackupError::Io(format!("cannot read {}: {e}", c.display())))?;
         add(CONFIG_ENTRY.to_string(), bytes)?;
     }
     for rel in paths {
@@ -309,14 +334,16 @@ fn collect_once(data_dir: &Path, config: Option<&Path>, recordings: bool) -> Res
         if !safe_path(&rel) || rel.starts_with("config/") {
             continue;
         }
-        let bytes = std::fs::read(data_dir.join(&rel)).map_err(|e| BackupError::Io(format!("cannot read {rel}: {e}")))?;
+        let bytes = std::fs::read(data_dir.join(&rel))
+            .map_err(|e| BackupError::Io(format!("cannot read {rel}: {e}")))?;
         add(rel, bytes)?;
     }
     Ok(out)
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), BackupError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| BackupError::Io(format!("cannot list {}: {e}", dir.display())))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| BackupError::Io(format!("cannot list {}: {e}", dir.display())))?;
     for entry in entries {
         let entry = entry.map_err(|e| BackupError::Io(e.to_string()))?;
         let path = entry.path();
@@ -336,7 +363,12 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), BackupErro
 }
 
 /// Makes an archive of the data directory now.
-pub fn backup(data_dir: &Path, config: Option<&Path>, recordings: bool, now_ms: u64) -> Result<Vec<u8>, BackupError> {
+pub fn backup(
+    data_dir: &Path,
+    config: Option<&Path>,
+    recordings: bool,
+    now_ms: u64,
+) -> Result<Vec<u8>, BackupError> {
     let files = collect(data_dir, config, recordings)?;
     pack(crate::VERSION, now_ms, recordings, &files)
 }
@@ -345,7 +377,8 @@ pub fn backup(data_dir: &Path, config: Option<&Path>, recordings: bool, now_ms: 
 /// manifest of what will be restored.
 pub fn stage_restore(data_dir: &Path, bytes: &[u8]) -> Result<Manifest, BackupError> {
     let manifest = unpack(bytes)?.manifest;
-    write_atomic(&data_dir.join(RESTORE_PENDING), bytes).map_err(|e| BackupError::Io(format!("cannot stage the restore: {e}")))?;
+    write_atomic(&data_dir.join(RESTORE_PENDING), bytes)
+        .map_err(|e| BackupError::Io(format!("cannot stage the restore: {e}")))?;
     let _ = remove_synced(&data_dir.join(RESET_PENDING));
     Ok(manifest)
 }
@@ -574,7 +607,16 @@ mod tests {
 
     #[test]
     fn paths_that_escape_the_data_directory_are_refused() {
-        for bad in ["../etc/passwd", "/etc/passwd", "a/../../b", "./x", "console.sock", "restore.pending", "a\\b", ""] {
+        for bad in [
+            "../etc/passwd",
+            "/etc/passwd",
+            "a/../../b",
+            "./x",
+            "console.sock",
+            "restore.pending",
+            "a\\b",
+            "",
+        ] {
             assert!(pack("1", 0, false, &[(bad.to_string(), vec![1])]).is_err(), "{bad}");
         }
     }
@@ -617,7 +659,8 @@ mod tests {
         std::fs::write(&cfg, b"[sip]\n").expect("w");
 
         let without = backup(&data, Some(&cfg), false, 1).expect("backup");
-        let paths: Vec<String> = unpack(&without).expect("ok").files.iter().map(|(p, _)| p.to_string()).collect();
+        let paths: Vec<String> =
+            unpack(&without).expect("ok").files.iter().map(|(p, _)| p.to_string()).collect();
         assert_eq!(paths, vec![CONFIG_ENTRY.to_string(), "store/p/seg1".to_string()]);
         let with = backup(&data, Some(&cfg), true, 1).expect("backup");
 
@@ -626,7 +669,11 @@ mod tests {
         std::fs::write(data.join("store/p/seg2"), b"new").expect("w");
         std::fs::write(&cfg, b"changed").expect("w");
         stage_restore(&data, &with).expect("stage");
-        assert_eq!(std::fs::read(data.join("store/p/seg1")).expect("r"), b"changed", "not applied while running");
+        assert_eq!(
+            std::fs::read(data.join("store/p/seg1")).expect("r"),
+            b"changed",
+            "not applied while running"
+        );
         assert_eq!(apply_pending(&data, Some(&cfg)), Ok(Applied::Restored { files: 2, config: true }));
         assert_eq!(std::fs::read(data.join("store/p/seg1")).expect("r"), b"store bytes");
         assert!(!data.join("store/p/seg2").exists());

@@ -362,7 +362,8 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         // A trial boot's health check and commit, or the report of a rollback (crate::update).
         let loopback = |bind: IpAddr| if bind.is_unspecified() { IpAddr::from([127, 0, 0, 1]) } else { bind };
         let sip = SocketAddr::new(loopback(config.sip.bind), config.sip.port);
-        let web_addr = (config.web.https_port != 0).then(|| SocketAddr::new(loopback(config.sip.bind), config.web.https_port));
+        let web_addr = (config.web.https_port != 0)
+            .then(|| SocketAddr::new(loopback(config.sip.bind), config.web.https_port));
         let store = store.clone();
         tokio::task::spawn_blocking(move || crate::update::after_start(&app, sip, web_addr, &store));
     }
@@ -598,7 +599,9 @@ fn answer_system(
         ConsoleCommand::ShowFirmware => crate::update::console_status(app),
         ConsoleCommand::Backup(path) => crate::backup::console_backup(data_dir, config, &path),
         ConsoleCommand::Restore(path) => crate::backup::console_restore(data_dir, &path),
-        ConsoleCommand::FactoryReset { confirmed } => crate::backup::console_factory_reset(data_dir, confirmed),
+        ConsoleCommand::FactoryReset { confirmed } => {
+            crate::backup::console_factory_reset(data_dir, confirmed)
+        }
         _ => "error: internal".into(),
     };
     let _ = reply.send(text);

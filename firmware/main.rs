@@ -127,7 +127,10 @@ fn bundle_command(cmd: BundleCommand) -> Result<String, String> {
             let key = bundle::parse_public_key(&text)?;
             let bytes = read(&file)?;
             let v = bundle::verify(&bytes, &key, &board, max_bytes).map_err(|e| e.to_string())?;
-            Ok(format!("ok: {} for {}, {} bytes, sha256 {}", v.manifest.version, v.manifest.board, v.manifest.size, v.manifest.sha256))
+            Ok(format!(
+                "ok: {} for {}, {} bytes, sha256 {}",
+                v.manifest.version, v.manifest.board, v.manifest.size, v.manifest.sha256
+            ))
         }
         BundleCommand::Pubkey { key } => Ok(bundle::public_key_hex(&bundle::signing_key(&read(&key)?)?)),
     }
@@ -155,7 +158,8 @@ fn main() -> ExitCode {
             // file) before anything reads them (hakoden::backup).
             // On the appliance the technician's configuration is /data/hakoden.toml (next to
             // the boot directory), which hakoden-start prefers over the slot's default.
-            let appliance_config = boot_dir.as_deref().and_then(|b| b.parent()).map(|d| d.join("hakoden.toml"));
+            let appliance_config =
+                boot_dir.as_deref().and_then(|b| b.parent()).map(|d| d.join("hakoden.toml"));
             let config_target = appliance_config.clone().or_else(|| config.clone());
             match hakoden::backup::apply_pending(&data, config_target.as_deref()) {
                 Ok(hakoden::backup::Applied::Nothing) => {}

@@ -12,8 +12,8 @@
 mod common;
 
 use common::qemu::{
-    image, skip_requested, Guest, BOOT_TIMEOUT, MIN_RELAYED_PACKETS, QEMU_HOST_ALIAS, RESET_TIMEOUT, RTP_FORWARDS,
-    SHELL_TIMEOUT, SIPP_TIMEOUT,
+    image, skip_requested, Guest, BOOT_TIMEOUT, MIN_RELAYED_PACKETS, QEMU_HOST_ALIAS, RESET_TIMEOUT,
+    RTP_FORWARDS, SHELL_TIMEOUT, SIPP_TIMEOUT,
 };
 use common::{g711a_pcap, require_tool, wait_udp_bound, PortBlock, RtpSink, Sipp};
 use std::process::Command;

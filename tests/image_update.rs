@@ -11,7 +11,9 @@
 #![allow(clippy::disallowed_methods)]
 mod common;
 
-use common::qemu::{image, private_disk, repo, skip_requested, Guest, BOOT_TIMEOUT, RESET_TIMEOUT, SIPP_TIMEOUT};
+use common::qemu::{
+    image, private_disk, repo, skip_requested, Guest, BOOT_TIMEOUT, RESET_TIMEOUT, SIPP_TIMEOUT,
+};
 use common::web::{client_trusting, Web, GOOD, GOOD2};
 use common::{require_tool, PortBlock, Sipp};
 use reqwest::StatusCode;
@@ -64,7 +66,8 @@ fn upload(web: &Web, ctype: &str, body: Vec<u8>) -> (StatusCode, Value) {
 
 /// Logs in as admin with `password` (after a reboot the sessions are gone).
 fn login(base: &str, pem: &str, password: &str) -> Web {
-    let mut w = Web { base: base.to_string(), client: client_trusting(pem.as_bytes()), cookie: None, csrf: None };
+    let mut w =
+        Web { base: base.to_string(), client: client_trusting(pem.as_bytes()), cookie: None, csrf: None };
     let (s, v) = w.login("admin", password);
     assert_eq!(s, StatusCode::OK, "login: {v}");
     w
@@ -91,7 +94,10 @@ fn updates_commit_or_roll_back_and_power_cuts_lose_no_acknowledged_call() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let good = make_bundle(&dir.path().join("good.bundle"), &["--version-suffix", "-next"]);
-    let broken = make_bundle(&dir.path().join("broken.bundle"), &["--fail-health-check", "--version-suffix", "-broken"]);
+    let broken = make_bundle(
+        &dir.path().join("broken.bundle"),
+        &["--fail-health-check", "--version-suffix", "-broken"],
+    );
     let disk = private_disk(&image, dir.path());
 
     let ports = PortBlock::reserve();
@@ -104,12 +110,19 @@ fn updates_commit_or_roll_back_and_power_cuts_lose_no_acknowledged_call() {
     let mut guest = Guest::boot(&disk, dir.path(), sip, rtp, tcp);
     guest.expect(0, BOOT_TIMEOUT, "stage-1 slot line", |l| l.contains("stage1: slot=a source=committed"));
     guest.ready_after(0, BOOT_TIMEOUT);
-    let (_, line) = guest.expect(0, BOOT_TIMEOUT, "admin password", |l| l.contains("web admin user `admin`, password "));
-    let initial = line.split("password ").nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or_default().to_string();
+    let (_, line) =
+        guest.expect(0, BOOT_TIMEOUT, "admin password", |l| l.contains("web admin user `admin`, password "));
+    let initial = line
+        .split("password ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string();
     let pem = guest.web_certificate();
 
     // The web page logs in over the forwarded HTTPS port (first login changes the password).
-    let mut web = Web { base: base.clone(), client: client_trusting(pem.as_bytes()), cookie: None, csrf: None };
+    let mut web =
+        Web { base: base.clone(), client: client_trusting(pem.as_bytes()), cookie: None, csrf: None };
     web.first_login("admin", &initial, GOOD);
     let (s, fw) = web.get("/api/v1/firmware");
     assert_eq!(s, StatusCode::OK, "{fw}");
@@ -132,7 +145,9 @@ fn updates_commit_or_roll_back_and_power_cuts_lose_no_acknowledged_call() {
     let (s, v) = upload(&web, "application/octet-stream", std::fs::read(&good).expect("bundle"));
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     assert_eq!(v["slot"], "b", "{v}");
-    let (at, _) = guest.expect(from, UPDATE_TIMEOUT, "trial boot of b", |l| l.contains("stage1: slot=b source=try_slot trial=1"));
+    let (at, _) = guest.expect(from, UPDATE_TIMEOUT, "trial boot of b", |l| {
+        l.contains("stage1: slot=b source=try_slot trial=1")
+    });
     let (at, _) = guest.expect(at, UPDATE_TIMEOUT, "the commit", |l| l.contains("update: committed"));
     let update_s = t.elapsed().as_secs_f64();
     eprintln!("MEASURE update_upload_to_commit_s={update_s:.1}");
@@ -148,9 +163,13 @@ fn updates_commit_or_roll_back_and_power_cuts_lose_no_acknowledged_call() {
     let t = Instant::now();
     let (s, v) = upload(&web, "application/octet-stream", std::fs::read(&broken).expect("bundle"));
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
-    let (at, _) = guest.expect(from, UPDATE_TIMEOUT, "trial boot of a", |l| l.contains("stage1: slot=a source=try_slot trial=1"));
-    let (at, _) = guest.expect(at, UPDATE_TIMEOUT, "the failed check", |l| l.contains("update: health check failed"));
-    let (at, _) = guest.expect(at, RESET_TIMEOUT, "rollback to b", |l| l.contains("stage1: slot=b source=committed"));
+    let (at, _) = guest.expect(from, UPDATE_TIMEOUT, "trial boot of a", |l| {
+        l.contains("stage1: slot=a source=try_slot trial=1")
+    });
+    let (at, _) =
+        guest.expect(at, UPDATE_TIMEOUT, "the failed check", |l| l.contains("update: health check failed"));
+    let (at, _) =
+        guest.expect(at, RESET_TIMEOUT, "rollback to b", |l| l.contains("stage1: slot=b source=committed"));
     guest.ready_after(at, RESET_TIMEOUT);
     let rollback_s = t.elapsed().as_secs_f64();
     eprintln!("MEASURE broken_update_upload_to_rollback_ready_s={rollback_s:.1}");
@@ -167,13 +186,24 @@ fn updates_commit_or_roll_back_and_power_cuts_lose_no_acknowledged_call() {
 /// The power-cut rounds: calls complete (acknowledged: SIPp saw the BYE answered), QEMU is
 /// killed at a seeded random moment of the next batch, the box boots, and `show cdr` must hold
 /// at least every acknowledged call.
-fn power_cuts(mut guest: Guest, disk: &Path, dir: &Path, sip: u16, rtp: (u16, u16), tcp: (u16, u16), ports: &PortBlock) {
-    let mut seed: u64 = std::env::var("HAKODEN_POWER_CUT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
+fn power_cuts(
+    mut guest: Guest,
+    disk: &Path,
+    dir: &Path,
+    sip: u16,
+    rtp: (u16, u16),
+    tcp: (u16, u16),
+    ports: &PortBlock,
+) {
+    let mut seed: u64 =
+        std::env::var("HAKODEN_POWER_CUT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
     eprintln!("power-cut seed {seed} (HAKODEN_POWER_CUT_SEED repeats it)");
     let sipdir = dir.join("sipp-pc");
     let remote = format!("127.0.0.1:{sip}");
     let password = |g: &Guest, ext: &str| {
-        let (_, line) = g.expect(0, RESET_TIMEOUT, "demo password", |l| l.trim_start().starts_with(&format!("extension {ext} ")));
+        let (_, line) = g.expect(0, RESET_TIMEOUT, "demo password", |l| {
+            l.trim_start().starts_with(&format!("extension {ext} "))
+        });
         line.split_whitespace().last().unwrap_or_default().to_string()
     };
     let (callee_ext, caller_ext) = ("202", "201");
@@ -237,10 +267,15 @@ fn power_cuts(mut guest: Guest, disk: &Path, dir: &Path, sip: u16, rtp: (u16, u1
         guest = Guest::boot(disk, dir, sip, rtp, tcp);
         let at = guest.ready_after(0, BOOT_TIMEOUT);
         // The store opened (the ready line comes after it); every acknowledged call is there.
-        let count = guest.shell_value("CDRS", "hakoden console --data /data/hakoden show cdr 500 | grep -c '^ *[0-9]'");
+        let count = guest
+            .shell_value("CDRS", "hakoden console --data /data/hakoden show cdr 500 | grep -c '^ *[0-9]'");
         let count: u32 = count.trim().parse().unwrap_or(0);
         eprintln!("round {round}: {count} CDR lines after the boot, {acknowledged} acknowledged calls");
-        assert!(count >= acknowledged, "round {round}: {count} CDRs < {acknowledged} acknowledged calls\n{}", guest.serial.tail(60));
+        assert!(
+            count >= acknowledged,
+            "round {round}: {count} CDRs < {acknowledged} acknowledged calls\n{}",
+            guest.serial.tail(60)
+        );
         let _ = at;
     }
     eprintln!("MEASURE power_cut_rounds={POWER_CUT_ROUNDS} acknowledged_calls={acknowledged}");

@@ -22,6 +22,7 @@ const TEXT = {
     "users.delete": "削除", "users.logout": "強制ログアウト", "users.confirm": "本当に削除してよろしいでしょうか?",
     "users.created": "登録しました", "users.deleted": "削除しました", "users.online": "ログイン中",
     "error.generic": "エラーが発生しました（{s}）。",
+    "nav.system": "システム管理",
   },
   en: {
     "common.loading": "Loading…",
@@ -42,6 +43,7 @@ const TEXT = {
     "users.delete": "Delete", "users.logout": "Force logout", "users.confirm": "Delete this user?",
     "users.created": "Saved", "users.deleted": "Deleted", "users.online": "logged in",
     "error.generic": "Something went wrong ({s}).",
+    "nav.system": "System",
   },
 };
 

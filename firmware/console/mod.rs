@@ -252,10 +252,16 @@ pub fn parse_command(line: &str) -> Result<ConsoleCommand, String> {
         [] => Err("empty command; type `help` for the list".into()),
         ["?"] => Ok(ConsoleCommand::Help),
         [w] if abbreviates(w, "help", 1) => Ok(ConsoleCommand::Help),
-        [w, f] if abbreviates(w, "show", 2) && abbreviates(f, "firmware", 3) => Ok(ConsoleCommand::ShowFirmware),
+        [w, f] if abbreviates(w, "show", 2) && abbreviates(f, "firmware", 3) => {
+            Ok(ConsoleCommand::ShowFirmware)
+        }
         [w, _, ..] if *w == "update" || *w == "backup" || *w == "restore" => {
             // The path keeps its case and spaces: everything after the first word.
-            let path = line.trim().split_once(char::is_whitespace).map(|(_, p)| p.trim().to_string()).unwrap_or_default();
+            let path = line
+                .trim()
+                .split_once(char::is_whitespace)
+                .map(|(_, p)| p.trim().to_string())
+                .unwrap_or_default();
             Ok(match *w {
                 "update" => ConsoleCommand::Update(path),
                 "backup" => ConsoleCommand::Backup(path),
@@ -264,7 +270,9 @@ pub fn parse_command(line: &str) -> Result<ConsoleCommand, String> {
         }
         [w] if *w == "update" || *w == "backup" || *w == "restore" => Err(format!("usage: {w} FILE")),
         [w] if *w == "factory-reset" => Ok(ConsoleCommand::FactoryReset { confirmed: false }),
-        [w, c] if *w == "factory-reset" && *c == "confirm" => Ok(ConsoleCommand::FactoryReset { confirmed: true }),
+        [w, c] if *w == "factory-reset" && *c == "confirm" => {
+            Ok(ConsoleCommand::FactoryReset { confirmed: true })
+        }
         [w, rest @ ..] if abbreviates(w, "show", 2) => parse_show(rest),
         [w, rest @ ..] if abbreviates(w, "log", 2) => parse_log(rest),
         [w, rest @ ..] if abbreviates(w, "agent", 2) => parse_agent(line.trim(), rest),

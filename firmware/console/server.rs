@@ -184,9 +184,9 @@ async fn ask(tx: &mpsc::Sender<ConsoleRequest>, command: super::ConsoleCommand) 
             IMPORT_TIMEOUT
         }
         super::ConsoleCommand::Report { .. } => REPORT_TIMEOUT,
-        super::ConsoleCommand::Update(_) | super::ConsoleCommand::Backup(_) | super::ConsoleCommand::Restore(_) => {
-            UPDATE_TIMEOUT
-        }
+        super::ConsoleCommand::Update(_)
+        | super::ConsoleCommand::Backup(_)
+        | super::ConsoleCommand::Restore(_) => UPDATE_TIMEOUT,
         _ => REPLY_TIMEOUT,
     };
     let (reply, answer) = oneshot::channel();

@@ -470,8 +470,14 @@ fn supervise_commands_parse_with_their_mode_and_extensions() {
 
 #[test]
 fn system_commands_keep_the_path_case_and_ask_before_a_factory_reset() {
-    assert_eq!(parse_command("update /tmp/Next.bundle"), Ok(ConsoleCommand::Update("/tmp/Next.bundle".into())));
-    assert_eq!(parse_command("backup /tmp/My Backup.hkb"), Ok(ConsoleCommand::Backup("/tmp/My Backup.hkb".into())));
+    assert_eq!(
+        parse_command("update /tmp/Next.bundle"),
+        Ok(ConsoleCommand::Update("/tmp/Next.bundle".into()))
+    );
+    assert_eq!(
+        parse_command("backup /tmp/My Backup.hkb"),
+        Ok(ConsoleCommand::Backup("/tmp/My Backup.hkb".into()))
+    );
     assert_eq!(parse_command("restore /tmp/b.hkb"), Ok(ConsoleCommand::Restore("/tmp/b.hkb".into())));
     assert_eq!(parse_command("sh fir"), Ok(ConsoleCommand::ShowFirmware));
     assert_eq!(parse_command("factory-reset"), Ok(ConsoleCommand::FactoryReset { confirmed: false }));

@@ -174,7 +174,10 @@ pub fn verify<'a>(
     let manifest: Manifest = serde_json::from_slice(signed.get(HEADER_BYTES..).unwrap_or_default())
         .map_err(|e| BundleError::BadManifest(e.to_string()))?;
     if manifest.format != FORMAT {
-        return Err(BundleError::BadManifest(format!("format {} (this box reads {FORMAT})", manifest.format)));
+        return Err(BundleError::BadManifest(format!(
+            "format {} (this box reads {FORMAT})",
+            manifest.format
+        )));
     }
     if manifest.board != board {
         return Err(BundleError::WrongBoard { want: board.to_string(), got: manifest.board.clone() });
@@ -183,7 +186,8 @@ pub fn verify<'a>(
         return Err(BundleError::TooLarge { size: manifest.size, max: max_size });
     }
     let payload = bytes.get(signed_end + SIGNATURE_BYTES..).unwrap_or_default();
-    let size = usize::try_from(manifest.size).map_err(|_| BundleError::TooLarge { size: manifest.size, max: max_size })?;
+    let size = usize::try_from(manifest.size)
+        .map_err(|_| BundleError::TooLarge { size: manifest.size, max: max_size })?;
     if payload.len() < size {
         return Err(BundleError::Truncated("firmware"));
     }
@@ -202,7 +206,8 @@ pub fn verify<'a>(
 /// Makes a bundle (the build side, `hakoden bundle make`). Refuses names the box would refuse.
 pub fn build(key: &Ed25519KeyPair, version: &str, board: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
     for (what, v) in [("version", version), ("board", board)] {
-        if v.is_empty() || v.len() > MAX_NAME_BYTES || v.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        if v.is_empty() || v.len() > MAX_NAME_BYTES || v.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
             return Err(format!("{what} must be 1-{MAX_NAME_BYTES} printable characters without spaces"));
         }
     }

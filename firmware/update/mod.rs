@@ -203,10 +203,16 @@ pub struct Appliance {
 
 impl Appliance {
     /// Reads the running slot from `run_slot_file` and the key from `key_file`.
-    pub fn load(boot_dir: &Path, key_file: &Path, board: &str, run_slot_file: &Path) -> Result<Appliance, String> {
+    pub fn load(
+        boot_dir: &Path,
+        key_file: &Path,
+        board: &str,
+        run_slot_file: &Path,
+    ) -> Result<Appliance, String> {
         let key_text = std::fs::read_to_string(key_file)
             .map_err(|e| format!("cannot read the update key {}: {e}", key_file.display()))?;
-        let public_key = bundle::parse_public_key(&key_text).map_err(|e| format!("{}: {e}", key_file.display()))?;
+        let public_key =
+            bundle::parse_public_key(&key_text).map_err(|e| format!("{}: {e}", key_file.display()))?;
         let run = std::fs::read_to_string(run_slot_file).unwrap_or_default();
         let field = |name: &str| {
             run.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix('='))).unwrap_or("")
@@ -245,7 +251,11 @@ impl Appliance {
 
     /// The committed slot (`slot`, default a as in stage 1).
     pub fn committed(&self) -> Slot {
-        std::fs::read_to_string(self.boot_dir.join("slot")).ok().as_deref().and_then(Slot::parse).unwrap_or(Slot::A)
+        std::fs::read_to_string(self.boot_dir.join("slot"))
+            .ok()
+            .as_deref()
+            .and_then(Slot::parse)
+            .unwrap_or(Slot::A)
     }
 
     /// The last update's record.
@@ -258,7 +268,10 @@ impl Appliance {
         let last = self.last_update();
         let mut slots = vec![(self.running, Some(crate::VERSION.to_string()))];
         let other = self.running.other();
-        let other_version = last.as_ref().filter(|r| r.to == other && r.result != UpdateResult::Pending).map(|r| r.version.clone());
+        let other_version = last
+            .as_ref()
+            .filter(|r| r.to == other && r.result != UpdateResult::Pending)
+            .map(|r| r.version.clone());
         slots.push((other, other_version));
         slots.sort_by_key(|(s, _)| s.name());
         FirmwareStatus {
@@ -330,14 +343,21 @@ impl Appliance {
         let crash_path = self.boot_dir.join("crash-fallback");
         if let Ok(text) = std::fs::read_to_string(&crash_path) {
             // hakoden-start fell back from a crash-looping firmware: `from=S` names it.
-            let from = text.lines().find_map(|l| l.strip_prefix("from=")).and_then(Slot::parse).unwrap_or(self.running.other());
+            let from = text
+                .lines()
+                .find_map(|l| l.strip_prefix("from="))
+                .and_then(Slot::parse)
+                .unwrap_or(self.running.other());
             let version = self.last_update().filter(|r| r.to == from).map(|r| r.version).unwrap_or_default();
             let record = UpdateRecord {
                 version,
                 from: self.running,
                 to: from,
                 result: UpdateResult::CrashLoopFallback,
-                detail: format!("slot {from} crashed repeatedly after its commit; back on slot {}", self.running),
+                detail: format!(
+                    "slot {from} crashed repeatedly after its commit; back on slot {}",
+                    self.running
+                ),
                 at_ms: now_ms,
             };
             let _ = write_json(&self.boot_dir.join("last_update.json"), &record);
@@ -382,7 +402,12 @@ impl Appliance {
     }
 
     /// Records a failed health check; the caller reboots into the committed slot.
-    pub fn fail_trial(&self, pending: &UpdateRecord, why: &str, now_ms: u64) -> std::io::Result<UpdateRecord> {
+    pub fn fail_trial(
+        &self,
+        pending: &UpdateRecord,
+        why: &str,
+        now_ms: u64,
+    ) -> std::io::Result<UpdateRecord> {
         let record = UpdateRecord {
             result: UpdateResult::HealthCheckFailed,
             detail: format!("health check failed: {why}; back to slot {}", pending.from),
@@ -505,7 +530,12 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
 /// takes a write and reads it back. Retries until `deadline` has passed; `Err` says what
 /// failed last. A rootfs carrying [`FAIL_HEALTH_FLAG`] fails on purpose (tests). Blocking.
 #[allow(clippy::disallowed_methods)] // driver: measures its own deadline
-pub fn health_check(sip: SocketAddr, web: Option<SocketAddr>, store: &Store, deadline: Duration) -> Result<(), String> {
+pub fn health_check(
+    sip: SocketAddr,
+    web: Option<SocketAddr>,
+    store: &Store,
+    deadline: Duration,
+) -> Result<(), String> {
     let started = std::time::Instant::now();
     let mut last = String::new();
     let mut attempt = 0u32;
@@ -558,7 +588,8 @@ fn sip_options(sip: SocketAddr, attempt: u32) -> Result<(), String> {
     sock.send_to(req.as_bytes(), target).map_err(|e| format!("SIP send: {e}"))?;
     let mut buf = [0u8; 4096];
     loop {
-        let (n, _) = sock.recv_from(&mut buf).map_err(|e| format!("SIP did not answer OPTIONS on {target}: {e}"))?;
+        let (n, _) =
+            sock.recv_from(&mut buf).map_err(|e| format!("SIP did not answer OPTIONS on {target}: {e}"))?;
         let text = String::from_utf8_lossy(buf.get(..n).unwrap_or_default());
         if text.starts_with("SIP/2.0 ") && text.contains(&call_id) {
             return Ok(());
@@ -610,7 +641,11 @@ pub fn after_start(app: &Appliance, sip: SocketAddr, web: Option<SocketAddr>, st
     if !app.trial && app.boot_dir.join("fallback").exists() {
         std::thread::sleep(PROBATION);
         match app.end_probation() {
-            Ok(()) => log::info!("update: slot {} ran {} s without a crash loop; probation over", app.running, PROBATION.as_secs()),
+            Ok(()) => log::info!(
+                "update: slot {} ran {} s without a crash loop; probation over",
+                app.running,
+                PROBATION.as_secs()
+            ),
             Err(e) => log::warn!("update: cannot end the probation: {e}"),
         }
     }
@@ -622,11 +657,18 @@ pub fn console_update(app: Option<&Appliance>, path: &str) -> Result<String, Str
     let app = app.ok_or("firmware updates need the A/B appliance image (hakoden run --boot-dir)")?;
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {path}: {e}"))?;
     if meta.len() > app.max_bundle_bytes() {
-        return Err(format!("{path} is {} bytes; a bundle for this box is at most {}", meta.len(), app.max_bundle_bytes()));
+        return Err(format!(
+            "{path} is {} bytes; a bundle for this box is at most {}",
+            meta.len(),
+            app.max_bundle_bytes()
+        ));
     }
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
     let rec = app.install(&bytes, wall_ms()).map_err(|e| e.to_string())?;
-    Ok(format!("{} verified and written to slot {}; rebooting into it once (it commits after its health check)", rec.version, rec.to))
+    Ok(format!(
+        "{} verified and written to slot {}; rebooting into it once (it commits after its health check)",
+        rec.version, rec.to
+    ))
 }
 
 /// `show firmware` on the console.
@@ -647,7 +689,10 @@ pub fn console_status(app: Option<&Appliance>) -> String {
         out.push_str(&format!("slot {slot}: {}\n", version.as_deref().unwrap_or("unknown")));
     }
     match &s.last_update {
-        Some(r) => out.push_str(&format!("last update: {} {} -> {}: {:?}: {}", r.version, r.from, r.to, r.result, r.detail)),
+        Some(r) => out.push_str(&format!(
+            "last update: {} {} -> {}: {:?}: {}",
+            r.version, r.from, r.to, r.result, r.detail
+        )),
         None => out.push_str("last update: none"),
     }
     out
@@ -680,7 +725,8 @@ mod tests {
             for (n, part) in [(2, "rootfs_a"), (3, "rootfs_b")] {
                 let sys = d.join(format!("sys/vda{n}"));
                 std::fs::create_dir_all(&sys).expect("sys");
-                std::fs::write(sys.join("uevent"), format!("MAJOR=254\nDEVNAME=vda{n}\nPARTNAME={part}\n")).expect("uevent");
+                std::fs::write(sys.join("uevent"), format!("MAJOR=254\nDEVNAME=vda{n}\nPARTNAME={part}\n"))
+                    .expect("uevent");
                 std::fs::write(sys.join("size"), "128\n").expect("size");
                 std::fs::create_dir_all(d.join("dev")).expect("dev");
                 std::fs::write(d.join(format!("dev/vda{n}")), vec![0xee; 64 * 1024]).expect("part");
@@ -690,7 +736,8 @@ mod tests {
             let doc = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).expect("keygen");
             let key = Ed25519KeyPair::from_pkcs8(doc.as_ref()).expect("key");
             std::fs::write(d.join("update.pub"), bundle::public_key_hex(&key)).expect("pub");
-            std::fs::write(d.join("boot-slot"), format!("slot={running}\ntrial={}\n", u8::from(trial))).expect("run");
+            std::fs::write(d.join("boot-slot"), format!("slot={running}\ntrial={}\n", u8::from(trial)))
+                .expect("run");
             Fake { dir, key }
         }
         fn appliance(&self) -> Appliance {
@@ -718,7 +765,10 @@ mod tests {
         let b = std::fs::read(f.path("dev/vda3")).expect("slot b");
         assert_eq!(&b[..4], b"hsqs");
         assert!(b[4..10_000].iter().all(|&x| x == 7));
-        assert!(std::fs::read(f.path("dev/vda2")).expect("slot a").iter().all(|&x| x == 0xee), "slot a untouched");
+        assert!(
+            std::fs::read(f.path("dev/vda2")).expect("slot a").iter().all(|&x| x == 0xee),
+            "slot a untouched"
+        );
         assert_eq!(std::fs::read_to_string(f.path("boot/try_slot")).expect("try_slot"), "b\n");
         assert!(matches!(a.install(&f.bundle(100), 6), Err(UpdateError::Busy)), "one update per reboot");
     }
@@ -779,7 +829,9 @@ mod tests {
         let f = Fake::new(Slot::A, false);
         std::fs::write(f.path("boot/crash-fallback"), "from=b\n").expect("note");
         match f.appliance().boot_outcome(1) {
-            BootOutcome::RolledBack(r) => assert_eq!((r.to, r.result), (Slot::B, UpdateResult::CrashLoopFallback)),
+            BootOutcome::RolledBack(r) => {
+                assert_eq!((r.to, r.result), (Slot::B, UpdateResult::CrashLoopFallback))
+            }
             other => panic!("{other:?}"),
         }
         assert!(!f.path("boot/crash-fallback").exists());

@@ -12,9 +12,9 @@
 
 use super::api::{ApiError, ApiResult, Authed, State};
 use super::auth::Permission;
+use crate::backup::{self, BackupError};
 use crate::update::bundle::BundleError;
 use crate::update::{Appliance, UpdateError};
-use crate::backup::{self, BackupError};
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State as AxState};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -41,7 +41,11 @@ pub(super) struct System {
 }
 
 impl System {
-    pub(super) fn new(appliance: Option<Appliance>, data_dir: PathBuf, config_file: Option<PathBuf>) -> System {
+    pub(super) fn new(
+        appliance: Option<Appliance>,
+        data_dir: PathBuf,
+        config_file: Option<PathBuf>,
+    ) -> System {
         System { appliance, data_dir, config_file }
     }
 }
@@ -78,9 +82,11 @@ async fn download_backup(
     let sys = st.system.get().ok_or_else(ApiError::internal)?;
     let recordings = matches!(q.recordings.as_deref(), Some("1" | "true"));
     let (dir, cfg) = (sys.data_dir.clone(), sys.config_file.clone());
-    let made = tokio::task::spawn_blocking(move || backup::backup(&dir, cfg.as_deref(), recordings, super::wall_ms()))
-        .await
-        .map_err(|_| ApiError::internal())?;
+    let made = tokio::task::spawn_blocking(move || {
+        backup::backup(&dir, cfg.as_deref(), recordings, super::wall_ms())
+    })
+    .await
+    .map_err(|_| ApiError::internal())?;
     match made {
         Ok(bytes) => {
             let detail = format!("{} bytes, recordings {recordings}", bytes.len());
@@ -101,12 +107,20 @@ async fn download_backup(
         }),
         Err(e) => {
             log::error!("backup: {e}");
-            Err(ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, body: json!({ "error": "backup_failed", "message": e.to_string() }) })
+            Err(ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                body: json!({ "error": "backup_failed", "message": e.to_string() }),
+            })
         }
     }
 }
 
-async fn upload_restore(AxState(st): AxState<Arc<State>>, a: Authed, headers: HeaderMap, body: Bytes) -> ApiResult {
+async fn upload_restore(
+    AxState(st): AxState<Arc<State>>,
+    a: Authed,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
     a.require(Permission::SystemEdit)?;
     let sys = st.system.get().ok_or_else(ApiError::internal)?;
     let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -123,7 +137,8 @@ async fn upload_restore(AxState(st): AxState<Arc<State>>, a: Authed, headers: He
         .map_err(|_| ApiError::internal())?;
     match staged {
         Ok(m) => {
-            let detail = format!("backup of {} with {} files, staged for the next start", m.version, m.files.len());
+            let detail =
+                format!("backup of {} with {} files, staged for the next start", m.version, m.files.len());
             st.record(a.audit("system.restore", &m.version, detail)).await;
             Ok((
                 StatusCode::ACCEPTED,
@@ -133,11 +148,17 @@ async fn upload_restore(AxState(st): AxState<Arc<State>>, a: Authed, headers: He
         }
         Err(BackupError::Io(m)) => {
             log::error!("restore: {m}");
-            Err(ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, body: json!({ "error": "write_failed", "message": m }) })
+            Err(ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                body: json!({ "error": "write_failed", "message": m }),
+            })
         }
         Err(e) => {
             st.record(a.audit("system.restore_refused", "", e.to_string())).await;
-            Err(ApiError { status: StatusCode::BAD_REQUEST, body: json!({ "error": "bad_backup", "message": e.to_string() }) })
+            Err(ApiError {
+                status: StatusCode::BAD_REQUEST,
+                body: json!({ "error": "bad_backup", "message": e.to_string() }),
+            })
         }
     }
 }
@@ -155,8 +176,11 @@ async fn firmware_status(AxState(st): AxState<Arc<State>>, a: Authed) -> ApiResu
         return Ok(Json(json!({ "appliance": false, "version": crate::VERSION })).into_response());
     };
     let status = tokio::task::spawn_blocking(move || app.status()).await.map_err(|_| ApiError::internal())?;
-    let slots: Vec<_> =
-        status.slots.iter().map(|(s, v)| json!({ "slot": s, "version": v, "running": *s == status.running })).collect();
+    let slots: Vec<_> = status
+        .slots
+        .iter()
+        .map(|(s, v)| json!({ "slot": s, "version": v, "running": *s == status.running }))
+        .collect();
     Ok(Json(json!({
         "appliance": true,
         "version": status.version,
@@ -180,12 +204,19 @@ fn bundle_error(e: &BundleError) -> ApiError {
         BundleError::Corrupt | BundleError::TrailingData | BundleError::NotSquashfs => {
             (StatusCode::BAD_REQUEST, "corrupt")
         }
-        BundleError::ManifestTooLarge(_) | BundleError::BadManifest(_) => (StatusCode::BAD_REQUEST, "bad_manifest"),
+        BundleError::ManifestTooLarge(_) | BundleError::BadManifest(_) => {
+            (StatusCode::BAD_REQUEST, "bad_manifest")
+        }
     };
     ApiError { status, body: json!({ "error": key, "message": e.to_string() }) }
 }
 
-async fn upload_firmware(AxState(st): AxState<Arc<State>>, a: Authed, headers: HeaderMap, body: Body) -> ApiResult {
+async fn upload_firmware(
+    AxState(st): AxState<Arc<State>>,
+    a: Authed,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
     a.require(Permission::SystemEdit)?;
     let app = appliance(&st)?;
     let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -233,7 +264,10 @@ async fn upload_firmware(AxState(st): AxState<Arc<State>>, a: Authed, headers: H
         Err(UpdateError::Io(m)) => {
             log::error!("update: {m}");
             st.record(a.audit("firmware.failed", "", m.clone())).await;
-            Err(ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, body: json!({ "error": "write_failed", "message": m }) })
+            Err(ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                body: json!({ "error": "write_failed", "message": m }),
+            })
         }
     }
 }
