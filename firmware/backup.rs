@@ -83,6 +83,32 @@ pub struct FileEntry {
     pub size: u64,
     /// sha256, lower-case hex.
     pub sha256: String,
+    /// Zero bytes after the stored ones: a preallocated file (the store's journal is 64 MiB of
+    /// mostly zeros) is archived without its zero tail and grown back to its length on restore.
+    #[serde(default)]
+    pub zeros: u64,
+}
+
+/// One file to archive: its path, its bytes without the zero tail, the tail's length.
+pub type DataFile = (String, Vec<u8>, u64);
+
+/// Longest zero tail a restore recreates: the store preallocates 64 MiB journals; a tail past
+/// 1 GiB is not a file of this box but a crafted manifest (sparse, yet still refused).
+pub const MAX_ZERO_TAIL: u64 = 1 << 30;
+
+/// Shortest zero tail worth cutting: one page. Shorter runs are ordinary file content.
+const ZERO_TAIL_MIN: usize = 4096;
+
+/// Cuts a file's trailing zeros (when at least [`ZERO_TAIL_MIN`]) and returns their count.
+pub fn cut_zero_tail(bytes: &mut Vec<u8>) -> u64 {
+    let keep = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let tail = bytes.len() - keep;
+    if tail < ZERO_TAIL_MIN {
+        return 0;
+    }
+    bytes.truncate(keep);
+    bytes.shrink_to_fit();
+    tail as u64
 }
 
 /// The archive's manifest.
@@ -175,11 +201,11 @@ pub fn pack(
     version: &str,
     created_ms: u64,
     recordings: bool,
-    files: &[(String, Vec<u8>)],
+    files: &[DataFile],
 ) -> Result<Vec<u8>, BackupError> {
     let mut entries = Vec::with_capacity(files.len());
     let mut total = 0u64;
-    for (path, bytes) in files {
+    for (path, bytes, zeros) in files {
         if !safe_path(path) {
             return Err(BackupError::BadPath(path.clone()));
         }
@@ -188,6 +214,7 @@ pub fn pack(
             path: path.clone(),
             size: bytes.len() as u64,
             sha256: hex(&Sha256::digest(bytes)),
+            zeros: *zeros,
         });
     }
     if files.len() > MAX_FILES {
@@ -208,7 +235,7 @@ pub fn pack(
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(&json);
-    for (_, bytes) in files {
+    for (_, bytes, _) in files {
         out.extend_from_slice(bytes);
     }
     let sum = Sha256::digest(&out);
@@ -255,6 +282,12 @@ pub fn unpack(bytes: &[u8]) -> Result<Archive<'_>, BackupError> {
     let mut at = HEADER_BYTES + mlen;
     let mut files = Vec::with_capacity(manifest.files.len());
     for entry in &manifest.files {
+        if entry.zeros > MAX_ZERO_TAIL {
+            return Err(BackupError::BadManifest(format!(
+                "{}: zero tail of {} bytes",
+                entry.path, entry.zeros
+            )));
+        }
         if !safe_path(&entry.path) || !seen.insert(entry.path.clone()) {
             return Err(BackupError::BadPath(entry.path.clone()));
         }
@@ -292,7 +325,7 @@ pub fn collect(
     data_dir: &Path,
     config: Option<&Path>,
     recordings: bool,
-) -> Result<Vec<(String, Vec<u8>)>, BackupError> {
+) -> Result<Vec<DataFile>, BackupError> {
     let mut last = BackupError::Io("no attempt".into());
     for _ in 0..COLLECT_TRIES {
         match collect_once(data_dir, config, recordings) {
@@ -308,18 +341,19 @@ fn collect_once(
     data_dir: &Path,
     config: Option<&Path>,
     recordings: bool,
-) -> Result<Vec<(String, Vec<u8>)>, BackupError> {
+) -> Result<Vec<DataFile>, BackupError> {
     let mut paths = Vec::new();
     walk(data_dir, data_dir, &mut paths)?;
     paths.sort();
     let mut out = Vec::with_capacity(paths.len() + 1);
     let mut total = 0u64;
-    let mut add = |name: String, bytes: Vec<u8>| -> Result<(), BackupError> {
+    let mut add = |name: String, mut bytes: Vec<u8>| -> Result<(), BackupError> {
+        let zeros = cut_zero_tail(&mut bytes);
         total = total.saturating_add(bytes.len() as u64);
         if total > MAX_BACKUP_BYTES {
             return Err(BackupError::TooLarge(total));
         }
-        out.push((name, bytes));
+        out.push((name, bytes, zeros));
         Ok(())
     };
     if let Some(c) = config {
@@ -431,7 +465,7 @@ pub fn apply_pending(data_dir: &Path, config: Option<&Path>) -> Result<Applied, 
     let io = |e: std::io::Error| format!("restore: {e}");
     let mut config_bytes = None;
     let mut count = 0;
-    for (path, data) in &archive.files {
+    for ((path, data), entry) in archive.files.iter().zip(&archive.manifest.files) {
         if path == CONFIG_ENTRY {
             config_bytes = Some(*data);
             continue;
@@ -442,6 +476,10 @@ pub fn apply_pending(data_dir: &Path, config: Option<&Path>) -> Result<Applied, 
         }
         let mut f = std::fs::File::create(&dest).map_err(io)?;
         f.write_all(data).map_err(io)?;
+        if entry.zeros > 0 {
+            // Sparse: the zeros take no space until written.
+            f.set_len(data.len() as u64 + entry.zeros).map_err(io)?;
+        }
         f.sync_all().map_err(io)?;
         count += 1;
     }
@@ -569,12 +607,12 @@ pub fn console_factory_reset(data_dir: &Path, confirmed: bool) -> String {
 mod tests {
     use super::*;
 
-    fn files() -> Vec<(String, Vec<u8>)> {
+    fn files() -> Vec<DataFile> {
         vec![
-            (CONFIG_ENTRY.to_string(), b"[sip]\nport = 5060\n".to_vec()),
-            ("store/journal/0".to_string(), vec![1, 2, 3]),
-            ("voicemail/201/1.wav".to_string(), vec![9; 1000]),
-            ("empty".to_string(), vec![]),
+            (CONFIG_ENTRY.to_string(), b"[sip]\nport = 5060\n".to_vec(), 0),
+            ("store/journal/0".to_string(), vec![1, 2, 3], 1 << 20),
+            ("voicemail/201/1.wav".to_string(), vec![9; 1000], 0),
+            ("empty".to_string(), vec![], 0),
         ]
     }
 
@@ -583,7 +621,12 @@ mod tests {
         let a = pack("1.0", 5, false, &files()).expect("pack");
         let u = unpack(&a).expect("unpack");
         assert_eq!(u.manifest.version, "1.0");
-        let got: Vec<(String, Vec<u8>)> = u.files.iter().map(|(p, b)| (p.to_string(), b.to_vec())).collect();
+        let got: Vec<DataFile> = u
+            .files
+            .iter()
+            .zip(&u.manifest.files)
+            .map(|((p, b), e)| (p.to_string(), b.to_vec(), e.zeros))
+            .collect();
         assert_eq!(got, files());
     }
 
@@ -617,7 +660,7 @@ mod tests {
             "a\\b",
             "",
         ] {
-            assert!(pack("1", 0, false, &[(bad.to_string(), vec![1])]).is_err(), "{bad}");
+            assert!(pack("1", 0, false, &[(bad.to_string(), vec![1], 0)]).is_err(), "{bad}");
         }
     }
 
@@ -628,7 +671,12 @@ mod tests {
             version: "x".into(),
             created_ms: 0,
             recordings: false,
-            files: vec![FileEntry { path: "../../x".into(), size: 1, sha256: hex(&Sha256::digest([7u8])) }],
+            files: vec![FileEntry {
+                path: "../../x".into(),
+                size: 1,
+                sha256: hex(&Sha256::digest([7u8])),
+                zeros: 0,
+            }],
         };
         let json = serde_json::to_vec(&manifest).expect("json");
         let mut b = MAGIC.to_vec();
@@ -654,6 +702,10 @@ mod tests {
         std::fs::create_dir_all(data.join("store/p")).expect("mkdir");
         std::fs::create_dir_all(data.join("recordings")).expect("mkdir");
         std::fs::write(data.join("store/p/seg1"), b"store bytes").expect("w");
+        // A preallocated journal: a few bytes, then a long zero tail.
+        let mut jnl = b"journal".to_vec();
+        jnl.resize(1 << 20, 0);
+        std::fs::write(data.join("store/0.jnl"), &jnl).expect("w");
         std::fs::write(data.join("recordings/call.wav"), b"RIFF").expect("w");
         std::fs::write(data.join("console.sock"), b"").expect("w");
         std::fs::write(&cfg, b"[sip]\n").expect("w");
@@ -661,7 +713,11 @@ mod tests {
         let without = backup(&data, Some(&cfg), false, 1).expect("backup");
         let paths: Vec<String> =
             unpack(&without).expect("ok").files.iter().map(|(p, _)| p.to_string()).collect();
-        assert_eq!(paths, vec![CONFIG_ENTRY.to_string(), "store/p/seg1".to_string()]);
+        assert_eq!(
+            paths,
+            vec![CONFIG_ENTRY.to_string(), "store/0.jnl".to_string(), "store/p/seg1".to_string()]
+        );
+        assert!(without.len() < 4096, "the zero tail is not archived: {} bytes", without.len());
         let with = backup(&data, Some(&cfg), true, 1).expect("backup");
 
         // Change everything, then restore the archive with recordings.
@@ -674,7 +730,9 @@ mod tests {
             b"changed",
             "not applied while running"
         );
-        assert_eq!(apply_pending(&data, Some(&cfg)), Ok(Applied::Restored { files: 2, config: true }));
+        std::fs::write(data.join("store/0.jnl"), b"other").expect("w");
+        assert_eq!(apply_pending(&data, Some(&cfg)), Ok(Applied::Restored { files: 3, config: true }));
+        assert_eq!(std::fs::read(data.join("store/0.jnl")).expect("r"), jnl, "grown back to its length");
         assert_eq!(std::fs::read(data.join("store/p/seg1")).expect("r"), b"store bytes");
         assert!(!data.join("store/p/seg2").exists());
         assert_eq!(std::fs::read(data.join("recordings/call.wav")).expect("r"), b"RIFF");

@@ -36,7 +36,7 @@ fn json_of(r: reqwest::blocking::Response) -> (StatusCode, Value) {
 
 #[test]
 fn system_routes_need_a_session_and_the_system_permission() {
-    let tb = TestBox::start(&[("201", "pw201")]);
+    let tb = TestBox::start(&[("201", "secret201x")]);
     let anonymous = Web::new(&tb);
     for (m, p) in ROUTES {
         let r = raw(&anonymous, m, p, "application/octet-stream", b"x".to_vec());
@@ -62,7 +62,7 @@ fn system_routes_need_a_session_and_the_system_permission() {
 
 #[test]
 fn a_downloaded_backup_restores_the_users_after_a_restart_and_damaged_ones_are_refused() {
-    let mut tb = TestBox::start(&[("201", "pw201")]);
+    let mut tb = TestBox::start(&[("201", "secret201x")]);
     let w = admin(&tb);
     create_user_with_extension(&w, "keeper", "agent", "201");
     let r = raw(&w, "GET", "/api/v1/backup", "application/octet-stream", vec![]);
@@ -119,7 +119,7 @@ fn a_downloaded_backup_restores_the_users_after_a_restart_and_damaged_ones_are_r
 
 #[test]
 fn the_console_factory_reset_asks_first_and_then_starts_the_box_afresh() {
-    let mut tb = TestBox::start(&[("201", "pw201")]);
+    let mut tb = TestBox::start(&[("201", "secret201x")]);
     let w = admin(&tb);
     create_user_with_extension(&w, "someone", "agent", "201");
     let asked = tb.console("factory-reset");
@@ -128,6 +128,9 @@ fn the_console_factory_reset_asks_first_and_then_starts_the_box_afresh() {
     assert!(done.contains("staged"), "{done}");
     tb.restart();
     assert!(tb.web_admin_password().is_some(), "a wiped box seeds a new admin password");
-    let backup = tb.console("backup /nonexistent-dir/x.hkb");
-    assert!(backup.starts_with("error:"), "{backup}");
+    // The console's backup of the fresh box: one file outside the data directory.
+    let file = tb.scratch("backups").join("console.hkb");
+    let said = tb.console(&format!("backup {}", file.display()));
+    assert!(said.contains("backup written"), "{said}");
+    assert!(std::fs::read(&file).expect("backup file").starts_with(b"HAKOBAK1"));
 }
