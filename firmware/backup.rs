@@ -97,7 +97,7 @@ pub type DataFile = (String, Vec<u8>, u64);
 pub const MAX_ZERO_TAIL: u64 = 1 << 30;
 
 /// Shortest zero tail worth cutting: one page. Shorter runs are ordinary file content.
-const ZERO_TAIL_MIN: usize = 4096;
+pub const ZERO_TAIL_MIN: usize = 4096;
 
 /// Cuts a file's trailing zeros (when at least [`ZERO_TAIL_MIN`]) and returns their count.
 pub fn cut_zero_tail(bytes: &mut Vec<u8>) -> u64 {
