@@ -218,14 +218,18 @@ fn power_cuts(
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(POWER_CUT_ROUNDS);
+    // One set of ports for every round (the previous round's SIPp processes are gone): the
+    // port block holds only 24 endpoints.
+    let (callee_port, caller_port, more_port) = (ports.port(), ports.port(), ports.port());
+    let (register_media, uas_media, uas_rtp, caller_media, more_media) =
+        (ports.port(), ports.port(), ports.port(), ports.port(), ports.port());
     for round in 1..=rounds {
         // Acknowledged calls: a callee answers, the caller runs complete calls.
-        let (callee_port, caller_port) = (ports.port(), ports.port());
         let register = |ext: &str, pw: &str, port: u16| {
             Sipp::new("register.xml", &sipdir)
                 .remote(&remote)
                 .local_port(port)
-                .media_port(ports.port())
+                .media_port(register_media)
                 .service(ext)
                 .auth(ext, pw)
                 .timeout(SIPP_TIMEOUT)
@@ -238,8 +242,8 @@ fn power_cuts(
         let uas = Sipp::new("uas_answer_nat.xml", &sipdir)
             .remote(&remote)
             .local_port(callee_port)
-            .media_port(ports.port())
-            .key("rtpport", ports.port())
+            .media_port(uas_media)
+            .key("rtpport", uas_rtp)
             .key("rtpaddr", QEMU_HOST_ALIAS)
             .calls(CALLS_PER_ROUND * 2)
             .timeout(SIPP_TIMEOUT * 3)
@@ -248,7 +252,7 @@ fn power_cuts(
         let caller = Sipp::new("uac_call.xml", &sipdir)
             .remote(&remote)
             .local_port(caller_port)
-            .media_port(ports.port())
+            .media_port(caller_media)
             .service(callee_ext)
             .key("caller", caller_ext)
             .auth(caller_ext, &caller_pw)
@@ -263,8 +267,8 @@ fn power_cuts(
         // More calls, and the plug is pulled somewhere in them (0.5-6 s in).
         let more = Sipp::new("uac_call.xml", &sipdir)
             .remote(&remote)
-            .local_port(ports.port())
-            .media_port(ports.port())
+            .local_port(more_port)
+            .media_port(more_media)
             .service(callee_ext)
             .key("caller", caller_ext)
             .auth(caller_ext, &caller_pw)
