@@ -59,6 +59,11 @@ pub struct RunOptions {
     pub watchdog: Option<PathBuf>,
     /// `--allow-debug`: `debug hang LOOP` on the console.
     pub allow_debug: bool,
+    /// `--boot-dir` + `--update-key` + `--board`: the A/B appliance (signed updates, trial
+    /// health check); `None` on a developer's machine.
+    pub appliance: Option<crate::update::Appliance>,
+    /// The `--config` file: backups carry it, restores write it back.
+    pub config_file: Option<PathBuf>,
 }
 
 /// Why the box could not start.
@@ -332,6 +337,8 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
             dir: opts.data_dir.join("web"),
             shown,
             recordings: recordings_dir.clone(),
+            appliance: opts.appliance.clone(),
+            config_file: opts.config_file.clone(),
         },
         &store,
         web_tx,
@@ -394,6 +401,15 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     );
     println!("Technician console: hakoden console --data {}", opts.data_dir.display());
     log::info!("Hakoden {} started with {} extension(s)", crate::VERSION, extensions.len());
+    if let Some(app) = opts.appliance.clone() {
+        // A trial boot's health check and commit, or the report of a rollback (crate::update).
+        let loopback = |bind: IpAddr| if bind.is_unspecified() { IpAddr::from([127, 0, 0, 1]) } else { bind };
+        let sip = SocketAddr::new(loopback(config.sip.bind), config.sip.port);
+        let web_addr = (config.web.https_port != 0)
+            .then(|| SocketAddr::new(loopback(config.sip.bind), config.web.https_port));
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || crate::update::after_start(&app, sip, web_addr, &store));
+    }
 
     let mut shutdown = Box::pin(shutdown_signal());
     loop {
@@ -527,6 +543,17 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                                 let _ = done.blocking_send((b, req.reply, text));
                             });
                         }
+                        // Slot, archive and data-directory work: blocking file I/O off the engine's task.
+                        cmd @ (ConsoleCommand::Update(_)
+                        | ConsoleCommand::ShowFirmware
+                        | ConsoleCommand::Backup(_)
+                        | ConsoleCommand::Restore(_)
+                        | ConsoleCommand::FactoryReset { .. }) => {
+                            let (app, data, cfg) = (opts.appliance.clone(), opts.data_dir.clone(), opts.config_file.clone());
+                            tokio::task::spawn_blocking(move || {
+                                answer_system(cmd, app.as_ref(), &data, cfg.as_deref(), req.reply)
+                            });
+                        }
                         command => {
                             let mut text = answer_console(&engine, &relay, &cdr_sink, &store, command.clone(), now());
                             if command == ConsoleCommand::ShowVersion {
@@ -631,6 +658,37 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         w.close();
     }
     Ok(())
+}
+
+/// The console's system commands (update, firmware status, backup, restore, factory reset);
+/// blocking. An accepted update reboots the box once the answer is out.
+fn answer_system(
+    cmd: ConsoleCommand,
+    app: Option<&crate::update::Appliance>,
+    data_dir: &Path,
+    config: Option<&Path>,
+    reply: tokio::sync::oneshot::Sender<String>,
+) {
+    let text = match cmd {
+        ConsoleCommand::Update(path) => match crate::update::console_update(app, &path) {
+            Ok(text) => {
+                let _ = reply.send(text);
+                // The technician's client must get the answer before the box goes down.
+                std::thread::sleep(std::time::Duration::from_secs(2));
+                crate::update::reboot();
+                return;
+            }
+            Err(e) => format!("error: {e}"),
+        },
+        ConsoleCommand::ShowFirmware => crate::update::console_status(app),
+        ConsoleCommand::Backup(path) => crate::backup::console_backup(data_dir, config, &path),
+        ConsoleCommand::Restore(path) => crate::backup::console_restore(data_dir, &path),
+        ConsoleCommand::FactoryReset { confirmed } => {
+            crate::backup::console_factory_reset(data_dir, confirmed)
+        }
+        _ => "error: internal".into(),
+    };
+    let _ = reply.send(text);
 }
 
 /// Beats for the loops that have no tick of their own: the media relays (their shared
@@ -1445,6 +1503,12 @@ fn answer_console(
         ConsoleCommand::ShowEvents(_) | ConsoleCommand::Report { .. } => s = "error: internal".into(),
         // Answered in the run loop (it owns the heartbeats).
         ConsoleCommand::DebugHang(_) => s = "error: internal".into(),
+        // Answered in the run loop (`answer_system`, on the blocking pool).
+        ConsoleCommand::Update(_)
+        | ConsoleCommand::ShowFirmware
+        | ConsoleCommand::Backup(_)
+        | ConsoleCommand::Restore(_)
+        | ConsoleCommand::FactoryReset { .. } => s = "error: internal".into(),
     }
     s.trim_end().to_string()
 }

@@ -13,6 +13,8 @@
 //! - [`notify`]: voicemail e-mail (SMTP) and chat notifications with a retrying outbox (issue 5).
 //! - [`watchdog`]: loop heartbeats and the hardware watchdog driver (issue 8).
 //! - [`alarms`]: the bounded alarm table the dashboard and `show alarms` show (issue 7).
+//! - [`update`]: signed A/B firmware updates, trial health check and commit (issue 8).
+//! - [`backup`]: backup and restore of configuration and data as one file, factory reset.
 //!
 //! Logic rooms (`engine`, `sip`'s transaction code, `media::sdp`, `media::pool`) do no I/O and
 //! read no clock; clippy's `disallowed_methods` enforces the clock half of that rule.
@@ -22,6 +24,7 @@
 
 pub mod alarms;
 pub mod apps;
+pub mod backup;
 pub mod config;
 pub mod console;
 pub mod daemon;
@@ -31,6 +34,7 @@ pub mod media;
 pub mod notify;
 pub mod sip;
 pub mod store;
+pub mod update;
 pub mod watchdog;
 pub mod web;
 

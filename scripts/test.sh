@@ -147,6 +147,12 @@ image_test() {
     HAKODEN_SKIP_IMAGE=0 cargo test --test image_qemu -- --nocapture || return $?
 }
 
+# Signed update to slot b (commit), broken update (rollback), power cuts: one more boot of the
+# image, about 6-10 minutes under TCG (docs/PERFORMANCE.md, "Updates").
+image_update_test() {
+    HAKODEN_SKIP_IMAGE=0 cargo test --test image_update -- --nocapture || return $?
+}
+
 step "install tools" install_tools
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --all-targets -- -D warnings
@@ -160,5 +166,6 @@ if [ "${HAKODEN_IMAGE_STEP:-1}" != 0 ]; then
     step "image build" bash scripts/build-image.sh qemu-virt-aarch64
     step "image reproducible" bash scripts/check-reproducible.sh qemu-virt-aarch64
     step "image test (qemu)" image_test
+    step "image update test (qemu)" image_update_test
 fi
 summary

@@ -26,6 +26,7 @@ const TEXT = {
     "users.created": "登録しました", "users.deleted": "削除しました", "users.online": "ログイン中",
     "error.generic": "エラーが発生しました（{s}）。",
     "nav.phonebook": "電話帳", "nav.lists": "着信拒否・発信規制", "nav.history": "通話履歴",
+    "nav.system": "システム管理",
   },
   en: {
     "common.loading": "Loading…",
@@ -50,6 +51,7 @@ const TEXT = {
     "users.created": "Saved", "users.deleted": "Deleted", "users.online": "logged in",
     "error.generic": "Something went wrong ({s}).",
     "nav.phonebook": "Phonebook", "nav.lists": "Block lists", "nav.history": "Call history",
+    "nav.system": "System",
   },
 };
 
@@ -83,6 +85,7 @@ const NAV = [
   ["lists.html", "nav.lists", "settings_edit"],
   ["users.html", "nav.users", "users_view"],
   ["settings.html", "nav.settings", "settings_edit"],
+  ["system.html", "nav.system", "system_edit"],
 ];
 
 function fillNav() {

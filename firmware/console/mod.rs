@@ -58,6 +58,20 @@ pub const MAX_LOG_TAIL: usize = crate::logger::RING_LINES;
 /// What the technician asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConsoleCommand {
+    /// `update FILE`: verify a signed bundle on the box, write it to the inactive slot and
+    /// reboot into it once (crate::update).
+    Update(String),
+    /// `show firmware`: slots, versions and the last update's outcome.
+    ShowFirmware,
+    /// `backup FILE`: configuration and data into one archive on the box (crate::backup).
+    Backup(String),
+    /// `restore FILE`: check an archive and apply it at the next start.
+    Restore(String),
+    /// `factory-reset` (asks) / `factory-reset confirm` (wipes the data at the next start).
+    FactoryReset {
+        /// Whether the technician confirmed.
+        confirmed: bool,
+    },
     /// `debug hang LOOP`: block a critical loop to prove the watchdog reset (needs
     /// `hakoden run --allow-debug`).
     DebugHang(crate::watchdog::Loop),
@@ -221,6 +235,11 @@ pub fn help_text() -> String {
          audio import FILE NAME  convert a WAV on the box into audio file NAME\n\
          web reset-admin      new password for the web user admin (must be changed at login)\n\
          web cert CERT KEY    install a PEM certificate chain and key for the web admin\n\
+         update FILE          install a signed firmware bundle: inactive slot, trial boot, commit\n\
+         show firmware        slots, versions and the last update's outcome (sh fir)\n\
+         backup FILE          configuration, store, voicemail and recordings into one file\n\
+         restore FILE         check a backup and apply it at the next start (then reboot)\n\
+         factory-reset        wipe data and settings back to defaults (asks for confirmation)\n\
          debug hang LOOP      block sip, media, store or web to prove the watchdog reset\n\
          \x20                    (only on a box run with --allow-debug)\n\
          help                 this list\n\
@@ -236,6 +255,27 @@ pub fn parse_command(line: &str) -> Result<ConsoleCommand, String> {
         [] => Err("empty command; type `help` for the list".into()),
         ["?"] => Ok(ConsoleCommand::Help),
         [w] if abbreviates(w, "help", 1) => Ok(ConsoleCommand::Help),
+        [w, f] if abbreviates(w, "show", 2) && abbreviates(f, "firmware", 3) => {
+            Ok(ConsoleCommand::ShowFirmware)
+        }
+        [w, _, ..] if *w == "update" || *w == "backup" || *w == "restore" => {
+            // The path keeps its case and spaces: everything after the first word.
+            let path = line
+                .trim()
+                .split_once(char::is_whitespace)
+                .map(|(_, p)| p.trim().to_string())
+                .unwrap_or_default();
+            Ok(match *w {
+                "update" => ConsoleCommand::Update(path),
+                "backup" => ConsoleCommand::Backup(path),
+                _ => ConsoleCommand::Restore(path),
+            })
+        }
+        [w] if *w == "update" || *w == "backup" || *w == "restore" => Err(format!("usage: {w} FILE")),
+        [w] if *w == "factory-reset" => Ok(ConsoleCommand::FactoryReset { confirmed: false }),
+        [w, c] if *w == "factory-reset" && *c == "confirm" => {
+            Ok(ConsoleCommand::FactoryReset { confirmed: true })
+        }
         [w, rest @ ..] if abbreviates(w, "show", 2) => parse_show(rest),
         [w, rest @ ..] if abbreviates(w, "log", 2) => parse_log(rest),
         [w, rest @ ..] if abbreviates(w, "agent", 2) => parse_agent(line.trim(), rest),

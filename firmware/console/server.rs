@@ -31,6 +31,10 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 /// client's own 30 s timeout so the technician gets a reason rather than a dead socket.
 const REPORT_TIMEOUT: Duration = Duration::from_secs(25);
 
+/// How long an update (read, verify, write and read back a slot), a backup or a restore may
+/// take: tens of MiB on an SD card. Below the client's own 30 s timeout.
+const UPDATE_TIMEOUT: Duration = Duration::from_secs(28);
+
 /// How long writing the reply may take before the connection is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -180,6 +184,9 @@ async fn ask(tx: &mpsc::Sender<ConsoleRequest>, command: super::ConsoleCommand) 
             IMPORT_TIMEOUT
         }
         super::ConsoleCommand::Report { .. } => REPORT_TIMEOUT,
+        super::ConsoleCommand::Update(_)
+        | super::ConsoleCommand::Backup(_)
+        | super::ConsoleCommand::Restore(_) => UPDATE_TIMEOUT,
         _ => REPLY_TIMEOUT,
     };
     let (reply, answer) = oneshot::channel();

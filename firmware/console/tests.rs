@@ -239,6 +239,11 @@ async fn start(dir: &Path) -> PathBuf {
                 ConsoleCommand::ShowSupervision
                 | ConsoleCommand::Supervise { .. }
                 | ConsoleCommand::SuperviseStop(_) => "supervision".to_string(),
+                ConsoleCommand::Update(_)
+                | ConsoleCommand::ShowFirmware
+                | ConsoleCommand::Backup(_)
+                | ConsoleCommand::Restore(_)
+                | ConsoleCommand::FactoryReset { .. } => "system".to_string(),
             };
             let _ = req.reply.send(answer);
         }
@@ -463,4 +468,22 @@ fn supervise_commands_parse_with_their_mode_and_extensions() {
         assert!(parse_command(line).is_err(), "{line}");
     }
     assert!(help_text().contains("supervise stop"));
+}
+
+#[test]
+fn system_commands_keep_the_path_case_and_ask_before_a_factory_reset() {
+    assert_eq!(
+        parse_command("update /tmp/Next.bundle"),
+        Ok(ConsoleCommand::Update("/tmp/Next.bundle".into()))
+    );
+    assert_eq!(
+        parse_command("backup /tmp/My Backup.hkb"),
+        Ok(ConsoleCommand::Backup("/tmp/My Backup.hkb".into()))
+    );
+    assert_eq!(parse_command("restore /tmp/b.hkb"), Ok(ConsoleCommand::Restore("/tmp/b.hkb".into())));
+    assert_eq!(parse_command("sh fir"), Ok(ConsoleCommand::ShowFirmware));
+    assert_eq!(parse_command("factory-reset"), Ok(ConsoleCommand::FactoryReset { confirmed: false }));
+    assert_eq!(parse_command("factory-reset confirm"), Ok(ConsoleCommand::FactoryReset { confirmed: true }));
+    assert!(parse_command("update").is_err());
+    assert!(parse_command("factory-reset now").is_err());
 }

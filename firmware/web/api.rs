@@ -81,6 +81,7 @@ pub(super) struct State {
     pub(super) phonebook: super::phonebook::Book,
     /// The box's data directory (set once at start), for files other parts read at start.
     pub(super) data_dir: std::sync::OnceLock<std::path::PathBuf>,
+    pub(super) system: std::sync::OnceLock<super::system::System>,
 }
 
 impl State {
@@ -107,6 +108,7 @@ impl State {
             media,
             phonebook,
             data_dir: std::sync::OnceLock::new(),
+            system: std::sync::OnceLock::new(),
         }))
     }
 
@@ -1002,6 +1004,7 @@ pub(super) fn router(st: Arc<State>) -> Router {
         ("/api/v1/audit", get(read_audit)),
         ("/api/v1/certificate", put(put_certificate)),
     ];
+    let routes: Vec<_> = routes.into_iter().chain(super::system::routes()).collect();
     let mut app = Router::new();
     for (path, r) in routes
         .into_iter()

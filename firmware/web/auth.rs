@@ -87,11 +87,13 @@ pub enum Permission {
     PhonebookView,
     /// Create, edit, delete and import shared phonebook entries (電話帳 編集).
     PhonebookEdit,
+    /// Firmware update, backup download and restore (システム管理); admins only by default.
+    SystemEdit,
 }
 
 impl Permission {
     /// Every permission, in display order.
-    pub const ALL: [Permission; 18] = [
+    pub const ALL: [Permission; 19] = [
         Permission::DashboardView,
         Permission::UsersView,
         Permission::UsersEdit,
@@ -110,6 +112,7 @@ impl Permission {
         Permission::MediaOwn,
         Permission::PhonebookView,
         Permission::PhonebookEdit,
+        Permission::SystemEdit,
     ];
 }
 

@@ -33,6 +33,7 @@ mod phonebook;
 mod reports;
 mod server;
 mod settings;
+mod system;
 pub mod tls;
 
 pub use server::{CONNECTION_LIFETIME, HANDSHAKE_TIMEOUT, HEADER_TIMEOUT, MAX_CONNECTIONS, MAX_HEADER_BYTES};
@@ -127,6 +128,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/monitor/events"),
     ("GET", "/api/v1/reports/{kind}"),
     ("GET", "/api/v1/reports/{kind}/csv"),
+    ("GET", "/api/v1/firmware"),
+    ("POST", "/api/v1/firmware"),
+    ("GET", "/api/v1/backup"),
+    ("POST", "/api/v1/restore"),
 ];
 
 /// A question or command the web sends the engine's owner (the daemon), answered through the
@@ -307,6 +312,10 @@ pub struct WebOptions {
     pub shown: IpAddr,
     /// `<data>/recordings`: the call recordings (`store::recordings`), on the data partition.
     pub recordings: PathBuf,
+    /// The A/B appliance behind the firmware page; `None` off the appliance (503 there).
+    pub appliance: Option<crate::update::Appliance>,
+    /// The `--config` file, carried by backups and written back by restores.
+    pub config_file: Option<PathBuf>,
 }
 
 /// What the daemon keeps of the web admin: console actions and the ready line.
@@ -371,6 +380,8 @@ pub async fn start(
     let media = media::Media::new(store.clone(), opts.recordings.clone());
     let state = api::State::new(store_copy, slot.clone(), engine, now(), media).map_err(|e| e.to_string())?;
     let _ = state.data_dir.set(opts.dir.parent().map(std::path::Path::to_path_buf).unwrap_or_default());
+    let data_dir = opts.dir.parent().map(PathBuf::from).unwrap_or_else(|| opts.dir.clone());
+    let _ = state.system.set(system::System::new(opts.appliance.clone(), data_dir, opts.config_file.clone()));
     let app = api::router(state.clone());
     let monitor = monitor::Hub::start(engine_for_monitor);
     let app =

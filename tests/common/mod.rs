@@ -14,6 +14,7 @@
 #![allow(dead_code)] // each test crate uses a different part of the harness
 
 pub mod baresip;
+pub mod qemu;
 pub mod tones;
 pub mod voicemail;
 pub mod web;
