@@ -98,6 +98,134 @@ fn wall_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The wall clock in unix seconds (the nightly restart's local windows).
+fn unix_s() -> i64 {
+    i64::try_from(wall_ms() / 1000).unwrap_or(i64::MAX)
+}
+
+/// What the appliance commands need besides the engine.
+struct SystemContext<'a> {
+    platform: &'a crate::system::Platform,
+    data_dir: &'a Path,
+    started: Instant,
+}
+
+/// `status`, `network`, `hostname`, `ntp`, `options-test`, `reboot`, `ssh key`: the engine's
+/// counts are taken here, on its task; files, processes and the network run elsewhere and
+/// answer `reply` themselves.
+fn answer_system(
+    engine: &Engine,
+    sys: &SystemContext<'_>,
+    cmd: ConsoleCommand,
+    reply: tokio::sync::oneshot::Sender<String>,
+    next_restart: Option<i64>,
+    now: Instant,
+) {
+    use crate::system::{network, ssh};
+    let data_dir = sys.data_dir.to_path_buf();
+    let platform = sys.platform.clone();
+    match cmd {
+        ConsoleCommand::Status => {
+            let trunks = engine.trunk_states();
+            let registered = trunks
+                .iter()
+                .filter(|(_, st, _)| matches!(st, crate::apps::trunk::TrunkState::Registered { .. }))
+                .count();
+            let mut facts = crate::system::StatusFacts {
+                version: crate::VERSION.to_string(),
+                slot: platform.slot.clone(),
+                uptime_s: now.saturating_duration_since(sys.started).as_secs(),
+                registrations: engine.registrations(now).len(),
+                calls: engine.calls(now).len(),
+                trunks: (registered, trunks.len()),
+                next_restart: next_restart
+                    .map(|t| format!("unix {t} ({} s from now)", t.saturating_sub(unix_s()))),
+                ..Default::default()
+            };
+            tokio::task::spawn_blocking(move || {
+                facts.system_uptime_s = crate::system::system_uptime();
+                facts.storage = crate::system::storage(&data_dir);
+                facts.network =
+                    network::load(&data_dir).map(|n| n.describe()).unwrap_or_else(|e| format!("error: {e}"));
+                facts.addresses = crate::system::live_addresses();
+                let _ = reply.send(crate::system::render_status(&facts));
+            });
+        }
+        ConsoleCommand::NetworkShow => {
+            tokio::task::spawn_blocking(move || {
+                let text = match network::load(&data_dir) {
+                    Ok(n) => {
+                        let addrs = crate::system::live_addresses();
+                        let addrs = if addrs.is_empty() { "none".to_string() } else { addrs.join(", ") };
+                        let applied = if platform.appliance { "" } else { " (developer run: the host's)" };
+                        format!(
+                            "{}
+addresses{applied}: {addrs}",
+                            n.describe()
+                        )
+                    }
+                    Err(e) => format!("error: {e}"),
+                };
+                let _ = reply.send(text);
+            });
+        }
+        ConsoleCommand::NetworkSet(change) => {
+            tokio::task::spawn_blocking(move || {
+                let text = network::load(&data_dir).and_then(|mut n| {
+                    n.apply(change);
+                    network::save(&data_dir, &n)?;
+                    log::info!(
+                        "network settings changed on the console: {}",
+                        n.describe().replace('\n', "; ")
+                    );
+                    Ok(crate::system::apply_network(&platform, &data_dir, &n))
+                });
+                let _ = reply.send(text.unwrap_or_else(|e| format!("error: {e}")));
+            });
+        }
+        ConsoleCommand::OptionsTest(target) => {
+            tokio::spawn(async move {
+                let _ = reply.send(crate::system::options::options_test(&target).await);
+            });
+        }
+        ConsoleCommand::Reboot { confirmed: false } => {
+            let calls = engine.calls(now).len();
+            let text = if platform.appliance {
+                format!("this restarts the box and ends {calls} active call(s); type `reboot now` to confirm")
+            } else {
+                "error: refused: this is not the appliance image (a developer run never reboots the host)"
+                    .to_string()
+            };
+            let _ = reply.send(text);
+        }
+        ConsoleCommand::Reboot { confirmed: true } => {
+            let text = match crate::system::request_reboot(&platform) {
+                Ok(()) => "rebooting now".to_string(),
+                Err(e) => format!("error: {e}"),
+            };
+            let _ = reply.send(text);
+        }
+        ConsoleCommand::SshKeyAdd(key) => {
+            tokio::task::spawn_blocking(move || {
+                let _ = reply.send(ssh::add(&data_dir, &key));
+            });
+        }
+        ConsoleCommand::SshKeyList => {
+            tokio::task::spawn_blocking(move || {
+                let _ = reply.send(ssh::list(&data_dir));
+            });
+        }
+        ConsoleCommand::SshKeyRemove(n) => {
+            tokio::task::spawn_blocking(move || {
+                let _ = reply.send(ssh::remove(&data_dir, n));
+            });
+        }
+        _ => {
+            let _ = reply.send("error: internal".to_string());
+        }
+    }
+}
+
 #[allow(clippy::disallowed_methods)] // driver: reads the clock for the engine
 fn now() -> Instant {
     Instant::now()
@@ -352,14 +480,39 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     println!("Technician console: hakoden console --data {}", opts.data_dir.display());
     log::info!("Hakoden {} started with {} extension(s)", crate::VERSION, extensions.len());
 
+    let platform = crate::system::Platform::detect();
+    let mut nightly = config.system.restart.map(|plan| {
+        let offset = config.trunk_calls.time_rules.offset().minutes();
+        let n = crate::system::restart::NightlyRestart::new(plan, offset, unix_s());
+        log::info!(
+            "nightly restart: window {} (local), next at unix {}",
+            plan.window_text(),
+            n.next_restart(unix_s())
+        );
+        n
+    });
     let mut shutdown = Box::pin(shutdown_signal());
     loop {
         let deadline = engine.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
             biased;
             _ = &mut shutdown => break,
-            // Wakes an idle engine loop so its heartbeat (below) keeps coming.
-            _ = beat_tick.tick() => {}
+            // Wakes an idle engine loop so its heartbeat (below) keeps coming; the nightly
+            // restart is judged on the same tick.
+            _ = beat_tick.tick() => {
+                use crate::system::restart::RestartAction;
+                let action = nightly.as_mut().and_then(|n| n.poll(unix_s(), || engine.calls(now()).len()));
+                match action {
+                    Some(RestartAction::Announce(line)) => log::info!("{line}"),
+                    Some(RestartAction::Restart { reason, .. }) => {
+                        // A clean exit: init (hakoden-start's respawn) starts a fresh process.
+                        log::warn!("{reason}");
+                        println!("hakoden: {reason}");
+                        break;
+                    }
+                    None => {}
+                }
+            }
             msg = inbox.recv() => {
                 let Some(msg) = msg else { break };
                 let t = now();
@@ -484,6 +637,18 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                                 let _ = done.blocking_send((b, req.reply, text));
                             });
                         }
+                        cmd @ (ConsoleCommand::Status
+                        | ConsoleCommand::NetworkShow
+                        | ConsoleCommand::NetworkSet(_)
+                        | ConsoleCommand::OptionsTest(_)
+                        | ConsoleCommand::Reboot { .. }
+                        | ConsoleCommand::SshKeyAdd(_)
+                        | ConsoleCommand::SshKeyList
+                        | ConsoleCommand::SshKeyRemove(_)) => {
+                            let next = nightly.as_ref().map(|n| n.next_restart(unix_s()));
+                            let system = SystemContext { platform: &platform, data_dir: &opts.data_dir, started: start };
+                            answer_system(&engine, &system, cmd, req.reply, next, now());
+                        }
                         command => {
                             let mut text = answer_console(&engine, &relay, &cdr_sink, &store, command.clone(), now());
                             if command == ConsoleCommand::ShowVersion {
@@ -501,7 +666,8 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
             }
             q = web_rx.recv() => {
                 if let Some(q) = q {
-                    answer_web(&mut engine, q, now());
+                    let next = nightly.as_ref().map(|n| n.next_restart(unix_s()));
+                    answer_web(&mut engine, q, now(), next);
                 }
             }
             ev = media_rx.recv() => {
@@ -1310,19 +1476,30 @@ fn answer_console(
         ConsoleCommand::ShowEvents(_) | ConsoleCommand::Report { .. } => s = "error: internal".into(),
         // Answered in the run loop (it owns the heartbeats).
         ConsoleCommand::DebugHang(_) => s = "error: internal".into(),
+        // Answered by `answer_system`.
+        ConsoleCommand::Status
+        | ConsoleCommand::NetworkShow
+        | ConsoleCommand::NetworkSet(_)
+        | ConsoleCommand::OptionsTest(_)
+        | ConsoleCommand::Reboot { .. }
+        | ConsoleCommand::SshKeyAdd(_)
+        | ConsoleCommand::SshKeyList
+        | ConsoleCommand::SshKeyRemove(_) => s = "error: internal".into(),
     }
     s.trim_end().to_string()
 }
 
 /// Answers one web query with the engine calls the console uses (typed views, not text). A
 /// dropped reply means the handler gave up (timeout); nothing to do then.
-fn answer_web(engine: &mut Engine, q: crate::web::WebQuery, now: Instant) {
+/// `next_restart`: unix seconds of the planned nightly restart, for the dashboard.
+fn answer_web(engine: &mut Engine, q: crate::web::WebQuery, now: Instant, next_restart: Option<i64>) {
     use crate::web::WebQuery;
     match q {
         WebQuery::Status(reply) => {
             let _ = reply.send(crate::web::EngineStatus {
                 registrations: engine.registrations(now).len(),
                 active_calls: engine.calls(now).len(),
+                next_restart,
             });
         }
         WebQuery::Queues(reply) => {
