@@ -155,6 +155,9 @@ echo "$version" >"$R/etc/hakoden/version"
 printf 'NAME=Hakoden\nID=hakoden\nVERSION_ID=%s\nBOARD=%s\n' "$version" "$BOARD" >"$R/etc/os-release"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$R/etc/passwd"
 printf 'root:x:0:\n' >"$R/etc/group"
+# shellcheck source=image-dropbear.sh
+. "$REPO/scripts/image-dropbear.sh"
+image_add_dropbear "$R"
 find "$R" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 mksquashfs "$R" "$WORK/rootfs.sqfs" -comp zstd -all-root -noappend -no-progress -quiet >/dev/null
 # (mksquashfs takes every timestamp from SOURCE_DATE_EPOCH itself.)
