@@ -147,6 +147,10 @@ image_test() {
     HAKODEN_SKIP_IMAGE=0 cargo test --test image_qemu -- --nocapture || return $?
 }
 
+image_console_test() {
+    HAKODEN_SKIP_IMAGE=0 cargo test --test image_console -- --nocapture || return $?
+}
+
 step "install tools" install_tools
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --all-targets -- -D warnings
@@ -160,5 +164,6 @@ if [ "${HAKODEN_IMAGE_STEP:-1}" != 0 ]; then
     step "image build" bash scripts/build-image.sh qemu-virt-aarch64
     step "image reproducible" bash scripts/check-reproducible.sh qemu-virt-aarch64
     step "image test (qemu)" image_test
+    step "image console test (qemu)" image_console_test
 fi
 summary
