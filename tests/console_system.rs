@@ -23,6 +23,9 @@ fn console_raw(tb: &TestBox, cmd: &str) -> (Option<i32>, String) {
 #[test]
 fn status_answers_with_every_part_of_the_box() {
     let tb = TestBox::start(&[("201", "secret-201")]);
+    let (code, dash) = common::web::admin(&tb).get("/api/v1/dashboard");
+    assert_eq!(code, reqwest::StatusCode::OK, "{dash}");
+    assert!(dash["next_restart"].is_null(), "no [system] window: {dash}");
     let s = tb.console("status");
     for want in [
         "Hakoden ",
@@ -115,6 +118,9 @@ fn an_idle_box_restarts_cleanly_when_its_window_opens() {
     );
     let planned = tb.console("status");
     assert!(planned.contains(&format!("next restart: unix {open} ")), "{planned}");
+    let (code, dash) = common::web::admin(&tb).get("/api/v1/dashboard");
+    assert_eq!(code, reqwest::StatusCode::OK, "{dash}");
+    assert_eq!(dash["next_restart"].as_u64(), Some(open), "{dash}");
     let give_up = std::time::Instant::now() + Duration::from_secs(open - now + 15);
     while tb.is_running() {
         assert!(std::time::Instant::now() < give_up, "no restart by the window start {window}");

@@ -31,6 +31,9 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 /// client's own 30 s timeout so the technician gets a reason rather than a dead socket.
 const REPORT_TIMEOUT: Duration = Duration::from_secs(25);
 
+/// How long `network ..`/`hostname`/`ntp` (applying runs a script) and `options-test` may take.
+const SYSTEM_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// How long writing the reply may take before the connection is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -180,6 +183,9 @@ async fn ask(tx: &mpsc::Sender<ConsoleRequest>, command: super::ConsoleCommand) 
             IMPORT_TIMEOUT
         }
         super::ConsoleCommand::Report { .. } => REPORT_TIMEOUT,
+        // Applying runs the image's script: a DHCP client may try for ~6 s before it
+        // backgrounds; a name lookup plus the OPTIONS' own 4 s.
+        super::ConsoleCommand::NetworkSet(_) | super::ConsoleCommand::OptionsTest(_) => SYSTEM_TIMEOUT,
         _ => REPLY_TIMEOUT,
     };
     let (reply, answer) = oneshot::channel();
