@@ -8,7 +8,7 @@ image_add_dropbear() {  # image_add_dropbear ROOTFS
     progress "dropbear (SSH) into the rootfs"
     rm -rf "$X"
     mkdir -p "$X"
-    for p in dropbear-bin libc6 libcrypt1 libtomcrypt1 libtommath1 zlib1g; do
+    for p in dropbear-bin libc6 libcrypt1 libtomcrypt1 libtommath1 libgmp10 zlib1g; do
         deb=$(fetch_deb "$p:$DEB_ARCH")
         dpkg-deb -x "$deb" "$X"
     done

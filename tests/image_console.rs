@@ -105,7 +105,10 @@ impl Guest {
 
     fn expect(&self, from: usize, timeout: Duration, what: &str, want: impl Fn(&str) -> bool) -> String {
         self.serial.wait_for(from, timeout, want).unwrap_or_else(|| {
-            panic!("no {what} on the serial console within {timeout:?}\n--- serial ---\n{}", self.serial.tail(80))
+            panic!(
+                "no {what} on the serial console within {timeout:?}\n--- serial ---\n{}",
+                self.serial.tail(80)
+            )
         })
     }
 
@@ -179,7 +182,10 @@ fn ssh_lands_in_the_console_and_network_settings_reach_the_guest() {
     let copied = Command::new("cp").arg("--sparse=always").arg(&image).arg(&disk).status();
     assert!(copied.is_ok_and(|s| s.success()), "cannot copy {}", image.display());
     let key = dir.path().join("id_ed25519");
-    let made = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "ci@host", "-f"]).arg(&key).status();
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "ci@host", "-f"])
+        .arg(&key)
+        .status();
     assert!(made.is_ok_and(|s| s.success()), "ssh-keygen failed");
     let public = std::fs::read_to_string(key.with_extension("pub")).expect("the public key");
 
@@ -191,7 +197,8 @@ fn ssh_lands_in_the_console_and_network_settings_reach_the_guest() {
     eprintln!("MEASURE boot_to_ready_s={:.1}", started.elapsed().as_secs_f64());
 
     // The first key comes in over the serial console.
-    let added = guest.shell("KEY", &format!("hakoden console --data /data/hakoden ssh key add {}", public.trim()));
+    let added =
+        guest.shell("KEY", &format!("hakoden console --data /data/hakoden ssh key add {}", public.trim()));
     assert!(added.contains("key 1 added"), "{added}");
 
     // SSH with that key lands in the console: `status` answers (dropbear may still be making
@@ -202,7 +209,11 @@ fn ssh_lands_in_the_console_and_network_settings_reach_the_guest() {
         if code == Some(0) {
             break out;
         }
-        assert!(Instant::now() < deadline, "no SSH login within {SSH_TIMEOUT:?}: {out}\n{}", guest.serial.tail(40));
+        assert!(
+            Instant::now() < deadline,
+            "no SSH login within {SSH_TIMEOUT:?}: {out}\n{}",
+            guest.serial.tail(40)
+        );
         std::thread::sleep(SSH_RETRY);
     };
     assert!(status.contains("slot: a") && status.contains("registrations: "), "{status}");
@@ -221,7 +232,11 @@ fn ssh_lands_in_the_console_and_network_settings_reach_the_guest() {
         if route.contains("via 10.0.2.2") && dns.contains("nameserver 10.0.2.3") {
             break;
         }
-        assert!(Instant::now() < deadline, "no DHCP lease: route `{route}` dns `{dns}`\n{}", guest.serial.tail(30));
+        assert!(
+            Instant::now() < deadline,
+            "no DHCP lease: route `{route}` dns `{dns}`\n{}",
+            guest.serial.tail(30)
+        );
         std::thread::sleep(POLL);
     }
     let (_, shown) = ssh(dir.path(), &key, ssh_port, "network");
@@ -239,7 +254,8 @@ fn ssh_lands_in_the_console_and_network_settings_reach_the_guest() {
     assert_eq!(guest.shell("HOST", "hostname").trim(), "office-pbx");
 
     // SIP OPTIONS from the console to the box itself.
-    let (code, out) = ssh(dir.path(), &key, ssh_port, &format!("options-test 127.0.0.1:{}", ports.sip_port()));
+    let (code, out) =
+        ssh(dir.path(), &key, ssh_port, &format!("options-test 127.0.0.1:{}", ports.sip_port()));
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains(" 200 OK in "), "{out}");
     eprintln!("MEASURE total_test_s={:.1}", started.elapsed().as_secs_f64());
