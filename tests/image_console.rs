@@ -79,7 +79,7 @@ impl Guest {
         let mut child = Command::new(repo().join("scripts/run-qemu.sh"))
             .args(["--debug", "--pidfile"])
             .arg(&pidfile)
-            .args(["--sip", &ports.sip_port().to_string(), "--rtp", &format!("{rtp}-{rtp}")])
+            .args(["--sip", &ports.sip_port().to_string(), "--rtp", &format!("{rtp}-{}", rtp + 3)])
             .args(["--https", &ports.port().to_string(), "--console", &ports.port().to_string()])
             .args(["--ssh", &ssh.to_string()])
             .arg(image)
@@ -240,6 +240,7 @@ fn ssh_lands_in_the_console_and_network_settings_reach_the_guest() {
         std::thread::sleep(POLL);
     }
     let (_, shown) = ssh(dir.path(), &key, ssh_port, "network");
+    eprintln!("--- status over SSH ---\n{status}--- network after `network dhcp` ---\n{shown}");
     assert!(shown.contains("address: DHCP") && shown.contains("10.0.2.15"), "{shown}");
 
     // Static address and hostname are applied to the guest's interface.
@@ -258,5 +259,6 @@ fn ssh_lands_in_the_console_and_network_settings_reach_the_guest() {
         ssh(dir.path(), &key, ssh_port, &format!("options-test 127.0.0.1:{}", ports.sip_port()));
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains(" 200 OK in "), "{out}");
+    eprintln!("--- options-test ---\n{out}");
     eprintln!("MEASURE total_test_s={:.1}", started.elapsed().as_secs_f64());
 }
