@@ -108,6 +108,8 @@ struct SystemContext<'a> {
     platform: &'a crate::system::Platform,
     data_dir: &'a Path,
     started: Instant,
+    /// Wakes the SNTP task after a settings change.
+    ntp_kick: &'a std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// `status`, `network`, `hostname`, `ntp`, `options-test`, `reboot`, `ssh key`: the engine's
@@ -170,6 +172,7 @@ addresses{applied}: {addrs}",
             });
         }
         ConsoleCommand::NetworkSet(change) => {
+            let kick = sys.ntp_kick.clone();
             tokio::task::spawn_blocking(move || {
                 let text = network::load(&data_dir).and_then(|mut n| {
                     n.apply(change);
@@ -180,6 +183,7 @@ addresses{applied}: {addrs}",
                     );
                     Ok(crate::system::apply_network(&platform, &data_dir, &n))
                 });
+                kick.notify_one();
                 let _ = reply.send(text.unwrap_or_else(|e| format!("error: {e}")));
             });
         }
@@ -481,6 +485,11 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     log::info!("Hakoden {} started with {} extension(s)", crate::VERSION, extensions.len());
 
     let platform = crate::system::Platform::detect();
+    // Debian's busybox has no ntpd: the box keeps its own clock (appliance only).
+    let ntp_kick = std::sync::Arc::new(tokio::sync::Notify::new());
+    if platform.appliance {
+        tokio::spawn(crate::system::keep_time(opts.data_dir.clone(), ntp_kick.clone()));
+    }
     let mut nightly = config.system.restart.map(|plan| {
         let offset = config.trunk_calls.time_rules.offset().minutes();
         let n = crate::system::restart::NightlyRestart::new(plan, offset, unix_s());
@@ -646,7 +655,12 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                         | ConsoleCommand::SshKeyList
                         | ConsoleCommand::SshKeyRemove(_)) => {
                             let next = nightly.as_ref().map(|n| n.next_restart(unix_s()));
-                            let system = SystemContext { platform: &platform, data_dir: &opts.data_dir, started: start };
+                            let system = SystemContext {
+                                platform: &platform,
+                                data_dir: &opts.data_dir,
+                                started: start,
+                                ntp_kick: &ntp_kick,
+                            };
                             answer_system(&engine, &system, cmd, req.reply, next, now());
                         }
                         command => {

@@ -1,6 +1,6 @@
 //! The technician console on the booted appliance image (issue 8): SSH with a key lands in
 //! `hakoden console` and `status` answers; `network dhcp` takes QEMU's DHCP lease (10.0.2.15)
-//! and `network` shows it; `hostname` and a static address are applied to the guest;
+//! and `network` shows it; `hostname`, a static address and NTP are applied to the guest;
 //! `options-test` against the box itself gets 200.
 //!
 //! Gated like tests/image_qemu.rs: runs when `qemu-system-aarch64` and `ssh` are installed and
@@ -253,6 +253,17 @@ fn ssh_lands_in_the_console_and_network_settings_reach_the_guest() {
     let (code, out) = ssh(dir.path(), &key, ssh_port, "hostname office-pbx");
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(guest.shell("HOST", "hostname").trim(), "office-pbx");
+
+    // NTP: busybox ntpd runs for the servers, and stops on `ntp off`.
+    let (code, out) = ssh(dir.path(), &key, ssh_port, "ntp 10.0.2.2");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        guest.shell("NTPD", "pidof ntpd || echo none").chars().any(|c| c.is_ascii_digit()),
+        "no ntpd: {out}"
+    );
+    let (code, out) = ssh(dir.path(), &key, ssh_port, "ntp off");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(guest.shell("NTPD", "pidof ntpd || echo none").contains("none"), "ntpd still runs: {out}");
 
     // SIP OPTIONS from the console to the box itself.
     let (code, out) =

@@ -2,7 +2,7 @@
 //!
 //! The public interface is: [`Platform`], [`StatusFacts`], [`render_status`],
 //! [`write_atomically`], [`request_reboot`], and the modules [`network`], [`ssh`],
-//! [`restart`], [`options`].
+//! [`restart`], [`options`], [`sntp`].
 //!
 //! What touches the operating system (applying network settings, rebooting) happens only on
 //! the appliance image ([`Platform::detect`]); on a developer machine the box saves settings
@@ -11,6 +11,7 @@
 pub mod network;
 pub mod options;
 pub mod restart;
+pub mod sntp;
 pub mod ssh;
 
 use std::fmt::Write as _;
@@ -206,6 +207,36 @@ pub fn render_status(f: &StatusFacts) -> String {
         f.next_restart.as_deref().unwrap_or("not planned ([system] restart_window)")
     );
     s
+}
+
+/// Keeps the clock with SNTP from the `ntp` servers of the saved settings (appliance only:
+/// a developer machine's clock is the host's business). Runs every
+/// [`sntp::SYNC_INTERVAL`], and at once when `kick` is notified (a console change).
+pub async fn keep_time(data_dir: PathBuf, kick: std::sync::Arc<tokio::sync::Notify>) {
+    loop {
+        let dir = data_dir.clone();
+        let servers = tokio::task::spawn_blocking(move || network::load(&dir).map(|n| n.ntp))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        match servers {
+            Ok(servers) if !servers.is_empty() => match sntp::sync_once(&servers).await {
+                Ok((server, offset)) if offset.abs() >= sntp::STEP_THRESHOLD_MS => {
+                    match sntp::step_clock(offset) {
+                        Ok(()) => log::info!("ntp: clock stepped by {offset} ms from {server}"),
+                        Err(e) => log::warn!("ntp: {e}"),
+                    }
+                }
+                Ok((server, offset)) => log::debug!("ntp: {server}: offset {offset} ms, clock kept"),
+                Err(e) => log::warn!("ntp: no server answered: {e}"),
+            },
+            Ok(_) => {}
+            Err(e) => log::warn!("ntp: {e}"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(sntp::SYNC_INTERVAL) => {}
+            () = kick.notified() => {}
+        }
+    }
 }
 
 /// `/proc/uptime`'s first number, whole seconds.

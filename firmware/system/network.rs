@@ -24,8 +24,7 @@ pub const FILE_NAME: &str = "network.conf";
 /// Most DNS servers: resolv.conf honours three `nameserver` lines.
 pub const MAX_DNS: usize = 3;
 
-/// Most NTP servers: busybox ntpd takes any number, but four is what NTP practice suggests
-/// (enough to outvote one false ticker) and bounds the line.
+/// Most NTP servers: asked in turn until one answers; four bounds the line.
 pub const MAX_NTP: usize = 4;
 
 /// Longest file read back: a valid file is a few hundred bytes.
@@ -105,8 +104,13 @@ pub fn check_hostname(name: &str) -> Result<(), String> {
     }
 }
 
-/// Checks an NTP server: an IPv4 address or a DNS name.
-pub fn check_server(name: &str) -> Result<(), String> {
+/// Checks an NTP server: an IPv4 address or a DNS name, with an optional `:PORT`.
+pub fn check_server(server: &str) -> Result<(), String> {
+    let name = match server.rsplit_once(':') {
+        Some((n, p)) if p.parse::<u16>().is_ok_and(|p| p != 0) => n,
+        Some(_) => return Err(format!("`{server}` has a bad port")),
+        None => server,
+    };
     let label_ok = |l: &str| {
         !l.is_empty()
             && l.len() <= MAX_HOSTNAME
@@ -117,7 +121,7 @@ pub fn check_server(name: &str) -> Result<(), String> {
     if name.len() <= MAX_SERVER_NAME && name.split('.').all(label_ok) {
         Ok(())
     } else {
-        Err(format!("`{name}` is not a server name or IPv4 address"))
+        Err(format!("`{server}` is not a server name or IPv4 address"))
     }
 }
 
@@ -297,8 +301,12 @@ impl NetworkSettings {
             }
         }
         if !self.ntp.is_empty() {
-            let peers: Vec<String> = self.ntp.iter().map(|s| format!("-p {s}")).collect();
-            c.push(format!("ntpd {}", peers.join(" ")));
+            // Debian's busybox has no ntpd: the firmware is the SNTP client (system::sntp).
+            c.push(format!(
+                "hakoden: SNTP from {} every {} s",
+                self.ntp.join(", "),
+                super::sntp::SYNC_INTERVAL.as_secs()
+            ));
         }
         c
     }
