@@ -27,7 +27,7 @@ const PACKET: usize = 48;
 fn ntp_of_unix_ms(ms: u64) -> [u8; 8] {
     let secs = ms / 1000 + NTP_TO_UNIX_S;
     // Rounded up so that reading it back (rounded down) gives the same millisecond.
-    let frac = (((ms % 1000) << 32) + 999) / 1000;
+    let frac = ((ms % 1000) << 32).div_ceil(1000);
     let mut out = [0u8; 8];
     out[..4].copy_from_slice(&(secs as u32).to_be_bytes());
     out[4..].copy_from_slice(&(frac as u32).to_be_bytes());
