@@ -106,6 +106,138 @@ fn wall_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The wall clock in unix seconds (the nightly restart's local windows).
+fn unix_s() -> i64 {
+    i64::try_from(wall_ms() / 1000).unwrap_or(i64::MAX)
+}
+
+/// What the appliance commands need besides the engine.
+struct SystemContext<'a> {
+    platform: &'a crate::system::Platform,
+    data_dir: &'a Path,
+    started: Instant,
+    /// Wakes the SNTP task after a settings change.
+    ntp_kick: &'a std::sync::Arc<tokio::sync::Notify>,
+}
+
+/// `status`, `network`, `hostname`, `ntp`, `options-test`, `reboot`, `ssh key`: the engine's
+/// counts are taken here, on its task; files, processes and the network run elsewhere and
+/// answer `reply` themselves.
+fn answer_system(
+    engine: &Engine,
+    sys: &SystemContext<'_>,
+    cmd: ConsoleCommand,
+    reply: tokio::sync::oneshot::Sender<String>,
+    next_restart: Option<i64>,
+    now: Instant,
+) {
+    use crate::system::{network, ssh};
+    let data_dir = sys.data_dir.to_path_buf();
+    let platform = sys.platform.clone();
+    match cmd {
+        ConsoleCommand::Status => {
+            let trunks = engine.trunk_states();
+            let registered = trunks
+                .iter()
+                .filter(|(_, st, _)| matches!(st, crate::apps::trunk::TrunkState::Registered { .. }))
+                .count();
+            let mut facts = crate::system::StatusFacts {
+                version: crate::VERSION.to_string(),
+                slot: platform.slot.clone(),
+                uptime_s: now.saturating_duration_since(sys.started).as_secs(),
+                registrations: engine.registrations(now).len(),
+                calls: engine.calls(now).len(),
+                trunks: (registered, trunks.len()),
+                next_restart: next_restart
+                    .map(|t| format!("unix {t} ({} s from now)", t.saturating_sub(unix_s()))),
+                ..Default::default()
+            };
+            tokio::task::spawn_blocking(move || {
+                facts.system_uptime_s = crate::system::system_uptime();
+                facts.storage = crate::system::storage(&data_dir);
+                facts.network =
+                    network::load(&data_dir).map(|n| n.describe()).unwrap_or_else(|e| format!("error: {e}"));
+                facts.addresses = crate::system::live_addresses();
+                let _ = reply.send(crate::system::render_status(&facts));
+            });
+        }
+        ConsoleCommand::NetworkShow => {
+            tokio::task::spawn_blocking(move || {
+                let text = match network::load(&data_dir) {
+                    Ok(n) => {
+                        let addrs = crate::system::live_addresses();
+                        let addrs = if addrs.is_empty() { "none".to_string() } else { addrs.join(", ") };
+                        let applied = if platform.appliance { "" } else { " (developer run: the host's)" };
+                        format!(
+                            "{}
+addresses{applied}: {addrs}",
+                            n.describe()
+                        )
+                    }
+                    Err(e) => format!("error: {e}"),
+                };
+                let _ = reply.send(text);
+            });
+        }
+        ConsoleCommand::NetworkSet(change) => {
+            let kick = sys.ntp_kick.clone();
+            tokio::task::spawn_blocking(move || {
+                let text = network::load(&data_dir).and_then(|mut n| {
+                    n.apply(change);
+                    network::save(&data_dir, &n)?;
+                    log::info!(
+                        "network settings changed on the console: {}",
+                        n.describe().replace('\n', "; ")
+                    );
+                    Ok(crate::system::apply_network(&platform, &data_dir, &n))
+                });
+                kick.notify_one();
+                let _ = reply.send(text.unwrap_or_else(|e| format!("error: {e}")));
+            });
+        }
+        ConsoleCommand::OptionsTest(target) => {
+            tokio::spawn(async move {
+                let _ = reply.send(crate::system::options::options_test(&target).await);
+            });
+        }
+        ConsoleCommand::Reboot { confirmed: false } => {
+            let calls = engine.calls(now).len();
+            let text = if platform.appliance {
+                format!("this restarts the box and ends {calls} active call(s); type `reboot now` to confirm")
+            } else {
+                "error: refused: this is not the appliance image (a developer run never reboots the host)"
+                    .to_string()
+            };
+            let _ = reply.send(text);
+        }
+        ConsoleCommand::Reboot { confirmed: true } => {
+            let text = match crate::system::request_reboot(&platform) {
+                Ok(()) => "rebooting now".to_string(),
+                Err(e) => format!("error: {e}"),
+            };
+            let _ = reply.send(text);
+        }
+        ConsoleCommand::SshKeyAdd(key) => {
+            tokio::task::spawn_blocking(move || {
+                let _ = reply.send(ssh::add(&data_dir, &key));
+            });
+        }
+        ConsoleCommand::SshKeyList => {
+            tokio::task::spawn_blocking(move || {
+                let _ = reply.send(ssh::list(&data_dir));
+            });
+        }
+        ConsoleCommand::SshKeyRemove(n) => {
+            tokio::task::spawn_blocking(move || {
+                let _ = reply.send(ssh::remove(&data_dir, n));
+            });
+        }
+        _ => {
+            let _ = reply.send("error: internal".to_string());
+        }
+    }
+}
+
 #[allow(clippy::disallowed_methods)] // driver: reads the clock for the engine
 fn now() -> Instant {
     Instant::now()
@@ -411,14 +543,45 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         tokio::task::spawn_blocking(move || crate::update::after_start(&app, sip, web_addr, &store));
     }
 
+    let platform = crate::system::Platform::detect();
+    // Debian's busybox has no ntpd: the box keeps its own clock (appliance only).
+    let ntp_kick = std::sync::Arc::new(tokio::sync::Notify::new());
+    if platform.appliance {
+        tokio::spawn(crate::system::keep_time(opts.data_dir.clone(), ntp_kick.clone()));
+    }
+    let mut nightly = config.system.restart.map(|plan| {
+        let offset = config.trunk_calls.time_rules.offset().minutes();
+        let n = crate::system::restart::NightlyRestart::new(plan, offset, unix_s());
+        log::info!(
+            "nightly restart: window {} (local), next at unix {}",
+            plan.window_text(),
+            n.next_restart(unix_s())
+        );
+        n
+    });
     let mut shutdown = Box::pin(shutdown_signal());
     loop {
         let deadline = engine.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
             biased;
             _ = &mut shutdown => break,
-            // Wakes an idle engine loop so its heartbeat (below) keeps coming.
-            _ = beat_tick.tick() => trunk_alarms(&engine),
+            // Wakes an idle engine loop so its heartbeat (below) keeps coming; the nightly
+            // restart is judged on the same tick.
+            _ = beat_tick.tick() => {
+                trunk_alarms(&engine);
+                use crate::system::restart::RestartAction;
+                let action = nightly.as_mut().and_then(|n| n.poll(unix_s(), || engine.calls(now()).len()));
+                match action {
+                    Some(RestartAction::Announce(line)) => log::info!("{line}"),
+                    Some(RestartAction::Restart { reason, .. }) => {
+                        // A clean exit: init (hakoden-start's respawn) starts a fresh process.
+                        log::warn!("{reason}");
+                        println!("hakoden: {reason}");
+                        break;
+                    }
+                    None => {}
+                }
+            }
             msg = inbox.recv() => {
                 let Some(msg) = msg else { break };
                 let t = now();
@@ -551,8 +714,25 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                         | ConsoleCommand::FactoryReset { .. }) => {
                             let (app, data, cfg) = (opts.appliance.clone(), opts.data_dir.clone(), opts.config_file.clone());
                             tokio::task::spawn_blocking(move || {
-                                answer_system(cmd, app.as_ref(), &data, cfg.as_deref(), req.reply)
+                                answer_update(cmd, app.as_ref(), &data, cfg.as_deref(), req.reply)
                             });
+                        }
+                        cmd @ (ConsoleCommand::Status
+                        | ConsoleCommand::NetworkShow
+                        | ConsoleCommand::NetworkSet(_)
+                        | ConsoleCommand::OptionsTest(_)
+                        | ConsoleCommand::Reboot { .. }
+                        | ConsoleCommand::SshKeyAdd(_)
+                        | ConsoleCommand::SshKeyList
+                        | ConsoleCommand::SshKeyRemove(_)) => {
+                            let next = nightly.as_ref().map(|n| n.next_restart(unix_s()));
+                            let system = SystemContext {
+                                platform: &platform,
+                                data_dir: &opts.data_dir,
+                                started: start,
+                                ntp_kick: &ntp_kick,
+                            };
+                            answer_system(&engine, &system, cmd, req.reply, next, now());
                         }
                         command => {
                             let mut text = answer_console(&engine, &relay, &cdr_sink, &store, command.clone(), now());
@@ -610,7 +790,10 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                         doc_text = text;
                         let _ = reply.send(report);
                     }
-                    Some(q) => answer_web(&mut engine, &mut voicemail, q, now()),
+                    Some(q) => {
+                        let next = nightly.as_ref().map(|n| n.next_restart(unix_s()));
+                        answer_web(&mut engine, &mut voicemail, q, now(), next);
+                    }
                     None => {}
                 }
             }
@@ -662,7 +845,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
 
 /// The console's system commands (update, firmware status, backup, restore, factory reset);
 /// blocking. An accepted update reboots the box once the answer is out.
-fn answer_system(
+fn answer_update(
     cmd: ConsoleCommand,
     app: Option<&crate::update::Appliance>,
     data_dir: &Path,
@@ -1509,19 +1692,36 @@ fn answer_console(
         | ConsoleCommand::Backup(_)
         | ConsoleCommand::Restore(_)
         | ConsoleCommand::FactoryReset { .. } => s = "error: internal".into(),
+        // Answered by `answer_system`.
+        ConsoleCommand::Status
+        | ConsoleCommand::NetworkShow
+        | ConsoleCommand::NetworkSet(_)
+        | ConsoleCommand::OptionsTest(_)
+        | ConsoleCommand::Reboot { .. }
+        | ConsoleCommand::SshKeyAdd(_)
+        | ConsoleCommand::SshKeyList
+        | ConsoleCommand::SshKeyRemove(_) => s = "error: internal".into(),
     }
     s.trim_end().to_string()
 }
 
 /// Answers one web query with the engine calls the console uses (typed views, not text). A
 /// dropped reply means the handler gave up (timeout); nothing to do then.
-fn answer_web(engine: &mut Engine, voicemail: &mut Voicemail, q: crate::web::WebQuery, now: Instant) {
+/// `next_restart`: unix seconds of the planned nightly restart, for the dashboard.
+fn answer_web(
+    engine: &mut Engine,
+    voicemail: &mut Voicemail,
+    q: crate::web::WebQuery,
+    now: Instant,
+    next_restart: Option<i64>,
+) {
     use crate::web::WebQuery;
     match q {
         WebQuery::Status(reply) => {
             let _ = reply.send(crate::web::EngineStatus {
                 registrations: engine.registrations(now).len(),
                 active_calls: engine.calls(now).len(),
+                next_restart,
             });
         }
         WebQuery::Queues(reply) => {

@@ -34,6 +34,7 @@ pub mod media;
 pub mod notify;
 pub mod sip;
 pub mod store;
+pub mod system;
 pub mod update;
 pub mod watchdog;
 pub mod web;

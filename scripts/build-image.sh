@@ -157,6 +157,9 @@ printf 'root:x:0:0:root:/root:/bin/sh\n' >"$R/etc/passwd"
 printf 'root:x:0:\n' >"$R/etc/group"
 # The key update bundles must be signed with (scripts/make-bundle.sh, HAKODEN_SIGNING_KEY).
 IMAGE_OUT="$OUT" "$REPO/scripts/make-bundle.sh" --pubkey >"$R/etc/hakoden/update.pub"
+# shellcheck source=image-dropbear.sh
+. "$REPO/scripts/image-dropbear.sh"
+image_add_dropbear "$R"
 find "$R" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 mksquashfs "$R" "$WORK/rootfs.sqfs" -comp zstd -all-root -noappend -no-progress -quiet >/dev/null
 # (mksquashfs takes every timestamp from SOURCE_DATE_EPOCH itself.)

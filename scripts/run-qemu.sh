@@ -5,7 +5,8 @@
 #   --sip PORT        SIP, UDP and TCP (env SIP_PORT, default 5060)
 #   --rtp LO-HI       RTP relay range, every port forwarded (env RTP_PORTS, default 10000-10019)
 #   --https PORT      web HTTPS, guest 8443 (env HTTPS_PORT, default 8443)
-#   --console PORT    network console, guest 2323 (env CONSOLE_PORT, default 2323)
+#   --console PORT    network console, guest 2323 (env CONSOLE_PORT, default 2323; unused)
+#   --ssh PORT        SSH into the technician console, guest 22 (env SSH_PORT, default 2222)
 #   --serial stdio|FILE|unix:PATH   where the serial console goes (default stdio)
 #   --debug           hakoden.debug=1: a shell on the serial console and `--allow-debug`
 #   --snapshot        discard disk writes (QEMU -snapshot)
@@ -19,6 +20,7 @@ SIP_PORT="${SIP_PORT:-5060}"
 RTP_PORTS="${RTP_PORTS:-10000-10019}"
 HTTPS_PORT="${HTTPS_PORT:-8443}"
 CONSOLE_PORT="${CONSOLE_PORT:-2323}"
+SSH_PORT="${SSH_PORT:-2222}"
 SERIAL=stdio
 DEBUG=0
 SNAPSHOT=()
@@ -35,12 +37,13 @@ while [ $# -gt 0 ]; do
         --rtp) RTP_PORTS="$2"; shift 2 ;;
         --https) HTTPS_PORT="$2"; shift 2 ;;
         --console) CONSOLE_PORT="$2"; shift 2 ;;
+        --ssh) SSH_PORT="$2"; shift 2 ;;
         --serial) SERIAL="$2"; shift 2 ;;
         --debug) DEBUG=1; shift ;;
         --snapshot) SNAPSHOT=(-snapshot); shift ;;
         --pidfile) PIDFILE="$2"; shift 2 ;;
         --append) APPEND_MORE="$2"; shift 2 ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         -*) echo "unknown option $1" >&2; exit 2 ;;
         *) break ;;
     esac
@@ -73,6 +76,7 @@ mcopy -i "$IMG@@$((boot_start * 512))" ::/initrd.gz "$TMP/initrd.gz"
 # no default route, DHCP or DNS, and only answers flows opened from 127.0.0.1.
 fwd="hostfwd=udp:127.0.0.1:$SIP_PORT-:$SIP_PORT,hostfwd=tcp:127.0.0.1:$SIP_PORT-:$SIP_PORT"
 fwd="$fwd,hostfwd=tcp:127.0.0.1:$HTTPS_PORT-:8443,hostfwd=tcp:127.0.0.1:$CONSOLE_PORT-:2323"
+fwd="$fwd,hostfwd=tcp:127.0.0.1:$SSH_PORT-:22"
 for ((p = RTP_LO; p <= RTP_HI; p++)); do fwd="$fwd,hostfwd=udp:127.0.0.1:$p-:$p"; done
 
 append="console=ttyAMA0 quiet panic=5 hakoden.sip_port=$SIP_PORT hakoden.rtp=$RTP_PORTS hakoden.advertise=127.0.0.1"

@@ -153,6 +153,11 @@ image_update_test() {
     HAKODEN_SKIP_IMAGE=0 cargo test --test image_update -- --nocapture || return $?
 }
 
+# SSH into the console, network settings, options-test: one more boot (docs/appliance.md).
+image_console_test() {
+    HAKODEN_SKIP_IMAGE=0 cargo test --test image_console -- --nocapture || return $?
+}
+
 step "install tools" install_tools
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --all-targets -- -D warnings
@@ -167,5 +172,6 @@ if [ "${HAKODEN_IMAGE_STEP:-1}" != 0 ]; then
     step "image reproducible" bash scripts/check-reproducible.sh qemu-virt-aarch64
     step "image test (qemu)" image_test
     step "image update test (qemu)" image_update_test
+    step "image console test (qemu)" image_console_test
 fi
 summary

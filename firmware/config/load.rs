@@ -139,6 +139,16 @@ struct RawFile {
     #[serde(default)]
     queue: Vec<Spanned<super::callcenter::RawQueue>>,
     acd: Option<Spanned<super::callcenter::RawAcd>>,
+    // The appliance (issue 8).
+    system: Option<RawSystem>,
+}
+
+/// `[system]` as serde reads it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSystem {
+    restart_window: Option<Spanned<String>>,
+    restart_deadline: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -365,6 +375,24 @@ fn validate(raw: RawFile) -> Result<Config, Invalid> {
                 .ok()
                 .filter(|n| (1..=1024).contains(n))
                 .ok_or_else(|| invalid(&v, "media.max_audio_mib", format!("{n} is outside 1..=1024 MiB")))?;
+        }
+    }
+    if let Some(sys) = raw.system {
+        match (&sys.restart_window, &sys.restart_deadline) {
+            (None, None) => {}
+            (None, Some(d)) => {
+                return Err(invalid(d, "system.restart_deadline", "needs a restart_window"));
+            }
+            (Some(w), d) => {
+                use crate::system::restart::RestartPlan;
+                let plan = RestartPlan::parse(w.get_ref(), None)
+                    .map_err(|e| invalid(w, "system.restart_window", e))?;
+                config.system.restart = Some(match d {
+                    None => plan,
+                    Some(d) => RestartPlan::parse(w.get_ref(), Some(d.get_ref()))
+                        .map_err(|e| invalid(d, "system.restart_deadline", e))?,
+                });
+            }
         }
     }
     if let Some(r) = raw.recording {

@@ -66,6 +66,15 @@ pub struct Config {
     pub callcenter: CallCenterConfig,
     /// `[web]`: the admin's HTTPS and redirect ports (issue 7).
     pub web: WebConfig,
+    /// `[system]`: the nightly restart (issue 8).
+    pub system: SystemConfig,
+}
+
+/// `[system]` (issue 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SystemConfig {
+    /// `restart_window` and `restart_deadline`; `None`: no nightly restart.
+    pub restart: Option<crate::system::restart::RestartPlan>,
 }
 
 /// `[web]`: listener ports of the web admin; 0 turns one off.

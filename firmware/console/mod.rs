@@ -39,6 +39,8 @@ mod server;
 pub use client::run_client;
 pub use server::{serve, MAX_CONNECTIONS, MAX_LINE_BYTES};
 
+use crate::system::network::NetworkChange;
+
 /// `log tail` without a count.
 pub const DEFAULT_LOG_TAIL: usize = 50;
 
@@ -180,6 +182,27 @@ pub enum ConsoleCommand {
         /// The private key file on the box (case kept).
         key: String,
     },
+    /// `status`: version, slot, uptime, registrations, calls, trunks, storage, network and
+    /// the next nightly restart on one screen.
+    Status,
+    /// `network` / `network show`: the saved settings and the live addresses.
+    NetworkShow,
+    /// `network dhcp`, `network static ..`, `hostname NAME`, `ntp SERVER..|off`: saved to
+    /// `<data>/network.conf` and applied on the appliance.
+    NetworkSet(crate::system::network::NetworkChange),
+    /// `options-test TARGET`: one SIP OPTIONS; the answer code and round-trip time.
+    OptionsTest(String),
+    /// `reboot` (asks for confirmation) / `reboot now`; refused off the appliance.
+    Reboot {
+        /// `reboot now`: the technician confirmed.
+        confirmed: bool,
+    },
+    /// `ssh key add TYPE BASE64 [COMMENT]`: one more login key for `admin` (case kept).
+    SshKeyAdd(String),
+    /// `ssh key list`.
+    SshKeyList,
+    /// `ssh key remove N`: the N-th key as `ssh key list` numbers them.
+    SshKeyRemove(usize),
     /// `help`: the command list ([`help_text`]).
     Help,
 }
@@ -240,6 +263,18 @@ pub fn help_text() -> String {
          backup FILE          configuration, store, voicemail and recordings into one file\n\
          restore FILE         check a backup and apply it at the next start (then reboot)\n\
          factory-reset        wipe data and settings back to defaults (asks for confirmation)\n\
+         status               version, slot, uptime, phones, calls, trunks, storage, network (st)\n\
+         logs [N]             same as log tail [N]\n\
+         network              the saved network settings and the live addresses\n\
+         network dhcp         get the address by DHCP\n\
+         network static ADDR/PREFIX GATEWAY [DNS..]  a fixed IPv4 address\n\
+         hostname NAME        the box's hostname\n\
+         ntp SERVER..|off     set the time from these NTP servers, or not\n\
+         options-test TARGET  send a SIP OPTIONS to HOST[:PORT] or a sip: URI, show the answer\n\
+         ssh key add TYPE BASE64 [COMMENT]  allow an SSH login (user admin) with this key\n\
+         ssh key list         the SSH login keys\n\
+         ssh key remove N     remove key N (as listed)\n\
+         reboot               restart the board (asks to confirm with `reboot now`)\n\
          debug hang LOOP      block sip, media, store or web to prove the watchdog reset\n\
          \x20                    (only on a box run with --allow-debug)\n\
          help                 this list\n\
@@ -278,6 +313,27 @@ pub fn parse_command(line: &str) -> Result<ConsoleCommand, String> {
         }
         [w, rest @ ..] if abbreviates(w, "show", 2) => parse_show(rest),
         [w, rest @ ..] if abbreviates(w, "log", 2) => parse_log(rest),
+        [w] if abbreviates(w, "status", 2) => Ok(ConsoleCommand::Status),
+        [w] if *w == "logs" => Ok(ConsoleCommand::LogTail(DEFAULT_LOG_TAIL)),
+        [w, n] if *w == "logs" => parse_log(&["tail", n]),
+        [w, rest @ ..] if abbreviates(w, "network", 3) => parse_network(rest),
+        [w, rest @ ..] if *w == "hostname" => match rest {
+            [name] => crate::system::network::check_hostname(name)
+                .map(|()| ConsoleCommand::NetworkSet(NetworkChange::Hostname((*name).to_string()))),
+            _ => Err("usage: hostname NAME".into()),
+        },
+        [w, rest @ ..] if *w == "ntp" => NetworkChange::parse_ntp(rest).map(ConsoleCommand::NetworkSet),
+        [w, rest @ ..] if *w == "options-test" => match rest {
+            // The target keeps its case (a SIP user part may be case-sensitive).
+            [_] => Ok(ConsoleCommand::OptionsTest(
+                line.split_whitespace().nth(1).unwrap_or_default().to_string(),
+            )),
+            _ => Err("usage: options-test HOST[:PORT] | sip:[USER@]HOST[:PORT]".into()),
+        },
+        [w] if *w == "reboot" => Ok(ConsoleCommand::Reboot { confirmed: false }),
+        [w, n] if *w == "reboot" && *n == "now" => Ok(ConsoleCommand::Reboot { confirmed: true }),
+        [w, ..] if *w == "reboot" => Err("usage: reboot (then `reboot now` to confirm)".into()),
+        [w, rest @ ..] if *w == "ssh" => parse_ssh(line.trim(), rest),
         [w, rest @ ..] if abbreviates(w, "agent", 2) => parse_agent(line.trim(), rest),
         [w, rest @ ..] if abbreviates(w, "audio", 2) => parse_audio(line.trim(), rest),
         [w, rest @ ..] if abbreviates(w, "report", 3) => parse_report(rest),
@@ -519,6 +575,43 @@ fn parse_supervise(rest: &[&str]) -> Result<ConsoleCommand, String> {
                 return Err(USAGE.into());
             };
             Ok(ConsoleCommand::Supervise { mode, supervisor: extension(sup)?, agent: extension(agent)? })
+        }
+        _ => Err(USAGE.into()),
+    }
+}
+
+/// `network [show]`, `network dhcp`, `network static ADDR/PREFIX GATEWAY [DNS..]`.
+fn parse_network(rest: &[&str]) -> Result<ConsoleCommand, String> {
+    const USAGE: &str = "usage: network | network dhcp | network static ADDR/PREFIX GATEWAY [DNS..]";
+    match rest {
+        [] => Ok(ConsoleCommand::NetworkShow),
+        [w] if abbreviates(w, "show", 2) => Ok(ConsoleCommand::NetworkShow),
+        [w] if *w == "dhcp" => Ok(ConsoleCommand::NetworkSet(NetworkChange::Dhcp)),
+        [w, args @ ..] if abbreviates(w, "static", 2) => {
+            NetworkChange::parse_static(args).map(ConsoleCommand::NetworkSet)
+        }
+        _ => Err(USAGE.into()),
+    }
+}
+
+/// `ssh key add KEY` (KEY keeps its case: taken from `line`), `ssh key list`,
+/// `ssh key remove N`.
+fn parse_ssh(line: &str, rest: &[&str]) -> Result<ConsoleCommand, String> {
+    const USAGE: &str = "usage: ssh key add TYPE BASE64 [COMMENT] | ssh key list | ssh key remove N";
+    match rest {
+        [k, l] if *k == "key" && abbreviates(l, "list", 1) => Ok(ConsoleCommand::SshKeyList),
+        [k, r, n] if *k == "key" && abbreviates(r, "remove", 3) => n
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=crate::system::ssh::MAX_KEYS).contains(n))
+            .map(ConsoleCommand::SshKeyRemove)
+            .ok_or_else(|| format!("`{n}` is not a key number; {USAGE}")),
+        [k, a, _, ..] if *k == "key" && *a == "add" => {
+            // Everything after `ssh key add`, case kept.
+            let (_, after) = next_word(line);
+            let (_, after) = next_word(after);
+            let (_, key) = next_word(after);
+            crate::system::ssh::check_key(key).map(ConsoleCommand::SshKeyAdd)
         }
         _ => Err(USAGE.into()),
     }

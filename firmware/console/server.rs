@@ -34,6 +34,8 @@ const REPORT_TIMEOUT: Duration = Duration::from_secs(25);
 /// How long an update (read, verify, write and read back a slot), a backup or a restore may
 /// take: tens of MiB on an SD card. Below the client's own 30 s timeout.
 const UPDATE_TIMEOUT: Duration = Duration::from_secs(28);
+/// How long `network ..`/`hostname`/`ntp` (applying runs a script) and `options-test` may take.
+const SYSTEM_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long writing the reply may take before the connection is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -187,6 +189,9 @@ async fn ask(tx: &mpsc::Sender<ConsoleRequest>, command: super::ConsoleCommand) 
         super::ConsoleCommand::Update(_)
         | super::ConsoleCommand::Backup(_)
         | super::ConsoleCommand::Restore(_) => UPDATE_TIMEOUT,
+        // Applying runs the image's script: a DHCP client may try for ~6 s before it
+        // backgrounds; a name lookup plus the OPTIONS' own 4 s.
+        super::ConsoleCommand::NetworkSet(_) | super::ConsoleCommand::OptionsTest(_) => SYSTEM_TIMEOUT,
         _ => REPLY_TIMEOUT,
     };
     let (reply, answer) = oneshot::channel();

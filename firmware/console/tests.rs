@@ -105,11 +105,11 @@ fn report_commands_refuse_bad_dates_ranges_and_words_with_the_usage() {
 
 #[test]
 fn unknown_or_malformed_commands_are_refused_with_a_hint() {
-    for line in ["", "   ", "reboot", "s reg", "show", "show bananas", "sh reg now", "log", "log head"] {
+    for line in ["", "   ", "frobnicate", "s reg", "show", "show bananas", "sh reg now", "log", "log head"] {
         let e = parse_command(line).unwrap_err();
         assert!(!e.is_empty(), "{line}");
     }
-    assert!(parse_command("reboot").unwrap_err().contains("help"));
+    assert!(parse_command("frobnicate").unwrap_err().contains("help"));
     assert!(parse_command("show").unwrap_err().contains("registrations"));
     for n in ["0", "2001", "-1", "many", "99999999999999999999999"] {
         let e = parse_command(&format!("log tail {n}")).unwrap_err();
@@ -244,6 +244,14 @@ async fn start(dir: &Path) -> PathBuf {
                 | ConsoleCommand::Backup(_)
                 | ConsoleCommand::Restore(_)
                 | ConsoleCommand::FactoryReset { .. } => "system".to_string(),
+                ConsoleCommand::Status
+                | ConsoleCommand::NetworkShow
+                | ConsoleCommand::NetworkSet(_)
+                | ConsoleCommand::OptionsTest(_)
+                | ConsoleCommand::Reboot { .. }
+                | ConsoleCommand::SshKeyAdd(_)
+                | ConsoleCommand::SshKeyList
+                | ConsoleCommand::SshKeyRemove(_) => "system".to_string(),
             };
             let _ = req.reply.send(answer);
         }
@@ -289,8 +297,8 @@ async fn a_command_goes_to_the_owner_and_its_answer_comes_back() {
 async fn bad_requests_get_an_error_reply() {
     let dir = tempfile::tempdir().unwrap();
     let path = start(dir.path()).await;
-    let reply = ask(&path, "reboot").await.unwrap();
-    assert!(reply[0].starts_with("error: unknown command `reboot`"), "{reply:?}");
+    let reply = ask(&path, "frobnicate").await.unwrap();
+    assert!(reply[0].starts_with("error: unknown command `frobnicate`"), "{reply:?}");
     let long = "x".repeat(MAX_LINE_BYTES + 10);
     let reply = raw(&path, format!("{long}\n").as_bytes()).await;
     assert!(reply.starts_with("error: command longer than"), "{reply}");
@@ -385,7 +393,7 @@ async fn run_client_exit_codes_tell_ok_refused_and_unreachable() {
         tokio::task::spawn_blocking(move || run_client(&path, Some(cmd)))
     };
     assert_eq!(code("sh ver", path.clone()).await.unwrap(), 0);
-    assert_eq!(code("reboot", path.clone()).await.unwrap(), 1);
+    assert_eq!(code("frobnicate", path.clone()).await.unwrap(), 1);
     assert_eq!(code("sh ext", path.clone()).await.unwrap(), 1);
     assert_eq!(code("sh ver", dir.path().join("nobody.sock")).await.unwrap(), 2);
 }
@@ -486,4 +494,95 @@ fn system_commands_keep_the_path_case_and_ask_before_a_factory_reset() {
     assert_eq!(parse_command("factory-reset confirm"), Ok(ConsoleCommand::FactoryReset { confirmed: true }));
     assert!(parse_command("update").is_err());
     assert!(parse_command("factory-reset now").is_err());
+}
+
+// The appliance commands (issue 8).
+
+#[test]
+fn status_logs_and_reboot_parse() {
+    use ConsoleCommand::*;
+    for (line, want) in [
+        ("status", Status),
+        ("st", Status),
+        ("STATUS", Status),
+        ("logs", LogTail(DEFAULT_LOG_TAIL)),
+        ("logs 5", LogTail(5)),
+        ("reboot", Reboot { confirmed: false }),
+        ("reboot now", Reboot { confirmed: true }),
+        ("network", NetworkShow),
+        ("net show", NetworkShow),
+        ("ssh key list", SshKeyList),
+        ("ssh key remove 2", SshKeyRemove(2)),
+    ] {
+        assert_eq!(parse_command(line), Ok(want), "{line}");
+    }
+    for bad in ["logs 0", "logs many", "reboot please", "status now", "ssh key remove 0", "ssh key"] {
+        assert!(parse_command(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn network_settings_commands_parse_and_check_their_values() {
+    use crate::system::network::NetworkChange;
+    use ConsoleCommand::NetworkSet;
+    assert_eq!(parse_command("network dhcp"), Ok(NetworkSet(NetworkChange::Dhcp)));
+    assert_eq!(
+        parse_command("network static 192.168.1.20/24 192.168.1.1 192.168.1.1 1.1.1.1"),
+        Ok(NetworkSet(NetworkChange::Static {
+            addr: "192.168.1.20".parse().unwrap(),
+            prefix: 24,
+            gateway: "192.168.1.1".parse().unwrap(),
+            dns: vec!["192.168.1.1".parse().unwrap(), "1.1.1.1".parse().unwrap()],
+        }))
+    );
+    assert_eq!(
+        parse_command("hostname office-pbx"),
+        Ok(NetworkSet(NetworkChange::Hostname("office-pbx".into())))
+    );
+    assert_eq!(
+        parse_command("ntp ntp.nict.jp"),
+        Ok(NetworkSet(NetworkChange::Ntp(vec!["ntp.nict.jp".into()])))
+    );
+    assert_eq!(parse_command("ntp off"), Ok(NetworkSet(NetworkChange::Ntp(vec![]))));
+    for bad in [
+        "network static 192.168.1.20 192.168.1.1",
+        "network static 192.168.1.20/24",
+        "network static 300.1.1.1/24 192.168.1.1",
+        "network bogus",
+        "hostname a;reboot",
+        "hostname",
+        "ntp",
+        "ntp $(id)",
+    ] {
+        assert!(parse_command(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn options_test_keeps_the_target_case_and_ssh_keys_keep_theirs() {
+    assert_eq!(
+        parse_command("options-test sip:Trunk@10.0.0.1:5062"),
+        Ok(ConsoleCommand::OptionsTest("sip:Trunk@10.0.0.1:5062".into()))
+    );
+    assert!(parse_command("options-test").is_err());
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f Tech@Laptop";
+    assert_eq!(parse_command(&format!("ssh key add {key}")), Ok(ConsoleCommand::SshKeyAdd(key.into())));
+    assert!(parse_command("ssh key add ssh-ed25519 notakey").is_err());
+}
+
+#[test]
+fn the_help_lists_the_appliance_commands() {
+    let h = help_text();
+    for c in [
+        "status",
+        "logs [N]",
+        "network static",
+        "hostname NAME",
+        "ntp SERVER",
+        "options-test",
+        "ssh key add",
+        "reboot",
+    ] {
+        assert!(h.contains(c), "{c}");
+    }
 }

@@ -524,6 +524,7 @@ async fn dashboard(AxState(st): AxState<Arc<State>>, a: Authed) -> ApiResult {
         "uptime_s": now().saturating_duration_since(st.started).as_secs(),
         "registrations": status.map(|s| s.registrations),
         "active_calls": status.map(|s| s.active_calls),
+        "next_restart": status.and_then(|s| s.next_restart),
     });
     if let Some(obj) = body.as_object_mut() {
         obj.extend(super::media::dashboard_extra(&st).await);

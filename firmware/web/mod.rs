@@ -295,6 +295,8 @@ pub struct EngineStatus {
     pub registrations: usize,
     /// Calls in progress.
     pub active_calls: usize,
+    /// Unix seconds of the planned nightly restart (`[system] restart_window`); `None`: none.
+    pub next_restart: Option<i64>,
 }
 
 /// How `hakoden run` starts the web admin.
