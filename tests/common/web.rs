@@ -26,6 +26,9 @@ pub fn client_trusting(pem: &[u8]) -> Client {
     Client::builder()
         .use_preconfigured_tls(tls)
         .redirect(reqwest::redirect::Policy::none())
+        // A refused upload (413) is answered before its body is read, and the box then closes
+        // the connection; a pooled connection would fail the next request at random.
+        .pool_max_idle_per_host(0)
         .timeout(std::time::Duration::from_secs(20))
         .build()
         .expect("client")
