@@ -507,6 +507,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     }
     let heartbeats = crate::watchdog::Heartbeats::new(start, opts.allow_debug);
     spawn_heartbeat_probes(&heartbeats, &relay, &store);
+    web.watch(heartbeats.clone());
     let watchdog = opts.watchdog.as_deref().and_then(|dev| {
         crate::watchdog::Watchdog::start(dev, heartbeats.clone())
             .map_err(|e| log::error!("watchdog: cannot open {}: {e}; running without it", dev.display()))

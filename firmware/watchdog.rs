@@ -52,7 +52,7 @@ pub enum Loop {
     Media,
     /// The embedded store (a read through it).
     Store,
-    /// The web server (a hook: judged only once the web server registers it).
+    /// The web server (`web::WebHandle::watch` registers it and beats after each good probe).
     Web,
 }
 
@@ -231,7 +231,7 @@ impl Watchdog {
                 .name("watchdog".into())
                 .spawn(move || pet_loop(file, &name, &beats, &stop))?
         };
-        log::info!("watchdog: {} armed; petted while sip, media and store are alive", device.display());
+        log::info!("watchdog: {} armed; petted while every registered loop is alive", device.display());
         Ok(Watchdog { stop, thread: Some(thread) })
     }
 

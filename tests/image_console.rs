@@ -12,11 +12,10 @@
 #![allow(clippy::disallowed_methods)]
 mod common;
 
+use common::qemu::{repo, Guest};
 use common::{require_tool, PortBlock};
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// First boot under TCG emulation on shared cores: kernel, stage 1, store, host key.
@@ -36,110 +35,9 @@ const NTP_AHEAD_S: u64 = 3600;
 /// Pause between looks at the guest's interface while the lease comes.
 const POLL: Duration = Duration::from_millis(500);
 
-/// The serial console as lines, filled by a reader thread.
-#[derive(Default)]
-struct Serial {
-    lines: Mutex<Vec<String>>,
-    more: Condvar,
-}
-
-impl Serial {
-    fn wait_for(&self, from: usize, timeout: Duration, want: impl Fn(&str) -> bool) -> Option<String> {
-        let deadline = Instant::now() + timeout;
-        let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if let Some(l) = lines.iter().skip(from).find(|l| want(l)) {
-                return Some(l.clone());
-            }
-            let left = deadline.checked_duration_since(Instant::now())?;
-            lines = self.more.wait_timeout(lines, left).unwrap_or_else(|e| e.into_inner()).0;
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.lines.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    fn tail(&self, n: usize) -> String {
-        let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
-        lines.iter().skip(lines.len().saturating_sub(n)).cloned().collect::<Vec<_>>().join("\n")
-    }
-}
-
-/// QEMU through `scripts/run-qemu.sh --debug`; stopped by its pid on drop.
-struct Guest {
-    child: Child,
-    stdin: ChildStdin,
-    serial: Arc<Serial>,
-    pidfile: PathBuf,
-}
-
-impl Guest {
-    fn boot(image: &Path, dir: &Path, ports: &PortBlock, ssh: u16) -> Guest {
-        let pidfile = dir.join("qemu.pid");
-        let (rtp, _) = ports.rtp_range();
-        let mut child = Command::new(repo().join("scripts/run-qemu.sh"))
-            .args(["--debug", "--pidfile"])
-            .arg(&pidfile)
-            .args(["--sip", &ports.sip_port().to_string(), "--rtp", &format!("{rtp}-{}", rtp + 3)])
-            .args(["--https", &ports.port().to_string(), "--console", &ports.port().to_string()])
-            .args(["--ssh", &ssh.to_string()])
-            .arg(image)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start scripts/run-qemu.sh: {e}"));
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let serial = Arc::new(Serial::default());
-        let s = serial.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).split(b'\n') {
-                let Ok(line) = line else { break };
-                let text = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
-                s.lines.lock().unwrap_or_else(|e| e.into_inner()).push(text);
-                s.more.notify_all();
-            }
-        });
-        Guest { child, stdin, serial, pidfile }
-    }
-
-    fn expect(&self, from: usize, timeout: Duration, what: &str, want: impl Fn(&str) -> bool) -> String {
-        self.serial.wait_for(from, timeout, want).unwrap_or_else(|| {
-            panic!(
-                "no {what} on the serial console within {timeout:?}\n--- serial ---\n{}",
-                self.serial.tail(80)
-            )
-        })
-    }
-
-    /// Runs `cmd` in the serial root shell and returns its output joined on one line.
-    fn shell(&mut self, key: &str, cmd: &str) -> String {
-        let from = self.serial.len();
-        let line = format!("echo {key}=$({cmd} 2>&1 | tr '\\n' ' ')\n");
-        self.stdin.write_all(line.as_bytes()).expect("write to the serial console");
-        self.stdin.flush().expect("flush the serial console");
-        let prefix = format!("{key}=");
-        let got = self.expect(from, SHELL_TIMEOUT, key, |l| l.starts_with(&prefix));
-        got.trim_start_matches(&prefix).to_string()
-    }
-}
-
-impl Drop for Guest {
-    fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(&self.pidfile) {
-            if let Ok(pid) = pid.trim().parse::<u32>() {
-                let _ = Command::new("kill").arg(pid.to_string()).status();
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+/// Runs `cmd` in the guest's serial root shell; its output (stderr too) joined on one line.
+fn shell(guest: &mut Guest, key: &str, cmd: &str) -> String {
+    guest.shell_value(key, &format!("{cmd} 2>&1 | tr '\\n' ' '"))
 }
 
 /// `ssh admin@127.0.0.1 -p PORT COMMAND` with the test's key: `(exit code, stdout+stderr)`.
@@ -222,13 +120,21 @@ fn ssh_lands_in_the_console_and_network_settings_reach_the_guest() {
     let ports = PortBlock::reserve();
     let ssh_port = ports.port();
     let started = Instant::now();
-    let mut guest = Guest::boot(&disk, dir.path(), &ports, ssh_port);
+    let (rtp, _) = ports.rtp_range();
+    let mut guest = Guest::boot_with_ssh(
+        &disk,
+        dir.path(),
+        ports.sip_port(),
+        (rtp, rtp + 3),
+        (ports.port(), ports.port()),
+        Some(ssh_port),
+    );
     guest.expect(0, BOOT_TIMEOUT, "ready line", |l| l.contains("hakoden: ready "));
     eprintln!("MEASURE boot_to_ready_s={:.1}", started.elapsed().as_secs_f64());
 
     // The first key comes in over the serial console.
     let added =
-        guest.shell("KEY", &format!("hakoden console --data /data/hakoden ssh key add {}", public.trim()));
+        shell(&mut guest, "KEY", &format!("hakoden console --data /data/hakoden ssh key add {}", public.trim()));
     assert!(added.contains("key 1 added"), "{added}");
 
     // SSH with that key lands in the console: `status` answers (dropbear may still be making
@@ -257,8 +163,8 @@ fn ssh_lands_in_the_console_and_network_settings_reach_the_guest() {
     assert_eq!(code, Some(0), "{out}");
     let deadline = Instant::now() + DHCP_TIMEOUT;
     loop {
-        let route = guest.shell("ROUTE", "ip route show default");
-        let dns = guest.shell("DNS", "cat /run/resolv.conf");
+        let route = shell(&mut guest, "ROUTE", "ip route show default");
+        let dns = shell(&mut guest, "DNS", "cat /run/resolv.conf");
         if route.contains("via 10.0.2.2") && dns.contains("nameserver 10.0.2.3") {
             break;
         }
@@ -276,13 +182,13 @@ fn ssh_lands_in_the_console_and_network_settings_reach_the_guest() {
     // Static address and hostname are applied to the guest's interface.
     let (code, out) = ssh(dir.path(), &key, ssh_port, "network static 10.0.2.15/24 10.0.2.2 10.0.2.3");
     assert_eq!(code, Some(0), "{out}");
-    let addr = guest.shell("ADDR", "ip -4 -o addr show dev eth0");
+    let addr = shell(&mut guest, "ADDR", "ip -4 -o addr show dev eth0");
     assert!(addr.contains("10.0.2.15/24"), "{addr}");
-    assert!(guest.shell("ROUTE", "ip route show default").contains("via 10.0.2.2"));
-    assert!(!guest.shell("UDHCPC", "pidof udhcpc || echo none").chars().any(|c| c.is_ascii_digit()));
+    assert!(shell(&mut guest, "ROUTE", "ip route show default").contains("via 10.0.2.2"));
+    assert!(!shell(&mut guest, "UDHCPC", "pidof udhcpc || echo none").chars().any(|c| c.is_ascii_digit()));
     let (code, out) = ssh(dir.path(), &key, ssh_port, "hostname office-pbx");
     assert_eq!(code, Some(0), "{out}");
-    assert_eq!(guest.shell("HOST", "hostname").trim(), "office-pbx");
+    assert_eq!(shell(&mut guest, "HOST", "hostname").trim(), "office-pbx");
 
     // NTP: the firmware's SNTP client asks a server on this host (QEMU's 10.0.2.2 is the
     // host's loopback) that is an hour ahead; the guest's clock is stepped to it.
@@ -298,7 +204,7 @@ fn ssh_lands_in_the_console_and_network_settings_reach_the_guest() {
         assert!(Instant::now() < deadline, "the clock was not stepped:\n{logs}");
         std::thread::sleep(POLL);
     }
-    let guest_now: u64 = guest.shell("DATE", "date +%s").trim().parse().unwrap_or(0);
+    let guest_now: u64 = shell(&mut guest, "DATE", "date +%s").trim().parse().unwrap_or(0);
     let host_now =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
     assert!(guest_now > host_now + NTP_AHEAD_S - 60, "guest {guest_now}, host {host_now}");

@@ -3,12 +3,14 @@
 "use strict";
 
 Object.assign(TEXT.ja, {
+  "dashboard.restart": "次の夜間再起動", "dashboard.norestart": "設定なし",
   "dashboard.storage": "ストレージ使用率", "dashboard.flash": "起動後のフラッシュ書き込み", "dashboard.alarms": "アラーム",
   "dashboard.severity": "重要度", "dashboard.what": "対象", "dashboard.message": "内容", "dashboard.count": "回数",
   "dashboard.last": "最終発生", "dashboard.trunks": "トランク", "dashboard.trunk": "トランク", "dashboard.state": "状態",
   "dashboard.none": "アラームはありません", "dashboard.critical": "重大", "dashboard.warning": "警告", "dashboard.cleared": "解除済み",
 });
 Object.assign(TEXT.en, {
+  "dashboard.restart": "Next nightly restart", "dashboard.norestart": "not set",
   "dashboard.storage": "Storage used", "dashboard.flash": "Written to flash since start", "dashboard.alarms": "Alarms",
   "dashboard.severity": "Severity", "dashboard.what": "What", "dashboard.message": "Message", "dashboard.count": "Count",
   "dashboard.last": "Last seen", "dashboard.trunks": "Trunks", "dashboard.trunk": "Trunk", "dashboard.state": "State",
@@ -26,6 +28,9 @@ window.dashboardExtra = function dashboardExtra(d) {
   document.getElementById("storage").textContent = d.storage
     ? d.storage.used_percent + " % (" + bytesText(d.storage.free_bytes) + ")" : "–";
   document.getElementById("flash").textContent = bytesText(d.flash_written_bytes);
+  // `next_restart`: unix seconds of the planned nightly restart ([system] restart_window).
+  document.getElementById("next-restart").textContent = d.next_restart
+    ? new Date(d.next_restart * 1000).toLocaleString(lang() === "ja" ? "ja-JP" : "en-GB") : t("dashboard.norestart");
   const alarms = document.querySelector("#alarms-table tbody");
   alarms.replaceChildren();
   if (!d.alarms || !d.alarms.length) {

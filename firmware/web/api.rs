@@ -70,7 +70,7 @@ impl Directory {
 pub(super) struct State {
     web: WebStore,
     gate: std::sync::Mutex<Gate>,
-    dir: tokio::sync::Mutex<Directory>,
+    pub(super) dir: tokio::sync::Mutex<Directory>,
     certs: Arc<CertSlot>,
     hashes: Semaphore,
     dummy_hash: String,

@@ -324,6 +324,8 @@ pub struct WebOptions {
 #[derive(Clone)]
 pub struct WebHandle {
     state: Arc<api::State>,
+    /// The HTTPS router (state applied), for the watchdog's in-process probe.
+    app: axum::Router,
     monitor: Arc<monitor::Hub>,
     url: Option<String>,
     initial_password: Option<String>,
@@ -388,6 +390,7 @@ pub async fn start(
     let monitor = monitor::Hub::start(engine_for_monitor);
     let app =
         app.layer(axum::Extension(monitor.clone())).layer(axum::Extension(reports::Reports::new(store)));
+    let probe_app = app.clone();
     let mut url = None;
     if opts.https_port != 0 {
         let addr = SocketAddr::new(opts.bind, opts.https_port);
@@ -407,7 +410,7 @@ pub async fn start(
             .map_err(|e| format!("cannot bind HTTP on {addr}: {e}"))?;
         tokio::spawn(server::serve(listener, None, api::redirect_router(state.clone())));
     }
-    Ok(WebHandle { state, monitor, url, initial_password })
+    Ok(WebHandle { state, app: probe_app, monitor, url, initial_password })
 }
 
 /// First start: the default roles and the `admin` user with a generated password that must be
@@ -437,7 +440,41 @@ fn seed(web: &WebStore) -> Result<Option<String>, String> {
     Ok(Some(pw))
 }
 
+/// How long the watchdog's web probe waits for an answer or the users' lock: far above a
+/// healthy answer (well under a millisecond) and far below the watchdog's stale limit (5 s).
+pub const PROBE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// One probe of the web loop: the router answers `GET /api/v1/health` in process (the
+/// runtime runs web tasks, the middleware and the handlers answer) and the users' directory
+/// lock, which every login and page takes, is free.
+async fn probe(app: &axum::Router, st: &api::State) -> bool {
+    let Ok(req) = axum::http::Request::get("/api/v1/health").body(axum::body::Body::empty()) else {
+        return false;
+    };
+    let answered = tokio::time::timeout(PROBE_LIMIT, tower::ServiceExt::oneshot(app.clone(), req)).await;
+    let ok = matches!(answered, Ok(Ok(ref r)) if r.status().is_success());
+    ok && tokio::time::timeout(PROBE_LIMIT, st.dir.lock()).await.is_ok()
+}
+
 impl WebHandle {
+    /// Registers the web server as the watchdog's `web` loop and probes it every
+    /// [`crate::watchdog::PROBE_INTERVAL`]: the loop beats only while [`probe`] succeeds, so a
+    /// wedged handler or lock stops the petting and the board resets.
+    pub fn watch(&self, beats: crate::watchdog::Heartbeats) {
+        use crate::watchdog::{Loop, PROBE_INTERVAL};
+        beats.register(Loop::Web, now());
+        let (app, state) = (self.app.clone(), self.state.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PROBE_INTERVAL);
+            loop {
+                tick.tick().await;
+                if probe(&app, &state).await {
+                    beats.beat(Loop::Web, now());
+                }
+            }
+        });
+    }
+
     /// `https://ADDR:PORT/`, or `None` when HTTPS is off.
     pub fn url(&self) -> Option<&str> {
         self.url.as_deref()

@@ -333,8 +333,14 @@ impl TestBox {
             .map_err(|e| format!("stderr file: {e}"))?;
         let (lo, hi) = ports.rtp_range();
         let log_level = std::env::var("HAKODEN_LOG").unwrap_or_else(|_| "debug".to_string());
+        // `dir/extra-args` (written by a `start_seeded` seed into the data dir's parent): more
+        // `hakoden run` flags for one test, e.g. `--allow-debug`.
+        let extra: Vec<String> = std::fs::read_to_string(dir.join("extra-args"))
+            .map(|s| s.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default();
         let mut child = Command::new(env!("CARGO_BIN_EXE_hakoden"))
             .arg("run")
+            .args(&extra)
             .arg("--data")
             .arg(&data)
             .arg("--config")

@@ -76,12 +76,28 @@ pub struct Guest {
 
 impl Guest {
     pub fn boot(image: &Path, dir: &Path, sip: u16, rtp: (u16, u16), tcp: (u16, u16)) -> Guest {
+        Guest::boot_with_ssh(image, dir, sip, rtp, tcp, None)
+    }
+
+    /// [`Guest::boot`], with the guest's SSH port forwarded to `ssh` on 127.0.0.1.
+    pub fn boot_with_ssh(
+        image: &Path,
+        dir: &Path,
+        sip: u16,
+        rtp: (u16, u16),
+        tcp: (u16, u16),
+        ssh: Option<u16>,
+    ) -> Guest {
         let pidfile = dir.join("qemu.pid");
-        let mut child = Command::new(repo().join("scripts/run-qemu.sh"))
-            .args(["--debug", "--pidfile"])
+        let mut cmd = Command::new(repo().join("scripts/run-qemu.sh"));
+        cmd.args(["--debug", "--pidfile"])
             .arg(&pidfile)
             .args(["--sip", &sip.to_string(), "--rtp", &format!("{}-{}", rtp.0, rtp.1)])
-            .args(["--https", &tcp.0.to_string(), "--console", &tcp.1.to_string()])
+            .args(["--https", &tcp.0.to_string(), "--console", &tcp.1.to_string()]);
+        if let Some(port) = ssh {
+            cmd.args(["--ssh", &port.to_string()]);
+        }
+        let mut child = cmd
             .arg(image)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -6,12 +6,14 @@
 //! - [`fields`]: field kinds and value checks.
 //! - [`model`]: the records.
 //! - [`chat`]: agent chat with unread counts, and the DID pop-up URL.
+//! - [`upload`]: the customer CSV upload (§2.22): preview, mapping, per-row skips.
 //! - [`refs`]: `#C<n>` / `#T<n>` references in chat text.
 
 pub mod chat;
 pub mod fields;
 pub mod model;
 pub mod refs;
+pub mod upload;
 
 use fields::{check_value, phone_key, FieldKind};
 use model::{BusinessFormat, Case, Category, CustomField, Customer, Faq, Stamp, Tag, Workflow, WorkflowStep};

@@ -112,6 +112,11 @@ pub(crate) fn decode(bytes: &[u8]) -> (Cow<'_, str>, CsvEncoding) {
 /// supported, since no number or short note needs one.
 pub(crate) fn split_cells(line: &str) -> Result<Vec<String>, String> {
     let delimiter = if !line.contains(',') && line.contains('\t') { '\t' } else { ',' };
+    split_cells_with(line, delimiter)
+}
+
+/// [`split_cells`] with the delimiter chosen by the user (the customer upload's 区切り文字).
+pub(crate) fn split_cells_with(line: &str, delimiter: char) -> Result<Vec<String>, String> {
     let mut cells = Vec::new();
     let mut cell = String::new();
     let mut chars = line.chars().peekable();
