@@ -14,8 +14,8 @@ mod common;
 
 use common::qemu::{repo, Guest};
 use common::{require_tool, PortBlock};
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// First boot under TCG emulation on shared cores: kernel, stage 1, store, host key.
@@ -133,8 +133,11 @@ fn ssh_lands_in_the_console_and_network_settings_reach_the_guest() {
     eprintln!("MEASURE boot_to_ready_s={:.1}", started.elapsed().as_secs_f64());
 
     // The first key comes in over the serial console.
-    let added =
-        shell(&mut guest, "KEY", &format!("hakoden console --data /data/hakoden ssh key add {}", public.trim()));
+    let added = shell(
+        &mut guest,
+        "KEY",
+        &format!("hakoden console --data /data/hakoden ssh key add {}", public.trim()),
+    );
     assert!(added.contains("key 1 added"), "{added}");
 
     // SSH with that key lands in the console: `status` answers (dropbear may still be making

@@ -1,6 +1,8 @@
 //! The web loop's watchdog heartbeat, on a developer box: `--watchdog FILE` pets a plain file
 //! once a second while every registered loop is alive; `debug hang web` wedges the web probe,
 //! and the box stops petting (the board would reset) once the web loop is judged stale.
+// A driver test: it waits on a real box.
+#![allow(clippy::disallowed_methods)]
 mod common;
 
 use common::TestBox;

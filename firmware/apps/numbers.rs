@@ -18,7 +18,9 @@ mod list;
 mod route;
 
 /// The CSV cell and encoding rules, shared with the phonebook import (`apps::phonebook`).
-pub(crate) use csv::{decode as decode_csv, split_cells as split_csv_cells, split_cells_with as split_csv_cells_with};
+pub(crate) use csv::{
+    decode as decode_csv, split_cells as split_csv_cells, split_cells_with as split_csv_cells_with,
+};
 pub use csv::{
     export_csv, import_csv, CsvEncoding, Import, ImportError, LineError, MAX_IMPORT_BYTES, MAX_IMPORT_ROWS,
     MAX_REPORTED_LINE_ERRORS,

@@ -70,7 +70,7 @@ impl Directory {
 pub(super) struct State {
     web: WebStore,
     gate: std::sync::Mutex<Gate>,
-    pub(super) dir: tokio::sync::Mutex<Directory>,
+    dir: tokio::sync::Mutex<Directory>,
     certs: Arc<CertSlot>,
     hashes: Semaphore,
     dummy_hash: String,
@@ -85,6 +85,12 @@ pub(super) struct State {
 }
 
 impl State {
+    /// Whether the users' directory lock (taken by every login and page) comes free within
+    /// `limit`: the watchdog's web probe (`WebHandle::watch`).
+    pub(super) async fn directory_free(&self, limit: std::time::Duration) -> bool {
+        tokio::time::timeout(limit, self.dir.lock()).await.is_ok()
+    }
+
     pub(super) fn new(
         web: WebStore,
         certs: Arc<CertSlot>,

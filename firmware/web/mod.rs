@@ -453,7 +453,7 @@ async fn probe(app: &axum::Router, st: &api::State) -> bool {
     };
     let answered = tokio::time::timeout(PROBE_LIMIT, tower::ServiceExt::oneshot(app.clone(), req)).await;
     let ok = matches!(answered, Ok(Ok(ref r)) if r.status().is_success());
-    ok && tokio::time::timeout(PROBE_LIMIT, st.dir.lock()).await.is_ok()
+    ok && st.directory_free(PROBE_LIMIT).await
 }
 
 impl WebHandle {
