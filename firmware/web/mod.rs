@@ -458,7 +458,8 @@ async fn probe(app: &axum::Router, st: &api::State) -> bool {
 
 impl WebHandle {
     /// Registers the web server as the watchdog's `web` loop and probes it every
-    /// [`crate::watchdog::PROBE_INTERVAL`]: the loop beats only while [`probe`] succeeds, so a
+    /// [`crate::watchdog::PROBE_INTERVAL`]: the loop beats only while the probe (the router answers
+    /// `GET /api/v1/health` in process, the users' lock is free) succeeds, so a
     /// wedged handler or lock stops the petting and the board resets.
     pub fn watch(&self, beats: crate::watchdog::Heartbeats) {
         use crate::watchdog::{Loop, PROBE_INTERVAL};
