@@ -4,14 +4,8 @@
 // once 250 exists) and the dashboard counts it. Env: BASE_URL, ADMIN_PASSWORD (already
 // changed, no forced change), EXT_PASSWORD, OUT_DIR, USER_DATA_DIR.
 "use strict";
-const { chromium } = require("playwright-core");
-const path = require("path");
+const { env, open } = require("./browser");
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) { console.error("missing env " + k); process.exit(2); }
-  return v;
-};
 const BASE = env("BASE_URL");
 const OUT = env("OUT_DIR");
 // Every wait is bounded: a broken page fails the test instead of hanging it. The dashboard
@@ -20,19 +14,8 @@ const STEP_MS = 15000;
 const REGISTERED_MS = 60000;
 
 (async () => {
-  const context = await chromium.launchPersistentContext(env("USER_DATA_DIR"), {
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    ignoreHTTPSErrors: true, // the box's first certificate is self-signed
-    locale: "ja-JP",
-    viewport: { width: 390, height: 844 }, // a phone: the pages must work on a small screen
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-  const page = context.pages()[0] || await context.newPage();
-  page.setDefaultTimeout(STEP_MS);
+  const { context, page, shot } = await open({ stepMs: STEP_MS });
   page.on("dialog", (d) => d.accept());
-  const shot = (name) => page.screenshot({ path: path.join(OUT, name + ".png"), fullPage: true });
   try {
     await page.goto(BASE + "/login.html");
     await page.fill("#user", "admin");

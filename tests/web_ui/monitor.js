@@ -3,35 +3,18 @@
 // queue GROUP once the page has made the agent available, and passes BASE_URL, USER, PASSWORD, AGENT, GROUP, OUT_DIR, USER_DATA_DIR.
 // Every wait is on the DOM (bounded); exits non-zero with a message on the first failure.
 "use strict";
-const { chromium } = require("playwright-core");
+const { env, open } = require("./browser");
 const fs = require("fs");
 const path = require("path");
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) { console.error("missing env " + k); process.exit(2); }
-  return v;
-};
 const BASE = env("BASE_URL");
 const OUT = env("OUT_DIR");
 const AGENT = env("AGENT");
 const STEP_MS = 20000;
 
 (async () => {
-  const context = await chromium.launchPersistentContext(env("USER_DATA_DIR"), {
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    ignoreHTTPSErrors: true,
-    acceptDownloads: true,
-    locale: "ja-JP",
-    viewport: { width: 390, height: 844 },
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-  const page = context.pages()[0] || await context.newPage();
-  page.setDefaultTimeout(STEP_MS);
+  const { context, page, shot } = await open({ acceptDownloads: true, stepMs: STEP_MS });
   page.on("pageerror", (e) => console.error("page error: " + e.message));
-  const shot = (name) => page.screenshot({ path: path.join(OUT, name + ".png"), fullPage: true });
   try {
     await page.goto(BASE + "/login.html");
     await page.fill("#user", env("USER"));

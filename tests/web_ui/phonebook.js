@@ -4,32 +4,15 @@
 // passes: BASE_URL, PASSWORD (the admin's, already changed), CSV (the fixture's path), OUT_DIR
 // (screenshots), USER_DATA_DIR. Exits non-zero with a message on the first failure.
 "use strict";
-const { chromium } = require("playwright-core");
-const path = require("path");
+const { env, open } = require("./browser");
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) { console.error("missing env " + k); process.exit(2); }
-  return v;
-};
 const BASE = env("BASE_URL");
 const OUT = env("OUT_DIR");
 // Every wait is bounded: a broken page fails the test instead of hanging it.
 const STEP_MS = 15000;
 
 (async () => {
-  const context = await chromium.launchPersistentContext(env("USER_DATA_DIR"), {
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    ignoreHTTPSErrors: true, // the box's first certificate is self-signed
-    locale: "ja-JP",
-    viewport: { width: 390, height: 844 }, // a phone: the pages must work on a small screen
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-  const page = context.pages()[0] || await context.newPage();
-  page.setDefaultTimeout(STEP_MS);
-  const shot = (name) => page.screenshot({ path: path.join(OUT, name + ".png"), fullPage: true });
+  const { context, page, shot } = await open({ stepMs: STEP_MS });
   try {
     await page.goto(BASE + "/login.html");
     await page.fill("#user", "admin");
