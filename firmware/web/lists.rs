@@ -16,7 +16,7 @@ use crate::apps::numbers::{self, ListEntry, Pattern, MAX_IMPORT_BYTES};
 use crate::engine::ListKind;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State as AxState};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post, MethodRouter};
 use axum::Json;
@@ -232,21 +232,7 @@ async fn import(
 ) -> ApiResult {
     a.require(Permission::SettingsEdit)?;
     let kind = kind_of(&kind)?;
-    let csv = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase())
-        .is_some_and(|v| {
-            ["text/csv", "text/plain", "application/octet-stream", "application/vnd.ms-excel"]
-                .contains(&v.as_str())
-        });
-    if !csv {
-        return Err(ApiError {
-            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            body: json!({ "error": "unsupported_media_type", "message": "send the CSV file as text/csv" }),
-        });
-    }
+    super::phonebook::require_csv(&headers)?;
     let parsed = tokio::task::spawn_blocking(move || numbers::import_csv(&body))
         .await
         .map_err(|_| ApiError::internal())?

@@ -360,21 +360,7 @@ async fn import(
         Some("shift_jis") => ChosenEncoding::ShiftJis,
         Some(_) => return Err(one_field("encoding", "auto, utf-8 or shift_jis")),
     };
-    let csv = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase())
-        .is_some_and(|v| {
-            ["text/csv", "text/plain", "application/octet-stream", "application/vnd.ms-excel"]
-                .contains(&v.as_str())
-        });
-    if !csv {
-        return Err(ApiError {
-            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            body: json!({ "error": "unsupported_media_type", "message": "send the CSV file as text/csv" }),
-        });
-    }
+    require_csv(&headers)?;
     let parsed = tokio::task::spawn_blocking(move || phonebook::import_csv(&body, chosen))
         .await
         .map_err(|_| ApiError::internal())?
@@ -457,4 +443,25 @@ async fn export(
         bytes,
     )
         .into_response())
+}
+
+/// A CSV upload must say it is one: `text/csv`, or what spreadsheet programs and browsers send
+/// for a `.csv` file (`text/plain`, `application/octet-stream`, `application/vnd.ms-excel`).
+pub(super) fn require_csv(headers: &HeaderMap) -> Result<(), ApiError> {
+    let csv = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .is_some_and(|v| {
+            ["text/csv", "text/plain", "application/octet-stream", "application/vnd.ms-excel"]
+                .contains(&v.as_str())
+        });
+    if csv {
+        return Ok(());
+    }
+    Err(ApiError {
+        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        body: json!({ "error": "unsupported_media_type", "message": "send the CSV file as text/csv" }),
+    })
 }
