@@ -52,6 +52,11 @@ image_deps() {
     command -v depmod >/dev/null || need+=(kmod)
     command -v zstd >/dev/null || need+=(zstd)
     command -v e2fsck >/dev/null || need+=(e2fsprogs)
+    # make-bundle.sh signs and prints the update key (openssl, xxd); image-dropbear.sh follows
+    # dropbear's libraries with readelf.
+    command -v openssl >/dev/null || need+=(openssl)
+    command -v xxd >/dev/null || need+=(xxd)
+    command -v readelf >/dev/null || need+=(binutils)
     if [ "${#need[@]}" -gt 0 ]; then
         echo "    apt: installing ${need[*]}"
         _image_apt_update

@@ -75,6 +75,10 @@ install_tools() {
     if ! command -v sox >/dev/null 2>&1; then
         apt_install sox
     fi
+    # tests/web_media.rs checks the recordings zip with `unzip -t`.
+    if ! command -v unzip >/dev/null 2>&1; then
+        apt_install unzip
+    fi
     # The web admin's browser test (tests/web_ui.rs): Debian's chromium, node, and
     # playwright-core from npm at the version pinned in tests/web_ui/package-lock.json, in a
     # cache dir outside the tree. Never `npx playwright install` (it downloads its own browser).
@@ -140,6 +144,10 @@ image_tools() {
     # shellcheck source=image-deps.sh
     . scripts/image-deps.sh
     image_deps --qemu || return $?
+    # tests/image_console.rs logs in over SSH with a key it makes.
+    if ! command -v ssh >/dev/null 2>&1 || ! command -v ssh-keygen >/dev/null 2>&1; then
+        apt_install openssh-client
+    fi
     image_rust_target aarch64-unknown-linux-musl || return $?
 }
 
