@@ -825,6 +825,9 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         flush(&mut engine, &sockets, &relay, &cdr_sink, &event_sink, &mut voicemail).await;
         persist_forwards(&mut engine, &store);
         web.monitor_changed(engine.monitor_generation());
+        for ringing in engine.take_ringing() {
+            web.ringing(ringing);
+        }
         heartbeats.beat(crate::watchdog::Loop::Sip, now());
     }
     log::info!("shutting down");

@@ -34,6 +34,9 @@ pub(super) mod voicemail_call;
 #[path = "ivr_call.rs"]
 pub(super) mod ivr_call;
 // Supervision answers a supervisor's call itself and joins it to an agent's room (issue 6).
+#[path = "originate.rs"]
+pub(super) mod originate;
+
 #[path = "supervise_call.rs"]
 pub(super) mod supervise_call;
 // Call-center queues answer calls and ring agents through the transfer legs (issue 6).
@@ -692,6 +695,9 @@ impl Engine {
         let mut remote_party = format!("<sip:{to_ext}@{host}>");
         let mut contact_user = from_ext.clone();
         let trunk_identity = if third.is_none() { self.trunk_fork_identity(id) } else { None };
+        // A phone of ours rings: the agent's screen pop (issue 9), noted once the fork is kept.
+        let ringing_ext = (third.is_none() && trunk_identity.is_none())
+            .then(|| self.registrar.owner_of(uri).unwrap_or(&to_ext).to_string());
         let mut trunk_headers = Vec::new();
         if let Some((from, to, headers, user)) = trunk_identity {
             (local_party, remote_party, trunk_headers, contact_user) =
@@ -751,6 +757,9 @@ impl Engine {
                 final_status: 0,
                 third_party: third.map(|t| t.2),
             });
+        }
+        if let Some(ext) = ringing_ext {
+            self.note_ringing(id, &ext, &from_ext);
         }
         self.transmit(peer, invite);
     }
@@ -1731,6 +1740,7 @@ impl Engine {
     /// Sends the caller its final answer when it has none, then releases everything and emits the
     /// CDR.
     pub(super) fn finish_call(&mut self, now: Instant, id: u64, side: HangupSide, cause: &str, status: u16) {
+        self.originate_call_ending(now, id);
         self.rewire_call_ending(now, id);
         self.voicemail_call_ending(now, id);
         self.ivr_call_ending(id);
@@ -1826,6 +1836,7 @@ impl Engine {
             rewires: Vec::new(),
         };
         self.rewired_cdr(id, &mut rec);
+        self.originated_cdr(id, &mut rec);
         log::info!("call {id}: ended ({:?}, {cause})", rec.disposition);
         self.out.push_back(super::Output::Cdr(Box::new(rec)));
     }

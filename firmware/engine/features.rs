@@ -163,6 +163,7 @@ impl Engine {
                 self.ivr_play_done(relay, side, now);
                 self.supervision_play_done(relay, side, now);
                 self.queue_play_done(relay, side, now);
+                self.originate_play_done(now, relay, side);
             }
             MediaEvent::Recorded { relay, path, bytes } => {
                 log::info!("call {}: recording {path} closed, {bytes} bytes", relay.0);

@@ -32,6 +32,9 @@ use crate::sip::transaction::{
 };
 use crate::sip::writer::{self, response_to, Writer};
 use crate::sip::{Peer, Transport};
+pub use call::originate::{
+    OriginPurpose, OriginateError, OriginateEvent, OriginateRequest, OriginateStep, Party, MAX_ORIGINATED,
+};
 pub use call::park::ParkedView;
 pub use call::queue_call::{AgentCommand, AgentView, QueueView};
 pub use call::supervise_call::{SuperviseError, SupervisionView, MAX_SESSIONS as MAX_SUPERVISION_SESSIONS};
@@ -151,6 +154,24 @@ pub enum Output {
     QueueEvent(crate::apps::callcenter::Event),
 }
 
+/// A phone of an extension started ringing for a call: what the agent's screen pop needs
+/// (issue 9). Collected by the engine, taken by the daemon with [`Engine::take_ringing`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Ringing {
+    /// Box-wide call id.
+    pub call: u64,
+    /// The extension whose phone rings.
+    pub ext: String,
+    /// The caller as the box knows it: an extension or an outside number.
+    pub caller: String,
+    /// The DID the caller dialled, for calls from a trunk.
+    pub did: Option<String>,
+}
+
+/// Ringing events kept between two looks of the daemon (it looks after every input, so only a
+/// stalled driver reaches it; the oldest are dropped).
+pub const MAX_RINGING_BACKLOG: usize = 256;
+
 /// A registration as the console shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistrationView {
@@ -236,6 +257,8 @@ pub struct Engine {
     guard: AuthGuard,
     /// Names of callers from the phonebook, put in the From of an INVITE to a phone.
     caller_names: crate::apps::phonebook::CallerIndex,
+    /// Phones that started ringing since the daemon last looked (screen pop), bounded.
+    ringing: VecDeque<Ringing>,
     server: ServerTransactions,
     client: ClientTransactions,
     /// Why each client transaction was started.
@@ -264,6 +287,8 @@ pub struct Engine {
     trunk_calls: call::trunkcalls::TrunkCalls,
     /// Transfers and park (`transfer.rs`, `consult.rs`, `park.rs`: child modules of `call`).
     rewiring: call::transfer::Rewiring,
+    /// Calls the box places itself (`originate.rs`).
+    originations: call::originate::Originations,
     /// Calls leaving a message, and the mailbox counts (`voicemail_call.rs`).
     voicemail: call::voicemail_call::VoicemailCalls,
     /// Calls in an IVR menu (`ivr_call.rs`).
@@ -311,6 +336,7 @@ impl Engine {
             nonces,
             guard: AuthGuard::default(),
             caller_names: crate::apps::phonebook::CallerIndex::default(),
+            ringing: VecDeque::new(),
             server: ServerTransactions::default(),
             client: ClientTransactions::default(),
             purposes: HashMap::new(),
@@ -330,12 +356,30 @@ impl Engine {
             dialplan,
             trunk_calls,
             rewiring: Default::default(),
+            originations: Default::default(),
             voicemail: Default::default(),
             ivr: Default::default(),
             mwi: mwi::Mwi::new(&cfg_host),
             supervision: Default::default(),
             queue,
         }
+    }
+
+    /// The phones that started ringing since the last call, oldest first (screen pop).
+    pub fn take_ringing(&mut self) -> Vec<Ringing> {
+        self.ringing.drain(..).collect()
+    }
+
+    /// Notes that `ext`'s phone rings for call `id` (see [`Ringing`]).
+    fn note_ringing(&mut self, id: u64, ext: &str, caller: &str) {
+        if ext.is_empty() {
+            return;
+        }
+        let did = self.calls.get(&id).and_then(|c| c.trunk.as_ref()).and_then(|t| t.did.clone());
+        if self.ringing.len() >= MAX_RINGING_BACKLOG {
+            self.ringing.pop_front();
+        }
+        self.ringing.push_back(Ringing { call: id, ext: ext.to_string(), caller: caller.to_string(), did });
     }
 
     fn build_trunks(cfg: &EngineConfig) -> Vec<crate::apps::trunk::Trunk> {

@@ -118,6 +118,11 @@ impl Registrar {
         self.bindings.get(ext).map(|l| l.iter().filter(|b| b.expires_at > now).collect()).unwrap_or_default()
     }
 
+    /// The extension a contact URI is bound to (which phone an INVITE to `uri` rings).
+    pub fn owner_of(&self, uri: &str) -> Option<&str> {
+        self.bindings.iter().find(|(_, l)| l.iter().any(|b| b.uri == uri)).map(|(e, _)| e.as_str())
+    }
+
     /// True when `peer` holds a live binding of `ext` (trusted INVITE source).
     pub fn is_bound_from(&self, ext: &str, peer: Peer, now: Instant) -> bool {
         self.contacts(ext, now).iter().any(|b| b.peer == peer)

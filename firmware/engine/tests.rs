@@ -16,6 +16,8 @@ mod supervise_tests;
 mod queue_tests;
 // Live reconfiguration (issue 7).
 mod reconfigure_tests;
+// Calls the box places itself (issues 7 and 9).
+mod originate_tests;
 
 const BOX_PORT: u16 = 5060;
 

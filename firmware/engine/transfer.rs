@@ -55,6 +55,8 @@ pub(super) enum LegKind {
     /// A call-center queue rings an agent for its caller (`queue_call.rs`); side B is vacant.
     /// The ACD decides, so a failure only reports to it.
     Queue,
+    /// A call the box places itself (`originate.rs`): side A's party, then side B's.
+    Originate,
 }
 
 impl LegKind {
@@ -118,7 +120,7 @@ pub(super) struct CallRewire {
     /// Every re-wire, in order.
     rewires: Vec<Rewire>,
     /// The extension that left the vacant side.
-    vacated_by: String,
+    pub(super) vacated_by: String,
     /// `#7` was pressed on this side at this time: park unless a `2` follows (then at once).
     pub(super) park_wait: Option<(Side, Instant)>,
     /// The call is parked: slot, parker's extension, ringback at.
@@ -558,6 +560,7 @@ impl Engine {
         // The new party sees the party it will talk to as the caller.
         let presented = match kind {
             LegKind::Consult => call.ext(side).to_string(),
+            LegKind::Originate if side == Side::A => self.originate_presented(id).unwrap_or_default(),
             _ => call.ext(side.other()).to_string(),
         };
         let (mut rung, mut last) = (0, DialError::NoPort);
@@ -687,6 +690,10 @@ impl Engine {
             trunk: t.trunk,
             body,
         };
+        if leg.trunk.is_none() {
+            // A phone of ours rings for the party it will talk to (screen pop, issue 9).
+            self.note_ringing(id, &t.label, &t.contact_user);
+        }
         let invite = self.leg_invite(&leg, &t.contact_user, &branch);
         let txn = self.client.start(&branch, true, invite.clone(), peer, id, now);
         let leg_id = self.rewiring.next_leg;
@@ -873,6 +880,11 @@ impl Engine {
                 self.queue_drain(now);
             }
             LegKind::Consult => self.consult_answered(id, party),
+            LegKind::Originate => {
+                let formats = usable.map(|a| sdp::supported_formats(&a.formats)).unwrap_or_default();
+                self.replace_side(now, id, leg.side, party, "originate");
+                self.originate_answered(now, id, leg.side, formats);
+            }
         }
     }
 
@@ -930,6 +942,7 @@ impl Engine {
                     now,
                 );
             }
+            LegKind::Originate => self.originate_leg_failed(now, id, leg.side, code),
             LegKind::Consult => {
                 if let Some(r) = self.rewiring.calls.get_mut(&id) {
                     r.consult = None;

@@ -242,6 +242,9 @@ pub enum Clip {
     },
     /// The music on hold: the admin's file (`[media] music_on_hold_file`) or the built-in tune.
     MusicOnHold,
+    /// The ringback tone (呼出音) a caller hears while the far end rings, generated: one
+    /// 3-second cycle to loop.
+    Ringback,
     /// An admin audio file by name (`DATA/audio/NAME.wav`, imported with `audio import`).
     AudioFile(String),
     /// Silence, in milliseconds (gaps between prompt pieces).

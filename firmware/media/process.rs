@@ -178,6 +178,25 @@ pub fn music_on_hold() -> Pcm {
     .clone()
 }
 
+/// One cycle of the Japanese ringback tone (呼出音): 400 Hz modulated at 16 Hz, 1 s on and
+/// 2 s off. Generated once.
+pub fn ringback() -> Pcm {
+    static RINGBACK: OnceLock<Pcm> = OnceLock::new();
+    RINGBACK
+        .get_or_init(|| {
+            let on = 8000;
+            let mut pcm = vec![0i16; 3 * 8000];
+            for (i, s) in pcm.iter_mut().take(on).enumerate() {
+                let t = i as f32 / 8000.0;
+                let carrier = (2.0 * std::f32::consts::PI * 400.0 * t).sin();
+                let envelope = 0.5 + 0.5 * (2.0 * std::f32::consts::PI * 16.0 * t).sin();
+                *s = (carrier * envelope * 5000.0) as i16;
+            }
+            Arc::from(pcm)
+        })
+        .clone()
+}
+
 /// Where admin audio files live and which one is the music on hold; set once by the daemon.
 static AUDIO_FILES: OnceLock<(PathBuf, Option<String>)> = OnceLock::new();
 /// Admin audio files already read (name → PCM), bounded: music on hold and a few greetings.
@@ -223,6 +242,7 @@ pub fn resolve_clip(clip: &Clip) -> Option<Pcm> {
             let configured = AUDIO_FILES.get().and_then(|(_, moh)| moh.as_deref()).and_then(audio_file);
             Some(configured.unwrap_or_else(music_on_hold))
         }
+        Clip::Ringback => Some(ringback()),
         Clip::AudioFile(name) => audio_file(name),
         Clip::Silence(ms) => Some(Arc::from(vec![0i16; (*ms as usize).min(10_000) * 8])),
         Clip::File(path) => box_file(path),

@@ -66,6 +66,9 @@ impl Directory {
     }
 }
 
+/// Ringing events a screen-pop stream may fall behind before it skips the oldest.
+pub(super) const RINGING_BACKLOG: usize = 64;
+
 /// Shared state of the handlers.
 pub(super) struct State {
     web: WebStore,
@@ -82,6 +85,9 @@ pub(super) struct State {
     /// The box's data directory (set once at start), for files other parts read at start.
     pub(super) data_dir: std::sync::OnceLock<std::path::PathBuf>,
     pub(super) system: std::sync::OnceLock<super::system::System>,
+    /// Phones starting to ring, from the daemon ([`super::WebHandle::ringing`]), for the
+    /// screen pop (issue 9). A lagging receiver skips old ones.
+    pub(super) ringing: tokio::sync::broadcast::Sender<crate::engine::Ringing>,
 }
 
 impl State {
@@ -115,6 +121,7 @@ impl State {
             phonebook,
             data_dir: std::sync::OnceLock::new(),
             system: std::sync::OnceLock::new(),
+            ringing: tokio::sync::broadcast::channel(RINGING_BACKLOG).0,
         }))
     }
 

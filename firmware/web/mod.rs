@@ -499,6 +499,12 @@ impl WebHandle {
         self.monitor.changed(generation);
     }
 
+    /// A phone started ringing (the engine's [`crate::engine::Ringing`]): passed to the
+    /// screen-pop streams of the CRM pages; nobody listening is fine.
+    pub fn ringing(&self, ringing: crate::engine::Ringing) {
+        let _ = self.state.ringing.send(ringing);
+    }
+
     /// `web reset-admin`: a new generated password for `admin` (recreated with the admin role
     /// if it was deleted), unlocked, its session ended, to be changed at next login.
     pub async fn reset_admin(&self) -> String {

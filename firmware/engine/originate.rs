@@ -1,0 +1,524 @@
+//! Calls the box places itself: it rings a first party, and when that party answers it dials a
+//! second one and bridges them. Click-to-call and the supervisor's "call the agent" ring the
+//! user's own phone first and then the number; a progressive campaign rings the customer first
+//! and then an agent.
+//!
+//! Built on the re-wiring primitive (`transfer.rs`): the call starts with **both sides
+//! vacant**, the first party's UAC leg takes side A when it answers
+//! ([`Engine::replace_side`]), and the second party's leg takes side B. Everything else a
+//! call does (BYE from either side, re-INVITEs, hold, in-call codes, recording, CDR) is the
+//! ordinary call's. The synthetic INVITE a [`Call`] keeps for side A is never answered: no
+//! server transaction has its id.
+//!
+//! While the second party rings, the first hears a ringback tone. If the second party cannot
+//! be reached, the first hears why (busy / not available) and the box hangs up after it.
+//! Progress is reported as [`OriginateEvent`]s, taken by the daemon with
+//! [`Engine::take_originate_events`] (campaign results).
+
+use super::transfer::{DialError, LegKind};
+use super::*;
+use crate::engine::Output;
+use crate::media::Clip;
+use crate::sip::message::{self, Message};
+use crate::sip::Transport;
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+/// Calls the box has placed and not yet finished at once; a request beyond it is refused
+/// ([`OriginateError::Busy`]) so a runaway campaign or a web script cannot fill the call table.
+pub const MAX_ORIGINATED: usize = 256;
+/// Events kept between two looks of the daemon (only a stalled driver fills it).
+pub const MAX_ORIGINATE_EVENTS: usize = 1024;
+/// Longest a party may ring (the campaign customer ring limit of seed 002 §2.17 is 600 s).
+pub const MAX_ORIGINATE_RING: Duration = Duration::from_secs(600);
+/// The prompt after a failed second party is cut off after this long at most.
+const FAILURE_PROMPT_GUARD: Duration = Duration::from_secs(15);
+
+/// Who an originated call rings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Party {
+    /// An extension's registered phone (its first contact).
+    Extension(String),
+    /// An outside number over the trunk the outbound routes pick, with `policy_ext`'s caller
+    /// ID and restrictions (a campaign passes its own caller ID in `caller_id`).
+    Outside {
+        /// The number as dialled (`184` prefix included when the campaign shows its number).
+        number: String,
+        /// Whose outbound policy applies (restriction lists, trunk choice, caller ID).
+        policy_ext: String,
+    },
+}
+
+impl Party {
+    /// The number or extension (CDR and log label).
+    pub fn label(&self) -> &str {
+        match self {
+            Party::Extension(e) => e,
+            Party::Outside { number, .. } => number,
+        }
+    }
+}
+
+/// What a call is placed for: passed back in its events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginPurpose {
+    /// A user asked from the web page (click-to-call, call the agent).
+    Web,
+    /// A campaign dials an entry of its call list.
+    Campaign {
+        /// The campaign's name.
+        campaign: String,
+        /// The entry's id in its call list.
+        entry: u64,
+    },
+}
+
+/// A call to place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginateRequest {
+    /// Rung first; the call starts when it answers.
+    pub first: Party,
+    /// How long the first party may ring.
+    pub first_ring: Duration,
+    /// Dialled once the first party answered.
+    pub second: Party,
+    /// How long the second party may ring.
+    pub second_ring: Duration,
+    /// Why (comes back in the events).
+    pub purpose: OriginPurpose,
+}
+
+/// Why a call could not be placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginateError {
+    /// No such extension.
+    NotFound,
+    /// The extension has no registered phone.
+    Unavailable,
+    /// The outbound routes refuse the number, with their SIP status (403 barred, 404 no
+    /// route, 484 malformed, 503 trunk down).
+    Refused(u16),
+    /// No relay port, the call table is full, or [`MAX_ORIGINATED`] calls are being placed.
+    Busy,
+    /// A ring time of zero or over [`MAX_ORIGINATE_RING`], or the same party twice.
+    Invalid,
+}
+
+impl std::fmt::Display for OriginateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OriginateError::NotFound => write!(f, "no such extension"),
+            OriginateError::Unavailable => write!(f, "the extension has no registered phone"),
+            OriginateError::Refused(403) => write!(f, "the number is restricted (403)"),
+            OriginateError::Refused(code) => write!(f, "the outbound route refuses the number ({code})"),
+            OriginateError::Busy => write!(f, "the box cannot place another call now"),
+            OriginateError::Invalid => write!(f, "invalid request"),
+        }
+    }
+}
+
+impl From<DialError> for OriginateError {
+    fn from(e: DialError) -> OriginateError {
+        match e {
+            DialError::NotFound => OriginateError::NotFound,
+            DialError::Unavailable => OriginateError::Unavailable,
+            DialError::NotNow | DialError::NoPort => OriginateError::Busy,
+            DialError::Refused(code) => OriginateError::Refused(code),
+        }
+    }
+}
+
+/// What happened to an originated call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginateStep {
+    /// The first party answered; the second is being dialled.
+    FirstAnswered,
+    /// The first party did not answer (SIP status: 486 busy, 480/408 no answer, 487
+    /// cancelled, 403 restricted, ...). The call is over.
+    FirstFailed(u16),
+    /// The second party answered: the two talk.
+    Connected,
+    /// The second party did not answer (SIP status as above). The call is over.
+    SecondFailed(u16),
+    /// The call ended (after any of the above); `talk_s` counts from [`Self::Connected`].
+    Ended {
+        /// Seconds the two parties talked (0 when never connected).
+        talk_s: u64,
+    },
+}
+
+/// One step of an originated call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginateEvent {
+    /// The box-wide call id [`Engine::originate`] returned.
+    pub call: u64,
+    /// What it was placed for.
+    pub purpose: OriginPurpose,
+    /// What happened.
+    pub step: OriginateStep,
+}
+
+/// Per-call state of an originated call.
+#[derive(Debug, Clone)]
+pub(crate) struct Origination {
+    purpose: OriginPurpose,
+    first: Party,
+    second: Party,
+    second_ring: Duration,
+    /// The first party answered.
+    first_up: bool,
+    /// The second party answered at.
+    connected: Option<Instant>,
+    /// The first party hears why the second failed; the call ends when it has heard it.
+    failing: Option<u16>,
+}
+
+/// Everything originating keeps beside the calls.
+#[derive(Debug, Default)]
+pub(crate) struct Originations {
+    calls: HashMap<u64, Origination>,
+    events: VecDeque<OriginateEvent>,
+}
+
+/// The formats the box offers on a leg it starts: both G.711 laws and DTMF events.
+fn box_offer() -> Vec<PayloadFormat> {
+    vec![PayloadFormat::pcmu(), PayloadFormat::pcma(), PayloadFormat::telephone_event(101)]
+}
+
+impl Engine {
+    /// Places a call: rings `req.first`, and once it answered dials `req.second` and bridges
+    /// them. Returns the call id; progress comes as [`OriginateEvent`]s.
+    pub fn originate(&mut self, now: Instant, req: OriginateRequest) -> Result<u64, OriginateError> {
+        for ring in [req.first_ring, req.second_ring] {
+            if ring.is_zero() || ring > MAX_ORIGINATE_RING {
+                return Err(OriginateError::Invalid);
+            }
+        }
+        if req.first.label() == req.second.label() || req.first.label().is_empty() {
+            return Err(OriginateError::Invalid);
+        }
+        if self.calls.len() >= crate::engine::MAX_CALLS || self.originations.calls.len() >= MAX_ORIGINATED {
+            return Err(OriginateError::Busy);
+        }
+        // The second party is checked now too, so the first is not rung for nothing.
+        for party in [&req.first, &req.second] {
+            if let Party::Extension(ext) = party {
+                if !self.extensions.contains_key(ext) {
+                    return Err(OriginateError::NotFound);
+                }
+            }
+        }
+        let (Some(a_port), Some(b_port)) = (self.pool.allocate(), self.pool.allocate()) else {
+            log::warn!("ALARM: RTP port pool exhausted (originating a call)");
+            return Err(OriginateError::Busy);
+        };
+        let id = self.next_call_id;
+        self.next_call_id += 1;
+        let Some(call) = self.placeholder_call(id, now, &req, a_port, b_port) else {
+            self.pool.release(a_port);
+            self.pool.release(b_port);
+            return Err(OriginateError::Invalid);
+        };
+        self.counters.calls_started += 1;
+        self.calls.insert(id, call);
+        self.out.push_back(Output::Media(MediaCommand::Open {
+            relay: RelayId(id),
+            a_port,
+            b_port,
+            a_remote: None,
+            b_remote: None,
+        }));
+        // Both sides are vacant until their parties answer (the module doc).
+        let r = self.rewire_of(id);
+        r.vacant = Some(Side::A);
+        r.vacated_by = req.first.label().to_string();
+        self.originations.calls.insert(
+            id,
+            Origination {
+                purpose: req.purpose.clone(),
+                first: req.first.clone(),
+                second: req.second.clone(),
+                second_ring: req.second_ring,
+                first_up: false,
+                connected: None,
+                failing: None,
+            },
+        );
+        let dialled = match &req.first {
+            Party::Extension(ext) => {
+                self.dial_leg_for(now, id, Side::A, ext, LegKind::Originate, req.first_ring)
+            }
+            Party::Outside { number, policy_ext } => self.dial_external_leg(
+                now,
+                id,
+                Side::A,
+                number,
+                policy_ext,
+                LegKind::Originate,
+                req.first_ring,
+            ),
+        };
+        if let Err(e) = dialled {
+            // Nothing rang: the call never existed for anyone but the log.
+            self.originations.calls.remove(&id);
+            self.rewiring.calls.remove(&id);
+            if let Some(call) = self.calls.remove(&id) {
+                self.pool.release(call.a_port);
+                self.pool.release(call.b_port);
+            }
+            self.out.push_back(Output::Media(MediaCommand::Close { relay: RelayId(id) }));
+            return Err(e.into());
+        }
+        log::info!("call {id}: originated: {} first, then {}", req.first.label(), req.second.label());
+        Ok(id)
+    }
+
+    /// The originated calls' progress since the last look, oldest first.
+    pub fn take_originate_events(&mut self) -> Vec<OriginateEvent> {
+        self.originations.events.drain(..).collect()
+    }
+
+    fn originate_event(&mut self, id: u64, step: OriginateStep) {
+        let Some(o) = self.originations.calls.get(&id) else { return };
+        if self.originations.events.len() >= MAX_ORIGINATE_EVENTS {
+            self.originations.events.pop_front();
+        }
+        let ev = OriginateEvent { call: id, purpose: o.purpose.clone(), step };
+        self.originations.events.push_back(ev);
+    }
+
+    /// The [`Call`] of an originated call before anyone answered: a synthetic INVITE (never
+    /// answered), the box's own offer, both sides vacant.
+    fn placeholder_call(
+        &mut self,
+        id: u64,
+        now: Instant,
+        req: &OriginateRequest,
+        a_port: u16,
+        b_port: u16,
+    ) -> Option<Call> {
+        let (first, second) = (req.first.label(), req.second.label());
+        let host = self.cfg.advertise;
+        let call_id = format!("originate-{id}-{}@hakoden", self.token());
+        let tag = self.token();
+        // Labels are checked by the callers (extensions, dialled digits); a character that
+        // would break the header makes parsing fail and the request is refused.
+        let text = format!(
+            "INVITE sip:{second}@{host} SIP/2.0\r\nVia: SIP/2.0/UDP {host};branch={}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{first}@{host}>;tag={tag}\r\nTo: <sip:{second}@{host}>\r\n\
+             Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+            self.branch()
+        );
+        let invite = match message::parse(text.as_bytes()) {
+            Ok(Message::Request(r)) => r,
+            _ => return None,
+        };
+        let peer =
+            Peer { addr: std::net::SocketAddr::new(host, self.cfg.sip_port), transport: Transport::Udp };
+        let dialog = Dialog {
+            peer,
+            call_id,
+            local_party: String::new(),
+            remote_party: String::new(),
+            remote_target: String::new(),
+            local_cseq: 0,
+            sdp_version: 1,
+            pending_ok: None,
+        };
+        Some(Call {
+            id,
+            from_ext: String::new(),
+            to_ext: String::new(),
+            state: CallState::Confirmed,
+            invite: Box::new(invite),
+            // No server transaction has this id: nothing is ever answered on it.
+            invite_txn: ServerTxnId(u64::MAX),
+            a: dialog,
+            a_tag: String::new(),
+            a_ok_sent: false,
+            forks: Vec::new(),
+            winner: None,
+            a_port,
+            b_port,
+            offered: box_offer(),
+            answered: Vec::new(),
+            ptime: None,
+            late_offer: false,
+            a_offer_shape: sdp::Sdp {
+                session_addr: None,
+                audio: None,
+                media_count: 0,
+                media_lines: vec![],
+                audio_index: None,
+            },
+            start: now,
+            ring: None,
+            answer: None,
+            ring_deadline: None,
+            reinvite_pending: false,
+            route: CallRoute::Extension,
+            recording_active: false,
+            recordings: 0,
+            recording_paths: Vec::new(),
+            held_by: None,
+            sdp_held: [false; 2],
+            digit_buffers: Default::default(),
+            digits_seen: String::new(),
+            last_digit: [None, None],
+            three_way: None,
+            media_addr: [None, None],
+            callee_voice_pt: None,
+            trunk: None,
+        })
+    }
+
+    /// An originating leg answered and took `side` (`transfer.rs` replaced it already).
+    /// `answer`: the formats the party chose.
+    pub(super) fn originate_answered(
+        &mut self,
+        now: Instant,
+        id: u64,
+        side: Side,
+        answer: Vec<PayloadFormat>,
+    ) {
+        let Some(o) = self.originations.calls.get(&id).cloned() else { return };
+        match side {
+            Side::A => {
+                if let Some(o) = self.originations.calls.get_mut(&id) {
+                    o.first_up = true;
+                }
+                if let Some(c) = self.calls.get_mut(&id) {
+                    // The second party is offered what the first accepted, so both send the
+                    // same codec through the relay.
+                    if sdp::has_voice_codec(&answer) {
+                        c.answered = answer;
+                    }
+                    c.ring = c.ring.or(Some(now));
+                }
+                self.originate_event(id, OriginateStep::FirstAnswered);
+                let r = self.rewire_of(id);
+                r.vacant = Some(Side::B);
+                r.vacated_by = o.second.label().to_string();
+                let dialled = match &o.second {
+                    Party::Extension(ext) => {
+                        self.dial_leg_for(now, id, Side::B, ext, LegKind::Originate, o.second_ring)
+                    }
+                    Party::Outside { number, policy_ext } => self.dial_external_leg(
+                        now,
+                        id,
+                        Side::B,
+                        number,
+                        policy_ext,
+                        LegKind::Originate,
+                        o.second_ring,
+                    ),
+                };
+                match dialled {
+                    Ok(()) => self.play_ringback(id),
+                    Err(e) => self.originate_second_failed(now, id, e.status()),
+                }
+            }
+            Side::B => {
+                if let Some(o) = self.originations.calls.get_mut(&id) {
+                    o.connected = Some(now);
+                }
+                if let Some(c) = self.calls.get_mut(&id) {
+                    c.answer = Some(now);
+                }
+                self.originate_event(id, OriginateStep::Connected);
+            }
+        }
+    }
+
+    /// An originating leg failed with `code` (it never answered).
+    pub(super) fn originate_leg_failed(&mut self, now: Instant, id: u64, side: Side, code: u16) {
+        match side {
+            Side::A => {
+                self.originate_event(id, OriginateStep::FirstFailed(code));
+                self.end_call(
+                    id,
+                    HangupSide::System,
+                    &format!("originate: first party failed ({code})"),
+                    code,
+                    now,
+                );
+            }
+            Side::B => self.originate_second_failed(now, id, code),
+        }
+    }
+
+    /// The second party cannot be reached: the first hears why, then the box hangs up.
+    fn originate_second_failed(&mut self, now: Instant, id: u64, code: u16) {
+        self.originate_event(id, OriginateStep::SecondFailed(code));
+        let Some(o) = self.originations.calls.get_mut(&id) else { return };
+        o.failing = Some(code);
+        let label = o.second.label().to_string();
+        log::info!("call {id}: originate: {label} did not answer ({code})");
+        let lang = self.cfg.media.language;
+        let ids = match code {
+            486 | 600 => crate::media::prompts::sentence_extension_busy(&label, lang),
+            _ => crate::media::prompts::sentence_extension_not_available(&label, lang),
+        };
+        let clips = ids.into_iter().map(|p| Clip::Prompt { id: p.to_string(), lang }).collect();
+        self.out.push_back(Output::Media(MediaCommand::Play {
+            relay: RelayId(id),
+            side: Side::A,
+            clips,
+            looped: false,
+        }));
+        // A lost PlayDone must not keep the call up.
+        self.arm(now + FAILURE_PROMPT_GUARD, TimerKey::Call(id));
+        if let Some(c) = self.calls.get_mut(&id) {
+            c.ring_deadline = Some(now + FAILURE_PROMPT_GUARD);
+        }
+    }
+
+    /// The first party heard the ringback or the failure prompt.
+    pub(crate) fn originate_play_done(&mut self, now: Instant, relay: RelayId, side: Side) {
+        let id = relay.0;
+        let failing = self.originations.calls.get(&id).and_then(|o| o.failing);
+        if let (Some(code), Side::A) = (failing, side) {
+            self.end_call(
+                id,
+                HangupSide::System,
+                &format!("originate: second party failed ({code})"),
+                code,
+                now,
+            );
+        }
+    }
+
+    /// The ringback tone to the first party while the second rings.
+    fn play_ringback(&mut self, id: u64) {
+        self.out.push_back(Output::Media(MediaCommand::Play {
+            relay: RelayId(id),
+            side: Side::A,
+            clips: vec![Clip::Ringback],
+            looped: true,
+        }));
+    }
+
+    /// Who the first party's phone sees as calling: the party it will talk to.
+    pub(super) fn originate_presented(&self, id: u64) -> Option<String> {
+        self.originations.calls.get(&id).map(|o| o.second.label().to_string())
+    }
+
+    /// The call is ending (`finish_call`): its last event.
+    pub(super) fn originate_call_ending(&mut self, now: Instant, id: u64) {
+        let Some(o) = self.originations.calls.get(&id) else { return };
+        let talk_s = o.connected.map_or(0, |t| now.saturating_duration_since(t).as_secs());
+        self.originate_event(id, OriginateStep::Ended { talk_s });
+    }
+
+    /// The CDR of an originated call names both parties even when one never answered.
+    pub(super) fn originated_cdr(&mut self, id: u64, rec: &mut CdrRecord) {
+        let Some(o) = self.originations.calls.remove(&id) else { return };
+        if rec.from.is_empty() {
+            rec.from = o.first.label().to_string();
+        }
+        if rec.to.is_empty() {
+            rec.to = o.second.label().to_string();
+        }
+        rec.legs.retain(|l| !l.sip_call_id.starts_with("originate-"));
+    }
+}
