@@ -628,6 +628,13 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                             };
                             let _ = req.reply.send(text);
                         }
+                        ConsoleCommand::Call { from, to } => {
+                            let text = match engine.click_to_call(now(), &from, &to) {
+                                Ok(id) => format!("call {id}: ringing {from}, then {to}"),
+                                Err(e) => format!("error: {e}"),
+                            };
+                            let _ = req.reply.send(text);
+                        }
                         ConsoleCommand::SuperviseStop(supervisor) => {
                             let text = if engine.stop_supervision(now(), &supervisor) {
                                 format!("stopped {supervisor}'s supervision")
@@ -827,6 +834,9 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         web.monitor_changed(engine.monitor_generation());
         for ringing in engine.take_ringing() {
             web.ringing(ringing);
+        }
+        for ev in engine.take_originate_events() {
+            log::info!("call {}: originated call: {:?} ({:?})", ev.call, ev.step, ev.purpose);
         }
         heartbeats.beat(crate::watchdog::Loop::Sip, now());
     }
@@ -1676,7 +1686,9 @@ fn answer_console(
                 );
             }
         }
-        ConsoleCommand::Supervise { .. } | ConsoleCommand::SuperviseStop(_) => s = "error: internal".into(),
+        ConsoleCommand::Supervise { .. } | ConsoleCommand::SuperviseStop(_) | ConsoleCommand::Call { .. } => {
+            s = "error: internal".into()
+        }
         ConsoleCommand::Help => s = crate::console::help_text(),
         ConsoleCommand::ShowAlarms => s = crate::alarms::global().show(),
         // Answered in the run loop (off the engine's task).
@@ -1749,6 +1761,9 @@ fn answer_web(
         }
         WebQuery::Supervise { mode, supervisor, agent, reply } => {
             let _ = reply.send(engine.supervise(now, mode, &supervisor, &agent));
+        }
+        WebQuery::Originate { from, to, reply } => {
+            let _ = reply.send(engine.click_to_call(now, &from, &to));
         }
         WebQuery::StopSupervision { supervisor, reply } => {
             let _ = reply.send(engine.stop_supervision(now, &supervisor));

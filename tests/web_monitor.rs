@@ -199,3 +199,72 @@ fn the_stream_delivers_an_agent_state_change_within_a_second() {
     // The claim is 1 s (docs/PERFORMANCE.md); a loaded CI machine gets a generous bound.
     assert!(worst < Duration::from_secs(5), "{delays:?}");
 }
+
+/// `POST /api/v1/calls` (the monitor's "call the agent", click-to-call): a session and CSRF,
+/// field errors, only the user's own extension (an admin any), the engine's refusals as
+/// statuses; then a real call: the supervisor's SIPp phone answers, the agent's rings.
+#[test]
+fn placing_a_call_needs_a_session_the_own_extension_and_a_phone() {
+    let tb = callcenter_box();
+    let anon = Web::new(&tb);
+    let (s, _) = anon.call("POST", "/api/v1/calls", Some(json!({ "to": "201" })));
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let w = admin(&tb);
+    let sv = user(&tb, &w, "sv1", "supervisor", "900");
+    let no_csrf = sv.send("POST", "/api/v1/calls", Some(json!({ "to": "201" })), false);
+    assert_eq!(no_csrf.status(), StatusCode::FORBIDDEN);
+    for (body, field) in [
+        (json!({ "to": "" }), "to"),
+        (json!({ "to": "20x1" }), "to"),
+        (json!({ "to": "1".repeat(25) }), "to"),
+        (json!({ "to": "900" }), "to"),
+        (json!({ "from": "9", "to": "201" }), "from"),
+    ] {
+        let (s, v) = sv.call("POST", "/api/v1/calls", Some(body.clone()));
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {v}");
+        assert!(v["errors"][field].is_string(), "{body}: {v}");
+    }
+    let (s, v) = sv.call("POST", "/api/v1/calls", Some(json!({ "to": "201", "extra": 1 })));
+    assert_eq!(s, StatusCode::BAD_REQUEST, "unknown fields are refused: {v}");
+    let (s, v) = sv.call("POST", "/api/v1/calls", Some(json!({ "from": "202", "to": "201" })));
+    assert_eq!((s, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "{v}");
+    // 900's phone is not registered yet; 299 is nobody.
+    let (s, v) = sv.call("POST", "/api/v1/calls", Some(json!({ "to": "201" })));
+    assert_eq!((s, v["error"].as_str()), (StatusCode::CONFLICT, Some("phone_unavailable")), "{v}");
+    let (s, v) = sv.call("POST", "/api/v1/calls", Some(json!({ "to": "299" })));
+    assert_eq!((s, v["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{v}");
+    // An admin without an extension must name one.
+    let (s, v) = w.call("POST", "/api/v1/calls", Some(json!({ "to": "201" })));
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["errors"]["from"].is_string(), "{v}");
+
+    // With phones: 900 answers (SIPp), then the box rings 201 (SIPp, answers too).
+    let sup_port = tb.port();
+    common::must_register(&tb, ("900", "secret900"), sup_port);
+    let agent_port = tb.port();
+    common::must_register(&tb, ("201", "secret201"), agent_port);
+    let spawn = |port: u16| {
+        let media = tb.port();
+        common::Sipp::new("uas_answer.xml", &tb.scratch("sipp"))
+            .local_port(port)
+            .media_port(media)
+            .key("rtpport", media)
+            .timeout(Duration::from_secs(30))
+            .spawn()
+    };
+    let _sup = spawn(sup_port);
+    let _agent = spawn(agent_port);
+    common::wait_udp_bound(sup_port);
+    common::wait_udp_bound(agent_port);
+    let (s, v) = sv.call("POST", "/api/v1/calls", Some(json!({ "to": "201" })));
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(
+        (v["from"].as_str(), v["to"].as_str(), v["state"].as_str()),
+        (Some("900"), Some("201"), Some("ringing"))
+    );
+    let calls = tb.console_until("show calls", Duration::from_secs(10), |o| o.contains("talking"));
+    assert!(calls.contains("900") && calls.contains("201") && calls.contains("talking"), "{calls}");
+    let (s, audit) = w.get("/api/v1/audit");
+    assert_eq!(s, StatusCode::OK);
+    assert!(audit.to_string().contains("call.place"), "{audit}");
+}

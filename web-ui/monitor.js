@@ -14,7 +14,8 @@ Object.assign(TEXT.ja, {
   "mon.overall": "電話モニター（全体）", "mon.by_group": "電話モニター（グループ）", "mon.group_pick": "電話グループ",
   "mon.all_groups": "すべて", "mon.operator_monitor": "オペレーターモニター", "mon.view_table": "一覧表示",
   "mon.view_seats6": "6列表示", "mon.view_seats10": "10列表示", "mon.state": "状態",
-  "mon.listen": "聴話", "mon.whisper": "ささやき", "mon.barge": "割込み", "mon.set_state": "ステータス変更",
+  "mon.listen": "聴話", "mon.whisper": "ささやき", "mon.barge": "割込み", "mon.call_agent": "内線",
+  "mon.calling_agent": "あなたの内線 {e} を呼び出しています。応答すると {a} を呼び出します。", "mon.set_state": "ステータス変更",
   "mon.force_logout": "強制ログアウト", "mon.close": "閉じる",
   "mon.confirm_logout": "{n} を強制ログアウトします。よろしいですか?", "mon.ringing_you": "あなたの内線 {e} を呼び出しています。",
   "mon.no_extension": "あなたのユーザーに内線番号がありません。", "mon.done": "変更しました。",
@@ -43,7 +44,8 @@ Object.assign(TEXT.en, {
   "mon.overall": "Phone monitor (overall)", "mon.by_group": "Phone monitor (groups)", "mon.group_pick": "Group",
   "mon.all_groups": "All", "mon.operator_monitor": "Operator monitor", "mon.view_table": "List",
   "mon.view_seats6": "Seats (6)", "mon.view_seats10": "Seats (10)", "mon.state": "State",
-  "mon.listen": "Listen", "mon.whisper": "Whisper", "mon.barge": "Barge", "mon.set_state": "Change status",
+  "mon.listen": "Listen", "mon.whisper": "Whisper", "mon.barge": "Barge", "mon.call_agent": "Call",
+  "mon.calling_agent": "Ringing your extension {e}; when you answer, the box calls {a}.", "mon.set_state": "Change status",
   "mon.force_logout": "Forced logout", "mon.close": "Close",
   "mon.confirm_logout": "Log {n} out now?", "mon.ringing_you": "Ringing your extension {e}.",
   "mon.no_extension": "Your user has no extension.", "mon.done": "Changed.",
@@ -247,6 +249,13 @@ PAGES.monitor = async function () {
     const r = await api("POST", "/supervision", { mode: b.dataset.mode, supervisor: me.user.extension, agent: selected });
     if (r.status === 202) done(t("mon.ringing_you", { e: me.user.extension })); else actError(r);
   }));
+  // 内線: the box rings the supervisor's own phone, then the agent's (POST /calls).
+  document.getElementById("act-call").addEventListener("click", async () => {
+    document.getElementById("act-error").textContent = "";
+    if (!me.user.extension) { document.getElementById("act-error").textContent = t("mon.no_extension"); return; }
+    const r = await api("POST", "/calls", { from: me.user.extension, to: selected });
+    if (r.status === 202) done(t("mon.calling_agent", { e: me.user.extension, a: selected })); else actError(r);
+  });
   document.getElementById("act-set-state").addEventListener("click", async () => {
     document.getElementById("act-error").textContent = "";
     const r = await api("PUT", "/agents/" + encodeURIComponent(selected) + "/state", { state: document.getElementById("act-new-state").value });

@@ -161,6 +161,14 @@ pub enum ConsoleCommand {
     },
     /// `supervise stop SUPERVISOR`: ends that supervisor's session (their leg only).
     SuperviseStop(String),
+    /// `call FROM TO`: the box rings extension FROM, then dials TO (an extension or an outside
+    /// number, with FROM's outbound policy) and bridges them (click-to-call).
+    Call {
+        /// The extension rung first.
+        from: String,
+        /// The extension or number dialled once FROM answered.
+        to: String,
+    },
     /// `show queues`: every call-center queue with its waiting callers and staffed agents.
     ShowQueues,
     /// `show agents`: every agent with its state, since when, and its queues.
@@ -244,6 +252,7 @@ pub fn help_text() -> String {
          show supervision     supervisors listening, whispering or barging now (sh su)\n\
          supervise listen|whisper|barge SUP AGENT  ring supervisor SUP, then join AGENT's call\n\
          supervise stop SUP   end SUP's supervision (the agent's call goes on)\n\
+         call FROM TO         ring extension FROM, then dial TO (extension or number) and bridge\n\
          show queues          call-center queues: waiting, longest wait, agents staffed (sh q)\n\
          show agents          agents: state (日本語 / key), since, queues (sh ag)\n\
          agent login|logout|available|break|lunch|preparing|acw-end EXT\n\
@@ -344,6 +353,12 @@ pub fn parse_command(line: &str) -> Result<ConsoleCommand, String> {
             parse_greeting(line.trim())
         }
         [w, rest @ ..] if abbreviates(w, "supervise", 3) => parse_supervise(rest),
+        [w, rest @ ..] if *w == "call" => match rest {
+            [from, to] if crate::engine::is_dialable(from) && crate::engine::is_dialable(to) => {
+                Ok(ConsoleCommand::Call { from: (*from).to_string(), to: (*to).to_string() })
+            }
+            _ => Err("usage: call FROM TO (FROM an extension, TO an extension or a number)".into()),
+        },
         [w, r] if *w == "web" && *r == "reset-admin" => Ok(ConsoleCommand::WebResetAdmin),
         [w, c, _, _] if *w == "web" && abbreviates(c, "cert", 1) => {
             // The paths keep their case.

@@ -238,6 +238,7 @@ async fn start(dir: &Path) -> PathBuf {
                 ConsoleCommand::VoicemailGreeting { .. } => "greeting".to_string(),
                 ConsoleCommand::ShowSupervision
                 | ConsoleCommand::Supervise { .. }
+                | ConsoleCommand::Call { .. }
                 | ConsoleCommand::SuperviseStop(_) => "supervision".to_string(),
                 ConsoleCommand::Update(_)
                 | ConsoleCommand::ShowFirmware
@@ -476,6 +477,19 @@ fn supervise_commands_parse_with_their_mode_and_extensions() {
         assert!(parse_command(line).is_err(), "{line}");
     }
     assert!(help_text().contains("supervise stop"));
+}
+
+#[test]
+fn call_takes_an_extension_and_a_number() {
+    let call = |from: &str, to: &str| ConsoleCommand::Call { from: from.into(), to: to.into() };
+    assert_eq!(parse_command("call 201 202"), Ok(call("201", "202")));
+    assert_eq!(parse_command("call 201 +81312345678"), Ok(call("201", "+81312345678")));
+    for line in
+        ["call", "call 201", "call 201 2x2", "call 201 202 203", &format!("call 201 {}", "1".repeat(25))]
+    {
+        assert!(parse_command(line).is_err(), "{line}");
+    }
+    assert!(help_text().contains("call FROM TO"));
 }
 
 #[test]

@@ -33,7 +33,8 @@ use crate::sip::transaction::{
 use crate::sip::writer::{self, response_to, Writer};
 use crate::sip::{Peer, Transport};
 pub use call::originate::{
-    OriginPurpose, OriginateError, OriginateEvent, OriginateRequest, OriginateStep, Party, MAX_ORIGINATED,
+    is_dialable, OriginPurpose, OriginateError, OriginateEvent, OriginateRequest, OriginateStep, Party,
+    CLICK_TO_CALL_RING, MAX_DIAL_DIGITS, MAX_ORIGINATED,
 };
 pub use call::park::ParkedView;
 pub use call::queue_call::{AgentCommand, AgentView, QueueView};
@@ -466,6 +467,9 @@ impl Engine {
     /// Calls in progress, oldest first.
     pub fn calls(&self, now: Instant) -> Vec<CallView> {
         let mut v: Vec<CallView> = self.calls.values().map(|c| c.view(now)).collect();
+        for view in &mut v {
+            self.originated_view(view);
+        }
         v.sort_by_key(|c| c.id);
         v
     }

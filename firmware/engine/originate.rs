@@ -185,7 +185,42 @@ fn box_offer() -> Vec<PayloadFormat> {
     vec![PayloadFormat::pcmu(), PayloadFormat::pcma(), PayloadFormat::telephone_event(101)]
 }
 
+/// Longest number a user may have the box dial (extensions, outside numbers with prefixes).
+pub const MAX_DIAL_DIGITS: usize = 24;
+
+/// Digits (and `*`, `#`, a leading `+`) of a length the box dials.
+pub fn is_dialable(number: &str) -> bool {
+    let digits = number.strip_prefix('+').unwrap_or(number);
+    !digits.is_empty()
+        && number.len() <= MAX_DIAL_DIGITS
+        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
+}
+
+/// How long a user's own phone rings for a click-to-call before the box gives up.
+pub const CLICK_TO_CALL_RING: Duration = Duration::from_secs(30);
+
 impl Engine {
+    /// Click-to-call (and the supervisor's "call the agent"): rings extension `from`, then
+    /// dials `to` (an extension, else an outside number with `from`'s outbound policy).
+    pub fn click_to_call(&mut self, now: Instant, from: &str, to: &str) -> Result<u64, OriginateError> {
+        if !is_dialable(from) || !is_dialable(to) {
+            return Err(OriginateError::Invalid);
+        }
+        let second = if self.extensions.contains_key(to) {
+            Party::Extension(to.to_string())
+        } else {
+            Party::Outside { number: to.to_string(), policy_ext: from.to_string() }
+        };
+        let req = OriginateRequest {
+            first: Party::Extension(from.to_string()),
+            first_ring: CLICK_TO_CALL_RING,
+            second,
+            second_ring: self.cfg.ring_timeout.clamp(Duration::from_secs(1), MAX_ORIGINATE_RING),
+            purpose: OriginPurpose::Web,
+        };
+        self.originate(now, req)
+    }
+
     /// Places a call: rings `req.first`, and once it answered dials `req.second` and bridges
     /// them. Returns the call id; progress comes as [`OriginateEvent`]s.
     pub fn originate(&mut self, now: Instant, req: OriginateRequest) -> Result<u64, OriginateError> {
@@ -202,9 +237,19 @@ impl Engine {
         }
         // The second party is checked now too, so the first is not rung for nothing.
         for party in [&req.first, &req.second] {
-            if let Party::Extension(ext) = party {
-                if !self.extensions.contains_key(ext) {
+            match party {
+                Party::Extension(ext) if !self.extensions.contains_key(ext) => {
                     return Err(OriginateError::NotFound);
+                }
+                Party::Extension(_) => {}
+                // A number no route takes (or an unknown short number) is refused before any
+                // phone rings; the route is decided again when the leg is dialled.
+                Party::Outside { number, policy_ext } => {
+                    match self.external_leg_route(u64::MAX, policy_ext, number) {
+                        Ok(_) => {}
+                        Err(404) => return Err(OriginateError::NotFound),
+                        Err(code) => return Err(OriginateError::Refused(code)),
+                    }
                 }
             }
         }
@@ -426,6 +471,9 @@ impl Engine {
                     c.answer = Some(now);
                 }
                 self.originate_event(id, OriginateStep::Connected);
+                // Available agents on it go to 内線通話 like on any call between extensions, so
+                // the queues do not offer them a caller meanwhile.
+                self.queue_personal_call(now, id, true);
             }
         }
     }
@@ -496,6 +544,21 @@ impl Engine {
             clips: vec![Clip::Ringback],
             looped: true,
         }));
+    }
+
+    /// The console's view of an originated call names both parties from the start, and rings
+    /// until the second party answered.
+    pub(crate) fn originated_view(&self, view: &mut crate::engine::CallView) {
+        let Some(o) = self.originations.calls.get(&view.id) else { return };
+        if view.from.is_empty() {
+            view.from = o.first.label().to_string();
+        }
+        if view.to.is_empty() {
+            view.to = o.second.label().to_string();
+        }
+        if o.connected.is_none() {
+            view.state = if o.first_up { "ringback" } else { "ringing" };
+        }
     }
 
     /// Who the first party's phone sees as calling: the party it will talk to.

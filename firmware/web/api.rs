@@ -1023,6 +1023,7 @@ pub(super) fn router(st: Arc<State>) -> Router {
     for (path, r) in routes
         .into_iter()
         .chain(super::callcenter::routes())
+        .chain(super::calls::routes())
         .chain(super::phonebook::routes())
         .chain(super::lists::routes())
         .chain(super::history::routes())

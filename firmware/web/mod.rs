@@ -24,6 +24,7 @@ mod api;
 mod assets;
 pub mod auth;
 mod callcenter;
+mod calls;
 mod history;
 mod lists;
 mod media;
@@ -98,6 +99,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/supervision"),
     ("POST", "/api/v1/supervision"),
     ("DELETE", "/api/v1/supervision/{supervisor}"),
+    ("POST", "/api/v1/calls"),
     ("GET", "/api/v1/voicemail"),
     ("GET", "/api/v1/voicemail/{box}/{id}"),
     ("DELETE", "/api/v1/voicemail/{box}/{id}"),
@@ -168,6 +170,16 @@ pub enum WebQuery {
         agent: String,
         /// Whether the box started ringing.
         reply: oneshot::Sender<Result<(), SuperviseError>>,
+    },
+    /// The box rings extension `from`, then dials `to` and bridges them
+    /// (`Engine::click_to_call`); the call's id.
+    Originate {
+        /// The extension rung first.
+        from: String,
+        /// The extension or number dialled next.
+        to: String,
+        /// The call id, or why not.
+        reply: oneshot::Sender<Result<u64, crate::engine::OriginateError>>,
     },
     /// End `supervisor`'s session (`Engine::stop_supervision`); `false` when there is none.
     StopSupervision {

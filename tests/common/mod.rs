@@ -468,6 +468,15 @@ impl TestBox {
         out.stdout
     }
 
+    /// Runs `hakoden console --data DIR <cmd...>` that is expected to fail: its exit code and
+    /// stdout.
+    pub fn console_refused(&self, cmd: &str) -> (Option<i32>, String) {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hakoden"));
+        command.arg("console").arg("--data").arg(self.data_dir()).args(cmd.split_whitespace());
+        let out = run_bounded(&mut command, self.dir.path(), "console", CONSOLE_TIMEOUT);
+        (out.code, out.stdout)
+    }
+
     /// Runs a console command until `done` accepts its output or `timeout` passes; returns the
     /// last output either way. For state the box writes behind a group commit (CDRs).
     pub fn console_until(&self, cmd: &str, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
