@@ -100,7 +100,7 @@ pub enum OriginateError {
     Refused(u16),
     /// No relay port, the call table is full, or [`MAX_ORIGINATED`] calls are being placed.
     Busy,
-    /// A ring time of zero or over [`MAX_ORIGINATE_RING`], or the same party twice.
+    /// A ring time of zero or over 600 s, or the same party twice.
     Invalid,
 }
 
