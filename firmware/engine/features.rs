@@ -214,6 +214,9 @@ impl Engine {
         if self.voicemail_digit(id, side, event.digit, now) {
             return;
         }
+        if self.originate_digit(now, id, side, event.digit) {
+            return;
+        }
         if self.ivr_digit(id, side, event.digit, now) {
             return;
         }

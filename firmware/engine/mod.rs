@@ -34,7 +34,7 @@ use crate::sip::writer::{self, response_to, Writer};
 use crate::sip::{Peer, Transport};
 pub use call::originate::{
     is_dialable, OriginPurpose, OriginateError, OriginateEvent, OriginateRequest, OriginateStep, Party,
-    CLICK_TO_CALL_RING, MAX_DIAL_DIGITS, MAX_ORIGINATED,
+    ResultEntryConfig, Waiting, CLICK_TO_CALL_RING, MAX_DIAL_DIGITS, MAX_ORIGINATED,
 };
 pub use call::park::ParkedView;
 pub use call::queue_call::{AgentCommand, AgentView, QueueView};

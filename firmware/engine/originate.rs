@@ -33,6 +33,10 @@ pub const MAX_ORIGINATE_EVENTS: usize = 1024;
 pub const MAX_ORIGINATE_RING: Duration = Duration::from_secs(600);
 /// The prompt after a failed second party is cut off after this long at most.
 const FAILURE_PROMPT_GUARD: Duration = Duration::from_secs(15);
+/// Longest the first party waits for a deferred second party to be named and answer.
+const DEFERRED_WAIT_GUARD: Duration = Duration::from_secs(900);
+/// Longest the agent takes over the result entry.
+const RESULT_ENTRY_GUARD: Duration = Duration::from_secs(60);
 
 /// Who an originated call rings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,12 +84,55 @@ pub struct OriginateRequest {
     pub first: Party,
     /// How long the first party may ring.
     pub first_ring: Duration,
-    /// Dialled once the first party answered.
-    pub second: Party,
+    /// Dialled once the first party answered; `None`: whoever placed the call names it later
+    /// with [`Engine::originate_second`] (a campaign picks the agent when the customer answers).
+    pub second: Option<Party>,
     /// How long the second party may ring.
     pub second_ring: Duration,
     /// Why (comes back in the events).
     pub purpose: OriginPurpose,
+    /// What the first phone shows as the caller; the second party's number when `None`.
+    pub presented: Option<String>,
+    /// What the first party hears while no second party is named or ringing.
+    pub waiting: Waiting,
+    /// After the call, the agent enters the result by DTMF (campaigns, seed 002 §2.17).
+    pub result_entry: Option<ResultEntryConfig>,
+}
+
+impl OriginateRequest {
+    /// A call from `first` to `second`, the rest defaulted (ringback, no result entry).
+    pub fn new(first: Party, first_ring: Duration, second: Party, second_ring: Duration) -> OriginateRequest {
+        OriginateRequest {
+            first,
+            first_ring,
+            second: Some(second),
+            second_ring,
+            purpose: OriginPurpose::Web,
+            presented: None,
+            waiting: Waiting::Music(None),
+            result_entry: None,
+        }
+    }
+}
+
+/// What the first party hears while the call waits for its second party to be named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Waiting {
+    /// Music on hold, or this admin audio file (a campaign's wait audio), looped.
+    Music(Option<String>),
+    /// "Press one to call, or three to skip" (preview dialling); keys come back as
+    /// [`OriginateStep::Key`].
+    Choice,
+}
+
+/// DTMF result entry after a campaign call (`apps::campaign::dtmf`): when the other party
+/// hangs up, the agent on `agent_side` is asked for `result#` (or `0` then a recall delay).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultEntryConfig {
+    /// The agent's side: A when the agent was rung first (preview, recall list), B otherwise.
+    pub agent_side: Side,
+    /// The campaign's result numbers.
+    pub valid: Vec<u16>,
 }
 
 /// Why a call could not be placed.
@@ -138,8 +185,21 @@ pub enum OriginateStep {
     FirstFailed(u16),
     /// The second party answered: the two talk.
     Connected,
-    /// The second party did not answer (SIP status as above). The call is over.
+    /// The second party did not answer (SIP status as above). The call is over, unless the
+    /// second party was named by [`Engine::originate_second`]: then the first waits again.
     SecondFailed(u16),
+    /// The first party pressed a key while waiting ([`Waiting::Choice`]).
+    Key(char),
+    /// The other party hung up and the agent is asked for the result; `talk_s` as in
+    /// [`Self::Ended`].
+    AwaitingResult {
+        /// Seconds the two parties talked.
+        talk_s: u64,
+    },
+    /// The agent entered a result or a recall delay.
+    Result(crate::apps::campaign::dtmf::Entered),
+    /// The agent hung up, timed out or failed three times: no result (未入力).
+    ResultMissing,
     /// The call ended (after any of the above); `talk_s` counts from [`Self::Connected`].
     Ended {
         /// Seconds the two parties talked (0 when never connected).
@@ -163,8 +223,19 @@ pub struct OriginateEvent {
 pub(crate) struct Origination {
     purpose: OriginPurpose,
     first: Party,
-    second: Party,
+    second: Option<Party>,
     second_ring: Duration,
+    /// The second party is named by the caller of `originate_second`: a failure waits again.
+    deferred: bool,
+    presented: String,
+    waiting: Waiting,
+    result_cfg: Option<ResultEntryConfig>,
+    /// The agent is entering the result.
+    result: Option<crate::apps::campaign::dtmf::ResultEntry>,
+    /// A result (or its absence) was reported.
+    result_reported: bool,
+    /// The box hangs up once the current prompt has played.
+    hangup_after_play: bool,
     /// The first party answered.
     first_up: bool,
     /// The second party answered at.
@@ -211,13 +282,13 @@ impl Engine {
         } else {
             Party::Outside { number: to.to_string(), policy_ext: from.to_string() }
         };
-        let req = OriginateRequest {
-            first: Party::Extension(from.to_string()),
-            first_ring: CLICK_TO_CALL_RING,
+        let second_ring = self.cfg.ring_timeout.clamp(Duration::from_secs(1), MAX_ORIGINATE_RING);
+        let req = OriginateRequest::new(
+            Party::Extension(from.to_string()),
+            CLICK_TO_CALL_RING,
             second,
-            second_ring: self.cfg.ring_timeout.clamp(Duration::from_secs(1), MAX_ORIGINATE_RING),
-            purpose: OriginPurpose::Web,
-        };
+            second_ring,
+        );
         self.originate(now, req)
     }
 
@@ -229,29 +300,16 @@ impl Engine {
                 return Err(OriginateError::Invalid);
             }
         }
-        if req.first.label() == req.second.label() || req.first.label().is_empty() {
+        let second_label = req.second.as_ref().map(Party::label).unwrap_or_default();
+        if req.first.label() == second_label || req.first.label().is_empty() {
             return Err(OriginateError::Invalid);
         }
         if self.calls.len() >= crate::engine::MAX_CALLS || self.originations.calls.len() >= MAX_ORIGINATED {
             return Err(OriginateError::Busy);
         }
         // The second party is checked now too, so the first is not rung for nothing.
-        for party in [&req.first, &req.second] {
-            match party {
-                Party::Extension(ext) if !self.extensions.contains_key(ext) => {
-                    return Err(OriginateError::NotFound);
-                }
-                Party::Extension(_) => {}
-                // A number no route takes (or an unknown short number) is refused before any
-                // phone rings; the route is decided again when the leg is dialled.
-                Party::Outside { number, policy_ext } => {
-                    match self.external_leg_route(u64::MAX, policy_ext, number) {
-                        Ok(_) => {}
-                        Err(404) => return Err(OriginateError::NotFound),
-                        Err(code) => return Err(OriginateError::Refused(code)),
-                    }
-                }
-            }
+        for party in std::iter::once(&req.first).chain(req.second.as_ref()) {
+            self.check_party(party)?;
         }
         let (Some(a_port), Some(b_port)) = (self.pool.allocate(), self.pool.allocate()) else {
             log::warn!("ALARM: RTP port pool exhausted (originating a call)");
@@ -284,6 +342,20 @@ impl Engine {
                 first: req.first.clone(),
                 second: req.second.clone(),
                 second_ring: req.second_ring,
+                deferred: req.second.is_none(),
+                // Nobody to show yet (a deferred second party): anonymous (RFC 3323's convention).
+                presented: req.presented.clone().unwrap_or_else(|| {
+                    if second_label.is_empty() {
+                        "anonymous".to_string()
+                    } else {
+                        second_label.to_string()
+                    }
+                }),
+                waiting: req.waiting.clone(),
+                result_cfg: req.result_entry.clone(),
+                result: None,
+                result_reported: false,
+                hangup_after_play: false,
                 first_up: false,
                 connected: None,
                 failing: None,
@@ -314,8 +386,88 @@ impl Engine {
             self.out.push_back(Output::Media(MediaCommand::Close { relay: RelayId(id) }));
             return Err(e.into());
         }
-        log::info!("call {id}: originated: {} first, then {}", req.first.label(), req.second.label());
+        log::info!("call {id}: originated: {} first, then {}", req.first.label(), second_label);
         Ok(id)
+    }
+
+    /// Whether a party can be rung: an existing extension, or a number some route takes (the
+    /// route is decided again when its leg is dialled).
+    fn check_party(&mut self, party: &Party) -> Result<(), OriginateError> {
+        match party {
+            Party::Extension(ext) if !self.extensions.contains_key(ext) => Err(OriginateError::NotFound),
+            Party::Extension(_) => Ok(()),
+            Party::Outside { number, policy_ext } => {
+                match self.external_leg_route(u64::MAX, policy_ext, number) {
+                    Ok(_) => Ok(()),
+                    Err(404) => Err(OriginateError::NotFound),
+                    Err(code) => Err(OriginateError::Refused(code)),
+                }
+            }
+        }
+    }
+
+    /// Names (or names again, after a failure) the second party of a call placed with
+    /// `second: None`; the first party must have answered and nobody else ring.
+    pub fn originate_second(
+        &mut self,
+        now: Instant,
+        id: u64,
+        party: Party,
+        ring: Duration,
+    ) -> Result<(), OriginateError> {
+        let ok = self
+            .originations
+            .calls
+            .get(&id)
+            .is_some_and(|o| o.deferred && o.first_up && o.connected.is_none() && o.result.is_none());
+        if !ok || ring.is_zero() || ring > MAX_ORIGINATE_RING {
+            return Err(OriginateError::Invalid);
+        }
+        if self.rewiring.calls.get(&id).is_some_and(|r| !r.pending.is_empty()) {
+            return Err(OriginateError::Busy);
+        }
+        self.check_party(&party)?;
+        if let Some(o) = self.originations.calls.get_mut(&id) {
+            o.second = Some(party);
+            o.second_ring = ring;
+        }
+        self.dial_second(now, id).map_err(OriginateError::from)
+    }
+
+    /// Ends a call the box placed (a campaign gives up on it, or the agent skipped it).
+    pub fn originate_hangup(&mut self, now: Instant, id: u64) -> bool {
+        if !self.originations.calls.contains_key(&id) || !self.calls.contains_key(&id) {
+            return false;
+        }
+        self.end_call(id, HangupSide::System, "originate: ended by the box", 487, now);
+        true
+    }
+
+    /// Dials the named second party for side B; the first hears ringback meanwhile.
+    fn dial_second(&mut self, now: Instant, id: u64) -> Result<(), DialError> {
+        let Some(o) = self.originations.calls.get(&id).cloned() else { return Err(DialError::NotNow) };
+        let Some(second) = o.second else { return Err(DialError::NotNow) };
+        let r = self.rewire_of(id);
+        r.vacant = Some(Side::B);
+        r.vacated_by = second.label().to_string();
+        let dialled = match &second {
+            Party::Extension(ext) => {
+                self.dial_leg_for(now, id, Side::B, ext, LegKind::Originate, o.second_ring)
+            }
+            Party::Outside { number, policy_ext } => self.dial_external_leg(
+                now,
+                id,
+                Side::B,
+                number,
+                policy_ext,
+                LegKind::Originate,
+                o.second_ring,
+            ),
+        };
+        if dialled.is_ok() {
+            self.play_ringback(id);
+        }
+        dialled
     }
 
     /// The originated calls' progress since the last look, oldest first.
@@ -342,7 +494,8 @@ impl Engine {
         a_port: u16,
         b_port: u16,
     ) -> Option<Call> {
-        let (first, second) = (req.first.label(), req.second.label());
+        let first = req.first.label();
+        let second = req.second.as_ref().map_or("campaign", Party::label);
         let host = self.cfg.advertise;
         let call_id = format!("originate-{id}-{}@hakoden", self.token());
         let tag = self.token();
@@ -441,26 +594,15 @@ impl Engine {
                     c.ring = c.ring.or(Some(now));
                 }
                 self.originate_event(id, OriginateStep::FirstAnswered);
-                let r = self.rewire_of(id);
-                r.vacant = Some(Side::B);
-                r.vacated_by = o.second.label().to_string();
-                let dialled = match &o.second {
-                    Party::Extension(ext) => {
-                        self.dial_leg_for(now, id, Side::B, ext, LegKind::Originate, o.second_ring)
-                    }
-                    Party::Outside { number, policy_ext } => self.dial_external_leg(
-                        now,
-                        id,
-                        Side::B,
-                        number,
-                        policy_ext,
-                        LegKind::Originate,
-                        o.second_ring,
-                    ),
-                };
-                match dialled {
-                    Ok(()) => self.play_ringback(id),
-                    Err(e) => self.originate_second_failed(now, id, e.status()),
+                if o.second.is_none() {
+                    // Deferred: the first party waits (music, or the preview choice).
+                    self.rewire_of(id).vacant = Some(Side::B);
+                    self.play_waiting(id, &o.waiting);
+                    self.set_guard(now, id, DEFERRED_WAIT_GUARD);
+                    return;
+                }
+                if let Err(e) = self.dial_second(now, id) {
+                    self.originate_second_failed(now, id, e.status());
                 }
             }
             Side::B => {
@@ -469,6 +611,9 @@ impl Engine {
                 }
                 if let Some(c) = self.calls.get_mut(&id) {
                     c.answer = Some(now);
+                }
+                if let Some(c) = self.calls.get_mut(&id) {
+                    c.ring_deadline = None;
                 }
                 self.originate_event(id, OriginateStep::Connected);
                 // Available agents on it go to 内線通話 like on any call between extensions, so
@@ -499,8 +644,15 @@ impl Engine {
     fn originate_second_failed(&mut self, now: Instant, id: u64, code: u16) {
         self.originate_event(id, OriginateStep::SecondFailed(code));
         let Some(o) = self.originations.calls.get_mut(&id) else { return };
+        if o.deferred {
+            // Whoever named it decides what next (another agent, or hang up).
+            o.second = None;
+            let waiting = o.waiting.clone();
+            self.play_waiting(id, &waiting);
+            return;
+        }
         o.failing = Some(code);
-        let label = o.second.label().to_string();
+        let label = o.second.as_ref().map(Party::label).unwrap_or_default().to_string();
         log::info!("call {id}: originate: {label} did not answer ({code})");
         let lang = self.cfg.media.language;
         let ids = match code {
@@ -515,15 +667,117 @@ impl Engine {
             looped: false,
         }));
         // A lost PlayDone must not keep the call up.
-        self.arm(now + FAILURE_PROMPT_GUARD, TimerKey::Call(id));
+        self.set_guard(now, id, FAILURE_PROMPT_GUARD);
+    }
+
+    /// The call ends `after` from now whatever happens (the call timer's ring deadline).
+    fn set_guard(&mut self, now: Instant, id: u64, after: Duration) {
+        self.arm(now + after, TimerKey::Call(id));
         if let Some(c) = self.calls.get_mut(&id) {
-            c.ring_deadline = Some(now + FAILURE_PROMPT_GUARD);
+            c.ring_deadline = Some(now + after);
         }
+    }
+
+    /// What the first party hears while waiting for a deferred second party.
+    fn play_waiting(&mut self, id: u64, waiting: &Waiting) {
+        let lang = self.cfg.media.language;
+        let (clips, looped) = match waiting {
+            Waiting::Music(None) => (vec![Clip::MusicOnHold], true),
+            Waiting::Music(Some(file)) => (vec![Clip::AudioFile(file.clone())], true),
+            Waiting::Choice => {
+                (vec![Clip::Prompt { id: "campaign.preview".into(), lang }, Clip::Silence(3000)], true)
+            }
+        };
+        self.out.push_back(Output::Media(MediaCommand::Play {
+            relay: RelayId(id),
+            side: Side::A,
+            clips,
+            looped,
+        }));
+    }
+
+    fn play_prompts(&mut self, id: u64, side: Side, ids: &[&str]) {
+        let lang = self.cfg.media.language;
+        let clips = ids.iter().map(|p| Clip::Prompt { id: (*p).to_string(), lang }).collect();
+        self.out.push_back(Output::Media(MediaCommand::Play {
+            relay: RelayId(id),
+            side,
+            clips,
+            looped: false,
+        }));
+    }
+
+    // ---- after the call: the agent enters the result ------------------------------------
+
+    /// A BYE from `side` of an originated call: when the other side is an agent who enters
+    /// the result by DTMF, the caller's side leaves and the agent is asked. True when absorbed.
+    pub(super) fn originate_absorb_bye(&mut self, now: Instant, id: u64, side: Side) -> bool {
+        let Some(o) = self.originations.calls.get(&id) else { return false };
+        let Some(cfg) = o.result_cfg.clone() else { return false };
+        if o.connected.is_none() || o.result.is_some() || side == cfg.agent_side {
+            return false;
+        }
+        let talk_s = o.connected.map_or(0, |t| now.saturating_duration_since(t).as_secs());
+        self.leave_side(now, id, side, false);
+        if let Some(o) = self.originations.calls.get_mut(&id) {
+            o.result = Some(crate::apps::campaign::dtmf::ResultEntry::new(&cfg.valid));
+        }
+        log::info!("call {id}: the customer hung up; asking the agent for the result");
+        self.originate_event(id, OriginateStep::AwaitingResult { talk_s });
+        self.play_prompts(id, cfg.agent_side, &["campaign.enter_result"]);
+        self.set_guard(now, id, RESULT_ENTRY_GUARD);
+        true
+    }
+
+    /// A key on an originated call: the preview choice, or the result entry. True when taken.
+    pub(crate) fn originate_digit(&mut self, now: Instant, id: u64, side: Side, key: char) -> bool {
+        use crate::apps::campaign::dtmf::Step;
+        let Some(o) = self.originations.calls.get_mut(&id) else { return false };
+        if o.waiting == Waiting::Choice && o.first_up && o.connected.is_none() && side == Side::A {
+            self.originate_event(id, OriginateStep::Key(key));
+            return true;
+        }
+        let Some(agent_side) = o.result_cfg.as_ref().map(|c| c.agent_side) else { return false };
+        if side != agent_side || o.hangup_after_play {
+            return o.result.is_some();
+        }
+        let Some(entry) = o.result.as_mut() else { return false };
+        match entry.key(key) {
+            Step::More => {}
+            Step::AskRecallDelay => self.play_prompts(id, side, &["campaign.enter_recall"]),
+            Step::Done(entered) => {
+                if let Some(o) = self.originations.calls.get_mut(&id) {
+                    o.result_reported = true;
+                    o.hangup_after_play = true;
+                }
+                self.originate_event(id, OriginateStep::Result(entered));
+                self.play_prompts(id, side, &["campaign.saved"]);
+                self.set_guard(now, id, FAILURE_PROMPT_GUARD);
+            }
+            Step::Retry(why) => {
+                log::info!("call {id}: result entry refused: {why}");
+                self.play_prompts(id, side, &["campaign.invalid", "campaign.enter_result"]);
+            }
+            Step::GiveUp => {
+                if let Some(o) = self.originations.calls.get_mut(&id) {
+                    o.result_reported = true;
+                    o.hangup_after_play = true;
+                }
+                self.originate_event(id, OriginateStep::ResultMissing);
+                self.play_prompts(id, side, &["campaign.invalid"]);
+                self.set_guard(now, id, FAILURE_PROMPT_GUARD);
+            }
+        }
+        true
     }
 
     /// The first party heard the ringback or the failure prompt.
     pub(crate) fn originate_play_done(&mut self, now: Instant, relay: RelayId, side: Side) {
         let id = relay.0;
+        if self.originations.calls.get(&id).is_some_and(|o| o.hangup_after_play) {
+            self.end_call(id, HangupSide::System, "originate: result entered", 200, now);
+            return;
+        }
         let failing = self.originations.calls.get(&id).and_then(|o| o.failing);
         if let (Some(code), Side::A) = (failing, side) {
             self.end_call(
@@ -554,22 +808,31 @@ impl Engine {
             view.from = o.first.label().to_string();
         }
         if view.to.is_empty() {
-            view.to = o.second.label().to_string();
+            view.to = o.second.as_ref().map(Party::label).unwrap_or("-").to_string();
         }
-        if o.connected.is_none() {
-            view.state = if o.first_up { "ringback" } else { "ringing" };
+        if o.result.is_some() {
+            view.state = "result entry";
+        } else if o.connected.is_none() {
+            view.state = match (o.first_up, &o.second) {
+                (false, _) => "ringing",
+                (true, None) => "waiting",
+                (true, Some(_)) => "ringback",
+            };
         }
     }
 
     /// Who the first party's phone sees as calling: the party it will talk to.
     pub(super) fn originate_presented(&self, id: u64) -> Option<String> {
-        self.originations.calls.get(&id).map(|o| o.second.label().to_string())
+        self.originations.calls.get(&id).map(|o| o.presented.clone())
     }
 
     /// The call is ending (`finish_call`): its last event.
     pub(super) fn originate_call_ending(&mut self, now: Instant, id: u64) {
         let Some(o) = self.originations.calls.get(&id) else { return };
         let talk_s = o.connected.map_or(0, |t| now.saturating_duration_since(t).as_secs());
+        if o.result.is_some() && !o.result_reported {
+            self.originate_event(id, OriginateStep::ResultMissing);
+        }
         self.originate_event(id, OriginateStep::Ended { talk_s });
     }
 
@@ -580,7 +843,7 @@ impl Engine {
             rec.from = o.first.label().to_string();
         }
         if rec.to.is_empty() {
-            rec.to = o.second.label().to_string();
+            rec.to = o.second.as_ref().map(Party::label).unwrap_or_default().to_string();
         }
         rec.legs.retain(|l| !l.sip_call_id.starts_with("originate-"));
     }

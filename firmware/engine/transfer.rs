@@ -423,6 +423,9 @@ impl Engine {
     /// A BYE from a party of a call that is being re-wired: the transferor of a blind transfer
     /// and a parker hearing the slot may hang up without ending the call. True when absorbed.
     pub(crate) fn absorb_bye(&mut self, now: Instant, id: u64, side: Side) -> bool {
+        if self.originate_absorb_bye(now, id, side) {
+            return true;
+        }
         let transferor = self.rewiring.calls.get(&id).is_some_and(|r| {
             r.pending
                 .iter()

@@ -2,17 +2,19 @@
 //! user's phone rung first, 202 (7002) the party dialled next.
 
 use super::*;
-use crate::engine::{OriginPurpose, OriginateError, OriginateRequest, OriginateStep, Party};
+use crate::apps::campaign::dtmf::Entered;
+use crate::engine::{
+    OriginPurpose, OriginateError, OriginateRequest, OriginateStep, Party, ResultEntryConfig, Waiting,
+};
 use crate::media::{Clip, Side};
 
 fn request(first: &str, second: &str) -> OriginateRequest {
-    OriginateRequest {
-        first: Party::Extension(first.into()),
-        first_ring: Duration::from_secs(30),
-        second: Party::Extension(second.into()),
-        second_ring: Duration::from_secs(20),
-        purpose: OriginPurpose::Web,
-    }
+    OriginateRequest::new(
+        Party::Extension(first.into()),
+        Duration::from_secs(30),
+        Party::Extension(second.into()),
+        Duration::from_secs(20),
+    )
 }
 
 fn invite_to(h: &mut Harness, port: u16) -> String {
@@ -156,4 +158,191 @@ fn bad_requests_are_refused_and_leave_nothing_behind() {
     assert!(h.engine.calls(h.now).is_empty());
     assert_eq!(h.engine.rtp_ports_in_use().0, 0);
     assert!(h.engine.take_originate_events().is_empty());
+}
+
+fn key(h: &mut Harness, side: Side, keys: &str) {
+    for k in keys.chars() {
+        let event = crate::media::dtmf::DigitEvent {
+            digit: k,
+            source: crate::media::dtmf::DtmfSource::Rfc4733,
+            duration_ms: 100,
+        };
+        h.engine
+            .handle_media_event(h.now, crate::media::MediaEvent::Digit { relay: RelayId(1), side, event });
+        h.drain();
+        h.advance(Duration::from_millis(200));
+    }
+}
+
+/// A BYE from the phone on `port` inside the dialog the box's INVITE `inv` opened.
+fn bye_from(inv: &str, port: u16, tag: &str) -> String {
+    let Message::Request(r) = parsed(inv) else { panic!() };
+    format!(
+        "BYE sip:x@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKbye{port}{tag}\r\n\
+         From: {};tag={tag}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 2 BYE\r\n\r\n",
+        r.common.header("To").unwrap(),
+        r.common.header("From").unwrap(),
+        r.common.call_id
+    )
+}
+
+/// Progressive dialling's shape: the customer (202) first, the agent named once it answered
+/// (the first agent fails, the second answers); the customer hangs up and the agent keys the
+/// result, then the box hangs up.
+#[test]
+fn a_deferred_second_party_is_named_later_and_the_agent_enters_the_result_after_the_customer_leaves() {
+    let mut h = Harness::with(vec![ext("201", true), ext("202", true), ext("203", true)], 60);
+    for (e, p) in [("201", 7001), ("202", 7002), ("203", 7003)] {
+        h.register(e, p);
+    }
+    h.sent.clear();
+    let req = OriginateRequest {
+        second: None,
+        purpose: OriginPurpose::Campaign { campaign: "c1".into(), entry: 7 },
+        waiting: Waiting::Music(None),
+        result_entry: Some(ResultEntryConfig { agent_side: Side::B, valid: vec![1, 2, 3] }),
+        ..request("202", "201")
+    };
+    let id = h.engine.originate(h.now, req).unwrap();
+    h.drain();
+    let customer = invite_to(&mut h, 7002);
+    h.send(phone(7002), &answer(&customer, 200, "cu", Some(&sdp(6000, "0 101")), 7002));
+    assert!(h.media.iter().any(
+        |m| matches!(m, MediaCommand::Play { side: Side::A, clips, .. } if clips == &vec![Clip::MusicOnHold])
+    ));
+    assert!(h.take_for(phone(7001)).iter().all(|m| !first_line(m).starts_with("INVITE")), "nobody rings yet");
+    assert_eq!(steps(&mut h), vec![OriginateStep::FirstAnswered]);
+    // The first agent declines: the customer waits again.
+    h.engine.originate_second(h.now, id, Party::Extension("203".into()), Duration::from_secs(20)).unwrap();
+    h.drain();
+    let first_agent = invite_to(&mut h, 7003);
+    h.send(phone(7003), &answer(&first_agent, 486, "a3", None, 7003));
+    assert_eq!(steps(&mut h), vec![OriginateStep::SecondFailed(486)]);
+    assert_eq!(h.engine.calls(h.now)[0].state, "waiting");
+    h.engine.originate_second(h.now, id, Party::Extension("201".into()), Duration::from_secs(20)).unwrap();
+    h.drain();
+    let agent = invite_to(&mut h, 7001);
+    h.send(phone(7001), &answer(&agent, 200, "ag", Some(&sdp(6002, "0 101")), 7001));
+    assert_eq!(steps(&mut h), vec![OriginateStep::Connected]);
+    h.advance(Duration::from_secs(4));
+    // The customer hangs up: the agent stays and is asked.
+    h.send(phone(7002), &bye_from(&customer, 7002, "cu"));
+    assert!(h.take_for(phone(7001)).iter().all(|m| !first_line(m).starts_with("BYE")), "the agent stays");
+    assert_eq!(steps(&mut h), vec![OriginateStep::AwaitingResult { talk_s: 4 }]);
+    assert!(prompts_played_to(&h, Side::B).contains(&"campaign.enter_result".to_string()));
+    assert_eq!(h.engine.calls(h.now)[0].state, "result entry");
+    key(&mut h, Side::B, "9#");
+    assert!(prompts_played_to(&h, Side::B).contains(&"campaign.invalid".to_string()), "9 is no result");
+    key(&mut h, Side::B, "3#");
+    assert_eq!(steps(&mut h), vec![OriginateStep::Result(Entered::Result(3))]);
+    h.engine
+        .handle_media_event(h.now, crate::media::MediaEvent::PlayDone { relay: RelayId(id), side: Side::B });
+    h.drain();
+    assert!(
+        h.take_for(phone(7001)).iter().any(|m| first_line(m).starts_with("BYE ")),
+        "then the box hangs up"
+    );
+    assert_eq!(steps(&mut h), vec![OriginateStep::Ended { talk_s: 4 }]);
+    let cdr = h.cdrs.pop().unwrap();
+    assert_eq!((cdr.from.as_str(), cdr.to.as_str()), ("202", "201"));
+}
+
+#[test]
+fn a_recall_delay_is_entered_after_zero_and_an_agent_who_hangs_up_leaves_no_result() {
+    let mut h = Harness::new();
+    h.register("201", 7001);
+    h.register("202", 7002);
+    h.sent.clear();
+    let req = OriginateRequest {
+        result_entry: Some(ResultEntryConfig { agent_side: Side::A, valid: vec![1] }),
+        ..request("201", "202")
+    };
+    let id = h.engine.originate(h.now, req).unwrap();
+    h.drain();
+    let agent = invite_to(&mut h, 7001);
+    h.send(phone(7001), &answer(&agent, 200, "ag", Some(&sdp(6000, "0 101")), 7001));
+    let customer = invite_to(&mut h, 7002);
+    h.send(phone(7002), &answer(&customer, 200, "cu", Some(&sdp(6002, "0 101")), 7002));
+    h.send(phone(7002), &bye_from(&customer, 7002, "cu"));
+    steps(&mut h);
+    key(&mut h, Side::A, "0");
+    assert!(prompts_played_to(&h, Side::A).contains(&"campaign.enter_recall".to_string()));
+    key(&mut h, Side::A, "30#");
+    assert_eq!(steps(&mut h), vec![OriginateStep::Result(Entered::Recall(Duration::from_secs(30 * 60)))]);
+    // Another call: the agent hangs up during the entry.
+    h.engine
+        .handle_media_event(h.now, crate::media::MediaEvent::PlayDone { relay: RelayId(id), side: Side::A });
+    h.drain();
+    h.sent.clear();
+    let req = OriginateRequest {
+        result_entry: Some(ResultEntryConfig { agent_side: Side::A, valid: vec![1] }),
+        ..request("201", "202")
+    };
+    let id2 = h.engine.originate(h.now, req).unwrap();
+    h.drain();
+    let agent = invite_to(&mut h, 7001);
+    h.send(phone(7001), &answer(&agent, 200, "ag2", Some(&sdp(6000, "0 101")), 7001));
+    let customer = invite_to(&mut h, 7002);
+    h.send(phone(7002), &answer(&customer, 200, "cu2", Some(&sdp(6002, "0 101")), 7002));
+    h.send(phone(7002), &bye_from(&customer, 7002, "cu2"));
+    assert_eq!(
+        steps(&mut h),
+        vec![
+            OriginateStep::Ended { talk_s: 0 },
+            OriginateStep::FirstAnswered,
+            OriginateStep::Connected,
+            OriginateStep::AwaitingResult { talk_s: 0 }
+        ]
+    );
+    let Message::Request(r) = parsed(&agent) else { panic!() };
+    let bye = format!(
+        "BYE sip:x@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7001;branch=z9hG4bKbyeag\r\n\
+         From: {};tag=ag2\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 2 BYE\r\n\r\n",
+        r.common.header("To").unwrap(),
+        r.common.header("From").unwrap(),
+        r.common.call_id
+    );
+    h.send(phone(7001), &bye);
+    assert_eq!(steps(&mut h), vec![OriginateStep::ResultMissing, OriginateStep::Ended { talk_s: 0 }]);
+    assert!(h.engine.calls(h.now).iter().all(|c| c.id != id2));
+}
+
+#[test]
+fn a_preview_offer_reports_the_agents_keys_and_the_box_can_hang_up() {
+    let mut h = Harness::new();
+    h.register("201", 7001);
+    h.sent.clear();
+    let req = OriginateRequest {
+        second: None,
+        presented: Some("0312345678".into()),
+        waiting: Waiting::Choice,
+        ..request("201", "202")
+    };
+    let id = h.engine.originate(h.now, req).unwrap();
+    h.drain();
+    let agent = invite_to(&mut h, 7001);
+    assert!(agent.contains("From: <sip:0312345678@"), "the agent sees the customer's number: {agent}");
+    h.send(phone(7001), &answer(&agent, 200, "ag", Some(&sdp(6000, "0 101")), 7001));
+    assert!(prompts_played_to(&h, Side::A).contains(&"campaign.preview".to_string()));
+    key(&mut h, Side::A, "3");
+    assert_eq!(steps(&mut h), vec![OriginateStep::FirstAnswered, OriginateStep::Key('3')]);
+    assert!(h.engine.originate_hangup(h.now, id));
+    h.drain();
+    assert!(h.take_for(phone(7001)).iter().any(|m| first_line(m).starts_with("BYE ")));
+    assert!(h.engine.calls(h.now).is_empty());
+}
+
+fn prompts_played_to(h: &Harness, side: Side) -> Vec<String> {
+    h.media
+        .iter()
+        .filter_map(|m| match m {
+            MediaCommand::Play { side: s, clips, .. } if *s == side => Some(clips.clone()),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|c| match c {
+            Clip::Prompt { id, .. } => Some(id),
+            _ => None,
+        })
+        .collect()
 }
