@@ -106,6 +106,88 @@ fn wall_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The `campaign` console commands on the runner.
+fn campaign_console(
+    campaigns: &mut crate::campaigns::CampaignRunner,
+    cmd: crate::console::CampaignCommand,
+    now_ms: u64,
+) -> String {
+    use crate::console::CampaignCommand;
+    use std::fmt::Write as _;
+    let _ = now_ms;
+    match cmd {
+        CampaignCommand::List => {
+            let views = campaigns.views();
+            let mut s = format!("{} campaign(s)\n", views.len());
+            let _ = writeln!(
+                s,
+                "{:<4} {:<16} {:<5} {:<12} {:>7} {:>7} {:>6}",
+                "id", "name", "on", "mode", "entries", "waiting", "active"
+            );
+            for v in views {
+                let mode = match v.settings.pacing.mode {
+                    crate::apps::campaign::pacing::DialMode::Preview => "preview",
+                    crate::apps::campaign::pacing::DialMode::Progressive => "progressive",
+                };
+                let _ = writeln!(
+                    s,
+                    "{:04} {:<16} {:<5} {:<12} {:>7} {:>7} {:>6}",
+                    v.settings.id,
+                    v.settings.name,
+                    if v.settings.enabled { "on" } else { "off" },
+                    mode,
+                    v.entries,
+                    v.waiting,
+                    v.active
+                );
+            }
+            s
+        }
+        CampaignCommand::Show(name) => match campaigns.entries(&name) {
+            None => format!("error: no campaign `{name}`"),
+            Some(entries) => {
+                let mut s = format!("campaign {name}: {} entr(ies)\n", entries.len());
+                let _ = writeln!(
+                    s,
+                    "{:<6} {:<16} {:<16} {:<14} {:<9} {:>5} {:<6}",
+                    "entry", "number", "name", "result", "status", "calls", "agent"
+                );
+                for e in entries {
+                    let _ = writeln!(
+                        s,
+                        "{:<6} {:<16} {:<16} {:<14} {:<9} {:>5} {:<6}{}",
+                        e.id,
+                        e.number,
+                        e.name,
+                        crate::store::campaign::outcome_key(e.result),
+                        crate::store::campaign::status_key(e.status),
+                        e.calls,
+                        e.agent.as_deref().unwrap_or("-"),
+                        e.schedule_ms.map(|t| format!(" recall at {t} ms")).unwrap_or_default()
+                    );
+                }
+                s
+            }
+        },
+        CampaignCommand::Add { campaign, number, customer } => {
+            match campaigns.add_entry(&campaign, &number, &customer, None, None) {
+                Ok(id) => format!("campaign {campaign}: entry {id} added ({number})"),
+                Err(e) => format!("error: {e}"),
+            }
+        }
+        CampaignCommand::Result { campaign, entry, result } => {
+            match campaigns.set_result(&campaign, entry, result) {
+                Ok(()) => format!("campaign {campaign}: entry {entry} result {result}"),
+                Err(e) => format!("error: {e}"),
+            }
+        }
+    }
+}
+
+/// How often the campaign runner looks for dials to start (seed 002 §2.17's pacing works in
+/// seconds; a customer's ring time is at least 5 s).
+const CAMPAIGN_TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The wall clock in unix seconds (the nightly restart's local windows).
 fn unix_s() -> i64 {
     i64::try_from(wall_ms() / 1000).unwrap_or(i64::MAX)
@@ -408,6 +490,21 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     let (cdr_sink, cdr_writer) = spawn_cdr_writer(store.clone());
     // The call-center event log: the only source of the queue and agent reports.
     let (event_sink, event_writer) = spawn_queue_event_writer(store.clone());
+    // Outbound campaigns (issue 9): the call lists come back from the store.
+    let (campaign_sink, campaign_writer) = crate::store::spawn_campaign_writer(store.clone());
+    let stored_entries = match store.campaign_entries() {
+        Ok((entries, bad)) => {
+            for key in bad {
+                log::warn!("campaign: stored entry {key} does not decode; skipped");
+            }
+            entries
+        }
+        Err(e) => {
+            log::error!("campaign: the call lists cannot be read: {e}");
+            Vec::new()
+        }
+    };
+    let mut campaigns = crate::campaigns::CampaignRunner::new(config.campaigns.clone(), stored_entries);
     let vm_dir = opts.data_dir.join("voicemail");
     let (vm_store, vm_report) = VoicemailStore::open(&store, &vm_dir, config.trunk_calls.time_rules.offset())
         .map_err(|e| StartError(format!("cannot open voicemail in {}: {e}", vm_dir.display())))?;
@@ -516,6 +613,8 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     let mut beat_tick = tokio::time::interval(crate::watchdog::PROBE_INTERVAL);
     // After a busy stretch one wake-up is enough, not a burst of missed ticks.
     beat_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut campaign_tick = tokio::time::interval(CAMPAIGN_TICK);
+    campaign_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     println!(
         "hakoden: ready sip={} udp+tcp rtp={}-{} data={}{}",
@@ -583,6 +682,11 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                     None => {}
                 }
             }
+            _ = campaign_tick.tick() => {
+                let wall = wall_ms();
+                let local = crate::apps::timerules::LocalTime::from_unix_ms(wall, config.trunk_calls.time_rules.offset());
+                campaigns.tick(&mut engine, now(), wall, local.minute_of_day);
+            }
             msg = inbox.recv() => {
                 let Some(msg) = msg else { break };
                 let t = now();
@@ -627,6 +731,9 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                                 Err(e) => format!("error: {e} ({})", e.http_status()),
                             };
                             let _ = req.reply.send(text);
+                        }
+                        ConsoleCommand::Campaign(cmd) => {
+                            let _ = req.reply.send(campaign_console(&mut campaigns, cmd, wall_ms()));
                         }
                         ConsoleCommand::Call { from, to } => {
                             let text = match engine.click_to_call(now(), &from, &to) {
@@ -794,6 +901,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                             new.media.music_on_hold_file.clone(),
                         );
                         set_voicemail(&mut engine, &new, &voicemail);
+                        campaigns.reconfigure(new.campaigns.clone());
                         config = new;
                         doc_text = text;
                         let _ = reply.send(report);
@@ -835,8 +943,17 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         for ringing in engine.take_ringing() {
             web.ringing(ringing);
         }
-        for ev in engine.take_originate_events() {
+        let originated = engine.take_originate_events();
+        for ev in &originated {
             log::info!("call {}: originated call: {:?} ({:?})", ev.call, ev.step, ev.purpose);
+        }
+        campaigns.on_events(&mut engine, now(), wall_ms(), &originated);
+        for rec in campaigns.take_changed() {
+            campaign_sink.push(rec);
+        }
+        if !originated.is_empty() {
+            // The runner's own calls (INVITEs, hang-ups) go out now, not at the next input.
+            flush(&mut engine, &sockets, &relay, &cdr_sink, &event_sink, &mut voicemail).await;
         }
         heartbeats.beat(crate::watchdog::Loop::Sip, now());
     }
@@ -847,9 +964,11 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
     relay.close_all();
     drop(cdr_sink);
     drop(event_sink);
+    drop(campaign_sink);
     drop(engine);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), cdr_writer).await;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), event_writer).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), campaign_writer).await;
     let _ = std::fs::remove_file(&socket_path);
     if let Some(w) = watchdog {
         w.close();
@@ -1686,9 +1805,10 @@ fn answer_console(
                 );
             }
         }
-        ConsoleCommand::Supervise { .. } | ConsoleCommand::SuperviseStop(_) | ConsoleCommand::Call { .. } => {
-            s = "error: internal".into()
-        }
+        ConsoleCommand::Supervise { .. }
+        | ConsoleCommand::SuperviseStop(_)
+        | ConsoleCommand::Call { .. }
+        | ConsoleCommand::Campaign(_) => s = "error: internal".into(),
         ConsoleCommand::Help => s = crate::console::help_text(),
         ConsoleCommand::ShowAlarms => s = crate::alarms::global().show(),
         // Answered in the run loop (off the engine's task).

@@ -25,6 +25,7 @@
 pub mod alarms;
 pub mod apps;
 pub mod backup;
+pub mod campaigns;
 pub mod config;
 pub mod console;
 pub mod daemon;

@@ -30,7 +30,7 @@ const IDENTITY_KEYS: [&str; 3] = ["number", "name", "did"];
 /// The top-level keys the web may replace: every key of the file format but `web`, whose ports
 /// would cut the admin off its own page (`docs/configuration.md` lists them). Time rules are
 /// the `rule` arrays of `did`, holidays the top-level `holidays`.
-pub const SECTIONS: [&str; 22] = [
+pub const SECTIONS: [&str; 23] = [
     "sip",
     "rtp",
     "extension",
@@ -53,6 +53,7 @@ pub const SECTIONS: [&str; 22] = [
     "ivr",
     "queue",
     "acd",
+    "campaign",
 ];
 
 /// Sections that only a restart applies: the sockets are bound once.

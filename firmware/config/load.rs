@@ -139,6 +139,9 @@ struct RawFile {
     #[serde(default)]
     queue: Vec<Spanned<super::callcenter::RawQueue>>,
     acd: Option<Spanned<super::callcenter::RawAcd>>,
+    // Outbound campaigns (issue 9): `apps::campaign::settings::CampaignForm`.
+    #[serde(default)]
+    campaign: Vec<Spanned<crate::apps::campaign::settings::CampaignForm>>,
     // The appliance (issue 8).
     system: Option<RawSystem>,
 }
@@ -599,7 +602,40 @@ fn validate(raw: RawFile) -> Result<Config, Invalid> {
         lang: config.media.language,
     };
     config.ivrs = super::ivr::validate(raw.ivr, config.trunk_calls.time_rules.offset(), &known)?;
+    config.campaigns = validate_campaigns(raw.campaign, &ext_numbers)?;
     Ok(config)
+}
+
+/// Most `[[campaign]]` blocks.
+pub const MAX_CAMPAIGNS: usize = 32;
+
+/// `[[campaign]]`: each block checked by the campaign form's own rules (the web's), names
+/// unique; ids are the block's position from 1 (`0001` on the pages).
+fn validate_campaigns(
+    raw: Vec<Spanned<crate::apps::campaign::settings::CampaignForm>>,
+    extensions: &[String],
+) -> Result<Vec<crate::apps::campaign::settings::CampaignSettings>, Invalid> {
+    let exts: Vec<&str> = extensions.iter().map(String::as_str).collect();
+    let mut out: Vec<crate::apps::campaign::settings::CampaignSettings> = Vec::new();
+    for (i, block) in raw.iter().enumerate() {
+        if i >= MAX_CAMPAIGNS {
+            return Err(invalid(block, "campaign", format!("at most {MAX_CAMPAIGNS} campaigns")));
+        }
+        let id = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        let settings = block.get_ref().check(id, &exts).map_err(|errors| {
+            let e = &errors[0];
+            invalid(block, format!("campaign[{i}].{}", e.field), e.message.clone())
+        })?;
+        if out.iter().any(|c| c.name == settings.name) {
+            return Err(invalid(
+                block,
+                format!("campaign[{i}].name"),
+                format!("`{}` is used twice", settings.name),
+            ));
+        }
+        out.push(settings);
+    }
+    Ok(out)
 }
 
 fn validate_sip(sip: RawSip, out: &mut SipConfig) -> Result<(), Invalid> {

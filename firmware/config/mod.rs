@@ -64,6 +64,8 @@ pub struct Config {
     pub supervisors: crate::apps::supervision::SupervisorRoles,
     /// `[[queue]]` and `[acd]`: the call-center queues (issue 6).
     pub callcenter: CallCenterConfig,
+    /// `[[campaign]]`: outbound campaigns (issue 9); their call lists live in the store.
+    pub campaigns: Vec<crate::apps::campaign::settings::CampaignSettings>,
     /// `[web]`: the admin's HTTPS and redirect ports (issue 7).
     pub web: WebConfig,
     /// `[system]`: the nightly restart (issue 8).

@@ -161,6 +161,9 @@ pub enum ConsoleCommand {
     },
     /// `supervise stop SUPERVISOR`: ends that supervisor's session (their leg only).
     SuperviseStop(String),
+    /// `campaign list|show NAME|add NAME NUMBER [CUSTOMER]|result NAME ENTRY N`: outbound
+    /// campaigns (issue 9) and their call lists.
+    Campaign(CampaignCommand),
     /// `call FROM TO`: the box rings extension FROM, then dials TO (an extension or an outside
     /// number, with FROM's outbound policy) and bridges them (click-to-call).
     Call {
@@ -253,6 +256,9 @@ pub fn help_text() -> String {
          supervise listen|whisper|barge SUP AGENT  ring supervisor SUP, then join AGENT's call\n\
          supervise stop SUP   end SUP's supervision (the agent's call goes on)\n\
          call FROM TO         ring extension FROM, then dial TO (extension or number) and bridge\n\
+         campaign list        outbound campaigns; campaign show NAME: its call list\n\
+         campaign add NAME NUMBER [CUSTOMER]   add a customer to call\n\
+         campaign result NAME ENTRY N          enter result N for an entry\n\
          show queues          call-center queues: waiting, longest wait, agents staffed (sh q)\n\
          show agents          agents: state (日本語 / key), since, queues (sh ag)\n\
          agent login|logout|available|break|lunch|preparing|acw-end EXT\n\
@@ -353,6 +359,7 @@ pub fn parse_command(line: &str) -> Result<ConsoleCommand, String> {
             parse_greeting(line.trim())
         }
         [w, rest @ ..] if abbreviates(w, "supervise", 3) => parse_supervise(rest),
+        [w, ..] if abbreviates(w, "campaign", 3) => parse_campaign(line.trim()),
         [w, rest @ ..] if *w == "call" => match rest {
             [from, to] if crate::engine::is_dialable(from) && crate::engine::is_dialable(to) => {
                 Ok(ConsoleCommand::Call { from: (*from).to_string(), to: (*to).to_string() })
@@ -387,6 +394,56 @@ pub fn parse_command(line: &str) -> Result<ConsoleCommand, String> {
         }
         _ => Err(format!("unknown command `{}`; type `help` for the list", line.trim())),
     }
+}
+
+/// The `campaign` console commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CampaignCommand {
+    /// Every campaign with its counts.
+    List,
+    /// One campaign's call list.
+    Show(String),
+    /// Add a customer to call.
+    Add {
+        /// The campaign.
+        campaign: String,
+        /// The number.
+        number: String,
+        /// The customer's name (may be empty).
+        customer: String,
+    },
+    /// Enter a result for an entry.
+    Result {
+        /// The campaign.
+        campaign: String,
+        /// The entry id.
+        entry: u64,
+        /// The campaign's result number.
+        result: u16,
+    },
+}
+
+/// `campaign ...`; names and customer names keep their case (taken from `line`).
+fn parse_campaign(line: &str) -> Result<ConsoleCommand, String> {
+    const USAGE: &str =
+        "usage: campaign list | campaign show NAME | campaign add NAME NUMBER [CUSTOMER] | campaign result NAME ENTRY N";
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let cmd = match words.as_slice() {
+        [_, w] if w.eq_ignore_ascii_case("list") => CampaignCommand::List,
+        [_, w, name] if w.eq_ignore_ascii_case("show") => CampaignCommand::Show((*name).to_string()),
+        [_, w, name, number, customer @ ..] if w.eq_ignore_ascii_case("add") => CampaignCommand::Add {
+            campaign: (*name).to_string(),
+            number: (*number).to_string(),
+            customer: customer.join(" "),
+        },
+        [_, w, name, entry, n] if w.eq_ignore_ascii_case("result") => CampaignCommand::Result {
+            campaign: (*name).to_string(),
+            entry: entry.parse().map_err(|_| format!("`{entry}` is not an entry id; {USAGE}"))?,
+            result: n.parse().map_err(|_| format!("`{n}` is not a result number; {USAGE}"))?,
+        },
+        _ => return Err(USAGE.into()),
+    };
+    Ok(ConsoleCommand::Campaign(cmd))
 }
 
 /// `agent ACTION EXT [N | QUEUE]`. The queue keeps its case (a name or its number).

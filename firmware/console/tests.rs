@@ -239,6 +239,7 @@ async fn start(dir: &Path) -> PathBuf {
                 ConsoleCommand::ShowSupervision
                 | ConsoleCommand::Supervise { .. }
                 | ConsoleCommand::Call { .. }
+                | ConsoleCommand::Campaign(_)
                 | ConsoleCommand::SuperviseStop(_) => "supervision".to_string(),
                 ConsoleCommand::Update(_)
                 | ConsoleCommand::ShowFirmware

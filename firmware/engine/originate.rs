@@ -97,6 +97,9 @@ pub struct OriginateRequest {
     pub waiting: Waiting,
     /// After the call, the agent enters the result by DTMF (campaigns, seed 002 §2.17).
     pub result_entry: Option<ResultEntryConfig>,
+    /// The number presented to an outside party instead of the policy extension's (a
+    /// campaign's 発信者番号).
+    pub caller_id: Option<String>,
 }
 
 impl OriginateRequest {
@@ -111,6 +114,7 @@ impl OriginateRequest {
             presented: None,
             waiting: Waiting::Music(None),
             result_entry: None,
+            caller_id: None,
         }
     }
 }
@@ -228,6 +232,7 @@ pub(crate) struct Origination {
     /// The second party is named by the caller of `originate_second`: a failure waits again.
     deferred: bool,
     presented: String,
+    caller_id: Option<String>,
     waiting: Waiting,
     result_cfg: Option<ResultEntryConfig>,
     /// The agent is entering the result.
@@ -352,6 +357,7 @@ impl Engine {
                     }
                 }),
                 waiting: req.waiting.clone(),
+                caller_id: req.caller_id.clone(),
                 result_cfg: req.result_entry.clone(),
                 result: None,
                 result_reported: false,
@@ -819,6 +825,11 @@ impl Engine {
                 (true, Some(_)) => "ringback",
             };
         }
+    }
+
+    /// The caller ID an originated call presents to outside parties, when it sets one.
+    pub(crate) fn originate_caller_id(&self, id: u64) -> Option<String> {
+        self.originations.calls.get(&id).and_then(|o| o.caller_id.clone())
     }
 
     /// Who the first party's phone sees as calling: the party it will talk to.

@@ -538,7 +538,11 @@ impl Engine {
         if d.kind == NumberKind::Extension {
             return Err(404);
         }
-        let policy = self.extension_policy(policy_ext, inbound_did.as_deref());
+        let mut policy = self.extension_policy(policy_ext, inbound_did.as_deref());
+        if let Some(caller_id) = self.originate_caller_id(id) {
+            // A campaign presents its own number.
+            policy.caller_id = caller_id;
+        }
         let who = format!("{policy_ext} (call {id})");
         let plan =
             self.decide_route(&who, &d, &policy, TrunkLeg::new(String::new(), None)).map_err(|r| r.code)?;

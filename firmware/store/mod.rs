@@ -28,6 +28,7 @@
 //! - `phonebook`: phonebook entries by id (see [`phonebook`]).
 
 mod callcenter;
+pub mod campaign;
 pub mod crm;
 pub mod phonebook;
 pub mod recordings;
@@ -37,8 +38,9 @@ mod writer;
 
 pub use callcenter::{EventPage, MAX_EVENTS_PER_READ, MAX_QUEUE_EVENTS};
 pub use writer::{
-    spawn_cdr_writer, spawn_queue_event_writer, CdrSink, QueueEventSink, BATCH_MAX_DELAY, BATCH_MAX_RECORDS,
-    CDR_QUEUE_RECORDS, EVENT_BATCH_MAX, EVENT_QUEUE_EVENTS,
+    spawn_campaign_writer, spawn_cdr_writer, spawn_queue_event_writer, CampaignEntrySink, CdrSink,
+    QueueEventSink, BATCH_MAX_DELAY, BATCH_MAX_RECORDS, CDR_QUEUE_RECORDS, EVENT_BATCH_MAX,
+    EVENT_QUEUE_EVENTS,
 };
 
 use crate::config::ExtensionConfig;

@@ -72,6 +72,35 @@ impl Record for Event {
     }
 }
 
+impl Record for super::campaign::EntryRecord {
+    const BATCH: usize = EVENT_BATCH_MAX;
+    const NOUN: &'static str = "campaign entry";
+    fn describe(&self) -> String {
+        format!("{} of campaign {}", self.id, self.campaign)
+    }
+    fn commit(store: &Store, batch: &[Self]) -> Result<(), StoreError> {
+        store.put_campaign_entries(batch)
+    }
+}
+
+/// The campaign runner's handle to its writer: every changed entry. Clones feed the same
+/// writer.
+#[derive(Clone)]
+pub struct CampaignEntrySink(Sink<super::campaign::EntryRecord>);
+
+impl CampaignEntrySink {
+    /// Queues an entry without waiting; `false` when the queue is full or the writer is gone.
+    pub fn push(&self, rec: super::campaign::EntryRecord) -> bool {
+        self.0.push(rec)
+    }
+}
+
+/// Starts the campaign entry writer; like [`spawn_cdr_writer`].
+pub fn spawn_campaign_writer(store: Store) -> (CampaignEntrySink, tokio::task::JoinHandle<()>) {
+    let (sink, handle) = spawn(store, EVENT_QUEUE_EVENTS);
+    (CampaignEntrySink(sink), handle)
+}
+
 /// A bounded channel into one writer task, with its loss counter.
 struct Sink<R> {
     tx: mpsc::Sender<R>,

@@ -81,6 +81,8 @@ pub enum DialOutcome {
     Rejected,
     /// No trunk channel was free (503 from the box's own channel limit).
     ChannelLimit,
+    /// The outbound routes refuse the number as restricted (403).
+    Restricted,
     /// Any other failure.
     Failed,
 }
@@ -469,6 +471,7 @@ impl Dialer {
             DialOutcome::NoAnswer => SystemResult::TimeLimit,
             DialOutcome::Rejected => SystemResult::Cancelled,
             DialOutcome::ChannelLimit => SystemResult::ChannelLimit,
+            DialOutcome::Restricted => SystemResult::Restricted,
             DialOutcome::Failed => SystemResult::Error,
         };
         vec![self.finish(entry, Outcome::System(result))]
@@ -614,6 +617,26 @@ impl Dialer {
             return Err(DialerError::InProgress);
         }
         Ok(self.finish(entry, Outcome::System(SystemResult::Stopped)))
+    }
+
+    /// Puts back an entry read from the store (at start); ids go on after the largest.
+    pub fn restore(&mut self, entry: Entry) {
+        if self.entries.len() >= MAX_ENTRIES && !self.entries.contains_key(&entry.id) {
+            return;
+        }
+        self.next_id = self.next_id.max(entry.id + 1);
+        let mut entry = entry;
+        // A call in progress at shutdown is over: its entry waits again unless it has a result.
+        if matches!(entry.status, EntryStatus::Dialling | EntryStatus::Talking) {
+            entry.status =
+                if entry.result.is_waiting() { EntryStatus::Waiting } else { EntryStatus::Dialled };
+        }
+        self.entries.insert(entry.id, entry);
+    }
+
+    /// Whether `entry` has a dial in progress.
+    pub fn is_active(&self, entry: EntryId) -> bool {
+        self.active.contains_key(&entry)
     }
 
     /// Calls in progress (for the monitor and the channel count).

@@ -1,0 +1,149 @@
+//! A progressive campaign with real peers (issue 9): SIPp is the provider whose far ends are
+//! the customers, baresip is the agent (201). Two entries are added on the console; the box
+//! dials the first customer over the trunk with the campaign's caller ID, and when it answers
+//! rings the agent, who answers and hears the customer (SIPp plays speech). The customer hangs
+//! up; the agent stays on the line, is asked for the result and keys `1#`: entry 1 records
+//! result 1. Then the second customer is dialled the same way, and the agent keys `0` `30#`:
+//! a recall 30 minutes later is booked (the entry waits again, with its schedule).
+mod common;
+
+use common::baresip::Phone;
+use common::tones::{blocks, rms, tone, write_wav};
+use common::{free_udp_port, g711a_pcap, require_tool, wait_udp_bound, Sipp, TestBox};
+use std::time::Duration;
+
+const AGENT: (&str, &str) = ("201", "secret-201");
+const CAMPAIGN_CALLER_ID: &str = "0312340000";
+const CUSTOMERS: [&str; 2] = ["0311110001", "0311110002"];
+const WAIT: Duration = Duration::from_secs(10);
+/// Each customer: 0.5 s ringing, 4 s talking; the agent's ring and the result entry on top.
+const CUSTOMER_TIMEOUT: Duration = Duration::from_secs(90);
+const PHONE_SECONDS: u32 = 80;
+
+fn config(provider_port: u16) -> String {
+    format!(
+        "[[trunk]]\nname = \"provider\"\nregistrar = \"127.0.0.1:{provider_port}\"\ndomain = \"provider.example\"\n\
+         username = \"0312349999\"\nauth_username = \"hakoden-trunk\"\npassword = \"trunk-Secret-1\"\nexpires = 120\n\n\
+         [[outbound_route]]\nprefix = \"0\"\ntrunk = \"provider\"\n\n\
+         [[campaign]]\nname = \"autumn\"\nenabled = true\nmode = \"progressive\"\ncaller_id = \"{CAMPAIGN_CALLER_ID}\"\n\
+         customer_ring_s = 30\nagent_ring_s = 20\nresult_by_dtmf = true\nresults = \"1,成約\\n2,再検討\"\n\
+         agents = [\"201\"]\n"
+    )
+}
+
+/// Waits until the console shows a call in result entry (the customer hung up).
+fn wait_result_entry(tb: &TestBox, agent: &Phone) {
+    let calls = tb.console_until("show calls", Duration::from_secs(30), |o| o.contains("result entry"));
+    assert!(
+        calls.contains("result entry"),
+        "no result entry:\n{calls}\n{}\n{}",
+        agent.report(),
+        tb.stderr_tail(80)
+    );
+}
+
+fn press(agent: &Phone, keys: &str) {
+    for k in keys.chars() {
+        agent.command("sndcode", &k.to_string());
+        std::thread::sleep(Duration::from_millis(400));
+    }
+}
+
+#[test]
+fn a_progressive_campaign_dials_customers_connects_the_agent_and_books_results_by_dtmf() {
+    if !require_tool("sipp") || !require_tool("baresip") {
+        return;
+    }
+    let provider_port = free_udp_port();
+    let tb = TestBox::start_with_config(&[AGENT], &[], &config(provider_port));
+    let media = tb.port();
+    let provider = Sipp::new("provider_campaign.xml", &tb.scratch("sipp"))
+        .remote(&tb.sip_addr())
+        .local_port(provider_port)
+        .media_port(media)
+        .key("rtpport", media)
+        .key("pcap", g711a_pcap().display())
+        .calls(1 + CUSTOMERS.len() as u32)
+        .timeout(CUSTOMER_TIMEOUT)
+        .spawn();
+    wait_udp_bound(provider_port);
+    let trunks = tb.console_until("show trunks", WAIT, |s| s.contains("registered"));
+    assert!(trunks.contains("registered"), "{trunks}\n{}", tb.stderr_tail(40));
+
+    let silence = tb.scratch("media").join("silence.wav");
+    write_wav(&silence, &tone(440.0, f64::from(PHONE_SECONDS) + 10.0, 0.0));
+    let mut agent = Phone::builder(&tb, AGENT, &silence, PHONE_SECONDS).ctrl_tcp(tb.port()).start();
+    assert!(agent.wait_for("200 OK", Some("Register:"), WAIT), "201 did not register\n{}", agent.report());
+
+    let list = tb.console("campaign list");
+    assert!(list.contains("autumn") && list.contains("progressive"), "{list}");
+    for (i, number) in CUSTOMERS.iter().enumerate() {
+        let out = tb.console(&format!("campaign add autumn {number} Customer {i}"));
+        assert!(out.contains(&format!("entry {} added", i + 1)), "{out}");
+    }
+
+    // First customer: answered, bridged to the agent, hangs up; the agent keys 1#.
+    assert!(
+        agent.wait_for("established", None, Duration::from_secs(30)),
+        "the agent was not connected\n{}\n{}",
+        agent.report(),
+        tb.stderr_tail(80)
+    );
+    let talk_start = agent.heard_so_far();
+    wait_result_entry(&tb, &agent);
+    let talk_end = agent.heard_so_far();
+    press(&agent, "1#");
+    let shown = tb.console_until("campaign show autumn", WAIT, |o| {
+        o.lines().any(|l| l.starts_with("1 ") && l.contains(" dialled"))
+    });
+    let first = shown.lines().find(|l| l.starts_with("1 ")).unwrap_or_default().to_string();
+    assert!(
+        first.contains(CUSTOMERS[0]) && first.split_whitespace().any(|w| w == "1"),
+        "entry 1 has result 1:\n{shown}\n{}",
+        tb.stderr_tail(60)
+    );
+    assert!(first.contains("201"), "the agent is noted:\n{shown}");
+
+    // Second customer: the agent books a recall in 30 minutes.
+    let calls_before = agent.log().matches("established").count();
+    let connected = (0..300).any(|_| {
+        if agent.log().matches("established").count() > calls_before {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        false
+    });
+    assert!(connected, "the second customer was not connected\n{}\n{}", agent.report(), tb.stderr_tail(80));
+    wait_result_entry(&tb, &agent);
+    press(&agent, "0");
+    press(&agent, "30#");
+    let shown = tb.console_until("campaign show autumn", WAIT, |o| o.contains("recall at"));
+    let second = shown.lines().find(|l| l.starts_with("2 ")).unwrap_or_default().to_string();
+    assert!(
+        second.contains("waiting") && second.contains("recall at"),
+        "entry 2 waits for its recall:\n{shown}\n{}",
+        tb.stderr_tail(60)
+    );
+
+    let run = provider.wait();
+    run.assert_ok("the provider's customers");
+    let froms = run.logged("from");
+    assert_eq!(froms.len(), 2, "{froms:?}");
+    assert!(
+        froms.iter().all(|f| f.contains(CAMPAIGN_CALLER_ID)),
+        "the campaign's caller ID is presented: {froms:?}"
+    );
+    let ruris = run.logged("ruri");
+    assert!(ruris[0].contains(CUSTOMERS[0]) && ruris[1].contains(CUSTOMERS[1]), "{ruris:?}");
+
+    // The agent heard the customer's speech while they talked.
+    let _ = agent.try_command("quit", "");
+    agent.wait_exit(Duration::from_secs(2));
+    agent.kill();
+    let heard = agent.heard_samples(&|| agent.report());
+    let loud = blocks(&heard[talk_start.min(heard.len())..talk_end.min(heard.len())])
+        .filter(|b| rms(b) > 300.0)
+        .count();
+    eprintln!("the agent heard {loud} loud 100 ms blocks of the first customer");
+    assert!(loud >= 10, "the agent heard {loud} loud blocks of the customer's speech\n{}", agent.report());
+}
