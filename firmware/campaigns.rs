@@ -159,6 +159,67 @@ impl CampaignRunner {
         Ok(())
     }
 
+    /// Books a recall of an entry `delay` from now (the web's +10 min / +1 h / +1 day).
+    pub fn book_recall(
+        &mut self,
+        name: &str,
+        entry: EntryId,
+        now_ms: u64,
+        delay: std::time::Duration,
+    ) -> Result<(), String> {
+        let d = self.dialers.get_mut(name).ok_or_else(|| format!("no campaign `{name}`"))?;
+        d.book_recall(entry, now_ms, delay).map_err(|e| dialer_error(&e))?;
+        self.note(name, entry);
+        Ok(())
+    }
+
+    /// 停止: stops dialling an entry.
+    pub fn stop(&mut self, name: &str, entry: EntryId) -> Result<(), String> {
+        let d = self.dialers.get_mut(name).ok_or_else(|| format!("no campaign `{name}`"))?;
+        d.stop(entry).map_err(|e| dialer_error(&e))?;
+        self.note(name, entry);
+        Ok(())
+    }
+
+    /// The settings of campaign `name`.
+    pub fn settings(&self, name: &str) -> Option<&CampaignSettings> {
+        self.dialers.get(name).map(Dialer::settings)
+    }
+
+    /// §2.7: the entries waiting in `agent`'s recall list, by campaign.
+    pub fn recalls(&self, agent: &str) -> Vec<(String, Entry)> {
+        self.dialers
+            .iter()
+            .flat_map(|(name, d)| d.recall_list(agent).into_iter().map(move |e| (name.clone(), e.clone())))
+            .collect()
+    }
+
+    /// The assignee dials an entry from the recall list: the box rings the agent's phone,
+    /// then the customer.
+    #[allow(clippy::too_many_arguments)]
+    pub fn manual_dial(
+        &mut self,
+        engine: &mut Engine,
+        now: Instant,
+        now_ms: u64,
+        minute_of_day: u16,
+        name: &str,
+        entry: EntryId,
+        agent: &str,
+    ) -> Result<(), String> {
+        let d = self.dialers.get_mut(name).ok_or_else(|| format!("no campaign `{name}`"))?;
+        let action =
+            d.manual_dial(entry, agent, now_ms, minute_of_day, &|_| false).map_err(|e| dialer_error(&e))?;
+        self.note(name, entry);
+        let before = self.calls.len();
+        self.act(engine, now, now_ms, name, vec![action]);
+        if self.calls.len() > before {
+            Ok(())
+        } else {
+            Err("the call could not be placed (see the entry's result)".into())
+        }
+    }
+
     fn note(&mut self, name: &str, entry: EntryId) {
         if let Some(e) = self.dialers.get(name).and_then(|d| d.entry(entry)) {
             self.changed.push(EntryRecord::of(name, e));

@@ -872,6 +872,11 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                             dir: config_dir.clone(),
                         });
                     }
+                    Some(crate::web::WebQuery::Campaign { query, reply }) => {
+                        let offset = config.trunk_calls.time_rules.offset();
+                        let answer = crate::web::campaigns::answer(&mut campaigns, &mut engine, now(), wall_ms(), offset, query);
+                        let _ = reply.send(answer);
+                    }
                     Some(crate::web::WebQuery::Reconfigure { text, config: new, reply }) => {
                         let mut new = *new;
                         apply_overrides(&mut new, &opts);
@@ -1935,7 +1940,7 @@ fn answer_web(
             let _ = reply.send((outcome, engine.list_entries(kind).0));
         }
         // Answered in the loop: they need the document and the daemon's copies.
-        WebQuery::ConfigDocument(_) | WebQuery::Reconfigure { .. } => {}
+        WebQuery::ConfigDocument(_) | WebQuery::Reconfigure { .. } | WebQuery::Campaign { .. } => {}
         WebQuery::Monitor { since, reply } => {
             let _ = reply.send(engine.monitor_snapshot(now, since));
         }

@@ -277,6 +277,12 @@ impl Date {
         Date::new(year, u8::try_from(fixed_digits(m, 2)?).ok()?, u8::try_from(fixed_digits(d, 2)?).ok()?)
     }
 
+    /// Unix milliseconds of this date's local midnight at `offset` (0 before 1970).
+    pub fn unix_ms_at_midnight(self, offset: UtcOffset) -> u64 {
+        let secs = self.days_since_epoch() * SECONDS_PER_DAY - i64::from(offset.minutes()) * 60;
+        u64::try_from(secs).unwrap_or(0).saturating_mul(1000)
+    }
+
     /// Days since 1970-01-01 (Howard Hinnant's `days_from_civil`).
     fn days_since_epoch(self) -> i64 {
         let (m, d) = (i64::from(self.month), i64::from(self.day));

@@ -1024,6 +1024,7 @@ pub(super) fn router(st: Arc<State>) -> Router {
         .into_iter()
         .chain(super::callcenter::routes())
         .chain(super::calls::routes())
+        .chain(super::campaigns::routes())
         .chain(super::phonebook::routes())
         .chain(super::lists::routes())
         .chain(super::history::routes())

@@ -89,11 +89,16 @@ pub enum Permission {
     PhonebookEdit,
     /// Firmware update, backup download and restore (システム管理); admins only by default.
     SystemEdit,
+    /// Campaigns, their lists and statistics (read); results of one's own campaign calls and
+    /// one's recall list (再コール一覧).
+    CampaignView,
+    /// Add and upload campaign entries, enter any result (キャンペーン / 自動発信).
+    CampaignEdit,
 }
 
 impl Permission {
     /// Every permission, in display order.
-    pub const ALL: [Permission; 19] = [
+    pub const ALL: [Permission; 21] = [
         Permission::DashboardView,
         Permission::UsersView,
         Permission::UsersEdit,
@@ -113,6 +118,8 @@ impl Permission {
         Permission::PhonebookView,
         Permission::PhonebookEdit,
         Permission::SystemEdit,
+        Permission::CampaignView,
+        Permission::CampaignEdit,
     ];
 }
 
@@ -165,13 +172,15 @@ pub fn default_roles() -> Vec<Role> {
                 AgentStateEdit,
                 PhonebookView,
                 PhonebookEdit,
+                CampaignView,
+                CampaignEdit,
             ]
             .into_iter()
             .collect(),
         },
         Role {
             name: AGENT_ROLE.into(),
-            permissions: [DashboardView, OperatorPhone, AgentStateOwn, MediaOwn, PhonebookView]
+            permissions: [DashboardView, OperatorPhone, AgentStateOwn, MediaOwn, PhonebookView, CampaignView]
                 .into_iter()
                 .collect(),
         },

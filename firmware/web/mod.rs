@@ -25,6 +25,7 @@ mod assets;
 pub mod auth;
 mod callcenter;
 mod calls;
+pub mod campaigns;
 mod history;
 mod lists;
 mod media;
@@ -100,6 +101,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/supervision"),
     ("DELETE", "/api/v1/supervision/{supervisor}"),
     ("POST", "/api/v1/calls"),
+    ("GET", "/api/v1/campaigns"),
+    ("GET", "/api/v1/campaigns/{name}/entries"),
+    ("POST", "/api/v1/campaigns/{name}/entries"),
+    ("POST", "/api/v1/campaigns/{name}/entries/csv"),
+    ("PUT", "/api/v1/campaigns/{name}/entries/{id}/result"),
+    ("GET", "/api/v1/campaigns/{name}/stats"),
+    ("GET", "/api/v1/recalls"),
+    ("POST", "/api/v1/recalls/{name}/{id}/dial"),
     ("GET", "/api/v1/voicemail"),
     ("GET", "/api/v1/voicemail/{box}/{id}"),
     ("DELETE", "/api/v1/voicemail/{box}/{id}"),
@@ -180,6 +189,13 @@ pub enum WebQuery {
         to: String,
         /// The call id, or why not.
         reply: oneshot::Sender<Result<u64, crate::engine::OriginateError>>,
+    },
+    /// A campaign question, answered on the engine's task by [`campaigns::answer`].
+    Campaign {
+        /// What is asked.
+        query: campaigns::CampaignQuery,
+        /// The answer.
+        reply: oneshot::Sender<campaigns::CampaignAnswer>,
     },
     /// End `supervisor`'s session (`Engine::stop_supervision`); `false` when there is none.
     StopSupervision {
