@@ -25,7 +25,7 @@ const TEXT = {
     "users.delete": "削除", "users.logout": "強制ログアウト", "users.confirm": "本当に削除してよろしいでしょうか?",
     "users.created": "登録しました", "users.deleted": "削除しました", "users.online": "ログイン中",
     "error.generic": "エラーが発生しました（{s}）。",
-    "nav.phonebook": "電話帳", "nav.lists": "着信拒否・発信規制", "nav.history": "通話履歴",
+    "nav.phonebook": "電話帳", "nav.campaigns": "キャンペーン", "nav.lists": "着信拒否・発信規制", "nav.history": "通話履歴",
     "nav.system": "システム管理",
   },
   en: {
@@ -50,7 +50,7 @@ const TEXT = {
     "users.delete": "Delete", "users.logout": "Force logout", "users.confirm": "Delete this user?",
     "users.created": "Saved", "users.deleted": "Deleted", "users.online": "logged in",
     "error.generic": "Something went wrong ({s}).",
-    "nav.phonebook": "Phonebook", "nav.lists": "Block lists", "nav.history": "Call history",
+    "nav.phonebook": "Phonebook", "nav.campaigns": "Campaigns", "nav.lists": "Block lists", "nav.history": "Call history",
     "nav.system": "System",
   },
 };
@@ -82,6 +82,7 @@ const NAV = [
   ["history.html", "nav.history", "history_view"],
   ["media.html", "nav.media", null],
   ["phonebook.html", "nav.phonebook", "phonebook_view"],
+  ["campaigns.html", "nav.campaigns", "campaign_view"],
   ["lists.html", "nav.lists", "settings_edit"],
   ["users.html", "nav.users", "users_view"],
   ["settings.html", "nav.settings", "settings_edit"],
