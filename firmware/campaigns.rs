@@ -16,8 +16,9 @@
 //! With 結果をコマンドで入力 on, when the customer hangs up the agent stays on the line and
 //! keys `result#` (or `0` then a delay for a recall), which the dialer records.
 //!
-//! Agents are free (ringing mode) when their phone is registered, they are in no call, and
-//! their call-center state, if they have one, is 受付可.
+//! Agents are free (ringing mode) when their phone is registered, they are in no call, their
+//! call-center state, if they have one, is 受付可, and their after-call work (the campaign's
+//! ACW時間, counted from the end of a call they talked on) is over.
 
 use crate::apps::callcenter::AgentState;
 use crate::apps::campaign::dialer::{Action, AgentOutcome, DialOutcome, Dialer, DialerError, Entry, EntryId};
@@ -41,6 +42,8 @@ enum Role {
     PreviewOffer,
     /// A manual dial from the recall list: the agent first, then the customer.
     AgentFirst,
+    /// Login mode: the customer was put through to the agent's `990` line (this call).
+    Login,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +73,8 @@ pub struct CampaignRunner {
     calls: HashMap<u64, Placed>,
     /// Entries changed since the daemon last took them (to the store's writer).
     changed: Vec<EntryRecord>,
+    /// After-call work (ACW時間): an agent is not offered a campaign call before this (Unix ms).
+    acw_until: HashMap<String, u64>,
 }
 
 /// The customer's SIP status as a dial outcome.
@@ -236,15 +241,27 @@ impl CampaignRunner {
             engine.calls(now).into_iter().flat_map(|c| [c.from, c.to]).filter(|e| !e.is_empty()).collect();
         let states: HashMap<String, AgentState> =
             engine.agents(now).into_iter().map(|a| (a.agent, a.state)).collect();
+        let logins = engine.campaign_logins();
+        let lines_in_use: Vec<u64> =
+            self.calls.iter().filter(|(_, p)| p.role == Role::Login).map(|(id, _)| *id).collect();
         let names: Vec<String> = self.dialers.keys().cloned().collect();
         for name in names {
             let Some(d) = self.dialers.get_mut(&name) else { continue };
             let ringing_mode = d.settings().agent_mode == AgentMode::Ringing;
             for agent in d.settings().agents.clone() {
-                let free = ringing_mode
-                    && registered.contains(&agent)
-                    && !in_call.contains(&agent)
-                    && states.get(&agent).is_none_or(|s| *s == AgentState::Available);
+                let in_acw = self.acw_until.get(&agent).is_some_and(|t| *t > now_ms);
+                let free = if ringing_mode {
+                    !in_acw
+                        && registered.contains(&agent)
+                        && !in_call.contains(&agent)
+                        && states.get(&agent).is_none_or(|s| *s == AgentState::Available)
+                } else {
+                    // Login mode: on its 990 line, nobody on it, not in after-call work.
+                    !in_acw
+                        && logins
+                            .iter()
+                            .any(|(a, line, busy)| *a == agent && !*busy && !lines_in_use.contains(line))
+                };
                 d.set_agent_free(&agent, free);
             }
             // Restricted numbers are refused by the outbound routes when dialled (403), which
@@ -257,7 +274,9 @@ impl CampaignRunner {
     /// The engine's events about the calls the runner placed.
     pub fn on_events(&mut self, engine: &mut Engine, now: Instant, now_ms: u64, events: &[OriginateEvent]) {
         for ev in events {
-            let OriginPurpose::Campaign { .. } = &ev.purpose else { continue };
+            if !matches!(ev.purpose, OriginPurpose::Campaign { .. } | OriginPurpose::CampaignLogin { .. }) {
+                continue;
+            }
             let Some(placed) = self.calls.get(&ev.call).cloned() else { continue };
             let (name, entry) = (placed.campaign.clone(), placed.entry);
             let Some(d) = self.dialers.get_mut(&name) else { continue };
@@ -306,6 +325,19 @@ impl CampaignRunner {
                 (Role::PreviewOffer | Role::AgentFirst, OriginateStep::Connected) => {
                     d.customer_outcome(entry, DialOutcome::Answered)
                 }
+                (Role::Login, OriginateStep::Released { talk_s }) => {
+                    self.calls.remove(&ev.call);
+                    let acw = d.settings().acw;
+                    if *talk_s > 0 && !acw.is_zero() {
+                        if let OriginPurpose::CampaignLogin { agent } = &ev.purpose {
+                            let until =
+                                now_ms.saturating_add(u64::try_from(acw.as_millis()).unwrap_or(u64::MAX));
+                            self.acw_until.insert(agent.clone(), until);
+                        }
+                    }
+                    let d = self.dialers.get_mut(&name);
+                    d.filter(|d| d.is_active(entry)).map(|d| d.call_ended(entry)).unwrap_or_default()
+                }
                 (_, OriginateStep::AwaitingResult { .. }) => d.call_ended(entry),
                 (_, OriginateStep::Result(Entered::Result(n))) => {
                     d.enter_result(entry, *n).into_iter().collect()
@@ -313,8 +345,15 @@ impl CampaignRunner {
                 (_, OriginateStep::Result(Entered::Recall(delay))) => {
                     d.book_recall(entry, now_ms, *delay).into_iter().collect()
                 }
-                (_, OriginateStep::Ended { .. }) => {
+                (_, OriginateStep::Ended { talk_s }) => {
                     self.calls.remove(&ev.call);
+                    // After a talk, the agent's after-call work starts now.
+                    let acw = d.settings().acw;
+                    let agent = d.entry(entry).and_then(|e| e.agent.clone());
+                    if let (Some(agent), true) = (agent, *talk_s > 0 && !acw.is_zero()) {
+                        let until = now_ms.saturating_add(u64::try_from(acw.as_millis()).unwrap_or(u64::MAX));
+                        self.acw_until.insert(agent, until);
+                    }
                     let d = self.dialers.get_mut(&name);
                     d.filter(|d| d.is_active(entry)).map(|d| d.call_ended(entry)).unwrap_or_default()
                 }
@@ -381,6 +420,7 @@ impl CampaignRunner {
                                 result_entry: result_entry
                                     .map(|valid| ResultEntryConfig { agent_side: Side::B, valid }),
                                 caller_id,
+                                pcmu_only: settings.agent_mode == AgentMode::Login,
                             };
                             engine.originate(now, req).inspect(|id| {
                                 self.calls.insert(
@@ -408,7 +448,24 @@ impl CampaignRunner {
                         .iter()
                         .find(|(_, p)| p.campaign == name && p.entry == entry)
                         .map(|(id, _)| *id);
+                    let login_mode = settings.agent_mode == AgentMode::Login;
                     let placed = match (preview, existing) {
+                        (false, Some(call)) if login_mode => {
+                            let result = result_entry.clone();
+                            engine.originate_join(now, call, &agent, result).map(|line| {
+                                self.calls.remove(&call);
+                                self.calls.insert(
+                                    line,
+                                    Placed { campaign: name.to_string(), entry, role: Role::Login },
+                                );
+                                queue.extend(
+                                    self.dialers
+                                        .get_mut(name)
+                                        .map(|d| d.agent_outcome(entry, AgentOutcome::Answered, now_ms))
+                                        .unwrap_or_default(),
+                                );
+                            })
+                        }
                         (false, Some(call)) => {
                             engine.originate_second(now, call, Party::Extension(agent), ring)
                         }
@@ -431,6 +488,7 @@ impl CampaignRunner {
                                 result_entry: result_entry
                                     .map(|valid| ResultEntryConfig { agent_side: Side::A, valid }),
                                 caller_id: settings.caller_id.clone(),
+                                pcmu_only: false,
                             };
                             engine
                                 .originate(now, req)

@@ -405,7 +405,9 @@ impl Engine {
         let ivr_menu = ivr_menu.or_else(|| queue.as_ref().map(|_| String::new()));
         // Supervision (issue 6): `995`/`994`/`996` + extension; the box answers it too.
         let supervise = if trunk_plan.is_none() { self.supervision_code(&to_ext) } else { None };
-        let box_answers = ivr_menu.is_some() || supervise.is_some();
+        // Outbound campaigns (issue 9): an agent dials 990 and stays on the line for customers.
+        let campaign_login = trunk_plan.is_none() && to_ext == originate::CAMPAIGN_LOGIN_CODE;
+        let box_answers = ivr_menu.is_some() || supervise.is_some() || campaign_login;
         let leaves_by_trunk = trunk_plan.as_ref().is_some_and(|p| p.direct.is_some());
         if room.is_none() && !leaves_by_trunk && !box_answers {
             match self.dialplan_new_call(now, peer, txn, &req, &from_ext, &to_ext) {
@@ -601,6 +603,9 @@ impl Engine {
         }
         if let Some(menu) = ivr_menu {
             return self.answer_ivr(now, id, &menu);
+        }
+        if campaign_login {
+            return self.answer_campaign_login(now, id, &from_ext);
         }
         if let Some((mode, target)) = supervise {
             return self.answer_supervision(now, id, mode, &target);

@@ -15,7 +15,7 @@
 //! Progress is reported as [`OriginateEvent`]s, taken by the daemon with
 //! [`Engine::take_originate_events`] (campaign results).
 
-use super::transfer::{DialError, LegKind};
+use super::transfer::{self, DialError, LegKind};
 use super::*;
 use crate::engine::Output;
 use crate::media::Clip;
@@ -23,6 +23,11 @@ use crate::sip::message::{self, Message};
 use crate::sip::Transport;
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
+
+/// What an agent dials to take part in login-mode campaigns (seed 002 §2.17 エージェントモード
+/// ログイン): the box answers and the agent stays on the line; customers are put straight
+/// through, one after the other.
+pub const CAMPAIGN_LOGIN_CODE: &str = "990";
 
 /// Calls the box has placed and not yet finished at once; a request beyond it is refused
 /// ([`OriginateError::Busy`]) so a runaway campaign or a web script cannot fill the call table.
@@ -68,6 +73,12 @@ impl Party {
 pub enum OriginPurpose {
     /// A user asked from the web page (click-to-call, call the agent).
     Web,
+    /// An agent's `990` line (login-mode campaigns): the customers it is given come and go
+    /// as its second party.
+    CampaignLogin {
+        /// The agent's extension.
+        agent: String,
+    },
     /// A campaign dials an entry of its call list.
     Campaign {
         /// The campaign's name.
@@ -100,6 +111,9 @@ pub struct OriginateRequest {
     /// The number presented to an outside party instead of the policy extension's (a
     /// campaign's 発信者番号).
     pub caller_id: Option<String>,
+    /// Offer G.711 µ-law only (a customer for an agent's `990` line, answered in µ-law: the
+    /// relay does not transcode).
+    pub pcmu_only: bool,
 }
 
 impl OriginateRequest {
@@ -115,6 +129,7 @@ impl OriginateRequest {
             waiting: Waiting::Music(None),
             result_entry: None,
             caller_id: None,
+            pcmu_only: false,
         }
     }
 }
@@ -204,6 +219,12 @@ pub enum OriginateStep {
     Result(crate::apps::campaign::dtmf::Entered),
     /// The agent hung up, timed out or failed three times: no result (未入力).
     ResultMissing,
+    /// An agent's `990` line is free again: the customer left (and the result, if asked, was
+    /// entered); the agent waits for the next one.
+    Released {
+        /// Seconds the agent talked to that customer.
+        talk_s: u64,
+    },
     /// The call ended (after any of the above); `talk_s` counts from [`Self::Connected`].
     Ended {
         /// Seconds the two parties talked (0 when never connected).
@@ -253,6 +274,8 @@ pub(crate) struct Origination {
 #[derive(Debug, Default)]
 pub(crate) struct Originations {
     calls: HashMap<u64, Origination>,
+    /// Agents on their `990` line → its call.
+    logins: HashMap<String, u64>,
     events: VecDeque<OriginateEvent>,
 }
 
@@ -544,7 +567,11 @@ impl Engine {
             winner: None,
             a_port,
             b_port,
-            offered: box_offer(),
+            offered: if req.pcmu_only {
+                vec![PayloadFormat::pcmu(), PayloadFormat::telephone_event(101)]
+            } else {
+                box_offer()
+            },
             answered: Vec::new(),
             ptime: None,
             late_offer: false,
@@ -719,6 +746,13 @@ impl Engine {
     /// the result by DTMF, the caller's side leaves and the agent is asked. True when absorbed.
     pub(super) fn originate_absorb_bye(&mut self, now: Instant, id: u64, side: Side) -> bool {
         let Some(o) = self.originations.calls.get(&id) else { return false };
+        let login = matches!(o.purpose, OriginPurpose::CampaignLogin { .. });
+        if login && side == Side::B && o.connected.is_some() && o.result_cfg.is_none() {
+            // The customer left a 990 line without result entry: the agent waits again.
+            self.leave_side(now, id, side, false);
+            self.release_login(now, id);
+            return true;
+        }
         let Some(cfg) = o.result_cfg.clone() else { return false };
         if o.connected.is_none() || o.result.is_some() || side == cfg.agent_side {
             return false;
@@ -731,8 +765,160 @@ impl Engine {
         log::info!("call {id}: the customer hung up; asking the agent for the result");
         self.originate_event(id, OriginateStep::AwaitingResult { talk_s });
         self.play_prompts(id, cfg.agent_side, &["campaign.enter_result"]);
-        self.set_guard(now, id, RESULT_ENTRY_GUARD);
+        if !login {
+            // A 990 line is the agent's to keep: no guard ends it.
+            self.set_guard(now, id, RESULT_ENTRY_GUARD);
+        }
         true
+    }
+
+    /// Whether call `id` is an agent's `990` line.
+    fn is_login(&self, id: u64) -> bool {
+        self.originations
+            .calls
+            .get(&id)
+            .is_some_and(|o| matches!(o.purpose, OriginPurpose::CampaignLogin { .. }))
+    }
+
+    /// The box answers an agent's `990`: the agent's line for login-mode campaigns. G.711
+    /// µ-law is preferred (the customers of login-mode campaigns are offered µ-law only: the
+    /// relay does not transcode).
+    pub(super) fn answer_campaign_login(&mut self, now: Instant, id: u64, agent: &str) {
+        if !self.extensions.contains_key(agent) || self.originations.logins.contains_key(agent) {
+            log::info!("call {id}: {agent} cannot log in to campaigns (not an extension, or already on its 990 line)");
+            return self.end_call(id, HangupSide::System, "campaign login refused", 486, now);
+        }
+        if let Some(c) = self.calls.get_mut(&id) {
+            c.offered.sort_by_key(|f| f.encoding != Encoding::Pcmu);
+        }
+        if !self.answer_for_play(now, id) {
+            return;
+        }
+        self.vacate_b_for_box(id);
+        let second_ring = Duration::from_secs(20);
+        self.originations.logins.insert(agent.to_string(), id);
+        self.originations.calls.insert(
+            id,
+            Origination {
+                purpose: OriginPurpose::CampaignLogin { agent: agent.to_string() },
+                first: Party::Extension(agent.to_string()),
+                second: None,
+                second_ring,
+                deferred: true,
+                presented: String::new(),
+                caller_id: None,
+                waiting: Waiting::Music(None),
+                result_cfg: None,
+                result: None,
+                result_reported: false,
+                hangup_after_play: false,
+                first_up: true,
+                connected: None,
+                failing: None,
+            },
+        );
+        log::info!("call {id}: {agent} is on its 990 line for login-mode campaigns");
+        self.play_prompts(id, Side::A, &["beep"]);
+    }
+
+    /// Agents on their `990` line: (agent, its call, whether a customer is on it).
+    pub fn campaign_logins(&self) -> Vec<(String, u64, bool)> {
+        let mut v: Vec<(String, u64, bool)> = self
+            .originations
+            .logins
+            .iter()
+            .map(|(a, id)| {
+                let busy = self
+                    .originations
+                    .calls
+                    .get(id)
+                    .is_some_and(|o| o.second.is_some() || o.result.is_some() || o.hangup_after_play);
+                (a.clone(), *id, busy)
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Puts the answered customer of `customer_call` (placed with `second: None`) through to
+    /// `agent`'s `990` line; `result` asks the agent for the result when the customer leaves.
+    /// Returns the line's call id, which carries the conversation from now on.
+    pub fn originate_join(
+        &mut self,
+        now: Instant,
+        customer_call: u64,
+        agent: &str,
+        result: Option<Vec<u16>>,
+    ) -> Result<u64, OriginateError> {
+        let line = *self.originations.logins.get(agent).ok_or(OriginateError::Unavailable)?;
+        if self.campaign_logins().iter().any(|(a, _, busy)| a == agent && *busy) {
+            return Err(OriginateError::Busy);
+        }
+        let ready = self
+            .originations
+            .calls
+            .get(&customer_call)
+            .is_some_and(|o| o.first_up && o.second.is_none() && o.connected.is_none());
+        let Some(x) = self.calls.get(&customer_call).filter(|_| ready) else {
+            return Err(OriginateError::Invalid);
+        };
+        let customer_label = x.from_ext.clone();
+        let voice_pt =
+            x.answered.iter().find(|f| matches!(f.encoding, Encoding::Pcmu | Encoding::Pcma)).map(|f| f.pt);
+        let party = transfer::NewParty {
+            dialog: x.a.clone(),
+            ext: customer_label.clone(),
+            port: x.a_port,
+            remote: x.media_addr[0],
+            voice_pt,
+            shape: None,
+            // The customer's INVITE was ours; its 2xx was ACKed on the first call already.
+            uac: Some((ClientTxnId(u64::MAX), 1, x.a.remote_target.clone(), Vec::new())),
+            start: x.start,
+            ring: x.ring,
+        };
+        // The customer leaves its first call without a BYE: the port and dialog move.
+        let key = (x.a.call_id.clone(), transfer::remote_tag(&x.a));
+        self.a_index.remove(&key);
+        self.active_add(&customer_label, -1);
+        if let Some(x) = self.calls.get_mut(&customer_call) {
+            x.a_ok_sent = false;
+            x.a_port = 0;
+            x.from_ext.clear();
+        }
+        if let Some(r) = self.rewiring.calls.get_mut(&customer_call) {
+            r.vacant = Some(Side::A);
+        }
+        self.end_call(customer_call, HangupSide::System, "put through to the agent's 990 line", 200, now);
+        let o = self.originations.calls.get_mut(&line).ok_or(OriginateError::Invalid)?;
+        o.second = Some(Party::Extension(customer_label.clone()));
+        o.result_cfg = result.map(|valid| ResultEntryConfig { agent_side: Side::A, valid });
+        o.result = None;
+        o.result_reported = false;
+        o.hangup_after_play = false;
+        if let Some(c) = self.calls.get_mut(&line) {
+            c.route = CallRoute::Extension;
+        }
+        self.rewire_of(line).vacated_by = customer_label;
+        self.replace_side(now, line, Side::B, party, "campaign login");
+        self.originate_answered(now, line, Side::B, Vec::new());
+        Ok(line)
+    }
+
+    /// The customer of a `990` line is gone and its result handled: the line waits again.
+    fn release_login(&mut self, now: Instant, id: u64) {
+        let Some(o) = self.originations.calls.get_mut(&id) else { return };
+        let talk_s = o.connected.map_or(0, |t| now.saturating_duration_since(t).as_secs());
+        o.second = None;
+        o.connected = None;
+        o.result = None;
+        o.result_cfg = None;
+        o.result_reported = false;
+        o.hangup_after_play = false;
+        if let Some(c) = self.calls.get_mut(&id) {
+            c.route = CallRoute::Announcement;
+        }
+        self.originate_event(id, OriginateStep::Released { talk_s });
     }
 
     /// A key on an originated call: the preview choice, or the result entry. True when taken.
@@ -781,6 +967,9 @@ impl Engine {
     pub(crate) fn originate_play_done(&mut self, now: Instant, relay: RelayId, side: Side) {
         let id = relay.0;
         if self.originations.calls.get(&id).is_some_and(|o| o.hangup_after_play) {
+            if self.is_login(id) {
+                return self.release_login(now, id);
+            }
             self.end_call(id, HangupSide::System, "originate: result entered", 200, now);
             return;
         }
@@ -839,6 +1028,7 @@ impl Engine {
 
     /// The call is ending (`finish_call`): its last event.
     pub(super) fn originate_call_ending(&mut self, now: Instant, id: u64) {
+        self.originations.logins.retain(|_, line| *line != id);
         let Some(o) = self.originations.calls.get(&id) else { return };
         let talk_s = o.connected.map_or(0, |t| now.saturating_duration_since(t).as_secs());
         if o.result.is_some() && !o.result_reported {

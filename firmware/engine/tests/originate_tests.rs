@@ -346,3 +346,87 @@ fn prompts_played_to(h: &Harness, side: Side) -> Vec<String> {
         })
         .collect()
 }
+
+/// Login mode: 201 dials 990 and stays on the line; an answered customer (202 here) is put
+/// through without ringing; when it hangs up 201 keys the result and waits for the next one.
+#[test]
+fn a_990_line_takes_customers_one_after_the_other_and_asks_for_each_result() {
+    let mut h = Harness::new();
+    h.register("201", 7001);
+    h.register("202", 7002);
+    h.sent.clear();
+    h.send(phone(7001), &invite("201", "990", 7001, "login", &sdp(6000, "8 0 101")));
+    let ok = h.take_for(phone(7001)).pop().unwrap();
+    assert_eq!(status(&ok), 200, "{ok}");
+    assert!(ok.contains("RTP/AVP 0 101"), "µ-law preferred: {ok}");
+    ack_caller(&mut h, &ok, "login");
+    let logins = h.engine.campaign_logins();
+    assert_eq!((logins[0].0.as_str(), logins[0].2), ("201", false));
+    let line = logins[0].1;
+    // A second 990 from the same agent is refused.
+    h.send(phone(7001), &invite("201", "990", 7001, "login2", &sdp(6000, "0 101")));
+    assert_eq!(status(&h.take_for(phone(7001)).pop().unwrap()), 486);
+    // The customer's call: answered, then put through.
+    let req = OriginateRequest {
+        second: None,
+        purpose: OriginPurpose::Campaign { campaign: "c".into(), entry: 1 },
+        pcmu_only: true,
+        ..request("202", "201")
+    };
+    let customer_call = h.engine.originate(h.now, req).unwrap();
+    h.drain();
+    let customer = invite_to(&mut h, 7002);
+    assert!(customer.contains("RTP/AVP 0 101"), "µ-law only: {customer}");
+    h.send(phone(7002), &answer(&customer, 200, "cu", Some(&sdp(6100, "0 101")), 7002));
+    h.take_for(phone(7002));
+    h.engine.take_originate_events();
+    assert_eq!(h.engine.originate_join(h.now, customer_call, "201", Some(vec![1, 2])), Ok(line));
+    h.drain();
+    assert!(
+        h.take_for(phone(7002)).iter().all(|m| !first_line(m).starts_with("BYE")),
+        "the customer is moved, not hung up"
+    );
+    assert!(h.take_for(phone(7001)).is_empty(), "the agent's phone does not ring");
+    assert!(h.engine.campaign_logins()[0].2, "the line is busy");
+    let calls = h.engine.calls(h.now);
+    assert_eq!(calls.len(), 1);
+    assert_eq!((calls[0].from.as_str(), calls[0].to.as_str(), calls[0].state), ("201", "202", "talking"));
+    let reopened = h.media.iter().rev().find_map(|m| match m {
+        MediaCommand::Open { relay, b_remote, .. } if relay.0 == line => Some(*b_remote),
+        _ => None,
+    });
+    assert_eq!(reopened, Some(Some("127.0.0.1:6100".parse().unwrap())), "the customer's media follows it");
+    h.advance(Duration::from_secs(3));
+    h.send(phone(7002), &bye_from(&customer, 7002, "cu"));
+    let steps_now = steps(&mut h);
+    assert!(steps_now.contains(&OriginateStep::AwaitingResult { talk_s: 3 }), "{steps_now:?}");
+    let relay_digits = |h: &mut Harness, keys: &str| {
+        for k in keys.chars() {
+            let event = crate::media::dtmf::DigitEvent {
+                digit: k,
+                source: crate::media::dtmf::DtmfSource::Rfc4733,
+                duration_ms: 100,
+            };
+            h.engine.handle_media_event(
+                h.now,
+                crate::media::MediaEvent::Digit { relay: RelayId(line), side: Side::A, event },
+            );
+            h.drain();
+            h.advance(Duration::from_millis(200));
+        }
+    };
+    relay_digits(&mut h, "2#");
+    assert_eq!(steps(&mut h), vec![OriginateStep::Result(Entered::Result(2))]);
+    h.engine.handle_media_event(
+        h.now,
+        crate::media::MediaEvent::PlayDone { relay: RelayId(line), side: Side::A },
+    );
+    h.drain();
+    assert_eq!(steps(&mut h), vec![OriginateStep::Released { talk_s: 3 }]);
+    assert!(
+        h.take_for(phone(7001)).iter().all(|m| !first_line(m).starts_with("BYE")),
+        "the agent stays on the line"
+    );
+    assert!(!h.engine.campaign_logins()[0].2, "free for the next customer");
+    assert_eq!(h.engine.calls(h.now).len(), 1);
+}
