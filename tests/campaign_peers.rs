@@ -147,3 +147,66 @@ fn a_progressive_campaign_dials_customers_connects_the_agent_and_books_results_b
     eprintln!("the agent heard {loud} loud 100 ms blocks of the first customer");
     assert!(loud >= 10, "the agent heard {loud} loud blocks of the customer's speech\n{}", agent.report());
 }
+
+/// Login mode (エージェントモード ログイン): the agent dials 990 and stays on the line; the
+/// answered customer is put straight through (the agent's phone does not ring again), the
+/// customer hangs up, the agent keys `2#` and is still on its 990 line afterwards.
+#[test]
+fn a_login_mode_campaign_puts_customers_through_to_the_agents_990_line() {
+    if !require_tool("sipp") || !require_tool("baresip") {
+        return;
+    }
+    let provider_port = free_udp_port();
+    let toml = config(provider_port)
+        .replace("mode = \"progressive\"", "mode = \"progressive\"\nagent_mode = \"login\"");
+    let tb = TestBox::start_with_config(&[AGENT], &[], &toml);
+    let media = tb.port();
+    let provider = Sipp::new("provider_campaign.xml", &tb.scratch("sipp"))
+        .remote(&tb.sip_addr())
+        .local_port(provider_port)
+        .media_port(media)
+        .key("rtpport", media)
+        .key("pcap", g711a_pcap().display())
+        .calls(2)
+        .timeout(CUSTOMER_TIMEOUT)
+        .spawn();
+    wait_udp_bound(provider_port);
+    let trunks = tb.console_until("show trunks", WAIT, |s| s.contains("registered"));
+    assert!(trunks.contains("registered"), "{trunks}\n{}", tb.stderr_tail(40));
+    let silence = tb.scratch("media").join("silence.wav");
+    write_wav(&silence, &tone(440.0, f64::from(PHONE_SECONDS) + 10.0, 0.0));
+    let mut agent = Phone::builder(&tb, AGENT, &silence, PHONE_SECONDS).ctrl_tcp(tb.port()).start();
+    assert!(agent.wait_for("200 OK", Some("Register:"), WAIT), "201 did not register\n{}", agent.report());
+    agent.command("dial", "990");
+    assert!(agent.wait_for("established", None, WAIT), "990 was not answered\n{}", agent.report());
+    let out = tb.console(&format!("campaign add autumn {} Customer", CUSTOMERS[0]));
+    assert!(out.contains("entry 1 added"), "{out}");
+    let talking = tb.console_until("show calls", Duration::from_secs(30), |o| {
+        o.contains(CUSTOMERS[0]) && o.contains("talking")
+    });
+    assert!(
+        talking.contains("talking"),
+        "the customer was not put through:\n{talking}\n{}",
+        tb.stderr_tail(80)
+    );
+    wait_result_entry(&tb, &agent);
+    press(&agent, "2#");
+    let shown = tb.console_until("campaign show autumn", WAIT, |o| {
+        o.lines().any(|l| l.starts_with("1 ") && l.contains(" dialled"))
+    });
+    let first = shown.lines().find(|l| l.starts_with("1 ")).unwrap_or_default().to_string();
+    assert!(
+        first.split_whitespace().any(|w| w == "2"),
+        "entry 1 has result 2:\n{shown}\n{}",
+        tb.stderr_tail(60)
+    );
+    // Still on the 990 line, and only one call was ever established on the phone.
+    let calls = tb.console_until("show calls", WAIT, |o| o.contains("waiting"));
+    assert!(calls.contains("waiting") && calls.contains("201"), "the agent's line waits again:\n{calls}");
+    assert_eq!(agent.log().matches("Call established").count(), 1, "{}", agent.report());
+    let run = provider.wait();
+    run.assert_ok("the provider's customer");
+    let _ = agent.try_command("quit", "");
+    agent.wait_exit(Duration::from_secs(2));
+    agent.kill();
+}
