@@ -63,6 +63,8 @@ fn campaign_lists_results_and_statistics_through_the_api() {
         (json!({ "number": "" }), "number"),
         (json!({ "number": "0311110001", "name": "名".repeat(65) }), "name"),
         (json!({ "number": "0311110001", "assignee": "x" }), "assignee"),
+        (json!({ "number": "0311110001", "schedule": "2026-13-01 09:00" }), "schedule"),
+        (json!({ "number": "0311110001", "schedule": "tomorrow" }), "schedule"),
     ] {
         let (s, v) = sv.call("POST", "/api/v1/campaigns/autumn/entries", Some(body.clone()));
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {v}");
@@ -88,11 +90,20 @@ fn campaign_lists_results_and_statistics_through_the_api() {
     assert_eq!(v["errors"][0]["line"], 3, "{v}");
     let (s, _) = upload(&sv, "/api/v1/campaigns/autumn/entries/csv", "application/json", b"{}".to_vec());
     assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // A scheduled one (予約), in the box's local time (JST by default).
+    let (s, v) = sv.call(
+        "POST",
+        "/api/v1/campaigns/autumn/entries",
+        Some(json!({ "number": "0311110004", "name": "予約", "schedule": "2099-01-01 09:30" })),
+    );
+    assert_eq!(s, StatusCode::CREATED, "{v}");
     let (s, v) = sv.get("/api/v1/campaigns/autumn/entries");
     assert_eq!(s, StatusCode::OK);
     let names: Vec<&str> =
         v["entries"].as_array().unwrap().iter().filter_map(|e| e["name"].as_str()).collect();
-    assert_eq!(names, ["山田", "佐藤", "鈴木"]);
+    assert_eq!(names, ["山田", "佐藤", "鈴木", "予約"]);
+    // 2099-01-01 09:30 JST is 00:30 UTC.
+    assert_eq!(v["entries"][3]["schedule_ms"], 4_070_910_600_000u64, "{v}");
 
     // Results: a custom one, a refused one, a recall, a stop; field errors.
     let (s, v) = sv.call("PUT", "/api/v1/campaigns/autumn/entries/2/result", Some(json!({ "result": 1 })));

@@ -8,8 +8,8 @@ Object.assign(TEXT.ja, {
   "cp.name": "名称", "cp.status": "ステータス", "cp.mode": "区分", "cp.entries": "件数", "cp.waiting": "発信待機中", "cp.active": "発信中",
   "cp.recalls": "再コール一覧", "cp.campaign": "キャンペーン", "cp.number": "電話番号", "cp.customer": "顧客名", "cp.schedule": "予約",
   "cp.list": "自動発信", "cp.result": "結果", "cp.calls": "コール数", "cp.agent": "エージェント", "cp.set": "結果入力",
-  "cp.add": "顧客の追加", "cp.assignee": "担当（内線、任意）", "cp.add_go": "追加", "cp.upload": "CSVアップロード",
-  "cp.upload_hint": "電話番号,顧客名,担当 を1行に1件。UTF-8 または Shift_JIS。", "cp.stats": "キャンペーン統計",
+  "cp.add": "顧客の追加", "cp.schedule_hint": "予約（YYYY-MM-DD HH:MM、任意）", "cp.assignee": "担当（内線、任意）", "cp.add_go": "追加", "cp.upload": "CSVアップロード",
+  "cp.upload_hint": "電話番号,顧客名,担当,予約 を1行に1件。UTF-8 または Shift_JIS。", "cp.stats": "キャンペーン統計",
   "cp.by_date": "日付別", "cp.by_hour": "時間別", "cp.by_agent": "エージェント別", "cp.show": "表示", "cp.csv": "CSVダウンロード",
   "cp.on": "ON", "cp.off": "OFF", "cp.preview": "プレビュー", "cp.progressive": "プログレッシブ", "cp.dial": "発信",
   "cp.recall": "10分後に再コール", "cp.stop": "停止", "cp.dialing": "あなたの内線を呼び出しています。", "cp.records": "件数", "cp.attempts": "コール数",
@@ -20,8 +20,8 @@ Object.assign(TEXT.en, {
   "cp.name": "Name", "cp.status": "Status", "cp.mode": "Mode", "cp.entries": "Entries", "cp.waiting": "Waiting", "cp.active": "In progress",
   "cp.recalls": "My recall list", "cp.campaign": "Campaign", "cp.number": "Number", "cp.customer": "Customer", "cp.schedule": "Scheduled",
   "cp.list": "Auto-dial list", "cp.result": "Result", "cp.calls": "Calls", "cp.agent": "Agent", "cp.set": "Set result",
-  "cp.add": "Add a customer", "cp.assignee": "Assignee (extension, optional)", "cp.add_go": "Add", "cp.upload": "Upload a list (CSV)",
-  "cp.upload_hint": "number,name,assignee — one customer per line; UTF-8 or Shift_JIS.", "cp.stats": "Statistics",
+  "cp.add": "Add a customer", "cp.schedule_hint": "Scheduled (YYYY-MM-DD HH:MM, optional)", "cp.assignee": "Assignee (extension, optional)", "cp.add_go": "Add", "cp.upload": "Upload a list (CSV)",
+  "cp.upload_hint": "number,name,assignee,schedule — one customer per line; UTF-8 or Shift_JIS.", "cp.stats": "Statistics",
   "cp.by_date": "By date", "cp.by_hour": "By hour", "cp.by_agent": "By agent", "cp.show": "Show", "cp.csv": "Download CSV",
   "cp.on": "ON", "cp.off": "OFF", "cp.preview": "Preview", "cp.progressive": "Progressive", "cp.dial": "Dial",
   "cp.recall": "Recall in 10 min", "cp.stop": "Stop", "cp.dialing": "Ringing your extension.", "cp.records": "Records", "cp.attempts": "Calls",
@@ -143,6 +143,7 @@ PAGES.campaigns = async function campaigns() {
     const v = (id) => document.getElementById(id).value.trim();
     const body = { number: v("a-number"), name: v("a-name") };
     if (v("a-assignee")) body.assignee = v("a-assignee");
+    if (v("a-schedule")) body.schedule = v("a-schedule");
     const r = await api("POST", "/campaigns/" + encodeURIComponent(current) + "/entries", body);
     if (r.status === 201) { form.reset(); loadCampaigns(); return loadList(); }
     if (r.status === 422) return showErrors(form, r.body.errors);

@@ -61,8 +61,8 @@ pub enum CampaignQuery {
     List,
     /// One campaign's list, with its settings.
     Entries(String),
-    /// Add entries `(number, name, assignee)`; each row's outcome.
-    Add(String, Vec<(String, String, Option<String>)>),
+    /// Add entries; each row's outcome.
+    Add(String, Vec<NewEntry>),
     /// A custom result, a recall `minutes` from now, or stop; only on `agent`'s entries
     /// when set.
     Result {
@@ -86,6 +86,25 @@ pub enum CampaignQuery {
         /// The agent (the user's extension).
         agent: String,
     },
+}
+
+/// A customer to add to a list.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    /// The number to dial.
+    pub number: String,
+    /// The customer's name.
+    pub name: String,
+    /// The agent who dials it by hand (its recall list).
+    pub assignee: Option<String>,
+    /// 予約: dial at this local date and minute of the day.
+    pub schedule: Option<(Date, u16)>,
+}
+
+/// `YYYY-MM-DD HH:MM` (or with a `T`), local time.
+fn parse_schedule(s: &str) -> Option<(Date, u16)> {
+    let (d, t) = s.trim().split_once([' ', 'T'])?;
+    Some((Date::parse(d)?, crate::apps::campaign::settings::parse_hhmm(t)?))
 }
 
 /// A result change from the list page.
@@ -176,8 +195,11 @@ pub fn answer(
             runner.settings(&name).ok_or_else(|| not_found(&name))?;
             let outcomes: Vec<Value> = rows
                 .into_iter()
-                .map(|(number, customer, assignee)| {
-                    match runner.add_entry(&name, &number, &customer, None, assignee) {
+                .map(|row| {
+                    let schedule_ms = row
+                        .schedule
+                        .map(|(d, m)| d.unix_ms_at_midnight(offset).saturating_add(u64::from(m) * 60_000));
+                    match runner.add_entry(&name, &row.number, &row.name, schedule_ms, row.assignee) {
                         Ok(id) => json!({ "id": id }),
                         Err(e) => json!({ "error": e }),
                     }
@@ -260,6 +282,9 @@ struct EntryBody {
     name: String,
     #[serde(default)]
     assignee: Option<String>,
+    /// 予約: `YYYY-MM-DD HH:MM`, the box's local time.
+    #[serde(default)]
+    schedule: Option<String>,
 }
 
 async fn add_entry(
@@ -278,11 +303,14 @@ async fn add_entry(
     if let Some(x) = &assignee {
         super::api::check_extension(x).map_err(|e| field("assignee", format!("an extension: {e}")))?;
     }
-    let resp = ask(&st, |reply| WebQuery::Campaign {
-        query: CampaignQuery::Add(name.clone(), vec![(b.number.clone(), b.name.clone(), assignee)]),
-        reply,
-    })
-    .await?;
+    let schedule = match b.schedule.as_deref().filter(|s| !s.trim().is_empty()) {
+        None => None,
+        Some(s) => Some(parse_schedule(s).ok_or_else(|| field("schedule", "YYYY-MM-DD HH:MM (local time)"))?),
+    };
+    let row = NewEntry { number: b.number.clone(), name: b.name.clone(), assignee, schedule };
+    let resp =
+        ask(&st, |reply| WebQuery::Campaign { query: CampaignQuery::Add(name.clone(), vec![row]), reply })
+            .await?;
     let v = resp.map_err(|(status, message)| ApiError {
         status,
         body: json!({ "error": "refused", "message": message }),
@@ -295,8 +323,9 @@ async fn add_entry(
     Ok((StatusCode::CREATED, Json(json!({ "id": row["id"] }))).into_response())
 }
 
-/// `POST .../entries/csv`: the CSV file itself (UTF-8 or Shift_JIS): `number,name[,assignee]`
-/// per line, an optional header line (its first cell is not a number). Bad rows are skipped
+/// `POST .../entries/csv`: the CSV file itself (UTF-8 or Shift_JIS):
+/// `number,name[,assignee[,schedule]]` per line (schedule `YYYY-MM-DD HH:MM`), an optional
+/// header line (its first cell is not a number). Bad rows are skipped
 /// and reported with their line.
 async fn upload(
     AxState(st): AxState<Arc<State>>,
@@ -345,7 +374,17 @@ async fn upload(
                 continue;
             }
         }
-        rows.push((number, customer, assignee));
+        let schedule = match cells.get(3).map(|c| c.trim()).filter(|c| !c.is_empty()) {
+            None => None,
+            Some(s) => match parse_schedule(s) {
+                Some(x) => Some(x),
+                None => {
+                    errors.push(json!({ "line": i + 1, "message": "schedule: YYYY-MM-DD HH:MM" }));
+                    continue;
+                }
+            },
+        };
+        rows.push(NewEntry { number, name: customer, assignee, schedule });
         lines.push(i + 1);
     }
     let resp =
