@@ -56,6 +56,12 @@ impl Serial {
         }
     }
 
+    /// How many lines from index `from` on satisfy `want`.
+    pub fn count(&self, from: usize, want: impl Fn(&str) -> bool) -> usize {
+        let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        lines.iter().skip(from).filter(|l| want(l)).count()
+    }
+
     pub fn len(&self) -> usize {
         self.lines.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
