@@ -530,10 +530,19 @@ fn power_cuts(
             "round {round}: {wavs} message files for {} listed messages",
             listed.len()
         );
+        // What the recovery pass found of the cut take (the `.part` may not have reached the
+        // disk before the cut: the kernel had not written it back yet).
+        let recovery = guest
+            .serial
+            .wait_for(0, Duration::ZERO, |l| l.contains("voicemail: recovery at open"))
+            .map(|(_, l)| l)
+            .unwrap_or_else(|| "no voicemail recovery needed".into());
+        let lengths: Vec<u64> = listed.values().map(|m| m.duration_ms).collect();
         eprintln!(
-            "round {round}: {} messages listed and playable, {} acknowledged, {extra} stored beyond them",
+            "round {round}: {} messages listed and playable (ms {lengths:?}), {} acknowledged, {extra} stored beyond them; {}",
             listed.len(),
-            acknowledged_vm.len()
+            acknowledged_vm.len(),
+            recovery.trim()
         );
         known = listed;
         let _ = at;
