@@ -190,6 +190,17 @@ fn main() -> ExitCode {
                 }
                 _ => None,
             };
+            if appliance.as_ref().is_some_and(|a| {
+                a.crash_after_commit_due(std::path::Path::new(hakoden::update::CRASH_AFTER_COMMIT_FLAG))
+            }) {
+                // A test firmware (scripts/make-bundle.sh --crash-after-commit): a crash loop
+                // for hakoden-start's fallback to catch.
+                eprintln!(
+                    "hakoden: {} is present and this slot is committed: exiting with an error (test)",
+                    hakoden::update::CRASH_AFTER_COMMIT_FLAG
+                );
+                return ExitCode::from(hakoden::update::TEST_CRASH_EXIT);
+            }
             let config_file = config.clone();
             // The text too: the saved web document wins unless the file changed (daemon::run).
             let config_text = config.as_deref().and_then(|p| std::fs::read_to_string(p).ok());

@@ -160,6 +160,11 @@ IMAGE_OUT="$OUT" "$REPO/scripts/make-bundle.sh" --pubkey >"$R/etc/hakoden/update
 # shellcheck source=image-dropbear.sh
 . "$REPO/scripts/image-dropbear.sh"
 image_add_dropbear "$R"
+# The test flags of make-bundle.sh (a firmware that fails its health check or crashes once
+# committed) belong in test bundles only, never in an image.
+for flag in "$R"/etc/hakoden/test-*; do
+    [ -e "$flag" ] && { echo "test flag $flag in the image rootfs: refusing to build" >&2; exit 1; }
+done
 find "$R" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 mksquashfs "$R" "$WORK/rootfs.sqfs" -comp zstd -all-root -noappend -no-progress -quiet >/dev/null
 # (mksquashfs takes every timestamp from SOURCE_DATE_EPOCH itself.)

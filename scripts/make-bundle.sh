@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Signed firmware update bundles (docs/appliance.md, "Updates").
-#   scripts/make-bundle.sh [--fail-health-check] [--version-suffix S] BOARD OUT
+#   scripts/make-bundle.sh [--fail-health-check|--crash-after-commit] [--version-suffix S] BOARD OUT
 #       Packs the rootfs that scripts/build-image.sh BOARD staged (IMAGE_OUT/work-BOARD/rootfs)
 #       into a squashfs, with the version VERSION+S, and signs it into the bundle OUT.
-#       --fail-health-check puts the test flag into the rootfs: that firmware fails its trial
-#       health check and must roll back (tests/image_update.rs).
+#       Test flags (tests/image_update.rs; never in an image build-image.sh makes):
+#       --fail-health-check: that firmware fails its trial health check and must roll back;
+#       --crash-after-commit: it passes its trial and commits, then exits with an error at
+#       every start, so hakoden-start must fall back to the previous slot.
 #   scripts/make-bundle.sh --pubkey
 #       Prints the public key (64 hex digits) the image carries in /etc/hakoden/update.pub.
 # The signing key is HAKODEN_SIGNING_KEY (Ed25519, PKCS#8 PEM), default
@@ -38,10 +40,12 @@ if [ "${1:-}" = --pubkey ]; then
 fi
 
 FAIL=0
+CRASH=0
 SUFFIX=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --fail-health-check) FAIL=1; shift ;;
+        --crash-after-commit) CRASH=1; shift ;;
         --version-suffix) SUFFIX="$2"; shift 2 ;;
         -*) echo "unknown option $1" >&2; exit 2 ;;
         *) break ;;
@@ -50,7 +54,7 @@ done
 BOARD="${1:-}"
 OUT="${2:-}"
 if [ -z "$BOARD" ] || [ -z "$OUT" ]; then
-    echo "usage: $0 [--fail-health-check] [--version-suffix S] BOARD OUT | $0 --pubkey" >&2
+    echo "usage: $0 [--fail-health-check|--crash-after-commit] [--version-suffix S] BOARD OUT | $0 --pubkey" >&2
     exit 2
 fi
 STAGED="$OUT_DIR/work-$BOARD/rootfs"
@@ -71,6 +75,9 @@ sed -i "s/^VERSION_ID=.*/VERSION_ID=$version/" "$R/etc/os-release"
 if [ "$FAIL" = 1 ]; then
     echo "this firmware fails its trial health check on purpose (tests)" >"$R/etc/hakoden/test-fail-health-check"
 fi
+if [ "$CRASH" = 1 ]; then
+    echo "this firmware crashes once committed, on purpose (tests)" >"$R/etc/hakoden/test-crash-after-commit"
+fi
 find "$R" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 mksquashfs "$R" "$T/rootfs.sqfs" -comp zstd -all-root -noappend -no-progress -quiet >/dev/null
 
@@ -83,4 +90,4 @@ openssl pkeyutl -sign -inkey "$KEY" -rawin -in "$T/signed" -out "$T/sig"
 [ "$(stat -c %s "$T/sig")" = 64 ] || { echo "openssl gave no Ed25519 signature" >&2; exit 1; }
 cat "$T/signed" "$T/sig" "$T/rootfs.sqfs" >"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
-echo "make-bundle: $OUT: $version for $BOARD, firmware $size bytes, sha256 ${sha:0:16}$([ "$FAIL" = 1 ] && echo ', FAILS its health check (test)')"
+echo "make-bundle: $OUT: $version for $BOARD, firmware $size bytes, sha256 ${sha:0:16}$([ "$FAIL" = 1 ] && echo ', FAILS its health check (test)')$([ "$CRASH" = 1 ] && echo ', CRASHES once committed (test)')"

@@ -151,7 +151,12 @@ impl VoicemailStore {
         offset: UtcOffset,
     ) -> Result<(VoicemailStore, RecoveryReport), StoreError> {
         let open_err = |reason: String| StoreError::Open { dir: dir.to_path_buf(), reason };
-        fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        if !dir.is_dir() {
+            fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+            // The new tree's entry in its parent, durable before any message lands in it.
+            let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            sync_dir(parent).map_err(|e| open_err(e.to_string()))?;
+        }
         let ks = store
             .inner
             .db
@@ -276,7 +281,12 @@ impl VoicemailStore {
         received_unix_ms: u64,
     ) -> Result<Take, StoreError> {
         let bdir = self.box_dir(box_no);
-        fs::create_dir_all(&bdir).map_err(io_err("begin_message"))?;
+        if !bdir.is_dir() {
+            fs::create_dir_all(&bdir).map_err(io_err("begin_message"))?;
+            // A box's first message: its directory's entry must be durable before a message in
+            // it is acknowledged (commit_message syncs only the box directory itself).
+            sync_dir(&self.dir).map_err(io_err("begin_message"))?;
+        }
         let mut st = self.state();
         let caller = clean_caller(caller);
         for n in 1..=MAX_NAME_SUFFIX {

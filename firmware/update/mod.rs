@@ -41,6 +41,15 @@ pub const SYS_BLOCK: &str = "/sys/class/block";
 /// a broken update out of a good binary (`scripts/make-bundle.sh --fail-health-check`).
 pub const FAIL_HEALTH_FLAG: &str = "/etc/hakoden/test-fail-health-check";
 
+/// A file in a rootfs that makes its firmware exit with an error as soon as its slot is the
+/// committed one: right after its trial commits, and at every start after that. How the tests
+/// build a firmware that passes its trial and then crash-loops during its probation
+/// (`scripts/make-bundle.sh --crash-after-commit`), to prove the fallback of `hakoden-start`.
+pub const CRASH_AFTER_COMMIT_FLAG: &str = "/etc/hakoden/test-crash-after-commit";
+
+/// Exit status of a firmware that crashes on purpose ([`CRASH_AFTER_COMMIT_FLAG`]).
+pub const TEST_CRASH_EXIT: u8 = 70;
+
 /// Time the trial firmware gets to prove SIP, web and store after its start. Generous for a
 /// TCG-emulated box; on hardware the check passes in well under a second.
 pub const HEALTH_DEADLINE: Duration = Duration::from_secs(60);
@@ -256,6 +265,13 @@ impl Appliance {
             .as_deref()
             .and_then(Slot::parse)
             .unwrap_or(Slot::A)
+    }
+
+    /// Whether this firmware must crash now because it carries `flag` (normally
+    /// [`CRASH_AFTER_COMMIT_FLAG`]) and runs from the committed slot. A trial before its commit
+    /// runs normally, so it passes its health check and commits.
+    pub fn crash_after_commit_due(&self, flag: &Path) -> bool {
+        flag.exists() && self.committed() == self.running
     }
 
     /// The last update's record.
@@ -623,6 +639,14 @@ pub fn after_start(app: &Appliance, sip: SocketAddr, web: Option<SocketAddr>, st
                     Ok(r) => {
                         log::info!("update: {}", r.detail);
                         println!("update: committed {} in slot {}", r.version, r.to);
+                        if app.crash_after_commit_due(Path::new(CRASH_AFTER_COMMIT_FLAG)) {
+                            // A test firmware: die like a crash (no clean stop, the watchdog
+                            // stays armed) so that init starts it again.
+                            println!(
+                                "update: {CRASH_AFTER_COMMIT_FLAG} is present: exiting after the commit"
+                            );
+                            std::process::exit(i32::from(TEST_CRASH_EXIT));
+                        }
                     }
                     Err(e) => log::error!("update: commit of slot {} failed: {e}", app.running),
                 },
@@ -835,5 +859,23 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(!f.path("boot/crash-fallback").exists());
+    }
+
+    #[test]
+    fn the_crash_test_flag_bites_only_once_the_slot_is_committed() {
+        let f = Fake::new(Slot::A, false);
+        let flag = f.path("test-crash-after-commit");
+        assert!(!f.appliance().crash_after_commit_due(&flag), "no flag, no crash");
+        std::fs::write(&flag, "test\n").expect("flag");
+        assert!(f.appliance().crash_after_commit_due(&flag), "committed slot a carries the flag");
+        f.appliance().install(&f.bundle(1000), 1).expect("install");
+        let f2 = Fake { dir: f.dir, key: f.key };
+        std::fs::write(f2.path("boot-slot"), "slot=b\ntrial=1\n").expect("trial");
+        let flag = f2.path("test-crash-after-commit");
+        let a = f2.appliance();
+        assert!(!a.crash_after_commit_due(&flag), "the trial runs until it commits");
+        let BootOutcome::Trial(pending) = a.boot_outcome(2) else { panic!("a trial boot") };
+        a.commit(&pending, 3).expect("commit");
+        assert!(a.crash_after_commit_due(&flag), "committed: the test firmware crashes");
     }
 }

@@ -56,6 +56,12 @@ impl Serial {
         }
     }
 
+    /// How many lines from index `from` on satisfy `want`.
+    pub fn count(&self, from: usize, want: impl Fn(&str) -> bool) -> usize {
+        let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        lines.iter().skip(from).filter(|l| want(l)).count()
+    }
+
     pub fn len(&self) -> usize {
         self.lines.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
@@ -141,9 +147,13 @@ impl Guest {
     }
 
     /// Runs `cmd` in the serial shell and returns what it printed after `KEY=`.
+    ///
+    /// The typed line says `KEY''=`: the terminal's echo of it never contains `KEY=`, so a
+    /// firmware log line written in the middle of the echo (which leaves the rest of the echo
+    /// at the start of a line) cannot be taken for the answer.
     pub fn shell_value(&mut self, key: &str, cmd: &str) -> String {
         let from = self.serial.len();
-        self.type_line(&format!("echo {key}=$({cmd})"));
+        self.type_line(&format!("echo {key}''=$({cmd})"));
         let prefix = format!("{key}=");
         let (_, line) = self.expect(from, SHELL_TIMEOUT, key, |l| l.starts_with(&prefix));
         line.trim_start_matches(&prefix).to_string()
@@ -223,7 +233,8 @@ impl Guest {
     /// The web admin's certificate (PEM), read over the serial shell.
     pub fn web_certificate(&mut self) -> String {
         let from = self.serial.len();
-        self.type_line("cat /data/hakoden/web/admin.pem; echo PEM-DONE");
+        // `PEM''-DONE` for the reason given at `shell_value`.
+        self.type_line("cat /data/hakoden/web/admin.pem; echo PEM''-DONE");
         let (end, _) = self.expect(from, SHELL_TIMEOUT, "the certificate", |l| l.starts_with("PEM-DONE"));
         let lines = self.serial.lines.lock().unwrap_or_else(|e| e.into_inner());
         let mut pem = String::new();
