@@ -43,6 +43,28 @@ impl CrmStore {
         batch.commit().map_err(engine("crm put"))
     }
 
+    /// Stores `put` and deletes the keys in `delete` in one durable batch: a change that
+    /// touches several records (a customer deleted, its cases unlinked; a bulk edit; an
+    /// upload) lands whole or not at all.
+    pub fn write(&self, put: &[Record], delete: &[String]) -> Result<(), StoreError> {
+        let mut batch = self.store.inner.db.batch().durability(Some(PersistMode::SyncData));
+        for record in put {
+            let v = serde_json::to_vec(record)
+                .map_err(|e| StoreError::Invalid { op: "crm write", reason: e.to_string() })?;
+            if v.len() > MAX_RECORD_BYTES {
+                return Err(StoreError::Invalid {
+                    op: "crm write",
+                    reason: format!("record of {} bytes", v.len()),
+                });
+            }
+            batch.insert(&self.crm, record.key(), v);
+        }
+        for key in delete {
+            batch.remove(&self.crm, key.as_str());
+        }
+        batch.commit().map_err(engine("crm write"))
+    }
+
     /// Deletes the record under `key` (see [`Record::key`]), durably.
     pub fn delete(&self, key: &str) -> Result<(), StoreError> {
         let mut batch = self.store.inner.db.batch().durability(Some(PersistMode::SyncData));

@@ -89,11 +89,22 @@ pub enum Permission {
     PhonebookEdit,
     /// Firmware update, backup download and restore (システム管理); admins only by default.
     SystemEdit,
+    /// Read the CRM: customers, cases, FAQ, tags and the definitions (CRM 表示); the screen
+    /// pop of one's own extension.
+    CrmView,
+    /// Create, edit, bulk edit and delete customers, cases and FAQ, move cases along their
+    /// workflow (CRM 更新 / 削除).
+    CrmEdit,
+    /// Tags, business formats, custom fields, workflows and steps, the customer CSV upload
+    /// and workflow statistics (SV / 管理設定).
+    CrmAdmin,
+    /// Presence and chat (プレゼンス / チャット 表示 / 投稿).
+    ChatUse,
 }
 
 impl Permission {
     /// Every permission, in display order.
-    pub const ALL: [Permission; 19] = [
+    pub const ALL: [Permission; 23] = [
         Permission::DashboardView,
         Permission::UsersView,
         Permission::UsersEdit,
@@ -113,6 +124,10 @@ impl Permission {
         Permission::PhonebookView,
         Permission::PhonebookEdit,
         Permission::SystemEdit,
+        Permission::CrmView,
+        Permission::CrmEdit,
+        Permission::CrmAdmin,
+        Permission::ChatUse,
     ];
 }
 
@@ -165,15 +180,28 @@ pub fn default_roles() -> Vec<Role> {
                 AgentStateEdit,
                 PhonebookView,
                 PhonebookEdit,
+                CrmView,
+                CrmEdit,
+                CrmAdmin,
+                ChatUse,
             ]
             .into_iter()
             .collect(),
         },
         Role {
             name: AGENT_ROLE.into(),
-            permissions: [DashboardView, OperatorPhone, AgentStateOwn, MediaOwn, PhonebookView]
-                .into_iter()
-                .collect(),
+            permissions: [
+                DashboardView,
+                OperatorPhone,
+                AgentStateOwn,
+                MediaOwn,
+                PhonebookView,
+                CrmView,
+                CrmEdit,
+                ChatUse,
+            ]
+            .into_iter()
+            .collect(),
         },
     ]
 }

@@ -6,10 +6,12 @@
 //! - [`fields`]: field kinds and value checks.
 //! - [`model`]: the records.
 //! - [`chat`]: agent chat with unread counts, and the DID pop-up URL.
+//! - [`export`]: the CSV downloads (customers, cases, workflow statistics).
 //! - [`upload`]: the customer CSV upload (§2.22): preview, mapping, per-row skips.
 //! - [`refs`]: `#C<n>` / `#T<n>` references in chat text.
 
 pub mod chat;
+pub mod export;
 pub mod fields;
 pub mod model;
 pub mod refs;
@@ -108,6 +110,29 @@ pub struct StepStats {
     pub total_ms: u64,
     /// Longest stay, ms.
     pub max_ms: u64,
+    /// Shortest stay, ms (§2.15 最小時間).
+    pub min_ms: u64,
+}
+
+/// Case search criteria (§2.8 8.2); every set criterion must match.
+#[derive(Debug, Clone, Default)]
+pub struct CaseQuery {
+    /// Exact id.
+    pub id: Option<u64>,
+    /// Title contains.
+    pub title: Option<String>,
+    /// Status is.
+    pub status: Option<String>,
+    /// Linked to this customer.
+    pub customer: Option<u64>,
+    /// Owned by this web user.
+    pub owner: Option<String>,
+    /// Has this tag.
+    pub tag: Option<String>,
+    /// In this workflow.
+    pub workflow: Option<String>,
+    /// Title, detail or notes contain (詳細検索).
+    pub text: Option<String>,
 }
 
 /// The whole CRM in memory.
@@ -602,16 +627,159 @@ impl Crm {
                 passes: 0,
                 total_ms: 0,
                 max_ms: 0,
+                min_ms: u64::MAX,
             });
             let d = t.left_ms.saturating_sub(t.entered_ms);
             s.passes += 1;
             s.total_ms = s.total_ms.saturating_add(d);
             s.max_ms = s.max_ms.max(d);
+            s.min_ms = s.min_ms.min(d);
         }
         by.into_values().collect()
     }
 
+    /// Cases matching `q`, at most [`MAX_RESULTS`] in id order.
+    pub fn search_cases(&self, q: &CaseQuery) -> Vec<&Case> {
+        let has =
+            |hay: &str, needle: &Option<String>| needle.as_ref().is_none_or(|n| hay.contains(n.as_str()));
+        self.cases
+            .values()
+            .filter(|k| q.id.is_none_or(|id| k.id == id))
+            .filter(|k| has(&k.title, &q.title))
+            .filter(|k| q.status.as_ref().is_none_or(|s| &k.status == s))
+            .filter(|k| q.customer.is_none_or(|c| k.customer == Some(c)))
+            .filter(|k| q.owner.as_ref().is_none_or(|o| k.owner.as_ref() == Some(o)))
+            .filter(|k| q.tag.as_ref().is_none_or(|t| k.tags.contains(t)))
+            .filter(|k| q.workflow.as_ref().is_none_or(|w| k.step.as_ref().is_some_and(|(x, _)| x == w)))
+            .filter(|k| {
+                q.text.as_ref().is_none_or(|t| {
+                    k.title.contains(t.as_str())
+                        || k.detail.contains(t.as_str())
+                        || k.notes.contains(t.as_str())
+                })
+            })
+            .take(MAX_RESULTS)
+            .collect()
+    }
+
+    // ----- listing and deleting definitions -----
+
+    /// Every business format, by name.
+    pub fn formats(&self) -> impl Iterator<Item = &BusinessFormat> {
+        self.formats.values()
+    }
+
+    /// Every custom field, in creation order.
+    pub fn custom_fields(&self) -> &[CustomField] {
+        &self.custom_fields
+    }
+
+    /// Every workflow, by name.
+    pub fn workflows(&self) -> impl Iterator<Item = &Workflow> {
+        self.workflows.values()
+    }
+
+    /// A workflow.
+    pub fn workflow(&self, name: &str) -> Option<&Workflow> {
+        self.workflows.get(name)
+    }
+
+    /// Every workflow step, by name.
+    pub fn steps(&self) -> impl Iterator<Item = &WorkflowStep> {
+        self.steps.values()
+    }
+
+    /// A workflow step.
+    pub fn step(&self, name: &str) -> Option<&WorkflowStep> {
+        self.steps.get(name)
+    }
+
+    /// A tag.
+    pub fn tag(&self, name: &str) -> Option<&Tag> {
+        self.tags.get(name)
+    }
+
+    /// Records carrying tag `name`: a tag in use cannot be deleted, since the records would
+    /// then fail their own checks on the next save.
+    fn tag_uses(&self, name: &str) -> usize {
+        let n = |tags: &Vec<String>| usize::from(tags.iter().any(|t| t == name));
+        self.customers.values().map(|c| n(&c.tags)).sum::<usize>()
+            + self.cases.values().map(|k| n(&k.tags)).sum::<usize>()
+            + self.faqs.values().map(|f| n(&f.tags)).sum::<usize>()
+    }
+
+    /// Deletes a tag no record carries. `Ok(false)`: there was none.
+    pub fn delete_tag(&mut self, name: &str) -> Result<bool, FieldError> {
+        if !self.tags.contains_key(name) {
+            return Ok(false);
+        }
+        let uses = self.tag_uses(name);
+        if uses > 0 {
+            return Err(err("name", format!("{uses} records carry this tag; remove it from them first")));
+        }
+        Ok(self.tags.remove(name).is_some())
+    }
+
+    /// Deletes a business format no customer uses. `Ok(false)`: there was none.
+    pub fn delete_format(&mut self, name: &str) -> Result<bool, FieldError> {
+        if !self.formats.contains_key(name) {
+            return Ok(false);
+        }
+        let uses = self.customers.values().filter(|c| c.format.as_deref() == Some(name)).count();
+        if uses > 0 {
+            return Err(err("name", format!("{uses} customers use this format")));
+        }
+        Ok(self.formats.remove(name).is_some())
+    }
+
+    /// Deletes a custom field. Values already saved stay on their records until the record
+    /// is saved again (then they are refused as `no such field`, so the page drops them).
+    pub fn delete_custom_field(&mut self, category: Category, name: &str) -> bool {
+        let before = self.custom_fields.len();
+        self.custom_fields.retain(|c| !(c.category == category && c.name == name));
+        before != self.custom_fields.len()
+    }
+
+    /// Deletes a workflow no case is in. `Ok(false)`: there was none.
+    pub fn delete_workflow(&mut self, name: &str) -> Result<bool, FieldError> {
+        if !self.workflows.contains_key(name) {
+            return Ok(false);
+        }
+        let uses = self.cases.values().filter(|k| k.step.as_ref().is_some_and(|(w, _)| w == name)).count();
+        if uses > 0 {
+            return Err(err("name", format!("{uses} cases are in this workflow")));
+        }
+        Ok(self.workflows.remove(name).is_some())
+    }
+
+    /// Deletes a step that is no workflow's first step and holds no case. `Ok(false)`: there
+    /// was none. A button of another step naming it is then refused when pressed (`its next
+    /// step was deleted`) until the step is edited.
+    pub fn delete_step(&mut self, name: &str) -> Result<bool, FieldError> {
+        if !self.steps.contains_key(name) {
+            return Ok(false);
+        }
+        if let Some(w) = self.workflows.values().find(|w| w.first_step == name) {
+            return Err(err("name", format!("the first step of workflow {}", w.name)));
+        }
+        let uses = self.cases.values().filter(|k| k.step.as_ref().is_some_and(|(_, s)| s == name)).count();
+        if uses > 0 {
+            return Err(err("name", format!("{uses} cases are at this step")));
+        }
+        Ok(self.steps.remove(name).is_some())
+    }
+
     // ----- FAQ -----
+
+    /// An FAQ entry.
+    pub fn faq(&self, id: u64) -> Option<&Faq> {
+        self.faqs.get(&id)
+    }
+
+    /// Deletes an FAQ entry.
+    pub fn delete_faq(&mut self, id: u64) -> bool {
+        self.faqs.remove(&id).is_some()
+    }
 
     /// Creates (`id` 0) or updates an FAQ entry.
     pub fn put_faq(&mut self, mut f: Faq, stamp: Stamp) -> Result<u64, Vec<FieldError>> {
