@@ -110,7 +110,8 @@ async fn commit(
         return Ok(());
     }
     let store = area.store.clone();
-    let written = tokio::task::spawn_blocking(move || store.write(&put, &delete)).await;
+    let next = crm.next_ids();
+    let written = tokio::task::spawn_blocking(move || store.write(&put, &delete, next)).await;
     match written {
         Ok(Ok(())) => Ok(()),
         failed => {

@@ -864,7 +864,31 @@ impl Record {
     }
 }
 
+/// The next ids the CRM hands out (customer, case, FAQ), stored beside the records so a
+/// deleted record's id is never given to a new one (`#C<n>` in old chat lines stays right).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NextIds {
+    /// Next customer id.
+    pub customer: u64,
+    /// Next case id.
+    pub case: u64,
+    /// Next FAQ id.
+    pub faq: u64,
+}
+
 impl Crm {
+    /// The next ids (see [`NextIds`]).
+    pub fn next_ids(&self) -> NextIds {
+        NextIds { customer: self.next_customer, case: self.next_case, faq: self.next_faq }
+    }
+
+    /// Raises the next ids to at least `n` (at load; never lowers them).
+    pub fn raise_next_ids(&mut self, n: NextIds) {
+        self.next_customer = self.next_customer.max(n.customer);
+        self.next_case = self.next_case.max(n.case);
+        self.next_faq = self.next_faq.max(n.faq);
+    }
+
     /// Puts back a record read from the store at start, without the checks (they held when it
     /// was stored), rebuilding the phone index and the next ids. Definitions (tags, formats,
     /// fields, steps, workflows) should come before the records that use them; the store's key
