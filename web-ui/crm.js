@@ -213,7 +213,7 @@ PAGES.crm = async function crm() {
       const r = current ? await api("PUT", "/crm/customers/" + current.id, body) : await api("POST", "/crm/customers", body);
       if (r.status === 422) return showErrors($("c-form"), r.body.errors);
       if (r.status !== 200 && r.status !== 201) return formError(document, errorsText(r));
-      formError(document, t("crm.saved"));
+      $("c-stamps").textContent = t("crm.saved");
       await customers.open(r.body.id);
       await customers.search();
     },
