@@ -499,7 +499,7 @@ async fn customer_calls(AxState(st): AxState<Arc<State>>, a: Authed, Path(id): P
             .map(crate::apps::history::row)
             .filter(|r| [&r.caller, &r.external, &r.called].iter().any(|n| keys.contains(&phone_key(n))))
             .collect();
-        rows.sort_by(|x, y| y.start_ms.cmp(&x.start_ms));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.start_ms));
         rows.truncate(MAX_CUSTOMER_CALLS);
         let calls = rows
             .into_iter()
