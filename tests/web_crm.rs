@@ -309,7 +309,7 @@ fn admin_again(tb: &TestBox) -> Web {
 
 #[test]
 fn cases_move_through_their_workflow_and_the_statistics_count_the_steps() {
-    let tb = TestBox::start(&[ALICE]);
+    let mut tb = TestBox::start(&[ALICE]);
     let w = admin(&tb);
     // A workflow needs its first step; a step's buttons name the next ones.
     let (s, v) = w.call("PUT", "/api/v1/crm/workflows/TEST", Some(json!({ "first_step": "STEP1" })));
@@ -364,6 +364,12 @@ fn cases_move_through_their_workflow_and_the_statistics_count_the_steps() {
     assert_eq!(rows.len(), 3, "two steps and the total: {v}");
     assert_eq!((rows[0]["step"].as_str(), rows[0]["count"].as_u64()), (Some("STEP1"), Some(1)));
     assert_eq!((rows[2]["step"].clone(), rows[2]["count"].as_u64()), (Value::Null, Some(2)));
+    // The step times are stored: the statistics are the same after a restart.
+    tb.restart();
+    let w = admin_again(&tb);
+    let (s, again) = w.get("/api/v1/crm/workflow-stats?workflow=TEST");
+    ok(s, &again);
+    assert_eq!(again, v, "the statistics changed across a restart");
     let (s, v) = w.get("/api/v1/crm/workflow-stats?from=10&to=5");
     assert!(s == StatusCode::UNPROCESSABLE_ENTITY && v["errors"]["to"].is_string(), "{v}");
     let (s, csv) = download(&w, "/api/v1/crm/workflow-stats/csv?workflow=TEST");

@@ -85,7 +85,8 @@ impl CrmStore {
         let mut crm = Crm::new();
         let mut bad = Vec::new();
         // Definitions first: records name them.
-        let order = ["tag/", "format/", "field/", "step/", "workflow/", "customer/", "case/", "faq/"];
+        let order =
+            ["tag/", "format/", "field/", "step/", "workflow/", "customer/", "case/", "faq/", "steplog/"];
         for prefix in order {
             for guard in self.crm.prefix(prefix) {
                 let (key, value) = guard.into_inner().map_err(engine("crm load"))?;

@@ -99,13 +99,20 @@ impl CrmArea {
 }
 
 /// Writes `put` and `delete` durably; on failure reloads `crm` from the store (see the module
-/// doc) and answers 500.
+/// doc) and answers 500. The step times the change logged go in the same batch; the ones that
+/// left the bounded log are deleted.
 async fn commit(
     area: &CrmArea,
     crm: &mut Crm,
-    put: Vec<Record>,
-    delete: Vec<String>,
+    mut put: Vec<Record>,
+    mut delete: Vec<String>,
 ) -> Result<(), ApiError> {
+    for t in crm.take_step_times() {
+        if let Some(old) = t.seq.checked_sub(crate::apps::crm::MAX_STEP_LOG as u64) {
+            delete.push(Record::step_time_key(old));
+        }
+        put.push(Record::StepTime(t));
+    }
     if put.is_empty() && delete.is_empty() {
         return Ok(());
     }

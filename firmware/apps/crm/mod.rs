@@ -86,9 +86,12 @@ pub struct CustomerQuery {
     pub fields: Vec<(String, String)>,
 }
 
-/// The time a case spent in one workflow step.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The time a case spent in one workflow step. Stored (one record each, [`Record::StepTime`])
+/// so the workflow statistics survive a restart.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StepTime {
+    /// Rising number of the entry (its store key).
+    pub seq: u64,
     /// The case.
     pub case: u64,
     /// Workflow and step.
@@ -154,6 +157,9 @@ pub struct Crm {
     /// When each case entered its current step.
     step_since: HashMap<u64, u64>,
     step_log: std::collections::VecDeque<StepTime>,
+    next_step_seq: u64,
+    /// Step times logged since the owner last took them ([`Crm::take_step_times`]).
+    new_step_times: Vec<StepTime>,
 }
 
 fn check_name(field: &str, v: &str, required: bool, errors: &mut Vec<FieldError>) -> String {
@@ -571,10 +577,19 @@ impl Crm {
 
     fn log_step(&mut self, case: u64, left: Option<&(String, String)>, now: u64) {
         if let (Some(step), Some(since)) = (left, self.step_since.remove(&case)) {
+            let t = StepTime {
+                seq: self.next_step_seq,
+                case,
+                step: step.clone(),
+                entered_ms: since,
+                left_ms: now,
+            };
+            self.next_step_seq += 1;
+            self.new_step_times.push(t.clone());
             if self.step_log.len() >= MAX_STEP_LOG {
                 self.step_log.pop_front();
             }
-            self.step_log.push_back(StepTime { case, step: step.clone(), entered_ms: since, left_ms: now });
+            self.step_log.push_back(t);
         }
     }
 
@@ -615,6 +630,13 @@ impl Crm {
     pub fn delete_case(&mut self, id: u64) -> bool {
         self.step_since.remove(&id);
         self.cases.remove(&id).is_some()
+    }
+
+    /// The step times logged since the last call, for the owner to store. An entry whose
+    /// `seq` is [`MAX_STEP_LOG`] or more below the newest has left the log (the owner deletes
+    /// its record).
+    pub fn take_step_times(&mut self) -> Vec<StepTime> {
+        std::mem::take(&mut self.new_step_times)
     }
 
     /// Workflow statistics (§2.15): per step, passes and time spent, for steps left in
@@ -843,9 +865,16 @@ pub enum Record {
     Workflow(Workflow),
     /// A workflow step.
     Step(WorkflowStep),
+    /// The time a case spent in a step (workflow statistics).
+    StepTime(StepTime),
 }
 
 impl Record {
+    /// The store key of step time `seq` (so the owner can delete one that left the log).
+    pub fn step_time_key(seq: u64) -> String {
+        format!("steplog/{seq:016}")
+    }
+
     /// The store key: kind and id or name (ids zero-padded so key order is id order).
     pub fn key(&self) -> String {
         match self {
@@ -860,6 +889,7 @@ impl Record {
             }
             Record::Workflow(w) => format!("workflow/{}", w.name),
             Record::Step(s) => format!("step/{}", s.name),
+            Record::StepTime(t) => Record::step_time_key(t.seq),
         }
     }
 }
@@ -931,6 +961,13 @@ impl Crm {
             }
             Record::Step(s) => {
                 self.steps.insert(s.name.clone(), s);
+            }
+            Record::StepTime(t) => {
+                self.next_step_seq = self.next_step_seq.max(t.seq + 1);
+                if self.step_log.len() >= MAX_STEP_LOG {
+                    self.step_log.pop_front();
+                }
+                self.step_log.push_back(t);
             }
         }
     }
