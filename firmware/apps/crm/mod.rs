@@ -926,7 +926,7 @@ impl Crm {
     pub fn restore(&mut self, record: Record) {
         match record {
             Record::Customer(c) => {
-                self.next_customer = self.next_customer.max(c.id + 1);
+                self.next_customer = self.next_customer.max(c.id.saturating_add(1));
                 if let Some(prev) = self.customers.get(&c.id).cloned() {
                     self.unindex(&prev);
                 }
@@ -936,14 +936,14 @@ impl Crm {
                 self.customers.insert(c.id, c);
             }
             Record::Case(k) => {
-                self.next_case = self.next_case.max(k.id + 1);
+                self.next_case = self.next_case.max(k.id.saturating_add(1));
                 if k.step.is_some() {
                     self.step_since.insert(k.id, k.updated.at_ms);
                 }
                 self.cases.insert(k.id, k);
             }
             Record::Faq(f) => {
-                self.next_faq = self.next_faq.max(f.id + 1);
+                self.next_faq = self.next_faq.max(f.id.saturating_add(1));
                 self.faqs.insert(f.id, f);
             }
             Record::Tag(t) => {
@@ -963,7 +963,7 @@ impl Crm {
                 self.steps.insert(s.name.clone(), s);
             }
             Record::StepTime(t) => {
-                self.next_step_seq = self.next_step_seq.max(t.seq + 1);
+                self.next_step_seq = self.next_step_seq.max(t.seq.saturating_add(1));
                 if self.step_log.len() >= MAX_STEP_LOG {
                     self.step_log.pop_front();
                 }
