@@ -489,21 +489,26 @@ impl Crm {
 
     /// Customer search, at most [`MAX_RESULTS`] in id order.
     pub fn search_customers(&self, q: &CustomerQuery) -> Vec<&Customer> {
+        // Text criteria fold case, full-width ASCII and hiragana (`やまだ` finds `ヤマダ`).
+        let fold = crate::apps::phonebook::fold;
+        let folded = |n: &Option<String>| n.as_deref().map(fold);
+        let (code, name, note) = (folded(&q.code), folded(&q.name), folded(&q.note));
+        let fields: Vec<(&String, String)> = q.fields.iter().map(|(k, v)| (k, fold(v))).collect();
         let contains =
-            |hay: &str, needle: &Option<String>| needle.as_ref().is_none_or(|n| hay.contains(n.as_str()));
+            |hay: &str, n: &Option<String>| n.as_ref().is_none_or(|n| fold(hay).contains(n.as_str()));
         let phone = q.phone.as_deref().map(phone_key);
         self.customers
             .values()
             .filter(|c| q.id.is_none_or(|id| c.id == id))
-            .filter(|c| {
-                contains(&c.code, &q.code) && contains(&c.name, &q.name) && contains(&c.note, &q.note)
-            })
+            .filter(|c| contains(&c.code, &code) && contains(&c.name, &name) && contains(&c.note, &note))
             .filter(|c| q.format.as_ref().is_none_or(|f| c.format.as_ref() == Some(f)))
             .filter(|c| {
                 phone.as_ref().is_none_or(|p| c.phones.iter().any(|x| phone_key(x).contains(p.as_str())))
             })
             .filter(|c| q.tag.as_ref().is_none_or(|t| c.tags.contains(t)))
-            .filter(|c| q.fields.iter().all(|(k, v)| c.fields.get(k).is_some_and(|x| x.contains(v.as_str()))))
+            .filter(|c| {
+                fields.iter().all(|(k, v)| c.fields.get(*k).is_some_and(|x| fold(x).contains(v.as_str())))
+            })
             .take(MAX_RESULTS)
             .collect()
     }
@@ -662,23 +667,21 @@ impl Crm {
 
     /// Cases matching `q`, at most [`MAX_RESULTS`] in id order.
     pub fn search_cases(&self, q: &CaseQuery) -> Vec<&Case> {
-        let has =
-            |hay: &str, needle: &Option<String>| needle.as_ref().is_none_or(|n| hay.contains(n.as_str()));
+        let fold = crate::apps::phonebook::fold;
+        let title = q.title.as_deref().map(fold);
+        let text = q.text.as_deref().map(fold);
+        let has = |hay: &str, n: &Option<String>| n.as_ref().is_none_or(|n| fold(hay).contains(n.as_str()));
         self.cases
             .values()
             .filter(|k| q.id.is_none_or(|id| k.id == id))
-            .filter(|k| has(&k.title, &q.title))
+            .filter(|k| has(&k.title, &title))
             .filter(|k| q.status.as_ref().is_none_or(|s| &k.status == s))
             .filter(|k| q.customer.is_none_or(|c| k.customer == Some(c)))
             .filter(|k| q.owner.as_ref().is_none_or(|o| k.owner.as_ref() == Some(o)))
             .filter(|k| q.tag.as_ref().is_none_or(|t| k.tags.contains(t)))
             .filter(|k| q.workflow.as_ref().is_none_or(|w| k.step.as_ref().is_some_and(|(x, _)| x == w)))
             .filter(|k| {
-                q.text.as_ref().is_none_or(|t| {
-                    k.title.contains(t.as_str())
-                        || k.detail.contains(t.as_str())
-                        || k.notes.contains(t.as_str())
-                })
+                text.is_none() || has(&k.title, &text) || has(&k.detail, &text) || has(&k.notes, &text)
             })
             .take(MAX_RESULTS)
             .collect()
@@ -837,9 +840,11 @@ impl Crm {
 
     /// FAQ entries whose title or detail contains `word` (empty: all).
     pub fn search_faq(&self, word: &str) -> Vec<&Faq> {
+        let fold = crate::apps::phonebook::fold;
+        let word = fold(word);
         self.faqs
             .values()
-            .filter(|f| f.title.contains(word) || f.detail.contains(word))
+            .filter(|f| fold(&f.title).contains(&word) || fold(&f.detail).contains(&word))
             .take(MAX_RESULTS)
             .collect()
     }

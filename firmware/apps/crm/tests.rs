@@ -121,6 +121,9 @@ fn search_combines_criteria() {
     let q =
         CustomerQuery { fields: vec![("契約状況".into(), "契約".into())], ..CustomerQuery::default() };
     assert_eq!(crm.search_customers(&q).len(), 3);
+    crm.put_customer(customer("ヤマダ電機", "0522223333"), at(1), false).unwrap();
+    let q = CustomerQuery { name: Some("やまだ".into()), ..CustomerQuery::default() };
+    assert_eq!(crm.search_customers(&q)[0].name, "ヤマダ電機", "hiragana finds katakana");
 }
 
 #[test]
@@ -192,6 +195,7 @@ fn custom_fields_apply_to_their_category_and_faq_search_finds_words() {
     )
     .unwrap();
     assert_eq!(crm.search_faq("SRTP").len(), 1);
+    assert_eq!(crm.search_faq("snom").len(), 1, "case folds");
     assert!(crm.search_faq("fax").is_empty());
 }
 
@@ -252,6 +256,7 @@ fn definitions_in_use_are_not_deleted_and_cases_are_searched() {
         q
     };
     assert_eq!(crm.search_cases(&q(|q| q.title = Some("請求".into()))).len(), 1);
+    assert_eq!(crm.search_cases(&q(|q| q.text = Some("ｐｄｆ".into()))).len(), 1, "full-width and case fold");
     assert_eq!(crm.search_cases(&q(|q| q.text = Some("PDF".into()))).len(), 1);
     assert_eq!(crm.search_cases(&q(|q| q.owner = Some("kato".into()))).len(), 1);
     assert_eq!(crm.search_cases(&q(|q| q.workflow = Some("W".into()))).len(), 1);
