@@ -118,7 +118,7 @@ fn audited(w: &Web) -> Vec<String> {
 
 #[test]
 fn every_crm_endpoint_needs_a_session_csrf_and_the_permission() {
-    let tb = TestBox::start_with_config(&[ALICE, BOB], &[], QUEUE);
+    let tb = TestBox::start_with_config(&[ALICE, BOB, CAROL], &[], QUEUE);
     let anon = Web::new(&tb);
     for (m, p, _) in ROUTES {
         let (s, v) = anon.call(m, p, Some(json!({})));
@@ -147,6 +147,26 @@ fn every_crm_endpoint_needs_a_session_csrf_and_the_permission() {
     assert_eq!(v["ref"], "#C1");
     assert_eq!(agent.get("/api/v1/crm/tags").0, StatusCode::OK);
     assert_eq!(agent.get("/api/v1/presence").0, StatusCode::OK);
+    // A business format open to 201 only (§2.23 CRM権限): another agent neither sees its
+    // customers nor uses it; admins and supervisors see everything.
+    let (s, v) = w.call("PUT", "/api/v1/crm/formats/限定", Some(json!({ "agents": ["201"] })));
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) =
+        agent.call("POST", "/api/v1/crm/customers", Some(json!({ "name": "限定顧客", "format": "限定" })));
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let limited = v["id"].as_u64().unwrap_or_default();
+    let ito = user(&tb, &w, "ito", "agent", "203");
+    assert_eq!(ito.get(&format!("/api/v1/crm/customers/{limited}")).0, StatusCode::NOT_FOUND);
+    assert_eq!(ito.get("/api/v1/crm/customers").1["total"], 1, "only the unrestricted customer");
+    assert_eq!(
+        ito.call("DELETE", &format!("/api/v1/crm/customers/{limited}"), None).0,
+        StatusCode::NOT_FOUND
+    );
+    let (s, v) = ito.call("POST", "/api/v1/crm/customers", Some(json!({ "name": "x", "format": "限定" })));
+    assert!(s == StatusCode::UNPROCESSABLE_ENTITY && v["errors"]["format"].is_string(), "{v}");
+    assert_eq!(agent.get("/api/v1/crm/customers").1["total"], 2);
+    assert_eq!(w.get(&format!("/api/v1/crm/customers/{limited}")).0, StatusCode::OK);
+
     // The screen pop needs an extension on the user.
     let (s, v) = w.get("/api/v1/crm/screen-pop/stream");
     assert!(s == StatusCode::UNPROCESSABLE_ENTITY && v["errors"]["extension"].is_string(), "{v}");

@@ -162,6 +162,23 @@ fn parse_id(id: &str) -> Result<u64, ApiError> {
     id.trim_start_matches(['#', 'C', 'T']).parse().map_err(|_| ApiError::not_found())
 }
 
+/// Whether `a` may see customer `c`: `crm_admin` sees every one; others only customers of
+/// formats open to their extension (§2.23 CRM権限, [`Crm::may_use_format`]).
+fn visible(crm: &Crm, a: &Authed, c: &Customer) -> bool {
+    a.permissions.contains(&Permission::CrmAdmin)
+        || crm.may_use_format(c.format.as_deref(), a.user.extension.as_deref())
+}
+
+/// Refuses a format the user may not use (422 on `format`).
+fn format_allowed(crm: &Crm, a: &Authed, format: Option<&str>) -> Result<(), ApiError> {
+    let all = a.permissions.contains(&Permission::CrmAdmin);
+    if all || crm.may_use_format(format, a.user.extension.as_deref()) {
+        Ok(())
+    } else {
+        Err(one_field("format", "this business format is not open to your extension"))
+    }
+}
+
 fn view(a: &Authed) -> Result<(), ApiError> {
     a.require(Permission::CrmView)
 }
@@ -278,7 +295,8 @@ async fn list_customers(AxState(st): AxState<Arc<State>>, a: Authed, q: RawQuery
     let (offset, limit) = paging(&q)?;
     let search = customer_query(&q)?;
     let crm = st.crm.inner.lock().await;
-    let found = crm.search_customers(&search);
+    let found: Vec<&Customer> =
+        crm.search_customers(&search).into_iter().filter(|c| visible(&crm, &a, c)).collect();
     let page: Vec<Value> = found.iter().skip(offset).take(limit).map(|c| customer_json(c)).collect();
     Ok(Json(json!({
         "customers": page,
@@ -336,6 +354,7 @@ async fn create_customer(
     edit(&a)?;
     let b: CustomerBody = parse(&headers, &body)?;
     let mut crm = st.crm.inner.lock().await;
+    format_allowed(&crm, &a, b.format.as_deref())?;
     let id = crm.put_customer(b.into_customer(0), stamp(&a), false).map_err(|e| field_errors(&e))?;
     let c = crm.customer(id).cloned().ok_or_else(ApiError::internal)?;
     commit(&st.crm, &mut crm, vec![Record::Customer(c.clone())], Vec::new()).await?;
@@ -348,7 +367,7 @@ async fn read_customer(AxState(st): AxState<Arc<State>>, a: Authed, Path(id): Pa
     view(&a)?;
     let id = parse_id(&id)?;
     let crm = st.crm.inner.lock().await;
-    let c = crm.customer(id).ok_or_else(ApiError::not_found)?;
+    let c = crm.customer(id).filter(|c| visible(&crm, &a, c)).ok_or_else(ApiError::not_found)?;
     let cases: Vec<Value> = crm.cases_of(id).into_iter().map(|k| case_json(&crm, k)).collect();
     let format = c.format.as_deref().and_then(|f| crm.format(f)).map(|f| json!(f));
     let mut v = customer_json(c);
@@ -370,9 +389,10 @@ async fn update_customer(
     let id = parse_id(&id)?;
     let b: CustomerBody = parse(&headers, &body)?;
     let mut crm = st.crm.inner.lock().await;
-    if crm.customer(id).is_none() {
+    if !crm.customer(id).is_some_and(|c| visible(&crm, &a, c)) {
         return Err(ApiError::not_found());
     }
+    format_allowed(&crm, &a, b.format.as_deref())?;
     crm.put_customer(b.into_customer(id), stamp(&a), false).map_err(|e| field_errors(&e))?;
     let c = crm.customer(id).cloned().ok_or_else(ApiError::internal)?;
     commit(&st.crm, &mut crm, vec![Record::Customer(c.clone())], Vec::new()).await?;
@@ -385,7 +405,9 @@ async fn delete_customer(AxState(st): AxState<Arc<State>>, a: Authed, Path(id): 
     edit(&a)?;
     let id = parse_id(&id)?;
     let mut crm = st.crm.inner.lock().await;
-    let Some(c) = crm.customer(id).cloned() else { return Err(ApiError::not_found()) };
+    let Some(c) = crm.customer(id).filter(|c| visible(&crm, &a, c)).cloned() else {
+        return Err(ApiError::not_found());
+    };
     let linked: Vec<u64> = crm.cases_of(id).iter().map(|k| k.id).collect();
     crm.delete_customer(id);
     // Its cases stay, unlinked: they are written back in the same batch.
@@ -429,11 +451,14 @@ async fn bulk_customers(
         return Err(one_field("ids", format!("check 1 to {MAX_RESULTS} customers")));
     }
     let mut crm = st.crm.inner.lock().await;
+    if let Some(f) = &b.format {
+        format_allowed(&crm, &a, Some(f.as_str()).filter(|f| !f.trim().is_empty()))?;
+    }
     let now = stamp(&a);
     let mut put = Vec::new();
     let mut errors = Vec::new();
     for id in &b.ids {
-        let Some(mut c) = crm.customer(*id).cloned() else {
+        let Some(mut c) = crm.customer(*id).filter(|c| visible(&crm, &a, c)).cloned() else {
             errors.push(json!({ "id": id, "errors": { "id": "no such customer" } }));
             continue;
         };
@@ -475,6 +500,7 @@ async fn export_customers(AxState(st): AxState<Arc<State>>, a: Authed, q: RawQue
         Some(ids) => id_list(ids)?.into_iter().filter_map(|id| crm.customer(id)).collect(),
         None => crm.search_customers(&customer_query(&q)?),
     };
+    let chosen: Vec<&Customer> = chosen.into_iter().filter(|c| visible(&crm, &a, c)).collect();
     let bytes = customers_csv(&chosen, UtcOffset::JST);
     let n = chosen.len();
     drop(crm);
@@ -490,7 +516,7 @@ async fn customer_calls(AxState(st): AxState<Arc<State>>, a: Authed, Path(id): P
     let id = parse_id(&id)?;
     let keys: Vec<String> = {
         let crm = st.crm.inner.lock().await;
-        let c = crm.customer(id).ok_or_else(ApiError::not_found)?;
+        let c = crm.customer(id).filter(|c| visible(&crm, &a, c)).ok_or_else(ApiError::not_found)?;
         c.phones.iter().map(|p| crate::apps::crm::fields::phone_key(p)).filter(|k| !k.is_empty()).collect()
     };
     if keys.is_empty() {

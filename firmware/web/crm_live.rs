@@ -275,12 +275,14 @@ async fn did_popup(st: &State, did: &str) -> Option<String> {
     config.popup_urls.get(did).cloned()
 }
 
-/// The event a ringing phone shows: caller, matching customers, pop-up URL.
-pub(super) async fn pop_json(st: &State, r: &Ringing) -> Value {
+/// The event a ringing phone shows: caller, matching customers (only those of formats open
+/// to the extension, unless `all`), pop-up URL.
+pub(super) async fn pop_json(st: &State, r: &Ringing, all: bool) -> Value {
     let customers: Vec<Value> = {
         let crm = st.crm.inner.lock().await;
         crm.find_by_phone(&r.caller)
             .into_iter()
+            .filter(|c| all || crm.may_use_format(c.format.as_deref(), Some(&r.ext)))
             .take(MAX_POP_CUSTOMERS)
             .map(|c| {
                 json!({
@@ -311,6 +313,8 @@ pub(super) async fn pop_json(st: &State, r: &Ringing) -> Value {
 struct PopStream {
     st: Arc<State>,
     ext: String,
+    /// The user sees every customer (`crm_admin`).
+    all: bool,
     rx: broadcast::Receiver<Ringing>,
     #[allow(dead_code)] // held for the stream's life, never read
     permit: tokio::sync::OwnedSemaphorePermit,
@@ -337,7 +341,7 @@ async fn next_pop(mut s: PopStream) -> Option<(Result<Event, std::convert::Infal
             // Fell behind: the skipped phones rang long ago; go on with the next.
             Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
             Ok(Ok(r)) if r.ext == s.ext => {
-                let v = pop_json(&s.st, &r).await;
+                let v = pop_json(&s.st, &r, s.all).await;
                 return Some((Ok(Event::default().event("ringing").data(v.to_string())), s));
             }
             Ok(Ok(_)) => continue,
@@ -357,7 +361,9 @@ async fn screen_pop(AxState(st): AxState<Arc<State>>, a: Authed) -> ApiResult {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too_many_streams"));
     };
     let rx = st.ringing.subscribe();
-    let state = PopStream { st: st.clone(), ext, rx, permit, deadline: stream_deadline(), hello_sent: false };
+    let all = a.permissions.contains(&Permission::CrmAdmin);
+    let state =
+        PopStream { st: st.clone(), ext, all, rx, permit, deadline: stream_deadline(), hello_sent: false };
     let events = futures_util::stream::unfold(state, next_pop);
     Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
 }

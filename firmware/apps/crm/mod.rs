@@ -242,6 +242,16 @@ impl Crm {
         Ok(())
     }
 
+    /// Whether the agent on extension `ext` may use records of business format `format`
+    /// (§2.23 CRM権限): a record without a format, a format without an agent list, or one that
+    /// lists `ext`. A format that no longer exists restricts nobody.
+    pub fn may_use_format(&self, format: Option<&str>, ext: Option<&str>) -> bool {
+        match format.and_then(|f| self.formats.get(f)) {
+            Some(f) if !f.agents.is_empty() => ext.is_some_and(|e| f.agents.iter().any(|a| a == e)),
+            _ => true,
+        }
+    }
+
     /// A business format.
     pub fn format(&self, name: &str) -> Option<&BusinessFormat> {
         self.formats.get(name)

@@ -269,3 +269,15 @@ fn definitions_in_use_are_not_deleted_and_cases_are_searched() {
     assert_eq!(crm.delete_tag("VIP"), Ok(true));
     assert_eq!(crm.delete_format("デモ"), Ok(true));
 }
+
+#[test]
+fn a_format_with_agents_is_open_only_to_them() {
+    let mut crm = demo();
+    let f = BusinessFormat { name: "限定".into(), agents: vec!["201".into()], ..BusinessFormat::default() };
+    crm.put_format(f, &["201", "202"]).unwrap();
+    assert!(crm.may_use_format(Some("限定"), Some("201")));
+    assert!(!crm.may_use_format(Some("限定"), Some("202")));
+    assert!(!crm.may_use_format(Some("限定"), None));
+    assert!(crm.may_use_format(Some("デモ"), None), "no agent list: everyone");
+    assert!(crm.may_use_format(None, None) && crm.may_use_format(Some("消えた"), Some("202")));
+}
