@@ -52,10 +52,13 @@ fn a_known_customer_calling_pops_up_in_the_agents_browser() {
     let csv = csv.display().to_string();
     let env = [("USER", "kato"), ("PASSWORD", GOOD2), ("CSV", csv.as_str()), ("CALLER", CALLER)];
 
+    // The flow writes this once the page listens; a file left by an earlier run must not
+    // start the call early.
+    let ready_file =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/web-artifacts/crm/ready");
+    let _ = std::fs::remove_file(&ready_file);
     let out_dir = std::thread::scope(|s| {
         let flow = s.spawn(|| browser_flow(&tb, "crm.js", "crm", &env, FLOW_TIMEOUT));
-        let ready_file =
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/web-artifacts/crm/ready");
         let ready = (0..READY_POLLS).any(|_| {
             let done = flow.is_finished() || ready_file.is_file();
             if !done {
