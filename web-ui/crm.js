@@ -259,7 +259,10 @@ PAGES.crm = async function crm() {
         const box = document.createElement("input"); box.type = "checkbox"; box.value = k.id;
         cell(tr, "").appendChild(box);
         cell(tr, "").appendChild(link(k.ref, "#case=" + k.id, () => cases.open(k.id)));
-        cell(tr, k.title); cell(tr, k.customer_name || ""); cell(tr, k.status); cell(tr, k.owner || "");
+        cell(tr, k.title);
+        const who = cell(tr, "");
+        if (k.customer) who.appendChild(link("#C" + k.customer + " " + (k.customer_name || ""), "#customer=" + k.customer, () => customers.open(k.customer)));
+        cell(tr, k.status); cell(tr, k.owner || "");
         cell(tr, k.workflow ? k.workflow + "-" + k.step_name : ""); cell(tr, when(k.updated.at_ms));
         tbody.appendChild(tr);
       }
