@@ -666,20 +666,33 @@ async fn upload_import(
         mapping,
     };
     super::phonebook::require_csv(&headers)?;
-    let mut guard = st.crm.inner.clone().lock_owned().await;
+    // Import and store in one blocking job holding the lock: if the request is dropped (the
+    // client leaves, the request timeout), the job still finishes, so RAM and the store agree.
+    let mut crm = st.crm.inner.clone().lock_owned().await;
     let now = stamp(&a);
-    let (guard_back, result) = tokio::task::spawn_blocking(move || {
+    let store = st.crm.store.clone();
+    let result = tokio::task::spawn_blocking(move || {
         let mut stored = Vec::new();
-        let r =
-            upload::import(&mut guard, &body, &opts, &now, &mut |c| stored.push(Record::Customer(c.clone())));
-        (guard, r.map(|report| (report, stored)))
+        let report =
+            upload::import(&mut crm, &body, &opts, &now, &mut |c| stored.push(Record::Customer(c.clone())))?;
+        if stored.is_empty() {
+            return Ok(Ok(report));
+        }
+        match store.write(&stored, &[], crm.next_ids()) {
+            Ok(()) => Ok(Ok(report)),
+            Err(e) => {
+                log::error!("crm: upload not stored: {e}");
+                match store.load() {
+                    Ok((fresh, _)) => *crm = fresh,
+                    Err(e) => log::error!("crm: reload after a failed write failed too: {e}"),
+                }
+                Ok(Err(ApiError::internal()))
+            }
+        }
     })
     .await
     .map_err(|_| ApiError::internal())?;
-    let mut crm = guard_back;
-    let (report, stored) = result.map_err(upload_error)?;
-    commit(&st.crm, &mut crm, stored, Vec::new()).await?;
-    drop(crm);
+    let report = result.map_err(upload_error)??;
     let skipped: Vec<Value> = report
         .skipped
         .iter()
