@@ -581,9 +581,10 @@ impl Crm {
                 k.created = stamp.clone();
             }
         }
-        if k.step.is_some() {
-            self.step_since.entry(k.id).or_insert(now);
-        }
+        k.step_entered_ms = match k.step {
+            Some(_) => *self.step_since.entry(k.id).or_insert(now),
+            None => 0,
+        };
         k.updated = stamp;
         let id = k.id;
         self.cases.insert(id, k);
@@ -625,6 +626,7 @@ impl Crm {
             self.step_since.insert(case, stamp.at_ms);
         }
         if let Some(k) = self.cases.get_mut(&case) {
+            k.step_entered_ms = if next.is_some() { stamp.at_ms } else { 0 };
             k.step = next;
             k.updated = stamp;
         }
@@ -953,7 +955,9 @@ impl Crm {
             Record::Case(k) => {
                 self.next_case = self.next_case.max(k.id.saturating_add(1));
                 if k.step.is_some() {
-                    self.step_since.insert(k.id, k.updated.at_ms);
+                    // Records stored before the entry time was kept fall back to the update.
+                    let since = if k.step_entered_ms != 0 { k.step_entered_ms } else { k.updated.at_ms };
+                    self.step_since.insert(k.id, since);
                 }
                 self.cases.insert(k.id, k);
             }

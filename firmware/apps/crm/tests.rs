@@ -217,6 +217,25 @@ fn step_times_are_handed_out_once_and_restored_with_their_sequence() {
     assert_eq!(times.len(), 1);
     assert_eq!((times[0].seq, times[0].left_ms - times[0].entered_ms), (0, 3_000));
     assert!(crm.take_step_times().is_empty(), "taken once");
+    // A case edited while in a step still counts from its entry after a reload.
+    let k2 = Case { title: "t2".into(), step: Some(("W".into(), String::new())), ..Case::default() };
+    let id2 = crm.put_case(k2, at(10_000)).unwrap();
+    let mut edited = crm.case(id2).unwrap().clone();
+    edited.title = "t2 edited".into();
+    crm.put_case(edited, at(20_000)).unwrap();
+    let stored = crm.case(id2).unwrap().clone();
+    assert_eq!(stored.step_entered_ms, 10_000);
+    let mut reloaded = demo();
+    reloaded.restore(Record::Step(WorkflowStep {
+        name: "S1".into(),
+        buttons: vec![StepButton { label: "終了".into(), next: None }],
+        ..WorkflowStep::default()
+    }));
+    reloaded.restore(Record::Case(stored));
+    reloaded.press_step_button(id2, 0, at(25_000)).unwrap();
+    let t = reloaded.take_step_times();
+    assert_eq!((t[0].entered_ms, t[0].left_ms), (10_000, 25_000));
+    assert_eq!(reloaded.case(id2).unwrap().step_entered_ms, 0, "left the workflow");
     // A fresh CRM given the record back has the same statistics and numbers on.
     let mut again = Crm::new();
     again.restore(Record::StepTime(times[0].clone()));
