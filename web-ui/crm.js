@@ -28,7 +28,7 @@ Object.assign(TEXT.ja, {
   "crm.buttons": "ボタン: 1行に1つ「ラベル>次のステップ」（空: 終了）", "crm.first_step": "最初のステップ",
   "crm.step": "ステップ", "crm.count": "件数", "crm.avg": "平均時間", "crm.max": "最大時間", "crm.min": "最小時間",
   "crm.total": "時間合計", "crm.sum": "合計", "crm.confirm": "本当に削除してよろしいでしょうか?", "crm.saved": "変更を保存しました",
-  "crm.hits": "{n} 件", "crm.bulk_done": "{n} 件を更新しました。", "crm.none": "（なし）", "crm.end": "終了",
+  "crm.today": "今日", "crm.hits": "{n} 件", "crm.bulk_done": "{n} 件を更新しました。", "crm.none": "（なし）", "crm.end": "終了",
 });
 Object.assign(TEXT.en, {
   "crm.title": "CRM", "crm.customers": "Customers", "crm.cases": "Cases", "crm.faq": "FAQ", "crm.chat": "Chat",
@@ -55,7 +55,7 @@ Object.assign(TEXT.en, {
   "crm.buttons": "Buttons: one per line, label>next step (empty: end)", "crm.first_step": "First step",
   "crm.step": "Step", "crm.count": "Count", "crm.avg": "Average", "crm.max": "Max", "crm.min": "Min",
   "crm.total": "Total", "crm.sum": "Total", "crm.confirm": "Delete this record?", "crm.saved": "Saved",
-  "crm.hits": "{n} found", "crm.bulk_done": "{n} updated.", "crm.none": "(none)", "crm.end": "end",
+  "crm.today": "Today", "crm.hits": "{n} found", "crm.bulk_done": "{n} updated.", "crm.none": "(none)", "crm.end": "end",
 });
 
 const $ = (id) => document.getElementById(id);
@@ -393,6 +393,16 @@ PAGES.crm = async function crm() {
       if ([...to.options].some((o) => o.value === keep)) to.value = keep;
     },
     render(m) {
+      // A date line whenever the day changes (the manual's "Today(2016-02-08)").
+      const d = new Date(m.at_ms);
+      const day = d.getFullYear() + "-" + String(d.getMonth() + 1).padStart(2, "0") + "-" + String(d.getDate()).padStart(2, "0");
+      if (day !== chat.lastDay) {
+        chat.lastDay = day;
+        const h = document.createElement("p"); h.className = "day hint";
+        const today = new Date().toDateString() === d.toDateString();
+        h.textContent = (today ? t("crm.today") + " " : "") + "(" + day + ")";
+        $("chat-log").appendChild(h);
+      }
       const p = document.createElement("p"); p.className = "msg" + (m.bold ? " bold" : "") + (m.red ? " red" : "");
       const meta = document.createElement("span"); meta.className = "meta";
       const target = m.to.kind === "everyone" ? t("crm.everyone") : m.to.name;
