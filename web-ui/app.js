@@ -26,7 +26,9 @@ const TEXT = {
     "users.created": "登録しました", "users.deleted": "削除しました", "users.online": "ログイン中",
     "error.generic": "エラーが発生しました（{s}）。",
     "nav.phonebook": "電話帳", "nav.campaigns": "キャンペーン", "nav.lists": "着信拒否・発信規制", "nav.history": "通話履歴",
-    "nav.system": "システム管理",
+    "nav.system": "システム管理", "nav.crm": "CRM",
+    "pop.title": "着信", "pop.caller": "発信者番号", "pop.none": "登録された顧客はいません",
+    "pop.open": "外部ページを開く", "pop.close": "閉じる",
   },
   en: {
     "common.loading": "Loading…",
@@ -51,7 +53,9 @@ const TEXT = {
     "users.created": "Saved", "users.deleted": "Deleted", "users.online": "logged in",
     "error.generic": "Something went wrong ({s}).",
     "nav.phonebook": "Phonebook", "nav.campaigns": "Campaigns", "nav.lists": "Block lists", "nav.history": "Call history",
-    "nav.system": "System",
+    "nav.system": "System", "nav.crm": "CRM",
+    "pop.title": "Incoming call", "pop.caller": "Caller", "pop.none": "No customer has this number",
+    "pop.open": "Open the pop-up page", "pop.close": "Close",
   },
 };
 
@@ -81,6 +85,7 @@ const NAV = [
   ["reports.html", "nav.reports", "reports_view"],
   ["history.html", "nav.history", "history_view"],
   ["media.html", "nav.media", null],
+  ["crm.html", "nav.crm", "crm_view"],
   ["phonebook.html", "nav.phonebook", "phonebook_view"],
   ["campaigns.html", "nav.campaigns", "campaign_view"],
   ["lists.html", "nav.lists", "settings_edit"],
@@ -151,7 +156,57 @@ async function session(allowForced) {
   });
   const out = document.getElementById("logout");
   if (out) out.addEventListener("click", async () => { await api("POST", "/logout"); go("login.html"); });
+  if (r.body.user.extension && r.body.permissions.includes("crm_view")) screenPop();
   return r.body;
+}
+
+// The screen pop (CRM自動検索 / 着信ポップアップ): on every page of a user with an extension, a
+// stream of the phones of that extension starting to ring; each ring shows a panel with the
+// caller's number, the customers saved with it (links to their pages) and the DID's pop-up
+// URL. EventSource reconnects by itself when the server ends a stream (every 2 minutes).
+function screenPop() {
+  const panel = document.createElement("aside");
+  panel.id = "screen-pop";
+  panel.className = "screen-pop";
+  panel.hidden = true;
+  panel.setAttribute("role", "alert");
+  document.body.appendChild(panel);
+  const es = new EventSource("/api/v1/crm/screen-pop/stream");
+  es.addEventListener("ready", () => { document.body.dataset.screenPop = "ready"; });
+  es.addEventListener("error", () => { document.body.dataset.screenPop = "reconnecting"; });
+  es.addEventListener("ringing", (ev) => {
+    let p;
+    try { p = JSON.parse(ev.data); } catch (_) { return; }
+    panel.replaceChildren();
+    const h = document.createElement("h2");
+    h.textContent = t("pop.title") + ": " + p.caller;
+    panel.appendChild(h);
+    const list = document.createElement("ul");
+    for (const c of p.customers || []) {
+      const li = document.createElement("li");
+      const a = document.createElement("a");
+      a.href = c.url; a.className = "pop-customer";
+      a.textContent = c.ref + " " + c.name + (c.code ? " (" + c.code + ")" : "");
+      li.appendChild(a);
+      list.appendChild(li);
+    }
+    if (!(p.customers || []).length) {
+      const li = document.createElement("li"); li.textContent = t("pop.none"); list.appendChild(li);
+    }
+    panel.appendChild(list);
+    if (p.popup_url && /^https?:\/\//i.test(p.popup_url)) {
+      const a = document.createElement("a");
+      a.href = p.popup_url; a.target = "_blank"; a.rel = "noopener noreferrer"; a.id = "pop-url";
+      a.textContent = t("pop.open");
+      a.title = p.popup_url;
+      panel.appendChild(a);
+    }
+    const close = document.createElement("button");
+    close.type = "button"; close.className = "small"; close.textContent = t("pop.close");
+    close.addEventListener("click", () => { panel.hidden = true; });
+    panel.appendChild(close);
+    panel.hidden = false;
+  });
 }
 
 function duration(s) {

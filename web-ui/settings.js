@@ -55,6 +55,7 @@ const SECTIONS = {
     f("present", L("通知番号", "Presented number")),
     f("max_channels", L("最大同時通話数", "Max channels"), "number"),
     f("caller_id_for", L("この番号で発信する内線", "Extensions calling out as it"), "csv"),
+    f("popup_url", L("着信ポップアップ URL (@@@@ = 発信者番号)", "Pop-up URL (@@@@ = caller's number)")),
   ] },
   holidays: { kind: "value", type: "csv", title: L("祝日", "Holidays"), hint: L("YYYY-MM-DD をカンマ区切り", "YYYY-MM-DD, comma separated") },
   utc_offset: { kind: "value", type: "text", title: L("タイムゾーン (UTC オフセット)", "Time zone (UTC offset)") },

@@ -305,7 +305,8 @@ pub fn format_duration(secs: u64) -> String {
     format!("{:02}:{:02}", secs / 60, secs % 60)
 }
 
-fn csv_cell(out: &mut String, cell: &str) {
+/// Appends one CSV cell, quoted when needed; a leading `=`, `+`, `-` or `@` is defused.
+pub fn csv_cell(out: &mut String, cell: &str) {
     if cell.contains([',', '"', '\n', '\r']) || cell.starts_with(['=', '+', '-', '@']) {
         // A leading `=`/`+`/`-`/`@` would run as a formula in a spreadsheet.
         out.push('"');

@@ -175,8 +175,8 @@ fn normalised(number: &str) -> Option<String> {
 }
 
 /// Folds text for search: case, full-width ASCII and hiragana to katakana, so `やまだ`
-/// finds `ヤマダ` and `ＡＢＣ` finds `abc`.
-fn fold(text: &str) -> String {
+/// finds `ヤマダ` and `ＡＢＣ` finds `abc`. The CRM's searches use it too.
+pub fn fold(text: &str) -> String {
     text.chars()
         .map(|c| match c {
             // Full-width ASCII block to ASCII.

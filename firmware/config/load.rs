@@ -511,7 +511,7 @@ fn validate(raw: RawFile) -> Result<Config, Invalid> {
         block: raw.block,
         restrict: raw.restrict,
     };
-    config.trunk_calls = super::trunkcalls::validate(calls, &trunk_names, &ext_numbers)
+    (config.trunk_calls, config.popup_urls) = super::trunkcalls::validate(calls, &trunk_names, &ext_numbers)
         .map_err(|(span, field, message)| Invalid { span, field, message })?;
     config.trunk_calls.extensions = outbound;
     if let Some(c) = raw.conference {

@@ -26,7 +26,8 @@ pub use dialplan::{
 pub use load::{load_file, parse_str, ConfigError};
 pub use notify::{MailTo, NotifyConfig, MAX_ADDRESS_BYTES, MAX_CHAT_TARGETS};
 pub use trunkcalls::{
-    BlockConfig, BlockTreatment, DidOptions, ExtensionOutbound, ForwardPresent, TrunkCallsConfig,
+    popup_url_ok, BlockConfig, BlockTreatment, DidOptions, ExtensionOutbound, ForwardPresent, PopupUrls,
+    TrunkCallsConfig, MAX_POPUP_URL,
 };
 
 use std::net::IpAddr;
@@ -56,6 +57,8 @@ pub struct Config {
     pub dialplan: DialplanConfig,
     /// `[[did]]`, `[[outbound_route]]`, `[block]`, `[restrict]`: calls over the trunks.
     pub trunk_calls: TrunkCallsConfig,
+    /// `[[did]] popup_url`: the CRM screen pop's pop-up URL per DID (issue 9), for the web.
+    pub popup_urls: PopupUrls,
     /// `[smtp]`, `[[chat]]`, `[[chat_rule]]`: voicemail notifications (issue 5).
     pub notify: NotifyConfig,
     /// `[[ivr]]`: the IVR menus (issue 6).

@@ -113,6 +113,30 @@ pub(super) struct RawDid {
     max_channels: Option<i64>,
     #[serde(default)]
     caller_id_for: Vec<String>,
+    popup_url: Option<String>,
+}
+
+/// DID → its pop-up URL (`[[did]] popup_url`).
+pub type PopupUrls = std::collections::BTreeMap<String, String>;
+
+/// Longest DID pop-up URL: far above any CRM search link, well below what browsers take.
+pub const MAX_POPUP_URL: usize = 1024;
+
+/// Checks a DID's pop-up URL: `http://` or `https://`, at most [`MAX_POPUP_URL`] bytes, no
+/// spaces or control characters (the page opens it as a link; `javascript:` and the like are
+/// refused so a config cannot run script in the admin's origin).
+pub fn popup_url_ok(url: &str) -> Result<(), String> {
+    let lower = url.to_ascii_lowercase();
+    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+        return Err("must start with http:// or https://".into());
+    }
+    if url.len() > MAX_POPUP_URL {
+        return Err(format!("at most {MAX_POPUP_URL} bytes"));
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("no spaces or control characters".into());
+    }
+    Ok(())
 }
 
 /// One `[[outbound_route]]`.
@@ -189,12 +213,15 @@ fn entries(list: &[String], field: &str, span: &std::ops::Range<usize>) -> Resul
 
 /// Validates the trunk-call sections. `trunks` are the configured trunk names (routes must name
 /// one), `extensions` the configured extension numbers.
+/// Also returns each DID's pop-up URL (kept apart from [`DidOptions`]: the engine does not
+/// use it, only the web's screen pop).
 pub(super) fn validate(
     raw: RawTrunkCalls,
     trunks: &[String],
     extensions: &[String],
-) -> Result<TrunkCallsConfig, Invalid> {
+) -> Result<(TrunkCallsConfig, PopupUrls), Invalid> {
     let mut out = TrunkCallsConfig::default();
+    let mut popups = PopupUrls::new();
     let first_did_span = raw.did.first().map(|d| d.span()).unwrap_or(0..0);
     let mut rules = TimeRulesConfig { utc_offset: raw.utc_offset, holidays: raw.holidays, did: Vec::new() };
     for (i, d) in raw.did.into_iter().enumerate() {
@@ -222,12 +249,22 @@ pub(super) fn validate(
                 return Err((span.clone(), field("caller_id_for"), format!("{e} is not an extension")));
             }
         }
+        let popup_url = match d.popup_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(u) => {
+                popup_url_ok(u).map_err(|m| (span.clone(), field("popup_url"), format!("`{u}`: {m}")))?;
+                Some(u.to_string())
+            }
+        };
         out.dids.push(DidOptions {
             number: d.number.trim().to_string(),
             present,
             max_channels,
             caller_id_for: d.caller_id_for,
         });
+        if let Some(u) = popup_url {
+            popups.insert(d.number.trim().to_string(), u);
+        }
         rules.did.push(DidConfig { number: d.number, default: d.default, rule: d.rule });
     }
     out.time_rules =
@@ -299,7 +336,7 @@ pub(super) fn validate(
         }
         out.restrict_file = r.file;
     }
-    Ok(out)
+    Ok((out, popups))
 }
 
 /// Checks an extension's `caller_id`: a national number.
@@ -355,6 +392,7 @@ number = "0312345678"
 default = { voicemail = "201" }
 max_channels = 4
 caller_id_for = ["201"]
+popup_url = "https://crm.example/search?tel=@@@@"
 [[did.rule]]
 name = "office hours"
 weekdays = ["mon", "tue", "wed", "thu", "fri"]
@@ -388,6 +426,11 @@ numbers = ["0570*"]
         assert_eq!(t.time_rules.rule_sets().len(), 2);
         assert_eq!(t.time_rules.holidays().len(), 1);
         assert_eq!(t.did("0312345678").map(|d| d.max_channels), Some(4));
+        assert_eq!(
+            c.popup_urls.get("0312345678").map(String::as_str),
+            Some("https://crm.example/search?tel=@@@@")
+        );
+        assert_eq!(c.popup_urls.len(), 1, "a DID without popup_url has none");
         assert_eq!(
             t.did("0312349999").map(|d| d.present.clone()),
             Some(ForwardPresent::Number("0312340000".into()))
@@ -432,6 +475,8 @@ numbers = ["0570*"]
         assert_eq!(refused_field(&did("present = \"main\"")), "did[1].present");
         assert_eq!(refused_field(&did("max_channels = -2")), "did[1].max_channels");
         assert_eq!(refused_field(&did("caller_id_for = [\"299\"]")), "did[1].caller_id_for");
+        assert_eq!(refused_field(&did("popup_url = \"javascript:alert(1)\"")), "did[1].popup_url");
+        assert_eq!(refused_field(&did("popup_url = \"https://x/ a\"")), "did[1].popup_url");
         assert_eq!(refused_field("[[did]]\nnumber = \"03-1234\"\ndefault = \"hangup\"\n"), "did");
     }
 

@@ -3,7 +3,10 @@
 //! (its size is bounded by `apps::crm::MAX_*`).
 
 use super::{engine, Store, StoreError};
-use crate::apps::crm::{Crm, Record};
+use crate::apps::crm::{Crm, NextIds, Record};
+
+/// The key of the next ids ([`NextIds`]); outside the record prefixes `load` reads.
+const NEXT_IDS_KEY: &str = "meta/next_ids";
 use fjall::{Keyspace, KeyspaceCreateOptions, PersistMode};
 
 /// Largest stored record, in bytes: a customer with every field full stays far below; a
@@ -43,6 +46,32 @@ impl CrmStore {
         batch.commit().map_err(engine("crm put"))
     }
 
+    /// Stores `put` and deletes the keys in `delete` in one durable batch: a change that
+    /// touches several records (a customer deleted, its cases unlinked; a bulk edit; an
+    /// upload) lands whole or not at all.
+    /// `next` (the CRM's next ids after the change) is stored in the same batch.
+    pub fn write(&self, put: &[Record], delete: &[String], next: NextIds) -> Result<(), StoreError> {
+        let mut batch = self.store.inner.db.batch().durability(Some(PersistMode::SyncData));
+        let n = serde_json::to_vec(&next)
+            .map_err(|e| StoreError::Invalid { op: "crm write", reason: e.to_string() })?;
+        batch.insert(&self.crm, NEXT_IDS_KEY, n);
+        for record in put {
+            let v = serde_json::to_vec(record)
+                .map_err(|e| StoreError::Invalid { op: "crm write", reason: e.to_string() })?;
+            if v.len() > MAX_RECORD_BYTES {
+                return Err(StoreError::Invalid {
+                    op: "crm write",
+                    reason: format!("record of {} bytes", v.len()),
+                });
+            }
+            batch.insert(&self.crm, record.key(), v);
+        }
+        for key in delete {
+            batch.remove(&self.crm, key.as_str());
+        }
+        batch.commit().map_err(engine("crm write"))
+    }
+
     /// Deletes the record under `key` (see [`Record::key`]), durably.
     pub fn delete(&self, key: &str) -> Result<(), StoreError> {
         let mut batch = self.store.inner.db.batch().durability(Some(PersistMode::SyncData));
@@ -56,7 +85,8 @@ impl CrmStore {
         let mut crm = Crm::new();
         let mut bad = Vec::new();
         // Definitions first: records name them.
-        let order = ["tag/", "format/", "field/", "step/", "workflow/", "customer/", "case/", "faq/"];
+        let order =
+            ["tag/", "format/", "field/", "step/", "workflow/", "customer/", "case/", "faq/", "steplog/"];
         for prefix in order {
             for guard in self.crm.prefix(prefix) {
                 let (key, value) = guard.into_inner().map_err(engine("crm load"))?;
@@ -68,6 +98,12 @@ impl CrmStore {
                     None => bad.push(String::from_utf8_lossy(&key).into_owned()),
                 }
             }
+        }
+        let next = self.crm.get(NEXT_IDS_KEY).map_err(engine("crm load"))?;
+        match next.map(|v| serde_json::from_slice::<NextIds>(&v)) {
+            Some(Ok(n)) => crm.raise_next_ids(n),
+            Some(Err(_)) => bad.push(NEXT_IDS_KEY.to_string()),
+            None => {}
         }
         Ok((crm, bad))
     }
@@ -108,5 +144,38 @@ mod tests {
             .put_customer(Customer { name: "次".into(), ..Customer::default() }, Stamp::default(), false)
             .unwrap();
         assert_eq!(next, 2, "ids go on after the stored ones");
+    }
+
+    #[test]
+    fn a_deleted_records_id_is_not_handed_out_again_after_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let cs = CrmStore::open(&store).unwrap();
+            let mut crm = Crm::new();
+            let a = crm.put_customer(
+                Customer { name: "a".into(), ..Customer::default() },
+                Stamp::default(),
+                false,
+            );
+            let b = crm.put_customer(
+                Customer { name: "b".into(), ..Customer::default() },
+                Stamp::default(),
+                false,
+            );
+            let (a, b) = (a.unwrap(), b.unwrap());
+            let put: Vec<Record> =
+                [a, b].iter().filter_map(|id| crm.customer(*id).cloned()).map(Record::Customer).collect();
+            cs.write(&put, &[], crm.next_ids()).unwrap();
+            let key = put[1].key();
+            crm.delete_customer(b);
+            cs.write(&[], &[key], crm.next_ids()).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let (mut crm, bad) = CrmStore::open(&store).unwrap().load().unwrap();
+        assert!(bad.is_empty(), "{bad:?}");
+        let c =
+            crm.put_customer(Customer { name: "c".into(), ..Customer::default() }, Stamp::default(), false);
+        assert_eq!(c, Ok(3));
     }
 }

@@ -82,6 +82,10 @@ pub(super) struct State {
     https_port: AtomicU16,
     pub(super) media: super::media::Media,
     pub(super) phonebook: super::phonebook::Book,
+    /// The CRM (issue 9), loaded from its store at start.
+    pub(super) crm: super::crm::CrmArea,
+    /// Chat and the screen-pop streams (issue 9).
+    pub(super) live: super::crm_live::Live,
     /// The box's data directory (set once at start), for files other parts read at start.
     pub(super) data_dir: std::sync::OnceLock<std::path::PathBuf>,
     pub(super) system: std::sync::OnceLock<super::system::System>,
@@ -107,6 +111,7 @@ impl State {
         let users = web.users()?.into_iter().map(|u| (u.id.clone(), u)).collect();
         let roles = web.roles()?.into_iter().map(|r| (r.name.clone(), r)).collect();
         let phonebook = super::phonebook::Book::open(web.store())?;
+        let crm = super::crm::CrmArea::open(web.store())?;
         Ok(Arc::new(State {
             web,
             gate: std::sync::Mutex::new(Gate::new()),
@@ -119,6 +124,8 @@ impl State {
             https_port: AtomicU16::new(0),
             media,
             phonebook,
+            crm,
+            live: super::crm_live::Live::new(),
             data_dir: std::sync::OnceLock::new(),
             system: std::sync::OnceLock::new(),
             ringing: tokio::sync::broadcast::channel(RINGING_BACKLOG).0,
@@ -1032,6 +1039,8 @@ pub(super) fn router(st: Arc<State>) -> Router {
         .chain(super::settings::routes())
         .chain(super::monitor::routes())
         .chain(super::reports::routes())
+        .chain(super::crm::routes())
+        .chain(super::crm_live::routes())
     {
         debug_assert!(super::ROUTES.iter().any(|(_, p)| *p == path), "{path} not in ROUTES");
         app = app.route(path, r);

@@ -89,6 +89,17 @@ pub enum Permission {
     PhonebookEdit,
     /// Firmware update, backup download and restore (システム管理); admins only by default.
     SystemEdit,
+    /// Read the CRM: customers, cases, FAQ, tags and the definitions (CRM 表示); the screen
+    /// pop of one's own extension.
+    CrmView,
+    /// Create, edit, bulk edit and delete customers, cases and FAQ, move cases along their
+    /// workflow (CRM 更新 / 削除).
+    CrmEdit,
+    /// Tags, business formats, custom fields, workflows and steps, the customer CSV upload
+    /// and workflow statistics (SV / 管理設定).
+    CrmAdmin,
+    /// Presence and chat (プレゼンス / チャット 表示 / 投稿).
+    ChatUse,
     /// Campaigns, their lists and statistics (read); results of one's own campaign calls and
     /// one's recall list (再コール一覧).
     CampaignView,
@@ -98,7 +109,7 @@ pub enum Permission {
 
 impl Permission {
     /// Every permission, in display order.
-    pub const ALL: [Permission; 21] = [
+    pub const ALL: [Permission; 25] = [
         Permission::DashboardView,
         Permission::UsersView,
         Permission::UsersEdit,
@@ -118,6 +129,10 @@ impl Permission {
         Permission::PhonebookView,
         Permission::PhonebookEdit,
         Permission::SystemEdit,
+        Permission::CrmView,
+        Permission::CrmEdit,
+        Permission::CrmAdmin,
+        Permission::ChatUse,
         Permission::CampaignView,
         Permission::CampaignEdit,
     ];
@@ -172,6 +187,10 @@ pub fn default_roles() -> Vec<Role> {
                 AgentStateEdit,
                 PhonebookView,
                 PhonebookEdit,
+                CrmView,
+                CrmEdit,
+                CrmAdmin,
+                ChatUse,
                 CampaignView,
                 CampaignEdit,
             ]
@@ -180,9 +199,19 @@ pub fn default_roles() -> Vec<Role> {
         },
         Role {
             name: AGENT_ROLE.into(),
-            permissions: [DashboardView, OperatorPhone, AgentStateOwn, MediaOwn, PhonebookView, CampaignView]
-                .into_iter()
-                .collect(),
+            permissions: [
+                DashboardView,
+                OperatorPhone,
+                AgentStateOwn,
+                MediaOwn,
+                PhonebookView,
+                CrmView,
+                CrmEdit,
+                ChatUse,
+                CampaignView,
+            ]
+            .into_iter()
+            .collect(),
         },
     ]
 }

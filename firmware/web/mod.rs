@@ -12,6 +12,8 @@
 //!   ask the engine through [`WebQuery`] (the web never touches engine state).
 //! - `callcenter`, `media`: the queue/agent and the voicemail/recordings/alarms areas of the
 //!   API, each with its own `routes()`.
+//! - `crm`, `crm_live`: the CRM (customers, cases, FAQ, definitions, upload, statistics) and
+//!   its live part (presence, chat, the screen pop's event stream), issue 9.
 //! - `assets`: the embedded `web-ui/` files.
 //! - `server`: the TCP/TLS accept loops with their timeouts and connection bound.
 //!
@@ -26,6 +28,8 @@ pub mod auth;
 mod callcenter;
 mod calls;
 pub mod campaigns;
+mod crm;
+mod crm_live;
 mod history;
 mod lists;
 mod media;
@@ -143,6 +147,51 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/firmware"),
     ("GET", "/api/v1/backup"),
     ("POST", "/api/v1/restore"),
+    ("GET", "/api/v1/crm/customers"),
+    ("POST", "/api/v1/crm/customers"),
+    ("POST", "/api/v1/crm/customers/bulk"),
+    ("GET", "/api/v1/crm/customers/export"),
+    ("POST", "/api/v1/crm/customers/upload/preview"),
+    ("POST", "/api/v1/crm/customers/upload"),
+    ("GET", "/api/v1/crm/customers/{id}"),
+    ("PUT", "/api/v1/crm/customers/{id}"),
+    ("DELETE", "/api/v1/crm/customers/{id}"),
+    ("GET", "/api/v1/crm/customers/{id}/calls"),
+    ("GET", "/api/v1/crm/cases"),
+    ("POST", "/api/v1/crm/cases"),
+    ("POST", "/api/v1/crm/cases/bulk"),
+    ("GET", "/api/v1/crm/cases/export"),
+    ("GET", "/api/v1/crm/cases/{id}"),
+    ("PUT", "/api/v1/crm/cases/{id}"),
+    ("DELETE", "/api/v1/crm/cases/{id}"),
+    ("POST", "/api/v1/crm/cases/{id}/step"),
+    ("GET", "/api/v1/crm/faq"),
+    ("POST", "/api/v1/crm/faq"),
+    ("GET", "/api/v1/crm/faq/{id}"),
+    ("PUT", "/api/v1/crm/faq/{id}"),
+    ("DELETE", "/api/v1/crm/faq/{id}"),
+    ("GET", "/api/v1/crm/tags"),
+    ("PUT", "/api/v1/crm/tags/{name}"),
+    ("DELETE", "/api/v1/crm/tags/{name}"),
+    ("GET", "/api/v1/crm/formats"),
+    ("PUT", "/api/v1/crm/formats/{name}"),
+    ("DELETE", "/api/v1/crm/formats/{name}"),
+    ("GET", "/api/v1/crm/fields"),
+    ("PUT", "/api/v1/crm/fields/{category}/{name}"),
+    ("DELETE", "/api/v1/crm/fields/{category}/{name}"),
+    ("GET", "/api/v1/crm/steps"),
+    ("PUT", "/api/v1/crm/steps/{name}"),
+    ("DELETE", "/api/v1/crm/steps/{name}"),
+    ("GET", "/api/v1/crm/workflows"),
+    ("PUT", "/api/v1/crm/workflows/{name}"),
+    ("DELETE", "/api/v1/crm/workflows/{name}"),
+    ("GET", "/api/v1/crm/workflow-stats"),
+    ("GET", "/api/v1/crm/workflow-stats/csv"),
+    ("GET", "/api/v1/crm/screen-pop/stream"),
+    ("GET", "/api/v1/presence"),
+    ("GET", "/api/v1/chat"),
+    ("POST", "/api/v1/chat"),
+    ("POST", "/api/v1/chat/read"),
 ];
 
 /// A question or command the web sends the engine's owner (the daemon), answered through the

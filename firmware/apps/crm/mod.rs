@@ -6,10 +6,12 @@
 //! - [`fields`]: field kinds and value checks.
 //! - [`model`]: the records.
 //! - [`chat`]: agent chat with unread counts, and the DID pop-up URL.
+//! - [`export`]: the CSV downloads (customers, cases, workflow statistics).
 //! - [`upload`]: the customer CSV upload (§2.22): preview, mapping, per-row skips.
 //! - [`refs`]: `#C<n>` / `#T<n>` references in chat text.
 
 pub mod chat;
+pub mod export;
 pub mod fields;
 pub mod model;
 pub mod refs;
@@ -84,9 +86,12 @@ pub struct CustomerQuery {
     pub fields: Vec<(String, String)>,
 }
 
-/// The time a case spent in one workflow step.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The time a case spent in one workflow step. Stored (one record each, [`Record::StepTime`])
+/// so the workflow statistics survive a restart.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StepTime {
+    /// Rising number of the entry (its store key).
+    pub seq: u64,
     /// The case.
     pub case: u64,
     /// Workflow and step.
@@ -108,6 +113,29 @@ pub struct StepStats {
     pub total_ms: u64,
     /// Longest stay, ms.
     pub max_ms: u64,
+    /// Shortest stay, ms (§2.15 最小時間).
+    pub min_ms: u64,
+}
+
+/// Case search criteria (§2.8 8.2); every set criterion must match.
+#[derive(Debug, Clone, Default)]
+pub struct CaseQuery {
+    /// Exact id.
+    pub id: Option<u64>,
+    /// Title contains.
+    pub title: Option<String>,
+    /// Status is.
+    pub status: Option<String>,
+    /// Linked to this customer.
+    pub customer: Option<u64>,
+    /// Owned by this web user.
+    pub owner: Option<String>,
+    /// Has this tag.
+    pub tag: Option<String>,
+    /// In this workflow.
+    pub workflow: Option<String>,
+    /// Title, detail or notes contain (詳細検索).
+    pub text: Option<String>,
 }
 
 /// The whole CRM in memory.
@@ -129,6 +157,9 @@ pub struct Crm {
     /// When each case entered its current step.
     step_since: HashMap<u64, u64>,
     step_log: std::collections::VecDeque<StepTime>,
+    next_step_seq: u64,
+    /// Step times logged since the owner last took them ([`Crm::take_step_times`]).
+    new_step_times: Vec<StepTime>,
 }
 
 fn check_name(field: &str, v: &str, required: bool, errors: &mut Vec<FieldError>) -> String {
@@ -209,6 +240,16 @@ impl Crm {
         }
         self.formats.insert(f.name.clone(), f);
         Ok(())
+    }
+
+    /// Whether the agent on extension `ext` may use records of business format `format`
+    /// (§2.23 CRM権限): a record without a format, a format without an agent list, or one that
+    /// lists `ext`. A format that no longer exists restricts nobody.
+    pub fn may_use_format(&self, format: Option<&str>, ext: Option<&str>) -> bool {
+        match format.and_then(|f| self.formats.get(f)) {
+            Some(f) if !f.agents.is_empty() => ext.is_some_and(|e| f.agents.iter().any(|a| a == e)),
+            _ => true,
+        }
     }
 
     /// A business format.
@@ -458,21 +499,26 @@ impl Crm {
 
     /// Customer search, at most [`MAX_RESULTS`] in id order.
     pub fn search_customers(&self, q: &CustomerQuery) -> Vec<&Customer> {
+        // Text criteria fold case, full-width ASCII and hiragana (`やまだ` finds `ヤマダ`).
+        let fold = crate::apps::phonebook::fold;
+        let folded = |n: &Option<String>| n.as_deref().map(fold);
+        let (code, name, note) = (folded(&q.code), folded(&q.name), folded(&q.note));
+        let fields: Vec<(&String, String)> = q.fields.iter().map(|(k, v)| (k, fold(v))).collect();
         let contains =
-            |hay: &str, needle: &Option<String>| needle.as_ref().is_none_or(|n| hay.contains(n.as_str()));
+            |hay: &str, n: &Option<String>| n.as_ref().is_none_or(|n| fold(hay).contains(n.as_str()));
         let phone = q.phone.as_deref().map(phone_key);
         self.customers
             .values()
             .filter(|c| q.id.is_none_or(|id| c.id == id))
-            .filter(|c| {
-                contains(&c.code, &q.code) && contains(&c.name, &q.name) && contains(&c.note, &q.note)
-            })
+            .filter(|c| contains(&c.code, &code) && contains(&c.name, &name) && contains(&c.note, &note))
             .filter(|c| q.format.as_ref().is_none_or(|f| c.format.as_ref() == Some(f)))
             .filter(|c| {
                 phone.as_ref().is_none_or(|p| c.phones.iter().any(|x| phone_key(x).contains(p.as_str())))
             })
             .filter(|c| q.tag.as_ref().is_none_or(|t| c.tags.contains(t)))
-            .filter(|c| q.fields.iter().all(|(k, v)| c.fields.get(k).is_some_and(|x| x.contains(v.as_str()))))
+            .filter(|c| {
+                fields.iter().all(|(k, v)| c.fields.get(*k).is_some_and(|x| fold(x).contains(v.as_str())))
+            })
             .take(MAX_RESULTS)
             .collect()
     }
@@ -535,9 +581,10 @@ impl Crm {
                 k.created = stamp.clone();
             }
         }
-        if k.step.is_some() {
-            self.step_since.entry(k.id).or_insert(now);
-        }
+        k.step_entered_ms = match k.step {
+            Some(_) => *self.step_since.entry(k.id).or_insert(now),
+            None => 0,
+        };
         k.updated = stamp;
         let id = k.id;
         self.cases.insert(id, k);
@@ -546,10 +593,19 @@ impl Crm {
 
     fn log_step(&mut self, case: u64, left: Option<&(String, String)>, now: u64) {
         if let (Some(step), Some(since)) = (left, self.step_since.remove(&case)) {
+            let t = StepTime {
+                seq: self.next_step_seq,
+                case,
+                step: step.clone(),
+                entered_ms: since,
+                left_ms: now,
+            };
+            self.next_step_seq += 1;
+            self.new_step_times.push(t.clone());
             if self.step_log.len() >= MAX_STEP_LOG {
                 self.step_log.pop_front();
             }
-            self.step_log.push_back(StepTime { case, step: step.clone(), entered_ms: since, left_ms: now });
+            self.step_log.push_back(t);
         }
     }
 
@@ -570,6 +626,7 @@ impl Crm {
             self.step_since.insert(case, stamp.at_ms);
         }
         if let Some(k) = self.cases.get_mut(&case) {
+            k.step_entered_ms = if next.is_some() { stamp.at_ms } else { 0 };
             k.step = next;
             k.updated = stamp;
         }
@@ -592,6 +649,13 @@ impl Crm {
         self.cases.remove(&id).is_some()
     }
 
+    /// The step times logged since the last call, for the owner to store. An entry whose
+    /// `seq` is [`MAX_STEP_LOG`] or more below the newest has left the log (the owner deletes
+    /// its record).
+    pub fn take_step_times(&mut self) -> Vec<StepTime> {
+        std::mem::take(&mut self.new_step_times)
+    }
+
     /// Workflow statistics (§2.15): per step, passes and time spent, for steps left in
     /// `[from_ms, to_ms)`.
     pub fn workflow_stats(&self, from_ms: u64, to_ms: u64) -> Vec<StepStats> {
@@ -602,16 +666,157 @@ impl Crm {
                 passes: 0,
                 total_ms: 0,
                 max_ms: 0,
+                min_ms: u64::MAX,
             });
             let d = t.left_ms.saturating_sub(t.entered_ms);
             s.passes += 1;
             s.total_ms = s.total_ms.saturating_add(d);
             s.max_ms = s.max_ms.max(d);
+            s.min_ms = s.min_ms.min(d);
         }
         by.into_values().collect()
     }
 
+    /// Cases matching `q`, at most [`MAX_RESULTS`] in id order.
+    pub fn search_cases(&self, q: &CaseQuery) -> Vec<&Case> {
+        let fold = crate::apps::phonebook::fold;
+        let title = q.title.as_deref().map(fold);
+        let text = q.text.as_deref().map(fold);
+        let has = |hay: &str, n: &Option<String>| n.as_ref().is_none_or(|n| fold(hay).contains(n.as_str()));
+        self.cases
+            .values()
+            .filter(|k| q.id.is_none_or(|id| k.id == id))
+            .filter(|k| has(&k.title, &title))
+            .filter(|k| q.status.as_ref().is_none_or(|s| &k.status == s))
+            .filter(|k| q.customer.is_none_or(|c| k.customer == Some(c)))
+            .filter(|k| q.owner.as_ref().is_none_or(|o| k.owner.as_ref() == Some(o)))
+            .filter(|k| q.tag.as_ref().is_none_or(|t| k.tags.contains(t)))
+            .filter(|k| q.workflow.as_ref().is_none_or(|w| k.step.as_ref().is_some_and(|(x, _)| x == w)))
+            .filter(|k| {
+                text.is_none() || has(&k.title, &text) || has(&k.detail, &text) || has(&k.notes, &text)
+            })
+            .take(MAX_RESULTS)
+            .collect()
+    }
+
+    // ----- listing and deleting definitions -----
+
+    /// Every business format, by name.
+    pub fn formats(&self) -> impl Iterator<Item = &BusinessFormat> {
+        self.formats.values()
+    }
+
+    /// Every custom field, in creation order.
+    pub fn custom_fields(&self) -> &[CustomField] {
+        &self.custom_fields
+    }
+
+    /// Every workflow, by name.
+    pub fn workflows(&self) -> impl Iterator<Item = &Workflow> {
+        self.workflows.values()
+    }
+
+    /// A workflow.
+    pub fn workflow(&self, name: &str) -> Option<&Workflow> {
+        self.workflows.get(name)
+    }
+
+    /// Every workflow step, by name.
+    pub fn steps(&self) -> impl Iterator<Item = &WorkflowStep> {
+        self.steps.values()
+    }
+
+    /// A workflow step.
+    pub fn step(&self, name: &str) -> Option<&WorkflowStep> {
+        self.steps.get(name)
+    }
+
+    /// A tag.
+    pub fn tag(&self, name: &str) -> Option<&Tag> {
+        self.tags.get(name)
+    }
+
+    /// Records carrying tag `name`: a tag in use cannot be deleted, since the records would
+    /// then fail their own checks on the next save.
+    fn tag_uses(&self, name: &str) -> usize {
+        let n = |tags: &Vec<String>| usize::from(tags.iter().any(|t| t == name));
+        self.customers.values().map(|c| n(&c.tags)).sum::<usize>()
+            + self.cases.values().map(|k| n(&k.tags)).sum::<usize>()
+            + self.faqs.values().map(|f| n(&f.tags)).sum::<usize>()
+    }
+
+    /// Deletes a tag no record carries. `Ok(false)`: there was none.
+    pub fn delete_tag(&mut self, name: &str) -> Result<bool, FieldError> {
+        if !self.tags.contains_key(name) {
+            return Ok(false);
+        }
+        let uses = self.tag_uses(name);
+        if uses > 0 {
+            return Err(err("name", format!("{uses} records carry this tag; remove it from them first")));
+        }
+        Ok(self.tags.remove(name).is_some())
+    }
+
+    /// Deletes a business format no customer uses. `Ok(false)`: there was none.
+    pub fn delete_format(&mut self, name: &str) -> Result<bool, FieldError> {
+        if !self.formats.contains_key(name) {
+            return Ok(false);
+        }
+        let uses = self.customers.values().filter(|c| c.format.as_deref() == Some(name)).count();
+        if uses > 0 {
+            return Err(err("name", format!("{uses} customers use this format")));
+        }
+        Ok(self.formats.remove(name).is_some())
+    }
+
+    /// Deletes a custom field. Values already saved stay on their records until the record
+    /// is saved again (then they are refused as `no such field`, so the page drops them).
+    pub fn delete_custom_field(&mut self, category: Category, name: &str) -> bool {
+        let before = self.custom_fields.len();
+        self.custom_fields.retain(|c| !(c.category == category && c.name == name));
+        before != self.custom_fields.len()
+    }
+
+    /// Deletes a workflow no case is in. `Ok(false)`: there was none.
+    pub fn delete_workflow(&mut self, name: &str) -> Result<bool, FieldError> {
+        if !self.workflows.contains_key(name) {
+            return Ok(false);
+        }
+        let uses = self.cases.values().filter(|k| k.step.as_ref().is_some_and(|(w, _)| w == name)).count();
+        if uses > 0 {
+            return Err(err("name", format!("{uses} cases are in this workflow")));
+        }
+        Ok(self.workflows.remove(name).is_some())
+    }
+
+    /// Deletes a step that is no workflow's first step and holds no case. `Ok(false)`: there
+    /// was none. A button of another step naming it is then refused when pressed (`its next
+    /// step was deleted`) until the step is edited.
+    pub fn delete_step(&mut self, name: &str) -> Result<bool, FieldError> {
+        if !self.steps.contains_key(name) {
+            return Ok(false);
+        }
+        if let Some(w) = self.workflows.values().find(|w| w.first_step == name) {
+            return Err(err("name", format!("the first step of workflow {}", w.name)));
+        }
+        let uses = self.cases.values().filter(|k| k.step.as_ref().is_some_and(|(_, s)| s == name)).count();
+        if uses > 0 {
+            return Err(err("name", format!("{uses} cases are at this step")));
+        }
+        Ok(self.steps.remove(name).is_some())
+    }
+
     // ----- FAQ -----
+
+    /// An FAQ entry.
+    pub fn faq(&self, id: u64) -> Option<&Faq> {
+        self.faqs.get(&id)
+    }
+
+    /// Deletes an FAQ entry.
+    pub fn delete_faq(&mut self, id: u64) -> bool {
+        self.faqs.remove(&id).is_some()
+    }
 
     /// Creates (`id` 0) or updates an FAQ entry.
     pub fn put_faq(&mut self, mut f: Faq, stamp: Stamp) -> Result<u64, Vec<FieldError>> {
@@ -647,9 +852,11 @@ impl Crm {
 
     /// FAQ entries whose title or detail contains `word` (empty: all).
     pub fn search_faq(&self, word: &str) -> Vec<&Faq> {
+        let fold = crate::apps::phonebook::fold;
+        let word = fold(word);
         self.faqs
             .values()
-            .filter(|f| f.title.contains(word) || f.detail.contains(word))
+            .filter(|f| fold(&f.title).contains(&word) || fold(&f.detail).contains(&word))
             .take(MAX_RESULTS)
             .collect()
     }
@@ -675,9 +882,16 @@ pub enum Record {
     Workflow(Workflow),
     /// A workflow step.
     Step(WorkflowStep),
+    /// The time a case spent in a step (workflow statistics).
+    StepTime(StepTime),
 }
 
 impl Record {
+    /// The store key of step time `seq` (so the owner can delete one that left the log).
+    pub fn step_time_key(seq: u64) -> String {
+        format!("steplog/{seq:016}")
+    }
+
     /// The store key: kind and id or name (ids zero-padded so key order is id order).
     pub fn key(&self) -> String {
         match self {
@@ -692,11 +906,36 @@ impl Record {
             }
             Record::Workflow(w) => format!("workflow/{}", w.name),
             Record::Step(s) => format!("step/{}", s.name),
+            Record::StepTime(t) => Record::step_time_key(t.seq),
         }
     }
 }
 
+/// The next ids the CRM hands out (customer, case, FAQ), stored beside the records so a
+/// deleted record's id is never given to a new one (`#C<n>` in old chat lines stays right).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NextIds {
+    /// Next customer id.
+    pub customer: u64,
+    /// Next case id.
+    pub case: u64,
+    /// Next FAQ id.
+    pub faq: u64,
+}
+
 impl Crm {
+    /// The next ids (see [`NextIds`]).
+    pub fn next_ids(&self) -> NextIds {
+        NextIds { customer: self.next_customer, case: self.next_case, faq: self.next_faq }
+    }
+
+    /// Raises the next ids to at least `n` (at load; never lowers them).
+    pub fn raise_next_ids(&mut self, n: NextIds) {
+        self.next_customer = self.next_customer.max(n.customer);
+        self.next_case = self.next_case.max(n.case);
+        self.next_faq = self.next_faq.max(n.faq);
+    }
+
     /// Puts back a record read from the store at start, without the checks (they held when it
     /// was stored), rebuilding the phone index and the next ids. Definitions (tags, formats,
     /// fields, steps, workflows) should come before the records that use them; the store's key
@@ -704,7 +943,7 @@ impl Crm {
     pub fn restore(&mut self, record: Record) {
         match record {
             Record::Customer(c) => {
-                self.next_customer = self.next_customer.max(c.id + 1);
+                self.next_customer = self.next_customer.max(c.id.saturating_add(1));
                 if let Some(prev) = self.customers.get(&c.id).cloned() {
                     self.unindex(&prev);
                 }
@@ -714,14 +953,16 @@ impl Crm {
                 self.customers.insert(c.id, c);
             }
             Record::Case(k) => {
-                self.next_case = self.next_case.max(k.id + 1);
+                self.next_case = self.next_case.max(k.id.saturating_add(1));
                 if k.step.is_some() {
-                    self.step_since.insert(k.id, k.updated.at_ms);
+                    // Records stored before the entry time was kept fall back to the update.
+                    let since = if k.step_entered_ms != 0 { k.step_entered_ms } else { k.updated.at_ms };
+                    self.step_since.insert(k.id, since);
                 }
                 self.cases.insert(k.id, k);
             }
             Record::Faq(f) => {
-                self.next_faq = self.next_faq.max(f.id + 1);
+                self.next_faq = self.next_faq.max(f.id.saturating_add(1));
                 self.faqs.insert(f.id, f);
             }
             Record::Tag(t) => {
@@ -739,6 +980,13 @@ impl Crm {
             }
             Record::Step(s) => {
                 self.steps.insert(s.name.clone(), s);
+            }
+            Record::StepTime(t) => {
+                self.next_step_seq = self.next_step_seq.max(t.seq.saturating_add(1));
+                if self.step_log.len() >= MAX_STEP_LOG {
+                    self.step_log.pop_front();
+                }
+                self.step_log.push_back(t);
             }
         }
     }

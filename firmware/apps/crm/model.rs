@@ -60,6 +60,9 @@ pub struct Case {
     pub tags: Vec<String>,
     /// The workflow and its current step.
     pub step: Option<(String, String)>,
+    /// When the case entered its current step (Unix ms; 0 when in none), so the time in the
+    /// step counts from there after a restart (workflow statistics).
+    pub step_entered_ms: u64,
     /// 詳細.
     pub detail: String,
     /// 注記.

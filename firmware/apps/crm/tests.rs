@@ -121,6 +121,9 @@ fn search_combines_criteria() {
     let q =
         CustomerQuery { fields: vec![("契約状況".into(), "契約".into())], ..CustomerQuery::default() };
     assert_eq!(crm.search_customers(&q).len(), 3);
+    crm.put_customer(customer("ヤマダ電機", "0522223333"), at(1), false).unwrap();
+    let q = CustomerQuery { name: Some("やまだ".into()), ..CustomerQuery::default() };
+    assert_eq!(crm.search_customers(&q)[0].name, "ヤマダ電機", "hiragana finds katakana");
 }
 
 #[test]
@@ -192,5 +195,108 @@ fn custom_fields_apply_to_their_category_and_faq_search_finds_words() {
     )
     .unwrap();
     assert_eq!(crm.search_faq("SRTP").len(), 1);
+    assert_eq!(crm.search_faq("snom").len(), 1, "case folds");
     assert!(crm.search_faq("fax").is_empty());
+}
+
+#[test]
+fn step_times_are_handed_out_once_and_restored_with_their_sequence() {
+    let mut crm = demo();
+    crm.put_step(WorkflowStep {
+        name: "S1".into(),
+        buttons: vec![StepButton { label: "終了".into(), next: None }],
+        ..WorkflowStep::default()
+    })
+    .unwrap();
+    crm.put_workflow(Workflow { name: "W".into(), first_step: "S1".into() }).unwrap();
+    let k = Case { title: "t".into(), step: Some(("W".into(), String::new())), ..Case::default() };
+    let id = crm.put_case(k, at(1_000)).unwrap();
+    assert!(crm.take_step_times().is_empty(), "entering a step logs nothing");
+    crm.press_step_button(id, 0, at(4_000)).unwrap();
+    let times = crm.take_step_times();
+    assert_eq!(times.len(), 1);
+    assert_eq!((times[0].seq, times[0].left_ms - times[0].entered_ms), (0, 3_000));
+    assert!(crm.take_step_times().is_empty(), "taken once");
+    // A case edited while in a step still counts from its entry after a reload.
+    let k2 = Case { title: "t2".into(), step: Some(("W".into(), String::new())), ..Case::default() };
+    let id2 = crm.put_case(k2, at(10_000)).unwrap();
+    let mut edited = crm.case(id2).unwrap().clone();
+    edited.title = "t2 edited".into();
+    crm.put_case(edited, at(20_000)).unwrap();
+    let stored = crm.case(id2).unwrap().clone();
+    assert_eq!(stored.step_entered_ms, 10_000);
+    let mut reloaded = demo();
+    reloaded.restore(Record::Step(WorkflowStep {
+        name: "S1".into(),
+        buttons: vec![StepButton { label: "終了".into(), next: None }],
+        ..WorkflowStep::default()
+    }));
+    reloaded.restore(Record::Case(stored));
+    reloaded.press_step_button(id2, 0, at(25_000)).unwrap();
+    let t = reloaded.take_step_times();
+    assert_eq!((t[0].entered_ms, t[0].left_ms), (10_000, 25_000));
+    assert_eq!(reloaded.case(id2).unwrap().step_entered_ms, 0, "left the workflow");
+    // A fresh CRM given the record back has the same statistics and numbers on.
+    let mut again = Crm::new();
+    again.restore(Record::StepTime(times[0].clone()));
+    assert_eq!(again.workflow_stats(0, u64::MAX), crm.workflow_stats(0, u64::MAX));
+    assert_eq!(Record::StepTime(times[0].clone()).key(), Record::step_time_key(0));
+    let mut huge = times[0].clone();
+    huge.seq = u64::MAX;
+    again.restore(Record::StepTime(huge)); // a corrupt sequence does not overflow
+}
+
+#[test]
+fn definitions_in_use_are_not_deleted_and_cases_are_searched() {
+    let mut crm = demo();
+    crm.put_step(WorkflowStep { name: "S1".into(), ..WorkflowStep::default() }).unwrap();
+    crm.put_workflow(Workflow { name: "W".into(), first_step: "S1".into() }).unwrap();
+    let mut c = customer("A", "0312345678");
+    c.tags = vec!["VIP".into()];
+    let cust = crm.put_customer(c, at(0), false).unwrap();
+    let k = Case {
+        title: "請求書の再送".into(),
+        status: "作業中".into(),
+        customer: Some(cust),
+        owner: Some("kato".into()),
+        detail: "PDF で".into(),
+        step: Some(("W".into(), String::new())),
+        ..Case::default()
+    };
+    let id = crm.put_case(k, at(1)).unwrap();
+    assert!(crm.delete_tag("VIP").is_err(), "a customer carries it");
+    assert!(crm.delete_format("デモ").is_err(), "a customer uses it");
+    assert!(crm.delete_workflow("W").is_err(), "a case is in it");
+    assert!(crm.delete_step("S1").is_err(), "the first step of W");
+    assert_eq!(crm.delete_tag("none"), Ok(false));
+    let q = |f: fn(&mut CaseQuery)| {
+        let mut q = CaseQuery::default();
+        f(&mut q);
+        q
+    };
+    assert_eq!(crm.search_cases(&q(|q| q.title = Some("請求".into()))).len(), 1);
+    assert_eq!(crm.search_cases(&q(|q| q.text = Some("ｐｄｆ".into()))).len(), 1, "full-width and case fold");
+    assert_eq!(crm.search_cases(&q(|q| q.text = Some("PDF".into()))).len(), 1);
+    assert_eq!(crm.search_cases(&q(|q| q.owner = Some("kato".into()))).len(), 1);
+    assert_eq!(crm.search_cases(&q(|q| q.workflow = Some("W".into()))).len(), 1);
+    assert_eq!(crm.search_cases(&q(|q| q.status = Some("完了".into()))).len(), 0);
+    assert_eq!(crm.search_cases(&q(|q| q.customer = Some(99))).len(), 0);
+    assert!(crm.delete_case(id));
+    assert_eq!(crm.delete_workflow("W"), Ok(true));
+    assert_eq!(crm.delete_step("S1"), Ok(true));
+    assert!(crm.delete_customer(cust));
+    assert_eq!(crm.delete_tag("VIP"), Ok(true));
+    assert_eq!(crm.delete_format("デモ"), Ok(true));
+}
+
+#[test]
+fn a_format_with_agents_is_open_only_to_them() {
+    let mut crm = demo();
+    let f = BusinessFormat { name: "限定".into(), agents: vec!["201".into()], ..BusinessFormat::default() };
+    crm.put_format(f, &["201", "202"]).unwrap();
+    assert!(crm.may_use_format(Some("限定"), Some("201")));
+    assert!(!crm.may_use_format(Some("限定"), Some("202")));
+    assert!(!crm.may_use_format(Some("限定"), None));
+    assert!(crm.may_use_format(Some("デモ"), None), "no agent list: everyone");
+    assert!(crm.may_use_format(None, None) && crm.may_use_format(Some("消えた"), Some("202")));
 }
