@@ -490,6 +490,11 @@ fn a_shift_jis_customer_upload_previews_maps_and_skips_the_bad_row() {
     assert!(s == StatusCode::UNPROCESSABLE_ENTITY && v["errors"]["delimiter"].is_string(), "{v}");
     let (s, v) = upload(&w, base, "text/csv", b"a,b".to_vec());
     assert!(s == StatusCode::UNPROCESSABLE_ENTITY && v["errors"]["mapping"].is_string(), "{v}");
+    let name_only = urlencode(&json!([{ "to": "name" }]).to_string());
+    let (s, v) = upload(&w, &format!("{base}?mapping={name_only}&tags=none"), "text/csv", b"a".to_vec());
+    assert!(s == StatusCode::UNPROCESSABLE_ENTITY && v["errors"]["tags"].is_string(), "{v}");
+    let (s, v) = upload(&w, &format!("{base}?mapping={name_only}&format=none"), "text/csv", b"a".to_vec());
+    assert!(s == StatusCode::UNPROCESSABLE_ENTITY && v["errors"]["format"].is_string(), "{v}");
     let no_name = urlencode(&json!([{ "to": "phone" }]).to_string());
     let (s, v) = upload(&w, &format!("{base}?mapping={no_name}"), "text/csv", b"0312345678".to_vec());
     assert!(s == StatusCode::UNPROCESSABLE_ENTITY && v["errors"]["mapping"].is_string(), "{v}");

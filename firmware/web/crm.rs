@@ -669,6 +669,13 @@ async fn upload_import(
     // Import and store in one blocking job holding the lock: if the request is dropped (the
     // client leaves, the request timeout), the job still finishes, so RAM and the store agree.
     let mut crm = st.crm.inner.clone().lock_owned().await;
+    // Options every row shares are checked once, not reported on every row.
+    if let Some(t) = opts.tags.iter().find(|t| crm.tag(t).is_none()) {
+        return Err(one_field("tags", format!("{t}: no such tag")));
+    }
+    if opts.format.as_deref().is_some_and(|f| crm.format(f).is_none()) {
+        return Err(one_field("format", "no such business format"));
+    }
     let now = stamp(&a);
     let store = st.crm.store.clone();
     let result = tokio::task::spawn_blocking(move || {
