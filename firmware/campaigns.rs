@@ -150,8 +150,22 @@ impl CampaignRunner {
         schedule_ms: Option<u64>,
         assignee: Option<String>,
     ) -> Result<EntryId, String> {
+        self.add_customer_entry(name, number, customer_name, None, schedule_ms, assignee)
+    }
+
+    /// [`Self::add_entry`] linked to CRM customer `customer` (`#C<n>`).
+    pub fn add_customer_entry(
+        &mut self,
+        name: &str,
+        number: &str,
+        customer_name: &str,
+        customer: Option<u64>,
+        schedule_ms: Option<u64>,
+        assignee: Option<String>,
+    ) -> Result<EntryId, String> {
         let d = self.dialers.get_mut(name).ok_or_else(|| format!("no campaign `{name}`"))?;
-        let id = d.add(number, customer_name, None, schedule_ms, assignee).map_err(|e| dialer_error(&e))?;
+        let id =
+            d.add(number, customer_name, customer, schedule_ms, assignee).map_err(|e| dialer_error(&e))?;
         self.note(name, id);
         Ok(id)
     }
@@ -189,6 +203,18 @@ impl CampaignRunner {
     /// The settings of campaign `name`.
     pub fn settings(&self, name: &str) -> Option<&CampaignSettings> {
         self.dialers.get(name).map(Dialer::settings)
+    }
+
+    /// Every campaign's entries for CRM customer `customer`, by campaign.
+    pub fn customer_entries(&self, customer: u64) -> Vec<(String, Entry)> {
+        self.dialers
+            .iter()
+            .flat_map(|(name, d)| {
+                d.entries()
+                    .filter(move |e| e.customer == Some(customer))
+                    .map(move |e| (name.clone(), e.clone()))
+            })
+            .collect()
     }
 
     /// §2.7: the entries waiting in `agent`'s recall list, by campaign.

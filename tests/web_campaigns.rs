@@ -141,6 +141,40 @@ fn campaign_lists_results_and_statistics_through_the_api() {
     let (s, _) = w.get("/api/v1/recalls");
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "the admin has no extension");
 
+    // §2.8: CRM customers registered into the list in bulk, and a customer's entries.
+    let (s, v) =
+        sv.call("POST", "/api/v1/crm/customers", Some(json!({ "name": "高橋", "phones": ["03-1111-0009"] })));
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let cust = v["id"].as_u64().unwrap();
+    let (s, v) = sv.call("POST", "/api/v1/crm/customers", Some(json!({ "name": "番号なし" })));
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let no_phone = v["id"].as_u64().unwrap();
+    let (s, v) = sv.call(
+        "POST",
+        "/api/v1/crm/customers/autodial",
+        Some(json!({ "campaign": "autumn", "ids": [cust, no_phone, 999] })),
+    );
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["added"], 1, "{v}");
+    assert_eq!(v["errors"].as_array().map(Vec::len), Some(2), "{v}");
+    let (s, _) = agent.call(
+        "POST",
+        "/api/v1/crm/customers/autodial",
+        Some(json!({ "campaign": "autumn", "ids": [cust] })),
+    );
+    assert_eq!(s, StatusCode::FORBIDDEN, "agents do not register customers");
+    let (s, v) =
+        sv.call("POST", "/api/v1/crm/customers/autodial", Some(json!({ "campaign": "", "ids": [] })));
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v) = sv.get(&format!("/api/v1/crm/customers/{cust}/autodial"));
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["entries"][0]["number"].as_str(), v["entries"][0]["campaign"].as_str()),
+        (Some("0311110009"), Some("autumn")),
+        "{v}"
+    );
+    assert_eq!(v["entries"][0]["customer"], cust);
+
     // Statistics and their CSV.
     let (s, v) = sv.get("/api/v1/campaigns/autumn/stats?unit=agent");
     assert_eq!(s, StatusCode::OK, "{v}");

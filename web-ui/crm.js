@@ -9,6 +9,7 @@ Object.assign(TEXT.ja, {
   "crm.name": "名称", "crm.phone": "電話番号", "crm.phones": "電話番号（カンマ区切り）", "crm.code": "顧客コード",
   "crm.tag": "タグ", "crm.tags": "タグ（カンマ区切り）", "crm.note": "備考", "crm.search": "検索", "crm.format": "業務",
   "crm.created": "登録", "crm.updated": "更新", "crm.new": "+新規", "crm.download": "CSVダウンロード",
+  "crm.autodial": "自動発信", "crm.autodial_register": "一括して自動発信に登録", "crm.autodial_done": "{n} 件を登録しました。",
   "crm.bulk": "一括編集", "crm.bulk_tag": "チェックした顧客に付けるタグ", "crm.bulk_status": "チェックした案件のステータス",
   "crm.email": "メール", "crm.save": "変更を保存", "crm.delete": "削除する", "crm.calls": "通話履歴",
   "crm.when": "日時", "crm.caller": "発信者", "crm.called": "着信先", "crm.result": "結果", "crm.talk": "通話時間",
@@ -36,6 +37,7 @@ Object.assign(TEXT.en, {
   "crm.name": "Name", "crm.phone": "Phone", "crm.phones": "Phones (comma separated)", "crm.code": "Customer code",
   "crm.tag": "Tag", "crm.tags": "Tags (comma separated)", "crm.note": "Note", "crm.search": "Search", "crm.format": "Format",
   "crm.created": "Created", "crm.updated": "Updated", "crm.new": "+ New", "crm.download": "Download CSV",
+  "crm.autodial": "Auto-dial", "crm.autodial_register": "Register for auto-dial", "crm.autodial_done": "{n} registered.",
   "crm.bulk": "Bulk edit", "crm.bulk_tag": "Tag to add to the checked customers", "crm.bulk_status": "Status for the checked cases",
   "crm.email": "Mail", "crm.save": "Save", "crm.delete": "Delete", "crm.calls": "Call history",
   "crm.when": "When", "crm.caller": "Caller", "crm.called": "Called", "crm.result": "Result", "crm.talk": "Talk",
@@ -189,6 +191,13 @@ PAGES.crm = async function crm() {
         li.appendChild(link(k.ref + " " + k.title + " (" + k.status + ")", "#case=" + k.id, () => cases.open(k.id)));
         ul.appendChild(li);
       }
+      const dials = await api("GET", "/crm/customers/" + id + "/autodial");
+      const dl = $("c-autodial-list"); dl.replaceChildren();
+      for (const e of (dials.body && dials.body.entries) || []) {
+        const li = document.createElement("li");
+        li.textContent = e.campaign + " #" + e.id + " " + e.number + " — " + e.result + " (" + e.status + ")";
+        dl.appendChild(li);
+      }
       const calls = await api("GET", "/crm/customers/" + id + "/calls");
       const tbody = document.querySelector("#c-calls tbody"); tbody.replaceChildren();
       for (const c of (calls.body && calls.body.calls) || []) {
@@ -233,6 +242,17 @@ PAGES.crm = async function crm() {
   $("c-export").addEventListener("click", () => {
     const ids = checked("c-table");
     window.location.href = "/api/v1/crm/customers/export" + (ids.length ? "?ids=" + ids.join(",") : "");
+  });
+  api("GET", "/campaigns").then((r) => {
+    for (const c of (r.status === 200 && r.body.campaigns) || []) $("c-campaign").appendChild(new Option(c.name, c.name));
+  });
+  $("c-autodial").addEventListener("click", async () => {
+    const ids = checked("c-table").map(Number);
+    const campaign = $("c-campaign").value;
+    if (!ids.length || !campaign) return;
+    const r = await api("POST", "/crm/customers/autodial", { campaign, ids });
+    $("c-bulk-result").textContent = r.status === 200 ? t("crm.autodial_done", { n: r.body.added }) +
+      r.body.errors.map((x) => " #C" + x.id + ": " + x.message).join("") : errorsText(r);
   });
   $("c-bulk").addEventListener("click", async () => {
     const ids = checked("c-table").map(Number);

@@ -50,6 +50,8 @@ pub(super) fn routes() -> Vec<(&'static str, MethodRouter<Arc<State>>)> {
         ("/api/v1/campaigns/{name}/entries/{id}/result", put(set_result)),
         ("/api/v1/campaigns/{name}/stats", get(stats)),
         ("/api/v1/recalls", get(recalls)),
+        ("/api/v1/crm/customers/autodial", post(register_customers)),
+        ("/api/v1/crm/customers/{id}/autodial", get(customer_autodial)),
         ("/api/v1/recalls/{name}/{id}/dial", post(dial)),
     ]
 }
@@ -77,6 +79,8 @@ pub enum CampaignQuery {
     },
     /// `agent`'s recall list.
     Recalls(String),
+    /// Every campaign's entries for a CRM customer.
+    Customer(u64),
     /// The assignee dials an entry of its recall list.
     Dial {
         /// The campaign.
@@ -99,6 +103,8 @@ pub struct NewEntry {
     pub assignee: Option<String>,
     /// 予約: dial at this local date and minute of the day.
     pub schedule: Option<(Date, u16)>,
+    /// The CRM customer (`#C<n>`) it was registered from.
+    pub customer: Option<u64>,
 }
 
 /// `YYYY-MM-DD HH:MM` (or with a `T`), local time.
@@ -199,7 +205,14 @@ pub fn answer(
                     let schedule_ms = row
                         .schedule
                         .map(|(d, m)| d.unix_ms_at_midnight(offset).saturating_add(u64::from(m) * 60_000));
-                    match runner.add_entry(&name, &row.number, &row.name, schedule_ms, row.assignee) {
+                    match runner.add_customer_entry(
+                        &name,
+                        &row.number,
+                        &row.name,
+                        row.customer,
+                        schedule_ms,
+                        row.assignee,
+                    ) {
                         Ok(id) => json!({ "id": id }),
                         Err(e) => json!({ "error": e }),
                     }
@@ -227,6 +240,18 @@ pub fn answer(
             done.map_err(|m| (StatusCode::CONFLICT, m))?;
             let e = runner.entries(&name).unwrap_or_default().into_iter().find(|e| e.id == entry);
             Ok(e.map(|e| entry_json(&e)).unwrap_or(Value::Null))
+        }
+        CampaignQuery::Customer(id) => {
+            let list: Vec<Value> = runner
+                .customer_entries(id)
+                .iter()
+                .map(|(c, e)| {
+                    let mut j = entry_json(e);
+                    j["campaign"] = json!(c);
+                    j
+                })
+                .collect();
+            Ok(json!({ "entries": list }))
         }
         CampaignQuery::Recalls(agent) => {
             let list: Vec<Value> = runner
@@ -307,7 +332,7 @@ async fn add_entry(
         None => None,
         Some(s) => Some(parse_schedule(s).ok_or_else(|| field("schedule", "YYYY-MM-DD HH:MM (local time)"))?),
     };
-    let row = NewEntry { number: b.number.clone(), name: b.name.clone(), assignee, schedule };
+    let row = NewEntry { number: b.number.clone(), name: b.name.clone(), assignee, schedule, customer: None };
     let resp =
         ask(&st, |reply| WebQuery::Campaign { query: CampaignQuery::Add(name.clone(), vec![row]), reply })
             .await?;
@@ -384,7 +409,7 @@ async fn upload(
                 }
             },
         };
-        rows.push(NewEntry { number, name: customer, assignee, schedule });
+        rows.push(NewEntry { number, name: customer, assignee, schedule, customer: None });
         lines.push(i + 1);
     }
     let resp =
@@ -582,4 +607,92 @@ async fn dial(
     let r = run(&st, CampaignQuery::Dial { name: name.clone(), entry: id, agent }).await?;
     st.record(a.audit("campaign.entry.dial", &name, format!("entry {id}"))).await;
     Ok(r)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterBody {
+    #[serde(default)]
+    campaign: String,
+    #[serde(default)]
+    ids: Vec<u64>,
+}
+
+/// The number a customer is dialled at: its first phone with digits (separators dropped).
+fn dial_number(phones: &[String]) -> Option<String> {
+    phones.iter().find_map(|p| {
+        let n: String = p.chars().filter(|c| c.is_ascii_digit() || *c == '+').collect();
+        (n.trim_start_matches('+').len() >= 2).then_some(n)
+    })
+}
+
+/// §2.8 一括して自動発信に登録: the checked customers (their first phone) into a campaign's
+/// list, each linked to its `#C<n>`. Needs `campaign_edit` and `crm_view`; customers the user
+/// may not see are reported like unknown ones.
+async fn register_customers(
+    AxState(st): AxState<Arc<State>>,
+    a: Authed,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    a.require(Permission::CampaignEdit)?;
+    a.require(Permission::CrmView)?;
+    let b: RegisterBody = parse(&headers, &body)?;
+    if b.campaign.trim().is_empty() {
+        return Err(field("campaign", "a campaign's name"));
+    }
+    if b.ids.is_empty() || b.ids.len() > 1000 {
+        return Err(field("ids", "check 1 to 1000 customers"));
+    }
+    let mut rows = Vec::new();
+    let mut ids = Vec::new();
+    let mut errors: Vec<Value> = Vec::new();
+    {
+        let crm = st.crm.inner.lock().await;
+        for id in &b.ids {
+            let Some(c) = crm.customer(*id).filter(|c| super::crm::visible(&crm, &a, c)) else {
+                errors.push(json!({ "id": id, "message": "no such customer" }));
+                continue;
+            };
+            let Some(number) = dial_number(&c.phones) else {
+                errors.push(json!({ "id": id, "message": "the customer has no phone number" }));
+                continue;
+            };
+            rows.push(NewEntry {
+                number,
+                name: c.name.clone(),
+                assignee: None,
+                schedule: None,
+                customer: Some(*id),
+            });
+            ids.push(*id);
+        }
+    }
+    let campaign = b.campaign.clone();
+    let v = ask(&st, |reply| WebQuery::Campaign { query: CampaignQuery::Add(campaign, rows), reply })
+        .await?
+        .map_err(|(status, message)| ApiError {
+            status,
+            body: json!({ "error": "refused", "message": message }),
+        })?;
+    let mut added = 0usize;
+    for (row, id) in v["rows"].as_array().cloned().unwrap_or_default().iter().zip(ids) {
+        match row["error"].as_str() {
+            Some(e) => errors.push(json!({ "id": id, "message": e })),
+            None => added += 1,
+        }
+    }
+    st.record(a.audit("campaign.entry.register", &b.campaign, format!("{added} customers"))).await;
+    Ok(Json(json!({ "added": added, "errors": errors })).into_response())
+}
+
+/// A customer's auto-dial entries in every campaign (the customer page's 自動発信 tab).
+async fn customer_autodial(AxState(st): AxState<Arc<State>>, a: Authed, Path(id): Path<u64>) -> ApiResult {
+    a.require(Permission::CampaignView)?;
+    a.require(Permission::CrmView)?;
+    {
+        let crm = st.crm.inner.lock().await;
+        crm.customer(id).filter(|c| super::crm::visible(&crm, &a, c)).ok_or_else(ApiError::not_found)?;
+    }
+    run(&st, CampaignQuery::Customer(id)).await
 }

@@ -164,7 +164,7 @@ fn parse_id(id: &str) -> Result<u64, ApiError> {
 
 /// Whether `a` may see customer `c`: `crm_admin` sees every one; others only customers of
 /// formats open to their extension (§2.23 CRM権限, [`Crm::may_use_format`]).
-fn visible(crm: &Crm, a: &Authed, c: &Customer) -> bool {
+pub(super) fn visible(crm: &Crm, a: &Authed, c: &Customer) -> bool {
     a.permissions.contains(&Permission::CrmAdmin)
         || crm.may_use_format(c.format.as_deref(), a.user.extension.as_deref())
 }

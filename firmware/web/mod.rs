@@ -113,6 +113,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/campaigns/{name}/stats"),
     ("GET", "/api/v1/recalls"),
     ("POST", "/api/v1/recalls/{name}/{id}/dial"),
+    ("POST", "/api/v1/crm/customers/autodial"),
+    ("GET", "/api/v1/crm/customers/{id}/autodial"),
     ("GET", "/api/v1/voicemail"),
     ("GET", "/api/v1/voicemail/{box}/{id}"),
     ("DELETE", "/api/v1/voicemail/{box}/{id}"),
