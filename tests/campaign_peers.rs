@@ -210,3 +210,56 @@ fn a_login_mode_campaign_puts_customers_through_to_the_agents_990_line() {
     agent.wait_exit(Duration::from_secs(2));
     agent.kill();
 }
+
+/// Click-to-call to an outside number (the recall list's manual dial and the CRM's click-to-call
+/// use the same path): `call 201 0311110001` rings 201's phone, which answers; then the box
+/// dials the customer over the trunk with 201's caller ID, and the two talk until the customer
+/// hangs up.
+#[test]
+fn click_to_call_rings_the_desk_phone_then_dials_the_customer_over_the_trunk() {
+    if !require_tool("sipp") || !require_tool("baresip") {
+        return;
+    }
+    let provider_port = free_udp_port();
+    let tb = TestBox::start_with_config(&[AGENT], &[], &config(provider_port));
+    let media = tb.port();
+    let provider = Sipp::new("provider_campaign.xml", &tb.scratch("sipp"))
+        .remote(&tb.sip_addr())
+        .local_port(provider_port)
+        .media_port(media)
+        .key("rtpport", media)
+        .key("pcap", g711a_pcap().display())
+        .calls(2)
+        .timeout(CUSTOMER_TIMEOUT)
+        .spawn();
+    wait_udp_bound(provider_port);
+    let trunks = tb.console_until("show trunks", WAIT, |s| s.contains("registered"));
+    assert!(trunks.contains("registered"), "{trunks}\n{}", tb.stderr_tail(40));
+    let silence = tb.scratch("media").join("silence.wav");
+    write_wav(&silence, &tone(440.0, f64::from(PHONE_SECONDS) + 10.0, 0.0));
+    let mut phone = Phone::builder(&tb, AGENT, &silence, PHONE_SECONDS).ctrl_tcp(tb.port()).start();
+    assert!(phone.wait_for("200 OK", Some("Register:"), WAIT), "201 did not register\n{}", phone.report());
+    let out = tb.console(&format!("call 201 {}", CUSTOMERS[0]));
+    assert!(out.contains("ringing 201"), "{out}");
+    assert!(phone.wait_for("established", None, WAIT), "201 did not answer\n{}", phone.report());
+    let talking = tb.console_until("show calls", Duration::from_secs(15), |o| o.contains("talking"));
+    assert!(
+        talking.contains(CUSTOMERS[0]) && talking.contains("talking"),
+        "{talking}\n{}",
+        tb.stderr_tail(60)
+    );
+    assert!(
+        phone.wait_for("terminated", None, Duration::from_secs(15)),
+        "the customer's hang-up did not reach 201\n{}",
+        phone.report()
+    );
+    let run = provider.wait();
+    run.assert_ok("the customer");
+    let ruris = run.logged("ruri");
+    assert!(ruris.iter().any(|r| r.contains(CUSTOMERS[0])), "{ruris:?}");
+    let cdr = tb.console_until("show cdr 1", WAIT, |o| o.contains(CUSTOMERS[0]));
+    assert!(cdr.contains("201") && cdr.contains(CUSTOMERS[0]), "{cdr}");
+    let _ = phone.try_command("quit", "");
+    phone.wait_exit(Duration::from_secs(2));
+    phone.kill();
+}
