@@ -4,7 +4,9 @@
 //! rings the agent, who answers and hears the customer (SIPp plays speech). The customer hangs
 //! up; the agent stays on the line, is asked for the result and keys `1#`: entry 1 records
 //! result 1. Then the second customer is dialled the same way, and the agent keys `0` `30#`:
-//! a recall 30 minutes later is booked (the entry waits again, with its schedule).
+//! a recall 30 minutes later is booked (the entry waits again, with its schedule). Also: login
+//! mode (the 990 line), click-to-call to an outside number, and a restricted number that is
+//! never dialled.
 mod common;
 
 use common::baresip::Phone;
@@ -262,4 +264,52 @@ fn click_to_call_rings_the_desk_phone_then_dials_the_customer_over_the_trunk() {
     let _ = phone.try_command("quit", "");
     phone.wait_exit(Duration::from_secs(2));
     phone.kill();
+}
+
+/// A campaign never dials a restricted number: the entry on the restriction list records
+/// 発信規制 (`restricted`) and no INVITE reaches the provider; the other entry is dialled.
+#[test]
+fn a_restricted_number_is_not_dialled_and_records_its_system_result() {
+    if !require_tool("sipp") || !require_tool("baresip") {
+        return;
+    }
+    let provider_port = free_udp_port();
+    let toml = format!("{}\n[restrict]\nnumbers = [\"0990*\"]\n", config(provider_port));
+    let tb = TestBox::start_with_config(&[AGENT], &[], &toml);
+    let media = tb.port();
+    let provider = Sipp::new("provider_campaign.xml", &tb.scratch("sipp"))
+        .remote(&tb.sip_addr())
+        .local_port(provider_port)
+        .media_port(media)
+        .key("rtpport", media)
+        .key("pcap", g711a_pcap().display())
+        .calls(2)
+        .timeout(CUSTOMER_TIMEOUT)
+        .spawn();
+    wait_udp_bound(provider_port);
+    let trunks = tb.console_until("show trunks", WAIT, |s| s.contains("registered"));
+    assert!(trunks.contains("registered"), "{trunks}\n{}", tb.stderr_tail(40));
+    let silence = tb.scratch("media").join("silence.wav");
+    write_wav(&silence, &tone(440.0, f64::from(PHONE_SECONDS) + 10.0, 0.0));
+    let mut agent = Phone::builder(&tb, AGENT, &silence, PHONE_SECONDS).ctrl_tcp(tb.port()).start();
+    assert!(agent.wait_for("200 OK", Some("Register:"), WAIT), "201 did not register\n{}", agent.report());
+    let (code, out) = tb.console_refused("call 201 0990123456");
+    assert!(code != Some(0) && out.contains("restricted"), "click-to-call is refused too: {out}");
+    tb.console("campaign add autumn 0990123456 Restricted");
+    tb.console(&format!("campaign add autumn {} Allowed", CUSTOMERS[1]));
+    let shown = tb.console_until("campaign show autumn", WAIT, |o| o.contains("restricted"));
+    let first = shown.lines().find(|l| l.starts_with("1 ")).unwrap_or_default().to_string();
+    assert!(first.contains("restricted") && first.contains(" dialled"), "{shown}\n{}", tb.stderr_tail(40));
+    // The allowed one is dialled and answered; the agent keys its result.
+    assert!(agent.wait_for("established", None, Duration::from_secs(30)), "{}", agent.report());
+    wait_result_entry(&tb, &agent);
+    press(&agent, "1#");
+    let run = provider.wait();
+    run.assert_ok("the provider");
+    let ruris = run.logged("ruri");
+    assert_eq!(ruris.len(), 1, "only the allowed number reached the provider: {ruris:?}");
+    assert!(ruris[0].contains(CUSTOMERS[1]), "{ruris:?}");
+    let _ = agent.try_command("quit", "");
+    agent.wait_exit(Duration::from_secs(2));
+    agent.kill();
 }
