@@ -75,6 +75,10 @@ pub struct CampaignRunner {
     changed: Vec<EntryRecord>,
     /// After-call work (ACW時間): an agent is not offered a campaign call before this (Unix ms).
     acw_until: HashMap<String, u64>,
+    /// Agents put in the campaign's ACW status (ACWステータス), to put back when it is over.
+    acw_state: HashMap<String, AgentState>,
+    /// The call center's custom status names (`[acd] statuses`), for ACWステータス.
+    custom_states: Vec<String>,
 }
 
 /// The customer's SIP status as a dial outcome.
@@ -116,6 +120,63 @@ impl CampaignRunner {
             next.insert(s.name.clone(), d);
         }
         self.dialers = next;
+    }
+
+    /// The call center's custom status names, which an ACWステータス may name.
+    pub fn set_custom_states(&mut self, names: Vec<String>) {
+        self.custom_states = names;
+    }
+
+    /// The agent state an ACWステータス names: a built-in state by its Japanese or key name, or
+    /// a custom status by its name.
+    fn acw_state_named(&self, name: &str) -> Option<AgentState> {
+        let name = name.trim();
+        if let Some(i) = self.custom_states.iter().position(|s| s == name) {
+            return u8::try_from(i + 1).ok().map(AgentState::OtherWork);
+        }
+        [AgentState::AfterCallWork, AgentState::Preparing, AgentState::ShortBreak, AgentState::LunchBreak]
+            .into_iter()
+            .find(|s| s.ja() == name || s.key() == name)
+    }
+
+    /// After a talk, `agent`'s after-call work starts: no campaign call until it is over, and
+    /// the campaign's ACW status meanwhile when the agent is a call-center agent.
+    fn start_acw(
+        &mut self,
+        engine: &mut Engine,
+        now: Instant,
+        now_ms: u64,
+        agent: &str,
+        settings: &CampaignSettings,
+    ) {
+        if settings.acw.is_zero() {
+            return;
+        }
+        let until = now_ms.saturating_add(u64::try_from(settings.acw.as_millis()).unwrap_or(u64::MAX));
+        self.acw_until.insert(agent.to_string(), until);
+        let Some(state) = settings.acw_status.as_deref().and_then(|n| self.acw_state_named(n)) else {
+            return;
+        };
+        let cmd = crate::engine::AgentCommand::Select(state);
+        if engine.agent_command(now, agent, cmd, crate::apps::callcenter::Cause::Timer).is_ok() {
+            self.acw_state.insert(agent.to_string(), state);
+        }
+    }
+
+    /// Ends the after-call work that is over: the agents put in an ACW status are 受付可 again
+    /// (unless they changed their state meanwhile).
+    fn end_acw(&mut self, engine: &mut Engine, now: Instant, now_ms: u64) {
+        let over: Vec<String> =
+            self.acw_until.iter().filter(|(_, t)| **t <= now_ms).map(|(a, _)| a.clone()).collect();
+        for agent in over {
+            self.acw_until.remove(&agent);
+            let Some(state) = self.acw_state.remove(&agent) else { continue };
+            let still = engine.agents(now).iter().any(|a| a.agent == agent && a.state == state);
+            if still {
+                let cmd = crate::engine::AgentCommand::Select(AgentState::Available);
+                let _ = engine.agent_command(now, &agent, cmd, crate::apps::callcenter::Cause::Timer);
+            }
+        }
     }
 
     /// Entries changed since the last call, for the store.
@@ -262,6 +323,7 @@ impl CampaignRunner {
         if self.dialers.is_empty() {
             return;
         }
+        self.end_acw(engine, now, now_ms);
         let registered: Vec<String> = engine.registrations(now).into_iter().map(|r| r.extension).collect();
         let in_call: Vec<String> =
             engine.calls(now).into_iter().flat_map(|c| [c.from, c.to]).filter(|e| !e.is_empty()).collect();
@@ -353,12 +415,10 @@ impl CampaignRunner {
                 }
                 (Role::Login, OriginateStep::Released { talk_s }) => {
                     self.calls.remove(&ev.call);
-                    let acw = d.settings().acw;
-                    if *talk_s > 0 && !acw.is_zero() {
+                    let settings = d.settings().clone();
+                    if *talk_s > 0 {
                         if let OriginPurpose::CampaignLogin { agent } = &ev.purpose {
-                            let until =
-                                now_ms.saturating_add(u64::try_from(acw.as_millis()).unwrap_or(u64::MAX));
-                            self.acw_until.insert(agent.clone(), until);
+                            self.start_acw(engine, now, now_ms, agent, &settings);
                         }
                     }
                     let d = self.dialers.get_mut(&name);
@@ -374,11 +434,10 @@ impl CampaignRunner {
                 (_, OriginateStep::Ended { talk_s }) => {
                     self.calls.remove(&ev.call);
                     // After a talk, the agent's after-call work starts now.
-                    let acw = d.settings().acw;
+                    let settings = d.settings().clone();
                     let agent = d.entry(entry).and_then(|e| e.agent.clone());
-                    if let (Some(agent), true) = (agent, *talk_s > 0 && !acw.is_zero()) {
-                        let until = now_ms.saturating_add(u64::try_from(acw.as_millis()).unwrap_or(u64::MAX));
-                        self.acw_until.insert(agent, until);
+                    if let (Some(agent), true) = (agent, *talk_s > 0) {
+                        self.start_acw(engine, now, now_ms, &agent, &settings);
                     }
                     let d = self.dialers.get_mut(&name);
                     d.filter(|d| d.is_active(entry)).map(|d| d.call_ended(entry)).unwrap_or_default()

@@ -505,6 +505,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
         }
     };
     let mut campaigns = crate::campaigns::CampaignRunner::new(config.campaigns.clone(), stored_entries);
+    campaigns.set_custom_states(config.callcenter.custom_states.clone());
     let vm_dir = opts.data_dir.join("voicemail");
     let (vm_store, vm_report) = VoicemailStore::open(&store, &vm_dir, config.trunk_calls.time_rules.offset())
         .map_err(|e| StartError(format!("cannot open voicemail in {}: {e}", vm_dir.display())))?;
@@ -907,6 +908,7 @@ pub async fn run(opts: RunOptions) -> Result<(), StartError> {
                         );
                         set_voicemail(&mut engine, &new, &voicemail);
                         campaigns.reconfigure(new.campaigns.clone());
+                        campaigns.set_custom_states(new.callcenter.custom_states.clone());
                         config = new;
                         doc_text = text;
                         let _ = reply.send(report);

@@ -313,3 +313,61 @@ fn a_restricted_number_is_not_dialled_and_records_its_system_result() {
     agent.wait_exit(Duration::from_secs(2));
     agent.kill();
 }
+
+/// After-call work: the campaign's ACW status (`acw_status`, one of the call center's custom
+/// statuses) is the agent's state for `acw_s` after a talk, then the agent is 受付可 again.
+#[test]
+fn after_a_campaign_call_the_agent_is_in_the_campaigns_acw_status_for_its_acw_time() {
+    if !require_tool("sipp") || !require_tool("baresip") {
+        return;
+    }
+    let provider_port = free_udp_port();
+    let toml = config(provider_port)
+        .replace("result_by_dtmf = true", "result_by_dtmf = false\nacw_s = 4\nacw_status = \"研修\"")
+        + "\n[[queue]]\nname = \"support\"\nnumber = \"6000\"\nmembers = [\"201\"]\n\n[acd]\nother_work = [\"研修\"]\n";
+    let tb = TestBox::start_with_config(&[AGENT], &[], &toml);
+    let media = tb.port();
+    let provider = Sipp::new("provider_campaign.xml", &tb.scratch("sipp"))
+        .remote(&tb.sip_addr())
+        .local_port(provider_port)
+        .media_port(media)
+        .key("rtpport", media)
+        .key("pcap", g711a_pcap().display())
+        .calls(2)
+        .timeout(CUSTOMER_TIMEOUT)
+        .spawn();
+    wait_udp_bound(provider_port);
+    let trunks = tb.console_until("show trunks", WAIT, |s| s.contains("registered"));
+    assert!(trunks.contains("registered"), "{trunks}\n{}", tb.stderr_tail(40));
+    let silence = tb.scratch("media").join("silence.wav");
+    write_wav(&silence, &tone(440.0, f64::from(PHONE_SECONDS) + 10.0, 0.0));
+    let mut agent = Phone::builder(&tb, AGENT, &silence, PHONE_SECONDS).ctrl_tcp(tb.port()).start();
+    assert!(agent.wait_for("200 OK", Some("Register:"), WAIT), "201 did not register\n{}", agent.report());
+    tb.console("agent login 201");
+    tb.console("agent available 201");
+    tb.console(&format!("campaign add autumn {} Customer", CUSTOMERS[0]));
+    assert!(
+        agent.wait_for("established", None, Duration::from_secs(30)),
+        "{}\n{}",
+        agent.report(),
+        tb.stderr_tail(60)
+    );
+    assert!(agent.wait_for("terminated", None, Duration::from_secs(15)), "{}", agent.report());
+    let acw = tb.console_until("show agents", WAIT, |o| o.contains("研修"));
+    assert!(
+        acw.lines().any(|l| l.starts_with("201") && l.contains("研修")),
+        "the ACW status:\n{acw}\n{}",
+        tb.stderr_tail(60)
+    );
+    let back = tb.console_until("show agents", Duration::from_secs(10), |o| {
+        o.lines().any(|l| l.starts_with("201") && l.contains("available"))
+    });
+    assert!(
+        back.lines().any(|l| l.starts_with("201") && l.contains("available")),
+        "受付可 again after 4 s:\n{back}"
+    );
+    provider.wait().assert_ok("the customer");
+    let _ = agent.try_command("quit", "");
+    agent.wait_exit(Duration::from_secs(2));
+    agent.kill();
+}
