@@ -4,9 +4,9 @@
 //! rings the agent, who answers and hears the customer (SIPp plays speech). The customer hangs
 //! up; the agent stays on the line, is asked for the result and keys `1#`: entry 1 records
 //! result 1. Then the second customer is dialled the same way, and the agent keys `0` `30#`:
-//! a recall 30 minutes later is booked (the entry waits again, with its schedule). Also: login
-//! mode (the 990 line), click-to-call to an outside number, and a restricted number that is
-//! never dialled.
+//! a recall 30 minutes later is booked (the entry waits again, with its schedule). Also:
+//! preview mode (the agent presses 1), login mode (the 990 line), after-call work with its
+//! status, click-to-call to an outside number, and a restricted number that is never dialled.
 mod common;
 
 use common::baresip::Phone;
@@ -367,6 +367,68 @@ fn after_a_campaign_call_the_agent_is_in_the_campaigns_acw_status_for_its_acw_ti
         "受付可 again after 4 s:\n{back}"
     );
     provider.wait().assert_ok("the customer");
+    let _ = agent.try_command("quit", "");
+    agent.wait_exit(Duration::from_secs(2));
+    agent.kill();
+}
+
+/// Preview mode: the box offers the entry to the agent first (its phone shows the customer's
+/// number and it hears "press 1 to call, 3 to skip"); the agent presses 1, the box dials the
+/// customer and bridges them; after the customer hangs up the agent keys `1#`.
+#[test]
+fn a_preview_campaign_offers_the_entry_and_dials_when_the_agent_presses_1() {
+    if !require_tool("sipp") || !require_tool("baresip") {
+        return;
+    }
+    let provider_port = free_udp_port();
+    let toml = config(provider_port).replace("mode = \"progressive\"", "mode = \"preview\"");
+    let tb = TestBox::start_with_config(&[AGENT], &[], &toml);
+    let media = tb.port();
+    let provider = Sipp::new("provider_campaign.xml", &tb.scratch("sipp"))
+        .remote(&tb.sip_addr())
+        .local_port(provider_port)
+        .media_port(media)
+        .key("rtpport", media)
+        .key("pcap", g711a_pcap().display())
+        .calls(2)
+        .timeout(CUSTOMER_TIMEOUT)
+        .spawn();
+    wait_udp_bound(provider_port);
+    let trunks = tb.console_until("show trunks", WAIT, |s| s.contains("registered"));
+    assert!(trunks.contains("registered"), "{trunks}\n{}", tb.stderr_tail(40));
+    let silence = tb.scratch("media").join("silence.wav");
+    write_wav(&silence, &tone(440.0, f64::from(PHONE_SECONDS) + 10.0, 0.0));
+    let mut agent = Phone::builder(&tb, AGENT, &silence, PHONE_SECONDS).ctrl_tcp(tb.port()).start();
+    assert!(agent.wait_for("200 OK", Some("Register:"), WAIT), "201 did not register\n{}", agent.report());
+    tb.console(&format!("campaign add autumn {} Customer", CUSTOMERS[0]));
+    // The offer: the agent's phone rings with the customer's number and answers.
+    assert!(
+        agent.wait_for("established", None, Duration::from_secs(30)),
+        "{}\n{}",
+        agent.report(),
+        tb.stderr_tail(60)
+    );
+    assert!(agent.log().contains(CUSTOMERS[0]), "the phone shows the customer's number\n{}", agent.report());
+    let waiting = tb.console_until("show calls", WAIT, |o| o.contains("waiting"));
+    assert!(waiting.contains("waiting"), "the offer waits for a key:\n{waiting}");
+    std::thread::sleep(Duration::from_millis(500));
+    press(&agent, "1");
+    let talking = tb.console_until("show calls", Duration::from_secs(15), |o| o.contains("talking"));
+    assert!(talking.contains("talking"), "the customer was not dialled:\n{talking}\n{}", tb.stderr_tail(60));
+    wait_result_entry(&tb, &agent);
+    press(&agent, "1#");
+    let shown = tb.console_until("campaign show autumn", WAIT, |o| {
+        o.lines().any(|l| l.starts_with("1 ") && l.contains(" dialled"))
+    });
+    let first = shown.lines().find(|l| l.starts_with("1 ")).unwrap_or_default().to_string();
+    assert!(
+        first.split_whitespace().any(|w| w == "1"),
+        "entry 1 has result 1:\n{shown}\n{}",
+        tb.stderr_tail(60)
+    );
+    let run = provider.wait();
+    run.assert_ok("the customer");
+    assert!(run.logged("from").iter().all(|f| f.contains(CAMPAIGN_CALLER_ID)), "{:?}", run.logged("from"));
     let _ = agent.try_command("quit", "");
     agent.wait_exit(Duration::from_secs(2));
     agent.kill();
