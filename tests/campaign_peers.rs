@@ -33,6 +33,44 @@ fn config(provider_port: u16) -> String {
     )
 }
 
+/// The box with the provider trunk and `[[campaign]]` (`edit` may change the configuration),
+/// the SIPp provider taking the REGISTER and `customers` calls, and the baresip agent 201
+/// registered with a silent source.
+struct Scene {
+    tb: TestBox,
+    provider: common::SippChild,
+    agent: Phone,
+}
+
+impl Scene {
+    fn start(edit: impl FnOnce(String) -> String, customers: u32) -> Scene {
+        let provider_port = free_udp_port();
+        let tb = TestBox::start_with_config(&[AGENT], &[], &edit(config(provider_port)));
+        let media = tb.port();
+        let provider = Sipp::new("provider_campaign.xml", &tb.scratch("sipp"))
+            .remote(&tb.sip_addr())
+            .local_port(provider_port)
+            .media_port(media)
+            .key("rtpport", media)
+            .key("pcap", g711a_pcap().display())
+            .calls(1 + customers)
+            .timeout(CUSTOMER_TIMEOUT)
+            .spawn();
+        wait_udp_bound(provider_port);
+        let trunks = tb.console_until("show trunks", WAIT, |s| s.contains("registered"));
+        assert!(trunks.contains("registered"), "{trunks}\n{}", tb.stderr_tail(40));
+        let silence = tb.scratch("media").join("silence.wav");
+        write_wav(&silence, &tone(440.0, f64::from(PHONE_SECONDS) + 10.0, 0.0));
+        let agent = Phone::builder(&tb, AGENT, &silence, PHONE_SECONDS).ctrl_tcp(tb.port()).start();
+        assert!(
+            agent.wait_for("200 OK", Some("Register:"), WAIT),
+            "201 did not register\n{}",
+            agent.report()
+        );
+        Scene { tb, provider, agent }
+    }
+}
+
 /// Waits until the console shows a call in result entry (the customer hung up).
 fn wait_result_entry(tb: &TestBox, agent: &Phone) {
     let calls = tb.console_until("show calls", Duration::from_secs(30), |o| o.contains("result entry"));
@@ -56,26 +94,7 @@ fn a_progressive_campaign_dials_customers_connects_the_agent_and_books_results_b
     if !require_tool("sipp") || !require_tool("baresip") {
         return;
     }
-    let provider_port = free_udp_port();
-    let tb = TestBox::start_with_config(&[AGENT], &[], &config(provider_port));
-    let media = tb.port();
-    let provider = Sipp::new("provider_campaign.xml", &tb.scratch("sipp"))
-        .remote(&tb.sip_addr())
-        .local_port(provider_port)
-        .media_port(media)
-        .key("rtpport", media)
-        .key("pcap", g711a_pcap().display())
-        .calls(1 + CUSTOMERS.len() as u32)
-        .timeout(CUSTOMER_TIMEOUT)
-        .spawn();
-    wait_udp_bound(provider_port);
-    let trunks = tb.console_until("show trunks", WAIT, |s| s.contains("registered"));
-    assert!(trunks.contains("registered"), "{trunks}\n{}", tb.stderr_tail(40));
-
-    let silence = tb.scratch("media").join("silence.wav");
-    write_wav(&silence, &tone(440.0, f64::from(PHONE_SECONDS) + 10.0, 0.0));
-    let mut agent = Phone::builder(&tb, AGENT, &silence, PHONE_SECONDS).ctrl_tcp(tb.port()).start();
-    assert!(agent.wait_for("200 OK", Some("Register:"), WAIT), "201 did not register\n{}", agent.report());
+    let Scene { tb, provider, mut agent } = Scene::start(|c| c, CUSTOMERS.len() as u32);
 
     let list = tb.console("campaign list");
     assert!(list.contains("autumn") && list.contains("progressive"), "{list}");
@@ -158,27 +177,10 @@ fn a_login_mode_campaign_puts_customers_through_to_the_agents_990_line() {
     if !require_tool("sipp") || !require_tool("baresip") {
         return;
     }
-    let provider_port = free_udp_port();
-    let toml = config(provider_port)
-        .replace("mode = \"progressive\"", "mode = \"progressive\"\nagent_mode = \"login\"");
-    let tb = TestBox::start_with_config(&[AGENT], &[], &toml);
-    let media = tb.port();
-    let provider = Sipp::new("provider_campaign.xml", &tb.scratch("sipp"))
-        .remote(&tb.sip_addr())
-        .local_port(provider_port)
-        .media_port(media)
-        .key("rtpport", media)
-        .key("pcap", g711a_pcap().display())
-        .calls(2)
-        .timeout(CUSTOMER_TIMEOUT)
-        .spawn();
-    wait_udp_bound(provider_port);
-    let trunks = tb.console_until("show trunks", WAIT, |s| s.contains("registered"));
-    assert!(trunks.contains("registered"), "{trunks}\n{}", tb.stderr_tail(40));
-    let silence = tb.scratch("media").join("silence.wav");
-    write_wav(&silence, &tone(440.0, f64::from(PHONE_SECONDS) + 10.0, 0.0));
-    let mut agent = Phone::builder(&tb, AGENT, &silence, PHONE_SECONDS).ctrl_tcp(tb.port()).start();
-    assert!(agent.wait_for("200 OK", Some("Register:"), WAIT), "201 did not register\n{}", agent.report());
+    let Scene { tb, provider, mut agent } = Scene::start(
+        |c| c.replace("mode = \"progressive\"", "mode = \"progressive\"\nagent_mode = \"login\""),
+        1,
+    );
     agent.command("dial", "990");
     assert!(agent.wait_for("established", None, WAIT), "990 was not answered\n{}", agent.report());
     let out = tb.console(&format!("campaign add autumn {} Customer", CUSTOMERS[0]));
@@ -222,25 +224,7 @@ fn click_to_call_rings_the_desk_phone_then_dials_the_customer_over_the_trunk() {
     if !require_tool("sipp") || !require_tool("baresip") {
         return;
     }
-    let provider_port = free_udp_port();
-    let tb = TestBox::start_with_config(&[AGENT], &[], &config(provider_port));
-    let media = tb.port();
-    let provider = Sipp::new("provider_campaign.xml", &tb.scratch("sipp"))
-        .remote(&tb.sip_addr())
-        .local_port(provider_port)
-        .media_port(media)
-        .key("rtpport", media)
-        .key("pcap", g711a_pcap().display())
-        .calls(2)
-        .timeout(CUSTOMER_TIMEOUT)
-        .spawn();
-    wait_udp_bound(provider_port);
-    let trunks = tb.console_until("show trunks", WAIT, |s| s.contains("registered"));
-    assert!(trunks.contains("registered"), "{trunks}\n{}", tb.stderr_tail(40));
-    let silence = tb.scratch("media").join("silence.wav");
-    write_wav(&silence, &tone(440.0, f64::from(PHONE_SECONDS) + 10.0, 0.0));
-    let mut phone = Phone::builder(&tb, AGENT, &silence, PHONE_SECONDS).ctrl_tcp(tb.port()).start();
-    assert!(phone.wait_for("200 OK", Some("Register:"), WAIT), "201 did not register\n{}", phone.report());
+    let Scene { tb, provider, agent: mut phone } = Scene::start(|c| c, 1);
     let out = tb.console(&format!("call 201 {}", CUSTOMERS[0]));
     assert!(out.contains("ringing 201"), "{out}");
     assert!(phone.wait_for("established", None, WAIT), "201 did not answer\n{}", phone.report());
@@ -273,26 +257,8 @@ fn a_restricted_number_is_not_dialled_and_records_its_system_result() {
     if !require_tool("sipp") || !require_tool("baresip") {
         return;
     }
-    let provider_port = free_udp_port();
-    let toml = format!("{}\n[restrict]\nnumbers = [\"0990*\"]\n", config(provider_port));
-    let tb = TestBox::start_with_config(&[AGENT], &[], &toml);
-    let media = tb.port();
-    let provider = Sipp::new("provider_campaign.xml", &tb.scratch("sipp"))
-        .remote(&tb.sip_addr())
-        .local_port(provider_port)
-        .media_port(media)
-        .key("rtpport", media)
-        .key("pcap", g711a_pcap().display())
-        .calls(2)
-        .timeout(CUSTOMER_TIMEOUT)
-        .spawn();
-    wait_udp_bound(provider_port);
-    let trunks = tb.console_until("show trunks", WAIT, |s| s.contains("registered"));
-    assert!(trunks.contains("registered"), "{trunks}\n{}", tb.stderr_tail(40));
-    let silence = tb.scratch("media").join("silence.wav");
-    write_wav(&silence, &tone(440.0, f64::from(PHONE_SECONDS) + 10.0, 0.0));
-    let mut agent = Phone::builder(&tb, AGENT, &silence, PHONE_SECONDS).ctrl_tcp(tb.port()).start();
-    assert!(agent.wait_for("200 OK", Some("Register:"), WAIT), "201 did not register\n{}", agent.report());
+    let Scene { tb, provider, mut agent } =
+        Scene::start(|c| format!("{}\n[restrict]\nnumbers = [\"0990*\"]\n", c), 1);
     let (code, out) = tb.console_refused("call 201 0990123456");
     assert!(code != Some(0) && out.contains("restricted"), "click-to-call is refused too: {out}");
     tb.console("campaign add autumn 0990123456 Restricted");
@@ -321,28 +287,14 @@ fn after_a_campaign_call_the_agent_is_in_the_campaigns_acw_status_for_its_acw_ti
     if !require_tool("sipp") || !require_tool("baresip") {
         return;
     }
-    let provider_port = free_udp_port();
-    let toml = config(provider_port)
+    let Scene { tb, provider, mut agent } = Scene::start(
+        |c| {
+            c
         .replace("result_by_dtmf = true", "result_by_dtmf = false\nacw_s = 4\nacw_status = \"研修\"")
-        + "\n[[queue]]\nname = \"support\"\nnumber = \"6000\"\nmembers = [\"201\"]\n\n[acd]\nother_work = [\"研修\"]\n";
-    let tb = TestBox::start_with_config(&[AGENT], &[], &toml);
-    let media = tb.port();
-    let provider = Sipp::new("provider_campaign.xml", &tb.scratch("sipp"))
-        .remote(&tb.sip_addr())
-        .local_port(provider_port)
-        .media_port(media)
-        .key("rtpport", media)
-        .key("pcap", g711a_pcap().display())
-        .calls(2)
-        .timeout(CUSTOMER_TIMEOUT)
-        .spawn();
-    wait_udp_bound(provider_port);
-    let trunks = tb.console_until("show trunks", WAIT, |s| s.contains("registered"));
-    assert!(trunks.contains("registered"), "{trunks}\n{}", tb.stderr_tail(40));
-    let silence = tb.scratch("media").join("silence.wav");
-    write_wav(&silence, &tone(440.0, f64::from(PHONE_SECONDS) + 10.0, 0.0));
-    let mut agent = Phone::builder(&tb, AGENT, &silence, PHONE_SECONDS).ctrl_tcp(tb.port()).start();
-    assert!(agent.wait_for("200 OK", Some("Register:"), WAIT), "201 did not register\n{}", agent.report());
+        + "\n[[queue]]\nname = \"support\"\nnumber = \"6000\"\nmembers = [\"201\"]\n\n[acd]\nother_work = [\"研修\"]\n"
+        },
+        1,
+    );
     tb.console("agent login 201");
     tb.console("agent available 201");
     tb.console(&format!("campaign add autumn {} Customer", CUSTOMERS[0]));
@@ -380,26 +332,8 @@ fn a_preview_campaign_offers_the_entry_and_dials_when_the_agent_presses_1() {
     if !require_tool("sipp") || !require_tool("baresip") {
         return;
     }
-    let provider_port = free_udp_port();
-    let toml = config(provider_port).replace("mode = \"progressive\"", "mode = \"preview\"");
-    let tb = TestBox::start_with_config(&[AGENT], &[], &toml);
-    let media = tb.port();
-    let provider = Sipp::new("provider_campaign.xml", &tb.scratch("sipp"))
-        .remote(&tb.sip_addr())
-        .local_port(provider_port)
-        .media_port(media)
-        .key("rtpport", media)
-        .key("pcap", g711a_pcap().display())
-        .calls(2)
-        .timeout(CUSTOMER_TIMEOUT)
-        .spawn();
-    wait_udp_bound(provider_port);
-    let trunks = tb.console_until("show trunks", WAIT, |s| s.contains("registered"));
-    assert!(trunks.contains("registered"), "{trunks}\n{}", tb.stderr_tail(40));
-    let silence = tb.scratch("media").join("silence.wav");
-    write_wav(&silence, &tone(440.0, f64::from(PHONE_SECONDS) + 10.0, 0.0));
-    let mut agent = Phone::builder(&tb, AGENT, &silence, PHONE_SECONDS).ctrl_tcp(tb.port()).start();
-    assert!(agent.wait_for("200 OK", Some("Register:"), WAIT), "201 did not register\n{}", agent.report());
+    let Scene { tb, provider, mut agent } =
+        Scene::start(|c| c.replace("mode = \"progressive\"", "mode = \"preview\""), 1);
     tb.console(&format!("campaign add autumn {} Customer", CUSTOMERS[0]));
     // The offer: the agent's phone rings with the customer's number and answers.
     assert!(
