@@ -278,10 +278,13 @@ pub fn answer(
 async fn run(st: &State, q: CampaignQuery) -> ApiResult {
     match ask(st, |reply| WebQuery::Campaign { query: q, reply }).await? {
         Ok(v) => Ok(Json(v).into_response()),
-        Err((status, message)) => {
-            Err(ApiError { status, body: json!({ "error": "refused", "message": message }) })
-        }
+        Err(e) => Err(refused(e)),
     }
+}
+
+/// The runner's refusal as an API error: its status, `refused` and the reason in words.
+fn refused((status, message): (StatusCode, String)) -> ApiError {
+    ApiError { status, body: json!({ "error": "refused", "message": message }) }
 }
 
 fn field(name: &str, message: impl Into<String>) -> ApiError {
@@ -336,10 +339,7 @@ async fn add_entry(
     let resp =
         ask(&st, |reply| WebQuery::Campaign { query: CampaignQuery::Add(name.clone(), vec![row]), reply })
             .await?;
-    let v = resp.map_err(|(status, message)| ApiError {
-        status,
-        body: json!({ "error": "refused", "message": message }),
-    })?;
+    let v = resp.map_err(refused)?;
     let row = &v["rows"][0];
     if let Some(e) = row["error"].as_str() {
         return Err(field("number", e));
@@ -414,10 +414,7 @@ async fn upload(
     }
     let resp =
         ask(&st, |reply| WebQuery::Campaign { query: CampaignQuery::Add(name.clone(), rows), reply }).await?;
-    let v = resp.map_err(|(status, message)| ApiError {
-        status,
-        body: json!({ "error": "refused", "message": message }),
-    })?;
+    let v = resp.map_err(refused)?;
     let mut added = 0usize;
     for (row, line) in v["rows"].as_array().cloned().unwrap_or_default().iter().zip(lines) {
         match row["error"].as_str() {
@@ -515,10 +512,7 @@ async fn stats(
     }
     let v = ask(&st, |reply| WebQuery::Campaign { query: CampaignQuery::Entries(name.clone()), reply })
         .await?
-        .map_err(|(status, message)| ApiError {
-            status,
-            body: json!({ "error": "refused", "message": message }),
-        })?;
+        .map_err(refused)?;
     let offset = v["utc_offset_minutes"]
         .as_i64()
         .and_then(|m| i32::try_from(m).ok())
@@ -671,10 +665,7 @@ async fn register_customers(
     let campaign = b.campaign.clone();
     let v = ask(&st, |reply| WebQuery::Campaign { query: CampaignQuery::Add(campaign, rows), reply })
         .await?
-        .map_err(|(status, message)| ApiError {
-            status,
-            body: json!({ "error": "refused", "message": message }),
-        })?;
+        .map_err(refused)?;
     let mut added = 0usize;
     for (row, id) in v["rows"].as_array().cloned().unwrap_or_default().iter().zip(ids) {
         match row["error"].as_str() {
