@@ -82,6 +82,13 @@ fn wait_result_entry(tb: &TestBox, agent: &Phone) {
     );
 }
 
+/// Quits a phone cleanly (its recording is closed), killing it if it does not.
+fn quit(phone: &mut Phone) {
+    let _ = phone.try_command("quit", "");
+    phone.wait_exit(Duration::from_secs(2));
+    phone.kill();
+}
+
 fn press(agent: &Phone, keys: &str) {
     for k in keys.chars() {
         agent.command("sndcode", &k.to_string());
@@ -158,9 +165,7 @@ fn a_progressive_campaign_dials_customers_connects_the_agent_and_books_results_b
     assert!(ruris[0].contains(CUSTOMERS[0]) && ruris[1].contains(CUSTOMERS[1]), "{ruris:?}");
 
     // The agent heard the customer's speech while they talked.
-    let _ = agent.try_command("quit", "");
-    agent.wait_exit(Duration::from_secs(2));
-    agent.kill();
+    quit(&mut agent);
     let heard = agent.heard_samples(&|| agent.report());
     let loud = blocks(&heard[talk_start.min(heard.len())..talk_end.min(heard.len())])
         .filter(|b| rms(b) > 300.0)
@@ -210,9 +215,7 @@ fn a_login_mode_campaign_puts_customers_through_to_the_agents_990_line() {
     assert_eq!(agent.log().matches("Call established").count(), 1, "{}", agent.report());
     let run = provider.wait();
     run.assert_ok("the provider's customer");
-    let _ = agent.try_command("quit", "");
-    agent.wait_exit(Duration::from_secs(2));
-    agent.kill();
+    quit(&mut agent);
 }
 
 /// Click-to-call to an outside number (the recall list's manual dial and the CRM's click-to-call
@@ -245,9 +248,7 @@ fn click_to_call_rings_the_desk_phone_then_dials_the_customer_over_the_trunk() {
     assert!(ruris.iter().any(|r| r.contains(CUSTOMERS[0])), "{ruris:?}");
     let cdr = tb.console_until("show cdr 1", WAIT, |o| o.contains(CUSTOMERS[0]));
     assert!(cdr.contains("201") && cdr.contains(CUSTOMERS[0]), "{cdr}");
-    let _ = phone.try_command("quit", "");
-    phone.wait_exit(Duration::from_secs(2));
-    phone.kill();
+    quit(&mut phone);
 }
 
 /// A campaign never dials a restricted number: the entry on the restriction list records
@@ -275,9 +276,7 @@ fn a_restricted_number_is_not_dialled_and_records_its_system_result() {
     let ruris = run.logged("ruri");
     assert_eq!(ruris.len(), 1, "only the allowed number reached the provider: {ruris:?}");
     assert!(ruris[0].contains(CUSTOMERS[1]), "{ruris:?}");
-    let _ = agent.try_command("quit", "");
-    agent.wait_exit(Duration::from_secs(2));
-    agent.kill();
+    quit(&mut agent);
 }
 
 /// After-call work: the campaign's ACW status (`acw_status`, one of the call center's custom
@@ -319,9 +318,7 @@ fn after_a_campaign_call_the_agent_is_in_the_campaigns_acw_status_for_its_acw_ti
         "受付可 again after 4 s:\n{back}"
     );
     provider.wait().assert_ok("the customer");
-    let _ = agent.try_command("quit", "");
-    agent.wait_exit(Duration::from_secs(2));
-    agent.kill();
+    quit(&mut agent);
 }
 
 /// Preview mode: the box offers the entry to the agent first (its phone shows the customer's
@@ -363,7 +360,5 @@ fn a_preview_campaign_offers_the_entry_and_dials_when_the_agent_presses_1() {
     let run = provider.wait();
     run.assert_ok("the customer");
     assert!(run.logged("from").iter().all(|f| f.contains(CAMPAIGN_CALLER_ID)), "{:?}", run.logged("from"));
-    let _ = agent.try_command("quit", "");
-    agent.wait_exit(Duration::from_secs(2));
-    agent.kill();
+    quit(&mut agent);
 }

@@ -253,17 +253,7 @@ fn a_recall_delay_is_entered_after_zero_and_an_agent_who_hangs_up_leaves_no_resu
     h.register("201", 7001);
     h.register("202", 7002);
     h.sent.clear();
-    let req = OriginateRequest {
-        result_entry: Some(ResultEntryConfig { agent_side: Side::A, valid: vec![1] }),
-        ..request("201", "202")
-    };
-    let id = h.engine.originate(h.now, req).unwrap();
-    h.drain();
-    let agent = invite_to(&mut h, 7001);
-    h.send(phone(7001), &answer(&agent, 200, "ag", Some(&sdp(6000, "0 101")), 7001));
-    let customer = invite_to(&mut h, 7002);
-    h.send(phone(7002), &answer(&customer, 200, "cu", Some(&sdp(6002, "0 101")), 7002));
-    h.send(phone(7002), &bye_from(&customer, 7002, "cu"));
+    let (id, _) = customer_leaves_agent_first(&mut h, "ag", "cu");
     steps(&mut h);
     key(&mut h, Side::A, "0");
     assert!(prompts_played_to(&h, Side::A).contains(&"campaign.enter_recall".to_string()));
@@ -274,17 +264,7 @@ fn a_recall_delay_is_entered_after_zero_and_an_agent_who_hangs_up_leaves_no_resu
         .handle_media_event(h.now, crate::media::MediaEvent::PlayDone { relay: RelayId(id), side: Side::A });
     h.drain();
     h.sent.clear();
-    let req = OriginateRequest {
-        result_entry: Some(ResultEntryConfig { agent_side: Side::A, valid: vec![1] }),
-        ..request("201", "202")
-    };
-    let id2 = h.engine.originate(h.now, req).unwrap();
-    h.drain();
-    let agent = invite_to(&mut h, 7001);
-    h.send(phone(7001), &answer(&agent, 200, "ag2", Some(&sdp(6000, "0 101")), 7001));
-    let customer = invite_to(&mut h, 7002);
-    h.send(phone(7002), &answer(&customer, 200, "cu2", Some(&sdp(6002, "0 101")), 7002));
-    h.send(phone(7002), &bye_from(&customer, 7002, "cu2"));
+    let (id2, agent) = customer_leaves_agent_first(&mut h, "ag2", "cu2");
     assert_eq!(
         steps(&mut h),
         vec![
@@ -330,6 +310,24 @@ fn a_preview_offer_reports_the_agents_keys_and_the_box_can_hang_up() {
     h.drain();
     assert!(h.take_for(phone(7001)).iter().any(|m| first_line(m).starts_with("BYE ")));
     assert!(h.engine.calls(h.now).is_empty());
+}
+
+/// 201 (the agent) is rung first and answers with tag `ag`, 202 (the customer) answers with
+/// tag `cu` and hangs up: the agent is asked for the result (valid result: 1). Returns the
+/// call id and the INVITE the agent's phone got.
+fn customer_leaves_agent_first(h: &mut Harness, ag: &str, cu: &str) -> (u64, String) {
+    let req = OriginateRequest {
+        result_entry: Some(ResultEntryConfig { agent_side: Side::A, valid: vec![1] }),
+        ..request("201", "202")
+    };
+    let id = h.engine.originate(h.now, req).unwrap();
+    h.drain();
+    let agent = invite_to(h, 7001);
+    h.send(phone(7001), &answer(&agent, 200, ag, Some(&sdp(6000, "0 101")), 7001));
+    let customer = invite_to(h, 7002);
+    h.send(phone(7002), &answer(&customer, 200, cu, Some(&sdp(6002, "0 101")), 7002));
+    h.send(phone(7002), &bye_from(&customer, 7002, cu));
+    (id, agent)
 }
 
 fn prompts_played_to(h: &Harness, side: Side) -> Vec<String> {
